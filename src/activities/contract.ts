@@ -1,0 +1,81 @@
+/**
+ * The activity interface the workflows program against (`import type` only from workflows).
+ * Implementations live beside this file and are assembled by createActivities() in ./index.ts.
+ *
+ * Queue placement:
+ *  - SHARED (task queue `fetchquant`): discoverBatch, listRuns, allocate, preflightDisk, resolveSource,
+ *    claimHost, ensureIndex (batch-level fail-fast), janitor's listInFlight.
+ *  - HOST (task queue `fetchquant@<host>`): everything that reads or writes a sample's files.
+ */
+import type { BatchOptions } from '../config/schema.js';
+import type {
+  BatchPlan,
+  DiskGrant,
+  DownloadResult,
+  JanitorReport,
+  Layout,
+  Provenance,
+  QuantResult,
+  ReadSet,
+  RunMeta,
+  RunPage,
+  SampleOptions,
+  SourcePlan,
+} from '../types.js';
+
+export interface SpeciesDemand {
+  speciesId: string;
+  /** runs of this species not yet downloaded and verified (queued + downloading) */
+  remaining: number;
+}
+
+export interface Activities {
+  // ---- shared queue ----
+  /** Find, validate and snapshot species configs. Throws InvalidInput listing every problem. */
+  discoverBatch(input: { options: BatchOptions; batchId: string }): Promise<BatchPlan>;
+  /** A page of a species' run snapshot; runs already done on disk are returned in `skipped`. */
+  listRuns(input: { runListPath: string; quantDir: string; cursor: number; limit: number }): Promise<RunPage>;
+  /** SPEC §5.1 allocation. Order of `species` is config order (the tie-breaker). */
+  allocate(input: { totalThreads: number; species: SpeciesDemand[] }): Promise<Record<string, number>>;
+  /** Free space under dir; throws InsufficientDisk when below minFreeGb. */
+  preflightDisk(input: { dir: string; minFreeGb: number }): Promise<{ host: string; freeBytes: number }>;
+  /** ENA first, then SRA (in `options.sources` order). Throws RunNotFound when no source has it. */
+  resolveSource(input: { run: RunMeta; options: SampleOptions }): Promise<SourcePlan>;
+  /** Returns the host id of the worker that picked this task up. */
+  claimHost(): Promise<{ hostId: string }>;
+  /** Check or build a kallisto index once (never concurrently on one host). Throws IndexError. */
+  ensureIndex(input: { indexPath: string; fastaPaths: string[]; timeoutSec: number }): Promise<{ indexPath: string; built: boolean }>;
+
+  // ---- host queue ----
+  /** True iff abundance and provenance files of the run exist. */
+  checkDone(input: { quantDir: string; run: string }): Promise<boolean>;
+  /** Admission: grant iff free - reserved(others) - bytes >= minFreeGb. Idempotent per run. */
+  reserveDisk(input: { run: string; dir: string; bytes: number; minFreeGb: number }): Promise<DiskGrant>;
+  releaseDisk(input: { run: string }): Promise<void>;
+  /** Download every file of the plan into runDir, verified by size and md5; resumes from bytes on disk. */
+  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number }): Promise<DownloadResult>;
+  /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + gzip; removes the .sra. Returns fastq.gz paths. */
+  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number; timeoutSec: number }): Promise<{ files: string[]; layout: Layout }>;
+  /** gzip test, mate counts equal, counts equal to expectedReads when known. Throws TruncatedReads. */
+  verifyReads(input: { run: string; files: string[]; layout: Layout; expectedReads: number | null }): Promise<ReadSet>;
+  /** kallisto quant into a temp dir under quantDir, under the host's quant limit; verifies run_info. */
+  quant(input: {
+    run: string;
+    indexPath: string;
+    reads: ReadSet;
+    quantDir: string;
+    fragmentLength: number;
+    fragmentSd: number;
+    kallistoThreads: number;
+    quantThreads: number;
+    timeoutSec: number;
+  }): Promise<QuantResult>;
+  /** Writes the provenance file into tmpDir and renames tmpDir to <quantDir>/<RUN> atomically. */
+  finalize(input: { run: string; quantDir: string; tmpDir: string; provenance: Provenance }): Promise<{ dir: string }>;
+  /** Removes <readsDir>/getfastq/<RUN> entirely and releases the run's disk reservation. */
+  deleteReads(input: { run: string; runDir: string }): Promise<{ removedBytes: number }>;
+  /** Records free space; below the threshold removes orphaned partial downloads (never runs in `inFlight`). */
+  janitorSweep(input: { readsDirs: string[]; autoCleanupThresholdGb: number; inFlight: string[]; execute: boolean }): Promise<JanitorReport>;
+  /** Runs of sample workflows still running on this host (visibility query), for the janitor. */
+  listInFlight(input: { hostId: string }): Promise<string[]>;
+}

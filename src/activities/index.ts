@@ -1,0 +1,53 @@
+/**
+ * Assembles every activity of the contract from its module, with dependencies passed in (paths, clients,
+ * clock) so tests can hand in real or fast parts without module mocking.
+ */
+import type { Client } from '@temporalio/client';
+import { allocate } from '../allocate.js';
+import type { Activities } from './contract.js';
+import { createConvertActivities } from './convert.js';
+import { createDiscoverActivities } from './discover.js';
+import { createDiskActivities, DiskLedger } from './disk.js';
+import { createDownloadActivities } from './download.js';
+import { listInFlightRuns } from './in-flight.js';
+import { createIndexActivities } from './index-build.js';
+import { createQuantActivities } from './quant.js';
+import { createReadActivities } from './reads.js';
+import { createSourceActivities } from './source.js';
+import { HttpClient } from '../tools/http.js';
+import { searchRunsByTaxon } from '../tools/ena.js';
+
+export interface ActivityDeps {
+  hostId: string;
+  /** directory relative config paths resolve against */
+  cwd: string;
+  /** for visibility queries (janitor) */
+  client?: Client;
+  http?: HttpClient;
+  ledger?: DiskLedger;
+}
+
+export function createActivities(deps: ActivityDeps): Activities {
+  const http = deps.http ?? new HttpClient();
+  const ledger = deps.ledger ?? new DiskLedger();
+  return {
+    ...createDiscoverActivities({ cwd: deps.cwd, searchRunsByTaxon: (o) => searchRunsByTaxon({ ...o, http }) }),
+    async allocate({ totalThreads, species }) {
+      return allocate(totalThreads, species);
+    },
+    async claimHost() {
+      return { hostId: deps.hostId };
+    },
+    ...createSourceActivities({ http }),
+    ...createDownloadActivities({ http }),
+    ...createReadActivities(),
+    ...createConvertActivities(),
+    ...createIndexActivities(),
+    ...createQuantActivities({}),
+    ...createDiskActivities({ ledger, hostId: deps.hostId }),
+    async listInFlight({ hostId }) {
+      if (!deps.client) return [];
+      return listInFlightRuns(deps.client, hostId);
+    },
+  };
+}

@@ -1,0 +1,226 @@
+/**
+ * The one schema: every batch option with its default, and validation of what users hand in.
+ * Pure (no Node built-ins): the batch workflow applies it to raw JSON started from the Temporal CLI.
+ * Species configs and run tables are validated in ./species.ts against the same rules.
+ */
+
+export type Source = 'ena' | 'sra';
+
+/** Every option of a batch. CLI flags map 1:1 (see FLAG_OF). */
+export interface BatchOptions {
+  configDir: string;
+  outputDir: string;
+  totalThreads: number;
+  maxSpecies: number | null;
+  species: string[] | null;
+  checkIntervalSec: number;
+  monitorIntervalSec: number;
+  quantThreads: number;
+  maxRetries: number;
+  processTimeoutSec: number;
+  healthCheckIntervalSec: number;
+  minFreeGb: number;
+  autoCleanupThresholdGb: number;
+  kallistoThreads: number;
+  sources: Source[];
+  enaPortalUrl: string;
+  enaFileScheme: 'https' | 'http' | 'ftp';
+  sraLocateUrl: string;
+  batchId: string | null;
+  /** A sample whose host's queue is not polled for this long restarts on another host. */
+  hostLostTimeoutSec: number;
+  /** How long a sample waits before asking for disk again. */
+  diskWaitSec: number;
+  /** First retry back-off; doubles per attempt (capped at 100x). Tests make it small. */
+  retryInitialSec: number;
+  /** A download that receives no byte for this long fails its attempt. */
+  stallTimeoutSec: number;
+  /** A species workflow continues-as-new once its history passes this many events. */
+  maxHistoryEvents: number;
+}
+
+export const DEFAULTS: Readonly<BatchOptions> = Object.freeze({
+  configDir: 'config/amalgkit',
+  outputDir: 'output/amalgkit',
+  totalThreads: 24,
+  maxSpecies: null,
+  species: null,
+  checkIntervalSec: 300,
+  monitorIntervalSec: 60,
+  quantThreads: 10,
+  maxRetries: 3,
+  processTimeoutSec: 3600,
+  healthCheckIntervalSec: 600,
+  minFreeGb: 10,
+  autoCleanupThresholdGb: 5,
+  kallistoThreads: 2,
+  sources: ['ena', 'sra'] as Source[],
+  enaPortalUrl: 'https://www.ebi.ac.uk/ena/portal/api',
+  enaFileScheme: 'https' as const,
+  sraLocateUrl: 'https://locate.ncbi.nlm.nih.gov/sdl/2/retrieve',
+  batchId: null,
+  hostLostTimeoutSec: 600,
+  diskWaitSec: 30,
+  retryInitialSec: 5,
+  stallTimeoutSec: 120,
+  maxHistoryEvents: 8000,
+});
+
+/** Per-species defaults (single-end kallisto fragment model). */
+export const SPECIES_DEFAULTS = Object.freeze({ fragmentLength: 200, fragmentSd: 20 });
+
+/** CLI flag of each option, for messages that name what the user typed. */
+export const FLAG_OF: Record<keyof BatchOptions, string> = {
+  configDir: '--config-dir',
+  outputDir: '--output-dir',
+  totalThreads: '--total-threads',
+  maxSpecies: '--max-species',
+  species: '--species',
+  checkIntervalSec: '--check-interval',
+  monitorIntervalSec: '--monitor-interval',
+  quantThreads: '--quant-threads',
+  maxRetries: '--max-retries',
+  processTimeoutSec: '--process-timeout',
+  healthCheckIntervalSec: '--health-check-interval',
+  minFreeGb: '--min-free-gb',
+  autoCleanupThresholdGb: '--auto-cleanup-threshold',
+  kallistoThreads: '--kallisto-threads',
+  sources: '--sources',
+  enaPortalUrl: '--ena-portal-url',
+  enaFileScheme: '--ena-file-scheme',
+  sraLocateUrl: '--sra-locate-url',
+  batchId: '--batch-id',
+  hostLostTimeoutSec: '--host-lost-timeout',
+  diskWaitSec: '--disk-wait',
+  retryInitialSec: '--retry-initial',
+  stallTimeoutSec: '--stall-timeout',
+  maxHistoryEvents: '--max-history-events',
+};
+
+export const RUN_ACCESSION = /^[SED]RR[0-9]{6,}$/;
+/** Batch ids become part of workflow ids and never of paths; keep them plain. */
+export const BATCH_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** Species ids become directory names and workflow id parts. */
+export const SPECIES_ID = /^[a-z0-9][a-z0-9._-]{0,99}$/;
+
+export interface Problem {
+  /** file, or `input` for workflow/CLI options */
+  where: string;
+  /** field path or row */
+  field: string;
+  value: unknown;
+  message: string;
+}
+
+export function formatProblem(p: Problem): string {
+  const v = typeof p.value === 'string' ? JSON.stringify(p.value) : JSON.stringify(p.value ?? null);
+  return `${p.where}: ${p.field} = ${v}: ${p.message}`;
+}
+
+export class InvalidInputError extends Error {
+  constructor(public readonly problems: Problem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'InvalidInputError';
+  }
+}
+
+type Kind = 'int' | 'number' | 'string' | 'url';
+const KINDS: Partial<Record<keyof BatchOptions, { kind: Kind; min?: number }>> = {
+  configDir: { kind: 'string' },
+  outputDir: { kind: 'string' },
+  totalThreads: { kind: 'int', min: 1 },
+  maxSpecies: { kind: 'int', min: 1 },
+  checkIntervalSec: { kind: 'number', min: 0.1 },
+  monitorIntervalSec: { kind: 'number', min: 0.1 },
+  quantThreads: { kind: 'int', min: 1 },
+  maxRetries: { kind: 'int', min: 0 },
+  processTimeoutSec: { kind: 'number', min: 1 },
+  healthCheckIntervalSec: { kind: 'number', min: 0.1 },
+  minFreeGb: { kind: 'number', min: 0 },
+  autoCleanupThresholdGb: { kind: 'number', min: 0 },
+  kallistoThreads: { kind: 'int', min: 1 },
+  enaPortalUrl: { kind: 'url' },
+  sraLocateUrl: { kind: 'url' },
+  hostLostTimeoutSec: { kind: 'number', min: 1 },
+  diskWaitSec: { kind: 'number', min: 0.05 },
+  retryInitialSec: { kind: 'number', min: 0.01 },
+  stallTimeoutSec: { kind: 'number', min: 0.5 },
+  maxHistoryEvents: { kind: 'int', min: 200 },
+};
+
+function checkScalar(key: keyof BatchOptions, v: unknown, where: string, problems: Problem[]): unknown {
+  const spec = KINDS[key];
+  if (!spec) return v;
+  const field = key;
+  if (spec.kind === 'string') {
+    if (typeof v !== 'string' || v.length === 0 || v.includes('\0')) {
+      problems.push({ where, field, value: v, message: 'must be a non-empty path' });
+    }
+    return v;
+  }
+  if (spec.kind === 'url') {
+    if (typeof v !== 'string' || !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(v)) {
+      problems.push({ where, field, value: v, message: 'must be an http(s) URL' });
+    }
+    return typeof v === 'string' ? v.replace(/\/+$/, '') : v;
+  }
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n)) {
+    problems.push({ where, field, value: v, message: 'must be a number' });
+    return v;
+  }
+  if (spec.kind === 'int' && !Number.isInteger(n)) {
+    problems.push({ where, field, value: v, message: 'must be a whole number' });
+  }
+  if (spec.min !== undefined && n < spec.min) {
+    problems.push({ where, field, value: v, message: `must be at least ${spec.min}` });
+  }
+  return n;
+}
+
+/**
+ * Apply defaults and validate. Unknown fields are an error (a typo must not be silently ignored).
+ * Returns the problems instead of throwing so the CLI can report every one at once.
+ */
+export function resolveBatchOptions(
+  input: unknown,
+  where = 'input',
+): { options: BatchOptions; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const raw: Record<string, unknown> = input == null ? {} : (input as Record<string, unknown>);
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    problems.push({ where, field: '(root)', value: input, message: 'must be a JSON object' });
+    return { options: { ...DEFAULTS, sources: [...DEFAULTS.sources] }, problems };
+  }
+  const out: Record<string, unknown> = { ...DEFAULTS, sources: [...DEFAULTS.sources] };
+  for (const [key, value] of Object.entries(raw)) {
+    if (!(key in DEFAULTS)) {
+      problems.push({ where, field: key, value, message: `unknown option (known: ${Object.keys(DEFAULTS).join(', ')})` });
+      continue;
+    }
+    if (value === undefined || value === null) continue;
+    const k = key as keyof BatchOptions;
+    if (k === 'sources') {
+      const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
+      if (!Array.isArray(list) || list.length === 0 || list.some((s) => s !== 'ena' && s !== 'sra') || new Set(list).size !== list.length) {
+        problems.push({ where, field: k, value, message: 'must be a non-empty list of distinct "ena" and "sra"' });
+      } else out[k] = list;
+    } else if (k === 'species') {
+      const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
+      if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.length === 0)) {
+        problems.push({ where, field: k, value, message: 'must be a list of species names or ids' });
+      } else out[k] = list;
+    } else if (k === 'enaFileScheme') {
+      if (value !== 'https' && value !== 'http' && value !== 'ftp') {
+        problems.push({ where, field: k, value, message: 'must be one of https, http, ftp' });
+      } else out[k] = value;
+    } else if (k === 'batchId') {
+      if (typeof value !== 'string' || !BATCH_ID.test(value)) {
+        problems.push({ where, field: k, value, message: `must match ${BATCH_ID.source}` });
+      } else out[k] = value;
+    } else {
+      out[k] = checkScalar(k, value, where, problems);
+    }
+  }
+  return { options: out as unknown as BatchOptions, problems };
+}

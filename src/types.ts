@@ -1,0 +1,204 @@
+/**
+ * Data that crosses the determinism line (workflow <-> activity). Pure types only.
+ * Everything here is small: ids, paths, counts — never file lists of a whole species or file contents.
+ */
+import type { BatchOptions, Source } from './config/schema.js';
+
+export type Layout = 'single' | 'paired';
+
+/** One species as discovered from its amalgkit YAML, all paths absolute. */
+export interface SpeciesPlan {
+  speciesId: string;
+  /** `Genus species` (first of species_list, or from the file stem) */
+  name: string;
+  configPath: string;
+  readsDir: string;
+  quantDir: string;
+  indexPath: string;
+  /** transcriptome FASTA(s) to build a missing index from; may be empty */
+  fastaPaths: string[];
+  /** Snapshot of this species' runs (TSV: run, layout, nominal_length, spots) written at discovery. */
+  runListPath: string;
+  fragmentLength: number;
+  fragmentSd: number;
+  totalRuns: number;
+  /** runs already done (abundance + provenance on disk) at discovery time */
+  doneRuns: number;
+}
+
+export interface BatchPlan {
+  batchId: string;
+  species: SpeciesPlan[];
+  /** skipped configs (template/test stems, filtered by --species/--max-species), for the log */
+  notes: string[];
+}
+
+/** A run and what the run table knew about it. */
+export interface RunMeta {
+  run: string;
+  layout?: Layout;
+  nominalLength?: number;
+  spots?: number;
+}
+
+export interface RunPage {
+  runs: RunMeta[];
+  /** runs in this page already done on disk */
+  skipped: string[];
+  /** cursor for the next page, or null at the end */
+  nextCursor: number | null;
+}
+
+/** Options a sample needs; a subset of BatchOptions so a sample's input stays small. */
+export type SampleOptions = Pick<
+  BatchOptions,
+  | 'maxRetries'
+  | 'processTimeoutSec'
+  | 'minFreeGb'
+  | 'kallistoThreads'
+  | 'quantThreads'
+  | 'sources'
+  | 'enaPortalUrl'
+  | 'enaFileScheme'
+  | 'sraLocateUrl'
+  | 'hostLostTimeoutSec'
+  | 'diskWaitSec'
+  | 'retryInitialSec'
+  | 'stallTimeoutSec'
+>;
+
+export interface SampleInput {
+  batchId: string;
+  speciesId: string;
+  speciesName: string;
+  /** workflow id of the species workflow that receives this sample's signals */
+  speciesWorkflowId: string;
+  run: RunMeta;
+  readsDir: string;
+  quantDir: string;
+  indexPath: string;
+  fastaPaths: string[];
+  fragmentLength: number;
+  fragmentSd: number;
+  options: SampleOptions;
+}
+
+/** One remote file of a run, as the source describes it. */
+export interface RemoteFile {
+  url: string;
+  /** local file name inside the run's reads dir, e.g. SRR000001_1.fastq.gz or SRR000001.sra */
+  name: string;
+  bytes: number | null;
+  md5: string | null;
+  /** 1 or 2 for paired mates, 0 for single-end reads or an .sra */
+  mate: 0 | 1 | 2;
+}
+
+/** Where a run's reads come from. */
+export interface SourcePlan {
+  source: Source;
+  run: string;
+  layout: Layout;
+  files: RemoteFile[];
+  /** reads (spots) the source reports, when it does */
+  expectedReads: number | null;
+  /** bytes to reserve on disk (an SRA run reserves ~3x: sra + fastq + temp) */
+  reserveBytes: number;
+}
+
+export interface LocalFile {
+  path: string;
+  bytes: number;
+  md5: string;
+}
+
+export interface DownloadResult {
+  files: LocalFile[];
+  /** bytes actually transferred by this attempt chain (a resume fetches only the rest) */
+  bytesFetched: number;
+  /** bytes found on disk and kept when the attempt started */
+  resumedFromBytes: number;
+}
+
+/** Verified reads, ready for quant. */
+export interface ReadSet {
+  layout: Layout;
+  /** fastq.gz paths: one (single) or two (paired, _1 then _2) */
+  files: string[];
+  reads: number;
+}
+
+export interface QuantResult {
+  nProcessed: number;
+  nPseudoaligned: number;
+  pPseudoaligned: number;
+  kallistoVersion: string;
+  command: string[];
+  /** temporary directory holding abundance + run_info, renamed into place by finalize */
+  tmpDir: string;
+}
+
+export interface DiskGrant {
+  granted: boolean;
+  freeBytes: number;
+  reservedBytes: number;
+  neededBytes: number;
+}
+
+export type SampleStage =
+  | 'queued'
+  | 'waiting-for-disk'
+  | 'downloading'
+  | 'converting'
+  | 'quantifying'
+  | 'deleting'
+  | 'done'
+  | 'failed'
+  | 'skipped';
+
+export interface StageRecord {
+  stage: SampleStage;
+  host: string | null;
+  startedAt: string;
+  endedAt?: string;
+  attempt?: number;
+  error?: string;
+}
+
+export interface SampleOutcome {
+  run: string;
+  speciesId: string;
+  state: 'done' | 'failed' | 'skipped';
+  reason?: string;
+  /** failure type name from the taxonomy (failures.ts) */
+  failureType?: string;
+  host?: string;
+  source?: Source;
+  bytes?: number;
+}
+
+/** Everything the provenance file records; written by finalize. */
+export interface Provenance {
+  run: string;
+  species: string;
+  source: SourcePlan;
+  files: LocalFile[];
+  reads: number;
+  quant: Omit<QuantResult, 'tmpDir'>;
+  host: string;
+  stages: StageRecord[];
+  restarts: number;
+  workflowId: string;
+  runId: string;
+  tools: Record<string, string>;
+  finishedAt: string;
+}
+
+export interface JanitorReport {
+  host: string;
+  dir: string;
+  freeBytes: number;
+  removed: string[];
+  freedBytes: number;
+  kept: string[];
+}

@@ -1,0 +1,98 @@
+/**
+ * A fetchquant worker: polls the shared queue `fetchquant` (workflows + host-free activities) and its
+ * own host queue `fetchquant@<hostId>` (file work), and keeps the host's disk janitor running.
+ */
+import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Activities } from './activities/contract.js';
+import { hostQueue, janitorWorkflowId, TASK_QUEUE } from './ids.js';
+import { DEFAULTS } from './config/schema.js';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.js', import.meta.url));
+
+export function defaultHostId(env = process.env): string {
+  return (env.FETCHQUANT_HOST_ID || hostname()).replace(/[^A-Za-z0-9._-]/g, '-');
+}
+
+export interface WorkerConfig {
+  connection: NativeConnection;
+  client: Client;
+  namespace: string;
+  hostId: string;
+  cwd?: string;
+  /** override activities (tests hand in fast ones); default: the real ones */
+  activities?: Activities;
+  /** start (or keep) this host's janitor workflow */
+  janitor?: { readsDirs: string[]; healthCheckIntervalSec?: number; autoCleanupThresholdGb?: number } | false;
+  /** also poll the shared queue (workflows + host-free activities); default true */
+  shared?: boolean;
+  shutdownGraceTimeMs?: number;
+}
+
+export interface RunningWorker {
+  hostId: string;
+  /** resolves when both workers stopped */
+  done: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
+  const activities =
+    cfg.activities ?? (await import('./activities/index.js')).createActivities({ hostId: cfg.hostId, cwd: cfg.cwd ?? process.cwd(), client: cfg.client });
+  const common: Partial<WorkerOptions> = {
+    connection: cfg.connection,
+    namespace: cfg.namespace,
+    // Activities pace themselves (download slots, quant semaphore, disk admission); a high cap keeps a
+    // host's tasks from waiting in the queue long enough to look like a lost host.
+    maxConcurrentActivityTaskExecutions: 500,
+    // Long activities get this long to see cancellation via heartbeat and stop their tools cleanly.
+    shutdownGraceTime: cfg.shutdownGraceTimeMs ?? 10_000,
+    identity: `fetchquant@${cfg.hostId}/${process.pid}`,
+  };
+  const workers: Worker[] = [];
+  if (cfg.shared !== false) {
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: TASK_QUEUE,
+        workflowsPath: WORKFLOWS_PATH,
+        activities,
+        maxCachedWorkflows: 2000,
+      } as WorkerOptions),
+    );
+  }
+  workers.push(await Worker.create({ ...common, taskQueue: hostQueue(cfg.hostId), activities } as WorkerOptions));
+  const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+
+  if (cfg.janitor) {
+    await cfg.client.workflow
+      .start('janitorWorkflow', {
+        taskQueue: TASK_QUEUE,
+        workflowId: janitorWorkflowId(cfg.hostId),
+        args: [
+          {
+            hostId: cfg.hostId,
+            readsDirs: cfg.janitor.readsDirs,
+            healthCheckIntervalSec: cfg.janitor.healthCheckIntervalSec ?? DEFAULTS.healthCheckIntervalSec,
+            autoCleanupThresholdGb: cfg.janitor.autoCleanupThresholdGb ?? DEFAULTS.autoCleanupThresholdGb,
+          },
+        ],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      })
+      .catch(() => undefined);
+  }
+  let stopping: Promise<void> | null = null;
+  return {
+    hostId: cfg.hostId,
+    done,
+    shutdown() {
+      stopping ??= (async () => {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await done.catch(() => undefined);
+      })();
+      return stopping;
+    },
+  };
+}

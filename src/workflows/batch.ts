@@ -1,0 +1,284 @@
+/**
+ * The batch: validate options -> discover species -> preflight the disk -> start species as slots allow
+ * -> move slots to where runs wait, the moment a species reports (event-driven), with a periodic
+ * reconciliation sweep as a safety net. Species run ABANDONed and report by signal to this id, so the
+ * batch itself may continue-as-new on a multi-day run.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ParentClosePolicy,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  startChild,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+  allHandlersFinished,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { Activities } from '../activities/contract.js';
+import { formatProblem, resolveBatchOptions, type BatchOptions } from '../config/schema.js';
+import { FailureType } from '../failures.js';
+import { batchIdFromWorkflowId, speciesWorkflowId, TASK_QUEUE } from '../ids.js';
+import { SA } from '../search-attributes.js';
+import type { SpeciesPlan } from '../types.js';
+import {
+  batchProgressQuery,
+  pauseSignal,
+  resumeSignal,
+  setThreadsSignal,
+  setTotalThreadsUpdate,
+  speciesReportSignal,
+  type BatchProgress,
+  type SpeciesProgress,
+  type SpeciesReport,
+} from './messages.js';
+import { sharedActivityOptions } from './options.js';
+import { speciesWorkflow, type SpeciesOptions } from './species.js';
+
+interface SpeciesEntry {
+  plan: SpeciesPlan;
+  started: boolean;
+  threads: number;
+  report: SpeciesReport;
+}
+
+export interface BatchState {
+  batchId: string;
+  options: BatchOptions;
+  species: SpeciesEntry[];
+  paused: boolean;
+  startedAt: string;
+  notes: string[];
+}
+
+export interface BatchResult {
+  batchId: string;
+  species: Omit<SpeciesReport, 'failures'>[];
+  failures: { species: string; run: string; reason: string; failureType?: string }[];
+  totals: { total: number; done: number; skipped: number; failed: number };
+  notes: string[];
+}
+
+function initialReport(plan: SpeciesPlan): SpeciesReport {
+  const remaining = plan.totalRuns - plan.doneRuns;
+  return {
+    speciesId: plan.speciesId,
+    name: plan.name,
+    status: remaining > 0 ? 'pending' : 'done',
+    threads: 0,
+    total: plan.totalRuns,
+    done: 0,
+    skipped: remaining > 0 ? 0 : plan.doneRuns,
+    failed: 0,
+    downloading: 0,
+    processing: 0,
+    remaining,
+    bytes: 0,
+    failures: [],
+    finished: remaining === 0,
+  };
+}
+
+export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: BatchState): Promise<BatchResult> {
+  let state: BatchState;
+  if (carried) {
+    state = carried;
+  } else {
+    const { options, problems } = resolveBatchOptions(input ?? {}, 'batch input');
+    if (problems.length) {
+      throw ApplicationFailure.create({ type: FailureType.InvalidInput, nonRetryable: true, message: problems.map(formatProblem).join('\n'), details: [problems] });
+    }
+    state = {
+      batchId: options.batchId ?? batchIdFromWorkflowId(workflowInfo().workflowId),
+      options,
+      species: [],
+      paused: false,
+      startedAt: new Date().toISOString(),
+      notes: [],
+    };
+  }
+  const o = state.options;
+  const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(o) });
+  let dirty = true;
+  let lastAllocation: Record<string, number> = {};
+
+  setHandler(batchProgressQuery, (): BatchProgress => ({
+    batchId: state.batchId,
+    paused: state.paused,
+    totalThreads: o.totalThreads,
+    allocation: lastAllocation,
+    species: state.species.map((e) => stripFailures(e.report)),
+    startedAt: state.startedAt,
+    updatedAt: new Date().toISOString(),
+  }));
+  setHandler(speciesReportSignal, (r) => {
+    const e = state.species.find((x) => x.plan.speciesId === r.speciesId);
+    if (!e || e.report.finished) return;
+    e.report = r;
+    dirty = true;
+  });
+  setHandler(pauseSignal, () => {
+    state.paused = true;
+    dirty = true;
+  });
+  setHandler(resumeSignal, () => {
+    state.paused = false;
+    dirty = true;
+  });
+  setHandler(
+    setTotalThreadsUpdate,
+    async (n) => {
+      o.totalThreads = n;
+      dirty = true;
+      await reallocate();
+      return lastAllocation;
+    },
+    {
+      validator: (n) => {
+        if (!Number.isInteger(n) || n < 1) throw new Error(`totalThreads must be a whole number >= 1, got ${JSON.stringify(n)}`);
+      },
+    },
+  );
+  upsertSearchAttributes([{ key: SA.BatchId, value: state.batchId }]);
+
+  const speciesOptions: SpeciesOptions = { ...o };
+  let reallocating = false;
+  async function reallocate(resendAll = false): Promise<void> {
+    if (reallocating) return;
+    reallocating = true;
+    try {
+      dirty = false;
+      const open = state.species.filter((e) => !e.report.finished && e.report.status !== 'failed');
+      const alloc = await shared.allocate({
+        totalThreads: state.paused ? 0 : o.totalThreads,
+        species: open.map((e) => ({ speciesId: e.plan.speciesId, remaining: e.report.remaining, current: e.threads })),
+      });
+      lastAllocation = alloc;
+      await Promise.all(
+        open.map(async (e) => {
+          const n = alloc[e.plan.speciesId] ?? 0;
+          if (!e.started) {
+            if (n > 0) await startSpecies(e, n);
+            return;
+          }
+          if (n !== e.threads || resendAll) {
+            e.threads = n;
+            e.report.threads = n;
+            await getExternalWorkflowHandle(speciesWorkflowId(state.batchId, e.plan.speciesId)).signal(setThreadsSignal, n);
+          }
+        }),
+      );
+    } finally {
+      reallocating = false;
+    }
+  }
+  async function startSpecies(e: SpeciesEntry, threads: number): Promise<void> {
+    e.started = true;
+    e.threads = threads;
+    e.report = { ...e.report, status: 'indexing', threads };
+    try {
+      await startChild(speciesWorkflow, {
+        workflowId: speciesWorkflowId(state.batchId, e.plan.speciesId),
+        taskQueue: TASK_QUEUE,
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        staticSummary: `${e.plan.name}: ${e.plan.totalRuns} runs`,
+        args: [{ batchId: state.batchId, batchWorkflowId: workflowInfo().workflowId, plan: e.plan, threads, options: speciesOptions }],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      // Running from an earlier attempt of this batch: tell it its allotment.
+      await getExternalWorkflowHandle(speciesWorkflowId(state.batchId, e.plan.speciesId)).signal(setThreadsSignal, threads);
+    }
+  }
+
+  try {
+    if (!carried) {
+      const plan = await shared.discoverBatch({ options: o, batchId: state.batchId });
+      state.notes = plan.notes;
+      await shared.preflightDisk({ dir: o.outputDir, minFreeGb: o.minFreeGb });
+      state.species = plan.species.map((p) => ({ plan: p, started: false, threads: 0, report: initialReport(p) }));
+      log.info('batch planned', { batchId: state.batchId, species: state.species.length });
+    }
+
+    let lastSweep = Date.now();
+    let lastPublish = 0;
+    for (;;) {
+      const now = Date.now();
+      if (dirty || now - lastSweep >= o.checkIntervalSec * 1000) {
+        // Reconciliation sweep (not dirty): re-send every allotment so a lost or raced signal heals itself.
+        const sweep = !dirty;
+        lastSweep = now;
+        await reallocate(sweep);
+      }
+      if (now - lastPublish >= o.monitorIntervalSec * 1000) {
+        lastPublish = now;
+        await upsertMemo({ progress: summarize(state) });
+      }
+      if (state.species.every((e) => e.report.finished || e.report.status === 'failed')) break;
+      if (workflowInfo().historyLength > o.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
+        await condition(allHandlersFinished);
+        return await continueAsNew<typeof batchWorkflow>(input, state);
+      }
+      await condition(() => dirty, Math.round(Math.min(o.checkIntervalSec, o.monitorIntervalSec) * 1000));
+    }
+    await condition(allHandlersFinished);
+    const result = buildResult(state);
+    await upsertMemo({ progress: summarize(state) });
+    return result;
+  } catch (err) {
+    if (isCancellation(err)) {
+      await CancellationScope.nonCancellable(async () => {
+        await Promise.all(
+          state.species
+            .filter((e) => e.started && !e.report.finished)
+            .map((e) => getExternalWorkflowHandle(speciesWorkflowId(state.batchId, e.plan.speciesId)).cancel().catch(() => undefined)),
+        );
+      });
+    }
+    throw err;
+  }
+}
+
+function stripFailures(r: SpeciesReport): SpeciesProgress {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  const { failures, finished, ...rest } = r;
+  return rest;
+}
+
+function summarize(state: BatchState) {
+  const t = { species: state.species.length, total: 0, done: 0, skipped: 0, failed: 0, paused: state.paused, totalThreads: state.options.totalThreads };
+  for (const e of state.species) {
+    t.total += e.report.total;
+    t.done += e.report.done;
+    t.skipped += e.report.skipped;
+    t.failed += e.report.failed;
+  }
+  return t;
+}
+
+function buildResult(state: BatchState): BatchResult {
+  const failures: BatchResult['failures'] = [];
+  for (const e of state.species) {
+    for (const f of e.report.failures) failures.push({ species: e.plan.speciesId, ...f });
+    if (e.report.status === 'failed' && e.report.reason) failures.push({ species: e.plan.speciesId, run: '*', reason: e.report.reason, failureType: FailureType.IndexError });
+  }
+  const s = summarize(state);
+  return {
+    batchId: state.batchId,
+    species: state.species.map((e) => {
+      // eslint-disable-next-line @typescript-eslint/no-unused-vars
+      const { failures: _f, ...rest } = e.report;
+      return rest;
+    }),
+    failures,
+    totals: { total: s.total, done: s.done, skipped: s.skipped, failed: s.failed },
+    notes: state.notes,
+  };
+}

@@ -1,0 +1,67 @@
+/** Every signal, query and update of fetchquant's workflows, with the shapes they carry. */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { SampleOutcome, SampleStage, StageRecord } from '../types.js';
+
+export interface SpeciesProgress {
+  speciesId: string;
+  name: string;
+  status: 'pending' | 'indexing' | 'running' | 'done' | 'failed';
+  threads: number;
+  total: number;
+  done: number;
+  skipped: number;
+  failed: number;
+  /** samples holding a download slot (downloading or converting) */
+  downloading: number;
+  /** samples past download (quant, delete) */
+  processing: number;
+  /** runs still to download: queued + downloading; what the allocator divides slots by */
+  remaining: number;
+  bytes: number;
+  reason?: string;
+}
+
+export interface SpeciesReport extends SpeciesProgress {
+  failures: { run: string; reason: string; failureType?: string }[];
+  finished: boolean;
+}
+
+export interface BatchProgress {
+  batchId: string;
+  paused: boolean;
+  totalThreads: number;
+  allocation: Record<string, number>;
+  species: SpeciesProgress[];
+  startedAt: string;
+  updatedAt: string;
+}
+
+// ---- batch ----
+/** Change the global download budget; answers with the new allocation. */
+export const setTotalThreadsUpdate = defineUpdate<Record<string, number>, [number]>('setTotalThreads');
+/** Stop starting new downloads; samples in flight finish. */
+export const pauseSignal = defineSignal('pause');
+/** Undo pause: the allocation is restored within one workflow task. */
+export const resumeSignal = defineSignal('resume');
+export const batchProgressQuery = defineQuery<BatchProgress>('progress');
+/** A species reports its counts (on finishing, and whenever its remaining runs fall below its allotment). */
+export const speciesReportSignal = defineSignal<[SpeciesReport]>('speciesReport');
+
+// ---- species ----
+/** The batch's allotment of download slots for this species. */
+export const setThreadsSignal = defineSignal<[number]>('setThreads');
+export const speciesProgressQuery = defineQuery<SpeciesProgress>('progress');
+/** A sample's reads are verified on disk: its download slot is free. */
+export const readsVerifiedSignal = defineSignal<[string, number]>('readsVerified');
+/** A sample ended (done, failed or skipped). Sent by id so it reaches the species' current run. */
+export const sampleFinishedSignal = defineSignal<[SampleOutcome]>('sampleFinished');
+
+// ---- sample ----
+export interface SampleStatus {
+  run: string;
+  stage: SampleStage;
+  host: string | null;
+  restarts: number;
+  history: StageRecord[];
+}
+export const stageQuery = defineQuery<SampleStatus>('stage');

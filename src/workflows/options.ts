@@ -1,0 +1,37 @@
+/** Activity options derived from batch options: why each timeout is what it is. */
+import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
+import { NON_RETRYABLE } from '../failures.js';
+import type { SampleOptions } from '../types.js';
+
+const sec = (s: number) => Math.max(1, Math.round(s * 1000));
+
+/** maxRetries is "retries per step", so attempts = retries + 1; back-off doubles up to 100x the first wait. */
+export function retryPolicy(o: Pick<SampleOptions, 'maxRetries' | 'retryInitialSec'>): RetryPolicy {
+  return {
+    initialInterval: sec(o.retryInitialSec),
+    backoffCoefficient: 2,
+    maximumInterval: sec(o.retryInitialSec * 100),
+    maximumAttempts: o.maxRetries + 1,
+    nonRetryableErrorTypes: [...NON_RETRYABLE],
+  };
+}
+
+/** Short host-free calls (archive metadata, allocation): a minute is plenty even behind a rate limit. */
+export function sharedActivityOptions(o: Pick<SampleOptions, 'maxRetries' | 'retryInitialSec'>): ActivityOptions {
+  return { startToCloseTimeout: '2 minutes', retry: retryPolicy(o) };
+}
+
+/**
+ * File work pinned to one host. scheduleToStart = hostLostTimeout: if nobody polls the host's queue that
+ * long, the host is gone and the sample restarts elsewhere (ScheduleToStart timeouts are never retried).
+ * Heartbeat timeout follows the stall timeout so a dead worker is noticed about as fast as a dead stream.
+ */
+export function hostActivityOptions(taskQueue: string, o: SampleOptions): ActivityOptions {
+  return {
+    taskQueue,
+    scheduleToStartTimeout: sec(o.hostLostTimeoutSec),
+    startToCloseTimeout: sec(o.processTimeoutSec + 60),
+    heartbeatTimeout: sec(Math.min(60, Math.max(5, o.stallTimeoutSec))),
+    retry: retryPolicy(o),
+  };
+}

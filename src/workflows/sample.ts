@@ -1,0 +1,230 @@
+/**
+ * One run: claim a host -> skip if done -> resolve source -> index -> reserve disk -> download (+convert)
+ * -> verify reads (frees the species' download slot) -> quant -> finalize -> delete reads.
+ * Every file step runs on the claimed host's queue; if that host disappears the sample starts over elsewhere.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
+import type { Activities } from '../activities/contract.js';
+import { FailureType } from '../failures.js';
+import { hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
+import { SA } from '../search-attributes.js';
+import type { LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
+import { readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
+import { hostActivityOptions, sharedActivityOptions } from './options.js';
+
+/** Raised inside the attempt when the host's queue went unpolled for hostLostTimeout. */
+class HostLost extends Error {}
+
+function isHostLost(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure &&
+    err.cause instanceof TimeoutFailure &&
+    err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START
+  );
+}
+
+function describe(err: unknown): { reason: string; type?: string } {
+  let e: unknown = err;
+  // ActivityFailure wraps the ApplicationFailure thrown by the activity: report the innermost cause.
+  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  if (e instanceof ApplicationFailure) return { reason: e.message, type: e.type ?? undefined };
+  if (e instanceof TimeoutFailure) return { reason: `timed out (${String(e.timeoutType ?? 'timeout')})`, type: FailureType.ToolFailed };
+  return { reason: (e as Error)?.message ?? String(e) };
+}
+
+export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome> {
+  const { run, options } = input;
+  const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(options) });
+  const status: SampleStatus = { run: run.run, stage: 'queued', host: null, restarts: 0, history: [] };
+  setHandler(stageQuery, () => status);
+  const species = getExternalWorkflowHandle(input.speciesWorkflowId);
+
+  const enter = (stage: SampleStage, extra: Partial<StageRecord> = {}) => {
+    const now = new Date().toISOString();
+    const last = status.history[status.history.length - 1];
+    if (last && !last.endedAt) last.endedAt = now;
+    status.stage = stage;
+    status.history.push({ stage, host: status.host, startedAt: now, ...extra });
+    upsertSearchAttributes([{ key: SA.SampleStage, value: stage }]);
+  };
+  upsertSearchAttributes([
+    { key: SA.BatchId, value: input.batchId },
+    { key: SA.Species, value: input.speciesId },
+    { key: SA.RunAccession, value: run.run },
+  ]);
+  enter('queued');
+
+  let slotReleased = false;
+  const releaseSlot = async (reads: number) => {
+    if (slotReleased) return;
+    slotReleased = true;
+    await species.signal(readsVerifiedSignal, run.run, reads);
+  };
+  const finish = async (outcome: SampleOutcome): Promise<SampleOutcome> => {
+    const last = status.history[status.history.length - 1];
+    if (last && !last.endedAt) last.endedAt = new Date().toISOString();
+    await upsertMemo({ outcome, stages: status.history.length, restarts: status.restarts });
+    // Signalled by workflow id, so it reaches the species even after it continued-as-new.
+    await CancellationScope.nonCancellable(() => species.signal(sampleFinishedSignal, outcome));
+    return outcome;
+  };
+
+  for (;;) {
+    const { hostId } = await shared.claimHost();
+    status.host = hostId;
+    upsertSearchAttributes([{ key: SA.WorkerHost, value: hostId }]);
+    const host = proxyActivities<Activities>(hostActivityOptions(hostQueue(hostId), options));
+    const runDir = runReadsDir(input.readsDir, run.run);
+    let plan: SourcePlan | undefined;
+    let files: LocalFile[] = [];
+    let bytesFetched = 0;
+    try {
+      if (await host.checkDone({ quantDir: input.quantDir, run: run.run })) {
+        enter('skipped');
+        return await finish({ run: run.run, speciesId: input.speciesId, state: 'skipped', host: hostId });
+      }
+      plan = await shared.resolveSource.executeWithOptions(
+        { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, summary: `resolve ${run.run} at ${options.sources.join(', ')}` },
+        [{ run, options }],
+      );
+      const sourcePlan = plan;
+      await host.ensureIndex({ indexPath: input.indexPath, fastaPaths: input.fastaPaths, timeoutSec: options.processTimeoutSec });
+
+      // Admission: wait (never fail) until the host has room for this sample above the floor.
+      for (let waited = 0; ; waited++) {
+        const grant = await host.reserveDisk({ run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb });
+        if (grant.granted) break;
+        if (waited === 0) enter('waiting-for-disk');
+        await sleep(Math.round(options.diskWaitSec * 1000));
+      }
+
+      let reads: ReadSet | undefined;
+      // A verification failure after a checksum-clean download means the local copy is bad: fetch again.
+      for (let attempt = 1; !reads; attempt++) {
+        enter('downloading', { attempt });
+        const dl = await host.download.executeWithOptions(
+          { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
+          [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec }],
+        );
+        files = dl.files;
+        bytesFetched += dl.bytesFetched;
+        let fastq = dl.files.map((f) => f.path);
+        let layout = sourcePlan.layout;
+        if (sourcePlan.source === 'sra') {
+          enter('converting', { attempt });
+          const conv = await host.convertSra({
+            run: run.run,
+            sraPath: dl.files[0]!.path,
+            runDir,
+            threads: options.kallistoThreads,
+            timeoutSec: options.processTimeoutSec,
+          });
+          fastq = conv.files;
+          layout = conv.layout;
+        }
+        try {
+          reads = await host.verifyReads.executeWithOptions(
+            { ...hostActivityOptions(hostQueue(hostId), options), retry: { maximumAttempts: 1 } },
+            [{ run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads }],
+          );
+        } catch (err) {
+          if (isHostLost(err) || attempt > options.maxRetries) throw err;
+          log.warn('reads failed verification; downloading again', { run: run.run, attempt, error: describe(err).reason });
+          await host.deleteReads({ run: run.run, runDir });
+        }
+      }
+      await releaseSlot(reads.reads);
+
+      enter('quantifying');
+      const quant = await host.quant.executeWithOptions(
+        { ...hostActivityOptions(hostQueue(hostId), options), summary: `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)` },
+        [
+          {
+            run: run.run,
+            indexPath: input.indexPath,
+            reads,
+            quantDir: input.quantDir,
+            fragmentLength: run.nominalLength && reads.layout === 'single' ? run.nominalLength : input.fragmentLength,
+            fragmentSd: input.fragmentSd,
+            kallistoThreads: options.kallistoThreads,
+            quantThreads: options.quantThreads,
+            timeoutSec: options.processTimeoutSec,
+          },
+        ],
+      );
+      const { tmpDir, ...quantRecord } = quant;
+      const info = workflowInfo();
+      enter('deleting');
+      const provenance: Provenance = {
+        run: run.run,
+        species: input.speciesName,
+        source: sourcePlan,
+        files,
+        reads: reads.reads,
+        quant: quantRecord,
+        host: hostId,
+        stages: status.history,
+        restarts: status.restarts,
+        workflowId: info.workflowId,
+        runId: info.runId,
+        tools: { kallisto: quant.kallistoVersion },
+        finishedAt: new Date().toISOString(),
+      };
+      await host.finalize({ run: run.run, quantDir: input.quantDir, tmpDir, provenance });
+      await host.deleteReads({ run: run.run, runDir });
+      enter('done');
+      return await finish({
+        run: run.run,
+        speciesId: input.speciesId,
+        state: 'done',
+        host: hostId,
+        source: sourcePlan.source,
+        bytes: bytesFetched,
+      });
+    } catch (err) {
+      if (isCancellation(err)) {
+        // Cancelled batch: leave no partial files behind, then let the cancellation through.
+        await CancellationScope.nonCancellable(async () => {
+          await host.deleteReads({ run: run.run, runDir }).catch(() => undefined);
+        });
+        throw err;
+      }
+      if (isHostLost(err) || err instanceof HostLost) {
+        status.restarts++;
+        log.warn('host lost; restarting the sample on another host', { run: run.run, host: hostId });
+        enter('queued', { error: `host ${hostId} lost` });
+        continue;
+      }
+      const { reason, type } = describe(err);
+      enter('failed', { error: reason });
+      // Reads of a failed sample are useless and occupy the disk floor: remove them (best effort).
+      await host.deleteReads({ run: run.run, runDir }).catch(() => undefined);
+      await releaseSlot(0);
+      return await finish({
+        run: run.run,
+        speciesId: input.speciesId,
+        state: 'failed',
+        reason,
+        failureType: type,
+        host: hostId,
+        source: plan?.source,
+        bytes: bytesFetched,
+      });
+    }
+  }
+}

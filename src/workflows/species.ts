@@ -1,0 +1,281 @@
+/**
+ * One species: prepare its index, then a sliding window of sample workflows bounded by the batch's
+ * allotment. A slot frees when the sample's reads are verified (not when quant ends), so downloads keep
+ * the network busy while kallisto works. Samples are started with ABANDON and report back by signal to
+ * this workflow's *id*, so the species can continue-as-new with samples in flight and lose none.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  ParentClosePolicy,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  workflowInfo,
+  allHandlersFinished,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { Activities } from '../activities/contract.js';
+import { sampleWorkflowId, TASK_QUEUE } from '../ids.js';
+import { SA } from '../search-attributes.js';
+import type { RunMeta, SampleOptions, SampleOutcome, SpeciesPlan } from '../types.js';
+import {
+  readsVerifiedSignal,
+  sampleFinishedSignal,
+  setThreadsSignal,
+  speciesProgressQuery,
+  speciesReportSignal,
+  type SpeciesProgress,
+  type SpeciesReport,
+} from './messages.js';
+import { sharedActivityOptions } from './options.js';
+import { sampleWorkflow } from './sample.js';
+
+export interface SpeciesOptions extends SampleOptions {
+  monitorIntervalSec: number;
+  maxHistoryEvents: number;
+}
+
+export interface SpeciesState {
+  cursor: number | null;
+  buffer: RunMeta[];
+  listedRuns: number;
+  /** runs holding a download slot */
+  downloading: string[];
+  /** runs past verification, still quantifying/deleting */
+  processing: string[];
+  done: number;
+  skipped: number;
+  failed: number;
+  bytes: number;
+  failures: { run: string; reason: string; failureType?: string }[];
+  indexReady: boolean;
+  continuedAsNew: number;
+}
+
+export interface SpeciesInput {
+  batchId: string;
+  batchWorkflowId: string;
+  plan: SpeciesPlan;
+  threads: number;
+  options: SpeciesOptions;
+  state?: SpeciesState;
+}
+
+/** Runs fetched per listRuns call: small enough for a payload, large enough to keep a window busy. */
+const PAGE = 200;
+
+export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesReport> {
+  const { plan, options } = input;
+  const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(options) });
+  const s: SpeciesState = input.state ?? {
+    cursor: 0,
+    buffer: [],
+    listedRuns: 0,
+    downloading: [],
+    processing: [],
+    done: 0,
+    skipped: 0,
+    failed: 0,
+    bytes: 0,
+    failures: [],
+    indexReady: false,
+    continuedAsNew: 0,
+  };
+  let threads = input.threads;
+  let status: SpeciesProgress['status'] = s.indexReady ? 'running' : 'indexing';
+  let reason: string | undefined;
+  let dirty = true;
+  const downloading = new Set(s.downloading);
+  const processing = new Set(s.processing);
+
+  const remaining = () => {
+    const unlisted = Math.max(0, plan.totalRuns - plan.doneRuns - s.listedRuns);
+    return unlisted + s.buffer.length + downloading.size;
+  };
+  const progress = (): SpeciesProgress => ({
+    speciesId: plan.speciesId,
+    name: plan.name,
+    status,
+    threads,
+    total: plan.totalRuns,
+    done: s.done,
+    skipped: s.skipped,
+    failed: s.failed,
+    downloading: downloading.size,
+    processing: processing.size,
+    remaining: remaining(),
+    bytes: s.bytes,
+    reason,
+  });
+  setHandler(speciesProgressQuery, progress);
+  setHandler(setThreadsSignal, (n) => {
+    threads = Math.max(0, Math.floor(n));
+    dirty = true;
+  });
+  setHandler(readsVerifiedSignal, (run) => {
+    if (downloading.delete(run)) processing.add(run);
+    dirty = true;
+  });
+  setHandler(sampleFinishedSignal, (o: SampleOutcome) => {
+    const known = downloading.delete(o.run) || processing.delete(o.run);
+    if (!known) return; // a duplicate or a late signal of a sample counted already
+    if (o.state === 'done') s.done++;
+    else if (o.state === 'skipped') s.skipped++;
+    else {
+      s.failed++;
+      s.failures.push({ run: o.run, reason: (o.reason ?? 'unknown').slice(0, 500), failureType: o.failureType });
+    }
+    s.bytes += o.bytes ?? 0;
+    dirty = true;
+  });
+  upsertSearchAttributes([
+    { key: SA.BatchId, value: input.batchId },
+    { key: SA.Species, value: plan.speciesId },
+  ]);
+
+  const batch = getExternalWorkflowHandle(input.batchWorkflowId);
+  let lastReported = '';
+  let lastReportAt = 0;
+  const report = async (finished: boolean) => {
+    const r: SpeciesReport = { ...progress(), failures: finished ? s.failures : [], finished };
+    const key = JSON.stringify([r.remaining, r.done, r.failed, r.skipped, r.status, finished]);
+    const now = Date.now();
+    // The batch reallocates on remaining < allotment; otherwise progress only needs the monitor cadence.
+    const urgent = finished || r.remaining < threads;
+    if (key === lastReported || (!urgent && now - lastReportAt < options.monitorIntervalSec * 1000)) return;
+    lastReported = key;
+    lastReportAt = now;
+    await batch.signal(speciesReportSignal, r);
+  };
+
+  const children = () => [...downloading, ...processing];
+  try {
+    if (!s.indexReady) {
+      // Index before any download: a species without an index fails fast and downloads nothing.
+      try {
+        await shared.ensureIndex.executeWithOptions(
+          { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, startToCloseTimeout: (options.processTimeoutSec + 60) * 1000, summary: `index ${plan.indexPath}` },
+          [{ indexPath: plan.indexPath, fastaPaths: plan.fastaPaths, timeoutSec: options.processTimeoutSec }],
+        );
+        s.indexReady = true;
+        status = 'running';
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        let e: unknown = err;
+        while (e && (e as { cause?: unknown }).cause) e = (e as { cause?: unknown }).cause;
+        status = 'failed';
+        reason = `index unavailable: ${(e as Error).message}`;
+        await report(true);
+        return { ...progress(), failures: s.failures, finished: true };
+      }
+    }
+
+    for (;;) {
+      dirty = false;
+      const toStart: RunMeta[] = [];
+      while (downloading.size + toStart.length < threads) {
+        if (s.buffer.length === 0 && s.cursor !== null) {
+          const page = await shared.listRuns({ runListPath: plan.runListPath, quantDir: plan.quantDir, cursor: s.cursor, limit: PAGE });
+          s.skipped += page.skipped.length;
+          s.listedRuns += page.runs.length;
+          s.buffer.push(...page.runs);
+          s.cursor = page.nextCursor;
+          continue;
+        }
+        const next = s.buffer.shift();
+        if (!next) break;
+        toStart.push(next);
+      }
+      await Promise.all(toStart.map((r) => startSample(input, r, downloading)));
+
+      if (s.cursor === null && s.buffer.length === 0 && downloading.size === 0 && processing.size === 0) break;
+      await report(false);
+
+      const info = workflowInfo();
+      if (info.historyLength > options.maxHistoryEvents || info.continueAsNewSuggested) {
+        await condition(allHandlersFinished);
+        s.downloading = [...downloading];
+        s.processing = [...processing];
+        s.continuedAsNew++;
+        return await continueAsNew<typeof speciesWorkflow>({ ...input, threads, state: s });
+      }
+      await condition(() => dirty, Math.round(options.monitorIntervalSec * 1000));
+    }
+    status = s.failed > 0 && s.done === 0 && s.skipped === 0 ? 'failed' : 'done';
+    await report(true);
+    return { ...progress(), failures: s.failures, finished: true };
+  } catch (err) {
+    if (isCancellation(err)) {
+      // ABANDONed children do not follow us: cancel each one so it cleans up its files.
+      await CancellationScope.nonCancellable(async () => {
+        await Promise.all(
+          children().map((run) =>
+            getExternalWorkflowHandle(sampleWorkflowId(input.batchId, plan.speciesId, run))
+              .cancel()
+              .catch(() => undefined),
+          ),
+        );
+      });
+    }
+    throw err;
+  }
+}
+
+async function startSample(input: SpeciesInput, run: RunMeta, downloading: Set<string>): Promise<void> {
+  const { plan, options } = input;
+  const workflowId = sampleWorkflowId(input.batchId, plan.speciesId, run.run);
+  downloading.add(run.run);
+  try {
+    await startChild(sampleWorkflow, {
+      workflowId,
+      taskQueue: TASK_QUEUE,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      staticSummary: `${plan.name} ${run.run}`,
+      args: [
+        {
+          batchId: input.batchId,
+          speciesId: plan.speciesId,
+          speciesName: plan.name,
+          speciesWorkflowId: workflowInfo().workflowId,
+          run,
+          readsDir: plan.readsDir,
+          quantDir: plan.quantDir,
+          indexPath: plan.indexPath,
+          fastaPaths: plan.fastaPaths,
+          fragmentLength: plan.fragmentLength,
+          fragmentSd: plan.fragmentSd,
+          options: pickSampleOptions(options),
+        },
+      ],
+    });
+  } catch (err) {
+    // Already running (e.g. this species was restarted): it will report to this workflow id all the same.
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+    downloading.delete(run.run);
+    throw ApplicationFailure.fromError(err);
+  }
+}
+
+function pickSampleOptions(o: SpeciesOptions): SampleOptions {
+  return {
+    maxRetries: o.maxRetries,
+    processTimeoutSec: o.processTimeoutSec,
+    minFreeGb: o.minFreeGb,
+    kallistoThreads: o.kallistoThreads,
+    quantThreads: o.quantThreads,
+    sources: o.sources,
+    enaPortalUrl: o.enaPortalUrl,
+    enaFileScheme: o.enaFileScheme,
+    sraLocateUrl: o.sraLocateUrl,
+    hostLostTimeoutSec: o.hostLostTimeoutSec,
+    diskWaitSec: o.diskWaitSec,
+    retryInitialSec: o.retryInitialSec,
+    stallTimeoutSec: o.stallTimeoutSec,
+  };
+}

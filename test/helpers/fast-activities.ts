@@ -1,0 +1,142 @@
+/**
+ * Fast activities for workflow tests: the real contract, with files replaced by an in-memory ledger so
+ * orchestration (allocation, windows, signals, host pinning) is what is exercised, in milliseconds.
+ * The end-to-end tests use the real activities.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
+import { allocate } from '../../src/allocate.js';
+import type { Activities } from '../../src/activities/contract.js';
+import { FailureType } from '../../src/failures.js';
+import type { BatchPlan, RunMeta, SpeciesPlan } from '../../src/types.js';
+
+export interface FastWorld {
+  species: { id: string; runs: number; indexFails?: boolean }[];
+  /** ms each download takes */
+  downloadMs?: number;
+  quantMs?: number;
+  /** runs that fail RunNotFound */
+  unknownRuns?: Set<string>;
+  /** runs already done */
+  doneRuns?: Set<string>;
+}
+
+export interface FastLog {
+  events: { t: number; kind: string; run?: string; host?: string; data?: unknown }[];
+  allocations: { t: number; alloc: Record<string, number>; total: number }[];
+  active: { downloads: Map<string, number>; maxDownloads: number };
+}
+
+export function runName(speciesIndex: number, i: number): string {
+  return `SRR${String(1_000_000 + speciesIndex * 100_000 + i)}`;
+}
+
+export function createFastActivities(world: FastWorld, hostId: string, log: FastLog): Activities {
+  const wait = (ms: number) =>
+    new Promise<void>((resolve, reject) => {
+      const t = setTimeout(resolve, ms);
+      Context.current().cancellationSignal.addEventListener('abort', () => {
+        clearTimeout(t);
+        reject(Context.current().cancellationSignal.reason);
+      });
+    });
+  const note = (kind: string, run?: string, data?: unknown) => log.events.push({ t: Date.now(), kind, run, host: hostId, data });
+  const plans: SpeciesPlan[] = world.species.map((s) => ({
+    speciesId: s.id,
+    name: s.id.replace('_', ' '),
+    configPath: `/virtual/${s.id}.yaml`,
+    readsDir: `/virtual/${s.id}/fastq`,
+    quantDir: `/virtual/${s.id}/quant`,
+    indexPath: s.indexFails ? '/virtual/missing.idx' : `/virtual/${s.id}.idx`,
+    fastaPaths: [],
+    runListPath: `/virtual/${s.id}.runs`,
+    fragmentLength: 200,
+    fragmentSd: 20,
+    totalRuns: s.runs,
+    doneRuns: 0,
+  }));
+  const runsOf = (path: string): RunMeta[] => {
+    const i = world.species.findIndex((s) => `/virtual/${s.id}.runs` === path);
+    return Array.from({ length: world.species[i]!.runs }, (_, k) => ({ run: runName(i, k), layout: 'single' as const }));
+  };
+  return {
+    async discoverBatch({ batchId }): Promise<BatchPlan> {
+      return { batchId, species: plans, notes: [] };
+    },
+    async listRuns({ runListPath, cursor, limit }) {
+      const all = runsOf(runListPath);
+      const page = all.slice(cursor, cursor + limit);
+      const skipped = page.filter((r) => world.doneRuns?.has(r.run)).map((r) => r.run);
+      return { runs: page.filter((r) => !world.doneRuns?.has(r.run)), skipped, nextCursor: cursor + limit >= all.length ? null : cursor + limit };
+    },
+    async allocate({ totalThreads, species }) {
+      const alloc = allocate(totalThreads, species);
+      log.allocations.push({ t: Date.now(), alloc, total: totalThreads });
+      return alloc;
+    },
+    async preflightDisk() {
+      return { host: hostId, freeBytes: 1e12 };
+    },
+    async resolveSource({ run }) {
+      if (world.unknownRuns?.has(run.run)) {
+        throw ApplicationFailure.create({ type: FailureType.RunNotFound, nonRetryable: true, message: `${run.run}: not found at ENA (204) nor SRA (404)` });
+      }
+      return { source: 'ena', run: run.run, layout: 'single', files: [{ url: `http://x/${run.run}.fastq.gz`, name: `${run.run}.fastq.gz`, bytes: 100, md5: 'x', mate: 0 }], expectedReads: 10, reserveBytes: 100 };
+    },
+    async claimHost() {
+      return { hostId };
+    },
+    async ensureIndex({ indexPath }) {
+      if (indexPath.includes('missing')) throw ApplicationFailure.create({ type: FailureType.IndexError, nonRetryable: true, message: `no index at ${indexPath} and no FASTA to build it` });
+      return { indexPath, built: false };
+    },
+    async checkDone({ run }) {
+      return world.doneRuns?.has(run) ?? false;
+    },
+    async reserveDisk({ bytes }) {
+      return { granted: true, freeBytes: 1e12, reservedBytes: 0, neededBytes: bytes };
+    },
+    async releaseDisk() {},
+    async download({ plan }) {
+      log.active.downloads.set(plan.run, Date.now());
+      log.active.maxDownloads = Math.max(log.active.maxDownloads, log.active.downloads.size);
+      note('download-start', plan.run);
+      try {
+        await wait(world.downloadMs ?? 50);
+      } finally {
+        log.active.downloads.delete(plan.run);
+      }
+      note('download-end', plan.run);
+      return { files: [{ path: `/virtual/${plan.run}.fastq.gz`, bytes: 100, md5: 'x' }], bytesFetched: 100, resumedFromBytes: 0 };
+    },
+    async convertSra() {
+      throw new Error('not used');
+    },
+    async verifyReads({ files, layout }) {
+      return { layout, files, reads: 10 };
+    },
+    async quant({ run }) {
+      note('quant-start', run);
+      await wait(world.quantMs ?? 20);
+      return { nProcessed: 10, nPseudoaligned: 9, pPseudoaligned: 90, kallistoVersion: '0.48.0', command: ['kallisto'], tmpDir: `/virtual/.${run}.tmp` };
+    },
+    async finalize({ run, quantDir }) {
+      note('finalize', run);
+      return { dir: `${quantDir}/${run}` };
+    },
+    async deleteReads({ run }) {
+      note('delete', run);
+      return { removedBytes: 100 };
+    },
+    async janitorSweep() {
+      return { host: hostId, dir: '/virtual', freeBytes: 1e12, removed: [], freedBytes: 0, kept: [] };
+    },
+    async listInFlight() {
+      return [];
+    },
+  };
+}
+
+export function newLog(): FastLog {
+  return { events: [], allocations: [], active: { downloads: new Map(), maxDownloads: 0 } };
+}

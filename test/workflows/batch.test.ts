@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { startWorker, type RunningWorker } from '../../src/worker.js';
+import { batchWorkflowId } from '../../src/ids.js';
+import type { BatchResult } from '../../src/workflows/batch.js';
+import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { createFastActivities, newLog, runName, type FastLog } from '../helpers/fast-activities.js';
+
+const FAST = { checkIntervalSec: 1, monitorIntervalSec: 0.2, retryInitialSec: 0.05, hostLostTimeoutSec: 5, diskWaitSec: 0.1, stallTimeoutSec: 5 };
+
+describe('batchWorkflow on a real dev server (fast activities)', () => {
+  let t: TestTemporal;
+  let worker: RunningWorker;
+  let log: FastLog;
+
+  beforeAll(async () => {
+    t = await testTemporal('wf-batch');
+    log = newLog();
+    const world = {
+      species: [
+        { id: 'alpha_one', runs: 3 },
+        { id: 'beta_two', runs: 12 },
+        { id: 'gamma_three', runs: 2, indexFails: true },
+      ],
+      unknownRuns: new Set([runName(1, 5)]),
+      downloadMs: 80,
+    };
+    worker = await startWorker({
+      connection: t.native,
+      client: t.client,
+      namespace: t.namespace,
+      hostId: 'host-a',
+      activities: createFastActivities(world, 'host-a', log),
+      janitor: false,
+    });
+  });
+  afterAll(async () => {
+    await worker?.shutdown();
+    await t?.close();
+  });
+
+  it('runs every sample, reallocates as species finish, fails the index-less species fast and lists failures', async () => {
+    const handle = await t.client.workflow.start('batchWorkflow', {
+      taskQueue: 'fetchquant',
+      workflowId: batchWorkflowId('b1'),
+      args: [{ ...FAST, totalThreads: 4 }],
+    });
+    const result = (await handle.result()) as BatchResult;
+    expect(result.batchId).toBe('b1');
+    const byId = Object.fromEntries(result.species.map((s) => [s.speciesId, s]));
+    expect(byId.alpha_one).toMatchObject({ done: 3, failed: 0 });
+    expect(byId.beta_two).toMatchObject({ done: 11, failed: 1 });
+    expect(byId.gamma_three).toMatchObject({ status: 'failed', done: 0 });
+    expect(result.failures).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ species: 'beta_two', run: runName(1, 5), failureType: 'RunNotFound' }),
+        expect.objectContaining({ species: 'gamma_three', failureType: 'IndexError' }),
+      ]),
+    );
+    // the index-less species downloaded nothing
+    expect(log.events.filter((e) => e.kind === 'download-start' && e.run?.startsWith('SRR12')).length).toBe(0);
+    // never more downloads at once than the budget
+    expect(log.active.maxDownloads).toBeLessThanOrEqual(4);
+    // every allocation respects the budget and the species' remaining runs
+    for (const a of log.allocations) expect(Object.values(a.alloc).reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(a.total);
+    // once alpha finished, beta got all 4 slots
+    expect(log.allocations.some((a) => a.alloc.beta_two === 4 && a.alloc.alpha_one === undefined)).toBe(true);
+    // quant started for every done sample, and reads were deleted after finalize
+    for (let i = 0; i < 3; i++) {
+      const run = runName(0, i);
+      const kinds = log.events.filter((e) => e.run === run).map((e) => e.kind);
+      expect(kinds).toEqual(['download-start', 'download-end', 'quant-start', 'finalize', 'delete']);
+    }
+    // every sample workflow is found through visibility on Species
+    const found: string[] = [];
+    for await (const wf of t.client.workflow.list({ query: `Species = 'beta_two' AND WorkflowType = 'sampleWorkflow'` })) found.push(wf.workflowId);
+    expect(found.sort()).toEqual(Array.from({ length: 12 }, (_, i) => `fetchquant/b1/beta_two/${runName(1, i)}`).sort());
+  });
+});
