@@ -1,0 +1,103 @@
+/**
+ * Fault injection for the mirror: what each archive really does to clients (5xx, 429, resets, short
+ * bodies, flipped bytes, ignored Range, stalls, HTML error pages, unknown runs), per run and countable,
+ * so a test can say "the first two requests for SRR9000001_2 fail, then it works".
+ */
+
+/** Which requests a fault applies to. Default (no target): the run's files, fastq and sra. */
+export type FaultTarget = 'api' | 'fastq' | 'sra' | 'ena-api' | 'sra-api';
+interface Scope {
+  /** 'api' = ENA portal and SRA locator; 'ena-api' / 'sra-api' only one of them */
+  target?: FaultTarget;
+  /** only this mate's fastq file */
+  mate?: 1 | 2;
+}
+
+export type Fault = Scope &
+  (
+    | { kind: 'status'; status: number; times?: number }
+    | { kind: 'retry-after'; seconds: number; times?: number }
+    | { kind: 'reset'; afterBytes: number; times?: number }
+    | { kind: 'truncate'; bytes: number; times?: number }
+    | { kind: 'wrong-bytes'; times?: number }
+    | { kind: 'ignore-range'; times?: number }
+    | { kind: 'stall'; afterBytes: number; ms: number; times?: number }
+    | { kind: 'html'; times?: number }
+    | { kind: 'unknown' }
+    | { kind: 'sra-only' }
+    | { kind: 'corrupt-sra' }
+  );
+
+/** Faults per run accession; the key '*' applies to every request (search included) after the run's own. */
+export type FaultPlan = Record<string, Fault[]>;
+
+/** Faults that describe the archive's state rather than one request; never consumed. */
+export type StateFault = Extract<Fault, { kind: 'unknown' | 'sra-only' | 'corrupt-sra' }>;
+export type RequestFault = Exclude<Fault, StateFault>;
+
+/** What a request is, for matching. */
+export interface RequestKind {
+  kind: 'ena-api' | 'sra-api' | 'fastq' | 'sra';
+  /** mate of a fastq file (0 for single or orphan reads) */
+  mate?: 0 | 1 | 2;
+}
+
+const STATE_KINDS = new Set(['unknown', 'sra-only', 'corrupt-sra']);
+
+function targetMatches(target: FaultTarget | undefined, req: RequestKind): boolean {
+  switch (target) {
+    case undefined:
+      return req.kind === 'fastq' || req.kind === 'sra';
+    case 'api':
+      return req.kind === 'ena-api' || req.kind === 'sra-api';
+    default:
+      return target === req.kind;
+  }
+}
+
+/** Holds a plan and how many uses each countable fault has left. */
+export class FaultBook {
+  private plan: FaultPlan = {};
+  private left = new Map<Fault, number>();
+  /** faults applied so far, per run and kind: tests check a fault really fired */
+  readonly fired: Record<string, Record<string, number>> = {};
+
+  set(plan: FaultPlan | undefined): void {
+    for (const [run, faults] of Object.entries(plan ?? {})) {
+      if (run !== '*' && !/^[SED]RR[0-9]{6,}$/.test(run)) throw new Error(`fault plan: ${JSON.stringify(run)} is not a run accession or '*'`);
+      if (!Array.isArray(faults)) throw new Error(`fault plan: faults of ${run} must be a list`);
+    }
+    this.plan = plan ?? {};
+    this.left = new Map();
+    for (const faults of Object.values(this.plan)) {
+      for (const f of faults) if ('times' in f && f.times !== undefined) this.left.set(f, f.times);
+    }
+  }
+
+  hasState(run: string, kind: StateFault['kind']): boolean {
+    return (this.plan[run] ?? []).some((f) => f.kind === kind);
+  }
+
+  /** The first fault with uses left that matches this request; consumes one use. */
+  take(run: string | null, req: RequestKind): RequestFault | null {
+    const lists = [run ? this.plan[run] ?? [] : [], this.plan['*'] ?? []];
+    for (const list of lists) {
+      for (const f of list) {
+        if (STATE_KINDS.has(f.kind)) continue;
+        if (!targetMatches(f.target, req)) continue;
+        if (f.mate !== undefined && req.kind === 'fastq' && f.mate !== req.mate) continue;
+        if (f.mate !== undefined && req.kind !== 'fastq') continue;
+        const left = this.left.get(f);
+        if (left !== undefined) {
+          if (left <= 0) continue;
+          this.left.set(f, left - 1);
+        }
+        const key = run ?? '*';
+        this.fired[key] ??= {};
+        this.fired[key][f.kind] = (this.fired[key][f.kind] ?? 0) + 1;
+        return f as RequestFault;
+      }
+    }
+    return null;
+  }
+}

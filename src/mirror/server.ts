@@ -1,0 +1,237 @@
+/**
+ * A local stand-in for the archives over loopback: the ENA Portal API (filereport, search), ENA file
+ * hosting (/vol1/fastq, /vol1/srr) and the NCBI SRA Data Locator (/sdl/2/retrieve) plus its file links.
+ * It answers like the real services (shapes in DOMAIN.md) and can misbehave on demand (faults.ts),
+ * under a shared bandwidth cap, so downloads are tested against real HTTP, not mocks.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { RUN_ACCESSION } from '../config/schema.js';
+import { FaultBook, type FaultPlan, type RequestFault, type RequestKind } from './faults.js';
+import { runsByAccession } from './fixtures.js';
+import {
+  DEFAULT_FILEREPORT_FIELDS, DEFAULT_SEARCH_FIELDS, notFound, parseFields, parseFormat, parseSearchQuery, render,
+  apiError, type ApiAnswer, type EnaRun,
+} from './ena-api.js';
+import { answerHeadFault, bufferSource, fileSource, parseRange, sendBody, type SendContext } from './send.js';
+import { locate } from './sra-locate.js';
+import { TokenBucket } from './throttle.js';
+import type { Dataset, SyntheticFile, SyntheticRun, SyntheticSpecies } from './types.js';
+
+export type { Fault, FaultPlan, FaultTarget } from './faults.js';
+
+export interface MirrorStats {
+  requests: number;
+  bytesServed: number;
+  byPath: Record<string, { requests: number; bytes: number }>;
+  rangeRequests: number;
+  /** faults applied, per run ('*' for plan-wide ones) and kind */
+  faultsFired: Record<string, Record<string, number>>;
+}
+
+export interface Mirror {
+  baseUrl: string;
+  enaPortalUrl: string;
+  sraLocateUrl: string;
+  enaFileScheme: 'http';
+  stop(): Promise<void>;
+  stats(): MirrorStats;
+  resetStats(): void;
+  setFaults(plan: FaultPlan): void;
+}
+
+export interface MirrorOptions {
+  dataset: Dataset;
+  /** 0 = ephemeral */
+  port?: number;
+  /** total across connections (token bucket, 20 ms ticks) */
+  bandwidthBytesPerSec?: number;
+  latencyMs?: number;
+  faults?: FaultPlan;
+}
+
+type Entry = { species: SyntheticSpecies; run: SyntheticRun };
+
+function emptyStats(): Omit<MirrorStats, 'faultsFired'> {
+  return { requests: 0, bytesServed: 0, byPath: {}, rangeRequests: 0 };
+}
+
+export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
+  const runs = runsByAccession(opts.dataset);
+  const faults = new FaultBook();
+  faults.set(opts.faults);
+  const bucket = opts.bandwidthBytesPerSec ? new TokenBucket(opts.bandwidthBytesPerSec) : null;
+  const stopping = new AbortController();
+  let stats = emptyStats();
+  let host = '127.0.0.1:0';
+
+  const known = (run: string) => runs.has(run) && !faults.hasState(run, 'unknown');
+  const enaRun = (e: Entry): EnaRun => ({ ...e, hasFiles: !e.run.sraOnly && !faults.hasState(e.run.run, 'sra-only') });
+
+  function ctxFor(path: string): SendContext {
+    const rec = (stats.byPath[path] ??= { requests: 0, bytes: 0 });
+    rec.requests++;
+    const s = stats;
+    return { bucket, signal: stopping.signal, count: (n) => { s.bytesServed += n; rec.bytes += n; } };
+  }
+
+  function sendApi(req: IncomingMessage, res: ServerResponse, ans: ApiAnswer, fault: RequestFault | null, ctx: SendContext): Promise<void> {
+    const body = Buffer.from(ans.body);
+    const chunked = fault?.kind === 'truncate';
+    res.writeHead(ans.status, { 'Content-Type': ans.contentType, ...(chunked || ans.status === 204 ? {} : { 'Content-Length': String(body.length) }) });
+    if (req.method === 'HEAD' || ans.status === 204) {
+      res.end();
+      return Promise.resolve();
+    }
+    return sendBody(res, bufferSource(body), 0, body.length - 1, fault, [], ctx);
+  }
+
+  async function enaApi(req: IncomingMessage, res: ServerResponse, url: URL, ctx: SendContext, endpoint: string): Promise<void> {
+    const q = url.searchParams;
+    const accession = q.get('accession')?.trim() ?? null;
+    const fault = faults.take(accession && RUN_ACCESSION.test(accession) ? accession : null, { kind: 'ena-api' });
+    if (answerHeadFault(req, res, fault, ctx)) return;
+    const answer = ((): ApiAnswer => {
+      if (q.get('result') !== 'read_run') return apiError(400, `Invalid result: ${q.get('result')} (this mirror serves read_run)`);
+      const format = parseFormat(q.get('format'));
+      if (typeof format !== 'string') return format;
+      const fields = parseFields(q.get('fields'), endpoint === 'filereport' ? DEFAULT_FILEREPORT_FIELDS : DEFAULT_SEARCH_FIELDS);
+      if (!Array.isArray(fields)) return fields;
+      if (endpoint === 'filereport') {
+        if (!accession) return apiError(400, 'accession is required');
+        if (RUN_ACCESSION.test(accession)) {
+          const e = runs.get(accession);
+          return e && known(accession) ? render(fields, [enaRun(e)], format, host) : notFound(accession, fields, format);
+        }
+        if (!/^(PRJ[EDN][A-Z]\d+|[SED]RP\d+)$/.test(accession)) return apiError(400, `Invalid accession: ${accession}`);
+        const sp = opts.dataset.species.find((s) => s.study === accession || `SRP${s.study.slice(3)}` === accession);
+        const rows = sp ? sp.runs.filter((r) => known(r.run)).map((run) => enaRun({ species: sp, run })) : [];
+        return rows.length > 0 ? render(fields, rows, format, host) : notFound(accession, fields, format);
+      }
+      const query = parseSearchQuery(q.get('query'));
+      if ('status' in query) return query;
+      let rows = [...runs.values()]
+        .filter((e) => known(e.run.run))
+        .filter((e) => query.taxa.every((t) => t === e.species.taxonId))
+        .filter(() => query.strategy === null || query.strategy.toLowerCase() === 'rna-seq')
+        .map(enaRun);
+      const offset = Number(q.get('offset') ?? 0) || 0;
+      const limit = Number(q.get('limit') ?? 0) || 0;
+      rows = rows.slice(offset, limit > 0 ? offset + limit : undefined);
+      return render(fields, rows, format, host);
+    })();
+    await sendApi(req, res, answer, fault, ctx);
+  }
+
+  async function sraApi(req: IncomingMessage, res: ServerResponse, url: URL, ctx: SendContext): Promise<void> {
+    const accs = (url.searchParams.get('acc') ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+    const fault = faults.take(accs.length === 1 && RUN_ACCESSION.test(accs[0]!) ? accs[0]! : null, { kind: 'sra-api' });
+    if (answerHeadFault(req, res, fault, ctx)) return;
+    const filetype = url.searchParams.get('filetype') ?? 'run';
+    const answer: ApiAnswer = accs.length === 0
+      ? apiError(400, 'acc is required')
+      : { status: 200, contentType: 'application/json', body: JSON.stringify(locate(accs, filetype, (a) => (known(a) ? runs.get(a)!.run : null), `http://${host}`)) };
+    await sendApi(req, res, answer, fault, ctx);
+  }
+
+  /** The dataset file a file URL names, or null; only files of the dataset can ever be served. */
+  function resolveFile(path: string): { run: string; file: SyntheticFile; kind: RequestKind; corrupt: boolean } | null {
+    let m = /^\/vol1\/fastq\/([SED]RR\d{3})\/([SED]RR\d{6,})\/([^/]+)$/.exec(path);
+    if (m) {
+      const [, dir, run, name] = m as unknown as [string, string, string, string];
+      const e = runs.get(run);
+      if (!e || run.slice(0, 6) !== dir || !known(run) || !enaRun(e).hasFiles) return null;
+      const file = [...e.run.fastq, ...(e.run.orphan ? [e.run.orphan] : [])].find((f) => f.name === name);
+      return file ? { run, file, kind: { kind: 'fastq', mate: file.mate }, corrupt: false } : null;
+    }
+    m = /^\/vol1\/srr\/([SED]RR\d{3})\/([SED]RR\d{6,})$/.exec(path) ?? /^\/sra\/([SED]RR\d{6,})\/([SED]RR\d{6,})$/.exec(path);
+    if (m) {
+      const viaEna = path.startsWith('/vol1/');
+      const run = m[2]!;
+      const e = runs.get(run);
+      if (!e || !known(run) || (viaEna ? run.slice(0, 6) !== m[1] || !enaRun(e).hasFiles : m[1] !== run)) return null;
+      return { run, file: e.run.sra, kind: { kind: 'sra' }, corrupt: !viaEna && faults.hasState(run, 'corrupt-sra') };
+    }
+    return null;
+  }
+
+  async function serveFile(req: IncomingMessage, res: ServerResponse, path: string, ctx: SendContext): Promise<void> {
+    const target = resolveFile(path);
+    if (!target) {
+      res.writeHead(404, { 'Content-Type': 'text/plain', 'Content-Length': '10' });
+      res.end(req.method === 'HEAD' ? undefined : 'Not Found\n');
+      return;
+    }
+    const fault = faults.take(target.run, target.kind);
+    if (answerHeadFault(req, res, fault, ctx)) return;
+    const size = target.file.bytes;
+    if (req.headers.range) stats.rangeRequests++;
+    const range = fault?.kind === 'ignore-range' ? null : parseRange(req.headers.range, size);
+    if (range === 'unsatisfiable') {
+      res.writeHead(416, { 'Content-Range': `bytes */${size}`, 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    const { start, end } = range ?? { start: 0, end: size - 1 };
+    const headers: Record<string, string> = { 'Content-Type': 'application/octet-stream', 'Accept-Ranges': 'bytes' };
+    // A truncated body ends cleanly (chunked), so only a size check can tell it from a whole one.
+    if (fault?.kind !== 'truncate') headers['Content-Length'] = String(end - start + 1);
+    if (range) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+    res.writeHead(range ? 206 : 200, headers);
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const flip: number[] = [];
+    // corrupt-sra flips the same absolute bytes every time, so a resumed download stays corrupt.
+    if (target.corrupt) for (let i = 0; i < 16; i++) flip.push(Math.floor(size / 2) + i);
+    if (fault?.kind === 'wrong-bytes') for (let i = 0; i < 4; i++) flip.push(start + Math.floor((end - start + 1) / 2) + i);
+    await sendBody(res, fileSource(target.file.path, size), start, end, fault, flip.filter((o) => o <= end), ctx);
+  }
+
+  const server = createServer((req, res) => {
+    stats.requests++;
+    const url = new URL(req.url ?? '/', `http://${host}`);
+    const ctx = ctxFor(url.pathname);
+    const handle = async () => {
+      if (opts.latencyMs) await new Promise((r) => setTimeout(r, opts.latencyMs));
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Length': '0' });
+        return void res.end();
+      }
+      const api = /^\/ena\/portal\/api\/(filereport|search)$/.exec(url.pathname);
+      if (api) return enaApi(req, res, url, ctx, api[1]!);
+      if (url.pathname === '/sdl/2/retrieve') return sraApi(req, res, url, ctx);
+      return serveFile(req, res, url.pathname, ctx);
+    };
+    handle().catch((err: Error) => {
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
+      res.end(`mirror internal error: ${err.message}\n`);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const baseUrl = `http://${host}`;
+  return {
+    baseUrl,
+    enaPortalUrl: `${baseUrl}/ena/portal/api`,
+    sraLocateUrl: `${baseUrl}/sdl/2/retrieve`,
+    enaFileScheme: 'http',
+    stats: () => JSON.parse(JSON.stringify({ ...stats, faultsFired: faults.fired })) as MirrorStats,
+    resetStats: () => {
+      stats = emptyStats();
+      for (const k of Object.keys(faults.fired)) delete faults.fired[k];
+    },
+    setFaults: (plan) => faults.set(plan),
+    stop: async () => {
+      stopping.abort();
+      bucket?.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

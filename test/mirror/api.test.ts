@@ -1,0 +1,170 @@
+// Every answer shape of the emulated ENA Portal API and SRA Data Locator, over real HTTP.
+import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
+import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import { FILEREPORT_FIELDS, filereportUrl, get, md5, tsvRows } from './helpers.js';
+
+let root: string;
+let ds: Dataset;
+let mirror: Mirror;
+let host: string;
+let threeFile: SyntheticRun;
+let single: SyntheticRun;
+let sraOnly: SyntheticRun;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'fq-mirror-api-'));
+  ds = await generateDataset({
+    root,
+    seed: 9,
+    species: [
+      { name: 'Pairus primus', runs: 2, pairedFraction: 1, readsPerRun: 300, taxonId: 111 },
+      { name: 'Singulus secundus', runs: 3, pairedFraction: 0, sraOnlyFraction: 0.34, readsPerRun: 300, taxonId: 222 },
+    ],
+  });
+  mirror = await startMirror({ dataset: ds });
+  host = mirror.baseUrl.replace('http://', '');
+  threeFile = ds.species[0]!.runs[0]!;
+  single = ds.species[1]!.runs.find((r) => !r.sraOnly)!;
+  sraOnly = ds.species[1]!.runs.find((r) => r.sraOnly)!;
+});
+afterAll(async () => {
+  await mirror.stop();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('ENA filereport', () => {
+  it('answers a paired run with three index-aligned, scheme-less files, orphan reads first', async () => {
+    const res = await get(filereportUrl(mirror.enaPortalUrl, threeFile.run));
+    expect(res.status).toBe(200);
+    const [header, row, ...rest] = tsvRows(res.body.toString());
+    expect(header).toEqual(FILEREPORT_FIELDS.split(','));
+    expect(rest).toEqual([]);
+    const v = Object.fromEntries(header!.map((h, i) => [h, row![i]]));
+    const files = [threeFile.orphan!, ...threeFile.fastq];
+    const dir = `${host}/vol1/fastq/${threeFile.run.slice(0, 6)}/${threeFile.run}`;
+    expect(v).toEqual({
+      run_accession: threeFile.run,
+      fastq_ftp: files.map((f) => `${dir}/${f.name}`).join(';'),
+      fastq_md5: files.map((f) => f.md5).join(';'),
+      fastq_bytes: files.map((f) => String(f.bytes)).join(';'),
+      library_layout: 'PAIRED',
+      read_count: '300',
+      base_count: String(300 * 100 * 2),
+      scientific_name: 'Pairus primus',
+      tax_id: '111',
+      nominal_length: '250',
+      sra_ftp: `${host}/vol1/srr/${threeFile.run.slice(0, 6)}/${threeFile.run}`,
+      sra_md5: threeFile.sra.md5,
+      sra_bytes: String(threeFile.sra.bytes),
+    });
+    expect(v.fastq_ftp!.split(';').map((p) => p.slice(p.lastIndexOf('/') + 1))).toEqual([
+      `${threeFile.run}.fastq.gz`, `${threeFile.run}_1.fastq.gz`, `${threeFile.run}_2.fastq.gz`,
+    ]);
+  });
+
+  it('keeps the requested field order, and JSON gives objects of strings', async () => {
+    const res = await get(filereportUrl(mirror.enaPortalUrl, single.run, 'read_count,run_accession,library_layout', 'json'));
+    expect(res.headers['content-type']).toMatch(/json/);
+    const body = JSON.parse(res.body.toString());
+    expect(body).toEqual([{ read_count: '300', run_accession: single.run, library_layout: 'SINGLE' }]);
+    expect(Object.keys(body[0])).toEqual(['read_count', 'run_accession', 'library_layout']);
+    const tsv = await get(filereportUrl(mirror.enaPortalUrl, single.run, 'library_layout,run_accession'));
+    expect(tsvRows(tsv.body.toString())).toEqual([['library_layout', 'run_accession'], ['SINGLE', single.run]]);
+  });
+
+  it('uses the default fields when none are asked for', async () => {
+    const res = await get(`${mirror.enaPortalUrl}/filereport?accession=${single.run}&result=read_run`);
+    expect(tsvRows(res.body.toString())[0]).toEqual(['run_accession', 'fastq_ftp', 'fastq_md5', 'fastq_bytes']);
+  });
+
+  it('fails the whole request with 400 on one unknown field, a bad result type or a bad accession', async () => {
+    const bad = await get(filereportUrl(mirror.enaPortalUrl, single.run, 'run_accession,fastq_ftpp'));
+    expect(bad.status).toBe(400);
+    expect(bad.body.toString()).toMatch(/Invalid field\(s\) supplied: fastq_ftpp/);
+    expect((await get(`${mirror.enaPortalUrl}/filereport?accession=${single.run}&result=sample`)).status).toBe(400);
+    expect((await get(`${mirror.enaPortalUrl}/filereport?accession=foo&result=read_run`)).status).toBe(400);
+    expect((await get(`${mirror.enaPortalUrl}/filereport?result=read_run`)).status).toBe(400);
+  });
+
+  it('answers an unknown run with 204 (even number) or a header-only body (odd number)', async () => {
+    const even = await get(filereportUrl(mirror.enaPortalUrl, 'SRR1000000'));
+    expect({ status: even.status, body: even.body.length }).toEqual({ status: 204, body: 0 });
+    const odd = await get(filereportUrl(mirror.enaPortalUrl, 'SRR1000001'));
+    expect(odd.status).toBe(200);
+    expect(tsvRows(odd.body.toString())).toEqual([FILEREPORT_FIELDS.split(',')]);
+    const oddJson = await get(filereportUrl(mirror.enaPortalUrl, 'ERR1000001', 'run_accession', 'json'));
+    expect(JSON.parse(oddJson.body.toString())).toEqual([]);
+  });
+
+  it('knows an sra-only run but lists no files for it', async () => {
+    const res = await get(filereportUrl(mirror.enaPortalUrl, sraOnly.run, 'run_accession,fastq_ftp,fastq_md5,fastq_bytes,sra_ftp,read_count'));
+    expect(tsvRows(res.body.toString().replace(/\t/g, '\t '))[1]!.map((s) => s.trim())).toEqual([sraOnly.run, '', '', '', '', '300']);
+  });
+
+  it('lists every run of a study accession', async () => {
+    const res = await get(filereportUrl(mirror.enaPortalUrl, ds.species[1]!.study, 'run_accession,library_layout'));
+    expect(tsvRows(res.body.toString()).slice(1)).toEqual(ds.species[1]!.runs.map((r) => [r.run, 'SINGLE']));
+  });
+});
+
+describe('ENA search', () => {
+  const search = (query: string, extra: Record<string, string> = {}) =>
+    get(`${mirror.enaPortalUrl}/search?${new URLSearchParams({ result: 'read_run', query, fields: 'run_accession,library_layout,tax_id,fastq_ftp', format: 'tsv', ...extra })}`);
+
+  it('returns the runs of a taxon, sra-only ones included (without files)', async () => {
+    const res = await search('tax_eq(222) AND library_strategy="RNA-Seq"');
+    const rows = tsvRows(res.body.toString().replace(/\t$/gm, '\t-'));
+    expect(rows[0]).toEqual(['run_accession', 'library_layout', 'tax_id', 'fastq_ftp']);
+    expect(rows.slice(1).map((r) => r[0])).toEqual(ds.species[1]!.runs.map((r) => r.run));
+    expect(rows.find((r) => r[0] === sraOnly.run)![3]).toBe('-');
+    expect((await search('tax_eq(111)')).body.toString().trim().split('\n')).toHaveLength(3);
+  });
+
+  it('answers JSON, honours limit/offset, returns only a header for no match and 400 for a bad query', async () => {
+    const json = await search('tax_eq(111) AND library_strategy="RNA-Seq"', { format: 'json', limit: '1', offset: '1' });
+    expect(JSON.parse(json.body.toString())).toEqual([{ run_accession: ds.species[0]!.runs[1]!.run, library_layout: 'PAIRED', tax_id: '111', fastq_ftp: expect.stringContaining('_1.fastq.gz') }]);
+    expect(tsvRows((await search('tax_eq(999)')).body.toString())).toHaveLength(1);
+    expect(tsvRows((await search('tax_eq(111) AND library_strategy="WGS"')).body.toString())).toHaveLength(1);
+    const bad = await search('tax_eq(111) OR country="x"');
+    expect(bad.status).toBe(400);
+    expect(bad.body.toString()).toMatch(/Invalid query/);
+  });
+});
+
+describe('SRA Data Locator', () => {
+  it('answers version 2 JSON whose link serves the .sra with the stated size and md5', async () => {
+    const res = await get(`${mirror.sraLocateUrl}?acc=${sraOnly.run}&filetype=run`);
+    const body = JSON.parse(res.body.toString());
+    expect(body.version).toBe('2');
+    expect(body.result).toHaveLength(1);
+    const r = body.result[0];
+    expect({ bundle: r.bundle, status: r.status }).toEqual({ bundle: sraOnly.run, status: 200 });
+    expect(r.files[0]).toMatchObject({ type: 'sra', name: sraOnly.run, size: sraOnly.sra.bytes, md5: sraOnly.sra.md5 });
+    const link = r.files[0].locations[0].link as string;
+    expect(link).toBe(`${mirror.baseUrl}/sra/${sraOnly.run}/${sraOnly.run}`);
+    const file = await get(link);
+    expect({ status: file.status, bytes: file.body.length, md5: md5(file.body) }).toEqual({ status: 200, bytes: sraOnly.sra.bytes, md5: sraOnly.sra.md5 });
+  });
+
+  it('reports an unknown run as a per-run 404 and a malformed one as 400, several accessions at once', async () => {
+    const res = await get(`${mirror.sraLocateUrl}?acc=SRR1000000,${single.run},bogus&filetype=run`);
+    expect(res.status).toBe(200);
+    const result = JSON.parse(res.body.toString()).result as { bundle: string; status: number; files?: unknown[] }[];
+    expect(result.map((r) => [r.bundle, r.status, r.files === undefined])).toEqual([
+      ['SRR1000000', 404, true], [single.run, 200, false], ['bogus', 400, true],
+    ]);
+    expect((await get(mirror.sraLocateUrl)).status).toBe(400);
+  });
+});
+
+describe('routing', () => {
+  it('answers 404 for unknown paths and 405 for other methods', async () => {
+    expect((await get(`${mirror.baseUrl}/vol1/fastq/SRR900/SRR9000001/../../etc/passwd`)).status).toBe(404);
+    expect((await get(`${mirror.baseUrl}/nothing`)).status).toBe(404);
+    expect((await get(`${mirror.baseUrl}/vol1/fastq/SRR900/SRR9000001/SRR9000001_1.fastq.gz`, {}, 'DELETE')).status).toBe(405);
+  });
+});
