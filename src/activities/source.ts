@@ -1,0 +1,108 @@
+/**
+ * resolveSource: ask each configured archive, in order, whether it has the run, and plan the download.
+ * ENA gives ready FASTQ (size + md5 per mate); SRA gives one .sra that needs converting, so it reserves
+ * ~3x its size (sra + fastq + fasterq-dump temp, SPEC §5.5).
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Source } from '../config/schema.js';
+import { RUN_ACCESSION } from '../config/schema.js';
+import { FailureType } from '../failures.js';
+import { chooseFastqFiles, fetchFilereport, layoutOf, readCountOf } from '../tools/ena.js';
+import type { HttpClient } from '../tools/http.js';
+import { locateRun } from '../tools/sra.js';
+import type { Layout, RunMeta, SampleOptions, SourcePlan } from '../types.js';
+import type { Activities } from './contract.js';
+
+/** SRA runs reserve this many times the .sra size. */
+export const SRA_RESERVE_FACTOR = 3;
+
+type Answer = { plan: SourcePlan } | { notFound: string } | { error: ApplicationFailure };
+
+function cancellationSignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined; // called outside an activity (unit use)
+  }
+}
+
+async function askEna(run: RunMeta, o: SampleOptions, http: HttpClient, signal?: AbortSignal): Promise<Answer & { layout?: Layout }> {
+  const a = await fetchFilereport({ portalUrl: o.enaPortalUrl, run: run.run, http, signal });
+  if (!a.found) return { notFound: a.answer };
+  const layout = layoutOf(a.row.library_layout);
+  const choice = chooseFastqFiles(a.row, run.run, o.enaFileScheme);
+  if (!choice) return { notFound: `no usable FASTQ listed (fastq_ftp=${JSON.stringify(a.row.fastq_ftp ?? '')})`, layout };
+  const reserveBytes = choice.files.reduce((s, f) => s + (f.bytes ?? 0), 0);
+  return {
+    plan: { source: 'ena', run: run.run, layout: choice.layout, files: choice.files, expectedReads: readCountOf(a.row), reserveBytes },
+  };
+}
+
+async function askSra(run: RunMeta, o: SampleOptions, http: HttpClient, layoutHint: Layout | undefined, signal?: AbortSignal): Promise<Answer> {
+  const a = await locateRun({ locateUrl: o.sraLocateUrl, run: run.run, http, signal });
+  if (!a.found) return { notFound: a.answer };
+  return {
+    plan: {
+      source: 'sra',
+      run: run.run,
+      // Only a hint: fasterq-dump --split-3 decides the real layout from the reads themselves.
+      layout: run.layout ?? layoutHint ?? 'single',
+      files: [a.file],
+      expectedReads: run.spots ?? null,
+      reserveBytes: (a.file.bytes ?? 0) * SRA_RESERVE_FACTOR,
+    },
+  };
+}
+
+export function createSourceActivities(deps: { http: HttpClient }): Pick<Activities, 'resolveSource'> {
+  return {
+    async resolveSource({ run, options }) {
+      if (typeof run?.run !== 'string' || !RUN_ACCESSION.test(run.run)) {
+        throw ApplicationFailure.create({
+          type: FailureType.InvalidInput,
+          message: `invalid run accession ${JSON.stringify(run?.run)} (expected ${RUN_ACCESSION.source})`,
+          nonRetryable: true,
+        });
+      }
+      const signal = cancellationSignal();
+      const asked: string[] = [];
+      const errors: ApplicationFailure[] = [];
+      let layoutHint: Layout | undefined;
+      for (const source of options.sources as Source[]) {
+        let answer: Answer;
+        try {
+          if (source === 'ena') {
+            const a = await askEna(run, options, deps.http, signal);
+            layoutHint = a.layout ?? layoutHint;
+            answer = a;
+          } else {
+            answer = await askSra(run, options, deps.http, layoutHint, signal);
+          }
+        } catch (err) {
+          if (signal?.aborted) throw err;
+          if (!(err instanceof ApplicationFailure) || err.nonRetryable) throw err;
+          // A source that is down does not stop us asking the next one; but it is not "unknown" either.
+          answer = { error: err };
+        }
+        if ('plan' in answer) return answer.plan;
+        if ('notFound' in answer) asked.push(`${source}: ${answer.notFound}`);
+        else {
+          asked.push(`${source}: ${answer.error.message}`);
+          errors.push(answer.error);
+        }
+      }
+      const summary = `run ${run.run}: ${asked.join('; ')}`;
+      if (errors.length > 0) {
+        // At least one source could not answer: retry later rather than declare the run unknown.
+        throw ApplicationFailure.create({
+          type: errors[0]!.type ?? FailureType.ServerError,
+          message: `could not resolve ${summary}`,
+          nonRetryable: false,
+          nextRetryDelay: errors[0]!.nextRetryDelay ?? undefined,
+        });
+      }
+      throw ApplicationFailure.create({ type: FailureType.RunNotFound, message: `not found at any source, ${summary}`, nonRetryable: true });
+    },
+  };
+}

@@ -1,0 +1,231 @@
+/**
+ * The download activity end to end against the local mirror, one archive fault per test: what ends on
+ * disk, what the activity reports, and what the mirror saw.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { copyFile, mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CancelledFailure } from '@temporalio/common';
+import { HttpClient, RateLimiter, type Clock } from '../../src/tools/http.js';
+import type { SourcePlan } from '../../src/types.js';
+import { download, failureOf, fastHttp, meta, quietEnv, resolve, sameBytes, startWorld, type World } from './fixture.js';
+
+let w: World;
+let n = 0;
+let runDir: string;
+let singlePlan: SourcePlan;
+beforeAll(async () => {
+  w = await startWorld();
+  singlePlan = await resolve(fastHttp(), meta(w.single), w.options);
+}, 180_000);
+afterAll(async () => w?.stop());
+beforeEach(async () => {
+  runDir = join(w.root, 'reads', `t${++n}`, 'getfastq', w.single.run);
+  w.mirror.setFaults({});
+  w.mirror.resetStats();
+});
+
+const part = () => join(runDir, `${w.single.run}.fastq.gz.part`);
+const final = () => join(runDir, `${w.single.run}.fastq.gz`);
+const size = () => w.single.fastq[0]!.bytes;
+const sizeOnDisk = (p: string) => stat(p).then((s) => s.size, () => null);
+
+async function expectComplete(): Promise<void> {
+  expect(await sameBytes(final(), w.single.fastq[0]!.path)).toBe(true);
+  expect(await readdir(runDir)).toEqual([`${w.single.run}.fastq.gz`]);
+}
+
+describe('download', () => {
+  it('fetches, verifies and names the file; a second call skips it without a request', async () => {
+    const r = await download(fastHttp(), singlePlan, runDir);
+    expect(r).toEqual({ files: [{ path: final(), bytes: size(), md5: w.single.fastq[0]!.md5 }], bytesFetched: size(), resumedFromBytes: 0 });
+    await expectComplete();
+    w.mirror.resetStats();
+    const again = await download(fastHttp(), singlePlan, runDir);
+    expect(again).toMatchObject({ bytesFetched: 0, resumedFromBytes: size() });
+    expect(w.mirror.stats().requests).toBe(0);
+  });
+
+  it('retries 5xx within the attempt', async () => {
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'status', status: 503, times: 2 }] });
+    const r = await download(fastHttp(), singlePlan, runDir);
+    expect(r.bytesFetched).toBe(size());
+    expect(w.mirror.stats().requests).toBe(3);
+    await expectComplete();
+  });
+
+  it('waits the Retry-After of a 429 before asking again', async () => {
+    const slept: number[] = [];
+    const clock: Clock = { now: () => Date.now(), sleep: async (ms) => void slept.push(ms) };
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'retry-after', seconds: 7, times: 1 }] });
+    await download(new HttpClient({ clock, backoffMaxMs: 60_000, requestsPerSec: 1000 }), singlePlan, runDir);
+    expect(slept).toEqual([7000]);
+    await expectComplete();
+  });
+
+  it('after a reset mid-body, the next attempt fetches only the rest (Range)', async () => {
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'reset', afterBytes: Math.floor(size() / 2), times: 1 }] });
+    const err = await failureOf(download(fastHttp(), singlePlan, runDir));
+    expect(err.type).toBe('NetworkError');
+    expect(err.nonRetryable).toBe(false);
+    expect(err.message).toContain(`${w.single.run}.fastq.gz`);
+    const kept = (await sizeOnDisk(part()))!;
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThanOrEqual(Math.floor(size() / 2));
+
+    w.mirror.resetStats();
+    const r = await download(fastHttp(), singlePlan, runDir);
+    expect(r).toMatchObject({ resumedFromBytes: kept, bytesFetched: size() - kept });
+    expect(w.mirror.stats().rangeRequests).toBe(1);
+    expect(w.mirror.stats().bytesServed).toBe(size() - kept);
+    await expectComplete();
+  });
+
+  it('a truncated body keeps its bytes and the next attempt completes the file', async () => {
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'truncate', bytes: 5000, times: 1 }] });
+    const err = await failureOf(download(fastHttp(), singlePlan, runDir));
+    expect(err.type).toBe('NetworkError');
+    expect(await sizeOnDisk(part())).toBe(5000);
+    const r = await download(fastHttp(), singlePlan, runDir);
+    expect(r).toMatchObject({ resumedFromBytes: 5000, bytesFetched: size() - 5000 });
+    await expectComplete();
+  });
+
+  it('wrong bytes: md5 mismatch deletes the .part and throws a retryable ChecksumMismatch', async () => {
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'wrong-bytes', times: 1 }] });
+    const err = await failureOf(download(fastHttp(), singlePlan, runDir));
+    expect(err.type).toBe('ChecksumMismatch');
+    expect(err.nonRetryable).toBe(false);
+    expect(err.message).toContain(`expected ${w.single.fastq[0]!.md5}`);
+    expect(await readdir(runDir)).toEqual([]);
+    await download(fastHttp(), singlePlan, runDir);
+    await expectComplete();
+  });
+
+  it('a 200 answer to a Range request restarts the file from byte 0', async () => {
+    await mkdir(runDir, { recursive: true });
+    await copyFile(w.single.fastq[0]!.path, part());
+    await truncate(part(), 4096);
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'ignore-range', times: 1 }] });
+    const r = await download(fastHttp(), singlePlan, runDir);
+    expect(r).toMatchObject({ resumedFromBytes: 0, bytesFetched: size() });
+    expect(w.mirror.stats().rangeRequests).toBe(1);
+    await expectComplete();
+  });
+
+  it('a stalled stream fails the attempt after stallTimeoutSec and keeps the bytes', async () => {
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'stall', afterBytes: 3000, ms: 30_000, times: 1 }] });
+    const err = await failureOf(download(fastHttp(), singlePlan, runDir, { stallTimeoutSec: 0.5 }));
+    expect(err.type).toBe('NetworkError');
+    expect(err.message).toMatch(/no byte for 0\.5 s at byte 3000/);
+    expect(await sizeOnDisk(part())).toBe(3000);
+    const r = await download(fastHttp(), singlePlan, runDir);
+    expect(r.resumedFromBytes).toBe(3000);
+    await expectComplete();
+  });
+
+  it('an HTML page instead of the file is a ChecksumMismatch and leaves nothing', async () => {
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'html', times: 1 }] });
+    const err = await failureOf(download(fastHttp(), singlePlan, runDir));
+    expect(err.type).toBe('ChecksumMismatch');
+    expect(err.message).toMatch(/HTML/);
+    expect(await readdir(runDir)).toEqual([]);
+  });
+
+  it('a complete .part left by a killed attempt is verified and renamed without a request', async () => {
+    await mkdir(runDir, { recursive: true });
+    await copyFile(w.single.fastq[0]!.path, part());
+    const r = await download(fastHttp(), singlePlan, runDir);
+    expect(r).toMatchObject({ bytesFetched: 0, resumedFromBytes: size() });
+    expect(w.mirror.stats().requests).toBe(0);
+    await expectComplete();
+  });
+
+  it('416 for a whole .part of unknown size: verified by md5 and renamed', async () => {
+    await mkdir(runDir, { recursive: true });
+    await copyFile(w.single.fastq[0]!.path, part());
+    const plan = { ...singlePlan, files: [{ ...singlePlan.files[0]!, bytes: null }] };
+    const r = await download(fastHttp(), plan, runDir);
+    expect(r).toMatchObject({ bytesFetched: 0, resumedFromBytes: size() });
+    expect(w.mirror.stats().rangeRequests).toBe(1);
+    await expectComplete();
+  });
+
+  it('a wrong file under the final name is fetched again', async () => {
+    await mkdir(runDir, { recursive: true });
+    await writeFile(final(), 'not the reads');
+    const r = await download(fastHttp(), singlePlan, runDir);
+    expect(r.bytesFetched).toBe(size());
+    await expectComplete();
+  });
+
+  it('heartbeats its offset and, when cancelled, aborts the request but keeps the .part', async () => {
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'stall', afterBytes: 2000, ms: 30_000, times: 1 }] });
+    const env = quietEnv();
+    const beats: { file: string; offset: number }[] = [];
+    env.on('heartbeat', (d: { file: string; offset: number }) => {
+      beats.push(d);
+      if (d.offset === 2000) env.cancel();
+    });
+    const err = await download(fastHttp(), singlePlan, runDir, { stallTimeoutSec: 60, env }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CancelledFailure);
+    expect(beats.some((b) => b.file === `${w.single.run}.fastq.gz` && b.offset === 2000)).toBe(true);
+    expect(await sizeOnDisk(part())).toBe(2000);
+  });
+
+  it('rejects file names that could leave the run dir', async () => {
+    const bad = { ...singlePlan, files: [{ ...singlePlan.files[0]!, name: '../../etc/passwd' }] };
+    const err = await failureOf(download(fastHttp(), bad, runDir));
+    expect(err.type).toBe('InvalidInput');
+    expect(err.nonRetryable).toBe(true);
+    const rel = await failureOf(download(fastHttp(), singlePlan, 'reads/../x'));
+    expect(rel.type).toBe('InvalidInput');
+    expect(w.mirror.stats().requests).toBe(0);
+  });
+});
+
+describe('download of other plans', () => {
+  it('a paired run listed with three files downloads exactly _1 and _2', async () => {
+    const plan = await resolve(fastHttp(), meta(w.paired), w.options);
+    const dir = join(w.root, 'reads', 'paired', 'getfastq', w.paired.run);
+    const r = await download(fastHttp(), plan, dir);
+    expect(r.files.map((f) => f.path)).toEqual([join(dir, `${w.paired.run}_1.fastq.gz`), join(dir, `${w.paired.run}_2.fastq.gz`)]);
+    expect((await readdir(dir)).sort()).toEqual([`${w.paired.run}_1.fastq.gz`, `${w.paired.run}_2.fastq.gz`]);
+    for (const mate of [1, 2] as const) {
+      expect(await sameBytes(join(dir, `${w.paired.run}_${mate}.fastq.gz`), w.paired.fastq.find((f) => f.mate === mate)!.path)).toBe(true);
+    }
+  });
+
+  it('an SRA-only run downloads one verified <RUN>.sra', async () => {
+    const plan = await resolve(fastHttp(), meta(w.sraOnly), w.options);
+    const dir = join(w.root, 'reads', 'sra', 'getfastq', w.sraOnly.run);
+    const r = await download(fastHttp(), plan, dir);
+    expect(r.files).toEqual([{ path: join(dir, `${w.sraOnly.run}.sra`), bytes: w.sraOnly.sra.bytes, md5: w.sraOnly.sra.md5 }]);
+    expect(await sameBytes(join(dir, `${w.sraOnly.run}.sra`), w.sraOnly.sra.path)).toBe(true);
+  });
+
+  it('a corrupted .sra fails its md5 and is deleted', async () => {
+    w.mirror.setFaults({ [w.sraOnly.run]: [{ kind: 'corrupt-sra' }] });
+    const plan = await resolve(fastHttp(), meta(w.sraOnly), w.options);
+    const dir = join(w.root, 'reads', 'sra-corrupt', 'getfastq', w.sraOnly.run);
+    const err = await failureOf(download(fastHttp(), plan, dir));
+    expect(err.type).toBe('ChecksumMismatch');
+    expect(err.message).toContain(`${w.sraOnly.run}.sra`);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('every request of the process passes one rate limiter (counted, not timed)', async () => {
+    // A frozen clock that only advances when the limiter sleeps: each wait is counted exactly.
+    let t = 0;
+    const slept: number[] = [];
+    const clock: Clock = { now: () => t, sleep: async (ms) => void (slept.push(ms), (t += ms)) };
+    const http = new HttpClient({ limiter: new RateLimiter(5, 1, clock), backoffBaseMs: 1 });
+    w.mirror.resetStats();
+    const plans = await Promise.all([w.single, w.paired].map((r) => resolve(http, meta(r), w.options)));
+    await Promise.all(plans.map((p, i) => download(http, p, join(w.root, 'reads', 'rate', String(i), 'getfastq', p.run))));
+    const requests = w.mirror.stats().requests;
+    expect(requests).toBe(2 + 3); // two filereports, three files
+    expect(http.limiter.stats).toEqual({ granted: requests, delayed: requests - 1 });
+    expect(slept.reduce((a, b) => a + b, 0)).toBeCloseTo((requests - 1) * 200, 6);
+  });
+});

@@ -1,0 +1,104 @@
+/** One synthetic dataset and mirror shared by the network tests of a file; each test sets its own faults. */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { ApplicationFailure } from '@temporalio/common';
+import { createDownloadActivities } from '../../src/activities/download.js';
+import { createSourceActivities } from '../../src/activities/source.js';
+import { DEFAULTS } from '../../src/config/schema.js';
+import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
+import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import { HttpClient } from '../../src/tools/http.js';
+import type { DownloadResult, RunMeta, SampleOptions, SourcePlan } from '../../src/types.js';
+
+export interface World {
+  root: string;
+  dataset: Dataset;
+  mirror: Mirror;
+  /** every paired run has mates; the first also has unmated reads listed first (three files) */
+  paired: SyntheticRun;
+  single: SyntheticRun;
+  sraOnly: SyntheticRun;
+  options: SampleOptions;
+  stop(): Promise<void>;
+}
+
+export async function startWorld(): Promise<World> {
+  const root = await mkdtemp(join(tmpdir(), 'fq-network-'));
+  // Enough reads that a file is a few hundred KB: faults "after N bytes" land mid-body.
+  const dataset = await generateDataset({
+    root,
+    seed: 11,
+    species: [
+      { name: 'Pairus primus', runs: 1, pairedFraction: 1, readsPerRun: 8000 },
+      { name: 'Singulus secundus', runs: 2, pairedFraction: 0, sraOnlyFraction: 0.5, readsPerRun: 8000 },
+    ],
+  });
+  const mirror = await startMirror({ dataset });
+  const [p, s] = dataset.species;
+  const paired = p!.runs[0]!;
+  const single = s!.runs.find((r) => !r.sraOnly)!;
+  const sraOnly = s!.runs.find((r) => r.sraOnly)!;
+  if (!paired.orphan || !single || !sraOnly) throw new Error('fixture: dataset does not have the runs the tests need');
+  const options: SampleOptions = {
+    ...DEFAULTS,
+    sources: ['ena', 'sra'],
+    enaPortalUrl: mirror.enaPortalUrl,
+    enaFileScheme: mirror.enaFileScheme,
+    sraLocateUrl: mirror.sraLocateUrl,
+  };
+  return {
+    root, dataset, mirror, paired, single, sraOnly, options,
+    async stop() {
+      await mirror.stop();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A client with tiny back-off so retries cost milliseconds, not seconds. */
+export function fastHttp(extra: ConstructorParameters<typeof HttpClient>[0] = {}): HttpClient {
+  return new HttpClient({ backoffBaseMs: 5, backoffMaxMs: 2000, requestsPerSec: 1000, ...extra });
+}
+
+export function meta(r: SyntheticRun, withSpots = true): RunMeta {
+  return { run: r.run, layout: r.layout, nominalLength: r.nominalLength, ...(withSpots ? { spots: r.reads } : {}) };
+}
+
+/** An activity context whose expected failures do not flood the test output. */
+export function quietEnv(): MockActivityEnvironment {
+  return new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+}
+
+export async function resolve(http: HttpClient, run: RunMeta, options: SampleOptions): Promise<SourcePlan> {
+  const { resolveSource } = createSourceActivities({ http });
+  return quietEnv().run(resolveSource, { run, options });
+}
+
+export async function download(
+  http: HttpClient,
+  plan: SourcePlan,
+  runDir: string,
+  opts: { stallTimeoutSec?: number; env?: MockActivityEnvironment } = {},
+): Promise<DownloadResult> {
+  const { download: dl } = createDownloadActivities({ http, heartbeatEveryMs: 20 });
+  return (opts.env ?? quietEnv()).run(dl, { plan, runDir, stallTimeoutSec: opts.stallTimeoutSec ?? 30 });
+}
+
+/** The failure an activity threw, for asserting its type and message. */
+export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => {
+      throw new Error('expected the activity to fail, it succeeded');
+    },
+    (e: unknown) => e,
+  );
+  if (!(err instanceof ApplicationFailure)) throw new Error(`expected an ApplicationFailure, got ${String(err)}`);
+  return err;
+}
+
+export async function sameBytes(a: string, b: string): Promise<boolean> {
+  return (await readFile(a)).equals(await readFile(b));
+}
