@@ -1,0 +1,207 @@
+/**
+ * quant -> finalize -> deleteReads: the tail of a sample, each step safe to repeat.
+ * - quant works in <quantDir>/.<RUN>.tmp (cleared first), renames kallisto's outputs to amalgkit's names
+ *   and checks run_info.json against the reads we counted; nothing outside the temp dir changes.
+ * - finalize adds the provenance file and renames the temp dir into place: the only step that makes a
+ *   sample "done", and atomic (rename within one directory).
+ * - deleteReads removes the run's reads only under .../getfastq/<RUN> and releases its disk reservation.
+ */
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { RUN_ACCESSION } from '../config/schema.js';
+import { FailureType } from '../failures.js';
+import { abundancePath, provenancePath, runQuantDir, runQuantTmpDir } from '../ids.js';
+import { kallistoQuant, parseRunInfo, quantArgs, verifyRunInfo, KALLISTO } from '../tools/kallisto.js';
+import { toolVersion, toToolFailure } from '../tools/process.js';
+import type { QuantResult } from '../types.js';
+import type { Activities } from './contract.js';
+import { activityHooks } from './heartbeat.js';
+import { bytesUnder, type DiskLedger } from './disk.js';
+
+const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
+const isFile = (p: string) => stat(p).then((s) => s.isFile(), () => false);
+
+function checkRun(run: string): void {
+  if (!RUN_ACCESSION.test(run)) throw invalid(`invalid run accession ${JSON.stringify(run)}`);
+}
+function checkDir(run: string, what: string, dir: string): void {
+  if (!isAbsolute(dir) || dir.split('/').includes('..') || dir.includes('\0')) {
+    throw invalid(`run ${run}: ${what} must be an absolute path without '..' (got ${JSON.stringify(dir)})`);
+  }
+}
+
+/**
+ * Per-process quant limit (--quant-threads): at most `limit` kallisto runs at once, first come first served.
+ * The limit comes with each request, so a batch with another value needs no worker restart.
+ */
+export class QuantSlots {
+  private running = 0;
+  private readonly waiters: { limit: number; grant: () => void }[] = [];
+
+  /** Resolves with a release function once a slot is free; rejects with the signal's reason if cancelled first. */
+  async acquire(limit: number, signal: AbortSignal, onWait: () => void): Promise<() => void> {
+    if (signal.aborted) throw signal.reason;
+    if (this.waiters.length === 0 && this.running < Math.max(1, limit)) {
+      this.running++;
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const beat = setInterval(onWait, 1000);
+        const me = {
+          limit,
+          grant: () => {
+            clearInterval(beat);
+            signal.removeEventListener('abort', onAbort);
+            resolve();
+          },
+        };
+        const onAbort = () => {
+          clearInterval(beat);
+          const i = this.waiters.indexOf(me);
+          if (i >= 0) this.waiters.splice(i, 1);
+          reject(signal.reason);
+        };
+        onWait();
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.waiters.push(me);
+      });
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.running--;
+      this.pump();
+    };
+  }
+
+  // The slot passes to the first waiter directly (running is counted for it before it wakes).
+  private pump(): void {
+    while (this.waiters.length > 0 && this.running < Math.max(1, this.waiters[0]!.limit)) {
+      this.running++;
+      this.waiters.shift()!.grant();
+    }
+  }
+
+  get inUse(): number {
+    return this.running;
+  }
+
+  get waiting(): number {
+    return this.waiters.length;
+  }
+}
+
+export interface QuantDeps {
+  quantSlots?: QuantSlots;
+  /** deleteReads releases the run's reservation here (the ledger the disk activities admit with). */
+  ledger?: DiskLedger;
+}
+
+export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant' | 'finalize' | 'deleteReads'> {
+  const slots = deps.quantSlots ?? new QuantSlots();
+  return {
+    async quant(input): Promise<QuantResult> {
+      const { run, reads, quantDir, indexPath } = input;
+      checkRun(run);
+      checkDir(run, 'quantDir', quantDir);
+      const hooks = activityHooks();
+      const outDir = runQuantTmpDir(quantDir, run);
+      const q = {
+        index: indexPath,
+        outDir,
+        threads: input.kallistoThreads,
+        reads: reads.files,
+        layout: reads.layout,
+        fragmentLength: input.fragmentLength,
+        fragmentSd: input.fragmentSd,
+      };
+      const args = quantArgs(q);
+      const release = await slots.acquire(input.quantThreads, hooks.signal, () => hooks.heartbeat({ waitingForQuantSlot: true }));
+      try {
+        // Leftovers of an attempt killed mid-run would otherwise mix with this one's outputs.
+        await rm(outDir, { recursive: true, force: true });
+        await mkdir(outDir, { recursive: true });
+        const [res, version] = await Promise.all([
+          kallistoQuant(q, { timeoutSec: input.timeoutSec, signal: hooks.signal, onHeartbeat: () => hooks.heartbeat() }),
+          toolVersion(KALLISTO),
+        ]);
+        const infoFile = join(outDir, 'run_info.json');
+        const text = await readFile(infoFile, 'utf8').catch(() => null);
+        if (text === null) {
+          throw ApplicationFailure.create({
+            type: FailureType.ToolFailed,
+            message: `run ${run}: kallisto quant exited ${res.exitCode} without writing ${infoFile}; stderr: ${res.stderr.trim().slice(-800)}`,
+          });
+        }
+        const info = parseRunInfo(text, infoFile);
+        verifyRunInfo(info, reads.reads, run);
+        if (res.exitCode !== 0) {
+          throw ApplicationFailure.create({ type: FailureType.ToolFailed, message: `run ${run}: kallisto quant exited ${res.exitCode}: ${res.stderr.trim().slice(-800)}` });
+        }
+        if (!(await isFile(join(outDir, 'abundance.tsv')))) {
+          throw ApplicationFailure.create({ type: FailureType.ToolFailed, message: `run ${run}: kallisto quant wrote no abundance.tsv in ${outDir}` });
+        }
+        await rename(join(outDir, 'abundance.tsv'), join(outDir, `${run}_abundance.tsv`));
+        await rename(infoFile, join(outDir, `${run}_run_info.json`));
+        return {
+          nProcessed: info.nProcessed,
+          nPseudoaligned: info.nPseudoaligned,
+          pPseudoaligned: info.pPseudoaligned,
+          kallistoVersion: version,
+          command: [KALLISTO, ...args],
+          tmpDir: outDir,
+        };
+      } catch (err) {
+        throw toToolFailure(err, `run ${run}: kallisto quant`);
+      } finally {
+        release();
+      }
+    },
+
+    async finalize({ run, quantDir, tmpDir, provenance }) {
+      checkRun(run);
+      checkDir(run, 'quantDir', quantDir);
+      if (tmpDir !== runQuantTmpDir(quantDir, run)) throw invalid(`run ${run}: tmpDir must be ${runQuantTmpDir(quantDir, run)} (got ${tmpDir})`);
+      const dir = runQuantDir(quantDir, run);
+      // Already done (a retry after the rename): the result on disk stands; the temp dir is a leftover.
+      if ((await isFile(abundancePath(quantDir, run))) && (await isFile(provenancePath(quantDir, run)))) {
+        await rm(tmpDir, { recursive: true, force: true });
+        return { dir };
+      }
+      for (const f of [`${run}_abundance.tsv`, `${run}_run_info.json`]) {
+        if (!(await isFile(join(tmpDir, f)))) {
+          throw ApplicationFailure.create({ type: FailureType.QuantInvalid, message: `run ${run}: ${join(tmpDir, f)} is missing; quant has to run again` });
+        }
+      }
+      const prov = join(tmpDir, `${run}_fetchquant.json`);
+      const fh = await open(`${prov}.part`, 'w');
+      try {
+        await fh.writeFile(JSON.stringify(provenance, null, 2) + '\n');
+        // On disk before the rename that declares the sample done, so "done" survives a power cut too.
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(`${prov}.part`, prov);
+      // A not-done dir is a leftover of an older attempt (e.g. abundance without provenance): replace it.
+      await rm(dir, { recursive: true, force: true });
+      await rename(tmpDir, dir);
+      return { dir };
+    },
+
+    async deleteReads({ run, runDir }) {
+      checkRun(run);
+      checkDir(run, 'runDir', runDir);
+      const clean = runDir.replace(/\/+$/, '');
+      // Refuse anything but a run's own reads dir: a wrong path here would delete someone's data.
+      if (!clean.endsWith(`/getfastq/${run}`)) {
+        throw invalid(`run ${run}: refusing to delete ${runDir}: reads dirs end with /getfastq/${run}`);
+      }
+      const removedBytes = await bytesUnder(clean);
+      await rm(clean, { recursive: true, force: true });
+      deps.ledger?.release(run);
+      return { removedBytes };
+    },
+  };
+}

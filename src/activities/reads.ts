@@ -1,0 +1,65 @@
+/**
+ * verifyReads: the gate between download and quant (SPEC §5.2 "integrity"). kallisto exits 0 on a
+ * truncated .gz and on mates of unequal length, and spins forever on a corrupted one, so every file is
+ * gzip-tested and counted here first; mates must agree, and agree with the source's count when known.
+ */
+import { isAbsolute } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { RUN_ACCESSION } from '../config/schema.js';
+import { FailureType } from '../failures.js';
+import { countFastqGz } from '../tools/fastq.js';
+import type { ReadSet } from '../types.js';
+import type { Activities } from './contract.js';
+import { activityHooks, withHeartbeat } from './heartbeat.js';
+
+const name = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+
+export function createReadActivities(): Pick<Activities, 'verifyReads'> {
+  return {
+    async verifyReads({ run, files, layout, expectedReads }): Promise<ReadSet> {
+      if (!RUN_ACCESSION.test(run)) {
+        throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `invalid run accession ${JSON.stringify(run)}`, nonRetryable: true });
+      }
+      const want = layout === 'paired' ? 2 : 1;
+      if (files.length !== want || files.some((f) => !isAbsolute(f))) {
+        throw ApplicationFailure.create({
+          type: FailureType.InvalidInput,
+          nonRetryable: true,
+          message: `run ${run}: ${layout} reads need ${want} absolute fastq.gz path(s), got ${JSON.stringify(files)}`,
+        });
+      }
+      const hooks = activityHooks();
+      const progress: Record<string, number> = {};
+      const counts = await withHeartbeat(hooks, () =>
+        // Mates are read in parallel: gunzip runs on libuv's thread pool, so two files take the time of one.
+        Promise.all(
+          files.map((f) =>
+            countFastqGz(f, { signal: hooks.signal, onProgress: (n) => (progress[name(f)] = n) }).catch((err: unknown) => {
+              if (err instanceof ApplicationFailure) {
+                throw ApplicationFailure.create({ type: err.type ?? FailureType.TruncatedReads, message: `run ${run}: ${err.message}` });
+              }
+              throw err;
+            }),
+          ),
+        ),
+      );
+      const [first, second] = counts as [number, number | undefined];
+      if (layout === 'paired' && first !== second) {
+        throw ApplicationFailure.create({
+          type: FailureType.TruncatedReads,
+          message: `run ${run}: mates differ: ${name(files[0]!)} has ${first} reads, ${name(files[1]!)} has ${second}`,
+        });
+      }
+      if (first === 0) {
+        throw ApplicationFailure.create({ type: FailureType.TruncatedReads, message: `run ${run}: ${name(files[0]!)} holds no reads` });
+      }
+      if (expectedReads !== null && first !== expectedReads) {
+        throw ApplicationFailure.create({
+          type: FailureType.TruncatedReads,
+          message: `run ${run}: ${files.map(name).join(' and ')} ${files.length === 1 ? 'holds' : 'hold'} ${first} reads${layout === 'paired' ? ' per mate' : ''}, the source reports ${expectedReads}`,
+        });
+      }
+      return { layout, files, reads: first };
+    },
+  };
+}

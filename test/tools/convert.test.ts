@@ -1,0 +1,105 @@
+// convertSra with the real sra-toolkit on .sra files made by latf-load + kar from simulated reads.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createConvertActivities } from '../../src/activities/convert.js';
+import { makeSra, makeTranscriptome, simulateReads } from '../../src/mirror/fixtures.js';
+import { countFastqGz } from '../../src/tools/fastq.js';
+import { fasterqDump } from '../../src/tools/fasterq-dump.js';
+import { vdbValidate } from '../../src/tools/vdb-validate.js';
+import { act, cleanTempDirs, failureOf, quiet, tempDir } from './util.js';
+
+const { convertSra } = createConvertActivities();
+let root: string;
+let seqs: string[];
+const sras = new Map<string, string>();
+
+/** A real .sra of `reads` spots, kept outside the run dirs so each test copies a fresh one in. */
+async function sraFor(run: string, paired: boolean, reads: number): Promise<string> {
+  const dir = join(root, 'src', run);
+  const sim = await simulateReads(seqs, { dir, run, reads, readLength: 80, paired, fragmentLength: 220, seed: Number(run.slice(3)) });
+  const sra = await makeSra(run, sim.fastqPlain, join(dir, `${run}.sra`));
+  sras.set(run, sra.path);
+  return sra.path;
+}
+
+function runDirWith(run: string): { runDir: string; sraPath: string } {
+  const runDir = join(root, 'fastq', 'getfastq', run);
+  mkdirSync(runDir, { recursive: true });
+  const sraPath = join(runDir, `${run}.sra`);
+  copyFileSync(sras.get(run)!, sraPath);
+  return { runDir, sraPath };
+}
+
+beforeAll(async () => {
+  root = tempDir('fq-convert-');
+  seqs = await makeTranscriptome(join(root, 'tx.fa'), { transcripts: 5, length: 800, seed: 3 });
+  await Promise.all([sraFor('SRR7300001', false, 300), sraFor('SRR7300002', true, 400)]);
+});
+afterAll(cleanTempDirs);
+
+describe('convertSra (real vdb-validate + fasterq-dump)', () => {
+  it('single-end .sra -> <RUN>.fastq.gz with every read; .sra, plain fastq and tmp removed', async () => {
+    const run = 'SRR7300001';
+    const { runDir, sraPath } = runDirWith(run);
+    const r = await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 });
+    expect(r).toEqual({ layout: 'single', files: [join(runDir, `${run}.fastq.gz`)] });
+    expect(readdirSync(runDir)).toEqual([`${run}.fastq.gz`]);
+    expect(await countFastqGz(r.files[0]!)).toBe(300);
+  });
+
+  it('paired .sra -> _1/_2.fastq.gz with equal counts', async () => {
+    const run = 'SRR7300002';
+    const { runDir, sraPath } = runDirWith(run);
+    const r = await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 });
+    expect(r).toEqual({ layout: 'paired', files: [join(runDir, `${run}_1.fastq.gz`), join(runDir, `${run}_2.fastq.gz`)] });
+    expect(readdirSync(runDir).sort()).toEqual([`${run}_1.fastq.gz`, `${run}_2.fastq.gz`]);
+    expect(await Promise.all(r.files.map((f) => countFastqGz(f)))).toEqual([400, 400]);
+    // A retry after the .sra was already converted and removed returns the finished outputs.
+    expect(await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 })).toEqual(r);
+  });
+
+  it('a corrupted .sra converts with rc 0 (the trap), but vdb-validate catches it and the .sra is deleted', async () => {
+    const run = 'SRR7300001';
+    // The run dir still holds the .fastq.gz of the first test: a new .sra makes them stale.
+    const { runDir, sraPath } = runDirWith(run);
+    expect(readdirSync(runDir)).toContain(`${run}.fastq.gz`);
+    const data = readFileSync(sraPath);
+    // Early in the archive lie the read columns: flipped bytes there still parse, as altered reads.
+    const at = Math.floor(data.length * 0.05);
+    for (let i = at; i < at + 16; i++) data[i] = data[i]! ^ 0xff;
+    writeFileSync(sraPath, data);
+
+    const trapOut = join(root, 'trap');
+    mkdirSync(trapOut, { recursive: true });
+    const tool = await fasterqDump({ sraPath, outDir: trapOut, tmpDir: join(trapOut, 'tmp'), threads: 1 }, { timeoutSec: 60 });
+    expect(tool.exitCode).toBe(0);
+    expect((await vdbValidate(sraPath, { timeoutSec: 60 })).consistent).toBe(false);
+
+    const f = await failureOf(act(quiet(), convertSra, { run, sraPath, runDir, threads: 1, timeoutSec: 120 }));
+    expect([f.type, f.nonRetryable]).toEqual(['ChecksumMismatch', false]);
+    expect(f.message).toMatch(new RegExp(`^run ${run}: vdb-validate .*${run}.sra found bad data \\(exit 3: .*\\); deleted it so the next attempt downloads it again`));
+    expect(readdirSync(runDir)).toEqual([]);
+    // The retry without a download says what is needed.
+    const again = await failureOf(act(quiet(), convertSra, { run, sraPath, runDir, threads: 1, timeoutSec: 120 }));
+    expect(again.message).toMatch(/is missing .* download it again/);
+  });
+
+  it('a file that is not an archive at all (vdb-validate exits 0 silently) is rejected too', async () => {
+    const run = 'SRR7300009';
+    const runDir = join(root, 'fastq', 'getfastq', run);
+    mkdirSync(runDir, { recursive: true });
+    const sraPath = join(runDir, `${run}.sra`);
+    writeFileSync(sraPath, '<html>not found</html>\n');
+    const f = await failureOf(act(quiet(), convertSra, { run, sraPath, runDir, threads: 1, timeoutSec: 60 }));
+    expect(f.type).toBe('ChecksumMismatch');
+    expect(f.message).toMatch(/without "is consistent"/);
+  });
+
+  it('refuses an .sra path outside the run dir', async () => {
+    const run = 'SRR7300001';
+    const runDir = join(root, 'fastq', 'getfastq', run);
+    const f = await failureOf(act(quiet(), convertSra, { run, sraPath: '/etc/passwd', runDir, threads: 1, timeoutSec: 60 }));
+    expect([f.type, f.nonRetryable]).toEqual(['InvalidInput', true]);
+  });
+});

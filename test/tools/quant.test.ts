@@ -1,0 +1,155 @@
+// The read gate and quant with the real kallisto on simulated reads: single and paired verified end to end,
+// and the three kallisto traps (truncated .gz, corrupted .gz, unequal mates) stopped before quant.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createIndexActivities } from '../../src/activities/index-build.js';
+import { createQuantActivities } from '../../src/activities/quant.js';
+import { createReadActivities } from '../../src/activities/reads.js';
+import { makeTranscriptome, simulateReads } from '../../src/mirror/fixtures.js';
+import { gzipFile } from '../../src/tools/fastq.js';
+import { kallistoQuant } from '../../src/tools/kallisto.js';
+import type { ReadSet } from '../../src/types.js';
+import { act, cleanTempDirs, failureOf, quiet, tempDir } from './util.js';
+
+const READS = 2000;
+let root: string;
+let indexPath: string;
+let seqs: string[];
+const reads = createReadActivities();
+const quant = createQuantActivities({});
+
+beforeAll(async () => {
+  root = tempDir('fq-quant-');
+  seqs = await makeTranscriptome(join(root, 'fasta', 'Synthetica_alpha.fa'), { transcripts: 10, length: 1000, seed: 11 });
+  indexPath = join(root, 'index', 'Synthetica_alpha.idx');
+  await act(quiet(), createIndexActivities().ensureIndex, { indexPath, fastaPaths: [join(root, 'fasta', 'Synthetica_alpha.fa')], timeoutSec: 120 });
+});
+afterAll(cleanTempDirs);
+
+async function simulate(run: string, paired: boolean, n = READS) {
+  const dir = join(root, 'fastq', 'getfastq', run);
+  return simulateReads(seqs, { dir, run, reads: n, readLength: 100, paired, fragmentLength: 250, seed: Number(run.slice(3)) });
+}
+
+const quantInput = (run: string, rs: ReadSet) => ({
+  run, indexPath, reads: rs, quantDir: join(root, 'quant'), fragmentLength: 200, fragmentSd: 20,
+  kallistoThreads: 1, quantThreads: 2, timeoutSec: 120,
+});
+
+describe('verifyReads + quant (real kallisto)', () => {
+  for (const paired of [false, true]) {
+    const layout = paired ? 'paired' : 'single';
+    it(`${layout}: verified counts, quantified into the temp dir under amalgkit's names`, async () => {
+      const run = paired ? 'SRR7100002' : 'SRR7100001';
+      const sim = await simulate(run, paired);
+      const files = sim.fastqGz.map((f) => f.path);
+      const rs = await act(quiet(), reads.verifyReads, { run, files, layout, expectedReads: READS });
+      expect(rs).toEqual({ layout, files, reads: READS });
+
+      const q = await act(quiet(), quant.quant, quantInput(run, rs));
+      expect(q.tmpDir).toBe(join(root, 'quant', `.${run}.tmp`));
+      expect(readdirSync(q.tmpDir).sort()).toEqual([`${run}_abundance.tsv`, `${run}_run_info.json`]);
+      expect(q.nProcessed).toBe(READS);
+      expect(q.nPseudoaligned).toBeGreaterThan(READS * 0.8);
+      expect(q.kallistoVersion).toBe('0.48.0');
+      expect(q.command.slice(0, 7)).toEqual(['kallisto', 'quant', '-i', indexPath, '-o', q.tmpDir, '-t']);
+      expect(q.command.slice(-files.length)).toEqual(files);
+      expect(q.command.includes('--single')).toBe(!paired);
+      const info = JSON.parse(readFileSync(join(q.tmpDir, `${run}_run_info.json`), 'utf8')) as { n_processed: number };
+      expect(info.n_processed).toBe(READS);
+      const abundance = readFileSync(join(q.tmpDir, `${run}_abundance.tsv`), 'utf8').trim().split('\n');
+      expect(abundance[0]).toBe('target_id\tlength\teff_length\test_counts\ttpm');
+      expect(abundance).toHaveLength(1 + seqs.length);
+      expect(existsSync(join(root, 'quant', run))).toBe(false); // only finalize puts it in place
+    });
+  }
+
+  it('a retried quant clears the previous attempt\'s leftovers', async () => {
+    const run = 'SRR7100003';
+    const sim = await simulate(run, false, 500);
+    const rs: ReadSet = { layout: 'single', files: [sim.fastqGz[0]!.path], reads: 500 };
+    const tmp = join(root, 'quant', `.${run}.tmp`);
+    await act(quiet(), quant.quant, quantInput(run, rs));
+    writeFileSync(join(tmp, 'stale.txt'), 'from an attempt killed mid-run');
+    await act(quiet(), quant.quant, quantInput(run, rs));
+    expect(readdirSync(tmp).sort()).toEqual([`${run}_abundance.tsv`, `${run}_run_info.json`]);
+  });
+
+  it('reads that do not belong to the index: QuantInvalid saying nothing pseudoaligned', async () => {
+    const run = 'SRR7100004';
+    const other = await makeTranscriptome(join(root, 'other.fa'), { transcripts: 5, length: 1000, seed: 999 });
+    const sim = await simulateReads(other, { dir: join(root, 'fastq', 'getfastq', run), run, reads: 300, readLength: 100, paired: false, fragmentLength: 200, seed: 4 });
+    const rs: ReadSet = { layout: 'single', files: [sim.fastqGz[0]!.path], reads: 300 };
+    const f = await failureOf(act(quiet(), quant.quant, quantInput(run, rs)));
+    expect(f.type).toBe('QuantInvalid');
+    expect(f.message).toMatch(/run SRR7100004: kallisto pseudoaligned 0 of 300 reads/);
+  });
+});
+
+describe('the traps kallisto does not catch are caught by verifyReads', () => {
+  it('truncated .gz: kallisto itself exits 0 on it, verifyReads names the file', async () => {
+    const run = 'SRR7200001';
+    const sim = await simulate(run, false);
+    const gz = sim.fastqGz[0]!;
+    const cut = readFileSync(gz.path).subarray(0, Math.floor(gz.bytes / 2));
+    writeFileSync(gz.path, cut);
+    // The trap is real: kallisto quantifies the half it could read and reports success.
+    const out = join(root, 'trap-truncated');
+    const r = await kallistoQuant({ index: indexPath, outDir: out, threads: 1, reads: [gz.path], layout: 'single', fragmentLength: 200, fragmentSd: 20 }, { timeoutSec: 60 });
+    expect(r.exitCode).toBe(0);
+    expect((JSON.parse(readFileSync(join(out, 'run_info.json'), 'utf8')) as { n_processed: number }).n_processed).toBeLessThan(READS);
+
+    const f = await failureOf(act(quiet(), reads.verifyReads, { run, files: [gz.path], layout: 'single', expectedReads: READS }));
+    expect([f.type, f.nonRetryable]).toEqual(['TruncatedReads', false]);
+    expect(f.message).toMatch(new RegExp(`^run ${run}: ${run}.fastq.gz: gzip integrity test failed .*unexpected end of file`));
+    // And if such reads ever reached quant, n_processed != reads stops them from being published.
+    const q = await failureOf(act(quiet(), quant.quant, quantInput(run, { layout: 'single', files: [gz.path], reads: READS })));
+    expect(q.type).toBe('QuantInvalid');
+    expect(q.message).toMatch(new RegExp(`run ${run}: kallisto processed \\d+ reads, expected ${READS}`));
+  });
+
+  it('corrupted .gz (kallisto would spin forever): caught as a gzip error', async () => {
+    const run = 'SRR7200002';
+    const sim = await simulate(run, true);
+    const gz = sim.fastqGz[1]!;
+    const data = readFileSync(gz.path);
+    for (let i = Math.floor(data.length / 2); i < Math.floor(data.length / 2) + 64; i++) data[i] = data[i]! ^ 0x5a;
+    writeFileSync(gz.path, data);
+    const f = await failureOf(act(quiet(), reads.verifyReads, { run, files: sim.fastqGz.map((x) => x.path), layout: 'paired', expectedReads: null }));
+    expect(f.type).toBe('TruncatedReads');
+    expect(f.message).toMatch(new RegExp(`^run ${run}: ${run}_2.fastq.gz: gzip integrity test failed`));
+    // Only the trailer's CRC wrong (every byte of data intact): still caught.
+    const gz1 = sim.fastqGz[0]!.path;
+    const d1 = readFileSync(gz1);
+    d1[d1.length - 8] = d1[d1.length - 8]! ^ 0xff;
+    writeFileSync(gz1, d1);
+    const crc = await failureOf(act(quiet(), reads.verifyReads, { run, files: [gz1], layout: 'single', expectedReads: null }));
+    expect(crc.message).toMatch(new RegExp(`^run ${run}: ${run}_1.fastq.gz: gzip integrity test failed .*incorrect data check`));
+  });
+
+  it('unequal mates: both files and both counts named', async () => {
+    const run = 'SRR7200003';
+    const sim = await simulate(run, true);
+    const plain2 = sim.fastqPlain[1]!;
+    writeFileSync(plain2, readFileSync(plain2, 'utf8').split('\n').slice(0, 1500 * 4).join('\n') + '\n');
+    await gzipFile(plain2, sim.fastqGz[1]!.path);
+    const f = await failureOf(act(quiet(), reads.verifyReads, { run, files: sim.fastqGz.map((x) => x.path), layout: 'paired', expectedReads: null }));
+    expect(f.type).toBe('TruncatedReads');
+    expect(f.message).toBe(`run ${run}: mates differ: ${run}_1.fastq.gz has ${READS} reads, ${run}_2.fastq.gz has 1500`);
+  });
+
+  it('a count different from the source\'s, a missing file, a cut record', async () => {
+    const run = 'SRR7200004';
+    const sim = await simulate(run, false, 100);
+    const file = sim.fastqGz[0]!.path;
+    const f = await failureOf(act(quiet(), reads.verifyReads, { run, files: [file], layout: 'single', expectedReads: 120 }));
+    expect(f.message).toBe(`run ${run}: ${run}.fastq.gz holds 100 reads, the source reports 120`);
+    const missing = await failureOf(act(quiet(), reads.verifyReads, { run, files: [join(root, 'nope.fastq.gz')], layout: 'single', expectedReads: null }));
+    expect(missing.message).toMatch(/nope.fastq.gz: file is missing/);
+    writeFileSync(sim.fastqPlain[0]!, readFileSync(sim.fastqPlain[0]!, 'utf8').split('\n').slice(0, 6).join('\n') + '\n');
+    await gzipFile(sim.fastqPlain[0]!, file);
+    const cut = await failureOf(act(quiet(), reads.verifyReads, { run, files: [file], layout: 'single', expectedReads: null }));
+    expect(cut.message).toMatch(/6 lines is not a whole number of FASTQ records/);
+  });
+});
