@@ -1,0 +1,312 @@
+/**
+ * Species configs (amalgkit / metainformant YAML) and run tables (amalgkit metadata TSV), validated.
+ * Pure: takes parsed YAML and TSV text, returns values plus every Problem found, so discovery can report
+ * all of them at once (SPEC §2.1). File I/O lives in ./discover.ts; defaults and rules in ./schema.ts.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { genusSpeciesOf, indexPathOf, joinPath, speciesIdOf } from '../ids.js';
+import type { Layout, RunMeta } from '../types.js';
+import { RUN_ACCESSION, SPECIES_DEFAULTS, SPECIES_ID, type Problem } from './schema.js';
+
+/** One species config with every path absolute; where its runs come from is decided by discovery. */
+export interface SpeciesConfig {
+  file: string;
+  name: string;
+  speciesId: string;
+  readsDir: string;
+  quantDir: string;
+  indexPath: string;
+  /** steps.quant.fasta_dir: holds `<Genus_species>*.fa|.fasta[.gz]` */
+  fastaDir: string | null;
+  /** genome.dest_dir + genome.files.transcriptome_fasta */
+  genomeFasta: string | null;
+  fragmentLength: number;
+  fragmentSd: number;
+  /** fetchquant.runs, validated */
+  runs: RunMeta[] | null;
+  /** steps.getfastq.metadata: must exist */
+  metadataPath: string | null;
+  /** <work_dir>/metadata/metadata.tsv: used only if it exists */
+  workDirTable: string | null;
+  taxonId: number | null;
+  /** a run-source field is malformed (already a problem): "no runs" would only repeat it */
+  runSourceBroken: boolean;
+}
+
+/** Config file stems the seed never ran (SPEC §2.1): `amalgkit_template.yaml`, `amalgkit_test_x.yaml`. */
+export function isSkippedStem(stem: string): boolean {
+  return /template|test/i.test(stem);
+}
+
+/** `Pogonomyrmex_barbatus` / ` Pogonomyrmex  barbatus ` -> `Pogonomyrmex barbatus` (amalgkit lists use `_`). */
+export function normalizeSpeciesName(name: string): string {
+  return name.replace(/_/g, ' ').trim().replace(/\s+/g, ' ');
+}
+
+/** `amalgkit_camponotus_floridanus` -> `Camponotus floridanus` (the SPEC's fallback when species_list is absent). */
+export function speciesNameFromStem(stem: string): string {
+  return normalizeSpeciesName(genusSpeciesOf(stem.replace(/^amalgkit_/, '')));
+}
+
+// amalgkit's own placeholder for "derive it from out_dir": not a path, so it means "not set" here.
+const INFERRED = 'inferred';
+
+type Json = unknown;
+function isMap(v: Json): v is Record<string, Json> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function typeName(v: Json): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : isMap(v) ? 'a mapping' : typeof v;
+}
+
+/** Typed reads of dotted fields; a wrong type anywhere on the way is one problem, reported once. */
+class FieldReader {
+  private readonly reported = new Set<string>();
+  constructor(
+    private readonly root: Json,
+    private readonly file: string,
+    private readonly cwd: string,
+    readonly problems: Problem[],
+  ) {}
+
+  problem(field: string, value: Json, message: string): void {
+    if (this.reported.has(field)) return;
+    this.reported.add(field);
+    this.problems.push({ where: this.file, field, value, message });
+  }
+
+  /** The raw value at `a.b.c`, or undefined when it (or a parent) is absent or null. */
+  get(path: string): Json {
+    let cur: Json = this.root;
+    const parts = path.split('.');
+    for (let i = 0; i < parts.length; i++) {
+      if (cur === undefined || cur === null) return undefined;
+      if (!isMap(cur)) {
+        this.problem(parts.slice(0, i).join('.') || '(root)', cur, `must be a mapping, found ${typeName(cur)}`);
+        return undefined;
+      }
+      cur = cur[parts[i] as string];
+    }
+    return cur === null ? undefined : cur;
+  }
+
+  string(path: string): string | undefined {
+    const v = this.get(path);
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || v.trim() === '') {
+      this.problem(path, v, `must be a non-empty string, found ${typeName(v)}`);
+      return undefined;
+    }
+    return v.trim();
+  }
+
+  /** A path made absolute against cwd; NUL bytes are rejected before the value can reach the file system. */
+  path(path: string, opts: { inferred?: boolean } = {}): string | undefined {
+    const v = this.string(path);
+    if (v === undefined || (opts.inferred && v === INFERRED)) return undefined;
+    if (v.includes('\0')) {
+      this.problem(path, v, 'must not contain a NUL byte');
+      return undefined;
+    }
+    return resolve(this.cwd, v);
+  }
+
+  number(path: string, opts: { int?: boolean; min: number; exclusiveMin?: boolean }): number | undefined {
+    const v = this.get(path);
+    if (v === undefined) return undefined;
+    const n = typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v;
+    const tooSmall = typeof n === 'number' && (opts.exclusiveMin ? n <= opts.min : n < opts.min);
+    if (typeof n !== 'number' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || tooSmall) {
+      const what = opts.int ? 'whole number' : 'number';
+      this.problem(path, v, `must be a ${what} ${opts.exclusiveMin ? 'greater than' : 'of at least'} ${opts.min}`);
+      return undefined;
+    }
+    return n;
+  }
+}
+
+/** fetchquant.runs: a non-empty list of distinct run accessions. */
+function readRunList(r: FieldReader, field: string): RunMeta[] | null {
+  const v = r.get(field);
+  if (v === undefined) return null;
+  if (!Array.isArray(v) || v.length === 0) {
+    r.problem(field, v, `must be a non-empty list of run accessions, found ${typeName(v)}`);
+    return null;
+  }
+  const seen = new Map<string, number>();
+  const runs: RunMeta[] = [];
+  v.forEach((item, i) => {
+    const f = `${field}[${i}]`;
+    if (typeof item !== 'string' || !RUN_ACCESSION.test(item.trim())) {
+      r.problem(f, item, `must be a run accession matching ${RUN_ACCESSION.source}`);
+      return;
+    }
+    const run = item.trim();
+    const first = seen.get(run);
+    if (first !== undefined) r.problem(f, run, `duplicate run (also ${field}[${first}])`);
+    else {
+      seen.set(run, i);
+      runs.push({ run });
+    }
+  });
+  return runs;
+}
+
+/** The species name the config gives (first of species_list), else the stem fallback; `fromList` says which. */
+function readName(r: FieldReader, stem: string): { name: string; field: string; raw: Json } {
+  const list = r.get('species_list');
+  if (list !== undefined) {
+    const first: Json = Array.isArray(list) ? list[0] : undefined;
+    if (!Array.isArray(list) || typeof first !== 'string' || normalizeSpeciesName(first) === '') {
+      const found = Array.isArray(list) ? (list.length ? `a first entry that is ${typeName(first)}` : 'an empty list') : typeName(list);
+      r.problem('species_list', list, `must be a list whose first entry is a species name, found ${found}`);
+    } else {
+      return { name: normalizeSpeciesName(first), field: 'species_list[0]', raw: first };
+    }
+  }
+  return { name: speciesNameFromStem(stem), field: '(file name)', raw: stem };
+}
+
+/**
+ * Read one parsed config. `raw` is the YAML document (null for an empty file). Returns `config: null` when the
+ * species id is unusable: an id that fails SPECIES_ID never becomes a path. Other problems still return a config
+ * so filtering by species can use its name.
+ */
+export function readSpeciesConfig(
+  raw: Json,
+  ctx: { file: string; stem: string; cwd: string; outputDir: string },
+): { config: SpeciesConfig | null; name: string; speciesId: string; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const r = new FieldReader(raw, ctx.file, ctx.cwd, problems);
+  if (raw !== null && raw !== undefined && !isMap(raw)) r.problem('(root)', raw, `must be a mapping, found ${typeName(raw)}`);
+  const { name, field, raw: nameRaw } = readName(r, ctx.stem);
+  const speciesId = speciesIdOf(name);
+  if (!SPECIES_ID.test(speciesId)) {
+    r.problem(field, nameRaw, `species id ${JSON.stringify(speciesId)} must match ${SPECIES_ID.source} (it names directories and workflows)`);
+  }
+  const before = problems.length;
+  const workDir = r.path('work_dir');
+  const metadataPath = r.path('steps.getfastq.metadata', { inferred: true }) ?? null;
+  const taxonId = r.number('taxon_id', { int: true, min: 1 }) ?? null;
+  const runs = readRunList(r, 'fetchquant.runs');
+  const runSourceBroken = problems.length > before || (raw !== null && raw !== undefined && !isMap(raw));
+  const readsDir = r.path('steps.getfastq.out_dir');
+  const quantDir = r.path('steps.quant.out_dir');
+  const indexDir = r.path('steps.quant.index_dir', { inferred: true });
+  const fastaDir = r.path('steps.quant.fasta_dir', { inferred: true }) ?? null;
+  const genomeDir = r.path('genome.dest_dir');
+  const transcriptome = r.string('genome.files.transcriptome_fasta');
+  if (transcriptome?.includes('\0')) r.problem('genome.files.transcriptome_fasta', transcriptome, 'must not contain a NUL byte');
+  let genomeFasta: string | null = null;
+  if (transcriptome !== undefined && !transcriptome.includes('\0')) {
+    if (isAbsolute(transcriptome)) genomeFasta = transcriptome;
+    else if (genomeDir !== undefined) genomeFasta = resolve(genomeDir, transcriptome);
+    else r.problem('genome.files.transcriptome_fasta', transcriptome, 'a relative file name needs genome.dest_dir');
+  }
+  const fragmentLength = r.number('fetchquant.fragment_length', { min: 0, exclusiveMin: true });
+  const fragmentSd = r.number('fetchquant.fragment_sd', { min: 0, exclusiveMin: true });
+  if (!SPECIES_ID.test(speciesId)) return { config: null, name, speciesId, problems };
+  const base = joinPath(ctx.outputDir, speciesId);
+  return {
+    name,
+    speciesId,
+    problems,
+    config: {
+      file: ctx.file,
+      name,
+      speciesId,
+      readsDir: readsDir ?? joinPath(base, 'fastq'),
+      quantDir: quantDir ?? joinPath(base, 'quant'),
+      indexPath: indexPathOf(indexDir ?? joinPath(base, 'index'), name),
+      fastaDir,
+      genomeFasta,
+      fragmentLength: fragmentLength ?? SPECIES_DEFAULTS.fragmentLength,
+      fragmentSd: fragmentSd ?? SPECIES_DEFAULTS.fragmentSd,
+      runs,
+      metadataPath,
+      workDirTable: workDir === undefined ? null : joinPath(workDir, 'metadata', 'metadata.tsv'),
+      taxonId,
+      runSourceBroken,
+    },
+  };
+}
+
+/** amalgkit FASTA naming: `<Genus_species>*.fa|.fasta[.gz]`. Sorted so a plan is reproducible. */
+export function matchFastaFiles(fileNames: string[], speciesName: string): string[] {
+  const prefix = genusSpeciesOf(speciesName);
+  return fileNames.filter((f) => f.startsWith(prefix) && /\.(fa|fasta)(\.gz)?$/.test(f)).sort();
+}
+
+// pandas writes missing values as empty, NA or nan; all mean "unknown", not an error.
+const MISSING = new Set(['', 'na', 'nan', 'none', 'null']);
+
+/**
+ * Parse a run table (amalgkit metadata TSV). Rows are named by their line number in the file (header = 1),
+ * as an editor shows them. Excluded rows (exclusion not `no`, is_sampled `no`) are skipped before any check:
+ * amalgkit keeps rejected samples in the table, and their cells are not ours to judge.
+ */
+export function parseRunTable(text: string, file: string): { runs: RunMeta[]; excluded: number; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const runs: RunMeta[] = [];
+  let excluded = 0;
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const headerAt = lines.findIndex((l) => l.trim() !== '');
+  if (headerAt < 0) {
+    problems.push({ where: file, field: 'header', value: '', message: 'run table is empty (expected a header with a "run" column)' });
+    return { runs, excluded, problems };
+  }
+  const header = (lines[headerAt] as string).split('\t').map((h) => h.trim().toLowerCase());
+  const col = (name: string) => header.indexOf(name);
+  if (col('run') < 0) {
+    problems.push({ where: file, field: 'column run', value: header.join('\t'), message: 'missing required column "run"' });
+    return { runs, excluded, problems };
+  }
+  const seen = new Map<string, number>();
+  for (let i = headerAt + 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line.trim() === '') continue;
+    const row = i + 1;
+    const cells = line.split('\t');
+    const cell = (name: string): string => {
+      const c = col(name);
+      return c < 0 ? '' : (cells[c] ?? '').trim();
+    };
+    const bad = (column: string, message: string) =>
+      problems.push({ where: file, field: `row ${row} column ${column}`, value: cell(column), message });
+    if (cells.length > header.length) {
+      problems.push({ where: file, field: `row ${row}`, value: line, message: `has ${cells.length} cells but the header has ${header.length} columns` });
+      continue;
+    }
+    const exclusion = cell('exclusion').toLowerCase();
+    if ((exclusion !== '' && exclusion !== 'no') || cell('is_sampled').toLowerCase() === 'no') {
+      excluded++;
+      continue;
+    }
+    const run = cell('run');
+    const before = problems.length;
+    if (!RUN_ACCESSION.test(run)) bad('run', `must be a run accession matching ${RUN_ACCESSION.source}`);
+    else if (seen.has(run)) bad('run', `duplicate run (also row ${seen.get(run)})`);
+    else seen.set(run, row);
+    const meta: RunMeta = { run };
+    const layout = cell('lib_layout').toLowerCase();
+    if (layout === 'single' || layout === 'paired') meta.layout = layout as Layout;
+    else if (!MISSING.has(layout)) bad('lib_layout', 'must be single or paired');
+    const nominal = readNumber(cell('nominal_length'), false);
+    if (nominal === 'bad') bad('nominal_length', 'must be a non-negative number');
+    else if (nominal !== null) meta.nominalLength = nominal;
+    const spots = readNumber(cell('total_spots'), true);
+    if (spots === 'bad') bad('total_spots', 'must be a non-negative whole number');
+    else if (spots !== null) meta.spots = spots;
+    if (problems.length === before) runs.push(meta);
+  }
+  return { runs, excluded, problems };
+}
+
+function readNumber(v: string, int: boolean): number | null | 'bad' {
+  if (MISSING.has(v.toLowerCase())) return null;
+  // Number('') and Number('0x10') would pass; accept only decimal notation (pandas may write 1234.0 or 1e6).
+  if (!/^\d+(\.\d+)?([eE][+]?\d+)?$/.test(v)) return 'bad';
+  const n = Number(v);
+  if (!Number.isFinite(n) || (int && !Number.isInteger(n))) return 'bad';
+  return n;
+}
