@@ -28,6 +28,8 @@ export interface SpeciesPlan {
 
 export interface BatchPlan {
   batchId: string;
+  /** the batch's output dir, absolute */
+  outputDir: string;
   species: SpeciesPlan[];
   /** skipped configs (template/test stems, filtered by --species/--max-species), for the log */
   notes: string[];

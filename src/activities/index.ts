@@ -43,7 +43,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     ...createReadActivities(),
     ...createConvertActivities(),
     ...createIndexActivities(),
-    ...createQuantActivities({}),
+    ...createQuantActivities({ ledger }),
     ...createDiskActivities({ ledger, hostId: deps.hostId }),
     async listInFlight({ hostId }) {
       if (!deps.client) return [];

@@ -24,7 +24,8 @@ export interface BatchOptions {
   kallistoThreads: number;
   sources: Source[];
   enaPortalUrl: string;
-  enaFileScheme: 'https' | 'http' | 'ftp';
+  /** ftp is not offered: the downloader speaks HTTP(S) only (ENA serves the same paths over https) */
+  enaFileScheme: 'https' | 'http';
   sraLocateUrl: string;
   batchId: string | null;
   /** A sample whose host's queue is not polled for this long restarts on another host. */
@@ -211,8 +212,8 @@ export function resolveBatchOptions(
         problems.push({ where, field: k, value, message: 'must be a list of species names or ids' });
       } else out[k] = list;
     } else if (k === 'enaFileScheme') {
-      if (value !== 'https' && value !== 'http' && value !== 'ftp') {
-        problems.push({ where, field: k, value, message: 'must be one of https, http, ftp' });
+      if (value !== 'https' && value !== 'http') {
+        problems.push({ where, field: k, value, message: 'must be https or http (ftp is not supported; ENA serves the same paths over https)' });
       } else out[k] = value;
     } else if (k === 'batchId') {
       if (typeof value !== 'string' || !BATCH_ID.test(value)) {

@@ -24,6 +24,8 @@ export interface EmbeddedServerOptions {
   dynamicConfig?: Record<string, unknown>;
   headless?: boolean;
   temporalPath?: string;
+  /** who started it: `run` stops its own server when done, even after a crash; `server` keeps it */
+  owner?: 'run' | 'server';
 }
 
 export interface EmbeddedServer {
@@ -34,6 +36,7 @@ export interface EmbeddedServer {
   /** true if this call started the process; false when it attached to a running one */
   started: boolean;
   dbFile: string;
+  owner: 'run' | 'server';
   stop(): Promise<void>;
 }
 
@@ -42,6 +45,7 @@ interface ServerRecord {
   address: string;
   uiUrl: string | null;
   namespace: string;
+  owner?: 'run' | 'server';
 }
 
 export class EnvironmentError extends Error {
@@ -144,7 +148,7 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   if (prev && alive(prev.pid)) {
     try {
       await waitForServer(prev.address, prev.namespace, 5000);
-      return { ...prev, started: false, dbFile, stop: stopper(prev.pid) };
+      return { ...prev, owner: prev.owner ?? 'run', started: false, dbFile, stop: stopper(prev.pid) };
     } catch {
       // A stale pid that now belongs to something else: start our own.
     }
@@ -187,9 +191,9 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
     throw new EnvironmentError(`${(err as Error).message}\n--- ${join(opts.stateDir, 'server.log')} ---\n${tail}`);
   }
   const uiUrl = opts.headless ? null : `http://127.0.0.1:${uiPort}`;
-  const record: ServerRecord = { pid, address, uiUrl, namespace };
+  const record: ServerRecord = { pid, address, uiUrl, namespace, owner: opts.owner ?? 'run' };
   const tmp = join(opts.stateDir, 'server.json.tmp');
   writeFileSync(tmp, JSON.stringify(record, null, 2));
   renameSync(tmp, join(opts.stateDir, 'server.json'));
-  return { ...record, started: true, dbFile, stop: stopper(pid) };
+  return { ...record, owner: record.owner ?? 'run', started: true, dbFile, stop: stopper(pid) };
 }

@@ -202,7 +202,7 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     if (!carried) {
       const plan = await shared.discoverBatch({ options: o, batchId: state.batchId });
       state.notes = plan.notes;
-      await shared.preflightDisk({ dir: o.outputDir, minFreeGb: o.minFreeGb });
+      await shared.preflightDisk({ dir: plan.outputDir, minFreeGb: o.minFreeGb });
       state.species = plan.species.map((p) => ({ plan: p, started: false, threads: 0, report: initialReport(p) }));
       log.info('batch planned', { batchId: state.batchId, species: state.species.length });
     }
@@ -273,7 +273,6 @@ function buildResult(state: BatchState): BatchResult {
   return {
     batchId: state.batchId,
     species: state.species.map((e) => {
-      // eslint-disable-next-line @typescript-eslint/no-unused-vars
       const { failures: _f, ...rest } = e.report;
       return rest;
     }),

@@ -20,7 +20,7 @@ import {
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
 import type { Activities } from '../activities/contract.js';
-import { FailureType } from '../failures.js';
+import { FailureType, isRetryable } from '../failures.js';
 import { hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
@@ -105,17 +105,17 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       const sourcePlan = plan;
       await host.ensureIndex({ indexPath: input.indexPath, fastaPaths: input.fastaPaths, timeoutSec: options.processTimeoutSec });
 
-      // Admission: wait (never fail) until the host has room for this sample above the floor.
-      for (let waited = 0; ; waited++) {
-        const grant = await host.reserveDisk({ run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb });
-        if (grant.granted) break;
-        if (waited === 0) enter('waiting-for-disk');
-        await sleep(Math.round(options.diskWaitSec * 1000));
-      }
-
       let reads: ReadSet | undefined;
-      // A verification failure after a checksum-clean download means the local copy is bad: fetch again.
+      // A verification failure after a checksum-clean download, or a .sra that vdb-validate rejects,
+      // means the local copy is bad: delete it and fetch again (complete, verified files are kept).
       for (let attempt = 1; !reads; attempt++) {
+        // Admission: wait (never fail) until the host has room for this sample above the floor.
+        for (let waited = 0; ; waited++) {
+          const grant = await host.reserveDisk({ run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb });
+          if (grant.granted) break;
+          if (waited === 0) enter('waiting-for-disk');
+          await sleep(Math.round(options.diskWaitSec * 1000));
+        }
         enter('downloading', { attempt });
         const dl = await host.download.executeWithOptions(
           { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
@@ -123,29 +123,27 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         );
         files = dl.files;
         bytesFetched += dl.bytesFetched;
-        let fastq = dl.files.map((f) => f.path);
-        let layout = sourcePlan.layout;
-        if (sourcePlan.source === 'sra') {
-          enter('converting', { attempt });
-          const conv = await host.convertSra({
-            run: run.run,
-            sraPath: dl.files[0]!.path,
-            runDir,
-            threads: options.kallistoThreads,
-            timeoutSec: options.processTimeoutSec,
-          });
-          fastq = conv.files;
-          layout = conv.layout;
-        }
         try {
+          let fastq = dl.files.map((f) => f.path);
+          let layout = sourcePlan.layout;
+          if (sourcePlan.source === 'sra') {
+            enter('converting', { attempt });
+            const conv = await host.convertSra.executeWithOptions(
+              { ...hostActivityOptions(hostQueue(hostId), options), retry: { maximumAttempts: 1 }, summary: `vdb-validate + fasterq-dump ${run.run}` },
+              [{ run: run.run, sraPath: dl.files[0]!.path, runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }],
+            );
+            fastq = conv.files;
+            layout = conv.layout;
+          }
           reads = await host.verifyReads.executeWithOptions(
-            { ...hostActivityOptions(hostQueue(hostId), options), retry: { maximumAttempts: 1 } },
+            { ...hostActivityOptions(hostQueue(hostId), options), retry: { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
             [{ run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads }],
           );
         } catch (err) {
-          if (isHostLost(err) || attempt > options.maxRetries) throw err;
-          log.warn('reads failed verification; downloading again', { run: run.run, attempt, error: describe(err).reason });
+          if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
+          log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: describe(err).reason });
           await host.deleteReads({ run: run.run, runDir });
+          await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
         }
       }
       await releaseSlot(reads.reads);

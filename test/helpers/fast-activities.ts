@@ -32,14 +32,22 @@ export function runName(speciesIndex: number, i: number): string {
 }
 
 export function createFastActivities(world: FastWorld, hostId: string, log: FastLog): Activities {
-  const wait = (ms: number) =>
-    new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, ms);
-      Context.current().cancellationSignal.addEventListener('abort', () => {
+  // Like the real activities: heartbeat while working, since cancellation arrives only through heartbeats.
+  const wait = (ms: number) => {
+    const ctx = Context.current();
+    return new Promise<void>((resolve, reject) => {
+      const beat = setInterval(() => ctx.heartbeat(), 200);
+      const t = setTimeout(() => {
+        clearInterval(beat);
+        resolve();
+      }, ms);
+      ctx.cancellationSignal.addEventListener('abort', () => {
         clearTimeout(t);
-        reject(Context.current().cancellationSignal.reason);
+        clearInterval(beat);
+        reject(ctx.cancellationSignal.reason);
       });
     });
+  };
   const note = (kind: string, run?: string, data?: unknown) => log.events.push({ t: Date.now(), kind, run, host: hostId, data });
   const plans: SpeciesPlan[] = world.species.map((s) => ({
     speciesId: s.id,
@@ -61,7 +69,7 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
   };
   return {
     async discoverBatch({ batchId }): Promise<BatchPlan> {
-      return { batchId, species: plans, notes: [] };
+      return { batchId, outputDir: '/virtual', species: plans, notes: [] };
     },
     async listRuns({ runListPath, cursor, limit }) {
       const all = runsOf(runListPath);

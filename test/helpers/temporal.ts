@@ -1,7 +1,7 @@
 /** A fresh namespace on the suite's dev server, with a client and a worker connection. */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { setupNamespace } from '../../src/server/setup.js';
 
 export interface TestTemporal {
@@ -13,7 +13,20 @@ export interface TestTemporal {
   close(): Promise<void>;
 }
 
+let runtimeInstalled = false;
+/** Worker logs at WARN in tests: failures should not drown in INFO lines. */
+export function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger((process.env.FQ_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+  } catch {
+    // already installed in this process by an earlier test file
+  }
+}
+
 export async function testTemporal(label: string): Promise<TestTemporal> {
+  quietRuntime();
   const address = process.env.FQ_TEST_TEMPORAL_ADDRESS;
   if (!address) throw new Error('FQ_TEST_TEMPORAL_ADDRESS unset: run tests through jest (globalSetup starts the server)');
   const namespace = `${label}-${randomBytes(3).toString('hex')}`;

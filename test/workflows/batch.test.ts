@@ -3,6 +3,7 @@ import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { batchWorkflowId } from '../../src/ids.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { maybeRecord } from '../helpers/histories.js';
 import { createFastActivities, newLog, runName, type FastLog } from '../helpers/fast-activities.js';
 
 const FAST = { checkIntervalSec: 1, monitorIntervalSec: 0.2, retryInitialSec: 0.05, hostLostTimeoutSec: 5, diskWaitSec: 0.1, stallTimeoutSec: 5 };
@@ -74,5 +75,10 @@ describe('batchWorkflow on a real dev server (fast activities)', () => {
     const found: string[] = [];
     for await (const wf of t.client.workflow.list({ query: `Species = 'beta_two' AND WorkflowType = 'sampleWorkflow'` })) found.push(wf.workflowId);
     expect(found.sort()).toEqual(Array.from({ length: 12 }, (_, i) => `fetchquant/b1/beta_two/${runName(1, i)}`).sort());
+    await maybeRecord(t.client, 'fetchquant/b1', 'batch-3-species');
+    await maybeRecord(t.client, 'fetchquant/b1/beta_two', 'species-beta');
+    await maybeRecord(t.client, 'fetchquant/b1/gamma_three', 'species-index-failed');
+    await maybeRecord(t.client, `fetchquant/b1/beta_two/${runName(1, 0)}`, 'sample-done');
+    await maybeRecord(t.client, `fetchquant/b1/beta_two/${runName(1, 5)}`, 'sample-run-not-found');
   });
 });

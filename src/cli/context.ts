@@ -1,0 +1,60 @@
+/** How a command finds its Temporal server: the user's (env/profile/flags), or the embedded one of an output dir. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { connectClient, resolveTarget, unreachableMessage, type Target } from '../server/connection.js';
+import { startEmbeddedServer, type EmbeddedServer } from '../server/embedded.js';
+import { DEFAULTS } from '../config/schema.js';
+import { EnvError } from './args.js';
+
+export interface Session {
+  client: Client;
+  target: Target;
+  uiUrl: string | null;
+  /** set when this command started (or attached to) the embedded server */
+  server: EmbeddedServer | null;
+  close(): Promise<void>;
+}
+
+export function embeddedStateDir(outputDir: string): string {
+  return join(outputDir, '.temporal');
+}
+
+export async function openSession(values: Record<string, unknown>, mode: 'start-embedded' | 'attach'): Promise<Session> {
+  let target = resolveTarget({ address: values.address as string | undefined, namespace: values.namespace as string | undefined, profile: values.profile as string | undefined });
+  let uiUrl = (values['ui-url'] as string | undefined) ?? process.env.TEMPORAL_UI_URL ?? null;
+  let server: EmbeddedServer | null = null;
+  if (!target.configured) {
+    const outputDir = resolve((values['output-dir'] as string | undefined) ?? DEFAULTS.outputDir);
+    const stateDir = embeddedStateDir(outputDir);
+    if (mode === 'start-embedded') {
+      server = await startEmbeddedServer({ stateDir });
+      target = { ...target, address: server.address, namespace: server.namespace };
+      uiUrl = server.uiUrl;
+    } else {
+      const rec = join(stateDir, 'server.json');
+      if (existsSync(rec)) {
+        const r = JSON.parse(readFileSync(rec, 'utf8')) as { address: string; uiUrl: string | null; namespace: string };
+        target = { ...target, address: r.address, namespace: r.namespace };
+        uiUrl ??= r.uiUrl;
+      }
+    }
+  }
+  uiUrl ??= target.address.startsWith('127.0.0.1:7233') || target.address.startsWith('localhost:7233') ? 'http://localhost:8233' : null;
+  let client: Client;
+  try {
+    client = await connectClient(target);
+    await client.connection.workflowService.describeNamespace({ namespace: target.namespace });
+  } catch (err) {
+    throw new EnvError(unreachableMessage(target, err));
+  }
+  return {
+    client,
+    target,
+    uiUrl,
+    server,
+    async close() {
+      await client.connection.close();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/** server, setup, worker, cleanup. */
+import { resolve } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { DEFAULTS } from '../config/schema.js';
+import { connectNative, resolveTarget, unreachableMessage } from '../server/connection.js';
+import { startEmbeddedServer } from '../server/embedded.js';
+import { setupNamespace } from '../server/setup.js';
+import { defaultHostId, startWorker } from '../worker.js';
+import { EnvError, EXIT } from './args.js';
+import { embeddedStateDir, openSession } from './context.js';
+
+type Out = (l: string) => void;
+
+function waitForSignal(): Promise<void> {
+  return new Promise((r) => {
+    process.once('SIGINT', () => r());
+    process.once('SIGTERM', () => r());
+  });
+}
+
+export async function cmdServer(values: Record<string, unknown>, out: Out): Promise<number> {
+  const outputDir = resolve((values['output-dir'] as string | undefined) ?? DEFAULTS.outputDir);
+  const server = await startEmbeddedServer({ stateDir: embeddedStateDir(outputDir), port: values.port ? Number(values.port) : 0, owner: 'server' });
+  out(`Temporal dev server ${server.started ? 'started' : 'already running'} at ${server.address}, namespace ${server.namespace}`);
+  out(`Web UI: ${server.uiUrl ?? '(headless)'}   state: ${server.dbFile}`);
+  out(`workers elsewhere: TEMPORAL_ADDRESS=${server.address} fetchquant worker`);
+  if (!server.started) return EXIT.ok;
+  out('Ctrl-C stops it (state is kept)');
+  await waitForSignal();
+  await server.stop();
+  return EXIT.ok;
+}
+
+export async function cmdSetup(values: Record<string, unknown>, out: Out): Promise<number> {
+  const target = resolveTarget({ address: values.address as string | undefined, namespace: values.namespace as string | undefined, profile: values.profile as string | undefined });
+  let conn: Connection;
+  try {
+    conn = await Connection.connect({ ...target.options, address: target.address, connectTimeout: 10_000 });
+  } catch (err) {
+    throw new EnvError(unreachableMessage(target, err));
+  }
+  try {
+    const r = await setupNamespace(conn, target.namespace, Number(values['retention-days'] ?? 30));
+    out(`namespace ${r.namespace}${r.created ? ' (created)' : ''}: retention ${r.retentionDays} days; search attributes added: ${r.added.join(', ') || 'none'}; already present: ${r.present.join(', ') || 'none'}`);
+    return EXIT.ok;
+  } finally {
+    await conn.close();
+  }
+}
+
+export async function cmdWorker(values: Record<string, unknown>, out: Out): Promise<number> {
+  const session = await openSession(values, 'attach');
+  const hostId = (values['host-id'] as string | undefined) ?? defaultHostId();
+  const native = await connectNative(session.target);
+  const worker = await startWorker({
+    connection: native,
+    client: session.client,
+    namespace: session.target.namespace,
+    hostId,
+    janitor: { readsDirs: [] },
+  });
+  out(`worker ${hostId} polling fetchquant and fetchquant@${hostId} on ${session.target.address} (namespace ${session.target.namespace}); Ctrl-C to stop`);
+  await Promise.race([waitForSignal(), worker.done]);
+  await worker.shutdown();
+  await native.close();
+  await session.close();
+  return EXIT.ok;
+}
+
+export async function cmdCleanup(values: Record<string, unknown>, positionals: string[], out: Out): Promise<number> {
+  const { findOrphans, removeOrphans } = await import('../activities/disk.js');
+  const session = await openSession(values, 'attach').catch(() => null);
+  let inFlight: string[] = [];
+  if (session) {
+    const { listInFlightRuns } = await import('../activities/in-flight.js');
+    inFlight = await listInFlightRuns(session.client, (values['host-id'] as string | undefined) ?? defaultHostId());
+    await session.close();
+  } else {
+    out('warning: no Temporal server reachable, so no run can be proven in flight; only listing');
+  }
+  const dirs = positionals.length ? positionals.map((p) => resolve(p)) : [];
+  if (dirs.length === 0) throw new EnvError('cleanup: name the reads dirs to check, e.g. fetchquant cleanup output/amalgkit/*/fastq');
+  const orphans = await findOrphans(dirs, inFlight);
+  for (const o of orphans) out(`${o.path}\t${o.bytes}`);
+  out(`${orphans.length} orphaned partial download(s), ${orphans.reduce((a, o) => a + o.bytes, 0)} bytes`);
+  if (values.execute && session) {
+    const freed = await removeOrphans(orphans);
+    out(`removed ${orphans.length}, freed ${freed} bytes`);
+  } else if (orphans.length) out('run again with --execute to remove them');
+  return EXIT.ok;
+}

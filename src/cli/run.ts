@@ -1,0 +1,128 @@
+/**
+ * `fetchquant run`: embedded server (unless one is configured) + worker + batch, with live progress;
+ * exits when the batch ends. Ctrl-C stops the worker and the server gracefully; the batch stays durable
+ * and running the same command again attaches to it and resumes.
+ */
+import { WorkflowIdConflictPolicy } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
+import { batchWorkflowId, webUiWorkflowUrl } from '../ids.js';
+import { connectNative } from '../server/connection.js';
+import type { BatchOptions } from '../config/schema.js';
+import { startWorker, defaultHostId, type RunningWorker } from '../worker.js';
+import type { BatchResult } from '../workflows/batch.js';
+import type { BatchProgress } from '../workflows/messages.js';
+import { batchProgressQuery } from '../workflows/messages.js';
+import { EXIT } from './args.js';
+import { openSession, type Session } from './context.js';
+import { rates, renderProgress } from './progress.js';
+
+export interface RunHooks {
+  /** printed once the batch is running (demo prints its mirror here) */
+  onStarted?: (info: { workflowId: string; uiLink: string | null }) => void;
+  /** print one line per sample at the end (the demo does) */
+  listSamples?: boolean;
+  out?: (line: string) => void;
+}
+
+export async function runBatch(values: Record<string, unknown>, options: BatchOptions, hooks: RunHooks = {}): Promise<number> {
+  const out = hooks.out ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded');
+  const hostId = (values['host-id'] as string | undefined) ?? defaultHostId();
+  let worker: RunningWorker | null = null;
+  let interrupted = false;
+  const stopAll = async () => {
+    await worker?.shutdown();
+    await session.close();
+    // Our own embedded server (also one a crashed run left behind) stops with us; `fetchquant server` ones stay.
+    if (session.server?.owner === 'run') await session.server.stop();
+  };
+  const onSignal = () => {
+    if (interrupted) process.exit(EXIT.interrupted);
+    interrupted = true;
+    out('\ninterrupted: stopping the worker and the server; the batch is kept — run the same command again to resume');
+    void stopAll().then(() => process.exit(EXIT.interrupted));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    if (session.server) out(`Temporal dev server ${session.server.started ? 'started' : 'attached'} at ${session.target.address} (state ${session.server.dbFile})`);
+    const native = await connectNative(session.target);
+    worker = await startWorker({
+      connection: native,
+      client: session.client,
+      namespace: session.target.namespace,
+      hostId,
+      janitor: { readsDirs: [], healthCheckIntervalSec: options.healthCheckIntervalSec, autoCleanupThresholdGb: options.autoCleanupThresholdGb },
+    });
+    const workflowId = batchWorkflowId(options.batchId!);
+    const handle = await session.client.workflow.start('batchWorkflow', {
+      taskQueue: 'fetchquant',
+      workflowId,
+      args: [options],
+      // Same id already running (a crash, a second terminal): attach instead of starting a second batch.
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    });
+    const uiLink = session.uiUrl ? webUiWorkflowUrl(session.uiUrl, session.target.namespace, workflowId) : null;
+    out(`batch ${workflowId} running${uiLink ? ` — Web UI: ${uiLink}` : ''}`);
+    hooks.onStarted?.({ workflowId, uiLink });
+    const result = await watchUntilDone(handle, session, out, Math.min(options.monitorIntervalSec, 10));
+    out(summaryText(result));
+    if (hooks.listSamples) for (const l of await sampleOutcomeLines(session, options.batchId!)) out(l);
+    return result.totals.failed > 0 ? EXIT.samplesFailed : EXIT.ok;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (!interrupted) await stopAll();
+  }
+}
+
+export async function watchUntilDone(handle: WorkflowHandle, _session: Session, out: (l: string) => void, everySec: number): Promise<BatchResult> {
+  const tty = Boolean(process.stdout.isTTY);
+  let prev: BatchProgress | null = null;
+  let prevAt = Date.now();
+  let lastPlain = '';
+  const result = handle.result() as Promise<BatchResult>;
+  let settled = false;
+  void result.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  while (!settled) {
+    try {
+      const cur = await handle.query(batchProgressQuery);
+      const now = Date.now();
+      const text = renderProgress(cur, rates(prev, cur, (now - prevAt) / 1000), tty);
+      if (tty) process.stdout.write(`\x1b[2J\x1b[H${text}\n`);
+      else if (text !== lastPlain) out(text);
+      lastPlain = text;
+      prev = cur;
+      prevAt = now;
+    } catch {
+      // Not queryable yet (first task pending) or the server is restarting: try again next tick.
+    }
+    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, everySec * 1000))]);
+  }
+  return result;
+}
+
+export function summaryText(r: BatchResult): string {
+  const lines = [`batch ${r.batchId}: ${r.totals.done} done, ${r.totals.skipped} skipped, ${r.totals.failed} failed of ${r.totals.total}`];
+  for (const s of r.species) lines.push(`  ${s.speciesId}: ${s.done} done, ${s.skipped} skipped, ${s.failed} failed${s.status === 'failed' && s.reason ? ` — ${s.reason}` : ''}`);
+  if (r.failures.length) {
+    lines.push('failures:');
+    for (const f of r.failures) lines.push(`  ${f.species} ${f.run}: [${f.failureType ?? 'error'}] ${f.reason}`);
+  }
+  return lines.join('\n');
+}
+
+/** One line per sample of the batch, from visibility: run, species, final stage, host. */
+export async function sampleOutcomeLines(session: Session, batchId: string): Promise<string[]> {
+  const lines: string[] = [];
+  for await (const wf of session.client.workflow.list({ query: `BatchId = '${batchId}' AND WorkflowType = 'sampleWorkflow'` })) {
+    const sa = wf.searchAttributes ?? {};
+    const one = (k: string) => (Array.isArray(sa[k]) ? String((sa[k] as unknown[])[0]) : '?');
+    const link = session.uiUrl ? `  ${webUiWorkflowUrl(session.uiUrl, session.target.namespace, wf.workflowId)}` : '';
+    lines.push(`  ${one('RunAccession')}  ${one('Species')}  ${one('SampleStage')}  host ${one('WorkerHost')}${link}`);
+  }
+  return lines.sort();
+}

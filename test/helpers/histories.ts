@@ -1,0 +1,15 @@
+/** Recording histories of real runs as replay fixtures (FQ_RECORD_HISTORIES=1 npm test), committed under test/replay/histories. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+
+export const HISTORY_DIR = join(process.cwd(), 'test', 'replay', 'histories');
+
+export async function maybeRecord(client: Client, workflowId: string, name: string): Promise<void> {
+  if (!process.env.FQ_RECORD_HISTORIES) return;
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  mkdirSync(HISTORY_DIR, { recursive: true });
+  // Temporal's canonical history JSON (what `temporal workflow show --output json` writes)
+  writeFileSync(join(HISTORY_DIR, `${name}.json`), `{"workflowId":${JSON.stringify(workflowId)},"history":${historyToJSON(history)}}`);
+}

@@ -1,0 +1,157 @@
+import { afterAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { execa } from 'execa';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startWorker, type RunningWorker } from '../../src/worker.js';
+import { batchWorkflowId, speciesWorkflowId } from '../../src/ids.js';
+import { findTemporalCli } from '../../src/server/temporal-cli.js';
+import type { BatchResult } from '../../src/workflows/batch.js';
+import { batchProgressQuery, pauseSignal, resumeSignal, setTotalThreadsUpdate } from '../../src/workflows/messages.js';
+import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { createFastActivities, newLog, type FastWorld } from '../helpers/fast-activities.js';
+import { maybeRecord } from '../helpers/histories.js';
+
+const FAST = { checkIntervalSec: 2, monitorIntervalSec: 0.2, retryInitialSec: 0.05, hostLostTimeoutSec: 3, diskWaitSec: 0.1, stallTimeoutSec: 5 };
+
+async function withWorld(t: TestTemporal, world: FastWorld, hostId = 'host-a', extra: Partial<Parameters<typeof startWorker>[0]> = {}) {
+  const log = newLog();
+  const worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId, activities: createFastActivities(world, hostId, log), janitor: false, ...extra });
+  return { log, worker };
+}
+
+describe('live control, scale and hosts (real dev server, fast activities)', () => {
+  let t: TestTemporal;
+  const workers: RunningWorker[] = [];
+  const conns: TestTemporal[] = [];
+  // Each test gets its own namespace: one process may run only one worker per namespace and task queue.
+  beforeEach(async () => {
+    t = await testTemporal('wf-control');
+    conns.push(t);
+  });
+  afterAll(async () => {
+    for (const w of workers) await w.shutdown();
+    for (const c of conns) await c.close();
+  });
+
+  it('setTotalThreads (client update and the Temporal CLI), pause and resume act on a running batch', async () => {
+    const { log, worker } = await withWorld(t, { species: [{ id: 'sp_a', runs: 40 }, { id: 'sp_b', runs: 40 }], downloadMs: 150 });
+    workers.push(worker);
+    const h = await t.client.workflow.start('batchWorkflow', { taskQueue: 'fetchquant', workflowId: batchWorkflowId('ctl'), args: [{ ...FAST, totalThreads: 2 }] });
+    await eventually(async () => log.active.maxDownloads >= 2);
+    expect(log.active.maxDownloads).toBeLessThanOrEqual(2);
+
+    const alloc = await h.executeUpdate(setTotalThreadsUpdate, { args: [6] });
+    expect(alloc).toEqual({ sp_a: 3, sp_b: 3 });
+    // both species hold their 3 slots (a slot spans resolve -> download -> verify)
+    await eventually(async () => (await h.query(batchProgressQuery)).species.every((s) => s.threads === 3 && s.downloading === 3));
+    expect(log.active.maxDownloads).toBeLessThanOrEqual(6);
+
+    // invalid values are rejected by the validator, before anything changes
+    const rejected = await h.executeUpdate(setTotalThreadsUpdate, { args: [0] }).catch((e: Error & { cause?: Error }) => e);
+    expect((rejected as Error & { cause?: Error }).cause?.message).toMatch(/whole number >= 1, got 0/);
+
+    // the same update through the Temporal CLI alone
+    const temporal = findTemporalCli()!;
+    const cli = await execa(temporal, ['workflow', 'update', 'execute', '--address', t.address, '--namespace', t.namespace, '--workflow-id', batchWorkflowId('ctl'), '--name', 'setTotalThreads', '--input', '4']);
+    expect(cli.stdout).toMatch(/sp_a/);
+    expect((await h.query(batchProgressQuery)).totalThreads).toBe(4);
+
+    await h.signal(pauseSignal);
+    // samples already holding a slot finish their download; no new sample starts
+    await eventually(async () => (await h.query(batchProgressQuery)).species.every((s) => s.downloading === 0), 30_000);
+    const startsAtPause = log.events.filter((e) => e.kind === 'download-start').length;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(log.events.filter((e) => e.kind === 'download-start').length).toBe(startsAtPause);
+    expect((await h.query(batchProgressQuery)).paused).toBe(true);
+
+    await h.signal(resumeSignal);
+    const r = (await h.result()) as BatchResult;
+    expect(r.totals).toEqual({ total: 80, done: 80, skipped: 0, failed: 0 });
+    await maybeRecord(t.client, batchWorkflowId('ctl'), 'batch-live-control');
+    await worker.shutdown();
+  });
+
+  it('with more species than threads only `totalThreads` species download at once', async () => {
+    const world: FastWorld = { species: ['m1', 'm2', 'm3', 'm4', 'm5'].map((id) => ({ id, runs: 3 })), downloadMs: 60 };
+    const { log, worker } = await withWorld(t, world, 'host-m');
+    workers.push(worker);
+    const h = await t.client.workflow.start('batchWorkflow', { taskQueue: 'fetchquant', workflowId: batchWorkflowId('many'), args: [{ ...FAST, totalThreads: 2 }] });
+    const r = (await h.result()) as BatchResult;
+    expect(r.totals.done).toBe(15);
+    expect(log.active.maxDownloads).toBeLessThanOrEqual(2);
+    for (const a of log.allocations) expect(Object.values(a.alloc).filter((n) => n > 0).length).toBeLessThanOrEqual(2);
+    await worker.shutdown();
+  });
+
+  it('a species continues-as-new with samples in flight and every sample is done exactly once', async () => {
+    const { log, worker } = await withWorld(t, { species: [{ id: 'big', runs: 120 }], downloadMs: 10, quantMs: 5 });
+    workers.push(worker);
+    const h = await t.client.workflow.start('batchWorkflow', { taskQueue: 'fetchquant', workflowId: batchWorkflowId('can'), args: [{ ...FAST, totalThreads: 8, maxHistoryEvents: 300 }] });
+    const r = (await h.result()) as BatchResult;
+    expect(r.totals).toEqual({ total: 120, done: 120, skipped: 0, failed: 0 });
+    const finalized = log.events.filter((e) => e.kind === 'finalize').map((e) => e.run);
+    expect(finalized).toHaveLength(120);
+    expect(new Set(finalized).size).toBe(120);
+    let runs = 0;
+    let maxEvents = 0;
+    for await (const wf of t.client.workflow.list({ query: `WorkflowId = '${speciesWorkflowId('can', 'big')}'` })) {
+      runs++;
+      maxEvents = Math.max(maxEvents, wf.historyLength ?? 0);
+    }
+    expect(runs).toBeGreaterThan(1);
+    expect(maxEvents).toBeLessThan(600);
+    await worker.shutdown();
+  });
+
+  it('a sample whose host is killed (-9) mid-download restarts from scratch on another host', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fq-hosts-'));
+    const world = { species: [{ id: 'hosty', runs: 2 }], downloadMs: 4000 };
+    const spawnWorker = async (hostId: string) => {
+      const logFile = join(dir, `${hostId}.jsonl`);
+      writeFileSync(logFile, '');
+      const p = execa('node', [fileURLToPath(new URL('../helpers/fast-worker.js', import.meta.url)), JSON.stringify({ address: t.address, namespace: t.namespace, hostId, world, logFile })], { reject: false });
+      await new Promise<void>((resolve, reject) => {
+        p.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+        void p.then((r) => reject(new Error(`worker ${hostId} exited: ${r.stderr}`)));
+      });
+      const events = () => readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { kind: string; run?: string });
+      return { p, events };
+    };
+    const one = await spawnWorker('host-1');
+    const h = await t.client.workflow.start('batchWorkflow', { taskQueue: 'fetchquant', workflowId: batchWorkflowId('hosts'), args: [{ ...FAST, totalThreads: 2, hostLostTimeoutSec: 3 }] });
+    await eventually(async () => one.events().filter((e) => e.kind === 'download-start').length === 2);
+    const two = await spawnWorker('host-2');
+    one.p.kill('SIGKILL'); // host-1 is gone for good, mid-download
+    const r = (await h.result()) as BatchResult;
+    expect(r.totals.done).toBe(2);
+    expect(one.events().filter((e) => e.kind === 'finalize')).toHaveLength(0);
+    expect(two.events().filter((e) => e.kind === 'download-start')).toHaveLength(2); // from scratch
+    expect(two.events().filter((e) => e.kind === 'finalize')).toHaveLength(2);
+    for await (const wf of t.client.workflow.list({ query: `BatchId = 'hosts' AND WorkflowType = 'sampleWorkflow'` })) {
+      expect(wf.searchAttributes?.WorkerHost).toEqual(['host-2']);
+    }
+    await maybeRecord(t.client, `fetchquant/hosts/hosty/SRR1000000`, 'sample-host-lost');
+    two.p.kill('SIGTERM');
+    await two.p;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('cancelling a batch cancels species and samples, and in-flight samples remove their reads', async () => {
+    const { log, worker } = await withWorld(t, { species: [{ id: 'cx', runs: 6 }], downloadMs: 20_000 }, 'host-c');
+    workers.push(worker);
+    const h = await t.client.workflow.start('batchWorkflow', { taskQueue: 'fetchquant', workflowId: batchWorkflowId('cancel'), args: [{ ...FAST, totalThreads: 3 }] });
+    await eventually(async () => log.active.downloads.size === 3);
+    const inFlight = [...log.active.downloads.keys()];
+    await h.cancel();
+    await expect(h.result()).rejects.toThrow();
+    await eventually(async () => inFlight.every((run) => log.events.some((e) => e.kind === 'delete' && e.run === run)), 30_000);
+    await eventually(async () => {
+      const st: string[] = [];
+      for await (const wf of t.client.workflow.list({ query: `BatchId = 'cancel' AND WorkflowType = 'sampleWorkflow'` })) st.push(wf.status.name);
+      return st.length === 3 && st.every((s) => s === 'CANCELLED');
+    }, 30_000);
+    await worker.shutdown();
+  });
+});
