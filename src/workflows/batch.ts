@@ -40,6 +40,7 @@ import {
   type SpeciesReport,
 } from './messages.js';
 import { sharedActivityOptions } from './options.js';
+import { targetClosed } from './signal.js';
 import { speciesWorkflow, type SpeciesOptions } from './species.js';
 
 interface SpeciesEntry {
@@ -171,7 +172,12 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
           if (n !== e.threads || resendAll) {
             e.threads = n;
             e.report.threads = n;
-            await getExternalWorkflowHandle(speciesWorkflowId(state.batchId, e.plan.speciesId)).signal(setThreadsSignal, n);
+            const id = speciesWorkflowId(state.batchId, e.plan.speciesId);
+            try {
+              await getExternalWorkflowHandle(id).signal(setThreadsSignal, n);
+            } catch (err) {
+              if (!targetClosed(err, id)) throw err;
+            }
           }
         }),
       );
@@ -194,7 +200,12 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       // Running from an earlier attempt of this batch: tell it its allotment.
-      await getExternalWorkflowHandle(speciesWorkflowId(state.batchId, e.plan.speciesId)).signal(setThreadsSignal, threads);
+      const id = speciesWorkflowId(state.batchId, e.plan.speciesId);
+      try {
+        await getExternalWorkflowHandle(id).signal(setThreadsSignal, threads);
+      } catch (err2) {
+        if (!targetClosed(err2, id)) throw err2;
+      }
     }
   }
 

@@ -26,6 +26,7 @@ import { SA } from '../search-attributes.js';
 import type { LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
 import { hostActivityOptions, sharedActivityOptions } from './options.js';
+import { targetClosed } from './signal.js';
 
 /** Raised inside the attempt when the host's queue went unpolled for hostLostTimeout. */
 class HostLost extends Error {}
@@ -73,14 +74,22 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
   const releaseSlot = async (reads: number) => {
     if (slotReleased) return;
     slotReleased = true;
-    await species.signal(readsVerifiedSignal, run.run, reads);
+    try {
+      await species.signal(readsVerifiedSignal, run.run, reads);
+    } catch (err) {
+      if (!targetClosed(err, input.speciesWorkflowId)) throw err;
+    }
   };
   const finish = async (outcome: SampleOutcome): Promise<SampleOutcome> => {
     const last = status.history[status.history.length - 1];
     if (last && !last.endedAt) last.endedAt = new Date().toISOString();
     await upsertMemo({ outcome, stages: status.history.length, restarts: status.restarts });
     // Signalled by workflow id, so it reaches the species even after it continued-as-new.
-    await CancellationScope.nonCancellable(() => species.signal(sampleFinishedSignal, outcome));
+    try {
+      await CancellationScope.nonCancellable(() => species.signal(sampleFinishedSignal, outcome));
+    } catch (err) {
+      if (!targetClosed(err, input.speciesWorkflowId)) throw err;
+    }
     return outcome;
   };
 

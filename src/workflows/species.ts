@@ -34,6 +34,7 @@ import {
   type SpeciesReport,
 } from './messages.js';
 import { sharedActivityOptions } from './options.js';
+import { targetClosed } from './signal.js';
 import { sampleWorkflow } from './sample.js';
 
 export interface SpeciesOptions extends SampleOptions {
@@ -151,7 +152,11 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
     if (key === lastReported || (!urgent && now - lastReportAt < options.monitorIntervalSec * 1000)) return;
     lastReported = key;
     lastReportAt = now;
-    await batch.signal(speciesReportSignal, r);
+    try {
+      await batch.signal(speciesReportSignal, r);
+    } catch (err) {
+      if (!targetClosed(err, input.batchWorkflowId)) throw err;
+    }
   };
 
   const children = () => [...downloading, ...processing];

@@ -63,7 +63,7 @@ describe('fetchquant demo (end to end)', () => {
     const again = await execa('node', [CLI, 'demo', '--dir', dir], { env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace }, reject: false });
     expect(again.exitCode).toBe(0);
     expect(again.stdout).toMatch(/0 done, 12 skipped, 0 failed of 12/);
-  });
+  }, 240_000);
 
   it('killed (-9) mid-batch with its embedded server, `demo` again resumes the same batch to completion', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fq-demo-crash-'));
@@ -102,5 +102,5 @@ describe('fetchquant demo (end to end)', () => {
         return true;
       }
     }, 30_000);
-  });
+  }, 300_000);
 });

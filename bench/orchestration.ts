@@ -1,0 +1,123 @@
+/**
+ * Orchestration overhead and scale (BENCHMARKS.md B3, and the figures of the workflow-core issue):
+ * fast in-memory activities so only Temporal + our workflows are measured, on the embedded dev server.
+ * Usage: node dist/bench/orchestration.js [--species 2 --runs 2000 --threads 24 --out bench/results/b3.json]
+ */
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { freePort, startEmbeddedServer } from '../src/server/embedded.js';
+import { startWorker } from '../src/worker.js';
+import { batchWorkflowId, speciesWorkflowId } from '../src/ids.js';
+import type { BatchResult } from '../src/workflows/batch.js';
+import { createFastActivities, newLog } from '../test/helpers/fast-activities.js';
+
+export interface OrchestrationFigures {
+  species: number;
+  runsPerSpecies: number;
+  samples: number;
+  totalThreads: number;
+  makespanSec: number;
+  samplesPerSec: number;
+  eventsPerSampleHistory: { mean: number; max: number };
+  largestHistory: { workflowId: string; events: number };
+  speciesRuns: Record<string, number>;
+  largestSpeciesRunEvents: number;
+  batchEvents: number;
+  reallocationDelayMs: number[];
+}
+
+async function historyLengths(client: Client, query: string): Promise<{ id: string; events: number }[]> {
+  const out: { id: string; events: number }[] = [];
+  for await (const wf of client.workflow.list({ query })) out.push({ id: wf.workflowId, events: wf.historyLength ?? 0 });
+  return out;
+}
+
+export async function measureOrchestration(o: { species: number; runs: number; threads: number; sampleHistories?: number }): Promise<OrchestrationFigures> {
+  try {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+  } catch {
+    /* installed */
+  }
+  const stateDir = mkdtempSync(join(tmpdir(), 'fq-bench-'));
+  const server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
+  const native = await NativeConnection.connect({ address: server.address });
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection, namespace: 'default' });
+  // Species of different sizes so one finishes first and its slots move.
+  const world = { species: Array.from({ length: o.species }, (_, i) => ({ id: `sp${i}`, runs: i === 0 ? Math.max(1, Math.round(o.runs / 4)) : o.runs })), downloadMs: 0, quantMs: 0 };
+  const log = newLog();
+  const worker = await startWorker({ connection: native, client, namespace: 'default', hostId: 'bench', activities: createFastActivities(world, 'bench', log), janitor: false });
+  try {
+    const t0 = Date.now();
+    const h = await client.workflow.start('batchWorkflow', {
+      taskQueue: 'fetchquant',
+      workflowId: batchWorkflowId('bench'),
+      args: [{ totalThreads: o.threads, checkIntervalSec: 30, monitorIntervalSec: 5, retryInitialSec: 0.1, hostLostTimeoutSec: 60 }],
+    });
+    const result = (await h.result()) as BatchResult;
+    const makespanSec = (Date.now() - t0) / 1000;
+    const samples = result.totals.done;
+
+    const sampleLens = await historyLengths(client, `WorkflowType = 'sampleWorkflow'`);
+    const speciesRuns: Record<string, number> = {};
+    let largestSpeciesRunEvents = 0;
+    for (const s of world.species) {
+      const runs = await historyLengths(client, `WorkflowId = '${speciesWorkflowId('bench', s.id)}'`);
+      speciesRuns[s.id] = runs.length;
+      for (const r of runs) largestSpeciesRunEvents = Math.max(largestSpeciesRunEvents, r.events);
+    }
+    const all = await historyLengths(client, `WorkflowType != 'sampleWorkflow'`);
+    const largest = [...all, ...sampleLens].sort((a, b) => b.events - a.events)[0]!;
+    const batchEvents = all.filter((x) => x.id === batchWorkflowId('bench')).reduce((a, x) => Math.max(a, x.events), 0);
+
+    // Reallocation delay: species sp0 finishes (its last sample finished) -> the others get setThreads.
+    const delays: number[] = [];
+    const sp0Last = Math.max(...log.events.filter((e) => e.kind === 'delete' && e.run?.startsWith('SRR10')).map((e) => e.t));
+    for (const s of world.species.slice(1)) {
+      const hist = await client.workflow.getHandle(speciesWorkflowId('bench', s.id)).fetchHistory().catch(() => null);
+      const signals = (hist?.events ?? [])
+        .filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'setThreads')
+        .map((e) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6))
+        .filter((t) => t >= sp0Last);
+      if (signals.length) delays.push(Math.min(...signals) - sp0Last);
+    }
+    const lens = sampleLens.map((x) => x.events);
+    return {
+      species: o.species,
+      runsPerSpecies: o.runs,
+      samples,
+      totalThreads: o.threads,
+      makespanSec,
+      samplesPerSec: samples / makespanSec,
+      eventsPerSampleHistory: { mean: lens.reduce((a, b) => a + b, 0) / Math.max(1, lens.length), max: Math.max(...lens) },
+      largestHistory: { workflowId: largest.id, events: largest.events },
+      speciesRuns,
+      largestSpeciesRunEvents,
+      batchEvents,
+      reallocationDelayMs: delays,
+    };
+  } finally {
+    await worker.shutdown();
+    await native.close();
+    await connection.close();
+    await server.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+const isMain = process.argv[1]?.endsWith('orchestration.js');
+if (isMain) {
+  const { values } = parseArgs({ options: { species: { type: 'string' }, runs: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' } } });
+  const figures = await measureOrchestration({ species: Number(values.species ?? 2), runs: Number(values.runs ?? 2000), threads: Number(values.threads ?? 24) });
+  const text = JSON.stringify(figures, null, 2);
+  process.stdout.write(`${text}\n`);
+  if (values.out) {
+    mkdirSync(dirname(values.out), { recursive: true });
+    writeFileSync(values.out, text);
+  }
+  process.exit(0);
+}
