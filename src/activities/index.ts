@@ -10,6 +10,7 @@ import { createDiscoverActivities } from './discover.js';
 import { createDiskActivities, DiskLedger } from './disk.js';
 import { createDownloadActivities } from './download.js';
 import { listInFlightRuns } from './in-flight.js';
+import { KnownDirs } from './known-dirs.js';
 import { createIndexActivities } from './index-build.js';
 import { createQuantActivities } from './quant.js';
 import { createReadActivities } from './reads.js';
@@ -25,11 +26,14 @@ export interface ActivityDeps {
   client?: Client;
   http?: HttpClient;
   ledger?: DiskLedger;
+  knownDirs?: KnownDirs;
 }
 
 export function createActivities(deps: ActivityDeps): Activities {
   const http = deps.http ?? new HttpClient();
   const ledger = deps.ledger ?? new DiskLedger();
+  const knownDirs = deps.knownDirs ?? KnownDirs.forHost(deps.hostId);
+  const disk = createDiskActivities({ ledger, hostId: deps.hostId });
   return {
     ...createDiscoverActivities({ cwd: deps.cwd, searchRunsByTaxon: (o) => searchRunsByTaxon({ ...o, http }) }),
     async allocate({ totalThreads, species }) {
@@ -44,7 +48,14 @@ export function createActivities(deps: ActivityDeps): Activities {
     ...createConvertActivities(),
     ...createIndexActivities(),
     ...createQuantActivities({ ledger }),
-    ...createDiskActivities({ ledger, hostId: deps.hostId }),
+    ...disk,
+    async reserveDisk(input) {
+      knownDirs.add(input.dir);
+      return disk.reserveDisk(input);
+    },
+    async janitorSweep(input) {
+      return disk.janitorSweep({ ...input, readsDirs: [...new Set([...input.readsDirs, ...knownDirs.list()])] });
+    },
     async listInFlight({ hostId }) {
       if (!deps.client) return [];
       return listInFlightRuns(deps.client, hostId);

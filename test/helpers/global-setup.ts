@@ -9,5 +9,7 @@ export default async function globalSetup(): Promise<void> {
   const server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
   process.env.FQ_TEST_TEMPORAL_ADDRESS = server.address;
   process.env.FQ_TEST_TEMPORAL_STATE = stateDir;
+  // host state (known reads dirs) of every worker started by the tests, CLI children included
+  process.env.FETCHQUANT_STATE_DIR = stateDir;
   (globalThis as Record<string, unknown>).__FQ_SERVER__ = server;
 }
