@@ -76,6 +76,7 @@ export async function main(argv: string[]): Promise<number> {
       every: { type: 'string' as const },
       'retention-days': { type: 'string' as const },
       'out-dir': { type: 'string' as const },
+      faults: { type: 'string' as const },
     };
     const { values, positionals } = parse(rest, extra);
     if (values.help) {

@@ -6,9 +6,9 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateDataset, loadDataset, type Dataset } from '../mirror/fixtures.js';
-import { startMirror } from '../mirror/server.js';
+import { startMirror, type FaultPlan } from '../mirror/server.js';
 import { freePort } from '../server/embedded.js';
-import { batchOptionsFromFlags } from './args.js';
+import { batchOptionsFromFlags, UsageError } from './args.js';
 import { runBatch } from './run.js';
 
 type Out = (l: string) => void;
@@ -27,6 +27,20 @@ async function mirrorPort(root: string): Promise<number> {
   return port;
 }
 
+/**
+ * Hidden, for tests and for seeing retries in `history`/`report`: a mirror fault plan (JSON, see
+ * src/mirror/faults.ts) from `--faults FILE` or FETCHQUANT_DEMO_FAULTS=FILE.
+ */
+function faultPlan(values: Record<string, unknown>): FaultPlan | undefined {
+  const file = (values.faults as string | undefined) ?? process.env.FETCHQUANT_DEMO_FAULTS;
+  if (!file) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as FaultPlan;
+  } catch (err) {
+    throw new UsageError(`demo: fault plan ${file}: ${(err as Error).message}`);
+  }
+}
+
 export async function cmdDemo(values: Record<string, unknown>, out: Out): Promise<number> {
   const root = resolve((values.dir as string | undefined) ?? 'output/demo');
   let dataset: Dataset;
@@ -37,7 +51,7 @@ export async function cmdDemo(values: Record<string, unknown>, out: Out): Promis
     out(`demo dataset: generating ${DEMO_SPECIES.length} synthetic species x 4 runs in ${root}`);
     dataset = await generateDataset({ root, species: DEMO_SPECIES, seed: 42 });
   }
-  const mirror = await startMirror({ dataset, port: await mirrorPort(root) });
+  const mirror = await startMirror({ dataset, port: await mirrorPort(root), faults: faultPlan(values) });
   out(`local archive mirror: ENA ${mirror.enaPortalUrl}  SRA ${mirror.sraLocateUrl}`);
   try {
     // Demo-sized defaults; any flag the user gives wins.

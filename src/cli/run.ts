@@ -4,7 +4,7 @@
  * and running the same command again attaches to it and resumes.
  */
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { batchWorkflowId, webUiWorkflowUrl } from '../ids.js';
 import { connectNative } from '../server/connection.js';
 import type { BatchOptions } from '../config/schema.js';
@@ -65,7 +65,17 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     const uiLink = session.uiUrl ? webUiWorkflowUrl(session.uiUrl, session.target.namespace, workflowId) : null;
     out(`batch ${workflowId} running${uiLink ? ` — Web UI: ${uiLink}` : ''}`);
     hooks.onStarted?.({ workflowId, uiLink });
-    const result = await watchUntilDone(handle, session, out, Math.min(options.monitorIntervalSec, 10));
+    let result: BatchResult;
+    try {
+      result = await watchUntilDone(handle, session, out, Math.min(options.monitorIntervalSec, 10));
+    } catch (err) {
+      // Cancelled or terminated from elsewhere (`fetchquant cancel`, the Web UI): say so, not a stack trace.
+      if (err instanceof WorkflowFailedError) {
+        out(`batch ${workflowId} ended without a result: ${err.cause?.message ?? err.message}`);
+        return EXIT.samplesFailed;
+      }
+      throw err;
+    }
     out(summaryText(result));
     if (hooks.listSamples) for (const l of await sampleOutcomeLines(session, options.batchId!)) out(l);
     return result.totals.failed > 0 ? EXIT.samplesFailed : EXIT.ok;

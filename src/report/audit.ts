@@ -1,0 +1,184 @@
+/**
+ * A sample workflow's history -> its audit: activities (attempts, host, error, timing), stage spans (from the
+ * workflow's own SampleStage/WorkerHost upserts, so the report shows exactly what the Web UI shows), disk
+ * admission readings and the outcome. Pure: works on history events, so recorded histories unit-test it.
+ */
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import type { DiskGrant, SampleOutcome, SampleStage, SourcePlan, DownloadResult } from '../types.js';
+
+type Event = temporal.api.history.v1.IHistoryEvent;
+type Payload = temporal.api.common.v1.IPayload;
+
+export interface ActivityAudit {
+  activity: string;
+  scheduledAt: string;
+  startedAt?: string;
+  endedAt?: string;
+  /** the attempt that ended (or is running): attempts before it failed and were retried by Temporal */
+  attempt: number;
+  host?: string;
+  outcome: 'completed' | 'failed' | 'timed out' | 'cancelled' | 'running';
+  error?: string;
+  summary?: string;
+}
+
+/** One stretch of time a sample spent in one stage, on one host. */
+export interface StageSpan {
+  stage: SampleStage;
+  host: string | null;
+  start: string;
+  /** absent while the sample is still in this stage */
+  end?: string;
+}
+
+/** What reserveDisk saw on a host: the numbers behind "waiting-for-disk". */
+export interface DiskReading {
+  at: string;
+  host: string | null;
+  granted: boolean;
+  freeBytes: number;
+  reservedBytes: number;
+  neededBytes: number;
+}
+
+export interface RunAudit {
+  workflowId: string;
+  runId: string;
+  status: string;
+  start: string;
+  close?: string;
+  host?: string;
+  stage?: string;
+  activities: ActivityAudit[];
+  /** times the sample started over because its host was lost (ScheduleToStart timeouts) */
+  restarts: number;
+  stages: StageSpan[];
+  disk: DiskReading[];
+  outcome?: SampleOutcome;
+  source?: string;
+  /** bytes fetched by completed downloads (the outcome's count when the sample finished) */
+  bytes: number;
+}
+
+export interface WorkflowMeta {
+  workflowId: string;
+  runId: string;
+  status: string;
+  start: string;
+  close?: string;
+  searchAttributes?: Record<string, unknown>;
+}
+
+type Time = { seconds?: unknown; nanos?: number | null } | null | undefined;
+export const ts = (t: Time): string | undefined =>
+  t ? new Date(Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString() : undefined;
+
+function decode<T>(p: Payload | null | undefined): T | undefined {
+  if (!p) return undefined;
+  try {
+    return defaultPayloadConverter.fromPayload<T>(p as never);
+  } catch {
+    // An encrypted or foreign payload: the audit goes on without that detail.
+    return undefined;
+  }
+}
+
+/** `fetchquant@host-1/30128` -> `host-1` (the worker identity our workers set). */
+function hostOfIdentity(identity: string | null | undefined): string | undefined {
+  return identity?.split('@')[1]?.split('/')[0] || undefined;
+}
+
+/** SCHEDULE_TO_START is enum value 2; recorded JSON histories spell it out. */
+function isScheduleToStart(t: unknown): boolean {
+  return t === 2 || /SCHEDULE_TO_START/i.test(String(t ?? ''));
+}
+
+export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = new Date().toISOString()): RunAudit {
+  const byScheduled = new Map<string, ActivityAudit>();
+  const stages: StageSpan[] = [];
+  const hostAt: { at: string; host: string }[] = [];
+  const disk: DiskReading[] = [];
+  let restarts = 0;
+  let outcome: SampleOutcome | undefined;
+  let source: string | undefined;
+  let bytes = 0;
+  for (const e of events) {
+    const at = ts(e.eventTime) ?? now;
+    if (e.upsertWorkflowSearchAttributesEventAttributes) {
+      const f = e.upsertWorkflowSearchAttributesEventAttributes.searchAttributes?.indexedFields ?? {};
+      const host = decode<string>(f.WorkerHost);
+      if (typeof host === 'string') hostAt.push({ at, host });
+      const stage = decode<SampleStage>(f.SampleStage);
+      if (typeof stage === 'string') {
+        const last = stages[stages.length - 1];
+        if (last && !last.end) last.end = at;
+        stages.push({ stage, host: null, start: at });
+      }
+    } else if (e.activityTaskScheduledEventAttributes) {
+      const a = e.activityTaskScheduledEventAttributes;
+      byScheduled.set(String(e.eventId), { activity: a.activityType?.name ?? '?', scheduledAt: at, attempt: 1, outcome: 'running', host: a.taskQueue?.name?.split('@')[1] });
+    } else if (e.activityTaskStartedEventAttributes) {
+      const a = e.activityTaskStartedEventAttributes;
+      const x = byScheduled.get(String(a.scheduledEventId));
+      if (x) {
+        x.startedAt = at;
+        x.attempt = a.attempt ?? 1;
+        x.host = hostOfIdentity(a.identity) ?? x.host;
+        if (a.lastFailure?.message) x.error = a.lastFailure.message;
+      }
+    } else if (e.activityTaskCompletedEventAttributes) {
+      const a = e.activityTaskCompletedEventAttributes;
+      const x = byScheduled.get(String(a.scheduledEventId));
+      if (!x) continue;
+      Object.assign(x, { outcome: 'completed', endedAt: at });
+      const result = decode<unknown>(a.result?.payloads?.[0]);
+      if (x.activity === 'reserveDisk' && result) disk.push({ at, host: x.host ?? null, ...(result as DiskGrant) });
+      if (x.activity === 'resolveSource' && result) source = (result as SourcePlan).source;
+      if (x.activity === 'download' && result) bytes += (result as DownloadResult).bytesFetched ?? 0;
+    } else if (e.activityTaskFailedEventAttributes) {
+      const a = e.activityTaskFailedEventAttributes;
+      const x = byScheduled.get(String(a.scheduledEventId));
+      if (x) Object.assign(x, { outcome: 'failed', endedAt: at, error: a.failure?.message ?? x.error });
+    } else if (e.activityTaskTimedOutEventAttributes) {
+      const a = e.activityTaskTimedOutEventAttributes;
+      const x = byScheduled.get(String(a.scheduledEventId));
+      if (x) {
+        Object.assign(x, { outcome: 'timed out', endedAt: at, error: a.failure?.message ?? 'timed out' });
+        if (isScheduleToStart(a.failure?.timeoutFailureInfo?.timeoutType)) restarts++;
+      }
+    } else if (e.activityTaskCanceledEventAttributes) {
+      const x = byScheduled.get(String(e.activityTaskCanceledEventAttributes.scheduledEventId));
+      if (x) Object.assign(x, { outcome: 'cancelled', endedAt: at });
+    } else if (e.workflowExecutionCompletedEventAttributes) {
+      outcome = decode<SampleOutcome>(e.workflowExecutionCompletedEventAttributes.result?.payloads?.[0]);
+    }
+  }
+  // A stage's host is the one claimed before the stage ended: the `queued` stretch belongs to the host
+  // that picked the sample up at its end (claimHost runs inside it).
+  for (const s of stages) {
+    const until = s.end ?? meta.close ?? now;
+    for (const h of hostAt) if (h.at <= until) s.host = h.host;
+  }
+  const last = stages[stages.length - 1];
+  // A closed workflow (cancelled, terminated) leaves its last stage open: it ended when the workflow did.
+  if (last && !last.end && meta.close && !['done', 'failed', 'skipped'].includes(last.stage)) last.end = meta.close;
+  const sa = meta.searchAttributes ?? {};
+  const first = (k: string) => (Array.isArray(sa[k]) ? String((sa[k] as unknown[])[0]) : undefined);
+  return {
+    workflowId: meta.workflowId,
+    runId: meta.runId,
+    status: meta.status,
+    start: meta.start,
+    close: meta.close,
+    host: first('WorkerHost') ?? hostAt[hostAt.length - 1]?.host,
+    stage: first('SampleStage') ?? last?.stage,
+    activities: [...byScheduled.values()],
+    restarts,
+    stages,
+    disk,
+    outcome,
+    source: outcome?.source ?? source,
+    bytes: outcome?.bytes ?? bytes,
+  };
+}

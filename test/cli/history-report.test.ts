@@ -1,0 +1,111 @@
+/**
+ * `history` and `report` through the real CLI against a real demo batch: the mirror fails one run's
+ * downloads long enough that Temporal retries the activity (attempt 2 succeeds) and another run's for good.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
+import { DEMO_SPECIES } from '../../src/cli/demo.js';
+import { TSV_COLUMNS } from '../../src/report/tsv.js';
+import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+
+const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+const HOST = 'clihost';
+
+describe('fetchquant history and report (real demo batch)', () => {
+  let t: TestTemporal;
+  let dir: string;
+  let dataset: Dataset;
+  let retried: string;
+  let failing: string;
+  let demo: { exitCode?: number; stdout: string; stderr: string };
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    execa(process.execPath, [CLI, ...args], { env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace, FETCHQUANT_HOST_ID: HOST, ...env }, reject: false, timeout: 110_000 });
+
+  beforeAll(async () => {
+    t = await testTemporal('cli-history');
+    dir = mkdtempSync(join(tmpdir(), 'fq-cli-history-'));
+    // The demo reuses a dataset already in its dir, so the test knows the accessions before it starts.
+    dataset = await generateDataset({ root: dir, species: DEMO_SPECIES, seed: 42 });
+    const ena = dataset.species.flatMap((s) => s.runs).filter((r) => !r.sraOnly);
+    retried = ena[0]!.run;
+    failing = ena[1]!.run;
+    // The downloader retries a few times inside one attempt; 5 failures exhaust the first activity attempt
+    // so Temporal retries it, and the second attempt gets through.
+    const faults = { [retried]: [{ kind: 'status', status: 503, times: 5 }], [failing]: [{ kind: 'status', status: 500 }] };
+    writeFileSync(join(dir, 'faults.json'), JSON.stringify(faults));
+    demo = await cli(['demo', '--dir', dir, '--max-retries', '1'], { FETCHQUANT_DEMO_FAULTS: join(dir, 'faults.json') });
+  }, 115_000);
+  afterAll(async () => {
+    await t?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the demo batch ends with the one failed sample (exit 1)', () => {
+    expect(demo.stdout).toMatch(/11 done, 0 skipped, 1 failed of 12/);
+    expect(demo.exitCode).toBe(1);
+  });
+
+  it('history of a completed sample lists its activities with host and attempt', async () => {
+    const done = dataset.species.flatMap((s) => s.runs).find((r) => r.run !== retried && r.run !== failing && !r.sraOnly)!.run;
+    const r = await cli(['history', done]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`fetchquant/.*/${done}\\s+COMPLETED\\s+stage=done\\s+host=${HOST}`));
+    for (const act of ['claimHost', 'resolveSource', 'reserveDisk', 'download', 'verifyReads', 'quant', 'finalize', 'deleteReads']) {
+      expect(r.stdout).toMatch(new RegExp(`${act}\\s+attempt 1\\s+host ${HOST}\\s+completed`));
+    }
+    expect(r.stdout).toMatch(new RegExp(`stages: queued@${HOST} .*downloading@${HOST} .*quantifying@${HOST} .*done@${HOST}`));
+  });
+
+  it('history of a retried sample shows attempt 2 and the error of attempt 1', async () => {
+    const r = await cli(['history', retried]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`download\\s+attempt 2\\s+host ${HOST}\\s+completed .*error: .*HTTP 503`));
+    const failed = await cli(['history', failing]);
+    expect(failed.stdout).toMatch(/stage=failed/);
+    expect(failed.stdout).toMatch(new RegExp(`download\\s+attempt 2\\s+host ${HOST}\\s+failed .*error: .*${failing}.*HTTP 500`));
+  });
+
+  it('report writes the TSV and the HTML timeline of the batch into <output-dir>/reports', async () => {
+    const r = await cli(['report', '--output-dir', dataset.outputDir]);
+    expect(r.exitCode).toBe(0);
+    const [tsvPath, htmlPath] = r.stdout.trim().split('\n');
+    expect(tsvPath).toMatch(new RegExp(`^${dataset.outputDir}/reports/fetchquant-report-[a-z0-9._-]+\\.tsv$`));
+    expect(htmlPath).toBe(tsvPath!.replace(/\.tsv$/, '.html'));
+    const lines = readFileSync(tsvPath!, 'utf8').replace(/\n$/, '').split('\n').map((l) => l.split('\t'));
+    expect(lines[0]).toEqual([...TSV_COLUMNS]);
+    const rows = new Map(lines.slice(1).map((l) => [l[0]!, Object.fromEntries(TSV_COLUMNS.map((c, i) => [c, l[i]!]))]));
+    expect([...rows.keys()].sort()).toEqual(dataset.species.flatMap((s) => s.runs.map((x) => x.run)).sort());
+    for (const sp of dataset.species) {
+      for (const run of sp.runs) {
+        const row = rows.get(run.run)!;
+        expect(row).toMatchObject({ species: sp.speciesId, host: HOST, final_stage: run.run === failing ? 'failed' : 'done', source: run.sraOnly ? 'sra' : 'ena' });
+        if (run.run !== failing) expect(Number(row.bytes)).toBeGreaterThan(0);
+        if (run.sraOnly && run.run !== failing) expect(Number(row.converting_s)).toBeGreaterThan(0);
+        expect(Number(row.downloading_s)).toBeGreaterThan(0);
+      }
+    }
+    const ok = rows.get(dataset.species[2]!.runs[3]!.run)!;
+    expect(Number(rows.get(retried)!.attempts)).toBe(Number(ok.attempts) + 1);
+    expect(rows.get(failing)!.error).toMatch(/HTTP 500/);
+    const html = readFileSync(htmlPath!, 'utf8');
+    expect(html).toMatch(/<svg /);
+    expect(html).toContain(`${HOST}</text>`);
+    expect(html).toMatch(/class="mark retry"/);
+    expect(html).toMatch(/class="mark failed-sample"/);
+    expect(existsSync(join(dataset.outputDir, 'reports'))).toBe(true);
+  });
+
+  it('report --out-dir writes there; report of a batch that does not exist exits 2', async () => {
+    const out = join(dir, 'elsewhere');
+    const r = await cli(['report', '--output-dir', dataset.outputDir, '--out-dir', out]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain(`${out}/fetchquant-report-`);
+    const missing = await cli(['report', '--batch-id', 'no-such-batch']);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toMatch(/no batch fetchquant\/no-such-batch in namespace cli-history-/);
+  });
+});

@@ -1,0 +1,136 @@
+/**
+ * The report's pure parts on recorded sample histories (done, host lost, run not found) plus a retried
+ * one, and the HTML rendered by real headless Chromium: the screenshot must show the stage colours, not
+ * a blank page. Chromium missing is a failure naming the Debian package, never a skip.
+ */
+import { describe, expect, it, afterAll } from '@jest/globals';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { parseSampleHistory, type RunAudit } from '../../src/report/audit.js';
+import { buildReport } from '../../src/report/model.js';
+import { renderTsv, TSV_COLUMNS } from '../../src/report/tsv.js';
+import { renderHtml } from '../../src/report/html.js';
+import { STAGE_COLOURS } from '../../src/report/svg.js';
+import { decodePng, pictureStats, pixelsNear } from './png.js';
+
+const HIST = join(process.cwd(), 'test', 'replay', 'histories');
+
+function recorded(name: string): RunAudit {
+  const { workflowId, history } = JSON.parse(readFileSync(join(HIST, `${name}.json`), 'utf8'));
+  const events = historyFromJSON(history).events ?? [];
+  const t = (i: number) => new Date(Number(events.at(i)!.eventTime!.seconds) * 1000 + Math.floor((events.at(i)!.eventTime!.nanos ?? 0) / 1e6)).toISOString();
+  return parseSampleHistory(events, { workflowId, runId: name, status: 'COMPLETED', start: t(0), close: t(-1) });
+}
+
+/** A sample whose download failed twice (Temporal retried it) and then ran out of retries. */
+function retriedAndFailed(base: RunAudit): RunAudit {
+  const s = Date.parse(base.start);
+  const iso = (sec: number) => new Date(s + sec * 1000).toISOString();
+  return {
+    workflowId: 'fetchquant/b1/beta_two/SRR1100009',
+    runId: 'synthetic',
+    status: 'COMPLETED',
+    start: iso(0),
+    close: iso(9),
+    host: 'host-a',
+    stage: 'failed',
+    restarts: 0,
+    activities: [
+      { activity: 'claimHost', scheduledAt: iso(0), startedAt: iso(0.1), endedAt: iso(0.2), attempt: 1, outcome: 'completed', host: 'host-a' },
+      { activity: 'download', scheduledAt: iso(1), startedAt: iso(6), endedAt: iso(8.5), attempt: 3, outcome: 'failed', host: 'host-a', error: 'HTTP 503 from mirror' },
+    ],
+    stages: [
+      { stage: 'queued', host: 'host-a', start: iso(0), end: iso(1) },
+      { stage: 'downloading', host: 'host-a', start: iso(1), end: iso(8.5) },
+      { stage: 'failed', host: 'host-a', start: iso(8.5) },
+    ],
+    disk: [],
+    outcome: { run: 'SRR1100009', speciesId: 'beta_two', state: 'failed', reason: 'HTTP 503 from mirror', failureType: 'ServerError', host: 'host-a', bytes: 0 },
+    source: 'ena',
+    bytes: 0,
+  };
+}
+
+async function screenshot(html: string, dir: string, name: string) {
+  const page = join(dir, `${name}.html`);
+  const png = join(dir, `${name}.png`);
+  writeFileSync(page, html);
+  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, `profile-${name}`)}`, `--screenshot=${png}`, '--window-size=1200,800', `file://${page}`];
+  try {
+    await execa('chromium', args, { timeout: 60_000 });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') throw new Error('chromium is not installed: install the Debian package `chromium` (sudo apt-get install -y chromium; scripts/setup.sh does it)');
+    throw err;
+  }
+  return pictureStats(decodePng(readFileSync(png)));
+}
+
+describe('report rendering', () => {
+  const done = recorded('sample-done');
+  const lost = recorded('sample-host-lost');
+  const notFound = recorded('sample-run-not-found');
+  const failed = retriedAndFailed(done);
+  const report = buildReport('b1', [done, lost, notFound, failed], { minFreeGb: 10, now: '2030-01-01T00:00:00.000Z' });
+  const dir = mkdtempSync(join(tmpdir(), 'fq-report-render-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads stages, hosts, restarts and disk readings from a recorded history', () => {
+    expect(done.stages.map((s) => s.stage)).toEqual(['queued', 'downloading', 'quantifying', 'deleting', 'done']);
+    expect(new Set(done.stages.map((s) => s.host))).toEqual(new Set(['host-a']));
+    expect(done.disk).toHaveLength(1);
+    expect(done.source).toBe('ena');
+    expect(lost.restarts).toBe(1);
+    // the sample started over on host-2 after host-1 was lost
+    expect(lost.stages.map((s) => `${s.stage}@${s.host}`)).toEqual(['queued@host-1', 'downloading@host-1', 'queued@host-2', 'downloading@host-2', 'quantifying@host-2', 'deleting@host-2', 'done@host-2']);
+  });
+
+  it('writes one TSV row per sample with attempts, restarts, seconds per stage and the error', () => {
+    const lines = renderTsv(report.rows).replace(/\n$/, '').split('\n').map((l) => l.split('\t'));
+    expect(lines[0]).toEqual([...TSV_COLUMNS]);
+    expect(lines).toHaveLength(5);
+    for (const l of lines) expect(l).toHaveLength(TSV_COLUMNS.length);
+    const row = (run: string) => Object.fromEntries(TSV_COLUMNS.map((c, i) => [c, lines.find((l) => l[0] === run)![i]]));
+    expect(row('SRR1100000')).toMatchObject({ species: 'beta_two', final_stage: 'done', host: 'host-a', source: 'ena', bytes: '100', attempts: '10', restarts: '0', error: '' });
+    expect(Number(row('SRR1100000').downloading_s)).toBeGreaterThan(0);
+    expect(row('SRR1000000')).toMatchObject({ final_stage: 'done', host: 'host-2', restarts: '1' });
+    expect(row('SRR1100005')).toMatchObject({ final_stage: 'failed', error: 'SRR1100005: not found at ENA (204) nor SRA (404)' });
+    expect(row('SRR1100009')).toMatchObject({ final_stage: 'failed', attempts: '4', downloading_s: '7.500', error: 'HTTP 503 from mirror' });
+  });
+
+  it('lays samples out in lanes per host x slot, with retries and failures marked', () => {
+    const hosts = report.lanes.map((l) => `${l.host}#${l.slot}`);
+    expect(hosts).toEqual(expect.arrayContaining(['host-1#0', 'host-2#0', 'host-a#0']));
+    const marks = report.lanes.flatMap((l) => l.tracks.flatMap((t) => t.marks));
+    const retry = marks.find((m) => m.kind === 'retry' && m.run === 'SRR1100009');
+    expect(retry?.label).toMatch(/download: attempt 3 after: HTTP 503/);
+    expect(marks.filter((m) => m.kind === 'failed-sample').map((m) => m.run).sort()).toEqual(['SRR1100005', 'SRR1100009']);
+    expect(marks.some((m) => m.kind === 'failed-attempt' && m.run === 'SRR1000000' && /ScheduleToStart/.test(m.label))).toBe(true);
+    expect(report.totals).toMatchObject({ samples: 4, byFinalStage: { done: 2, failed: 2 }, restarts: 1, retries: 2 });
+  });
+
+  it('is one self-contained HTML page: inline SVG, no scripts, no external assets', () => {
+    const html = renderHtml(report);
+    expect(html).toMatch(/<svg[^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    expect(html).not.toMatch(/<script|<link|<img|src=|href=|@import/);
+    expect([...html.matchAll(/url\(([^)]*)\)/g)].map((m) => m[1])).toEqual(expect.arrayContaining(['#retry']));
+    expect([...html.matchAll(/url\(([^)]*)\)/g)].every((m) => m[1] === '#retry')).toBe(true);
+    expect(html).toContain('floor 10 GB');
+    expect(html).toContain('SRR1100009');
+  });
+
+  it('renders in headless Chromium to a picture that is not blank and shows the stage colours and retries', async () => {
+    const stats = await screenshot(renderHtml(report), dir, 'report');
+    expect(stats.colours).toBeGreaterThan(20);
+    expect(stats.nonWhiteShare).toBeGreaterThan(0.05);
+    expect(pixelsNear(stats, STAGE_COLOURS.downloading!)).toBeGreaterThan(200);
+    expect(pixelsNear(stats, STAGE_COLOURS.queued!)).toBeGreaterThan(200);
+    expect(pixelsNear(stats, '#d62728', 10)).toBeGreaterThan(20); // retry hatching, failed marks, the floor line
+    // the same check on an empty page fails: the assertion above can tell a blank picture
+    const blank = await screenshot('<!DOCTYPE html><html><body></body></html>', dir, 'blank');
+    expect(blank.nonWhiteShare).toBeLessThan(0.01);
+    expect(pixelsNear(blank, STAGE_COLOURS.downloading!)).toBe(0);
+  });
+});
