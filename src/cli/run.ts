@@ -30,9 +30,10 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
   const hostId = (values['host-id'] as string | undefined) ?? defaultHostId();
   let worker: RunningWorker | null = null;
   let interrupted = false;
-  const stopAll = async () => {
+  const stopAll = async (closeClient: boolean) => {
     await worker?.shutdown();
-    await session.close();
+    // On Ctrl-C the result long-poll is still open: closing the channel under it throws from a timer.
+    if (closeClient) await session.close();
     // Our own embedded server (also one a crashed run left behind) stops with us; `fetchquant server` ones stay.
     if (session.server?.owner === 'run') await session.server.stop();
   };
@@ -40,7 +41,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     if (interrupted) process.exit(EXIT.interrupted);
     interrupted = true;
     out('\ninterrupted: stopping the worker and the server; the batch is kept — run the same command again to resume');
-    void stopAll().then(() => process.exit(EXIT.interrupted));
+    void stopAll(false).then(() => process.exit(EXIT.interrupted));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -82,7 +83,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (!interrupted) await stopAll();
+    if (!interrupted) await stopAll(true);
   }
 }
 

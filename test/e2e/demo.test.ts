@@ -12,6 +12,11 @@ import { testTemporal, type TestTemporal, eventually } from '../helpers/temporal
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
+function countProvenance(dir: string): number {
+  const ds = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as Dataset;
+  return ds.species.flatMap((s) => s.runs.map((r) => join(ds.outputDir, s.speciesId, 'quant', r.run, `${r.run}_fetchquant.json`))).filter(existsSync).length;
+}
+
 function expectOutputs(dataset: Dataset) {
   for (const sp of dataset.species) {
     const quant = join(dataset.outputDir, sp.speciesId, 'quant');
@@ -64,6 +69,26 @@ describe('fetchquant demo (end to end)', () => {
     expect(again.exitCode).toBe(0);
     expect(again.stdout).toMatch(/0 done, 12 skipped, 0 failed of 12/);
   }, 240_000);
+
+  it('Ctrl-C stops worker and embedded server gracefully (exit 130); running it again resumes and completes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fq-demo-sigint-'));
+    dirs.push(dir);
+    const env = { TEMPORAL_ADDRESS: '', FETCHQUANT_HOST_ID: 'sigint' };
+    const first = execa('node', [CLI, 'demo', '--dir', dir, '--total-threads', '2'], { env, reject: false });
+    const done = () => (existsSync(join(dir, 'output')) ? countProvenance(dir) : 0);
+    await eventually(async () => done() >= 1, 90_000);
+    first.kill('SIGINT');
+    const r1 = await first;
+    expect(r1.exitCode).toBe(130);
+    expect(r1.stdout).toMatch(/interrupted: stopping the worker and the server; the batch is kept/);
+    const rec = JSON.parse(readFileSync(join(dir, 'output', '.temporal', 'server.json'), 'utf8'));
+    expect(() => process.kill(rec.pid, 0)).toThrow(); // the server it started is stopped
+    const second = await execa('node', [CLI, 'demo', '--dir', dir], { env, reject: false });
+    expect(second.exitCode).toBe(0);
+    expect(second.stdout).toMatch(/Temporal dev server started/); // same SQLite file, same batch
+    expect(second.stdout).toMatch(/12 done|\d+ done, \d+ skipped, 0 failed of 12/);
+    expectOutputs(JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as Dataset);
+  }, 300_000);
 
   it('killed (-9) mid-batch with its embedded server, `demo` again resumes the same batch to completion', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fq-demo-crash-'));
