@@ -36,7 +36,7 @@ async function historyLengths(client: Client, query: string): Promise<{ id: stri
   return out;
 }
 
-export async function measureOrchestration(o: { species: number; runs: number; threads: number; sampleHistories?: number }): Promise<OrchestrationFigures> {
+export async function measureOrchestration(o: { species: number; runs: number; firstRuns?: number; threads: number }): Promise<OrchestrationFigures> {
   try {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
@@ -48,7 +48,7 @@ export async function measureOrchestration(o: { species: number; runs: number; t
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: 'default' });
   // Species of different sizes so one finishes first and its slots move.
-  const world = { species: Array.from({ length: o.species }, (_, i) => ({ id: `sp${i}`, runs: i === 0 ? Math.max(1, Math.round(o.runs / 4)) : o.runs })), downloadMs: 0, quantMs: 0 };
+  const world = { species: Array.from({ length: o.species }, (_, i) => ({ id: `sp${i}`, runs: i === 0 ? (o.firstRuns ?? Math.max(1, Math.round(o.runs / 4))) : o.runs })), downloadMs: 0, quantMs: 0 };
   const log = newLog();
   const worker = await startWorker({ connection: native, client, namespace: 'default', hostId: 'bench', activities: createFastActivities(world, 'bench', log), janitor: false });
   try {
@@ -78,8 +78,13 @@ export async function measureOrchestration(o: { species: number; runs: number; t
     const delays: number[] = [];
     const sp0Last = Math.max(...log.events.filter((e) => e.kind === 'delete' && e.run?.startsWith('SRR10')).map((e) => e.t));
     for (const s of world.species.slice(1)) {
-      const hist = await client.workflow.getHandle(speciesWorkflowId('bench', s.id)).fetchHistory().catch(() => null);
-      const signals = (hist?.events ?? [])
+      // Every run of the species (it continues-as-new): the signal may have landed in any of them.
+      const events = [];
+      for await (const wf of client.workflow.list({ query: `WorkflowId = '${speciesWorkflowId('bench', s.id)}'` })) {
+        const hist = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+        events.push(...(hist.events ?? []));
+      }
+      const signals = events
         .filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'setThreads')
         .map((e) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6))
         .filter((t) => t >= sp0Last);
@@ -111,8 +116,8 @@ export async function measureOrchestration(o: { species: number; runs: number; t
 
 const isMain = process.argv[1]?.endsWith('orchestration.js');
 if (isMain) {
-  const { values } = parseArgs({ options: { species: { type: 'string' }, runs: { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' } } });
-  const figures = await measureOrchestration({ species: Number(values.species ?? 2), runs: Number(values.runs ?? 2000), threads: Number(values.threads ?? 24) });
+  const { values } = parseArgs({ options: { species: { type: 'string' }, runs: { type: 'string' }, 'first-runs': { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' } } });
+  const figures = await measureOrchestration({ species: Number(values.species ?? 2), runs: Number(values.runs ?? 2000), firstRuns: values['first-runs'] ? Number(values['first-runs']) : undefined, threads: Number(values.threads ?? 24) });
   const text = JSON.stringify(figures, null, 2);
   process.stdout.write(`${text}\n`);
   if (values.out) {
