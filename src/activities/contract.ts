@@ -76,6 +76,8 @@ export interface Activities {
   deleteReads(input: { run: string; runDir: string }): Promise<{ removedBytes: number }>;
   /** Records free space; below the threshold removes orphaned partial downloads (never runs in `inFlight`). */
   janitorSweep(input: { readsDirs: string[]; autoCleanupThresholdGb: number; inFlight: string[]; execute: boolean }): Promise<JanitorReport>;
+  /** Status of workflows by id (latest run); the result of completed ones. For the batch's sweep. */
+  describeWorkflows(input: { workflowIds: string[] }): Promise<Record<string, { status: string; result?: unknown }>>;
   /** Runs of sample workflows still running on this host (visibility query), for the janitor. */
   listInFlight(input: { hostId: string }): Promise<string[]>;
 }

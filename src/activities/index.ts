@@ -56,6 +56,21 @@ export function createActivities(deps: ActivityDeps): Activities {
     async janitorSweep(input) {
       return disk.janitorSweep({ ...input, readsDirs: [...new Set([...input.readsDirs, ...knownDirs.list()])] });
     },
+    async describeWorkflows({ workflowIds }) {
+      const out: Record<string, { status: string; result?: unknown }> = {};
+      if (!deps.client) return out;
+      for (const id of workflowIds) {
+        try {
+          const h = deps.client.workflow.getHandle(id);
+          const d = await h.describe();
+          out[id] = { status: d.status.name, result: d.status.name === 'COMPLETED' ? await h.result() : undefined };
+        } catch (err) {
+          if ((err as Error).name === 'WorkflowNotFoundError') out[id] = { status: 'NOT_FOUND' };
+          else throw err;
+        }
+      }
+      return out;
+    },
     async listInFlight({ hostId }) {
       if (!deps.client) return [];
       return listInFlightRuns(deps.client, hostId);

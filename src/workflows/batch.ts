@@ -20,6 +20,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
   allHandlersFinished,
+  patched,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/contract.js';
@@ -209,6 +210,24 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     }
   }
 
+  /**
+   * A species that closed without its final report (terminated or failed from the Web UI, say) would
+   * otherwise be waited for forever: take its result if it completed, else mark it failed.
+   */
+  async function reconcileClosedSpecies(): Promise<void> {
+    const open = state.species.filter((e) => e.started && !e.report.finished && e.report.status !== 'failed');
+    if (open.length === 0) return;
+    const ids = open.map((e) => speciesWorkflowId(state.batchId, e.plan.speciesId));
+    const statuses = await shared.describeWorkflows({ workflowIds: ids });
+    open.forEach((e, i) => {
+      const st = statuses[ids[i]!];
+      if (!st || st.status === 'RUNNING' || st.status === 'CONTINUED_AS_NEW') return;
+      if (st.status === 'COMPLETED' && st.result) e.report = st.result as SpeciesReport;
+      else e.report = { ...e.report, status: 'failed', finished: true, reason: `species workflow ended ${st.status} without reporting` };
+      dirty = true;
+    });
+  }
+
   try {
     if (!carried) {
       const plan = await shared.discoverBatch({ options: o, batchId: state.batchId });
@@ -226,6 +245,7 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
         // Reconciliation sweep (not dirty): re-send every allotment so a lost or raced signal heals itself.
         const sweep = !dirty;
         lastSweep = now;
+        if (sweep && patched('sweep-checks-species-alive')) await reconcileClosedSpecies();
         await reallocate(sweep);
       }
       if (now - lastPublish >= o.monitorIntervalSec * 1000) {
@@ -278,7 +298,10 @@ function buildResult(state: BatchState): BatchResult {
   const failures: BatchResult['failures'] = [];
   for (const e of state.species) {
     for (const f of e.report.failures) failures.push({ species: e.plan.speciesId, ...f });
-    if (e.report.status === 'failed' && e.report.reason) failures.push({ species: e.plan.speciesId, run: '*', reason: e.report.reason, failureType: FailureType.IndexError });
+    if (e.report.status === 'failed' && e.report.reason) {
+      const type = e.report.reason.startsWith('index') ? FailureType.IndexError : 'SpeciesEnded';
+      failures.push({ species: e.plan.speciesId, run: '*', reason: e.report.reason, failureType: type });
+    }
   }
   const s = summarize(state);
   return {

@@ -138,6 +138,22 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('a species terminated from outside is marked failed by the sweep and the batch still completes', async () => {
+    const world: FastWorld = { species: [{ id: 'tx_a', runs: 6 }, { id: 'tx_b', runs: 6 }], downloadMs: 400, client: t.client };
+    const { worker } = await withWorld(t, world, 'host-t');
+    workers.push(worker);
+    const h = await t.client.workflow.start('batchWorkflow', { taskQueue: 'fetchquant', workflowId: batchWorkflowId('term'), args: [{ ...FAST, checkIntervalSec: 1, totalThreads: 2 }] });
+    await eventually(async () => { const p = await h.query(batchProgressQuery); return p.species.length === 2 && p.species.every((s) => s.status === 'running'); });
+    await t.client.workflow.getHandle(speciesWorkflowId('term', 'tx_b')).terminate('operator pulled the plug');
+    const r = (await h.result()) as BatchResult;
+    const b = r.species.find((s) => s.speciesId === 'tx_b')!;
+    expect(b.status).toBe('failed');
+    expect(r.failures).toEqual(expect.arrayContaining([expect.objectContaining({ species: 'tx_b', failureType: 'SpeciesEnded', reason: expect.stringMatching(/TERMINATED/) })]));
+    expect(r.species.find((s) => s.speciesId === 'tx_a')).toMatchObject({ done: 6, failed: 0 });
+    await maybeRecord(t.client, batchWorkflowId('term'), 'batch-species-terminated');
+    await worker.shutdown();
+  });
+
   it('cancelling a batch cancels species and samples, and in-flight samples remove their reads', async () => {
     const { log, worker } = await withWorld(t, { species: [{ id: 'cx', runs: 6 }], downloadMs: 20_000 }, 'host-c');
     workers.push(worker);
