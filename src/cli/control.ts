@@ -7,7 +7,7 @@ import { batchProgressQuery, pauseSignal, resumeSignal, setTotalThreadsUpdate } 
 import { batchOptionsFromFlags, EXIT, UsageError } from './args.js';
 import { openSession } from './context.js';
 import { rates, renderProgress } from './progress.js';
-import { summaryText, watchUntilDone } from './run.js';
+import { summaryText, waitForBatchQuiet, watchUntilDone } from './run.js';
 
 type Out = (l: string) => void;
 
@@ -83,7 +83,8 @@ export async function cmdControl(kind: 'threads' | 'pause' | 'resume' | 'cancel'
       await handle.cancel();
       out(`cancelling ${handle.workflowId}: species and samples are cancelled and clean up their partial files`);
       await handle.result().catch(() => undefined);
-      out('cancelled');
+      const left = await waitForBatchQuiet(session, batchIdOf(values), 120_000);
+      out(left === 0 ? 'cancelled; every sample has cleaned up its files' : `cancelled; ${left} workflow(s) still cleaning up (they need a running worker)`);
     }
     return EXIT.ok;
   } finally {

@@ -73,6 +73,9 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
       // Cancelled or terminated from elsewhere (`fetchquant cancel`, the Web UI): say so, not a stack trace.
       if (err instanceof WorkflowFailedError) {
         out(`batch ${workflowId} ended without a result: ${err.cause?.message ?? err.message}`);
+        // Cancelled samples clean their files up in activities: keep this worker until they have.
+        const left = await waitForBatchQuiet(session, options.batchId!, 120_000);
+        if (left > 0) out(`${left} workflow(s) of the batch still running; a worker will finish their clean-up`);
         return EXIT.samplesFailed;
       }
       throw err;
@@ -136,4 +139,14 @@ export async function sampleOutcomeLines(session: Session, batchId: string): Pro
     lines.push(`  ${one('RunAccession')}  ${one('Species')}  ${one('SampleStage')}  host ${one('WorkerHost')}${link}`);
   }
   return lines.sort();
+}
+
+/** Wait until no workflow of the batch runs any more (bounded); returns how many still run. */
+export async function waitForBatchQuiet(session: Session, batchId: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { count } = await session.client.workflow.count(`BatchId = '${batchId}' AND ExecutionStatus = 'Running'`);
+    if (count === 0 || Date.now() > deadline) return count;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
