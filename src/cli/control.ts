@@ -1,5 +1,4 @@
 /** Commands that steer or read a running batch: start, status, watch, threads, pause, resume, cancel. */
-import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { resolve } from 'node:path';
 import { batchWorkflowId, defaultBatchId, webUiWorkflowUrl } from '../ids.js';
 import { DEFAULTS } from '../config/schema.js';
@@ -7,7 +6,7 @@ import { batchProgressQuery, pauseSignal, resumeSignal, setTotalThreadsUpdate } 
 import { batchOptionsFromFlags, EXIT, UsageError } from './args.js';
 import { openSession } from './context.js';
 import { rates, renderProgress } from './progress.js';
-import { summaryText, waitForBatchQuiet, watchUntilDone } from './run.js';
+import { startBatchWorkflow, summaryText, waitForBatchQuiet, watchUntilDone } from './run.js';
 
 type Out = (l: string) => void;
 
@@ -19,13 +18,8 @@ export async function cmdStart(values: Record<string, unknown>, out: Out): Promi
   const options = batchOptionsFromFlags(values);
   const session = await openSession(values, 'attach');
   try {
-    const workflowId = batchWorkflowId(options.batchId!);
-    const h = await session.client.workflow.start('batchWorkflow', {
-      taskQueue: 'fetchquant',
-      workflowId,
-      args: [options],
-      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-    });
+    const h = await startBatchWorkflow(session, options);
+    const workflowId = h.workflowId;
     out(`${workflowId} (run ${h.firstExecutionRunId})`);
     if (session.uiUrl) out(webUiWorkflowUrl(session.uiUrl, session.target.namespace, workflowId));
     out('needs a worker: `fetchquant worker` on each host');

@@ -4,8 +4,8 @@
  * and running the same command again attaches to it and resumes.
  */
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { batchWorkflowId, webUiWorkflowUrl } from '../ids.js';
+import { WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { batchWorkflowId, TASK_QUEUE, webUiWorkflowUrl } from '../ids.js';
 import { connectNative } from '../server/connection.js';
 import type { BatchOptions } from '../config/schema.js';
 import { startWorker, defaultHostId, type RunningWorker } from '../worker.js';
@@ -55,14 +55,8 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
       hostId,
       janitor: { readsDirs: [], healthCheckIntervalSec: options.healthCheckIntervalSec, autoCleanupThresholdGb: options.autoCleanupThresholdGb },
     });
-    const workflowId = batchWorkflowId(options.batchId!);
-    const handle = await session.client.workflow.start('batchWorkflow', {
-      taskQueue: 'fetchquant',
-      workflowId,
-      args: [options],
-      // Same id already running (a crash, a second terminal): attach instead of starting a second batch.
-      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-    });
+    const handle = await startBatchWorkflow(session, options);
+    const workflowId = handle.workflowId;
     const uiLink = session.uiUrl ? webUiWorkflowUrl(session.uiUrl, session.target.namespace, workflowId) : null;
     out(`batch ${workflowId} running${uiLink ? ` — Web UI: ${uiLink}` : ''}`);
     hooks.onStarted?.({ workflowId, uiLink });
@@ -149,4 +143,14 @@ export async function waitForBatchQuiet(session: Session, batchId: string, timeo
     if (count === 0 || Date.now() > deadline) return count;
     await new Promise((r) => setTimeout(r, 500));
   }
+}
+
+/** Start the batch, or attach to it when the same id is already running (a crash, a second terminal). */
+export async function startBatchWorkflow(session: Session, options: BatchOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  return session.client.workflow.start('batchWorkflow', {
+    taskQueue: TASK_QUEUE,
+    workflowId: batchWorkflowId(options.batchId!),
+    args: [options],
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+  });
 }

@@ -62,4 +62,20 @@ describe('steering with the Temporal CLI alone', () => {
     const q = await execa(temporal, ['workflow', 'describe', ...conn, '--workflow-id', 'fetchquant/b1/apis_mellifera/' + dataset.species[0]!.runs[0]!.run]);
     expect(q.stdout).toMatch(/Completed|COMPLETED/);
   });
+
+  it('fetchquant start prints the batch id, watch follows it to the end (done runs skipped) and exits 0', async () => {
+    const env = { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace, TEMPORAL_UI_URL: 'http://127.0.0.1:8233' };
+    const flags = ['--config-dir', dataset.configDir, '--output-dir', join(dir, 'out2'), '--ena-portal-url', mirror.enaPortalUrl, '--sra-locate-url', mirror.sraLocateUrl, '--ena-file-scheme', 'http', '--min-free-gb', '0.1', '--batch-id', 'b2', '--monitor-interval', '0.5'];
+    const started = await execa('node', [CLI, 'start', ...flags], { env, reject: false });
+    expect(started.exitCode).toBe(0);
+    expect(started.stdout).toMatch(/^fetchquant\/b2 \(run [0-9a-f-]+\)$/m);
+    expect(started.stdout).toContain('http://127.0.0.1:8233/namespaces/');
+    const watched = await execa('node', [CLI, 'watch', '--batch-id', 'b2', '--every', '0.5'], { env, reject: false, timeout: 180_000 });
+    expect(watched.exitCode).toBe(0);
+    // the configs fix the quant dir, so the runs quantified by the first batch are skipped (SPEC §3)
+    expect(watched.stdout).toMatch(/batch b2: 0 done, 3 skipped, 0 failed of 3/);
+    const status = await execa('node', [CLI, 'status', '--batch-id', 'b2'], { env, reject: false });
+    expect(status.exitCode).toBe(0);
+    expect(status.stdout).toMatch(/3 skipped/);
+  });
 });
