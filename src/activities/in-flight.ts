@@ -1,4 +1,4 @@
-/** The janitor's view of which runs are still being worked on a host, from Temporal visibility itself. */
+/** What Temporal itself knows about our workflows: runs in flight on a host (janitor), species alive (batch sweep). */
 import type { Client } from '@temporalio/client';
 
 /** Run accessions of sample workflows still running whose WorkerHost is hostId. */
@@ -11,4 +11,20 @@ export async function listInFlightRuns(client: Client, hostId: string): Promise<
     if (typeof run === 'string') runs.push(run);
   }
   return runs;
+}
+
+/** Status of each workflow id's latest run, with the result of completed ones. */
+export async function describeWorkflows(client: Client, workflowIds: string[]): Promise<Record<string, { status: string; result?: unknown }>> {
+  const out: Record<string, { status: string; result?: unknown }> = {};
+  for (const id of workflowIds) {
+    const h = client.workflow.getHandle(id);
+    try {
+      const d = await h.describe();
+      out[id] = { status: d.status.name, result: d.status.name === 'COMPLETED' ? await h.result() : undefined };
+    } catch (err) {
+      if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
+      out[id] = { status: 'NOT_FOUND' };
+    }
+  }
+  return out;
 }

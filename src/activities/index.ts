@@ -9,7 +9,7 @@ import { createConvertActivities } from './convert.js';
 import { createDiscoverActivities } from './discover.js';
 import { createDiskActivities, DiskLedger } from './disk.js';
 import { createDownloadActivities } from './download.js';
-import { listInFlightRuns } from './in-flight.js';
+import { describeWorkflows, listInFlightRuns } from './in-flight.js';
 import { KnownDirs } from './known-dirs.js';
 import { createIndexActivities } from './index-build.js';
 import { createQuantActivities } from './quant.js';
@@ -57,19 +57,7 @@ export function createActivities(deps: ActivityDeps): Activities {
       return disk.janitorSweep({ ...input, readsDirs: [...new Set([...input.readsDirs, ...knownDirs.list()])] });
     },
     async describeWorkflows({ workflowIds }) {
-      const out: Record<string, { status: string; result?: unknown }> = {};
-      if (!deps.client) return out;
-      for (const id of workflowIds) {
-        try {
-          const h = deps.client.workflow.getHandle(id);
-          const d = await h.describe();
-          out[id] = { status: d.status.name, result: d.status.name === 'COMPLETED' ? await h.result() : undefined };
-        } catch (err) {
-          if ((err as Error).name === 'WorkflowNotFoundError') out[id] = { status: 'NOT_FOUND' };
-          else throw err;
-        }
-      }
-      return out;
+      return deps.client ? describeWorkflows(deps.client, workflowIds) : {};
     },
     async listInFlight({ hostId }) {
       if (!deps.client) return [];

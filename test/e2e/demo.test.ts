@@ -75,7 +75,7 @@ describe('fetchquant demo (end to end)', () => {
     dirs.push(dir);
     const env = { TEMPORAL_ADDRESS: '', FETCHQUANT_HOST_ID: 'sigint' };
     const first = execa('node', [CLI, 'demo', '--dir', dir, '--total-threads', '2'], { env, reject: false });
-    const done = () => (existsSync(join(dir, 'output')) ? countProvenance(dir) : 0);
+    const done = () => (existsSync(join(dir, 'dataset.json')) ? countProvenance(dir) : 0);
     await eventually(async () => done() >= 1, 90_000);
     first.kill('SIGINT');
     const r1 = await first;
@@ -96,11 +96,7 @@ describe('fetchquant demo (end to end)', () => {
     const env = { TEMPORAL_ADDRESS: '', FETCHQUANT_HOST_ID: 'crashhost' };
     const first = execa('node', [CLI, 'demo', '--dir', dir, '--total-threads', '2'], { env, reject: false });
     // wait until some, not all, samples are done: then kill the whole CLI (worker + mirror) hard
-    const quantDone = () => {
-      if (!existsSync(join(dir, 'dataset.json'))) return 0;
-      const ds = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as Dataset;
-      return ds.species.flatMap((s) => s.runs.map((r) => join(ds.outputDir, s.speciesId, 'quant', r.run, `${r.run}_fetchquant.json`))).filter(existsSync).length;
-    };
+    const quantDone = () => (existsSync(join(dir, 'dataset.json')) ? countProvenance(dir) : 0);
     await eventually(async () => quantDone() >= 2, 90_000);
     first.kill('SIGKILL');
     await first;

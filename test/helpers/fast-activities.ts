@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import { allocate } from '../../src/allocate.js';
+import { describeWorkflows } from '../../src/activities/in-flight.js';
 import type { Activities } from '../../src/activities/contract.js';
 import { FailureType } from '../../src/failures.js';
 import type { BatchPlan, RunMeta, SpeciesPlan } from '../../src/types.js';
@@ -146,13 +147,7 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
       return [];
     },
     async describeWorkflows({ workflowIds }) {
-      if (!world.client) return {};
-      const out: Record<string, { status: string; result?: unknown }> = {};
-      for (const id of workflowIds) {
-        const d = await world.client.workflow.getHandle(id).describe();
-        out[id] = { status: d.status.name, result: d.status.name === 'COMPLETED' ? await world.client.workflow.getHandle(id).result() : undefined };
-      }
-      return out;
+      return world.client ? describeWorkflows(world.client, workflowIds) : {};
     },
   };
 }
