@@ -72,8 +72,11 @@ export interface Activities {
   }): Promise<QuantResult>;
   /** Writes the provenance file into tmpDir and renames tmpDir to <quantDir>/<RUN> atomically. */
   finalize(input: { run: string; quantDir: string; tmpDir: string; provenance: Provenance }): Promise<{ dir: string }>;
-  /** Removes <readsDir>/getfastq/<RUN> entirely and releases the run's disk reservation. */
-  deleteReads(input: { run: string; runDir: string }): Promise<{ removedBytes: number }>;
+  /**
+   * Removes <readsDir>/getfastq/<RUN> entirely and releases the run's disk reservation; with quantDir,
+   * also the unpublished <quantDir>/.<RUN>.tmp of a sample that ends without finalize.
+   */
+  deleteReads(input: { run: string; runDir: string; quantDir?: string }): Promise<{ removedBytes: number }>;
   /** Records free space; below the threshold removes orphaned partial downloads (never runs in `inFlight`). */
   janitorSweep(input: { readsDirs: string[]; autoCleanupThresholdGb: number; inFlight: string[]; execute: boolean }): Promise<JanitorReport>;
   /** Status of workflows by id (latest run); the result of completed ones. For the batch's sweep. */

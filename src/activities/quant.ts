@@ -190,9 +190,14 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
       return { dir };
     },
 
-    async deleteReads({ run, runDir }) {
+    async deleteReads({ run, runDir, quantDir }) {
       checkRun(run);
       checkDir(run, 'runDir', runDir);
+      // A sample that ends before finalize (cancelled, failed) also drops its unpublished quant output.
+      if (quantDir !== undefined) {
+        checkDir(run, 'quantDir', quantDir);
+        await rm(runQuantTmpDir(quantDir, run), { recursive: true, force: true });
+      }
       const clean = runDir.replace(/\/+$/, '');
       // Refuse anything but a run's own reads dir: a wrong path here would delete someone's data.
       if (!clean.endsWith(`/getfastq/${run}`)) {

@@ -1,5 +1,5 @@
 /** Activity options derived from batch options: why each timeout is what it is. */
-import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import { NON_RETRYABLE } from '../failures.js';
 import type { SampleOptions } from '../types.js';
 
@@ -33,5 +33,8 @@ export function hostActivityOptions(taskQueue: string, o: SampleOptions): Activi
     startToCloseTimeout: sec(o.processTimeoutSec + 60),
     heartbeatTimeout: sec(Math.min(60, Math.max(5, o.stallTimeoutSec))),
     retry: retryPolicy(o),
+    // On cancellation wait until the activity has really stopped (its tool killed), so the clean-up that
+    // follows cannot race a kallisto or fasterq-dump still writing.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };
 }

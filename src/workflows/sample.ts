@@ -207,7 +207,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       if (isCancellation(err)) {
         // Cancelled batch: leave no partial files behind, then let the cancellation through.
         await CancellationScope.nonCancellable(async () => {
-          await host.deleteReads({ run: run.run, runDir }).catch(() => undefined);
+          await host.deleteReads({ run: run.run, runDir, quantDir: input.quantDir }).catch(() => undefined);
         });
         throw err;
       }
@@ -220,7 +220,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       const { reason, type } = describe(err);
       enter('failed', { error: reason });
       // Reads of a failed sample are useless and occupy the disk floor: remove them (best effort).
-      await host.deleteReads({ run: run.run, runDir }).catch(() => undefined);
+      await host.deleteReads({ run: run.run, runDir, quantDir: input.quantDir }).catch(() => undefined);
       await releaseSlot(0);
       return await finish({
         run: run.run,

@@ -97,6 +97,22 @@ describe('deleteReads', () => {
     expect(await act(quiet(), deleteReads, { run, runDir: `${runDir}/` })).toEqual({ removedBytes: 0 });
   });
 
+  it('with quantDir, also drops the unpublished .<RUN>.tmp of a sample ending before finalize, never a published result', async () => {
+    const { deleteReads } = createQuantActivities({});
+    const readsDir = tempDir();
+    const quantDir = tempDir();
+    const run = 'SRR7500003';
+    mkdirSync(join(readsDir, 'getfastq', run), { recursive: true });
+    quantTmp(quantDir, run, 'half-written');
+    mkdirSync(join(quantDir, 'SRR7500004'));
+    writeFileSync(join(quantDir, 'SRR7500004', 'SRR7500004_abundance.tsv'), 'published');
+    await act(quiet(), deleteReads, { run, runDir: join(readsDir, 'getfastq', run), quantDir });
+    expect(existsSync(runQuantTmpDir(quantDir, run))).toBe(false);
+    expect(readdirSync(quantDir)).toEqual(['SRR7500004']);
+    const f = await failureOf(act(quiet(), deleteReads, { run, runDir: join(readsDir, 'getfastq', run), quantDir: 'relative/quant' }));
+    expect(f.type).toBe('InvalidInput');
+  });
+
   it('refuses any path that is not the run\'s own getfastq dir', async () => {
     const { deleteReads } = createQuantActivities({});
     const base = tempDir();
