@@ -71,6 +71,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
   enter('queued');
 
   let slotReleased = false;
+  let verifiedFiles: LocalFile[] = [];
   const releaseSlot = async (reads: number) => {
     if (slotReleased) return;
     slotReleased = true;
@@ -83,7 +84,13 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
   const finish = async (outcome: SampleOutcome): Promise<SampleOutcome> => {
     const last = status.history[status.history.length - 1];
     if (last && !last.endedAt) last.endedAt = new Date().toISOString();
-    await upsertMemo({ outcome, stages: status.history.length, restarts: status.restarts });
+    // What the Web UI shows without opening the history: outcome, verified files with md5, every stage and attempt.
+    await upsertMemo({
+      outcome,
+      restarts: status.restarts,
+      files: verifiedFiles.map((f) => ({ name: f.path.slice(f.path.lastIndexOf('/') + 1), bytes: f.bytes, md5: f.md5 })),
+      stages: status.history.map((h) => ({ stage: h.stage, host: h.host, attempt: h.attempt, startedAt: h.startedAt, endedAt: h.endedAt, error: h.error })),
+    });
     // Signalled by workflow id, so it reaches the species even after it continued-as-new.
     try {
       await CancellationScope.nonCancellable(() => species.signal(sampleFinishedSignal, outcome));
@@ -131,6 +138,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
           [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec }],
         );
         files = dl.files;
+        verifiedFiles = dl.files;
         bytesFetched += dl.bytesFetched;
         try {
           let fastq = dl.files.map((f) => f.path);

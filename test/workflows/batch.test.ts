@@ -75,6 +75,12 @@ describe('batchWorkflow on a real dev server (fast activities)', () => {
     const found: string[] = [];
     for await (const wf of t.client.workflow.list({ query: `Species = 'beta_two' AND WorkflowType = 'sampleWorkflow'` })) found.push(wf.workflowId);
     expect(found.sort()).toEqual(Array.from({ length: 12 }, (_, i) => `fetchquant/b1/beta_two/${runName(1, i)}`).sort());
+    // the sample's memo records bytes, checksums, stages and attempts for the Web UI
+    const memo = (await t.client.workflow.getHandle(`fetchquant/b1/beta_two/${runName(1, 0)}`).describe()).memo as Record<string, unknown>;
+    expect(memo.outcome).toMatchObject({ state: 'done', bytes: 100 });
+    expect(memo.files).toEqual([{ name: `${runName(1, 0)}.fastq.gz`, bytes: 100, md5: 'x' }]);
+    expect((memo.stages as { stage: string }[]).map((s) => s.stage)).toEqual(['queued', 'downloading', 'quantifying', 'deleting', 'done']);
+    expect((memo.stages as { attempt?: number }[])[1]!.attempt).toBe(1);
     await maybeRecord(t.client, 'fetchquant/b1', 'batch-3-species');
     await maybeRecord(t.client, 'fetchquant/b1/beta_two', 'species-beta');
     await maybeRecord(t.client, 'fetchquant/b1/gamma_three', 'species-index-failed');
