@@ -28,9 +28,6 @@ import { readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatu
 import { hostActivityOptions, sharedActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
 
-/** Raised inside the attempt when the host's queue went unpolled for hostLostTimeout. */
-class HostLost extends Error {}
-
 function isHostLost(err: unknown): boolean {
   return (
     err instanceof ActivityFailure &&
@@ -219,7 +216,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         });
         throw err;
       }
-      if (isHostLost(err) || err instanceof HostLost) {
+      if (isHostLost(err)) {
         status.restarts++;
         log.warn('host lost; restarting the sample on another host', { run: run.run, host: hostId });
         enter('queued', { error: `host ${hostId} lost` });
