@@ -46,7 +46,7 @@ export async function cmdStatus(values: Record<string, unknown>, out: Out, watch
       return EXIT.samplesFailed;
     }
     if (watch) {
-      const r = await watchUntilDone(handle, session, out, Number(values.every ?? 2));
+      const r = await watchUntilDone(handle, out, Number(values.every ?? 2));
       out(summaryText(r));
       return r.totals.failed > 0 ? EXIT.samplesFailed : EXIT.ok;
     }

@@ -62,7 +62,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     hooks.onStarted?.({ workflowId, uiLink });
     let result: BatchResult;
     try {
-      result = await watchUntilDone(handle, session, out, Math.min(options.monitorIntervalSec, 10));
+      result = await watchUntilDone(handle, out, Math.min(options.monitorIntervalSec, 10));
     } catch (err) {
       // Cancelled or terminated from elsewhere (`fetchquant cancel`, the Web UI): say so, not a stack trace.
       if (err instanceof WorkflowFailedError) {
@@ -84,7 +84,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
   }
 }
 
-export async function watchUntilDone(handle: WorkflowHandle, _session: Session, out: (l: string) => void, everySec: number): Promise<BatchResult> {
+export async function watchUntilDone(handle: WorkflowHandle, out: (l: string) => void, everySec: number): Promise<BatchResult> {
   const tty = Boolean(process.stdout.isTTY);
   let prev: BatchProgress | null = null;
   let prevAt = Date.now();

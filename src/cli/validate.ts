@@ -6,26 +6,32 @@ import { execa } from 'execa';
 import { discoverBatch } from '../config/discover.js';
 import type { BatchOptions } from '../config/schema.js';
 import { searchRunsByTaxon } from '../tools/ena.js';
+import { INSTALL_HINT } from '../tools/process.js';
 import { EnvError } from './args.js';
 
-const TOOLS: [string, string[], string][] = [
-  ['kallisto', ['version'], 'kallisto'],
-  ['fasterq-dump', ['--version'], 'sra-toolkit'],
-  ['vdb-validate', ['--version'], 'sra-toolkit'],
+/** The tools a sample needs, with the argument that makes each print its version and exit. */
+const TOOLS: [string, string[]][] = [
+  ['kallisto', ['version']],
+  ['fasterq-dump', ['--version']],
+  ['vdb-validate', ['--version']],
 ];
 
 export async function checkTools(): Promise<void> {
   const missing: string[] = [];
-  for (const [cmd, args, pkg] of TOOLS) {
+  const pkgs = new Set<string>();
+  for (const [cmd, args] of TOOLS) {
     try {
       await execa(cmd, args, { timeout: 20_000 });
     } catch (err) {
-      if ((err as { code?: string }).code === 'ENOENT') missing.push(`${cmd} (Debian package ${pkg})`);
+      if ((err as { code?: string }).code !== 'ENOENT') continue;
+      // INSTALL_HINT (tools/process.ts) is the one place that knows which Debian package has which tool.
+      const pkg = INSTALL_HINT[cmd]!.split(' ').pop()!;
+      missing.push(`${cmd} (Debian package ${pkg})`);
+      pkgs.add(pkg);
     }
   }
   if (missing.length) {
-    const pkgs = [...new Set(missing.map((m) => m.match(/package (\S+)\)/)![1]))].join(' ');
-    throw new EnvError(`missing tools: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${pkgs}   (or run npm run setup)`);
+    throw new EnvError(`missing tools: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${[...pkgs].join(' ')}   (or run npm run setup)`);
   }
 }
 

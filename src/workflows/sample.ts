@@ -68,7 +68,8 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
   enter('queued');
 
   let slotReleased = false;
-  let verifiedFiles: LocalFile[] = [];
+  /** the verified files of the current host attempt (memo + provenance) */
+  let files: LocalFile[] = [];
   const releaseSlot = async (reads: number) => {
     if (slotReleased) return;
     slotReleased = true;
@@ -85,7 +86,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     await upsertMemo({
       outcome,
       restarts: status.restarts,
-      files: verifiedFiles.map((f) => ({ name: f.path.slice(f.path.lastIndexOf('/') + 1), bytes: f.bytes, md5: f.md5 })),
+      files: files.map((f) => ({ name: f.path.slice(f.path.lastIndexOf('/') + 1), bytes: f.bytes, md5: f.md5 })),
       stages: status.history.map((h) => ({ stage: h.stage, host: h.host, attempt: h.attempt, startedAt: h.startedAt, endedAt: h.endedAt, error: h.error })),
     });
     // Signalled by workflow id, so it reaches the species even after it continued-as-new.
@@ -104,7 +105,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     const host = proxyActivities<Activities>(hostActivityOptions(hostQueue(hostId), options));
     const runDir = runReadsDir(input.readsDir, run.run);
     let plan: SourcePlan | undefined;
-    let files: LocalFile[] = [];
+    files = [];
     let bytesFetched = 0;
     try {
       if (await host.checkDone({ quantDir: input.quantDir, run: run.run })) {
@@ -135,7 +136,6 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
           [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec }],
         );
         files = dl.files;
-        verifiedFiles = dl.files;
         bytesFetched += dl.bytesFetched;
         try {
           let fastq = dl.files.map((f) => f.path);
