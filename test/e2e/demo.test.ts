@@ -13,6 +13,7 @@ import { testTemporal, type TestTemporal, eventually } from '../helpers/temporal
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
 function countProvenance(dir: string): number {
+  if (!existsSync(join(dir, 'dataset.json'))) return 0;
   const ds = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as Dataset;
   return ds.species.flatMap((s) => s.runs.map((r) => join(ds.outputDir, s.speciesId, 'quant', r.run, `${r.run}_fetchquant.json`))).filter(existsSync).length;
 }
@@ -40,6 +41,17 @@ function expectOutputs(dataset: Dataset) {
 describe('fetchquant demo (end to end)', () => {
   let t: TestTemporal;
   const dirs: string[] = [];
+
+  /** `demo` on its own embedded server: wait until `minDone` samples are done, then interrupt it. */
+  async function interruptedDemo(hostId: string, signal: 'SIGINT' | 'SIGKILL', minDone: number) {
+    const dir = mkdtempSync(join(tmpdir(), `fq-demo-${hostId}-`));
+    dirs.push(dir);
+    const env = { TEMPORAL_ADDRESS: '', FETCHQUANT_HOST_ID: hostId };
+    const first = execa('node', [CLI, 'demo', '--dir', dir, '--total-threads', '2'], { env, reject: false });
+    await eventually(async () => countProvenance(dir) >= minDone, 90_000);
+    first.kill(signal);
+    return { dir, env, first: await first };
+  }
   beforeAll(async () => {
     t = await testTemporal('e2e-demo');
   });
@@ -71,14 +83,7 @@ describe('fetchquant demo (end to end)', () => {
   }, 240_000);
 
   it('Ctrl-C stops worker and embedded server gracefully (exit 130); running it again resumes and completes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fq-demo-sigint-'));
-    dirs.push(dir);
-    const env = { TEMPORAL_ADDRESS: '', FETCHQUANT_HOST_ID: 'sigint' };
-    const first = execa('node', [CLI, 'demo', '--dir', dir, '--total-threads', '2'], { env, reject: false });
-    const done = () => (existsSync(join(dir, 'dataset.json')) ? countProvenance(dir) : 0);
-    await eventually(async () => done() >= 1, 90_000);
-    first.kill('SIGINT');
-    const r1 = await first;
+    const { dir, env, first: r1 } = await interruptedDemo('sigint', 'SIGINT', 1);
     expect(r1.exitCode).toBe(130);
     expect(r1.stdout).toMatch(/interrupted: stopping the worker and the server; the batch is kept/);
     const rec = JSON.parse(readFileSync(join(dir, 'output', '.temporal', 'server.json'), 'utf8'));
@@ -91,16 +96,9 @@ describe('fetchquant demo (end to end)', () => {
   }, 300_000);
 
   it('killed (-9) mid-batch with its embedded server, `demo` again resumes the same batch to completion', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fq-demo-crash-'));
-    dirs.push(dir);
-    const env = { TEMPORAL_ADDRESS: '', FETCHQUANT_HOST_ID: 'crashhost' };
-    const first = execa('node', [CLI, 'demo', '--dir', dir, '--total-threads', '2'], { env, reject: false });
-    // wait until some, not all, samples are done: then kill the whole CLI (worker + mirror) hard
-    const quantDone = () => (existsSync(join(dir, 'dataset.json')) ? countProvenance(dir) : 0);
-    await eventually(async () => quantDone() >= 2, 90_000);
-    first.kill('SIGKILL');
-    await first;
-    expect(quantDone()).toBeLessThan(12);
+    // some, not all, samples done: then kill the whole CLI (worker + mirror) hard
+    const { dir, env } = await interruptedDemo('crashhost', 'SIGKILL', 2);
+    expect(countProvenance(dir)).toBeLessThan(12);
     const serverRecord = JSON.parse(readFileSync(join(dir, 'output', '.temporal', 'server.json'), 'utf8'));
     const second = await execa('node', [CLI, 'demo', '--dir', dir], { env, reject: false });
     expect(second.exitCode).toBe(0);
