@@ -43,7 +43,7 @@ export async function measureOrchestration(o: { species: number; runs: number; f
     /* installed */
   }
   const stateDir = mkdtempSync(join(tmpdir(), 'fq-bench-'));
-  const server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
+  const server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true, ...(process.env.FQ_BENCH_PRAGMAS ? { sqlitePragmas: JSON.parse(process.env.FQ_BENCH_PRAGMAS) } : {}) });
   const native = await NativeConnection.connect({ address: server.address });
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: 'default' });

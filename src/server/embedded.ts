@@ -26,7 +26,17 @@ export interface EmbeddedServerOptions {
   temporalPath?: string;
   /** who started it: `run` stops its own server when done, even after a crash; `server` keeps it */
   owner?: 'run' | 'server';
+  /** SQLite pragmas for the state file; default {@link DEFAULT_SQLITE_PRAGMAS} */
+  sqlitePragmas?: Record<string, string>;
 }
+
+/**
+ * Write-ahead log, synced at checkpoints rather than at every commit. A killed worker, a killed server or
+ * Ctrl-C lose nothing (the WAL is in the OS's page cache and replayed on open); only a power cut or kernel
+ * crash can lose the last commits, which Temporal then re-runs as retried tasks (our steps are idempotent).
+ * The default (rollback journal, fsync per commit) spent half the server's time in I/O wait.
+ */
+export const DEFAULT_SQLITE_PRAGMAS: Readonly<Record<string, string>> = { journal_mode: 'wal', synchronous: 'normal' };
 
 export interface EmbeddedServer {
   address: string;
@@ -172,6 +182,7 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   if (opts.headless) args.push('--headless');
   else args.push('--ui-port', String(uiPort));
   for (const name of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${name}=Keyword`);
+  for (const [k, v] of Object.entries(opts.sqlitePragmas ?? DEFAULT_SQLITE_PRAGMAS)) args.push('--sqlite-pragma', `${k}=${v}`);
   for (const [k, v] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
 
   const log = openSync(join(opts.stateDir, 'server.log'), 'a');

@@ -100,6 +100,8 @@ describe('fetchquant demo (end to end)', () => {
     const { dir, env } = await interruptedDemo('crashhost', 'SIGKILL', 2);
     expect(countProvenance(dir)).toBeLessThan(12);
     const serverRecord = JSON.parse(readFileSync(join(dir, 'output', '.temporal', 'server.json'), 'utf8'));
+    // the surviving server keeps its state in write-ahead-log mode (DEFAULT_SQLITE_PRAGMAS)
+    expect(existsSync(join(dir, 'output', '.temporal', 'temporal.db-wal'))).toBe(true);
     const second = await execa('node', [CLI, 'demo', '--dir', dir], { env, reject: false });
     expect(second.exitCode).toBe(0);
     expect(second.stdout).toMatch(/attached/); // the crashed run's server kept the batch
