@@ -4,7 +4,8 @@
  *
  * Queue placement:
  *  - SHARED (task queue `fetchquant`): discoverBatch, listRuns, allocate, preflightDisk, resolveSource,
- *    claimHost, ensureIndex (batch-level fail-fast), janitor's listInFlight.
+ *    ensureIndex (batch-level fail-fast), janitor's listInFlight.
+ *  - LOCAL (the worker running the sample's workflow task): claimHost.
  *  - HOST (task queue `fetchquant@<host>`): everything that reads or writes a sample's files.
  */
 import type { BatchOptions } from '../config/schema.js';
@@ -41,12 +42,26 @@ export interface Activities {
   preflightDisk(input: { dir: string; minFreeGb: number }): Promise<{ host: string; freeBytes: number }>;
   /** ENA first, then SRA (in `options.sources` order). Throws RunNotFound when no source has it. */
   resolveSource(input: { run: RunMeta; options: SampleOptions }): Promise<SourcePlan>;
-  /** Returns the host id of the worker that picked this task up. */
+  /** Returns the host id of the worker that picked this task up (a local activity: the workflow's own worker). */
   claimHost(): Promise<{ hostId: string }>;
   /** Check or build a kallisto index once (never concurrently on one host). Throws IndexError. */
   ensureIndex(input: { indexPath: string; fastaPaths: string[]; timeoutSec: number }): Promise<{ indexPath: string; built: boolean }>;
 
   // ---- host queue ----
+  /**
+   * checkDone, then (not done) resolveSource, ensureIndex and one reserveDisk, in one round trip on the
+   * sample's host. `grant.granted` false: wait and call reserveDisk again.
+   */
+  prepareSample(input: {
+    run: RunMeta;
+    options: SampleOptions;
+    quantDir: string;
+    readsDir: string;
+    indexPath: string;
+    fastaPaths: string[];
+  }): Promise<{ done: true } | { done: false; plan: SourcePlan; grant: DiskGrant }>;
+  /** finalize then deleteReads, in one round trip: the sample is published and its reads are gone. */
+  publish(input: { run: string; quantDir: string; tmpDir: string; provenance: Provenance; runDir: string }): Promise<{ dir: string; removedBytes: number }>;
   /** True iff abundance and provenance files of the run exist. */
   checkDone(input: { quantDir: string; run: string }): Promise<boolean>;
   /** Admission: grant iff free - reserved(others) - bytes >= minFreeGb. Idempotent per run. */

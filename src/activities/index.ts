@@ -14,6 +14,7 @@ import { KnownDirs } from './known-dirs.js';
 import { createIndexActivities } from './index-build.js';
 import { createQuantActivities } from './quant.js';
 import { createReadActivities } from './reads.js';
+import { createSampleSteps } from './sample-steps.js';
 import { createSourceActivities } from './source.js';
 import { HttpClient } from '../tools/http.js';
 import { searchRunsByTaxon } from '../tools/ena.js';
@@ -34,6 +35,13 @@ export function createActivities(deps: ActivityDeps): Activities {
   const ledger = deps.ledger ?? new DiskLedger();
   const knownDirs = deps.knownDirs ?? KnownDirs.forHost(deps.hostId);
   const disk = createDiskActivities({ ledger, hostId: deps.hostId });
+  const reserveDisk: Activities['reserveDisk'] = async (input) => {
+    knownDirs.add(input.dir);
+    return disk.reserveDisk(input);
+  };
+  const source = createSourceActivities({ http });
+  const index = createIndexActivities();
+  const quant = createQuantActivities({ ledger });
   return {
     ...createDiscoverActivities({ cwd: deps.cwd, searchRunsByTaxon: (o) => searchRunsByTaxon({ ...o, http }) }),
     async allocate({ totalThreads, species }) {
@@ -42,17 +50,15 @@ export function createActivities(deps: ActivityDeps): Activities {
     async claimHost() {
       return { hostId: deps.hostId };
     },
-    ...createSourceActivities({ http }),
+    ...source,
     ...createDownloadActivities({ http }),
     ...createReadActivities(),
     ...createConvertActivities(),
-    ...createIndexActivities(),
-    ...createQuantActivities({ ledger }),
+    ...index,
+    ...quant,
     ...disk,
-    async reserveDisk(input) {
-      knownDirs.add(input.dir);
-      return disk.reserveDisk(input);
-    },
+    reserveDisk,
+    ...createSampleSteps({ ...source, ...index, ...quant, checkDone: disk.checkDone, reserveDisk }),
     async janitorSweep(input) {
       return disk.janitorSweep({ ...input, readsDirs: [...new Set([...input.readsDirs, ...knownDirs.list()])] });
     },

@@ -97,22 +97,28 @@ function isScheduleToStart(t: unknown): boolean {
 export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = new Date().toISOString()): RunAudit {
   const byScheduled = new Map<string, ActivityAudit>();
   const stages: StageSpan[] = [];
-  const hostAt: { at: string; host: string }[] = [];
+  // Positions in the history, not times: a local claimHost puts the new host's upsert in the same workflow
+  // task (same timestamp) as the stage change that ended the previous host's stage.
+  const hostAt: { idx: number; host: string }[] = [];
+  const stageEndIdx: number[] = [];
   const disk: DiskReading[] = [];
   let restarts = 0;
   let outcome: SampleOutcome | undefined;
   let source: string | undefined;
   let bytes = 0;
-  for (const e of events) {
+  for (const [idx, e] of events.entries()) {
     const at = ts(e.eventTime) ?? now;
     if (e.upsertWorkflowSearchAttributesEventAttributes) {
       const f = e.upsertWorkflowSearchAttributesEventAttributes.searchAttributes?.indexedFields ?? {};
       const host = decode<string>(f.WorkerHost);
-      if (typeof host === 'string') hostAt.push({ at, host });
+      if (typeof host === 'string') hostAt.push({ idx, host });
       const stage = decode<SampleStage>(f.SampleStage);
       if (typeof stage === 'string') {
         const last = stages[stages.length - 1];
-        if (last && !last.end) last.end = at;
+        if (last && !last.end) {
+          last.end = at;
+          stageEndIdx[stages.length - 1] = idx;
+        }
         stages.push({ stage, host: null, start: at });
       }
     } else if (e.activityTaskScheduledEventAttributes) {
@@ -135,6 +141,10 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
       const result = decode<unknown>(a.result?.payloads?.[0]);
       if (x.activity === 'reserveDisk' && result) disk.push({ at, host: x.host ?? null, ...(result as DiskGrant) });
       if (x.activity === 'resolveSource' && result) source = (result as SourcePlan).source;
+      // the folded first step (checkDone + resolveSource + ensureIndex + reserveDisk) carries both
+      const prep = x.activity === 'prepareSample' ? (result as { done: boolean; plan?: SourcePlan; grant?: DiskGrant } | undefined) : undefined;
+      if (prep?.grant) disk.push({ at, host: x.host ?? null, ...prep.grant });
+      if (prep?.plan) source = prep.plan.source;
       if (x.activity === 'download' && result) bytes += (result as DownloadResult).bytesFetched ?? 0;
     } else if (e.activityTaskFailedEventAttributes) {
       const a = e.activityTaskFailedEventAttributes;
@@ -155,10 +165,10 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
     }
   }
   // A stage's host is the one claimed before the stage ended: the `queued` stretch belongs to the host
-  // that picked the sample up at its end (claimHost runs inside it).
-  for (const s of stages) {
-    const until = s.end ?? meta.close ?? now;
-    for (const h of hostAt) if (h.at <= until) s.host = h.host;
+  // that picked the sample up at its end (claimHost runs inside it, or just before it as a local activity).
+  for (const [i, s] of stages.entries()) {
+    const until = stageEndIdx[i] ?? Infinity;
+    for (const h of hostAt) if (h.idx <= until) s.host = h.host;
   }
   const last = stages[stages.length - 1];
   // A closed workflow (cancelled, terminated) leaves its last stage open: it ended when the workflow did.

@@ -2,6 +2,9 @@
  * One run: claim a host -> skip if done -> resolve source -> index -> reserve disk -> download (+convert)
  * -> verify reads (frees the species' download slot) -> quant -> finalize -> delete reads.
  * Every file step runs on the claimed host's queue; if that host disappears the sample starts over elsewhere.
+ *
+ * Since patch FOLD_HOST_STEPS the host is claimed by a local activity and the short steps travel in two
+ * round trips (prepareSample, publish) instead of six; histories started before it replay the old path.
  */
 import {
   ActivityFailure,
@@ -11,7 +14,9 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   upsertMemo,
@@ -23,10 +28,13 @@ import type { Activities } from '../activities/contract.js';
 import { FailureType, isRetryable } from '../failures.js';
 import { hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
-import type { LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
+import type { DiskGrant, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
 import { hostActivityOptions, sharedActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
+
+/** Fewer round trips per sample: local claimHost, prepareSample and publish (see the header). */
+export const FOLD_HOST_STEPS = 'fold-host-steps';
 
 function isHostLost(err: unknown): boolean {
   return (
@@ -66,6 +74,9 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     { key: SA.RunAccession, value: run.run },
   ]);
   enter('queued');
+  const folded = patched(FOLD_HOST_STEPS);
+  // The host is whichever worker runs this workflow task: it is alive now, which is all a claim needs.
+  const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds' });
 
   let slotReleased = false;
   /** the verified files of the current host attempt (memo + provenance) */
@@ -99,7 +110,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
   };
 
   for (;;) {
-    const { hostId } = await shared.claimHost();
+    const { hostId } = folded ? await local.claimHost() : await shared.claimHost();
     status.host = hostId;
     upsertSearchAttributes([{ key: SA.WorkerHost, value: hostId }]);
     const host = proxyActivities<Activities>(hostActivityOptions(hostQueue(hostId), options));
@@ -107,17 +118,32 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     let plan: SourcePlan | undefined;
     files = [];
     let bytesFetched = 0;
+    /** the grant prepareSample already asked for (folded path), used by the first admission check */
+    let firstGrant: DiskGrant | undefined;
     try {
-      if (await host.checkDone({ quantDir: input.quantDir, run: run.run })) {
-        enter('skipped');
-        return await finish({ run: run.run, speciesId: input.speciesId, state: 'skipped', host: hostId });
+      if (folded) {
+        const prep = await host.prepareSample.executeWithOptions(
+          { ...hostActivityOptions(hostQueue(hostId), options), summary: `done? resolve ${run.run} at ${options.sources.join(', ')}, index, reserve disk` },
+          [{ run, options, quantDir: input.quantDir, readsDir: input.readsDir, indexPath: input.indexPath, fastaPaths: input.fastaPaths }],
+        );
+        if (prep.done) {
+          enter('skipped');
+          return await finish({ run: run.run, speciesId: input.speciesId, state: 'skipped', host: hostId });
+        }
+        plan = prep.plan;
+        firstGrant = prep.grant;
+      } else {
+        if (await host.checkDone({ quantDir: input.quantDir, run: run.run })) {
+          enter('skipped');
+          return await finish({ run: run.run, speciesId: input.speciesId, state: 'skipped', host: hostId });
+        }
+        plan = await shared.resolveSource.executeWithOptions(
+          { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, summary: `resolve ${run.run} at ${options.sources.join(', ')}` },
+          [{ run, options }],
+        );
+        await host.ensureIndex({ indexPath: input.indexPath, fastaPaths: input.fastaPaths, timeoutSec: options.processTimeoutSec });
       }
-      plan = await shared.resolveSource.executeWithOptions(
-        { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, summary: `resolve ${run.run} at ${options.sources.join(', ')}` },
-        [{ run, options }],
-      );
       const sourcePlan = plan;
-      await host.ensureIndex({ indexPath: input.indexPath, fastaPaths: input.fastaPaths, timeoutSec: options.processTimeoutSec });
 
       let reads: ReadSet | undefined;
       // A verification failure after a checksum-clean download, or a .sra that vdb-validate rejects,
@@ -125,7 +151,8 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       for (let attempt = 1; !reads; attempt++) {
         // Admission: wait (never fail) until the host has room for this sample above the floor.
         for (let waited = 0; ; waited++) {
-          const grant = await host.reserveDisk({ run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb });
+          const grant = firstGrant ?? (await host.reserveDisk({ run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb }));
+          firstGrant = undefined;
           if (grant.granted) break;
           if (waited === 0) enter('waiting-for-disk');
           await sleep(Math.round(options.diskWaitSec * 1000));
@@ -197,8 +224,15 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         tools: { kallisto: quant.kallistoVersion },
         finishedAt: new Date().toISOString(),
       };
-      await host.finalize({ run: run.run, quantDir: input.quantDir, tmpDir, provenance });
-      await host.deleteReads({ run: run.run, runDir });
+      if (folded) {
+        await host.publish.executeWithOptions(
+          { ...hostActivityOptions(hostQueue(hostId), options), summary: `publish ${run.run} (provenance + rename), delete its reads` },
+          [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir }],
+        );
+      } else {
+        await host.finalize({ run: run.run, quantDir: input.quantDir, tmpDir, provenance });
+        await host.deleteReads({ run: run.run, runDir });
+      }
       enter('done');
       return await finish({
         run: run.run,

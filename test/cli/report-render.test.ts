@@ -93,7 +93,7 @@ describe('report rendering', () => {
     expect(lines).toHaveLength(5);
     for (const l of lines) expect(l).toHaveLength(TSV_COLUMNS.length);
     const row = (run: string) => Object.fromEntries(TSV_COLUMNS.map((c, i) => [c, lines.find((l) => l[0] === run)![i]]));
-    expect(row('SRR1100000')).toMatchObject({ species: 'beta_two', final_stage: 'done', host: 'host-a', source: 'ena', bytes: '100', attempts: '10', restarts: '0', error: '' });
+    expect(row('SRR1100000')).toMatchObject({ species: 'beta_two', final_stage: 'done', host: 'host-a', source: 'ena', bytes: '100', attempts: '5', restarts: '0', error: '' });
     expect(Number(row('SRR1100000').downloading_s)).toBeGreaterThan(0);
     expect(row('SRR1000000')).toMatchObject({ final_stage: 'done', host: 'host-2', restarts: '1' });
     expect(row('SRR1100005')).toMatchObject({ final_stage: 'failed', error: 'SRR1100005: not found at ENA (204) nor SRA (404)' });

@@ -9,6 +9,7 @@ import { Context } from '@temporalio/activity';
 import { allocate } from '../../src/allocate.js';
 import { describeWorkflows } from '../../src/activities/in-flight.js';
 import type { Activities } from '../../src/activities/contract.js';
+import { createSampleSteps } from '../../src/activities/sample-steps.js';
 import { FailureType } from '../../src/failures.js';
 import type { BatchPlan, RunMeta, SpeciesPlan } from '../../src/types.js';
 
@@ -71,7 +72,7 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
     const i = world.species.findIndex((s) => `/virtual/${s.id}.runs` === path);
     return Array.from({ length: world.species[i]!.runs }, (_, k) => ({ run: runName(i, k), layout: 'single' as const }));
   };
-  return {
+  const base: Omit<Activities, 'prepareSample' | 'publish'> = {
     async discoverBatch({ batchId }): Promise<BatchPlan> {
       return { batchId, outputDir: '/virtual', species: plans, notes: [] };
     },
@@ -150,6 +151,8 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
       return world.client ? describeWorkflows(world.client, workflowIds) : {};
     },
   };
+  // The folded sample steps are composed exactly as the real ones are.
+  return { ...base, ...createSampleSteps(base) };
 }
 
 export function newLog(): FastLog {
