@@ -3,10 +3,10 @@
  * Every problem in every config is collected and thrown once as InvalidInputError (SPEC §2.1), so a user
  * fixes all of them in one round instead of one per run of the command.
  */
-import { access, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { access, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { abundancePath, joinPath, provenancePath, speciesIdOf } from '../ids.js';
+import { abundancePath, joinPath, provenancePath, runQuantDir, runReadsDir, speciesIdOf } from '../ids.js';
 import type { BatchPlan, Layout, RunMeta, SpeciesPlan } from '../types.js';
 import { BATCH_ID, InvalidInputError, RUN_ACCESSION, type BatchOptions, type Problem } from './schema.js';
 import { isSkippedStem, matchFastaFiles, parseRunTable, readSpeciesConfig, type SpeciesConfig } from './species.js';
@@ -36,6 +36,9 @@ async function exists(path: string): Promise<boolean> {
 function errText(err: unknown): string {
   const e = err as { code?: string; message?: string } | null;
   if (e?.code === 'ENOENT') return 'does not exist';
+  if (e?.code === 'EISDIR') return 'is a directory, not a file';
+  if (e?.code === 'ENOTDIR') return 'is not a directory (or a parent of it is a file)';
+  if (e?.code === 'EACCES') return 'permission denied';
   return e?.message ?? String(err);
 }
 
@@ -50,9 +53,13 @@ function parseYaml(text: string, file: string, problems: Problem[]): unknown {
       return undefined;
     }
   }
+  const lines = text.split(/\r?\n/);
   for (const e of doc.errors) {
     const line = e.linePos?.[0]?.line;
-    problems.push({ where: file, field: line ? `line ${line}` : '(yaml)', value: null, message: `YAML syntax error: ${e.message.split('\n')[0]}` });
+    // the offending line as the value, so the message shows what to fix without opening the file
+    const source = line ? (lines[line - 1] ?? '').slice(0, 200) : null;
+    const message = (e.message.split('\n')[0] ?? '').replace(/:\s*$/, '');
+    problems.push({ where: file, field: line ? `line ${line}` : '(yaml)', value: source, message: `YAML syntax error: ${message}` });
   }
   return undefined;
 }
@@ -117,6 +124,61 @@ async function findFasta(c: SpeciesConfig, problems: Problem[]): Promise<string[
     if (!indexThere) problems.push({ where: c.file, field: 'genome.files.transcriptome_fasta', value: c.genomeFasta, message: `does not exist and the index ${c.indexPath} does not exist` });
   }
   return [];
+}
+
+/** A directory fetchquant will create or write into must not already be something else (a file, say). */
+async function notADirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => !s.isDirectory(),
+    () => false,
+  );
+}
+
+/** Reads, quant and index dirs: every one that exists as something other than a directory is a problem. */
+async function checkDirs(c: SpeciesConfig, problems: Problem[]): Promise<void> {
+  const dirs: [string, string | null, string][] = [
+    [c.readsDir, c.dirFields.readsDir, 'reads dir'],
+    [c.quantDir, c.dirFields.quantDir, 'quant dir'],
+    [dirname(c.indexPath), c.dirFields.indexDir, 'index dir'],
+  ];
+  for (const [dir, field, what] of dirs) {
+    if (await notADirectory(dir)) {
+      problems.push({ where: c.file, field: field ?? `(default ${what} under --output-dir)`, value: dir, message: `exists and is not a directory` });
+    }
+  }
+}
+
+/**
+ * Two species writing the same run into the same place would race: one deletes reads the other is quantifying,
+ * or the second finds the first's result and calls itself done. Quantifying one run against two species is
+ * fine (cross-species mapping) as long as their reads and quant dirs differ.
+ */
+function checkSharedRuns(resolved: { c: SpeciesConfig; runs: RunMeta[] }[], problems: Problem[]): void {
+  const owner = new Map<string, string>();
+  // one problem per pair of species and kind of dir, not one per run: a shared table may hold thousands
+  const clashes = new Map<string, { c: SpeciesConfig; other: string; kind: string; place: string; count: number }>();
+  for (const { c, runs } of resolved) {
+    for (const r of runs) {
+      for (const [kind, place] of [
+        ['reads', runReadsDir(c.readsDir, r.run)],
+        ['quant', runQuantDir(c.quantDir, r.run)],
+      ] as const) {
+        const other = owner.get(place);
+        if (other === undefined) owner.set(place, c.speciesId);
+        else if (other !== c.speciesId) {
+          const key = `${c.speciesId}\0${other}\0${kind}`;
+          const seen = clashes.get(key);
+          if (seen) seen.count++;
+          else clashes.set(key, { c, other, kind, place, count: 1 });
+        }
+      }
+    }
+  }
+  for (const { c, other, kind, place, count } of clashes.values()) {
+    const run = place.slice(place.lastIndexOf('/') + 1);
+    const more = count > 1 ? ` (and ${count - 1} more run(s))` : '';
+    problems.push({ where: c.file, field: `${kind === 'reads' ? 'steps.getfastq.out_dir' : 'steps.quant.out_dir'}`, value: run, message: `run is also listed for species ${other} with the same ${kind} dir${more}: both would use ${place}` });
+  }
 }
 
 /** Runs whose abundance and provenance files are both on disk (SPEC §3: the definition of done). */
@@ -234,6 +296,7 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
   }
   if (problems.length) throw new InvalidInputError(problems);
   const outputDir = resolve(cwd, options.outputDir);
+  if (await notADirectory(outputDir)) problems.push({ where: 'input', field: 'outputDir', value: outputDir, message: 'exists and is not a directory' });
   const cands = await readCandidates(resolve(cwd, options.configDir), { cwd, outputDir }, notes, problems);
   const selected = select(cands, options, notes, problems);
   const firstOf = new Map<string, string>();
@@ -250,8 +313,10 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
     if (!c) continue;
     const runs = await resolveRuns(c, options, deps, problems);
     const fastaPaths = await findFasta(c, problems);
+    await checkDirs(c, problems);
     if (runs) resolved.push({ c, runs, fastaPaths });
   }
+  checkSharedRuns(resolved, problems);
   if (problems.length) throw new InvalidInputError(problems);
 
   const species: SpeciesPlan[] = [];

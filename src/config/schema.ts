@@ -126,55 +126,72 @@ export class InvalidInputError extends Error {
 }
 
 type Kind = 'int' | 'number' | 'string' | 'url';
-const KINDS: Partial<Record<keyof BatchOptions, { kind: Kind; min?: number }>> = {
+/**
+ * Longest time option in seconds: 2^31-1 ms, the longest timer Node.js keeps. A longer one is not "wait longer":
+ * Node fires it after 1 ms (a --process-timeout of 30 days would kill every tool at once).
+ */
+export const MAX_SECONDS = 2_147_483;
+const secs = (min: number) => ({ kind: 'number' as const, min, max: MAX_SECONDS });
+const KINDS: Partial<Record<keyof BatchOptions, { kind: Kind; min?: number; max?: number }>> = {
   configDir: { kind: 'string' },
   outputDir: { kind: 'string' },
-  totalThreads: { kind: 'int', min: 1 },
-  maxSpecies: { kind: 'int', min: 1 },
-  checkIntervalSec: { kind: 'number', min: 0.1 },
-  monitorIntervalSec: { kind: 'number', min: 0.1 },
-  quantThreads: { kind: 'int', min: 1 },
-  maxRetries: { kind: 'int', min: 0 },
-  processTimeoutSec: { kind: 'number', min: 1 },
-  healthCheckIntervalSec: { kind: 'number', min: 0.1 },
-  minFreeGb: { kind: 'number', min: 0 },
-  autoCleanupThresholdGb: { kind: 'number', min: 0 },
-  kallistoThreads: { kind: 'int', min: 1 },
+  totalThreads: { kind: 'int', min: 1, max: 10_000 },
+  maxSpecies: { kind: 'int', min: 1, max: 1_000_000 },
+  checkIntervalSec: secs(0.1),
+  monitorIntervalSec: secs(0.1),
+  quantThreads: { kind: 'int', min: 1, max: 1024 },
+  maxRetries: { kind: 'int', min: 0, max: 100 },
+  processTimeoutSec: secs(1),
+  healthCheckIntervalSec: secs(0.1),
+  minFreeGb: { kind: 'number', min: 0, max: 1_000_000 },
+  autoCleanupThresholdGb: { kind: 'number', min: 0, max: 1_000_000 },
+  kallistoThreads: { kind: 'int', min: 1, max: 1024 },
   enaPortalUrl: { kind: 'url' },
   sraLocateUrl: { kind: 'url' },
-  hostLostTimeoutSec: { kind: 'number', min: 1 },
-  diskWaitSec: { kind: 'number', min: 0.05 },
-  retryInitialSec: { kind: 'number', min: 0.01 },
-  stallTimeoutSec: { kind: 'number', min: 0.5 },
-  maxHistoryEvents: { kind: 'int', min: 200 },
+  hostLostTimeoutSec: secs(1),
+  diskWaitSec: secs(0.05),
+  // the retry back-off grows to 100x this
+  retryInitialSec: { kind: 'number', min: 0.01, max: Math.floor(MAX_SECONDS / 100) },
+  stallTimeoutSec: secs(0.5),
+  // Temporal terminates a workflow whose history passes 51,200 events
+  maxHistoryEvents: { kind: 'int', min: 200, max: 50_000 },
 };
+
+/** http(s), a host name or IP (no credentials), an optional port and path; paths are appended, so no query. */
+const HTTP_URL = /^https?:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(\/[^\s?#]*)?$/;
+
+/** Decimal notation only: Number() would also take "0x10", "0b1", " " and "Infinity". */
+const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 
 function checkScalar(key: keyof BatchOptions, v: unknown, where: string, problems: Problem[]): unknown {
   const spec = KINDS[key];
   if (!spec) return v;
   const field = key;
   if (spec.kind === 'string') {
-    if (typeof v !== 'string' || v.length === 0 || v.includes('\0')) {
+    if (typeof v !== 'string' || v.trim().length === 0 || v.includes('\0')) {
       problems.push({ where, field, value: v, message: 'must be a non-empty path' });
+    } else if (/^~/.test(v)) {
+      problems.push({ where, field, value: v, message: 'a leading ~ is not expanded here: give the full path' });
     }
     return v;
   }
   if (spec.kind === 'url') {
-    if (typeof v !== 'string' || !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(v)) {
-      problems.push({ where, field, value: v, message: 'must be an http(s) URL' });
+    if (typeof v !== 'string' || !HTTP_URL.test(v)) {
+      problems.push({ where, field, value: v, message: 'must be an http(s) URL without query or fragment' });
     }
     return typeof v === 'string' ? v.replace(/\/+$/, '') : v;
   }
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  const n = typeof v === 'string' ? (DECIMAL.test(v) ? Number(v) : NaN) : v;
   if (typeof n !== 'number' || !Number.isFinite(n)) {
-    problems.push({ where, field, value: v, message: 'must be a number' });
+    problems.push({ where, field, value: v, message: `must be a ${spec.kind === 'int' ? 'whole number' : 'number'}` });
     return v;
   }
   if (spec.kind === 'int' && !Number.isInteger(n)) {
     problems.push({ where, field, value: v, message: 'must be a whole number' });
-  }
-  if (spec.min !== undefined && n < spec.min) {
+  } else if (spec.min !== undefined && n < spec.min) {
     problems.push({ where, field, value: v, message: `must be at least ${spec.min}` });
+  } else if (spec.max !== undefined && n > spec.max) {
+    problems.push({ where, field, value: v, message: `must be at most ${spec.max}` });
   }
   return n;
 }
@@ -208,8 +225,9 @@ export function resolveBatchOptions(
       } else out[k] = list;
     } else if (k === 'species') {
       const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
-      if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.length === 0)) {
-        problems.push({ where, field: k, value, message: 'must be a list of species names or ids' });
+      // An empty filter would select nothing and start a batch with no work: that is a typo, not a request.
+      if (!Array.isArray(list) || list.length === 0 || list.some((s) => typeof s !== 'string' || s.trim().length === 0)) {
+        problems.push({ where, field: k, value, message: 'must be a non-empty list of species names or ids' });
       } else out[k] = list;
     } else if (k === 'enaFileScheme') {
       if (value !== 'https' && value !== 'http') {

@@ -3,7 +3,7 @@
  * Pure: takes parsed YAML and TSV text, returns values plus every Problem found, so discovery can report
  * all of them at once (SPEC §2.1). File I/O lives in ./discover.ts; defaults and rules in ./schema.ts.
  */
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { genusSpeciesOf, indexPathOf, joinPath, speciesIdOf } from '../ids.js';
 import type { Layout, RunMeta } from '../types.js';
 import { RUN_ACCESSION, SPECIES_DEFAULTS, SPECIES_ID, type Problem } from './schema.js';
@@ -31,6 +31,8 @@ export interface SpeciesConfig {
   taxonId: number | null;
   /** a run-source field is malformed (already a problem): "no runs" would only repeat it */
   runSourceBroken: boolean;
+  /** the config field each directory came from; null = the default under the output dir */
+  dirFields: { readsDir: string | null; quantDir: string | null; indexDir: string | null };
 }
 
 /** Config file stems the seed never ran (SPEC §2.1): `amalgkit_template.yaml`, `amalgkit_test_x.yaml`. */
@@ -108,6 +110,11 @@ class FieldReader {
       this.problem(path, v, 'must not contain a NUL byte');
       return undefined;
     }
+    // YAML keeps `~/data` as written and nothing here is a shell: it would become <cwd>/~/data.
+    if (v.startsWith('~')) {
+      this.problem(path, v, 'a leading ~ is not expanded here: give the full path or one relative to the directory the command runs in');
+      return undefined;
+    }
     return resolve(this.cwd, v);
   }
 
@@ -152,6 +159,23 @@ function readRunList(r: FieldReader, field: string): RunMeta[] | null {
   return runs;
 }
 
+/** fetchquant's own extensions: amalgkit never reads them, so a typo there would otherwise be silently ignored. */
+const FETCHQUANT_FIELDS = ['runs', 'fragment_length', 'fragment_sd'];
+
+/** Reports unknown fields under `fetchquant:`; false when `fetchquant` is there but not a mapping. */
+function checkFetchquantFields(r: FieldReader): boolean {
+  const ext = r.get('fetchquant');
+  if (!isMap(ext)) {
+    if (ext === undefined) return true;
+    r.problem('fetchquant', ext, `must be a mapping, found ${typeName(ext)}`);
+    return false;
+  }
+  for (const [k, v] of Object.entries(ext)) {
+    if (!FETCHQUANT_FIELDS.includes(k)) r.problem(`fetchquant.${k}`, v, `unknown field (known: ${FETCHQUANT_FIELDS.join(', ')})`);
+  }
+  return true;
+}
+
 /** The species name the config gives (first of species_list), else the stem fallback; `fromList` says which. */
 function readName(r: FieldReader, stem: string): { name: string; field: string; raw: Json } {
   const list = r.get('species_list');
@@ -184,12 +208,14 @@ export function readSpeciesConfig(
   if (!SPECIES_ID.test(speciesId)) {
     r.problem(field, nameRaw, `species id ${JSON.stringify(speciesId)} must match ${SPECIES_ID.source} (it names directories and workflows)`);
   }
+  // a `fetchquant` that is not a mapping may have meant to hold runs: "no runs" would only repeat it
+  const extOk = checkFetchquantFields(r);
   const before = problems.length;
   const workDir = r.path('work_dir');
   const metadataPath = r.path('steps.getfastq.metadata', { inferred: true }) ?? null;
   const taxonId = r.number('taxon_id', { int: true, min: 1 }) ?? null;
   const runs = readRunList(r, 'fetchquant.runs');
-  const runSourceBroken = problems.length > before || (raw !== null && raw !== undefined && !isMap(raw));
+  const runSourceBroken = !extOk || problems.length > before || (raw !== null && raw !== undefined && !isMap(raw));
   const readsDir = r.path('steps.getfastq.out_dir');
   const quantDir = r.path('steps.quant.out_dir');
   const indexDir = r.path('steps.quant.index_dir', { inferred: true });
@@ -197,11 +223,15 @@ export function readSpeciesConfig(
   const genomeDir = r.path('genome.dest_dir');
   const transcriptome = r.string('genome.files.transcriptome_fasta');
   if (transcriptome?.includes('\0')) r.problem('genome.files.transcriptome_fasta', transcriptome, 'must not contain a NUL byte');
+  if (transcriptome?.startsWith('~')) r.problem('genome.files.transcriptome_fasta', transcriptome, 'a leading ~ is not expanded here: give the full path');
   let genomeFasta: string | null = null;
-  if (transcriptome !== undefined && !transcriptome.includes('\0')) {
+  if (transcriptome !== undefined && !transcriptome.includes('\0') && !transcriptome.startsWith('~')) {
     if (isAbsolute(transcriptome)) genomeFasta = transcriptome;
-    else if (genomeDir !== undefined) genomeFasta = resolve(genomeDir, transcriptome);
-    else r.problem('genome.files.transcriptome_fasta', transcriptome, 'a relative file name needs genome.dest_dir');
+    else if (genomeDir === undefined) r.problem('genome.files.transcriptome_fasta', transcriptome, 'a relative file name needs genome.dest_dir');
+    else if (relative(genomeDir, resolve(genomeDir, transcriptome)).startsWith('..')) {
+      // A file name below genome.dest_dir, as metainformant writes it; a FASTA elsewhere is given by absolute path.
+      r.problem('genome.files.transcriptome_fasta', transcriptome, `must name a file inside genome.dest_dir (${genomeDir}); give a FASTA elsewhere by its absolute path`);
+    } else genomeFasta = resolve(genomeDir, transcriptome);
   }
   const fragmentLength = r.number('fetchquant.fragment_length', { min: 0, exclusiveMin: true });
   const fragmentSd = r.number('fetchquant.fragment_sd', { min: 0, exclusiveMin: true });
@@ -227,6 +257,11 @@ export function readSpeciesConfig(
       workDirTable: workDir === undefined ? null : joinPath(workDir, 'metadata', 'metadata.tsv'),
       taxonId,
       runSourceBroken,
+      dirFields: {
+        readsDir: readsDir === undefined ? null : 'steps.getfastq.out_dir',
+        quantDir: quantDir === undefined ? null : 'steps.quant.out_dir',
+        indexDir: indexDir === undefined ? null : 'steps.quant.index_dir',
+      },
     },
   };
 }
@@ -255,12 +290,20 @@ export function parseRunTable(text: string, file: string): { runs: RunMeta[]; ex
     problems.push({ where: file, field: 'header', value: '', message: 'run table is empty (expected a header with a "run" column)' });
     return { runs, excluded, problems };
   }
-  const header = (lines[headerAt] as string).split('\t').map((h) => h.trim().toLowerCase());
+  const headerLine = lines[headerAt] as string;
+  const header = headerLine.split('\t').map((h) => h.trim().toLowerCase());
   const col = (name: string) => header.indexOf(name);
   if (col('run') < 0) {
-    problems.push({ where: file, field: 'column run', value: header.join('\t'), message: 'missing required column "run"' });
+    // amalgkit writes tabs; a CSV export (or spaces from a copy-paste) shows up as one long column name.
+    const hint = !headerLine.includes('\t') && /[,;]|\s/.test(headerLine.trim()) ? ' (the header has no tab: run tables are tab-separated)' : '';
+    problems.push({ where: file, field: 'column run', value: header.join('\t'), message: `missing required column "run"${hint}` });
     return { runs, excluded, problems };
   }
+  // A column twice is ambiguous: which of the two is the run, or the layout?
+  const used = ['run', 'lib_layout', 'nominal_length', 'total_spots', 'exclusion', 'is_sampled'];
+  const twice = used.filter((c) => header.indexOf(c) !== header.lastIndexOf(c));
+  for (const c of twice) problems.push({ where: file, field: `column ${c}`, value: headerLine, message: `column "${c}" appears more than once in the header` });
+  if (twice.length) return { runs, excluded, problems };
   const seen = new Map<string, number>();
   for (let i = headerAt + 1; i < lines.length; i++) {
     const line = lines[i] as string;
@@ -298,6 +341,9 @@ export function parseRunTable(text: string, file: string): { runs: RunMeta[]; ex
     if (spots === 'bad') bad('total_spots', 'must be a non-negative whole number');
     else if (spots !== null) meta.spots = spots;
     if (problems.length === before) runs.push(meta);
+  }
+  if (problems.length === 0 && runs.length === 0 && excluded === 0) {
+    problems.push({ where: file, field: 'header', value: headerLine, message: 'run table has a header but no rows' });
   }
   return { runs, excluded, problems };
 }
