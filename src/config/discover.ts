@@ -126,11 +126,11 @@ async function findFasta(c: SpeciesConfig, problems: Problem[]): Promise<string[
   return [];
 }
 
-/** A directory fetchquant will create or write into must not already be something else (a file, say). */
-async function notADirectory(path: string): Promise<boolean> {
+/** Why a directory fetchquant will create or write into cannot be one (a file is in the way), or null. */
+async function notADirectory(path: string): Promise<string | null> {
   return stat(path).then(
-    (s) => !s.isDirectory(),
-    () => false,
+    (s) => (s.isDirectory() ? null : 'exists and is not a directory'),
+    (err: NodeJS.ErrnoException) => (err.code === 'ENOTDIR' ? 'cannot be created: a parent of it is a file' : null),
   );
 }
 
@@ -142,9 +142,8 @@ async function checkDirs(c: SpeciesConfig, problems: Problem[]): Promise<void> {
     [dirname(c.indexPath), c.dirFields.indexDir, 'index dir'],
   ];
   for (const [dir, field, what] of dirs) {
-    if (await notADirectory(dir)) {
-      problems.push({ where: c.file, field: field ?? `(default ${what} under --output-dir)`, value: dir, message: `exists and is not a directory` });
-    }
+    const why = await notADirectory(dir);
+    if (why) problems.push({ where: c.file, field: field ?? `(default ${what} under --output-dir)`, value: dir, message: why });
   }
 }
 
@@ -156,7 +155,7 @@ async function checkDirs(c: SpeciesConfig, problems: Problem[]): Promise<void> {
 function checkSharedRuns(resolved: { c: SpeciesConfig; runs: RunMeta[] }[], problems: Problem[]): void {
   const owner = new Map<string, string>();
   // one problem per pair of species and kind of dir, not one per run: a shared table may hold thousands
-  const clashes = new Map<string, { c: SpeciesConfig; other: string; kind: string; place: string; count: number }>();
+  const clashes = new Map<string, { c: SpeciesConfig; other: string; kind: 'reads' | 'quant'; runs: string[] }>();
   for (const { c, runs } of resolved) {
     for (const r of runs) {
       for (const [kind, place] of [
@@ -167,17 +166,23 @@ function checkSharedRuns(resolved: { c: SpeciesConfig; runs: RunMeta[] }[], prob
         if (other === undefined) owner.set(place, c.speciesId);
         else if (other !== c.speciesId) {
           const key = `${c.speciesId}\0${other}\0${kind}`;
-          const seen = clashes.get(key);
-          if (seen) seen.count++;
-          else clashes.set(key, { c, other, kind, place, count: 1 });
+          const seen = clashes.get(key) ?? { c, other, kind, runs: [] };
+          seen.runs.push(r.run);
+          clashes.set(key, seen);
         }
       }
     }
   }
-  for (const { c, other, kind, place, count } of clashes.values()) {
-    const run = place.slice(place.lastIndexOf('/') + 1);
-    const more = count > 1 ? ` (and ${count - 1} more run(s))` : '';
-    problems.push({ where: c.file, field: `${kind === 'reads' ? 'steps.getfastq.out_dir' : 'steps.quant.out_dir'}`, value: run, message: `run is also listed for species ${other} with the same ${kind} dir${more}: both would use ${place}` });
+  for (const { c, other, kind, runs } of clashes.values()) {
+    const dir = kind === 'reads' ? c.readsDir : c.quantDir;
+    const shown = runs.slice(0, 3).join(', ') + (runs.length > 3 ? ', …' : '');
+    const place = kind === 'reads' ? runReadsDir(dir, runs[0] as string) : runQuantDir(dir, runs[0] as string);
+    problems.push({
+      where: c.file,
+      field: c.dirFields[kind === 'reads' ? 'readsDir' : 'quantDir'] ?? `(default ${kind} dir under --output-dir)`,
+      value: dir,
+      message: `species ${other} uses the same ${kind} dir and lists ${runs.length} of the same runs (${shown}): both would write ${place}`,
+    });
   }
 }
 

@@ -58,7 +58,9 @@ function isMap(v: Json): v is Record<string, Json> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 function typeName(v: Json): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'a list' : isMap(v) ? 'a mapping' : typeof v;
+  if (typeof v === 'string' && v.trim() === '') return 'an empty string';
+  if (Array.isArray(v)) return v.length ? 'a list' : 'an empty list';
+  return v === null ? 'null' : isMap(v) ? 'a mapping' : typeof v;
 }
 
 /** Typed reads of dotted fields; a wrong type anywhere on the way is one problem, reported once. */
@@ -183,6 +185,7 @@ function readName(r: FieldReader, stem: string): { name: string; field: string; 
     const first: Json = Array.isArray(list) ? list[0] : undefined;
     if (!Array.isArray(list) || typeof first !== 'string' || normalizeSpeciesName(first) === '') {
       const found = Array.isArray(list) ? (list.length ? `a first entry that is ${typeName(first)}` : 'an empty list') : typeName(list);
+      // (typeName says "an empty string" for a blank first entry)
       r.problem('species_list', list, `must be a list whose first entry is a species name, found ${found}`);
     } else {
       return { name: normalizeSpeciesName(first), field: 'species_list[0]', raw: first };
