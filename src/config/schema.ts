@@ -113,9 +113,31 @@ export interface Problem {
   message: string;
 }
 
+// Characters JSON.stringify leaves as they are but a terminal shows as nothing (zero-width, bidi controls, BOM).
+const INVISIBLE = /[\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g;
+
+/** A value as the user should see it: JSON, with invisible characters written as \uXXXX. */
+export function showValue(v: unknown): string {
+  const text = JSON.stringify(v === undefined ? null : v) ?? 'null';
+  return text.replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function formatProblem(p: Problem): string {
-  const v = typeof p.value === 'string' ? JSON.stringify(p.value) : JSON.stringify(p.value ?? null);
-  return `${p.where}: ${p.field} = ${v}: ${p.message}`;
+  return `${p.where}: ${p.field} = ${showValue(p.value)}: ${p.message}`;
+}
+
+/** What is wrong with a would-be run accession, with a hint for the usual mistakes. */
+export function runAccessionProblem(v: unknown): string {
+  const base = `must be a run accession matching ${RUN_ACCESSION.source}`;
+  if (typeof v !== 'string') return base;
+  const t = v.trim();
+  const foreign = [...new Set([...t].filter((c) => c.charCodeAt(0) > 0x7e || c.charCodeAt(0) < 0x20))].slice(0, 3);
+  if (foreign.length) return `${base} (it contains ${foreign.map((c) => `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`).join(', ')}: look-alike or invisible characters)`;
+  if (RUN_ACCESSION.test(t.toUpperCase())) return `${base} (accessions are upper case: ${t.toUpperCase()})`;
+  const parts = t.split(/[\s,;]+/);
+  if (parts.length > 1 && parts.every((x) => RUN_ACCESSION.test(x))) return `${base} (one accession each: this holds ${parts.length})`;
+  if (/^[SED]R[XSPA][0-9]+$/i.test(t)) return `${base} (${t.slice(0, 3).toUpperCase()} is an experiment, sample, study or submission accession, not a run)`;
+  return base;
 }
 
 export class InvalidInputError extends Error {

@@ -6,7 +6,7 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import { genusSpeciesOf, indexPathOf, joinPath, speciesIdOf } from '../ids.js';
 import type { Layout, RunMeta } from '../types.js';
-import { RUN_ACCESSION, SPECIES_DEFAULTS, SPECIES_ID, type Problem } from './schema.js';
+import { RUN_ACCESSION, runAccessionProblem, SPECIES_DEFAULTS, SPECIES_ID, type Problem } from './schema.js';
 
 /** One species config with every path absolute; where its runs come from is decided by discovery. */
 export interface SpeciesConfig {
@@ -147,7 +147,7 @@ function readRunList(r: FieldReader, field: string): RunMeta[] | null {
   v.forEach((item, i) => {
     const f = `${field}[${i}]`;
     if (typeof item !== 'string' || !RUN_ACCESSION.test(item.trim())) {
-      r.problem(f, item, `must be a run accession matching ${RUN_ACCESSION.source}`);
+      r.problem(f, item, runAccessionProblem(item));
       return;
     }
     const run = item.trim();
@@ -330,7 +330,7 @@ export function parseRunTable(text: string, file: string): { runs: RunMeta[]; ex
     }
     const run = cell('run');
     const before = problems.length;
-    if (!RUN_ACCESSION.test(run)) bad('run', `must be a run accession matching ${RUN_ACCESSION.source}`);
+    if (!RUN_ACCESSION.test(run)) bad('run', runAccessionProblem(run));
     else if (seen.has(run)) bad('run', `duplicate run (also row ${seen.get(run)})`);
     else seen.set(run, row);
     const meta: RunMeta = { run };
