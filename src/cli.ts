@@ -2,7 +2,7 @@
 /** fetchquant: command dispatch, help and exit codes (0 ok, 1 samples failed, 2 bad input, 3 environment). */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { batchFlagsHelp, CONNECTION_HELP, EnvError, EXIT, InputProblems, parse, UsageError } from './cli/args.js';
+import { batchFlagsHelp, CONNECTION_HELP, EnvError, EXIT, InputProblems, parseCommand, UsageError } from './cli/args.js';
 
 const COMMANDS: Record<string, string> = {
   run: 'the main job: embedded server (unless TEMPORAL_ADDRESS), worker and batch, with progress; re-run resumes',
@@ -68,17 +68,8 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.badInput;
   }
   try {
-    const extra = {
-      execute: { type: 'boolean' as const },
-      json: { type: 'boolean' as const },
-      dir: { type: 'string' as const },
-      port: { type: 'string' as const },
-      every: { type: 'string' as const },
-      'retention-days': { type: 'string' as const },
-      'out-dir': { type: 'string' as const },
-      faults: { type: 'string' as const },
-    };
-    const { values, positionals } = parse(rest, extra);
+    // Every flag, value and positional of the command is checked here, before anything connects or starts.
+    const { values, positionals } = parseCommand(cmd, rest);
     if (values.help) {
       out(usage(cmd));
       return EXIT.ok;

@@ -1,7 +1,19 @@
 /** Command-line parsing: batch flags come from the schema (FLAG_OF), so flags and defaults live in one place. */
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DEFAULTS, FLAG_OF, resolveBatchOptions, type BatchOptions, type Problem } from '../config/schema.js';
+import {
+  BATCH_ID,
+  DEFAULTS,
+  FLAG_OF,
+  HOST_ID,
+  isHttpUrl,
+  resolveBatchOptions,
+  RUN_ACCESSION,
+  runAccessionProblem,
+  showValue,
+  type BatchOptions,
+  type Problem,
+} from '../config/schema.js';
 import { defaultBatchId } from '../ids.js';
 
 export const EXIT = { ok: 0, samplesFailed: 1, badInput: 2, environment: 3, interrupted: 130 } as const;
@@ -27,6 +39,127 @@ export const connectionOptions: OptionSpec = {
   'host-id': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
+
+const str = { type: 'string' as const };
+const bool = { type: 'boolean' as const };
+/** Which batch: by id, or by the output dir the default id derives from (and where an embedded server lives). */
+const which: OptionSpec = { 'output-dir': str, 'batch-id': str };
+
+/**
+ * The options each command accepts, beyond the connection flags. A flag another command takes is an error here,
+ * not silently ignored: `fetchquant status --total-threads 8` must not look like it did something.
+ */
+export const COMMAND_OPTIONS: Record<string, OptionSpec> = {
+  run: { ...batchFlagOptions },
+  demo: { ...batchFlagOptions, dir: str, faults: str },
+  start: { ...batchFlagOptions },
+  worker: { 'output-dir': str },
+  status: which,
+  watch: { ...which, every: str },
+  threads: which,
+  pause: which,
+  resume: which,
+  cancel: which,
+  history: { 'output-dir': str, json: bool },
+  cleanup: { 'output-dir': str, execute: bool },
+  report: { ...which, 'out-dir': str },
+  server: { 'output-dir': str, port: str },
+  setup: { 'retention-days': str },
+};
+
+/** Positional arguments per command: [min, max, what]. */
+const POSITIONALS: Record<string, [number, number, string]> = {
+  threads: [1, 1, '<n>'],
+  history: [1, 1, '<RUN>'],
+  cleanup: [1, Infinity, '<reads dir>…'],
+};
+
+const MAX_THREADS = 10_000;
+
+/**
+ * Parse and check one command's arguments before anything connects, starts or writes: unknown flags, flags of
+ * another command, missing or extra positionals, and every value that is not a batch option (those are checked
+ * by the schema in batchOptionsFromFlags) with the flag and value named.
+ */
+export function parseCommand(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.env) {
+  // `threads -1` would otherwise read as an unknown short option "-1"
+  const negative = cmd === 'threads' ? argv.find((a) => /^-[0-9.]/.test(a)) : undefined;
+  if (negative !== undefined) throw new UsageError(`threads: expected a whole number >= 1, got ${JSON.stringify(negative)}`);
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv, COMMAND_OPTIONS[cmd] ?? {}, false);
+  } catch (err) {
+    throw new UsageError(`${cmd}: ${usageText((err as Error).message, cmd, argv)}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { values, positionals };
+  const [min, max, what] = POSITIONALS[cmd] ?? [0, 0, ''];
+  if (positionals.length > max) {
+    const extra = positionals.slice(max).map((p) => JSON.stringify(p)).join(' ');
+    throw new UsageError(`${cmd}: unexpected argument(s) ${extra}${max ? ` (expected ${what})` : ' (options start with --)'}`);
+  }
+  if (positionals.length < min) throw new UsageError(`${cmd}: missing ${what}`);
+  const first = positionals[0] as string;
+  if (cmd === 'threads') {
+    const n = /^\s*\d+\s*$/.test(first) ? Number(first) : NaN;
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`threads: expected a whole number >= 1, got ${JSON.stringify(first)}`);
+    if (n > MAX_THREADS) throw new UsageError(`threads: expected a whole number <= ${MAX_THREADS}, got ${JSON.stringify(first)}`);
+  }
+  if (cmd === 'history' && !RUN_ACCESSION.test(first)) {
+    throw new UsageError(`history: expected a run accession matching ${RUN_ACCESSION.source}, got ${showValue(first)}${runAccessionProblem(first).slice(`must be a run accession matching ${RUN_ACCESSION.source}`.length)}`);
+  }
+
+  const problems: Problem[] = [];
+  const bad = (flag: string, value: unknown, message: string) => problems.push({ where: 'command line', field: flag, value, message });
+  const isBatchCmd = 'total-threads' in (COMMAND_OPTIONS[cmd] ?? {});
+  const v = values as Record<string, string | boolean | undefined>;
+  // batch commands check these through the schema (batchOptionsFromFlags), with every other batch flag
+  if (!isBatchCmd) {
+    if (v['batch-id'] !== undefined && !BATCH_ID.test(v['batch-id'] as string)) bad('--batch-id', v['batch-id'], `must match ${BATCH_ID.source}`);
+    if (v['output-dir'] !== undefined) checkPath('--output-dir', v['output-dir'] as string, bad);
+  }
+  for (const flag of ['out-dir', 'dir', 'faults'] as const) if (v[flag] !== undefined) checkPath(`--${flag}`, v[flag] as string, bad);
+  if (cmd === 'cleanup') positionals.forEach((p, i) => checkPath(`<reads dir> ${i + 1}`, p, bad));
+  if (v.every !== undefined) checkNumber('--every', v.every as string, { min: 0.1, max: 3600 }, bad);
+  if (v.port !== undefined) checkNumber('--port', v.port as string, { min: 0, max: 65535, int: true }, bad);
+  if (v['retention-days'] !== undefined) checkNumber('--retention-days', v['retention-days'] as string, { min: 1, max: 3650, int: true }, bad);
+  if (v['ui-url'] !== undefined && !isHttpUrl(v['ui-url'])) bad('--ui-url', v['ui-url'], 'must be an http(s) URL');
+  // The host id names a state dir (~/.fetchquant/hosts/<id>/): `--host-id ../../x` must not reach a path.
+  if (v['host-id'] !== undefined && !HOST_ID.test(v['host-id'] as string)) bad('--host-id', v['host-id'], `must match ${HOST_ID.source}`);
+  else if (v['host-id'] === undefined && env.FETCHQUANT_HOST_ID) {
+    // the worker replaces other characters by "-"; what is left must still be a plain name (not "..")
+    const sanitized = env.FETCHQUANT_HOST_ID.replace(/[^A-Za-z0-9._-]/g, '-');
+    if (!HOST_ID.test(sanitized)) problems.push({ where: 'environment', field: 'FETCHQUANT_HOST_ID', value: env.FETCHQUANT_HOST_ID, message: `must match ${HOST_ID.source}` });
+  }
+  if (problems.length) throw new InputProblems(problems);
+  return { values, positionals };
+}
+
+/** node:util parseArgs messages, made one line that names the flag and the value. */
+function usageText(m: string, cmd: string, argv: string[]): string {
+  let x: RegExpExecArray | null;
+  if ((x = /^Unknown option '([^']+)'/.exec(m))) return `unknown option ${x[1]} (\`fetchquant ${cmd} --help\` lists its options)`;
+  if ((x = /^Option '(--[a-z-]+)[^']*' argument missing/.exec(m))) return `${x[1]} needs a value`;
+  if ((x = /^Option '(--[a-z-]+)' argument is ambiguous/.exec(m))) {
+    const flag = x[1] as string;
+    const value = argv[argv.indexOf(flag) + 1] ?? '';
+    return `${flag} ${JSON.stringify(value)}: a value starting with "-" is written ${flag}=${value}`;
+  }
+  if ((x = /^Option '(--[a-z-]+)' does not take an argument/.exec(m))) return `${x[1]} takes no value`;
+  return m.split('\n')[0] as string;
+}
+
+function checkPath(flag: string, value: string, bad: (flag: string, value: unknown, message: string) => void): void {
+  if (value.trim() === '') bad(flag, value, 'must be a non-empty path');
+  else if (value.startsWith('~')) bad(flag, value, 'a leading ~ is not expanded here: give the full path');
+}
+
+function checkNumber(flag: string, value: string, o: { min: number; max: number; int?: boolean }, bad: (flag: string, value: unknown, message: string) => void): void {
+  const n = /^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isFinite(n) || (o.int && !Number.isInteger(n))) bad(flag, value, `must be a ${o.int ? 'whole number' : 'number'}`);
+  else if (n < o.min) bad(flag, value, `must be at least ${o.min}`);
+  else if (n > o.max) bad(flag, value, `must be at most ${o.max}`);
+}
 
 export function parse(argv: string[], extra: OptionSpec = {}, withBatchFlags = true) {
   try {
@@ -58,7 +191,7 @@ export function batchOptionsFromFlags(values: Record<string, unknown>, cwd = pro
 
 export class InputProblems extends Error {
   constructor(public readonly problems: Problem[]) {
-    super(problems.map((p) => `${p.where}: ${p.field} = ${JSON.stringify(p.value)}: ${p.message}`).join('\n'));
+    super(problems.map((p) => `${p.where}: ${p.field} = ${showValue(p.value)}: ${p.message}`).join('\n'));
     this.name = 'InputProblems';
   }
 }

@@ -4,7 +4,7 @@
  */
 import { execa } from 'execa';
 import { discoverBatch } from '../config/discover.js';
-import type { BatchOptions } from '../config/schema.js';
+import { FLAG_OF, InvalidInputError, type BatchOptions } from '../config/schema.js';
 import { searchRunsByTaxon } from '../tools/ena.js';
 import { INSTALL_HINT } from '../tools/process.js';
 import { EnvError } from './args.js';
@@ -38,5 +38,13 @@ export async function checkTools(): Promise<void> {
 export async function validateConfigs(options: BatchOptions, cwd = process.cwd()): Promise<void> {
   await checkTools();
   // Throws InvalidInputError listing every problem of every config; main() maps it to exit 2.
-  await discoverBatch(options, options.batchId!, cwd, { searchRunsByTaxon: (o) => searchRunsByTaxon(o), dryRun: true });
+  try {
+    await discoverBatch(options, options.batchId!, cwd, { searchRunsByTaxon: (o) => searchRunsByTaxon(o), dryRun: true });
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err;
+    // Problems with the options themselves name the flag the user typed, as batchOptionsFromFlags does.
+    throw new InvalidInputError(
+      err.problems.map((p) => (p.where === 'input' ? { ...p, where: 'command line', field: FLAG_OF[p.field as keyof BatchOptions] ?? p.field } : p)),
+    );
+  }
 }

@@ -135,13 +135,15 @@ async function notADirectory(path: string): Promise<string | null> {
 }
 
 /** Reads, quant and index dirs: every one that exists as something other than a directory is a problem. */
-async function checkDirs(c: SpeciesConfig, problems: Problem[]): Promise<void> {
+async function checkDirs(c: SpeciesConfig, problems: Problem[], outputDirBad: boolean): Promise<void> {
   const dirs: [string, string | null, string][] = [
     [c.readsDir, c.dirFields.readsDir, 'reads dir'],
     [c.quantDir, c.dirFields.quantDir, 'quant dir'],
     [dirname(c.indexPath), c.dirFields.indexDir, 'index dir'],
   ];
   for (const [dir, field, what] of dirs) {
+    // defaults live under the output dir: its own problem already says it all
+    if (field === null && outputDirBad) continue;
     const why = await notADirectory(dir);
     if (why) problems.push({ where: c.file, field: field ?? `(default ${what} under --output-dir)`, value: dir, message: why });
   }
@@ -301,7 +303,8 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
   }
   if (problems.length) throw new InvalidInputError(problems);
   const outputDir = resolve(cwd, options.outputDir);
-  if (await notADirectory(outputDir)) problems.push({ where: 'input', field: 'outputDir', value: outputDir, message: 'exists and is not a directory' });
+  const outputDirBad = await notADirectory(outputDir);
+  if (outputDirBad) problems.push({ where: 'input', field: 'outputDir', value: outputDir, message: outputDirBad });
   const cands = await readCandidates(resolve(cwd, options.configDir), { cwd, outputDir }, notes, problems);
   const selected = select(cands, options, notes, problems);
   const firstOf = new Map<string, string>();
@@ -318,7 +321,7 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
     if (!c) continue;
     const runs = await resolveRuns(c, options, deps, problems);
     const fastaPaths = await findFasta(c, problems);
-    await checkDirs(c, problems);
+    await checkDirs(c, problems, outputDirBad !== null);
     if (runs) resolved.push({ c, runs, fastaPaths });
   }
   checkSharedRuns(resolved, problems);

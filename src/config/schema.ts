@@ -99,8 +99,13 @@ export const FLAG_OF: Record<keyof BatchOptions, string> = {
 };
 
 export const RUN_ACCESSION = /^[SED]RR[0-9]{6,}$/;
-/** Batch ids become part of workflow ids and never of paths; keep them plain. */
+/**
+ * Batch ids become part of workflow ids, visibility queries and one directory name (the run snapshots under
+ * <outputDir>/.fetchquant/<batchId>/): no slash, no quote, no leading dot.
+ */
 export const BATCH_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** Host ids name a task queue, a visibility query value and a state directory (~/.fetchquant/hosts/<id>/). */
+export const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** Species ids become directory names and workflow id parts. */
 export const SPECIES_ID = /^[a-z0-9][a-z0-9._-]{0,99}$/;
 
@@ -181,6 +186,9 @@ const KINDS: Partial<Record<keyof BatchOptions, { kind: Kind; min?: number; max?
 
 /** http(s), a host name or IP (no credentials), an optional port and path; paths are appended, so no query. */
 const HTTP_URL = /^https?:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(\/[^\s?#]*)?$/;
+export function isHttpUrl(v: unknown): v is string {
+  return typeof v === 'string' && HTTP_URL.test(v);
+}
 
 /** Decimal notation only: Number() would also take "0x10", "0b1", " " and "Infinity". */
 const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
