@@ -60,23 +60,26 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
   setHandler(stageQuery, () => status);
   const species = getExternalWorkflowHandle(input.speciesWorkflowId);
 
-  const enter = (stage: SampleStage, extra: Partial<StageRecord> = {}) => {
+  const enter = (stage: SampleStage, extra: Partial<StageRecord> = {}, upsert = true) => {
     const now = new Date().toISOString();
     const last = status.history[status.history.length - 1];
     if (last && !last.endedAt) last.endedAt = now;
     status.stage = stage;
     status.history.push({ stage, host: status.host, startedAt: now, ...extra });
-    upsertSearchAttributes([{ key: SA.SampleStage, value: stage }]);
+    if (upsert) upsertSearchAttributes([{ key: SA.SampleStage, value: stage }]);
   };
-  upsertSearchAttributes([
+  const identity = [
     { key: SA.BatchId, value: input.batchId },
     { key: SA.Species, value: input.speciesId },
     { key: SA.RunAccession, value: run.run },
-  ]);
-  enter('queued');
+  ];
   const folded = patched(FOLD_HOST_STEPS);
+  // Folded: the first claim comes first and all five search attributes go in one upsert (see the loop).
+  if (!folded) upsertSearchAttributes(identity);
+  enter('queued', {}, !folded);
   // The host is whichever worker runs this workflow task: it is alive now, which is all a claim needs.
   const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds' });
+  let firstClaim = true;
 
   let slotReleased = false;
   /** the verified files of the current host attempt (memo + provenance) */
@@ -112,7 +115,9 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
   for (;;) {
     const { hostId } = folded ? await local.claimHost() : await shared.claimHost();
     status.host = hostId;
-    upsertSearchAttributes([{ key: SA.WorkerHost, value: hostId }]);
+    if (folded && firstClaim) upsertSearchAttributes([...identity, { key: SA.SampleStage, value: 'queued' }, { key: SA.WorkerHost, value: hostId }]);
+    else upsertSearchAttributes([{ key: SA.WorkerHost, value: hostId }]);
+    firstClaim = false;
     const host = proxyActivities<Activities>(hostActivityOptions(hostQueue(hostId), options));
     const runDir = runReadsDir(input.readsDir, run.run);
     let plan: SourcePlan | undefined;
@@ -187,10 +192,13 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
           await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
         }
       }
-      await releaseSlot(reads.reads);
+      // Folded: the slot signal and the quant go out in the same workflow task, so quant does not wait a
+      // round trip for the species to acknowledge the freed slot.
+      const slotSignal = folded ? releaseSlot(reads.reads) : undefined;
+      if (!folded) await releaseSlot(reads.reads);
 
       enter('quantifying');
-      const quant = await host.quant.executeWithOptions(
+      const quanting = host.quant.executeWithOptions(
         { ...hostActivityOptions(hostQueue(hostId), options), summary: `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)` },
         [
           {
@@ -206,6 +214,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
           },
         ],
       );
+      const [, quant] = await Promise.all([slotSignal, quanting]);
       const { tmpDir, ...quantRecord } = quant;
       const info = workflowInfo();
       enter('deleting');
