@@ -1,22 +1,32 @@
 /**
- * Shared bandwidth cap: one token bucket (bytes) for every connection of the mirror, refilled on a
- * fixed tick, waiters served in arrival order so parallel downloads share the link fairly — like a
- * real site whose uplink, not each connection, is the limit.
+ * Shared bandwidth cap: one token bucket (bytes) for every connection of the mirror, waiters served in
+ * arrival order so parallel downloads share the link fairly — like a real site whose uplink, not each
+ * connection, is the limit. Tokens accrue with elapsed time (not per timer tick), so a busy machine that
+ * fires the tick late does not silently lower the cap.
  */
+import { performance } from 'node:perf_hooks';
+
 export class TokenBucket {
   private tokens: number;
-  private readonly perTick: number;
   private readonly capacity: number;
+  /** while senders wait, credit of a late tick is kept up to this much (ms of bandwidth) */
+  private readonly catchUpCapacity: number;
+  private readonly now: () => number;
+  private last: number;
   private waiters: { max: number; resolve: (n: number) => void }[] = [];
   private timer: NodeJS.Timeout | null = null;
   /** bytes granted in total, to compare with what the cap allows */
   granted = 0;
 
-  constructor(readonly bytesPerSec: number, readonly tickMs = 20) {
+  /** `now` (ms) is for tests: a late tick can be simulated without stalling the test's event loop. */
+  constructor(readonly bytesPerSec: number, readonly tickMs = 20, opts: { catchUpMs?: number; now?: () => number } = {}) {
     if (!(bytesPerSec > 0)) throw new Error(`bandwidth must be > 0 bytes/s (got ${bytesPerSec})`);
-    this.perTick = (bytesPerSec * tickMs) / 1000;
+    this.now = opts.now ?? (() => performance.now());
+    this.last = this.now();
+    const catchUpMs = opts.catchUpMs ?? 250;
     // Burst of two ticks: smooth output, and the bound "granted <= rate * t + capacity" stays tight.
-    this.capacity = Math.max(1, this.perTick * 2);
+    this.capacity = Math.max(1, (bytesPerSec * tickMs * 2) / 1000);
+    this.catchUpCapacity = Math.max(this.capacity, (bytesPerSec * catchUpMs) / 1000);
     this.tokens = this.capacity;
   }
 
@@ -27,6 +37,7 @@ export class TokenBucket {
   /** Resolves with 1..max bytes the caller may send now. */
   take(max: number): Promise<number> {
     return new Promise((resolve) => {
+      this.refill();
       this.waiters.push({ max: Math.max(1, max), resolve });
       this.serve();
       if (this.waiters.length > 0 && !this.timer) {
@@ -36,8 +47,22 @@ export class TokenBucket {
     });
   }
 
+  /**
+   * Tokens made since the last refill: rate x elapsed, so the total ever granted stays within
+   * rate * t + capacity. An idle link keeps at most `capacity`; with senders waiting, a tick the event
+   * loop ran late was the server's delay, not the link's idleness, so that credit is kept (up to
+   * catchUpCapacity) and the cap is what is delivered on average even on a loaded machine.
+   */
+  private refill(): void {
+    const now = this.now();
+    const made = ((now - this.last) * this.bytesPerSec) / 1000;
+    this.last = now;
+    const limit = this.waiters.length > 0 ? this.catchUpCapacity : this.capacity;
+    this.tokens = Math.min(limit, this.tokens + made);
+  }
+
   private tick(): void {
-    this.tokens = Math.min(this.capacity, this.tokens + this.perTick);
+    this.refill();
     this.serve();
     if (this.waiters.length === 0 && this.timer) {
       clearInterval(this.timer);
