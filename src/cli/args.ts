@@ -113,8 +113,9 @@ export function parseCommand(cmd: string, argv: string[], env: NodeJS.ProcessEnv
   const bad = (flag: string, value: unknown, message: string) => problems.push({ where: 'command line', field: flag, value, message });
   const isBatchCmd = 'total-threads' in (COMMAND_OPTIONS[cmd] ?? {});
   const v = values as Record<string, string | boolean | undefined>;
-  // batch commands check these through the schema (batchOptionsFromFlags), with every other batch flag
-  if (!isBatchCmd) {
+  // Batch flags through the schema now, with the others: demo would otherwise generate its dataset first.
+  if (isBatchCmd) problems.push(...flagProblems(values));
+  else {
     if (v['batch-id'] !== undefined && !BATCH_ID.test(v['batch-id'] as string)) bad('--batch-id', v['batch-id'], `must match ${BATCH_ID.source}`);
     if (v['output-dir'] !== undefined) checkPath('--output-dir', v['output-dir'] as string, bad);
   }
@@ -174,15 +175,24 @@ export function parse(argv: string[], extra: OptionSpec = {}, withBatchFlags = t
   }
 }
 
-/** Batch options from flags: validated, defaults applied, paths absolute against cwd. */
-export function batchOptionsFromFlags(values: Record<string, unknown>, cwd = process.cwd()): BatchOptions {
+function resolveFlags(values: Record<string, unknown>) {
   const raw: Record<string, unknown> = {};
   for (const [key, flag] of Object.entries(FLAG_OF)) {
     const v = values[flag.slice(2)];
     if (v !== undefined) raw[key] = v;
   }
   const { options, problems } = resolveBatchOptions(raw, 'command line');
-  if (problems.length) throw new InputProblems(problems.map((p) => ({ ...p, field: FLAG_OF[p.field as keyof BatchOptions] ?? p.field })));
+  return { options, problems: problems.map((p) => ({ ...p, field: FLAG_OF[p.field as keyof BatchOptions] ?? p.field })) };
+}
+
+function flagProblems(values: Record<string, unknown>): Problem[] {
+  return resolveFlags(values).problems;
+}
+
+/** Batch options from flags: validated, defaults applied, paths absolute against cwd. */
+export function batchOptionsFromFlags(values: Record<string, unknown>, cwd = process.cwd()): BatchOptions {
+  const { options, problems } = resolveFlags(values);
+  if (problems.length) throw new InputProblems(problems);
   options.configDir = resolve(cwd, options.configDir);
   options.outputDir = resolve(cwd, options.outputDir);
   options.batchId ??= defaultBatchId(options.outputDir);
