@@ -98,7 +98,12 @@ export const FLAG_OF: Record<keyof BatchOptions, string> = {
   maxHistoryEvents: '--max-history-events',
 };
 
-export const RUN_ACCESSION = /^[SED]RR[0-9]{6,}$/;
+/**
+ * SPEC §2.1 says ^[SED]RR[0-9]{6,}$; the bound on digits is ours: accessions name files (<RUN>_fetchquant.json)
+ * and workflow ids, and a 300-digit one would pass the check only to fail mid-batch with ENAMETOOLONG.
+ * Today's runs have 6 to 9 digits.
+ */
+export const RUN_ACCESSION = /^[SED]RR[0-9]{6,20}$/;
 /**
  * Batch ids become part of workflow ids, visibility queries and one directory name (the run snapshots under
  * <outputDir>/.fetchquant/<batchId>/): no slash, no quote, no leading dot.
