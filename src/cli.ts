@@ -2,7 +2,7 @@
 /** fetchquant: command dispatch, help and exit codes (0 ok, 1 samples failed, 2 bad input, 3 environment). */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { batchFlagsHelp, CONNECTION_HELP, EnvError, EXIT, InputProblems, parseCommand, UsageError } from './cli/args.js';
+import { batchFlagsHelp, commandFlagsHelp, CONNECTION_HELP, EnvError, EXIT, InputProblems, parseCommand, UsageError } from './cli/args.js';
 
 const COMMANDS: Record<string, string> = {
   run: 'the main job: embedded server (unless TEMPORAL_ADDRESS), worker and batch, with progress; re-run resumes',
@@ -39,7 +39,8 @@ function usage(cmd?: string): string {
     `usage: fetchquant ${cmd} [options]`,
     COMMANDS[cmd] ?? '',
     '',
-    ...(batchCmds.includes(cmd) ? ['Batch options:', batchFlagsHelp(), ''] : ['  --output-dir DIR / --batch-id ID   which batch (default: derived from the output dir)', '']),
+    ...(batchCmds.includes(cmd) ? ['Batch options:', batchFlagsHelp(), ''] : []),
+    ...(commandFlagsHelp(cmd) ? [commandFlagsHelp(cmd), ''] : []),
     '  --host-id ID     this host\'s id (FETCHQUANT_HOST_ID, default the hostname)',
     '  --ui-url URL     Web UI base for links (TEMPORAL_UI_URL)',
     '',

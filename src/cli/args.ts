@@ -7,6 +7,7 @@ import {
   FLAG_OF,
   HOST_ID,
   isHttpUrl,
+  optionRange,
   resolveBatchOptions,
   RUN_ACCESSION,
   runAccessionProblem,
@@ -210,9 +211,31 @@ export function batchFlagsHelp(): string {
   const rows = (Object.keys(FLAG_OF) as (keyof BatchOptions)[]).map((k) => {
     const d = DEFAULTS[k];
     const shown = d === null ? '(none)' : Array.isArray(d) ? d.join(',') : String(d);
-    return `  ${FLAG_OF[k].padEnd(26)} default ${shown}`;
+    const range = optionRange(k);
+    return `  ${FLAG_OF[k].padEnd(26)} default ${shown}${range ? `  (${range})` : ''}`;
   });
   return rows.join('\n');
+}
+
+const FLAG_HELP: Record<string, string> = {
+  'output-dir': '--output-dir DIR    which batch (its default id derives from it) and where an embedded server lives',
+  'batch-id': '--batch-id ID       which batch',
+  every: '--every SEC         refresh period (0.1..3600, default 2)',
+  json: '--json              JSON instead of text',
+  execute: '--execute           remove what is listed (needs a reachable server)',
+  'out-dir': '--out-dir DIR       where the report goes (default <output-dir>/reports)',
+  port: '--port N            frontend port (0..65535, default any free one)',
+  'retention-days': '--retention-days N  closed-workflow retention (1..3650, default 30)',
+  dir: '--dir DIR           demo dataset and outputs (default output/demo)',
+  faults: '--faults FILE       mirror fault plan (JSON, for tests)',
+};
+
+/** The command's own options (not batch flags), one per line; '' when it has none. */
+export function commandFlagsHelp(cmd: string): string {
+  const opts = COMMAND_OPTIONS[cmd] ?? {};
+  // batch commands list --output-dir and --batch-id with the batch flags
+  const own = Object.keys(opts).filter((f) => f in FLAG_HELP && !('total-threads' in opts && f in batchFlagOptions));
+  return own.map((f) => `  ${FLAG_HELP[f]}`).join('\n');
 }
 
 export const CONNECTION_HELP = `Connection (Temporal's conventions): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,

@@ -189,6 +189,13 @@ const KINDS: Partial<Record<keyof BatchOptions, { kind: Kind; min?: number; max?
   maxHistoryEvents: { kind: 'int', min: 200, max: 50_000 },
 };
 
+/** The accepted range of a numeric option, for help texts: `1..10000`, or '' for other kinds. */
+export function optionRange(key: keyof BatchOptions): string {
+  const k = KINDS[key];
+  if (!k || (k.kind !== 'int' && k.kind !== 'number') || k.min === undefined) return '';
+  return `${k.min}..${k.max ?? ''}`;
+}
+
 /** http(s), a host name or IP (no credentials), an optional port and path; paths are appended, so no query. */
 const HTTP_URL = /^https?:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(\/[^\s?#]*)?$/;
 export function isHttpUrl(v: unknown): v is string {

@@ -71,6 +71,15 @@ describe('bad command lines (test/corpus/cli.txt) through the real CLI', () => {
     for (const f of flags) if (!new RegExp(`^\\$ run .*${f}[ =]`, 'm').test(text)) throw new Error(`no "$ run … ${f}" case in cli.txt`);
   });
 
+  it('the help an unknown-option message points to lists every option the command takes', async () => {
+    const { COMMAND_OPTIONS } = await import('../../src/cli/args.js');
+    for (const [cmd, opts] of Object.entries(COMMAND_OPTIONS)) {
+      const r = await execa(process.execPath, [CLI, cmd, '--help'], { reject: false });
+      expect(r.exitCode).toBe(0);
+      for (const flag of Object.keys(opts)) if (!r.stdout.includes(`--${flag} `)) throw new Error(`fetchquant ${cmd} --help does not list --${flag}:\n${r.stdout}`);
+    }
+  }, 120_000);
+
   // Two at a time: each is a node process; the machine is shared.
   const batches: Case[][] = [];
   for (let i = 0; i < cases.length; i += 2) batches.push(cases.slice(i, i + 2));
