@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The plain alternative fetchquant is compared with (BENCHMARKS.md B1), as a user would write it:
+# `xargs -P <threads>` over the runs; each run: curl its files, fasterq-dump an .sra, kallisto quant, rm.
+# No verification, no resume, no retries, no disk floor. The only additions are timestamps (one `date`
+# per step) so slot utilisation can be computed the same way as for fetchquant.
+#
+# usage: baseline.sh THREADS JOBS_FILE READS_DIR EVENTS_LOG
+#   JOBS_FILE, one run per line (no spaces in paths):
+#     RUN single|paired ena|sra INDEX QUANT_DIR KALLISTO_THREADS FRAGMENT_LENGTH FRAGMENT_SD URL [URL2]
+#   EVENTS_LOG gets lines `RUN EVENT EPOCH_MS` (dl-start, dl-end, convert-end, quant-end, done).
+set -euo pipefail
+[ $# -eq 4 ] || { echo "usage: $0 THREADS JOBS_FILE READS_DIR EVENTS_LOG" >&2; exit 2; }
+threads=$1
+jobs=$2
+export READS=$3 EVENTS=$4
+
+one() {
+  local run=$1 layout=$2 kind=$3 index=$4 out=$5 kt=$6 fl=$7 sd=$8
+  shift 8
+  local d="$READS/$run"
+  ev() { echo "$run $1 $(date +%s%3N)" >> "$EVENTS"; }
+  mkdir -p "$d"
+  ev dl-start
+  if [ "$kind" = sra ]; then
+    curl -fsS -o "$d/$run.sra" "$1"
+    ev dl-end
+    fasterq-dump "$d/$run.sra" --split-3 -e "$kt" -O "$d" -t "$d/tmp" -f > /dev/null 2>&1
+    rm -rf "$d/$run.sra" "$d/tmp"
+    ev convert-end
+  else
+    for url in "$@"; do curl -fsS -o "$d/${url##*/}" "$url"; done
+    ev dl-end
+  fi
+  if [ "$layout" = paired ]; then
+    kallisto quant -i "$index" -o "$out/$run" -t "$kt" "$d/${run}"_1.fastq* "$d/${run}"_2.fastq* 2> /dev/null
+  else
+    kallisto quant -i "$index" -o "$out/$run" -t "$kt" --single -l "$fl" -s "$sd" "$d/${run}".fastq* 2> /dev/null
+  fi
+  ev quant-end
+  rm -rf "$d"
+  ev done
+}
+export -f one
+xargs -P "$threads" -L 1 bash -c 'set -euo pipefail; one "$@"' _ < "$jobs"

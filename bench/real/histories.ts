@@ -1,0 +1,137 @@
+/**
+ * What a batch's Temporal histories say about time: per sample the stage spans and the activity times
+ * (src/report/audit.ts parses them), per species the signals it received (setThreads, readsVerified).
+ * Temporal writes a retried activity's Started event late but stamps it with the real start time, so
+ * "quant started" is when a worker picked the task up.
+ */
+import type { Client } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import { speciesWorkflowId } from '../../src/ids.js';
+import { parseSampleHistory, ts, type RunAudit } from '../../src/report/audit.js';
+
+type Event = temporal.api.history.v1.IHistoryEvent;
+
+const ms = (iso: string | undefined): number | undefined => (iso ? Date.parse(iso) : undefined);
+
+export interface SampleTimes {
+  run: string;
+  speciesId: string;
+  workflowId: string;
+  status: string;
+  start: number;
+  close?: number;
+  /** executions with this workflow id in the batch (must be 1) */
+  executions: number;
+  /** [start, end] of every `downloading` stage span */
+  downloading: [number, number][];
+  /** sample start -> reads verified: the time it held a download slot */
+  slotHeld?: [number, number];
+  verifiedAt?: number;
+  quantScheduledAt?: number;
+  quantStartedAt?: number;
+  quantEndedAt?: number;
+  deletedAt?: number;
+  /** attempt number of the last quant / download attempt (1 = no retry) */
+  quantAttempts: number;
+  downloadAttempts: number;
+  /** download activities that ended by timing out (heartbeat or start-to-close) */
+  downloadTimeouts: number;
+  audit: RunAudit;
+}
+
+export interface SignalAt {
+  name: string;
+  at: number;
+  args: unknown[];
+}
+
+export interface BatchTimes {
+  start: number;
+  close?: number;
+  samples: SampleTimes[];
+  /** speciesId -> signals received, over every run of its workflow (continue-as-new) */
+  speciesSignals: Map<string, SignalAt[]>;
+  speciesClose: Map<string, number>;
+}
+
+async function historyOf(client: Client, workflowId: string, runId: string): Promise<Event[]> {
+  const h = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+  return h.events ?? [];
+}
+
+export async function readBatchHistories(client: Client, batchId: string, batchWorkflowId: string, speciesIds: string[]): Promise<BatchTimes> {
+  // Every run of the batch id (it may continue-as-new): the first start, the last close.
+  const batchRuns = [];
+  for await (const wf of client.workflow.list({ query: `WorkflowId = '${batchWorkflowId}'` })) batchRuns.push(wf);
+  const batchStart = Math.min(...batchRuns.map((w) => w.startTime.getTime()));
+  const batchClose = batchRuns.every((w) => w.closeTime) ? Math.max(...batchRuns.map((w) => w.closeTime!.getTime())) : undefined;
+  const samples: SampleTimes[] = [];
+  const seen = new Map<string, number>();
+  const metas = [];
+  for await (const wf of client.workflow.list({ query: `BatchId = '${batchId}' AND WorkflowType = 'sampleWorkflow'` })) {
+    metas.push(wf);
+    seen.set(wf.workflowId, (seen.get(wf.workflowId) ?? 0) + 1);
+  }
+  // A few at a time: the dev server shares the 2 cores with everything else.
+  for (let i = 0; i < metas.length; i += 8) {
+    await Promise.all(
+      metas.slice(i, i + 8).map(async (wf) => {
+        const events = await historyOf(client, wf.workflowId, wf.runId);
+        const audit = parseSampleHistory(events, {
+          workflowId: wf.workflowId,
+          runId: wf.runId,
+          status: wf.status.name,
+          start: wf.startTime.toISOString(),
+          close: wf.closeTime?.toISOString(),
+          searchAttributes: wf.searchAttributes as Record<string, unknown>,
+        });
+        const last = (name: string) => [...audit.activities].reverse().find((a) => a.activity === name);
+        const verify = [...audit.activities].reverse().find((a) => a.activity === 'verifyReads' && a.outcome === 'completed');
+        const quant = last('quant');
+        // `publish` (finalize + delete in one step) in current workflows, `deleteReads` in older ones.
+        const del = [...audit.activities].reverse().find((a) => (a.activity === 'publish' || a.activity === 'deleteReads') && a.outcome === 'completed');
+        const downloads = audit.activities.filter((a) => a.activity === 'download');
+        const start = wf.startTime.getTime();
+        const verifiedAt = ms(verify?.endedAt);
+        const parts = wf.workflowId.split('/');
+        samples.push({
+          run: parts[parts.length - 1]!,
+          speciesId: parts[parts.length - 2]!,
+          workflowId: wf.workflowId,
+          status: wf.status.name,
+          start,
+          close: wf.closeTime?.getTime(),
+          executions: seen.get(wf.workflowId) ?? 1,
+          downloading: audit.stages.filter((s) => s.stage === 'downloading').map((s) => [ms(s.start)!, ms(s.end) ?? ms(s.start)!]),
+          slotHeld: verifiedAt ? [start, verifiedAt] : undefined,
+          verifiedAt,
+          quantScheduledAt: ms(quant?.scheduledAt),
+          quantStartedAt: ms(quant?.startedAt),
+          quantEndedAt: ms(quant?.endedAt),
+          deletedAt: ms(del?.endedAt),
+          quantAttempts: quant?.attempt ?? 0,
+          downloadAttempts: downloads.reduce((n, a) => Math.max(n, a.attempt), 0),
+          downloadTimeouts: downloads.filter((a) => a.outcome === 'timed out').length,
+          audit,
+        });
+      }),
+    );
+  }
+
+  const speciesSignals = new Map<string, SignalAt[]>();
+  const speciesClose = new Map<string, number>();
+  for (const sp of speciesIds) {
+    const id = speciesWorkflowId(batchId, sp);
+    const signals: SignalAt[] = [];
+    for await (const wf of client.workflow.list({ query: `WorkflowId = '${id}'` })) {
+      for (const e of await historyOf(client, wf.workflowId, wf.runId)) {
+        const s = e.workflowExecutionSignaledEventAttributes;
+        if (!s) continue;
+        signals.push({ name: s.signalName ?? '?', at: Date.parse(ts(e.eventTime)!), args: (s.input?.payloads ?? []).map((p) => JSON.parse(Buffer.from(p.data ?? []).toString() || 'null')) });
+      }
+      if (wf.closeTime && wf.status.name === 'COMPLETED') speciesClose.set(sp, wf.closeTime.getTime());
+    }
+    speciesSignals.set(sp, signals.sort((a, b) => a.at - b.at));
+  }
+  return { start: batchStart, close: batchClose, samples, speciesSignals, speciesClose };
+}
