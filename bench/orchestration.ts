@@ -27,6 +27,11 @@ export interface OrchestrationFigures {
   speciesRuns: Record<string, number>;
   largestSpeciesRunEvents: number;
   batchEvents: number;
+  /** workflow executions (all runs) whose history passed Temporal's 10,240-event warning */
+  historiesOver10240: number;
+  /** runs never published, and runs published more than once (both must be 0) */
+  lostRuns: number;
+  duplicatedRuns: number;
   reallocationDelayMs: number[];
 }
 
@@ -36,7 +41,7 @@ async function historyLengths(client: Client, query: string): Promise<{ id: stri
   return out;
 }
 
-export async function measureOrchestration(o: { species: number; runs: number; firstRuns?: number; threads: number }): Promise<OrchestrationFigures> {
+export async function measureOrchestration(o: { species: number; runs: number; firstRuns?: number; threads: number; log?: (line: string) => void }): Promise<OrchestrationFigures> {
   try {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
@@ -58,7 +63,12 @@ export async function measureOrchestration(o: { species: number; runs: number; f
       workflowId: batchWorkflowId('bench'),
       args: [{ totalThreads: o.threads, checkIntervalSec: 30, monitorIntervalSec: 5, retryInitialSec: 0.1, hostLostTimeoutSec: 60 }],
     });
-    const result = (await h.result()) as BatchResult;
+    const total = world.species.reduce((n, s) => n + s.runs, 0);
+    const progress = setInterval(() => {
+      const done = log.events.filter((e) => e.kind === 'delete').length;
+      o.log?.(`${done}/${total} samples after ${Math.round((Date.now() - t0) / 1000)} s`);
+    }, 60_000);
+    const result = (await h.result().finally(() => clearInterval(progress))) as BatchResult;
     const makespanSec = (Date.now() - t0) / 1000;
     const samples = result.totals.done;
 
@@ -71,6 +81,13 @@ export async function measureOrchestration(o: { species: number; runs: number; f
       for (const r of runs) largestSpeciesRunEvents = Math.max(largestSpeciesRunEvents, r.events);
     }
     const all = await historyLengths(client, `WorkflowType != 'sampleWorkflow'`);
+    const historiesOver10240 = [...all, ...sampleLens].filter((x) => x.events > 10_240).length;
+    // Exactly once: every run of the world published (finalize) once.
+    const published = new Map<string, number>();
+    for (const e of log.events) if (e.kind === 'finalize' && e.run) published.set(e.run, (published.get(e.run) ?? 0) + 1);
+    const expectedRuns = world.species.reduce((a, s) => a + s.runs, 0);
+    const lostRuns = expectedRuns - published.size;
+    const duplicatedRuns = [...published.values()].filter((n) => n > 1).length;
     const largest = [...all, ...sampleLens].sort((a, b) => b.events - a.events)[0]!;
     const batchEvents = all.filter((x) => x.id === batchWorkflowId('bench')).reduce((a, x) => Math.max(a, x.events), 0);
 
@@ -103,6 +120,9 @@ export async function measureOrchestration(o: { species: number; runs: number; f
       speciesRuns,
       largestSpeciesRunEvents,
       batchEvents,
+      historiesOver10240,
+      lostRuns,
+      duplicatedRuns,
       reallocationDelayMs: delays,
     };
   } finally {

@@ -1,0 +1,129 @@
+/**
+ * `npm run bench`: B1–B4 of BENCHMARKS.md in one go, written to bench/results/bench.{json,md} with the
+ * machine they ran on. Figures, not pass/fail: every comparison is made within this one run.
+ *   B1, B2, B4  bench/real.ts           real CLI, worker, tools and the bandwidth-capped mirror
+ *   B3          bench/orchestration.ts  in-memory activities, the embedded server, 1,000 and 10,000 samples
+ * Usage: node dist/bench/run.js [--quick] [--only b1,b3] [--out-dir bench/results]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { describeMachine, type Machine } from './machine.js';
+import { measureOrchestration, type OrchestrationFigures } from './orchestration.js';
+import { measureReal, type RealFigures } from './real.js';
+
+export interface BenchResults {
+  machine: Machine;
+  quick: boolean;
+  real?: RealFigures;
+  b3?: (OrchestrationFigures & { label: string })[];
+  durationSec: number;
+}
+
+/** B3 workloads: four species, the first smaller so its threads move when it finishes. */
+export const B3_SIZES = { full: [1_000, 10_000], quick: [200, 1_000] };
+function b3Workload(samples: number) {
+  const first = Math.round(samples * 0.16);
+  return { species: 4, firstRuns: first, runs: Math.round((samples - first) / 3), threads: 24 };
+}
+
+const MB = (b: number | null | undefined) => (b == null ? '–' : `${(b / 1e6).toFixed(1)} MB`);
+const n = (x: number | null | undefined, digits = 2) => (x == null ? '–' : Number(x.toFixed(digits)).toString());
+const ms = (d: { p50: number | null; p99: number | null; max: number | null } | undefined) =>
+  d ? `p50 ${n(d.p50, 0)} ms, p99 ${n(d.p99, 0)} ms, max ${n(d.max, 0)} ms` : '–';
+
+export function renderMarkdown(r: BenchResults): string {
+  const out: string[] = [];
+  const m = r.machine;
+  out.push(`# fetchquant benchmarks${r.quick ? ' (quick)' : ''}`, '');
+  out.push(`${m.date} · commit ${m.commit} · ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB · ${m.os} · Node ${m.node} · ${m.temporal} · kallisto ${m.kallisto} · ${m.fasterqDump} · load ${m.loadAverage1m} at start · ${Math.round(r.durationSec / 60)} min in all`, '');
+  const rows = (title: string, items: [string, string][]) => {
+    out.push(`## ${title}`, '', '| figure | value |', '|---|---|');
+    for (const [k, v] of items) out.push(`| ${k} | ${v} |`);
+    out.push('');
+  };
+  const real = r.real;
+  if (real) {
+    const w = real.workload;
+    const f = real.b1.fetchquant;
+    const b = real.b1.baseline;
+    out.push(
+      `Workload: ${w.species} species, ${w.runs} runs (${w.pairedRuns} paired, ${w.sraOnlyRuns} SRA-only), ${MB(w.neededBytes)} to fetch, ` +
+        `mirror capped at ${MB(w.bandwidthCapBytesPerSec)}/s with ${w.latencyMs} ms latency, ${w.totalThreads} threads.`,
+      '',
+    );
+    rows('B1 — throughput against the bound and against xargs -P', [
+      ['lower bound (bytes / cap + last quant)', `${n(real.b1.lowerBoundSec, 1)} s`],
+      ['fetchquant makespan', `${n(f.makespanSec, 1)} s (${f.samplesDone} done, exit ${f.exitCode})`],
+      ['baseline `xargs -P` makespan', `${n(b.makespanSec, 1)} s (exit ${b.exitCode}, ${b.failedRuns} failed)`],
+      ['fetchquant / lower bound', n(f.makespanOverLowerBound)],
+      ['fetchquant / baseline', n(f.makespanOverBaseline)],
+      ['baseline / lower bound', n(b.makespanOverLowerBound)],
+      ['slot utilisation (download activity busy / threads × phase)', `${n(f.slotUtilisation)} (baseline ${n(b.slotUtilisation)})`],
+      ['peak reads on disk vs bound', `${MB(f.peakReadsBytes)} of ${MB(f.peakReadsBoundBytes)} (baseline ${MB(b.peakReadsBytes)} of ${MB(b.peakReadsBoundBytes)})`],
+      ['bytes served by the mirror', `${MB(f.fileBytesServed)} (baseline ${MB(b.fileBytesServed)}; needed ${MB(w.neededBytes)})`],
+    ]);
+    const b2 = real.b2;
+    rows('B2 — reaction time', [
+      ['reads verified → quant started', ms(b2.verifyToQuantStartMs)],
+      [`small species (${b2.smallSpecies}) frees its last slot → others get setThreads`, Object.entries(b2.lastSlotFreedToSetThreadsMs).map(([k, v]) => `${k} ${v == null ? '–' : `${v} ms`}`).join(', ')],
+      ['every tail slot freed → setThreads elsewhere', ms(b2.tailSlotFreedToSetThreadsMs)],
+      ['the seed (polling every 60 s / 300 s), expected', `${b2.seedExpectedReactionSec.every60s.mean} s / ${b2.seedExpectedReactionSec.every300s.mean} s`],
+    ]);
+  }
+  if (r.b3?.length) {
+    out.push('## B3 — orchestration overhead and scale (in-memory activities)', '');
+    out.push('| samples | threads | makespan | samples/s | events per sample | largest history | species runs (CAN) | batch events | over 10,240 | lost / twice |', '|---|---|---|---|---|---|---|---|---|---|');
+    for (const x of r.b3) {
+      out.push(
+        `| ${x.samples} | ${x.totalThreads} | ${n(x.makespanSec, 1)} s | ${n(x.samplesPerSec)} | ${n(x.eventsPerSampleHistory.mean, 1)} | ${x.largestHistory.events} (${x.largestHistory.workflowId.split('/').pop()}) | ${Object.values(x.speciesRuns).join(' / ')} | ${x.batchEvents} | ${x.historiesOver10240} | ${x.lostRuns} / ${x.duplicatedRuns} |`,
+      );
+    }
+    if (r.b3.length > 1) {
+      const [a, z] = [r.b3[0]!, r.b3[r.b3.length - 1]!];
+      out.push('', `Cost per sample from ${a.samples} to ${z.samples} samples: ${n(1000 / a.samplesPerSec, 0)} → ${n(1000 / z.samplesPerSec, 0)} ms of makespan per sample; events per sample ${n(a.eventsPerSampleHistory.mean, 1)} → ${n(z.eventsPerSampleHistory.mean, 1)}.`);
+    }
+    out.push('');
+  }
+  if (real) {
+    const k = real.b4;
+    rows('B4 — recovery cost (worker killed -9 during a B1 run)', [
+      ['kills (seconds after start)', `${k.kills} (${k.killAtSec.map((s) => n(s, 1)).join(', ')})`],
+      ['extra bytes downloaded', `${MB(k.extraBytes)} (partial files at the kills ${MB(k.partialBytesAtKills)}; whole files in progress ${MB(k.wholeFileBytesInProgressAtKills)})`],
+      ['extra makespan', `${n(k.extraMakespanSec, 1)} s (${n(k.extraMakespanPerKillSec, 1)} s per kill; heartbeat timeout ${k.heartbeatTimeoutSec} s)`],
+      ['samples lost / quantified twice', `${k.samplesLost} / ${k.samplesQuantifiedTwice} (${k.samplesDone} done, ${k.sampleWorkflowExecutions} sample workflows)`],
+    ]);
+  }
+  out.push('Raw figures: `bench.json` beside this file.', '');
+  return out.join('\n');
+}
+
+const isMain = process.argv[1]?.endsWith('/bench/run.js');
+if (isMain) {
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, 'out-dir': { type: 'string' } } });
+  const only = new Set((values.only ?? 'b1,b2,b3,b4').split(',').map((s) => s.trim().toLowerCase()));
+  const quick = Boolean(values.quick);
+  const outDir = values['out-dir'] ?? join(process.cwd(), 'bench', 'results');
+  const log = (l: string) => process.stderr.write(`bench: ${l}\n`);
+  const t0 = Date.now();
+  const results: BenchResults = { machine: describeMachine(), quick, durationSec: 0 };
+  if (['b1', 'b2', 'b4'].some((b) => only.has(b))) {
+    log('B1, B2, B4: real tools against the bandwidth-capped mirror');
+    results.real = await measureReal({ quick, log });
+  }
+  if (only.has('b3')) {
+    results.b3 = [];
+    for (const samples of quick ? B3_SIZES.quick : B3_SIZES.full) {
+      log(`B3: ${samples} samples with in-memory activities`);
+      results.b3.push({ label: `${samples}`, ...(await measureOrchestration({ ...b3Workload(samples), log })) });
+    }
+  }
+  results.durationSec = (Date.now() - t0) / 1000;
+  mkdirSync(outDir, { recursive: true });
+  const name = quick ? 'bench-quick' : 'bench';
+  writeFileSync(join(outDir, `${name}.json`), JSON.stringify(results, null, 2) + '\n');
+  const md = renderMarkdown(results);
+  writeFileSync(join(outDir, `${name}.md`), md);
+  process.stdout.write(md);
+  process.exit(0);
+}

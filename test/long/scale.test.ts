@@ -1,0 +1,25 @@
+/**
+ * Scale (issue 6, BENCHMARKS.md B3): a 10,000-sample batch with tiny (in-memory) runs, on its own embedded
+ * dev server, through the real workflows and worker. Every sample published exactly once, and no workflow
+ * history passes Temporal's 10,240-event warning. About 20 minutes here, so it runs in `npm run test:long`
+ * (FETCHQUANT_LONG=1, tests named [long]); `npm run bench` reports the same figures at 1,000 and 10,000.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { measureOrchestration } from '../../bench/orchestration.js';
+
+const LONG = Boolean(process.env.FETCHQUANT_LONG);
+
+(LONG ? describe : describe.skip)('scale', () => {
+  it('[long] a 10,000-sample batch completes, each sample once, no history over 10,240 events', async () => {
+    // 1,600 + 3 x 2,800 = 10,000 runs; the small species finishes first so its threads move.
+    const f = await measureOrchestration({ species: 4, runs: 2_800, firstRuns: 1_600, threads: 24, log: (l) => process.stdout.write(`scale: ${l}\n`) });
+    process.stdout.write(`scale figures: ${JSON.stringify(f)}\n`);
+    expect(f.samples).toBe(10_000);
+    expect(f.lostRuns).toBe(0);
+    expect(f.duplicatedRuns).toBe(0);
+    expect(f.historiesOver10240).toBe(0);
+    expect(f.largestHistory.events).toBeLessThanOrEqual(10_240);
+    // the long species really continued-as-new rather than growing one history
+    expect(Math.max(...Object.values(f.speciesRuns))).toBeGreaterThan(1);
+  }, 3 * 60 * 60 * 1000);
+});
