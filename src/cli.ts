@@ -52,7 +52,10 @@ async function quietSdkLogs(): Promise<void> {
   const { Runtime, DefaultLogger } = await import('@temporalio/worker');
   const level = (process.env.FETCHQUANT_LOG_LEVEL ?? 'WARN').toUpperCase() as 'WARN';
   try {
-    Runtime.install({ logger: new DefaultLogger(level) });
+    // Core's warnings are its gRPC retries ("poll_activity_task_queue retried 6 times", dozens a second)
+    // while a server restarts: expected and survived, so by default only its errors reach the terminal.
+    const core = level === 'WARN' ? 'ERROR' : level;
+    Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core, other: 'ERROR' } } } });
   } catch {
     // installed already (main() called twice in one process)
   }

@@ -51,8 +51,9 @@ const which: OptionSpec = { 'output-dir': str, 'batch-id': str };
  * not silently ignored: `fetchquant status --total-threads 8` must not look like it did something.
  */
 export const COMMAND_OPTIONS: Record<string, OptionSpec> = {
-  run: { ...batchFlagOptions },
-  demo: { ...batchFlagOptions, dir: str, faults: str },
+  // --port: the embedded server's (a restart after a crash keeps it)
+  run: { ...batchFlagOptions, port: str },
+  demo: { ...batchFlagOptions, dir: str, faults: str, port: str },
   start: { ...batchFlagOptions },
   worker: { 'output-dir': str },
   status: which,
@@ -224,7 +225,7 @@ const FLAG_HELP: Record<string, string> = {
   json: '--json              JSON instead of text',
   execute: '--execute           remove what is listed (needs a reachable server)',
   'out-dir': '--out-dir DIR       where the report goes (default <output-dir>/reports)',
-  port: '--port N            frontend port (0..65535, default any free one)',
+  port: '--port N            embedded server\'s gRPC port (0..65535; default 7233 if free, else any free one)',
   'retention-days': '--retention-days N  closed-workflow retention (1..3650, default 30)',
   dir: '--dir DIR           demo dataset and outputs (default output/demo)',
   faults: '--faults FILE       mirror fault plan (JSON, for tests)',

@@ -28,7 +28,8 @@ export async function openSession(values: Record<string, unknown>, mode: 'start-
     const outputDir = resolve((values['output-dir'] as string | undefined) ?? DEFAULTS.outputDir);
     const stateDir = embeddedStateDir(outputDir);
     if (mode === 'start-embedded') {
-      server = await startEmbeddedServer({ stateDir });
+      // --port pins the gRPC port (default 7233 if free); a restart after a crash reuses whichever it got.
+      server = await startEmbeddedServer({ stateDir, port: values.port ? Number(values.port) : 0 });
       target = { ...target, address: server.address, namespace: server.namespace };
       uiUrl = server.uiUrl;
     } else {

@@ -2,17 +2,21 @@
  * `fetchquant run`: embedded server (unless one is configured) + worker + batch, with live progress;
  * exits when the batch ends. Ctrl-C stops the worker and the server gracefully; the batch stays durable
  * and running the same command again attaches to it and resumes.
+ * The embedded server is supervised: if its process dies, it is started again on the same state file and
+ * port, the worker and the client reconnect by themselves, and the batch goes on (SPEC §5.6). Only if it
+ * cannot be restarted does `run` stop, with exit 3; running it again resumes.
  */
 import { WorkflowIdConflictPolicy } from '@temporalio/common';
 import { WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { batchWorkflowId, TASK_QUEUE, webUiWorkflowUrl } from '../ids.js';
-import { connectNative } from '../server/connection.js';
+import { connectNative, isUnavailable } from '../server/connection.js';
+import { superviseEmbeddedServer, type ServerSupervisor } from '../server/embedded.js';
 import type { BatchOptions } from '../config/schema.js';
 import { startWorker, defaultHostId, type RunningWorker } from '../worker.js';
 import type { BatchResult } from '../workflows/batch.js';
 import type { BatchProgress } from '../workflows/messages.js';
 import { batchProgressQuery } from '../workflows/messages.js';
-import { EXIT } from './args.js';
+import { EnvError, EXIT } from './args.js';
 import { openSession, type Session } from './context.js';
 import { rates, renderProgress } from './progress.js';
 
@@ -30,12 +34,23 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
   const hostId = (values['host-id'] as string | undefined) ?? defaultHostId();
   let worker: RunningWorker | null = null;
   let interrupted = false;
+  // Our own embedded server (also one a crashed run left behind) is kept alive while we run, and stops with
+  // us; a `fetchquant server` one belongs to its terminal.
+  const supervisor: ServerSupervisor | null =
+    session.server?.owner === 'run'
+      ? superviseEmbeddedServer(session.server, {
+          onExit: (pid) => out(`Temporal dev server (pid ${pid}) exited unexpectedly; restarting it on ${session.server!.dbFile} at ${session.target.address}`),
+          onRestarted: (s) => out(`Temporal dev server restarted (pid ${s.pid}); the worker reconnects and the batch goes on`),
+        })
+      : null;
+  let stopping = false;
   const stopAll = async (closeClient: boolean) => {
+    stopping = true;
+    supervisor?.stop();
     await worker?.shutdown();
     // On Ctrl-C the result long-poll is still open: closing the channel under it throws from a timer.
     if (closeClient) await session.close();
-    // Our own embedded server (also one a crashed run left behind) stops with us; `fetchquant server` ones stay.
-    if (session.server?.owner === 'run') await session.server.stop();
+    if (supervisor) await supervisor.current().stop();
   };
   const onSignal = () => {
     if (interrupted) process.exit(EXIT.interrupted);
@@ -61,8 +76,17 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     out(`batch ${workflowId} running${uiLink ? ` — Web UI: ${uiLink}` : ''}`);
     hooks.onStarted?.({ workflowId, uiLink });
     let result: BatchResult;
+    // Neither a server that cannot come back nor a worker that stopped may leave `run` waiting forever.
+    const workerStopped = new Promise<never>((_, reject) => {
+      const again = 'the batch is kept — run the same command again to resume';
+      worker!.done.then(
+        () => !stopping && reject(new EnvError(`the worker stopped unexpectedly; ${again}`)),
+        (err: Error) => !stopping && reject(new EnvError(`the worker failed: ${err.message}; ${again}`)),
+      );
+    });
+    const serverLost = supervisor ? supervisor.failed.catch((err: Error) => Promise.reject(new EnvError(`${err.message}\nthe batch is kept in that file — run the same command again to resume`))) : null;
     try {
-      result = await watchUntilDone(handle, out, Math.min(options.monitorIntervalSec, 10));
+      result = await Promise.race([watchUntilDone(handle, out, Math.min(options.monitorIntervalSec, 10), !supervisor), workerStopped, ...(serverLost ? [serverLost] : [])]);
     } catch (err) {
       // Cancelled or terminated from elsewhere (`fetchquant cancel`, the Web UI): say so, not a stack trace.
       if (err instanceof WorkflowFailedError) {
@@ -84,12 +108,33 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
   }
 }
 
-export async function watchUntilDone(handle: WorkflowHandle, out: (l: string) => void, everySec: number): Promise<BatchResult> {
+/**
+ * The batch's result, waiting through server outages: the client retries an unavailable server for ~20 s by
+ * itself; a longer outage (a restart on a loaded host, a cluster's maintenance) must not end the wait.
+ */
+export async function resultThroughOutages(handle: WorkflowHandle, onOutage: (err: unknown) => void): Promise<BatchResult> {
+  for (;;) {
+    try {
+      return (await handle.result()) as BatchResult;
+    } catch (err) {
+      if (!isUnavailable(err)) throw err;
+      onOutage(err);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+/** Progress until the batch ends. `sayOutages`: print a line when the server stops answering (not for a supervised one, which says so itself). */
+export async function watchUntilDone(handle: WorkflowHandle, out: (l: string) => void, everySec: number, sayOutages = true): Promise<BatchResult> {
   const tty = Boolean(process.stdout.isTTY);
   let prev: BatchProgress | null = null;
   let prevAt = Date.now();
   let lastPlain = '';
-  const result = handle.result() as Promise<BatchResult>;
+  let outage = false;
+  const result = resultThroughOutages(handle, (err) => {
+    if (sayOutages && !outage) out(`the Temporal server does not answer (${(err as Error).message}); waiting for it — the batch is kept`);
+    outage = true;
+  });
   let settled = false;
   void result.then(
     () => (settled = true),
@@ -98,6 +143,8 @@ export async function watchUntilDone(handle: WorkflowHandle, out: (l: string) =>
   while (!settled) {
     try {
       const cur = await handle.query(batchProgressQuery);
+      if (outage && sayOutages) out('the Temporal server answers again');
+      outage = false;
       const now = Date.now();
       const text = renderProgress(cur, rates(prev, cur, (now - prevAt) / 1000), tty);
       if (tty) process.stdout.write(`\x1b[2J\x1b[H${text}\n`);

@@ -52,3 +52,17 @@ export function unreachableMessage(target: Target, err: unknown): string {
     `  start one with \`fetchquant server\` (or \`temporal server start-dev\`), or unset TEMPORAL_ADDRESS to let \`fetchquant run\` start its own`
   );
 }
+
+/** gRPC codes that say "the server is not there right now" (down, restarting), not "the call is wrong". */
+const UNAVAILABLE_CODES = new Set([14 /* UNAVAILABLE */, 4 /* DEADLINE_EXCEEDED */]);
+
+/** True for an error (or one it wraps, as the client's ServiceError does) that a later retry may cure. */
+export function isUnavailable(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number' && UNAVAILABLE_CODES.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

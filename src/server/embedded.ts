@@ -47,6 +47,8 @@ export interface EmbeddedServer {
   started: boolean;
   dbFile: string;
   owner: 'run' | 'server';
+  /** what a restart on the same state file needs: the same ports, so connected clients and workers recover */
+  restartOptions: EmbeddedServerOptions;
   stop(): Promise<void>;
 }
 
@@ -158,7 +160,8 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   if (prev && alive(prev.pid)) {
     try {
       await waitForServer(prev.address, prev.namespace, 5000);
-      return { ...prev, owner: prev.owner ?? 'run', started: false, dbFile, stop: stopper(prev.pid) };
+      const restartOptions = { ...opts, port: portOf(prev.address), uiPort: prev.uiUrl ? portOf(prev.uiUrl) : 0, headless: prev.uiUrl === null, namespace: prev.namespace, owner: prev.owner ?? 'run' };
+      return { ...prev, owner: prev.owner ?? 'run', started: false, dbFile, restartOptions, stop: stopper(prev.pid) };
     } catch {
       // A stale pid that now belongs to something else: start our own.
     }
@@ -206,5 +209,79 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   const tmp = join(opts.stateDir, 'server.json.tmp');
   writeFileSync(tmp, JSON.stringify(record, null, 2));
   renameSync(tmp, join(opts.stateDir, 'server.json'));
-  return { ...record, owner: record.owner ?? 'run', started: true, dbFile, stop: stopper(pid) };
+  const restartOptions = { ...opts, port, uiPort, namespace, owner: record.owner ?? 'run' };
+  return { ...record, owner: record.owner ?? 'run', started: true, dbFile, restartOptions, stop: stopper(pid) };
+}
+
+function portOf(addressOrUrl: string): number {
+  return Number(/:(\d+)\/?$/.exec(addressOrUrl)?.[1] ?? 0);
+}
+
+export interface ServerSupervisor {
+  /** the server running now (a new process after each restart) */
+  current(): EmbeddedServer;
+  /** rejects with an EnvironmentError once a dead server could not be restarted */
+  failed: Promise<never>;
+  /** stop watching; the server itself keeps running */
+  stop(): void;
+}
+
+export interface SuperviseHooks {
+  /** the process is gone; a restart follows */
+  onExit?: (pid: number) => void;
+  onRestarted?: (server: EmbeddedServer) => void;
+  everyMs?: number;
+  /** restart attempts before giving up */
+  attempts?: number;
+}
+
+/**
+ * Keeps an embedded server alive: if its process dies (killed, OOM), start it again on the same SQLite file
+ * and the same ports. Same address, so the worker's polls and the client's calls, which retry on
+ * UNAVAILABLE, simply reconnect; the state file holds every workflow, timer and task, so the batch goes on.
+ */
+export function superviseEmbeddedServer(server: EmbeddedServer, hooks: SuperviseHooks = {}): ServerSupervisor {
+  let current = server;
+  let stopped = false;
+  let giveUp!: (err: Error) => void;
+  const failed = new Promise<never>((_, reject) => (giveUp = reject));
+  failed.catch(() => undefined); // observed by whoever awaits it; never an unhandled rejection
+  let timer: NodeJS.Timeout | null = null;
+  // unref: watching must never keep a finished command alive
+  const schedule = () => (timer = setTimeout(() => void tick(), hooks.everyMs ?? 500)).unref();
+  const tick = async () => {
+    if (stopped) return;
+    if (alive(current.pid)) return void schedule();
+    const dead = current.pid;
+    hooks.onExit?.(dead);
+    let lastErr: unknown;
+    for (let attempt = 1; attempt <= (hooks.attempts ?? 3) && !stopped; attempt++) {
+      try {
+        const next = await startEmbeddedServer(current.restartOptions);
+        if (stopped) {
+          await next.stop();
+          return;
+        }
+        current = next;
+        hooks.onRestarted?.(next);
+        schedule();
+        return;
+      } catch (err) {
+        lastErr = err;
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
+      }
+    }
+    if (!stopped) {
+      giveUp(new EnvironmentError(`the Temporal dev server (pid ${dead}) exited and could not be restarted on ${current.dbFile}: ${(lastErr as Error)?.message ?? 'stopped'}`));
+    }
+  };
+  schedule();
+  return {
+    current: () => current,
+    failed,
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
 }
