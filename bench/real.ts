@@ -20,117 +20,14 @@ import { startMirror } from '../src/mirror/server.js';
 import { freePort, startEmbeddedServer } from '../src/server/embedded.js';
 import { runBaseline } from './real/baseline.js';
 import { fileBytesServed, runFetchquant, type FetchquantRun } from './real/fetchquant.js';
-import {
-  activitySecs, baselineDownloadSpans, baselineLastQuantSec, baselineQuantSecs, dist, fetchquantDownloadSpans, maxQuantBacklog,
-  linkFigures, reactionFigures, round, utilisation, type LinkFigures, type ReactionFigures, type UtilisationFigures,
-} from './real/figures.js';
-import { readBatchHistories, type BatchTimes } from './real/histories.js';
+import { fetchquantB1 } from './real/b1.js';
+import { baselineDownloadSpans, baselineLastQuantSec, baselineQuantSecs, dist, linkFigures, reactionFigures, round, utilisation } from './real/figures.js';
+import { readBatchHistories } from './real/histories.js';
+import type { RealFigures } from './real/types.js';
 import { Prng } from '../src/mirror/prng.js';
 import { makeScenario, neededBytes, neededFiles, prepareDataset, workloadOf, type Scenario } from './real/workload.js';
 
-type Dist = ReturnType<typeof dist>;
-
-export interface Anomaly {
-  run: string;
-  activity: string;
-  outcome: string;
-  attempt: number;
-  error?: string;
-  sec?: number;
-}
-
-export interface RealFigures {
-  quick: boolean;
-  /** 1-minute load average before/after each scenario: the 2 cores are shared, so read ratios with it */
-  loadAvg1m: { clean: [number, number]; baseline: [number, number]; crash: [number, number] };
-  /** logs of the fetchquant runs (gitignored), for a post-mortem of anomalies */
-  logs: string[];
-  workload: {
-    species: number;
-    runsPerSpecies: number[];
-    runs: number;
-    pairedRuns: number;
-    sraOnlyRuns: number;
-    spotsPerRun: number;
-    neededBytes: number;
-    largestDownloadBytes: number;
-    bandwidthCapBytesPerSec: number;
-    latencyMs: number;
-    totalThreads: number;
-    kallistoThreads: number;
-    /** flags given to `fetchquant run` besides config/output/mirror URLs */
-    extraFlags: string[];
-  };
-  b1: {
-    lowerBoundSec: number;
-    /** kallisto alone for the run downloaded last (baseline timestamps) */
-    lastQuantSec: number;
-    fetchquant: UtilisationFigures & LinkFigures & {
-      /** activities of the clean run that did not simply complete (a clean run should have none) */
-      anomalies: Anomaly[];
-      makespanSec: number;
-      startupSec: number | null;
-      exitCode: number | null;
-      samplesDone: number;
-      makespanOverLowerBound: number;
-      makespanOverBaseline: number;
-      /** sample start -> reads verified, summed / (threads x (first sample start -> last reads verified)) */
-      slotHeldUtilisation: number;
-      fileBytesServed: number;
-      peakReadsBytes: number;
-      /** (threads + most samples verified but not yet deleted) x largest run on disk */
-      peakReadsBoundBytes: number;
-      maxQuantBacklog: number;
-      largestRunOnDiskBytes: number;
-      quantActivitySec: Dist;
-      convertActivitySec: Dist;
-      verifyActivitySec: Dist;
-      downloadActivitySec: Dist;
-    };
-    baseline: UtilisationFigures & LinkFigures & {
-      makespanSec: number;
-      exitCode: number;
-      failedRuns: number;
-      makespanOverLowerBound: number;
-      fileBytesServed: number;
-      peakReadsBytes: number;
-      /** threads x largest run on disk: each xargs slot holds one run at a time */
-      peakReadsBoundBytes: number;
-      largestRunOnDiskBytes: number;
-      quantSec: Dist;
-    };
-  };
-  b2: ReactionFigures;
-  b4: {
-    kills: number;
-    killAtSec: number[];
-    downloadsInProgressAtKills: number[];
-    /** bytes of the partial files on disk at the kills (what a non-resuming download would fetch again) */
-    partialBytesAtKills: number;
-    /** whole sizes of the files in progress at the kills (what restarting files from scratch would cost) */
-    wholeFileBytesInProgressAtKills: number;
-    fileBytesServed: number;
-    extraBytes: number;
-    extraBytesOverPartialBytes: number;
-    makespanSec: number;
-    cleanMakespanSec: number;
-    extraMakespanSec: number;
-    extraMakespanPerKillSec: number;
-    exitCode: number | null;
-    samplesDone: number;
-    samplesLost: number;
-    samplesQuantifiedTwice: number;
-    sampleWorkflowExecutions: number;
-    quantActivityReruns: number;
-    /** samples whose download activity retried (resume) or was scheduled again (reads deleted, fetched anew) */
-    downloadRetries: number;
-    samplesDownloadedAgain: number;
-    /** seconds from each (re)start of the CLI to its `batch … running` line */
-    restartStartupSec: number[];
-    /** heartbeat timeout of host activities: how long a dead worker's tasks wait before they are retried */
-    heartbeatTimeoutSec: number;
-  };
-}
+export type { Anomaly, RealFigures } from './real/types.js';
 
 const PKG = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -149,40 +46,11 @@ function provenanceOf(sc: Scenario): { present: number; workflowRuns: Set<string
   return { present, workflowRuns };
 }
 
-function fetchquantB1(run: FetchquantRun, t: BatchTimes, threads: number, served: number, needed: number, cap: number) {
-  const spans = fetchquantDownloadSpans(t.samples);
-  const u = utilisation(spans, threads);
-  const link = linkFigures(spans, run.startedAt, run.endedAt, needed, cap);
-  const held = utilisation(t.samples.filter((s) => s.slotHeld).map((s) => s.slotHeld!), threads);
-  const backlog = maxQuantBacklog(t.samples);
-  const sec = (name: string) => dist(activitySecs(t.samples, name).map((x) => round(x)!));
-  const anomalies: Anomaly[] = t.samples.flatMap((s) =>
-    s.audit.activities
-      .filter((a) => a.outcome !== 'completed' || a.attempt > 1)
-      .map((a) => ({
-        run: s.run, activity: a.activity, outcome: a.outcome, attempt: a.attempt, error: a.error,
-        sec: a.startedAt && a.endedAt ? round((Date.parse(a.endedAt) - Date.parse(a.startedAt)) / 1000)! : undefined,
-      })),
-  );
-  return {
-    ...u,
-    ...link,
-    anomalies,
-    makespanSec: round(run.makespanSec)!,
-    startupSec: round(run.startupSec),
-    exitCode: run.exitCode,
-    samplesDone: t.samples.filter((s) => s.audit.stage === 'done').length,
-    slotHeldUtilisation: held.slotUtilisation,
-    fileBytesServed: served,
-    peakReadsBytes: run.disk.peakBytes,
-    peakReadsBoundBytes: (threads + backlog) * run.disk.largestRunBytes,
-    maxQuantBacklog: backlog,
-    largestRunOnDiskBytes: run.disk.largestRunBytes,
-    quantActivitySec: sec('quant'),
-    convertActivitySec: sec('convertSra'),
-    verifyActivitySec: sec('verifyReads'),
-    downloadActivitySec: sec('download'),
-  };
+/** Figures of a run that did not finish its batch would be meaningless: stop with its log's tail. */
+function mustSucceed(run: FetchquantRun): void {
+  if (run.exitCode === 0) return;
+  const tail = readFileSync(run.logFile, 'utf8').split('\n').slice(-30).join('\n');
+  throw new Error(`fetchquant run exited ${run.exitCode} (log ${run.logFile}):\n${tail}`);
 }
 
 export async function measureReal(o: { quick?: boolean; log?: (line: string) => void }): Promise<RealFigures> {
@@ -198,10 +66,10 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: server.namespace });
   const mirror = await startMirror({ dataset, bandwidthBytesPerSec: w.bandwidthBytesPerSec, latencyMs: w.latencyMs });
-  // Kills are noticed after the host activities' heartbeat timeout, min(60, stall timeout) s: a stall
-  // timeout of 20 s (files here are a few MB) keeps B4 inside the time budget; B1 uses the same flags.
-  const stallTimeoutSec = 20;
-  const extraFlags = ['--stall-timeout', String(stallTimeoutSec)];
+  // The product's defaults: what a user gets. A killed worker's tasks are retried after the host
+  // activities' heartbeat timeout, min(60, max(5, stall timeout)) s, so that sets B4's cost per kill.
+  const stallTimeoutSec = w.stallTimeoutSec ?? DEFAULTS.stallTimeoutSec;
+  const extraFlags = w.stallTimeoutSec === null ? [] : ['--stall-timeout', String(w.stallTimeoutSec)];
   const speciesIds = dataset.species.map((s) => s.speciesId);
   const stamp = Date.now().toString(36);
   const ideal = needed / w.bandwidthBytesPerSec;
@@ -226,6 +94,7 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
     loadClean[1] = load();
     keepLog(fq.logFile, 'clean');
     log(`  makespan ${fq.makespanSec.toFixed(1)} s, exit ${fq.exitCode}`);
+    mustSucceed(fq);
     const t1 = await readBatchHistories(client, b1Batch, batchWorkflowId(b1Batch), speciesIds);
 
     // 2. the baseline
@@ -242,19 +111,21 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
     log(`B4: fetchquant run, kill -9 x ${w.kills}`);
     const crash = await makeScenario(dataset, join(work, 'crash'));
     mirror.resetStats();
-    const rng = new Prng(w.seed * 7919 + Date.now() % 1000);
-    const killAtMs = Array.from({ length: w.kills }, (_, i) => {
-      // One kill per equal share of 10-80 % of the clean makespan, at a random point inside it.
-      const lo = 0.1 + (0.7 * i) / w.kills;
-      return Math.round((lo + rng.next() * (0.7 / w.kills)) * fq.makespanSec * 1000);
+    const rng = new Prng(w.seed * 7919 + (Date.now() % 1000));
+    // One kill in each equal share of 10-85 % of the samples done, at a random point inside it: by
+    // progress, not by clock, so each kill lands after the previous one's recovery.
+    const killAfterDone = Array.from({ length: w.kills }, (_, i) => {
+      const share = 0.75 / w.kills;
+      return Math.max(1, Math.round((0.1 + share * i + rng.next() * share) * runs.length));
     });
     const b4Batch = `bench-b4-${stamp}`;
     const loadCrash: [number, number] = [load(), 0];
-    const cr = await runFetchquant({ scenario: crash, mirror, address: server.address, namespace: server.namespace, batchId: b4Batch, threads: w.totalThreads, hostId: 'bench-real', extraFlags, killAtMs, log });
+    const cr = await runFetchquant({ scenario: crash, mirror, address: server.address, namespace: server.namespace, batchId: b4Batch, threads: w.totalThreads, hostId: 'bench-real', extraFlags, killAfterDone, log });
     const crServed = fileBytesServed(mirror);
     loadCrash[1] = load();
     keepLog(cr.logFile, 'crash');
     log(`  makespan ${cr.makespanSec.toFixed(1)} s, exit ${cr.exitCode}, ${cr.starts} starts`);
+    mustSucceed(cr);
     const t4 = await readBatchHistories(client, b4Batch, batchWorkflowId(b4Batch), speciesIds);
 
     const lastQ = baselineLastQuantSec(bl) ?? { run: '?', sec: 0 };
@@ -311,6 +182,7 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
       b4: {
         kills: cr.kills.length,
         killAtSec: cr.kills.map((k) => round(k.atSec, 1)!),
+        killAtSamplesDone: cr.kills.map((k) => k.samplesDone),
         downloadsInProgressAtKills: cr.kills.map((k) => k.partFiles),
         partialBytesAtKills: partial,
         wholeFileBytesInProgressAtKills: whole,
@@ -330,6 +202,7 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
         downloadRetries: t4.samples.filter((s) => s.downloadAttempts > 1).length,
         samplesDownloadedAgain: t4.samples.filter((s) => s.audit.activities.filter((a) => a.activity === 'download').length > 1).length,
         restartStartupSec: cr.startupsSec.map((x) => round(x, 1)!),
+        workflowTaskTimeouts: [...t4.samples.map((x) => x.workflowTasks), t4.parentWorkflowTasks].reduce((n, x) => n + x.timeouts, 0),
         heartbeatTimeoutSec: Math.min(60, Math.max(5, stallTimeoutSec)),
       },
     };

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Mirror } from '../../src/mirror/server.js';
@@ -16,6 +17,8 @@ export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 export interface KillRecord {
   /** seconds after the first start */
   atSec: number;
+  /** samples done (published) when it was due */
+  samplesDone: number;
   /** downloads in progress (`.part` files) and their bytes on disk at the kill */
   partFiles: number;
   partBytes: number;
@@ -49,6 +52,13 @@ export function fileBytesServed(m: Mirror): number {
     .reduce((n, [, v]) => n + v.bytes, 0);
 }
 
+/** Samples published so far: a quant dir's entries, less the hidden `.<RUN>.tmp` work dirs. */
+async function doneCount(sc: Scenario): Promise<number> {
+  let n = 0;
+  for (const sp of sc.species) n += (await readdir(sp.quantDir).catch(() => [] as string[])).filter((x) => !x.startsWith('.')).length;
+  return n;
+}
+
 export async function runFetchquant(o: {
   scenario: Scenario;
   mirror: Mirror;
@@ -58,8 +68,8 @@ export async function runFetchquant(o: {
   threads: number;
   hostId: string;
   extraFlags?: string[];
-  /** ms after the first start at which to kill -9 the CLI (worker) */
-  killAtMs?: number[];
+  /** kill -9 the CLI (worker) once this many samples are done (published), one kill per entry */
+  killAfterDone?: number[];
   restartDelayMs?: number;
   log: (l: string) => void;
 }): Promise<FetchquantRun> {
@@ -108,13 +118,15 @@ export async function runFetchquant(o: {
 
   let cur = start();
   const kills: KillRecord[] = [];
-  for (const at of [...(o.killAtMs ?? [])].sort((a, b) => a - b)) {
-    const wait = startedAt + at - Date.now();
-    const finished = await Promise.race([cur.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), Math.max(0, wait)))]);
-    if (finished) break; // the batch ended before this kill was due
+  for (const due of [...(o.killAfterDone ?? [])].sort((a, b) => a - b)) {
+    let ended = false;
+    void cur.exited.then(() => (ended = true));
+    while (!ended && (await doneCount(scenario)) < due) await new Promise((r) => setTimeout(r, 200));
+    if (ended) break; // the batch ended before this kill was due
     const snap = await snapshot(readsDirs());
     const rec: KillRecord = {
       atSec: (Date.now() - startedAt) / 1000,
+      samplesDone: due,
       partFiles: snap.partFiles,
       partBytes: snap.partBytes,
       parts: [...snap.parts.keys()],

@@ -49,18 +49,37 @@ export interface LinkFigures {
   lastDownloadToExitSec: number;
   /** download phase - bytes / cap: link time lost while downloads were going on */
   inPhaseLinkLossSec: number;
+  /** seconds of the download phase with no download running at all (the link certainly idle) */
+  noDownloadRunningSec: number;
+  /** those stretches of >= 0.3 s: seconds after the process started, and length */
+  noDownloadGaps: { atSec: number; sec: number }[];
   /** bytes / (cap x makespan) */
   linkUtilisation: number;
+}
+
+/** The union of intervals as disjoint sorted intervals. */
+export function union(intervals: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [a, b] of [...intervals].sort((x, y) => x[0] - y[0])) {
+    const last = out[out.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
 }
 
 /** Where the makespan went, relative to a link that is never idle. */
 export function linkFigures(spans: [number, number][], startedAt: number, endedAt: number, bytes: number, cap: number): LinkFigures {
   const first = Math.min(...spans.map((x) => x[0]));
   const last = Math.max(...spans.map((x) => x[1]));
+  const busy = union(spans);
+  const gaps = busy.slice(1).map((u, i) => [busy[i]![1], u[0]] as [number, number]);
   return {
     toFirstDownloadSec: round((first - startedAt) / 1000)!,
     lastDownloadToExitSec: round((endedAt - last) / 1000)!,
     inPhaseLinkLossSec: round((last - first) / 1000 - bytes / cap)!,
+    noDownloadRunningSec: round(gaps.reduce((n, [a, b]) => n + b - a, 0) / 1000)!,
+    noDownloadGaps: gaps.filter(([a, b]) => b - a >= 300).map(([a, b]) => ({ atSec: round((a - startedAt) / 1000, 1)!, sec: round((b - a) / 1000)! })),
     linkUtilisation: round(bytes / cap / ((endedAt - startedAt) / 1000))!,
   };
 }

@@ -36,7 +36,49 @@ export interface SampleTimes {
   downloadAttempts: number;
   /** download activities that ended by timing out (heartbeat or start-to-close) */
   downloadTimeouts: number;
+  workflowTasks: WorkflowTaskTimes;
   audit: RunAudit;
+}
+
+/** Workflow-task latencies of one history: how long decisions waited for, and spent in, a worker. */
+export interface WorkflowTaskTimes {
+  /** scheduled -> started, ms, per task */
+  waitMs: number[];
+  /** started -> completed, ms, per task */
+  runMs: number[];
+  timeouts: number;
+  failures: number;
+  /** each timeout: when, and its type (SCHEDULE_TO_START = a sticky queue not polled; START_TO_CLOSE = a worker too slow or gone) */
+  timeoutList: { at: number; type: string }[];
+}
+
+const TIMEOUT_TYPES: Record<number, string> = { 1: 'START_TO_CLOSE', 2: 'SCHEDULE_TO_START', 3: 'SCHEDULE_TO_CLOSE', 4: 'HEARTBEAT' };
+
+export function emptyTaskTimes(): WorkflowTaskTimes {
+  return { waitMs: [], runMs: [], timeouts: 0, failures: 0, timeoutList: [] };
+}
+
+export function workflowTaskTimes(events: Event[]): WorkflowTaskTimes {
+  const out = emptyTaskTimes();
+  const at = new Map<string, number>();
+  for (const e of events) {
+    const t = Date.parse(ts(e.eventTime)!);
+    if (e.workflowTaskScheduledEventAttributes) at.set(String(e.eventId), t);
+    else if (e.workflowTaskStartedEventAttributes) {
+      const s = at.get(String(e.workflowTaskStartedEventAttributes.scheduledEventId));
+      if (s !== undefined) out.waitMs.push(t - s);
+      at.set(String(e.eventId), t);
+    } else if (e.workflowTaskCompletedEventAttributes) {
+      const s = at.get(String(e.workflowTaskCompletedEventAttributes.startedEventId));
+      if (s !== undefined) out.runMs.push(t - s);
+    } else if (e.workflowTaskTimedOutEventAttributes) {
+      out.timeouts++;
+      const type = e.workflowTaskTimedOutEventAttributes.timeoutType;
+      out.timeoutList.push({ at: t, type: TIMEOUT_TYPES[Number(type)] ?? String(type) });
+    }
+    else if (e.workflowTaskFailedEventAttributes) out.failures++;
+  }
+  return out;
 }
 
 export interface SignalAt {
@@ -52,6 +94,8 @@ export interface BatchTimes {
   /** speciesId -> signals received, over every run of its workflow (continue-as-new) */
   speciesSignals: Map<string, SignalAt[]>;
   speciesClose: Map<string, number>;
+  /** species and batch workflows' tasks together */
+  parentWorkflowTasks: WorkflowTaskTimes;
 }
 
 async function historyOf(client: Client, workflowId: string, runId: string): Promise<Event[]> {
@@ -112,19 +156,31 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
           quantAttempts: quant?.attempt ?? 0,
           downloadAttempts: downloads.reduce((n, a) => Math.max(n, a.attempt), 0),
           downloadTimeouts: downloads.filter((a) => a.outcome === 'timed out').length,
+          workflowTasks: workflowTaskTimes(events),
           audit,
         });
       }),
     );
   }
 
+  const parentWorkflowTasks = emptyTaskTimes();
+  const addTasks = (w: WorkflowTaskTimes) => {
+    parentWorkflowTasks.waitMs.push(...w.waitMs);
+    parentWorkflowTasks.runMs.push(...w.runMs);
+    parentWorkflowTasks.timeouts += w.timeouts;
+    parentWorkflowTasks.failures += w.failures;
+    parentWorkflowTasks.timeoutList.push(...w.timeoutList);
+  };
+  for (const wf of batchRuns) addTasks(workflowTaskTimes(await historyOf(client, wf.workflowId, wf.runId)));
   const speciesSignals = new Map<string, SignalAt[]>();
   const speciesClose = new Map<string, number>();
   for (const sp of speciesIds) {
     const id = speciesWorkflowId(batchId, sp);
     const signals: SignalAt[] = [];
     for await (const wf of client.workflow.list({ query: `WorkflowId = '${id}'` })) {
-      for (const e of await historyOf(client, wf.workflowId, wf.runId)) {
+      const events = await historyOf(client, wf.workflowId, wf.runId);
+      addTasks(workflowTaskTimes(events));
+      for (const e of events) {
         const s = e.workflowExecutionSignaledEventAttributes;
         if (!s) continue;
         signals.push({ name: s.signalName ?? '?', at: Date.parse(ts(e.eventTime)!), args: (s.input?.payloads ?? []).map((p) => JSON.parse(Buffer.from(p.data ?? []).toString() || 'null')) });
@@ -133,5 +189,5 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
     }
     speciesSignals.set(sp, signals.sort((a, b) => a.at - b.at));
   }
-  return { start: batchStart, close: batchClose, samples, speciesSignals, speciesClose };
+  return { start: batchStart, close: batchClose, samples, speciesSignals, speciesClose, parentWorkflowTasks };
 }

@@ -25,6 +25,8 @@ export interface Workload {
   totalThreads: number;
   /** worker kills in B4 */
   kills: number;
+  /** --stall-timeout given to fetchquant (null = the product default) */
+  stallTimeoutSec: number | null;
 }
 
 /**
@@ -42,6 +44,8 @@ export function workloadOf(quick: boolean): Workload {
       latencyMs: 5,
       totalThreads: 3,
       kills: 1,
+      // The smoke test checks the machinery, not the figures: a 5 s heartbeat timeout keeps its kill cheap.
+      stallTimeoutSec: 5,
     };
   }
   return {
@@ -51,6 +55,7 @@ export function workloadOf(quick: boolean): Workload {
     latencyMs: 20,
     totalThreads: 8,
     kills: 3,
+    stallTimeoutSec: null,
   };
 }
 
