@@ -78,214 +78,238 @@ function childrenNamed(pid: number, name: string): number[] {
   return found;
 }
 
-describe('worker killed (-9) again and again during one batch (real CLI worker, real tools, throttled mirror)', () => {
-  let t: TestTemporal;
-  let root: string;
-  let dataset: Dataset;
-  let mirror: Mirror;
-  let worker: CliWorker | null = null;
-  let env: Record<string, string>;
+interface Variant {
+  title: string;
+  runsPerSpecies: [number, number];
+  downloadKills: number;
+  quantKills: number;
+  timeoutMs: number;
+}
 
-  beforeAll(async () => {
-    t = await testTemporal('e2e-crash');
-    env = { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace };
-    root = await mkdtemp(join(tmpdir(), 'fq-crash-'));
-    // ~1.1 MB per FASTQ and per .sra: several seconds each at a third of the capped link.
-    dataset = await generateDataset({
-      root,
-      seed: 11,
-      species: [
-        { name: 'Crashus alpha', runs: LONG ? 8 : 3, pairedFraction: 0.67, sraOnlyFraction: 0.34, readsPerRun: 40_000 },
-        { name: 'Crashus beta', runs: LONG ? 8 : 2, pairedFraction: 0.5, sraOnlyFraction: 0.5, readsPerRun: 40_000 },
-      ],
-    });
-    mirror = await startMirror({ dataset, bandwidthBytesPerSec: 400_000 });
-  }, 300_000);
+function crashSuite(v: Variant): void {
+  describe(v.title, () => {
+    let t: TestTemporal;
+    let root: string;
+    let dataset: Dataset;
+    let mirror: Mirror;
+    let worker: CliWorker | null = null;
+    let env: Record<string, string>;
 
-  afterAll(async () => {
-    if (worker) await killHard(worker);
-    await mirror?.stop();
-    await t?.close();
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
-
-  it('ends every sample done exactly once and refetches only the bytes in flight at the kills', async () => {
-    const files = trackedFiles(dataset);
-    const runs = eachRun(dataset);
-    const quantTmp = (sp: SyntheticSpecies, r: SyntheticRun) => join(quantDirOf(dataset, sp), `.${r.run}.tmp`);
-    const done = (sp: SyntheticSpecies, r: SyntheticRun) => existsSync(provenanceOf(dataset, sp, r.run));
-
-    /** a .sra converts into these and is deleted after them */
-    const converted = (f: Tracked) => f.local.endsWith('.sra') && [`${f.run}.fastq.gz`, `${f.run}_1.fastq.gz`].some((n) => existsSync(join(f.local, '..', n)));
-    /** bytes of a file on disk: whole once renamed (or converted, or its sample done), else its .part */
-    const onDisk = (f: Tracked) => {
-      const e = runs.find((x) => x.r.run === f.run)!;
-      if (done(e.sp, e.r) || sizeOf(f.local) === f.bytes || converted(f)) return f.bytes;
-      return sizeOf(`${f.local}.part`) ?? 0;
-    };
-    /** mirror bytes per file minus bytes on disk: what was sent and lost so far */
-    const lostSoFar = new Map<string, number>();
-
-    /**
-     * A sample whose reads are all on disk but whose quant has not started is verifying or converting.
-     * Those steps run once per download (a killed one means "download again", see the report); kill
-     * around them, not in them.
-     */
-    const betweenDownloadAndQuant = () =>
-      runs.some(({ sp, r }) => {
-        if (done(sp, r) || existsSync(quantTmp(sp, r))) return false;
-        const mine = files.filter((f) => f.run === r.run);
-        return mine.every((f) => onDisk(f) === f.bytes);
+    beforeAll(async () => {
+      t = await testTemporal('e2e-crash');
+      env = { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace };
+      root = await mkdtemp(join(tmpdir(), 'fq-crash-'));
+      // ~1.1 MB per FASTQ and per .sra: several seconds each at a third of the capped link.
+      dataset = await generateDataset({
+        root,
+        seed: 11,
+        species: [
+          { name: 'Crashus alpha', runs: v.runsPerSpecies[0], pairedFraction: 0.67, sraOnlyFraction: 0.34, readsPerRun: 40_000 },
+          { name: 'Crashus beta', runs: v.runsPerSpecies[1], pairedFraction: 0.5, sraOnlyFraction: 0.5, readsPerRun: 40_000 },
+        ],
       });
+      mirror = await startMirror({ dataset, bandwidthBytesPerSec: 400_000 });
+    }, 300_000);
 
-    const partsGrowing = new Map<string, number>();
-    /** A .part that grew since the previous look and is between lo and hi of its size. */
-    const growingPart = (lo: number, hi: number): Tracked | null => {
-      let hit: Tracked | null = null;
-      for (const f of files) {
-        const n = sizeOf(`${f.local}.part`);
-        const prev = partsGrowing.get(f.local);
-        if (n === null) partsGrowing.delete(f.local);
-        else partsGrowing.set(f.local, n);
-        if (n !== null && prev !== undefined && n > prev && n >= lo * f.bytes && n <= hi * f.bytes) hit ??= f;
-      }
-      return hit;
-    };
-    const quantKilled = new Set<string>();
-    /** A run (not one already killed mid-quant) whose quant temp dir exists, and with `kallisto`, whose kallisto runs now. */
-    const quantRunning = (kallisto: boolean) => (): string | null => {
-      for (const { sp, r } of runs) {
-        if (quantKilled.has(r.run) || done(sp, r) || !existsSync(quantTmp(sp, r))) continue;
-        if (kallisto && childrenNamed(worker!.pid, 'kallisto').length === 0) continue;
-        return r.run;
-      }
-      return null;
-    };
-
-    // What the kills must catch, taken in whatever order the batch offers them (downloads end early).
-    const wanted: { moment: 'mid-download' | 'mid-quant'; find: () => string | null }[] = [
-      { moment: 'mid-download', find: () => growingPart(0.2, 0.8)?.local ?? null },
-      { moment: 'mid-download', find: () => growingPart(0.4, 0.95)?.local ?? null },
-      { moment: 'mid-download', find: () => growingPart(0.05, 0.6)?.local ?? null },
-      { moment: 'mid-quant', find: quantRunning(true) },
-      { moment: 'mid-quant', find: quantRunning(false) },
-      ...(LONG ? [{ moment: 'mid-download' as const, find: () => growingPart(0.1, 0.9)?.local ?? null }, { moment: 'mid-quant' as const, find: quantRunning(true) }] : []),
-    ];
-
-    worker = await startCliWorker('crash-host', env);
-    const handle = await t.client.workflow.start('batchWorkflow', {
-      taskQueue: TASK_QUEUE,
-      workflowId: batchWorkflowId(BATCH),
-      args: [
-        {
-          configDir: dataset.configDir,
-          outputDir: dataset.outputDir,
-          enaPortalUrl: mirror.enaPortalUrl,
-          sraLocateUrl: mirror.sraLocateUrl,
-          enaFileScheme: mirror.enaFileScheme,
-          totalThreads: 3,
-          // Every kill costs each activity in flight one attempt (a heartbeat timeout is an attempt to Temporal).
-          maxRetries: 8,
-          retryInitialSec: 0.2,
-          // heartbeat timeout = max(5, stall timeout): a dead worker's activities are retried 5 s after its last beat
-          stallTimeoutSec: 5,
-          monitorIntervalSec: 0.5,
-          checkIntervalSec: 2,
-          diskWaitSec: 0.5,
-          minFreeGb: 0.01,
-          kallistoThreads: 1,
-          processTimeoutSec: 120,
-        },
-      ],
+    afterAll(async () => {
+      if (worker) await killHard(worker);
+      await mirror?.stop();
+      await t?.close();
+      if (root) rmSync(root, { recursive: true, force: true });
     });
-    const started = Date.now();
 
-    const kills: KillRecord[] = [];
-    while (wanted.length > 0) {
-      let detail: string | null = null;
-      let moment = 'mid-download' as 'mid-download' | 'mid-quant';
-      await eventually(async () => {
-        if (betweenDownloadAndQuant()) return false;
-        for (const [i, w] of wanted.entries()) {
-          detail = w.find();
-          if (detail !== null) {
-            moment = w.moment;
-            wanted.splice(i, 1);
-            return true;
-          }
+    it('ends every sample done exactly once and refetches only the bytes in flight at the kills', async () => {
+      const files = trackedFiles(dataset);
+      const runs = eachRun(dataset);
+      const quantTmp = (sp: SyntheticSpecies, r: SyntheticRun) => join(quantDirOf(dataset, sp), `.${r.run}.tmp`);
+      const done = (sp: SyntheticSpecies, r: SyntheticRun) => existsSync(provenanceOf(dataset, sp, r.run));
+
+      /** a .sra converts into these and is deleted after them */
+      const converted = (f: Tracked) => f.local.endsWith('.sra') && [`${f.run}.fastq.gz`, `${f.run}_1.fastq.gz`].some((n) => existsSync(join(f.local, '..', n)));
+      /** bytes of a file on disk: whole once renamed (or converted, or its sample done), else its .part */
+      const onDisk = (f: Tracked) => {
+        const e = runs.find((x) => x.r.run === f.run)!;
+        if (done(e.sp, e.r) || sizeOf(f.local) === f.bytes || converted(f)) return f.bytes;
+        return sizeOf(`${f.local}.part`) ?? 0;
+      };
+      /** mirror bytes per file minus bytes on disk: what was sent and lost so far */
+      const lostSoFar = new Map<string, number>();
+
+      /**
+       * A sample whose reads are all on disk but whose quant has not started is verifying or converting.
+       * Those steps run once per download (a killed one means "download again", see the report); kill
+       * around them, not in them.
+       */
+      const betweenDownloadAndQuant = () =>
+        runs.some(({ sp, r }) => {
+          if (done(sp, r) || existsSync(quantTmp(sp, r))) return false;
+          const mine = files.filter((f) => f.run === r.run);
+          return mine.every((f) => onDisk(f) === f.bytes);
+        });
+
+      const partsGrowing = new Map<string, number>();
+      /** A .part that grew since the previous look and is between lo and hi of its size. */
+      const growingPart = (lo: number, hi: number): Tracked | null => {
+        let hit: Tracked | null = null;
+        for (const f of files) {
+          const n = sizeOf(`${f.local}.part`);
+          const prev = partsGrowing.get(f.local);
+          if (n === null) partsGrowing.delete(f.local);
+          else partsGrowing.set(f.local, n);
+          if (n !== null && prev !== undefined && n > prev && n >= lo * f.bytes && n <= hi * f.bytes) hit ??= f;
         }
-        return false;
-      }, 150_000, 10).catch((err: Error) => {
-        throw new Error(`kill ${kills.length + 1} (still wanted: ${wanted.map((w) => w.moment).join(', ')}): ${err.message}\nworker output:\n${worker?.output()}\nfiles:\n${walk(dataset.outputDir).join('\n')}`);
-      });
-      const w = worker!;
-      const kallistoRunning = childrenNamed(w.pid, 'kallisto').length > 0;
-      await killHard(w);
-      worker = null;
-      // Let the mirror see the sockets close, so its counts are final for the requests the kill cut.
-      await new Promise((r) => setTimeout(r, 300));
-      const served = mirror.stats().byPath;
-      const rec: KillRecord = { moment, detail: detail!, filesInFlight: [], bytesInFlight: 0, kallistoRunning };
-      for (const f of files) {
-        const sent = served[f.urlPath]?.bytes ?? 0;
-        const have = onDisk(f);
-        const lost = sent - have;
-        rec.bytesInFlight += lost - (lostSoFar.get(f.urlPath) ?? 0);
-        lostSoFar.set(f.urlPath, lost);
-        if (existsSync(`${f.local}.part`) || (sent > 0 && have < f.bytes)) rec.filesInFlight.push({ file: f.local.slice(f.local.lastIndexOf('/') + 1), bytes: f.bytes, onDisk: have });
-      }
-      if (moment === 'mid-download') expect(rec.filesInFlight.length).toBeGreaterThan(0);
-      if (moment === 'mid-quant') quantKilled.add(detail!);
-      kills.push(rec);
-      debug(`kill ${kills.length}: ${JSON.stringify(rec)}`);
-      partsGrowing.clear();
+        return hit;
+      };
+      const quantKilled = new Set<string>();
+      /** A run (not one already killed mid-quant) whose quant temp dir exists, and with `kallisto`, whose kallisto runs now. */
+      const quantRunning = (kallisto: boolean) => (): string | null => {
+        for (const { sp, r } of runs) {
+          if (quantKilled.has(r.run) || done(sp, r) || !existsSync(quantTmp(sp, r))) continue;
+          if (kallisto && childrenNamed(worker!.pid, 'kallisto').length === 0) continue;
+          return r.run;
+        }
+        return null;
+      };
+
+      // What the kills must catch, taken in whatever order the batch offers them (downloads end early).
+      const windows: [number, number][] = [[0.2, 0.8], [0.4, 0.95], [0.05, 0.6]];
+      const wanted: { moment: 'mid-download' | 'mid-quant'; find: () => string | null }[] = [
+        ...Array.from({ length: v.downloadKills }, (_, i) => ({ moment: 'mid-download' as const, find: () => growingPart(...windows[i % windows.length]!)?.local ?? null })),
+        // the first quant kill waits for kallisto itself to be running
+        ...Array.from({ length: v.quantKills }, (_, i) => ({ moment: 'mid-quant' as const, find: quantRunning(i === 0) })),
+      ];
+
       worker = await startCliWorker('crash-host', env);
-      debug('worker restarted');
-    }
-    expect(kills.filter((k) => k.moment === 'mid-download').length).toBeGreaterThanOrEqual(3);
-    expect(kills.filter((k) => k.moment === 'mid-quant').length).toBeGreaterThanOrEqual(2);
-    expect(kills.some((k) => k.moment === 'mid-quant' && k.kallistoRunning)).toBe(true);
+      const handle = await t.client.workflow.start('batchWorkflow', {
+        taskQueue: TASK_QUEUE,
+        workflowId: batchWorkflowId(BATCH),
+        args: [
+          {
+            configDir: dataset.configDir,
+            outputDir: dataset.outputDir,
+            enaPortalUrl: mirror.enaPortalUrl,
+            sraLocateUrl: mirror.sraLocateUrl,
+            enaFileScheme: mirror.enaFileScheme,
+            totalThreads: 3,
+            // Every kill costs each activity in flight one attempt (a heartbeat timeout is an attempt to Temporal).
+            maxRetries: 8,
+            retryInitialSec: 0.2,
+            // heartbeat timeout = max(5, stall timeout): a dead worker's activities are retried 5 s after its last beat
+            stallTimeoutSec: 5,
+            monitorIntervalSec: 0.5,
+            checkIntervalSec: 2,
+            diskWaitSec: 0.5,
+            minFreeGb: 0.01,
+            kallistoThreads: 1,
+            processTimeoutSec: 120,
+          },
+        ],
+      });
+      const started = Date.now();
 
-    const result = (await handle.result()) as BatchResult;
-    const elapsedSec = (Date.now() - started) / 1000;
-    expect(result.failures).toEqual([]);
-    expect(result.totals).toEqual({ total: runs.length, done: runs.length, skipped: 0, failed: 0 });
+      const kills: KillRecord[] = [];
+      while (wanted.length > 0) {
+        let detail: string | null = null;
+        let moment = 'mid-download' as 'mid-download' | 'mid-quant';
+        await eventually(async () => {
+          if (betweenDownloadAndQuant()) return false;
+          for (const [i, w] of wanted.entries()) {
+            detail = w.find();
+            if (detail !== null) {
+              moment = w.moment;
+              wanted.splice(i, 1);
+              return true;
+            }
+          }
+          return false;
+        }, 150_000, 10).catch((err: Error) => {
+          throw new Error(`kill ${kills.length + 1} (still wanted: ${wanted.map((w) => w.moment).join(', ')}): ${err.message}\nworker output:\n${worker?.output()}\nfiles:\n${walk(dataset.outputDir).join('\n')}`);
+        });
+        const w = worker!;
+        const kallistoRunning = childrenNamed(w.pid, 'kallisto').length > 0;
+        await killHard(w);
+        worker = null;
+        // Let the mirror see the sockets close, so its counts are final for the requests the kill cut.
+        await new Promise((r) => setTimeout(r, 300));
+        const served = mirror.stats().byPath;
+        const rec: KillRecord = { moment, detail: detail!, filesInFlight: [], bytesInFlight: 0, kallistoRunning };
+        for (const f of files) {
+          const sent = served[f.urlPath]?.bytes ?? 0;
+          const have = onDisk(f);
+          const lost = sent - have;
+          rec.bytesInFlight += lost - (lostSoFar.get(f.urlPath) ?? 0);
+          lostSoFar.set(f.urlPath, lost);
+          if (existsSync(`${f.local}.part`) || (sent > 0 && have < f.bytes)) rec.filesInFlight.push({ file: f.local.slice(f.local.lastIndexOf('/') + 1), bytes: f.bytes, onDisk: have });
+        }
+        if (moment === 'mid-download') expect(rec.filesInFlight.length).toBeGreaterThan(0);
+        if (moment === 'mid-quant') quantKilled.add(detail!);
+        kills.push(rec);
+        debug(`kill ${kills.length}: ${JSON.stringify(rec)}`);
+        partsGrowing.clear();
+        worker = await startCliWorker('crash-host', env);
+        debug('worker restarted');
+      }
+      expect(kills.filter((k) => k.moment === 'mid-download').length).toBe(v.downloadKills);
+      expect(kills.filter((k) => k.moment === 'mid-quant').length).toBe(v.quantKills);
+      expect(kills.some((k) => k.moment === 'mid-quant' && k.kallistoRunning)).toBe(true);
 
-    const provs = await expectEverySampleDoneOnce(t.client, dataset, BATCH);
-    // The same host came back each time: work continued where it was, no sample was started over.
-    for (const p of provs.values()) expect([p.run, p.restarts]).toEqual([p.run, 0]);
+      const result = (await handle.result()) as BatchResult;
+      const elapsedSec = (Date.now() - started) / 1000;
+      expect(result.failures).toEqual([]);
+      expect(result.totals).toEqual({ total: runs.length, done: runs.length, skipped: 0, failed: 0 });
 
-    // ---- bytes: what was sent again is what was in flight, not the files the kills interrupted ----
-    const stats = mirror.stats();
-    const fileBytes = files.reduce((s, f) => s + f.bytes, 0);
-    let servedFiles = 0;
-    for (const f of files) {
-      const s = stats.byPath[f.urlPath]?.bytes ?? 0;
-      expect([f.urlPath, s >= f.bytes]).toEqual([f.urlPath, true]);
-      servedFiles += s;
-    }
-    const extra = servedFiles - fileBytes;
-    const inFlight = kills.reduce((s, k) => s + k.bytesInFlight, 0);
-    const interruptedFileBytes = kills.reduce((s, k) => s + k.filesInFlight.reduce((a, f) => a + f.bytes, 0), 0);
-    const interruptedFiles = kills.reduce((s, k) => s + k.filesInFlight.length, 0);
-    const figures = {
-      kills: kills.map((k) => ({ moment: k.moment, at: k.detail.slice(k.detail.lastIndexOf('/') + 1), kallistoRunning: k.kallistoRunning, filesInFlight: k.filesInFlight.length, bytesInFlight: k.bytesInFlight })),
-      datasetFileBytes: fileBytes,
-      mirrorBytesServed: stats.bytesServed,
-      servedFileBytes: servedFiles,
-      extra,
-      bytesInFlightAtKills: inFlight,
-      interruptedFiles,
-      interruptedFileBytes,
-      extraOverInterrupted: Number((extra / interruptedFileBytes).toFixed(4)),
-      rangeRequests: stats.rangeRequests,
-      batchSec: Number(elapsedSec.toFixed(1)),
-    };
-    console.log(`crash figures: ${JSON.stringify(figures)}`);
-    // resumed with Range: at least one request per interrupted file
-    expect(stats.rangeRequests).toBeGreaterThanOrEqual(kills.filter((k) => k.filesInFlight.some((f) => f.onDisk > 0)).length);
-    // refetched bytes are the ones lost in flight (plus what sockets held), nowhere near whole files again
-    expect(extra).toBeLessThanOrEqual(inFlight + SLACK_PER_FILE * interruptedFiles);
-    expect(extra).toBeLessThan(0.5 * interruptedFileBytes + SLACK_PER_FILE * interruptedFiles);
-  }, LONG ? 900_000 : 300_000);
+      const provs = await expectEverySampleDoneOnce(t.client, dataset, BATCH);
+      // The same host came back each time: work continued where it was, no sample was started over.
+      for (const p of provs.values()) expect([p.run, p.restarts]).toEqual([p.run, 0]);
+
+      // ---- bytes: what was sent again is what was in flight, not the files the kills interrupted ----
+      const stats = mirror.stats();
+      const fileBytes = files.reduce((s, f) => s + f.bytes, 0);
+      let servedFiles = 0;
+      for (const f of files) {
+        const s = stats.byPath[f.urlPath]?.bytes ?? 0;
+        expect([f.urlPath, s >= f.bytes]).toEqual([f.urlPath, true]);
+        servedFiles += s;
+      }
+      const extra = servedFiles - fileBytes;
+      const inFlight = kills.reduce((s, k) => s + k.bytesInFlight, 0);
+      const interruptedFileBytes = kills.reduce((s, k) => s + k.filesInFlight.reduce((a, f) => a + f.bytes, 0), 0);
+      const interruptedFiles = kills.reduce((s, k) => s + k.filesInFlight.length, 0);
+      const figures = {
+        kills: kills.map((k) => ({ moment: k.moment, at: k.detail.slice(k.detail.lastIndexOf('/') + 1), kallistoRunning: k.kallistoRunning, filesInFlight: k.filesInFlight.length, bytesInFlight: k.bytesInFlight })),
+        datasetFileBytes: fileBytes,
+        mirrorBytesServed: stats.bytesServed,
+        servedFileBytes: servedFiles,
+        extra,
+        bytesInFlightAtKills: inFlight,
+        interruptedFiles,
+        interruptedFileBytes,
+        extraOverInterrupted: Number((extra / interruptedFileBytes).toFixed(4)),
+        rangeRequests: stats.rangeRequests,
+        batchSec: Number(elapsedSec.toFixed(1)),
+      };
+      console.log(`crash figures: ${JSON.stringify(figures)}`);
+      // resumed with Range: at least one request per interrupted file
+      expect(stats.rangeRequests).toBeGreaterThanOrEqual(kills.filter((k) => k.filesInFlight.some((f) => f.onDisk > 0)).length);
+      // refetched bytes are the ones lost in flight (plus what sockets held), nowhere near whole files again
+      expect(extra).toBeLessThanOrEqual(inFlight + SLACK_PER_FILE * interruptedFiles);
+      expect(extra).toBeLessThan(0.5 * interruptedFileBytes + SLACK_PER_FILE * interruptedFiles);
+    }, v.timeoutMs);
+  });
+}
+
+crashSuite({
+  title: 'worker killed (-9) five times during one batch (real CLI worker, real tools, throttled mirror)',
+  runsPerSpecies: [3, 2],
+  downloadKills: 3,
+  quantKills: 2,
+  timeoutMs: 300_000,
+});
+// npm run test:long: more samples, more kills
+(LONG ? crashSuite : () => undefined)({
+  title: '[long] worker killed (-9) ten times during a 16-sample batch',
+  runsPerSpecies: [8, 8],
+  downloadKills: 6,
+  quantKills: 4,
+  timeoutMs: 900_000,
 });
