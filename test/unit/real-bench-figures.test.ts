@@ -1,0 +1,56 @@
+/**
+ * The arithmetic behind bench/results/real.json (bench/real/figures.ts): a wrong percentile, overlap or
+ * gap would silently mislead every benchmark reading, so it is pinned here on hand-made timelines.
+ */
+import { describe, expect, it } from '@jest/globals';
+import { linkFigures, maxOverlap, percentile, reactionFigures, union, utilisation } from '../../bench/real/figures.js';
+import type { BatchTimes, SignalAt } from '../../bench/real/histories.js';
+
+describe('bench figures', () => {
+  it('nearest-rank percentiles', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => 100 - i); // 100..1, unsorted on purpose
+    expect(percentile(xs, 50)).toBe(50);
+    expect(percentile(xs, 99)).toBe(99);
+    expect(percentile(xs, 100)).toBe(100);
+    expect(percentile([7], 99)).toBe(7);
+    expect(percentile([], 50)).toBeNull();
+  });
+
+  it('overlap counts a slot handed over at the same instant once, and the union leaves the gaps', () => {
+    expect(maxOverlap([[0, 10], [10, 20], [5, 15]])).toBe(2);
+    expect(maxOverlap([[0, 10], [1, 9], [2, 8]])).toBe(3);
+    expect(union([[5, 8], [0, 3], [2, 4], [8, 9]])).toEqual([[0, 4], [5, 9]]);
+  });
+
+  it('utilisation and link figures: busy slot time over threads x phase; idle link before, inside and after', () => {
+    // two slots, phase 1000..5000 ms; slot A busy 1000..3000, slot B 1000..2000 and 4000..5000 (idle 3000..4000)
+    const spans: [number, number][] = [[1000, 3000], [1000, 2000], [4000, 5000]];
+    expect(utilisation(spans, 2)).toEqual({ downloadPhaseSec: 4, busyDownloadSec: 4, slotUtilisation: 0.5 });
+    // 3 MB at 1 MB/s would take 3 s of the 4 s phase; the process ran 0..6000 ms
+    const link = linkFigures(spans, 0, 6000, 3_000_000, 1_000_000);
+    expect(link).toMatchObject({ toFirstDownloadSec: 1, lastDownloadToExitSec: 1, inPhaseLinkLossSec: 1, noDownloadRunningSec: 1, linkUtilisation: 0.5 });
+    expect(link.noDownloadGaps).toEqual([{ atSec: 3, sec: 1 }]);
+  });
+
+  it('reaction: a small species frees its last slots -> the first setThreads another species receives', () => {
+    const sig = (name: string, at: number, ...args: unknown[]): SignalAt => ({ name, at, args });
+    const sample = (speciesId: string, run: string, start: number) => ({ speciesId, run, start, workflowTasks: { waitMs: [], runMs: [], timeouts: 0, failures: 0, timeoutList: [] } });
+    const t = {
+      start: 0,
+      samples: [sample('small', 'SRR1', 100), sample('small', 'SRR2', 200), sample('big', 'SRR3', 100)],
+      speciesSignals: new Map([
+        // readsVerified at 150 is before the last small sample started (200): not a tail release
+        ['small', [sig('readsVerified', 150), sig('readsVerified', 1000), sig('readsVerified', 2000)]],
+        ['big', [sig('setThreads', 1300, 3), sig('setThreads', 2250, 4)]],
+        ['other', [sig('setThreads', 2260, 2), sig('setThreads', 9000, 1)]],
+      ]),
+      speciesClose: new Map([['small', 2500]]),
+      parentWorkflowTasks: { waitMs: [], runMs: [], timeouts: 0, failures: 0, timeoutList: [] },
+    } as unknown as BatchTimes;
+    const r = reactionFigures(t, 'small');
+    expect(r.tailSlotFreedToSetThreadsMs).toMatchObject({ n: 2, p50: 250, max: 300 });
+    expect(r.lastSlotFreedToSetThreadsMs).toEqual({ big: 250, other: 260 });
+    expect(r.smallSpeciesLastSlotFreedSec).toBe(2);
+    expect(r.smallSpeciesClosedSec).toBe(2.5);
+  });
+});
