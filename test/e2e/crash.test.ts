@@ -78,6 +78,16 @@ function childrenNamed(pid: number, name: string): number[] {
   return found;
 }
 
+/** A kallisto process that is still running (not a zombie). Orphaned by a kill, it belongs to init, not the worker. */
+function kallistoAlive(pid: number): boolean {
+  try {
+    const m = /^\d+ \((.*)\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    return m?.[1] === 'kallisto' && m[2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 interface Variant {
   title: string;
   runsPerSpecies: [number, number];
@@ -161,11 +171,14 @@ function crashSuite(v: Variant): void {
         return hit;
       };
       const quantKilled = new Set<string>();
+      /** kallisto processes of the worker seen when a quant moment was found */
+      let kallistoSeen: number[] = [];
       /** A run (not one already killed mid-quant) whose quant temp dir exists, and with `kallisto`, whose kallisto runs now. */
       const quantRunning = (kallisto: boolean) => (): string | null => {
         for (const { sp, r } of runs) {
           if (quantKilled.has(r.run) || done(sp, r) || !existsSync(quantTmp(sp, r))) continue;
-          if (kallisto && childrenNamed(worker!.pid, 'kallisto').length === 0) continue;
+          kallistoSeen = childrenNamed(worker!.pid, 'kallisto');
+          if (kallisto && kallistoSeen.length === 0) continue;
           return r.run;
         }
         return null;
@@ -226,8 +239,12 @@ function crashSuite(v: Variant): void {
           throw new Error(`kill ${kills.length + 1} (still wanted: ${wanted.map((w) => w.moment).join(', ')}): ${err.message}\nworker output:\n${worker?.output()}\nfiles:\n${walk(dataset.outputDir).join('\n')}`);
         });
         const w = worker!;
-        const kallistoRunning = childrenNamed(w.pid, 'kallisto').length > 0;
-        await killHard(w);
+        const seen = moment === 'mid-quant' ? kallistoSeen : [];
+        kallistoSeen = [];
+        w.proc.kill('SIGKILL'); // at once: the moment found is the moment killed
+        // a kallisto seen before the kill and still running after it was running at the kill (now an orphan)
+        const kallistoRunning = seen.some(kallistoAlive);
+        await w.proc;
         worker = null;
         // Let the mirror see the sockets close, so its counts are final for the requests the kill cut.
         await new Promise((r) => setTimeout(r, 300));
