@@ -141,6 +141,8 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
     const executions = new Map<string, number>();
     for (const s of t4.samples) executions.set(s.run, (executions.get(s.run) ?? 0) + 1);
     const runsOf = crash.species.flatMap((s) => s.runs.map((r) => r.run));
+    const again = t4.samples.filter((s) => s.audit.activities.filter((a) => a.activity === 'download').length > 1).map((s) => s.run);
+    const sizeOfRun = new Map(runs.map((r) => [r.run, neededFiles(r).reduce((n, f) => n + f.bytes, 0)]));
 
     return {
       quick,
@@ -200,7 +202,8 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
         sampleWorkflowExecutions: t4.samples.length,
         quantActivityReruns: t4.samples.filter((s) => s.quantAttempts > 1).length,
         downloadRetries: t4.samples.filter((s) => s.downloadAttempts > 1).length,
-        samplesDownloadedAgain: t4.samples.filter((s) => s.audit.activities.filter((a) => a.activity === 'download').length > 1).length,
+        samplesDownloadedAgain: again.length,
+        bytesOfSamplesDownloadedAgain: again.reduce((n, r) => n + (sizeOfRun.get(r) ?? 0), 0),
         restartStartupSec: cr.startupsSec.map((x) => round(x, 1)!),
         workflowTaskTimeouts: [...t4.samples.map((x) => x.workflowTasks), t4.parentWorkflowTasks].reduce((n, x) => n + x.timeouts, 0),
         heartbeatTimeoutSec: Math.min(60, Math.max(5, stallTimeoutSec)),

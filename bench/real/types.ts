@@ -107,6 +107,8 @@ export interface RealFigures {
     /** samples whose download activity retried (resume) or was scheduled again (reads deleted, fetched anew) */
     downloadRetries: number;
     samplesDownloadedAgain: number;
+    /** whole download sizes of those samples: extra bytes not due to resuming */
+    bytesOfSamplesDownloadedAgain: number;
     /** seconds from each (re)start of the CLI to its `batch … running` line */
     restartStartupSec: number[];
     workflowTaskTimeouts: number;
