@@ -8,6 +8,7 @@
  *   3. fetchquant, kill -9 N times  (B4)
  * Usage: node dist/bench/real.js [--quick] [--out bench/results/real.json]
  */
+import { HOST_HEARTBEAT_TIMEOUT_SEC } from '../src/workflows/options.js';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -206,7 +207,7 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
         bytesOfSamplesDownloadedAgain: again.reduce((n, r) => n + (sizeOfRun.get(r) ?? 0), 0),
         restartStartupSec: cr.startupsSec.map((x) => round(x, 1)!),
         workflowTaskTimeouts: [...t4.samples.map((x) => x.workflowTasks), t4.parentWorkflowTasks].reduce((n, x) => n + x.timeouts, 0),
-        heartbeatTimeoutSec: Math.min(60, Math.max(5, stallTimeoutSec)),
+        heartbeatTimeoutSec: Math.min(HOST_HEARTBEAT_TIMEOUT_SEC, Math.max(5, stallTimeoutSec)),
       },
     };
   } finally {

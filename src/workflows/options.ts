@@ -1,6 +1,6 @@
 /** Activity options derived from batch options: why each timeout is what it is. */
 import { ActivityCancellationType, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
-import { NON_RETRYABLE } from '../failures.js';
+import { FailureType, NON_RETRYABLE } from '../failures.js';
 import type { SampleOptions } from '../types.js';
 
 const sec = (s: number) => Math.max(1, Math.round(s * 1000));
@@ -22,6 +22,21 @@ export function sharedActivityOptions(o: Pick<SampleOptions, 'maxRetries' | 'ret
 }
 
 /**
+ * How long a killed worker's running activities wait before they are retried (the SDK sends heartbeats at
+ * most every 0.8 x this). 60 s made each kill -9 cost about a minute of idle slots in the B4 benchmark.
+ */
+export const HOST_HEARTBEAT_TIMEOUT_SEC = 20;
+
+/**
+ * Checks of local reads (convertSra, verifyReads): a typed failure means the reads are bad and the sample
+ * fetches them again, so none of those is retried in place; a lost worker (heartbeat timeout) is, because
+ * the reads on disk are still good.
+ */
+export function readCheckRetry(o: Pick<SampleOptions, 'maxRetries' | 'retryInitialSec'>): RetryPolicy {
+  return { ...retryPolicy(o), nonRetryableErrorTypes: Object.values(FailureType) };
+}
+
+/**
  * File work pinned to one host. scheduleToStart = hostLostTimeout: if nobody polls the host's queue that
  * long, the host is gone and the sample restarts elsewhere (ScheduleToStart timeouts are never retried).
  * Heartbeat timeout follows the stall timeout so a dead worker is noticed about as fast as a dead stream.
@@ -31,7 +46,7 @@ export function hostActivityOptions(taskQueue: string, o: SampleOptions): Activi
     taskQueue,
     scheduleToStartTimeout: sec(o.hostLostTimeoutSec),
     startToCloseTimeout: sec(o.processTimeoutSec + 60),
-    heartbeatTimeout: sec(Math.min(60, Math.max(5, o.stallTimeoutSec))),
+    heartbeatTimeout: sec(Math.min(HOST_HEARTBEAT_TIMEOUT_SEC, Math.max(5, o.stallTimeoutSec))),
     retry: retryPolicy(o),
     // On cancellation wait until the activity has really stopped (its tool killed), so the clean-up that
     // follows cannot race a kallisto or fasterq-dump still writing.

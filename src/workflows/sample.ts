@@ -30,7 +30,7 @@ import { hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { DiskGrant, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
-import { hostActivityOptions, sharedActivityOptions } from './options.js';
+import { hostActivityOptions, readCheckRetry, sharedActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
 
 /** Fewer round trips per sample: local claimHost, prepareSample and publish (see the header). */
@@ -175,14 +175,14 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
           if (sourcePlan.source === 'sra') {
             enter('converting', { attempt });
             const conv = await host.convertSra.executeWithOptions(
-              { ...hostActivityOptions(hostQueue(hostId), options), retry: { maximumAttempts: 1 }, summary: `vdb-validate + fasterq-dump ${run.run}` },
+              { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `vdb-validate + fasterq-dump ${run.run}` },
               [{ run: run.run, sraPath: dl.files[0]!.path, runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }],
             );
             fastq = conv.files;
             layout = conv.layout;
           }
           reads = await host.verifyReads.executeWithOptions(
-            { ...hostActivityOptions(hostQueue(hostId), options), retry: { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
+            { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
             [{ run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads }],
           );
         } catch (err) {
