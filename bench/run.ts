@@ -3,7 +3,7 @@
  * machine they ran on. Figures, not pass/fail: every comparison is made within this one run.
  *   B1, B2, B4  bench/real.ts           real CLI, worker, tools and the bandwidth-capped mirror
  *   B3          bench/orchestration.ts  in-memory activities, the embedded server, 1,000 and 10,000 samples
- * Usage: node dist/bench/run.js [--quick] [--only b1,b3] [--out-dir bench/results]
+ * Usage: node dist/bench/run.js [--quick] [--only b1,b3] [--b3 1000,10000] [--out-dir bench/results]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -100,7 +100,7 @@ export function renderMarkdown(r: BenchResults): string {
 
 const isMain = process.argv[1]?.endsWith('/bench/run.js');
 if (isMain) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, 'out-dir': { type: 'string' } } });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, b3: { type: 'string' }, 'out-dir': { type: 'string' } } });
   const only = new Set((values.only ?? 'b1,b2,b3,b4').split(',').map((s) => s.trim().toLowerCase()));
   const quick = Boolean(values.quick);
   const outDir = values['out-dir'] ?? join(process.cwd(), 'bench', 'results');
@@ -113,7 +113,8 @@ if (isMain) {
   }
   if (only.has('b3')) {
     results.b3 = [];
-    for (const samples of quick ? B3_SIZES.quick : B3_SIZES.full) {
+    const sizes = values.b3 ? values.b3.split(',').map(Number) : quick ? B3_SIZES.quick : B3_SIZES.full;
+    for (const samples of sizes) {
       log(`B3: ${samples} samples with in-memory activities`);
       results.b3.push({ label: `${samples}`, ...(await measureOrchestration({ ...b3Workload(samples), log })) });
     }

@@ -5,6 +5,8 @@
  * (FETCHQUANT_LONG=1, tests named [long]); `npm run bench` reports the same figures at 1,000 and 10,000.
  */
 import { describe, expect, it } from '@jest/globals';
+import { writeFileSync } from 'node:fs';
+import { describeMachine } from '../../bench/machine.js';
 import { measureOrchestration } from '../../bench/orchestration.js';
 
 const LONG = Boolean(process.env.FETCHQUANT_LONG);
@@ -14,6 +16,8 @@ const LONG = Boolean(process.env.FETCHQUANT_LONG);
     // 1,600 + 3 x 2,800 = 10,000 runs; the small species finishes first so its threads move.
     const f = await measureOrchestration({ species: 4, runs: 2_800, firstRuns: 1_600, threads: 24, log: (l) => process.stdout.write(`scale: ${l}\n`) });
     process.stdout.write(`scale figures: ${JSON.stringify(f)}\n`);
+    // the figures for the benchmark table (bench/results/b3-10000.json) when asked for
+    if (process.env.FQ_SCALE_OUT) writeFileSync(process.env.FQ_SCALE_OUT, JSON.stringify({ machine: describeMachine(), ...f }, null, 2) + '\n');
     expect(f.samples).toBe(10_000);
     expect(f.lostRuns).toBe(0);
     expect(f.duplicatedRuns).toBe(0);
