@@ -10,12 +10,11 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { batchWorkflowId, TASK_QUEUE } from '../../src/ids.js';
 import { generateDataset, type Dataset, type SyntheticRun, type SyntheticSpecies } from '../../src/mirror/fixtures.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { eachRun, expectEverySampleDoneOnce, killHard, provenanceOf, quantDirOf, runDirOf, startCliWorker, walk, type CliWorker } from '../helpers/e2e.js';
+import { eachRun, expectEverySampleDoneOnce, killHard, provenanceOf, quantDirOf, runDirOf, startCliWorker, startMirrorBatch, walk, type CliWorker } from '../helpers/e2e.js';
 
 const LONG = Boolean(process.env.FETCHQUANT_LONG);
 const BATCH = 'crash';
@@ -193,30 +192,12 @@ function crashSuite(v: Variant): void {
       ];
 
       worker = await startCliWorker('crash-host', env);
-      const handle = await t.client.workflow.start('batchWorkflow', {
-        taskQueue: TASK_QUEUE,
-        workflowId: batchWorkflowId(BATCH),
-        args: [
-          {
-            configDir: dataset.configDir,
-            outputDir: dataset.outputDir,
-            enaPortalUrl: mirror.enaPortalUrl,
-            sraLocateUrl: mirror.sraLocateUrl,
-            enaFileScheme: mirror.enaFileScheme,
-            totalThreads: 3,
-            // Every kill costs each activity in flight one attempt (a heartbeat timeout is an attempt to Temporal).
-            maxRetries: 8,
-            retryInitialSec: 0.2,
-            // heartbeat timeout = max(5, stall timeout): a dead worker's activities are retried 5 s after its last beat
-            stallTimeoutSec: 5,
-            monitorIntervalSec: 0.5,
-            checkIntervalSec: 2,
-            diskWaitSec: 0.5,
-            minFreeGb: 0.01,
-            kallistoThreads: 1,
-            processTimeoutSec: 120,
-          },
-        ],
+      const handle = await startMirrorBatch(t.client, BATCH, dataset, mirror, {
+        totalThreads: 3,
+        // Every kill costs each activity in flight one attempt (a heartbeat timeout is an attempt to Temporal).
+        maxRetries: 8,
+        // heartbeat timeout = max(5, stall timeout): a dead worker's activities are retried 5 s after its last beat
+        stallTimeoutSec: 5,
       });
       const started = Date.now();
 

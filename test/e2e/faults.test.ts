@@ -9,12 +9,12 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { batchWorkflowId, TASK_QUEUE } from '../../src/ids.js';
 import { generateDataset, type Dataset, type SyntheticRun, type SyntheticSpecies } from '../../src/mirror/fixtures.js';
 import { startMirror, type FaultPlan, type Mirror } from '../../src/mirror/server.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { startMirrorBatch } from '../helpers/e2e.js';
 
 const MAX_RETRIES = 2;
 
@@ -117,28 +117,10 @@ describe('a batch with faults on a third of its runs (real worker, real tools, r
   });
 
   it('ends every recoverable run done, every unrecoverable one failed naming its fault, and leaves no reads', async () => {
-    const handle = await t.client.workflow.start('batchWorkflow', {
-      taskQueue: TASK_QUEUE,
-      workflowId: batchWorkflowId('faults'),
-      args: [
-        {
-          configDir: dataset.configDir,
-          outputDir: dataset.outputDir,
-          enaPortalUrl: mirror.enaPortalUrl,
-          sraLocateUrl: mirror.sraLocateUrl,
-          enaFileScheme: mirror.enaFileScheme,
-          totalThreads: 9,
-          maxRetries: MAX_RETRIES,
-          retryInitialSec: 0.2,
-          stallTimeoutSec: 2,
-          monitorIntervalSec: 0.5,
-          checkIntervalSec: 2,
-          diskWaitSec: 0.5,
-          minFreeGb: 0.01,
-          kallistoThreads: 1,
-          processTimeoutSec: 120,
-        },
-      ],
+    const handle = await startMirrorBatch(t.client, 'faults', dataset, mirror, {
+      totalThreads: 9,
+      maxRetries: MAX_RETRIES,
+      stallTimeoutSec: 2,
     });
     const result = (await handle.result()) as BatchResult;
     const stats = mirror.stats();

@@ -9,12 +9,11 @@ import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { batchWorkflowId, TASK_QUEUE } from '../../src/ids.js';
 import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { countDone, eachRun, expectEverySampleDoneOnce, killHard, startCliWorker, type CliWorker } from '../helpers/e2e.js';
+import { countDone, eachRun, expectEverySampleDoneOnce, killHard, startCliWorker, startMirrorBatch, type CliWorker } from '../helpers/e2e.js';
 
 const BATCH = 'hosts';
 const HOSTS = ['host-a', 'host-b', 'host-c'];
@@ -71,29 +70,11 @@ describe('three hosts, one lost for good mid-batch (real CLI workers, real tools
     const env = { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace };
     for (const [i, w] of (await Promise.all(HOSTS.map((h) => startCliWorker(h, env)))).entries()) workers.set(HOSTS[i]!, w);
     const runs = eachRun(dataset);
-    const handle = await t.client.workflow.start('batchWorkflow', {
-      taskQueue: TASK_QUEUE,
-      workflowId: batchWorkflowId(BATCH),
-      args: [
-        {
-          configDir: dataset.configDir,
-          outputDir: dataset.outputDir,
-          enaPortalUrl: mirror.enaPortalUrl,
-          sraLocateUrl: mirror.sraLocateUrl,
-          enaFileScheme: mirror.enaFileScheme,
-          totalThreads: 6,
-          hostLostTimeoutSec: HOST_LOST_SEC,
-          maxRetries: 3,
-          retryInitialSec: 0.2,
-          stallTimeoutSec: 5,
-          monitorIntervalSec: 0.5,
-          checkIntervalSec: 2,
-          diskWaitSec: 0.5,
-          minFreeGb: 0.01,
-          kallistoThreads: 1,
-          processTimeoutSec: 120,
-        },
-      ],
+    const handle = await startMirrorBatch(t.client, BATCH, dataset, mirror, {
+      totalThreads: 6,
+      hostLostTimeoutSec: HOST_LOST_SEC,
+      maxRetries: 3,
+      stallTimeoutSec: 5,
     });
 
     // The victim: a host with a sample mid-download, once the batch is under way on every host.

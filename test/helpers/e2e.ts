@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { expect } from '@jest/globals';
 import type { Client } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
-import { sampleWorkflowId } from '../../src/ids.js';
+import { batchWorkflowId, sampleWorkflowId, TASK_QUEUE } from '../../src/ids.js';
 import type { Dataset, SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
+import type { Mirror } from '../../src/mirror/server.js';
 import type { Provenance, SampleOutcome } from '../../src/types.js';
 
 export const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
@@ -107,4 +108,38 @@ export async function expectEverySampleDoneOnce(client: Client, d: Dataset, batc
   const leftovers = walk(d.outputDir).filter((p) => /\.part$|\.fastq(\.gz)?$|\.sra$|\/\.[SED]RR\d+\.tmp\/$/.test(p));
   expect(leftovers).toEqual([]);
   return provs;
+}
+
+/**
+ * A batch over a mirror-served dataset with the short intervals every end-to-end test uses (retries,
+ * monitor, disk waits, one kallisto thread); `options` adds or overrides batch options.
+ */
+export function startMirrorBatch(
+  client: Client,
+  batchId: string,
+  dataset: Pick<Dataset, 'configDir' | 'outputDir'>,
+  mirror: Pick<Mirror, 'enaPortalUrl' | 'sraLocateUrl' | 'enaFileScheme'>,
+  options: Record<string, unknown>,
+) {
+  return client.workflow.start('batchWorkflow', {
+    taskQueue: TASK_QUEUE,
+    workflowId: batchWorkflowId(batchId),
+    args: [
+      {
+        configDir: dataset.configDir,
+        outputDir: dataset.outputDir,
+        enaPortalUrl: mirror.enaPortalUrl,
+        sraLocateUrl: mirror.sraLocateUrl,
+        enaFileScheme: mirror.enaFileScheme,
+        retryInitialSec: 0.2,
+        monitorIntervalSec: 0.5,
+        checkIntervalSec: 2,
+        diskWaitSec: 0.5,
+        minFreeGb: 0.01,
+        kallistoThreads: 1,
+        processTimeoutSec: 120,
+        ...options,
+      },
+    ],
+  });
 }
