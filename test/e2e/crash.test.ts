@@ -1,8 +1,8 @@
 /**
  * SPEC §5.6, the worker half: one batch, a real `fetchquant worker` (real activities: HTTP to the local
  * mirror under a bandwidth cap, kallisto, fasterq-dump, real files), killed with -9 again and again at
- * chosen moments — mid-download (a .part growing) and mid-quant (the quant temp dir present) — and
- * restarted each time. The batch must end with every sample done exactly once, nothing left on disk, and
+ * chosen moments — mid-download (a .part growing), mid-convert (vdb-validate or fasterq-dump running) and
+ * mid-quant (the quant temp dir present) — and restarted each time. The batch must end with every sample done exactly once, nothing left on disk, and
  * the archive must have sent again only about the bytes that were in flight at the kills, not whole files.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -51,8 +51,10 @@ const sizeOf = (p: string) => {
 };
 
 /** What a kill caught: which moment, the files mid-transfer and the bytes the mirror sent that never reached their disk. */
+type Moment = 'mid-download' | 'mid-convert' | 'mid-quant';
+
 interface KillRecord {
-  moment: string;
+  moment: Moment;
   detail: string;
   /** size of every file mid-download at the kill (what "start those files over" would cost) */
   filesInFlight: { file: string; bytes: number; onDisk: number }[];
@@ -91,6 +93,7 @@ interface Variant {
   title: string;
   runsPerSpecies: [number, number];
   downloadKills: number;
+  convertKills: number;
   quantKills: number;
   timeoutMs: number;
 }
@@ -144,18 +147,6 @@ function crashSuite(v: Variant): void {
       /** mirror bytes per file minus bytes on disk: what was sent and lost so far */
       const lostSoFar = new Map<string, number>();
 
-      /**
-       * A sample whose reads are all on disk but whose quant has not started is verifying or converting.
-       * Those steps run once per download (a killed one means "download again", see the report); kill
-       * around them, not in them.
-       */
-      const betweenDownloadAndQuant = () =>
-        runs.some(({ sp, r }) => {
-          if (done(sp, r) || existsSync(quantTmp(sp, r))) return false;
-          const mine = files.filter((f) => f.run === r.run);
-          return mine.every((f) => onDisk(f) === f.bytes);
-        });
-
       const partsGrowing = new Map<string, number>();
       /** A .part that grew since the previous look and is between lo and hi of its size. */
       const growingPart = (lo: number, hi: number): Tracked | null => {
@@ -185,9 +176,12 @@ function crashSuite(v: Variant): void {
 
       // What the kills must catch, taken in whatever order the batch offers them (downloads end early).
       const windows: [number, number][] = [[0.2, 0.8], [0.4, 0.95], [0.05, 0.6]];
-      const wanted: { moment: 'mid-download' | 'mid-quant'; find: () => string | null }[] = [
+      // A kill between download and quant must cost no download either: the reads on disk are good.
+      const converting = () => ['vdb-validate', 'fasterq-dump'].find((n) => childrenNamed(worker!.pid, n).length > 0) ?? null;
+      const wanted: { moment: Moment; find: () => string | null }[] = [
         ...Array.from({ length: v.downloadKills }, (_, i) => ({ moment: 'mid-download' as const, find: () => growingPart(...windows[i % windows.length]!)?.local ?? null })),
         // the first quant kill waits for kallisto itself to be running
+        ...Array.from({ length: v.convertKills }, () => ({ moment: 'mid-convert' as const, find: converting })),
         ...Array.from({ length: v.quantKills }, (_, i) => ({ moment: 'mid-quant' as const, find: quantRunning(i === 0) })),
       ];
 
@@ -204,9 +198,8 @@ function crashSuite(v: Variant): void {
       const kills: KillRecord[] = [];
       while (wanted.length > 0) {
         let detail: string | null = null;
-        let moment = 'mid-download' as 'mid-download' | 'mid-quant';
+        let moment = 'mid-download' as Moment;
         await eventually(async () => {
-          if (betweenDownloadAndQuant()) return false;
           for (const [i, w] of wanted.entries()) {
             detail = w.find();
             if (detail !== null) {
@@ -248,6 +241,7 @@ function crashSuite(v: Variant): void {
         debug('worker restarted');
       }
       expect(kills.filter((k) => k.moment === 'mid-download').length).toBe(v.downloadKills);
+      expect(kills.filter((k) => k.moment === 'mid-convert').length).toBe(v.convertKills);
       expect(kills.filter((k) => k.moment === 'mid-quant').length).toBe(v.quantKills);
       expect(kills.some((k) => k.moment === 'mid-quant' && k.kallistoRunning)).toBe(true);
 
@@ -297,17 +291,19 @@ function crashSuite(v: Variant): void {
 }
 
 crashSuite({
-  title: 'worker killed (-9) five times during one batch (real CLI worker, real tools, throttled mirror)',
+  title: 'worker killed (-9) six times during one batch (real CLI worker, real tools, throttled mirror)',
   runsPerSpecies: [3, 2],
   downloadKills: 3,
+  convertKills: 1,
   quantKills: 2,
   timeoutMs: 300_000,
 });
 // npm run test:long: more samples, more kills
 (LONG ? crashSuite : () => undefined)({
-  title: '[long] worker killed (-9) ten times during a 16-sample batch',
+  title: '[long] worker killed (-9) twelve times during a 16-sample batch',
   runsPerSpecies: [8, 8],
   downloadKills: 6,
+  convertKills: 2,
   quantKills: 4,
   timeoutMs: 900_000,
 });
