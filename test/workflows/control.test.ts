@@ -122,8 +122,10 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
     const one = await spawnWorker('host-1');
     const h = await t.client.workflow.start('batchWorkflow', { taskQueue: 'fetchquant', workflowId: batchWorkflowId('hosts'), args: [{ ...FAST, totalThreads: 2, hostLostTimeoutSec: 3 }] });
     await eventually(async () => one.events().filter((e) => e.kind === 'download-start').length === 2);
+    // host-1 is gone for good, mid-download; host-2 joins only afterwards (starting a worker can take
+    // longer than the download on a loaded machine, and the samples must not finish on host-1 meanwhile)
+    one.p.kill('SIGKILL');
     const two = await spawnWorker('host-2');
-    one.p.kill('SIGKILL'); // host-1 is gone for good, mid-download
     const r = (await h.result()) as BatchResult;
     expect(r.totals.done).toBe(2);
     expect(one.events().filter((e) => e.kind === 'finalize')).toHaveLength(0);
