@@ -61,6 +61,8 @@ interface KillRecord {
   /** bytes sent for those files that were not on disk after the kill */
   bytesInFlight: number;
   kallistoRunning: boolean;
+  /** seconds since the batch started */
+  sec: number;
 }
 
 /** Children of pid named `name` (the worker's tools are its direct children in their own process groups). */
@@ -223,7 +225,7 @@ function crashSuite(v: Variant): void {
         // Let the mirror see the sockets close, so its counts are final for the requests the kill cut.
         await new Promise((r) => setTimeout(r, 300));
         const served = mirror.stats().byPath;
-        const rec: KillRecord = { moment, detail: detail!, filesInFlight: [], bytesInFlight: 0, kallistoRunning };
+        const rec: KillRecord = { moment, detail: detail!, filesInFlight: [], bytesInFlight: 0, kallistoRunning, sec: Math.round((Date.now() - started) / 1000) };
         for (const f of files) {
           const sent = served[f.urlPath]?.bytes ?? 0;
           const have = onDisk(f);
@@ -268,7 +270,7 @@ function crashSuite(v: Variant): void {
       const interruptedFileBytes = kills.reduce((s, k) => s + k.filesInFlight.reduce((a, f) => a + f.bytes, 0), 0);
       const interruptedFiles = kills.reduce((s, k) => s + k.filesInFlight.length, 0);
       const figures = {
-        kills: kills.map((k) => ({ moment: k.moment, at: k.detail.slice(k.detail.lastIndexOf('/') + 1), kallistoRunning: k.kallistoRunning, filesInFlight: k.filesInFlight.length, bytesInFlight: k.bytesInFlight })),
+        kills: kills.map((k) => ({ sec: k.sec, moment: k.moment, at: k.detail.slice(k.detail.lastIndexOf('/') + 1), kallistoRunning: k.kallistoRunning, filesInFlight: k.filesInFlight.length, bytesInFlight: k.bytesInFlight })),
         datasetFileBytes: fileBytes,
         mirrorBytesServed: stats.bytesServed,
         servedFileBytes: servedFiles,
