@@ -14,6 +14,8 @@ import { startWorker } from '../src/worker.js';
 import { batchWorkflowId, speciesWorkflowId } from '../src/ids.js';
 import type { BatchResult } from '../src/workflows/batch.js';
 import { createFastActivities, newLog } from '../test/helpers/fast-activities.js';
+import { slotMoves, tailSlotsFreed } from './real/figures.js';
+import { readSpeciesSignals } from './real/histories.js';
 
 export interface OrchestrationFigures {
   species: number;
@@ -32,6 +34,7 @@ export interface OrchestrationFigures {
   /** runs never published, and runs published more than once (both must be 0) */
   lostRuns: number;
   duplicatedRuns: number;
+  /** sp0's tail slots freed -> setThreads elsewhere, ms */
   reallocationDelayMs: number[];
 }
 
@@ -91,22 +94,12 @@ export async function measureOrchestration(o: { species: number; runs: number; f
     const largest = [...all, ...sampleLens].sort((a, b) => b.events - a.events)[0]!;
     const batchEvents = all.filter((x) => x.id === batchWorkflowId('bench')).reduce((a, x) => Math.max(a, x.events), 0);
 
-    // Reallocation delay: species sp0 finishes (its last sample finished) -> the others get setThreads.
-    const delays: number[] = [];
-    const sp0Last = Math.max(...log.events.filter((e) => e.kind === 'delete' && e.run?.startsWith('SRR10')).map((e) => e.t));
-    for (const s of world.species.slice(1)) {
-      // Every run of the species (it continues-as-new): the signal may have landed in any of them.
-      const events = [];
-      for await (const wf of client.workflow.list({ query: `WorkflowId = '${speciesWorkflowId('bench', s.id)}'` })) {
-        const hist = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
-        events.push(...(hist.events ?? []));
-      }
-      const signals = events
-        .filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'setThreads')
-        .map((e) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6))
-        .filter((t) => t >= sp0Last);
-      if (signals.length) delays.push(Math.min(...signals) - sp0Last);
-    }
+    // Reallocation: every slot sp0 frees for good (a verified download after its last sample started) ->
+    // the first setThreads another species receives. Same definition as B2's tail figure.
+    const sig = await readSpeciesSignals(client, 'bench', world.species.map((s) => s.id));
+    const tail = tailSlotsFreed(sig.speciesSignals, 'sp0', sig.lastChildStarted.get('sp0') ?? 0);
+    const { moved } = slotMoves(sig.speciesSignals, 'sp0');
+    const delays = tail.map(moved).filter((x): x is number => x !== null);
     const lens = sampleLens.map((x) => x.events);
     return {
       species: o.species,

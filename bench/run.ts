@@ -4,13 +4,15 @@
  *   B1, B2, B4  bench/real.ts           real CLI, worker, tools and the bandwidth-capped mirror
  *   B3          bench/orchestration.ts  in-memory activities, the embedded server, 1,000 and 10,000 samples
  * Usage: node dist/bench/run.js [--quick] [--only b1,b3] [--b3 1000,10000] [--out-dir bench/results]
+ * With --only, the sections not re-measured are kept from the existing results file, labelled with their run.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeMachine, type Machine } from './machine.js';
 import { measureOrchestration, type OrchestrationFigures } from './orchestration.js';
 import { measureReal, type RealFigures } from './real.js';
+import { dist } from './real/figures.js';
 
 export interface BenchResults {
   machine: Machine;
@@ -18,7 +20,31 @@ export interface BenchResults {
   real?: RealFigures;
   b3?: (OrchestrationFigures & { label: string })[];
   durationSec: number;
+  /** Sections kept from an earlier run when `--only` re-measured the others: where and when they were measured. */
+  keptFrom?: { real?: Machine; b3?: Machine };
 }
+
+/**
+ * `--only` re-measures some sections; the others are kept from the previous results file (if it has them), each
+ * labelled with the machine line of the run that measured it, so one table can hold a quiet B1 and a long B3.
+ */
+export function mergeKept(fresh: BenchResults, previous: BenchResults | undefined): BenchResults {
+  if (!previous || previous.quick !== fresh.quick) return fresh;
+  const keptFrom = { ...fresh.keptFrom };
+  const merged: BenchResults = { ...fresh };
+  if (!fresh.real && previous.real) {
+    merged.real = previous.real;
+    keptFrom.real = previous.keptFrom?.real ?? previous.machine;
+  }
+  if (!fresh.b3 && previous.b3) {
+    merged.b3 = previous.b3;
+    keptFrom.b3 = previous.keptFrom?.b3 ?? previous.machine;
+  }
+  if (keptFrom.real || keptFrom.b3) merged.keptFrom = keptFrom;
+  return merged;
+}
+const keptLine = (m: Machine | undefined) =>
+  m ? [`Kept from an earlier run: ${m.date} · commit ${m.commit} · load ${m.loadAverage1m} at start.`, ''] : [];
 
 /** B3 workloads: four species, the first smaller so its threads move when it finishes. */
 export const B3_SIZES = { full: [1_000, 10_000], quick: [200, 1_000] };
@@ -51,6 +77,7 @@ export function renderMarkdown(r: BenchResults): string {
       `Workload: ${w.species} species, ${w.runs} runs (${w.pairedRuns} paired, ${w.sraOnlyRuns} SRA-only), ${MB(w.neededBytes)} to fetch, ` +
         `mirror capped at ${MB(w.bandwidthCapBytesPerSec)}/s with ${w.latencyMs} ms latency, ${w.totalThreads} threads.`,
       '',
+      ...keptLine(r.keptFrom?.real),
     );
     rows('B1 — throughput against the bound and against xargs -P', [
       ['lower bound (bytes / cap + last quant)', `${n(real.b1.lowerBoundSec, 1)} s`],
@@ -72,11 +99,11 @@ export function renderMarkdown(r: BenchResults): string {
     ]);
   }
   if (r.b3?.length) {
-    out.push('## B3 — orchestration overhead and scale (in-memory activities)', '');
-    out.push('| samples | threads | makespan | samples/s | events per sample | largest history | species runs (CAN) | batch events | over 10,240 | lost / twice |', '|---|---|---|---|---|---|---|---|---|---|');
+    out.push('## B3 — orchestration overhead and scale (in-memory activities)', '', ...keptLine(r.keptFrom?.b3));
+    out.push('| samples | threads | makespan | samples/s | events per sample | largest history | species runs (CAN) | batch events | over 10,240 | lost / twice | slot freed → setThreads elsewhere |', '|---|---|---|---|---|---|---|---|---|---|---|');
     for (const x of r.b3) {
       out.push(
-        `| ${x.samples} | ${x.totalThreads} | ${n(x.makespanSec, 1)} s | ${n(x.samplesPerSec)} | ${n(x.eventsPerSampleHistory.mean, 1)} | ${x.largestHistory.events} (${x.largestHistory.workflowId.split('/').pop()}) | ${Object.values(x.speciesRuns).join(' / ')} | ${x.batchEvents} | ${x.historiesOver10240} | ${x.lostRuns} / ${x.duplicatedRuns} |`,
+        `| ${x.samples} | ${x.totalThreads} | ${n(x.makespanSec, 1)} s | ${n(x.samplesPerSec)} | ${n(x.eventsPerSampleHistory.mean, 1)} | ${x.largestHistory.events} (${x.largestHistory.workflowId.split('/').pop()}) | ${Object.values(x.speciesRuns).join(' / ')} | ${x.batchEvents} | ${x.historiesOver10240} | ${x.lostRuns} / ${x.duplicatedRuns} | ${x.reallocationDelayMs.length ? ms(dist(x.reallocationDelayMs)) : '–'} |`,
       );
     }
     if (r.b3.length > 1) {
@@ -122,8 +149,10 @@ if (isMain) {
   results.durationSec = (Date.now() - t0) / 1000;
   mkdirSync(outDir, { recursive: true });
   const name = quick ? 'bench-quick' : 'bench';
-  writeFileSync(join(outDir, `${name}.json`), JSON.stringify(results, null, 2) + '\n');
-  const md = renderMarkdown(results);
+  const file = join(outDir, `${name}.json`);
+  const merged = mergeKept(results, existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as BenchResults) : undefined);
+  writeFileSync(file, JSON.stringify(merged, null, 2) + '\n');
+  const md = renderMarkdown(merged);
   writeFileSync(join(outDir, `${name}.md`), md);
   process.stdout.write(md);
   process.exit(0);

@@ -1,6 +1,6 @@
 /** Pure arithmetic of the real-tool benchmarks: percentiles, interval overlap, the B1/B2/B4 figures. */
 import type { BaselineRun } from './baseline.js';
-import type { BatchTimes, SampleTimes } from './histories.js';
+import type { BatchTimes, SampleTimes, SignalAt } from './histories.js';
 
 /** Nearest-rank percentile (p in 0..100) of a list; null when empty. */
 export function percentile(xs: number[], p: number): number | null {
@@ -146,19 +146,18 @@ export interface ReactionFigures {
   seedExpectedReactionSec: { every60s: { mean: number; max: number }; every300s: { mean: number; max: number } };
 }
 
-export function reactionFigures(t: BatchTimes, smallSpecies: string): ReactionFigures {
-  const done = t.samples.filter((s) => s.verifiedAt && s.quantStartedAt && s.quantScheduledAt);
-  const small = t.samples.filter((s) => s.speciesId === smallSpecies);
-  const lastStart = Math.max(...small.map((s) => s.start));
-  const tail = (t.speciesSignals.get(smallSpecies) ?? []).filter((s) => s.name === 'readsVerified' && s.at > lastStart).map((s) => s.at);
-  const others = [...t.speciesSignals.keys()].filter((k) => k !== smallSpecies);
-  const firstSetThreadsAfter = (sp: string, at: number) => (t.speciesSignals.get(sp) ?? []).find((s) => s.name === 'setThreads' && s.at >= at)?.at ?? null;
-  const lastFreed = tail.length ? Math.max(...tail) : null;
+/**
+ * A slot the small species freed at `f` for good: how long until another species got a setThreads
+ * (`moved`), and which species one reallocation signalled (their first setThreads after `f` within a
+ * second of the first one).
+ */
+export function slotMoves(speciesSignals: Map<string, SignalAt[]>, smallSpecies: string) {
+  const others = [...speciesSignals.keys()].filter((k) => k !== smallSpecies);
+  const firstSetThreadsAfter = (sp: string, at: number) => (speciesSignals.get(sp) ?? []).find((s) => s.name === 'setThreads' && s.at >= at)?.at ?? null;
   const moved = (f: number) => {
     const next = others.map((sp) => firstSetThreadsAfter(sp, f)).filter((x): x is number => x !== null);
     return next.length ? Math.min(...next) - f : null;
   };
-  // The species one reallocation signalled: their first setThreads after `f` within a second of the first one.
   const receivers = (f: number): Record<string, number> => {
     const first = moved(f);
     const out: Record<string, number> = {};
@@ -169,6 +168,21 @@ export function reactionFigures(t: BatchTimes, smallSpecies: string): ReactionFi
     }
     return out;
   };
+  return { moved, receivers };
+}
+
+/** The small species' readsVerified signals after its last sample started: slots freed for good. */
+export function tailSlotsFreed(speciesSignals: Map<string, SignalAt[]>, smallSpecies: string, lastStart: number): number[] {
+  return (speciesSignals.get(smallSpecies) ?? []).filter((s) => s.name === 'readsVerified' && s.at > lastStart).map((s) => s.at);
+}
+
+export function reactionFigures(t: BatchTimes, smallSpecies: string): ReactionFigures {
+  const done = t.samples.filter((s) => s.verifiedAt && s.quantStartedAt && s.quantScheduledAt);
+  const small = t.samples.filter((s) => s.speciesId === smallSpecies);
+  const lastStart = Math.max(...small.map((s) => s.start));
+  const tail = tailSlotsFreed(t.speciesSignals, smallSpecies, lastStart);
+  const { moved, receivers } = slotMoves(t.speciesSignals, smallSpecies);
+  const lastFreed = tail.length ? Math.max(...tail) : null;
   const tailDelays = tail.map(moved).filter((x): x is number => x !== null);
   const closed = t.speciesClose.get(smallSpecies);
   return {

@@ -172,8 +172,23 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
     parentWorkflowTasks.timeoutList.push(...w.timeoutList);
   };
   for (const wf of batchRuns) addTasks(workflowTaskTimes(await historyOf(client, wf.workflowId, wf.runId)));
+  const { speciesSignals, speciesClose } = await readSpeciesSignals(client, batchId, speciesIds, addTasks);
+  return { start: batchStart, close: batchClose, samples, speciesSignals, speciesClose, parentWorkflowTasks };
+}
+
+/**
+ * Signals each species received, over every run of its workflow (continue-as-new), when it completed, and
+ * when its last sample started (after that, every verified download frees a slot for good).
+ */
+export async function readSpeciesSignals(
+  client: Client,
+  batchId: string,
+  speciesIds: string[],
+  addTasks: (w: WorkflowTaskTimes) => void = () => undefined,
+): Promise<{ speciesSignals: Map<string, SignalAt[]>; speciesClose: Map<string, number>; lastChildStarted: Map<string, number> }> {
   const speciesSignals = new Map<string, SignalAt[]>();
   const speciesClose = new Map<string, number>();
+  const lastChildStarted = new Map<string, number>();
   for (const sp of speciesIds) {
     const id = speciesWorkflowId(batchId, sp);
     const signals: SignalAt[] = [];
@@ -181,6 +196,7 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
       const events = await historyOf(client, wf.workflowId, wf.runId);
       addTasks(workflowTaskTimes(events));
       for (const e of events) {
+        if (e.childWorkflowExecutionStartedEventAttributes) lastChildStarted.set(sp, Math.max(lastChildStarted.get(sp) ?? 0, Date.parse(ts(e.eventTime)!)));
         const s = e.workflowExecutionSignaledEventAttributes;
         if (!s) continue;
         signals.push({ name: s.signalName ?? '?', at: Date.parse(ts(e.eventTime)!), args: (s.input?.payloads ?? []).map((p) => JSON.parse(Buffer.from(p.data ?? []).toString() || 'null')) });
@@ -189,5 +205,5 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
     }
     speciesSignals.set(sp, signals.sort((a, b) => a.at - b.at));
   }
-  return { start: batchStart, close: batchClose, samples, speciesSignals, speciesClose, parentWorkflowTasks };
+  return { speciesSignals, speciesClose, lastChildStarted };
 }
