@@ -11,6 +11,8 @@ export class TokenBucket {
   private readonly capacity: number;
   /** while senders wait, credit of a late tick is kept up to this much (ms of bandwidth) */
   private readonly catchUpCapacity: number;
+  /** the smallest grant (unless a sender asks for less): without it, senders woken by every refill get a few bytes each */
+  private readonly quantum: number;
   private readonly now: () => number;
   private last: number;
   private waiters: { max: number; resolve: (n: number) => void }[] = [];
@@ -28,6 +30,7 @@ export class TokenBucket {
     this.capacity = Math.max(1, (bytesPerSec * tickMs * 2) / 1000);
     this.catchUpCapacity = Math.max(this.capacity, (bytesPerSec * catchUpMs) / 1000);
     this.tokens = this.capacity;
+    this.quantum = Math.max(1, Math.min(16 * 1024, Math.floor(this.capacity / 2)));
   }
 
   get burst(): number {
@@ -71,7 +74,10 @@ export class TokenBucket {
   }
 
   private serve(): void {
-    while (this.waiters.length > 0 && this.tokens >= 1) {
+    // The first waiter is served once a quantum (or all it asked for) has accrued: granting whatever
+    // trickled in since the last call handed out ~4-byte chunks at 360,000 grants/s, burning a core in
+    // the mirror and another in every client reading the trickle.
+    while (this.waiters.length > 0 && this.tokens >= Math.min(this.waiters[0]!.max, this.quantum)) {
       const w = this.waiters.shift()!;
       const n = Math.min(w.max, Math.floor(this.tokens));
       this.tokens -= n;

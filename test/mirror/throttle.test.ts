@@ -31,4 +31,31 @@ describe('TokenBucket', () => {
       bucket.stop();
     }
   });
+
+  it('hands out chunks of at least a quantum, not the trickle accrued since the last call', async () => {
+    let t = 0;
+    const rate = 1_500_000; // 1.5 bytes per ms: the benchmark's cap
+    const bucket = new TokenBucket(rate, 20, { now: () => t });
+    try {
+      expect(await bucket.take(65_536)).toBe(bucket.burst); // the initial burst
+      // Eight senders ask for 64 KiB each while the clock moves 2 ms at a time (3,000 bytes).
+      const sizes: number[] = [];
+      const waiting = Array.from({ length: 8 }, () => bucket.take(65_536).then((n) => sizes.push(n)));
+      for (let i = 0; i < 200 && sizes.length < 8; i++) {
+        t += 2;
+        await new Promise((r) => setTimeout(r, 25)); // the bucket's own 20 ms tick serves them
+      }
+      await Promise.all(waiting);
+      expect(sizes).toHaveLength(8);
+      // Half the two-tick burst (15,000 bytes) at least; before the fix each got the ~3,000 bytes of one step.
+      for (const n of sizes) expect(n).toBeGreaterThanOrEqual(15_000);
+      // A sender asking for less than a quantum is served as soon as that much is there.
+      const small = bucket.take(100);
+      t += 1;
+      expect(await small).toBe(100);
+      expect(bucket.granted).toBeLessThanOrEqual((rate * t) / 1000 + bucket.burst);
+    } finally {
+      bucket.stop();
+    }
+  });
 });
