@@ -99,7 +99,9 @@ export async function runFetchquant(o: {
     starts++;
     const t0 = Date.now();
     let seen = false;
-    const child = spawn('node', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // FQ_BENCH_NODE_FLAGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) profiles the CLI; NODE_OPTIONS refuses --cpu-prof.
+    const nodeFlags = (process.env.FQ_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+    const child = spawn('node', [...nodeFlags, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       logStream.write(d);
