@@ -44,6 +44,9 @@ import { sharedActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
 import { speciesWorkflow, type SpeciesOptions } from './species.js';
 
+/** Patch: a reallocation requested while one is in flight waits for it, then runs (it used to return at once). */
+export const SERIALIZE_REALLOCATE = 'serialize-reallocate';
+
 interface SpeciesEntry {
   plan: SpeciesPlan;
   started: boolean;
@@ -153,7 +156,13 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
   const speciesOptions: SpeciesOptions = { ...o };
   let reallocating = false;
   async function reallocate(resendAll = false): Promise<void> {
-    if (reallocating) return;
+    if (reallocating) {
+      // The setTotalThreads update and the loop can overlap. Returning at once gave the update a stale
+      // allocation, and left the loop spinning on `dirty` without yielding (a signal set it while the
+      // update's allocation was in flight) until the workflow thread died. Wait, then allocate anew.
+      if (!patched(SERIALIZE_REALLOCATE)) return;
+      while (reallocating) await condition(() => !reallocating);
+    }
     reallocating = true;
     try {
       dirty = false;

@@ -1,5 +1,6 @@
 import { afterAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
+import { WorkflowUpdateStage } from '@temporalio/client';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +71,29 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
     const r = (await h.result()) as BatchResult;
     expect(r.totals).toEqual({ total: 80, done: 80, skipped: 0, failed: 0 });
     await maybeRecord(t.client, batchWorkflowId('ctl'), 'batch-live-control');
+    await worker.shutdown();
+  });
+
+  it('setTotalThreads racing signals and another update neither wedges the batch nor answers a stale allocation', async () => {
+    const { log, worker } = await withWorld(t, { species: [{ id: 'sp_a', runs: 60 }, { id: 'sp_b', runs: 60 }], downloadMs: 150 });
+    workers.push(worker);
+    const h = await t.client.workflow.start('batchWorkflow', { taskQueue: 'fetchquant', workflowId: batchWorkflowId('race'), args: [{ ...FAST, totalThreads: 2 }] });
+    await eventually(async () => log.active.maxDownloads >= 2);
+    for (const n of [4, 6, 3, 8]) {
+      // The first update is accepted and its allocation is in flight while a signal and a second update land.
+      const first = await h.startUpdate(setTotalThreadsUpdate, { args: [n], waitForStage: WorkflowUpdateStage.ACCEPTED });
+      await h.signal(pauseSignal);
+      await h.signal(resumeSignal);
+      const second = await h.executeUpdate(setTotalThreadsUpdate, { args: [n + 1] });
+      await first.result();
+      // Both species have far more runs left than threads: the answer must spend the new total.
+      expect(Object.values(second).reduce((a, b) => a + b, 0)).toBe(n + 1);
+    }
+    const r = (await h.result()) as BatchResult;
+    expect(r.totals).toEqual({ total: 120, done: 120, skipped: 0, failed: 0 });
+    const failedTasks = (await h.fetchHistory()).events?.filter((e) => e.workflowTaskFailedEventAttributes).length;
+    expect(failedTasks).toBe(0);
+    await maybeRecord(t.client, batchWorkflowId('race'), 'batch-update-race');
     await worker.shutdown();
   });
 
