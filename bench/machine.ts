@@ -16,6 +16,8 @@ function firstLine(cmd: string, args: string[]): string {
 }
 
 export interface Machine {
+  /** anything unusual about the run (a profiler attached, say) */
+  note?: string;
   date: string;
   commit: string;
   os: string;

@@ -62,7 +62,7 @@ export function renderMarkdown(r: BenchResults): string {
   const out: string[] = [];
   const m = r.machine;
   out.push(`# fetchquant benchmarks${r.quick ? ' (quick)' : ''}`, '');
-  out.push(`${m.date} · commit ${m.commit} · ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB · ${m.os} · Node ${m.node} · ${m.temporal} · kallisto ${m.kallisto} · ${m.fasterqDump} · load ${m.loadAverage1m} at start · ${Math.round(r.durationSec / 60)} min in all`, '');
+  out.push(`${m.date} · commit ${m.commit} · ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB · ${m.os} · Node ${m.node} · ${m.temporal} · kallisto ${m.kallisto} · ${m.fasterqDump} · load ${m.loadAverage1m} at start · ${Math.round(r.durationSec / 60)} min in all${m.note ? ` · ${m.note}` : ''}`, '');
   const rows = (title: string, items: [string, string][]) => {
     out.push(`## ${title}`, '', '| figure | value |', '|---|---|');
     for (const [k, v] of items) out.push(`| ${k} | ${v} |`);
