@@ -27,10 +27,12 @@ function newestMtimeMs(dir: string): number {
   return newest;
 }
 
+/** When the SDK packages whose code goes into (or runs) the bundle were installed: files and their directories. */
 function sdkMtimeMs(): number {
   try {
     const require = createRequire(import.meta.url);
-    return statSync(require.resolve('@temporalio/workflow/package.json')).mtimeMs;
+    const files = ['@temporalio/workflow/package.json', '@temporalio/worker/package.json'].map((p) => require.resolve(p));
+    return Math.max(...files.flatMap((f) => [statSync(f).mtimeMs, statSync(dirname(f)).mtimeMs]));
   } catch {
     return Number.POSITIVE_INFINITY; // cannot tell: never trust the bundle
   }
