@@ -9,6 +9,7 @@ import type { Activities } from './activities/contract.js';
 import { hostQueue, janitorWorkflowId, TASK_QUEUE } from './ids.js';
 import { DEFAULTS } from './config/schema.js';
 import { freshWorkflowBundle, WORKFLOWS_PATH } from './workflow-bundle.js';
+import { reapOrphanTools } from './tools/process.js';
 
 export { WORKFLOWS_PATH };
 
@@ -45,6 +46,10 @@ export interface RunningWorker {
 }
 
 export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
+  // Tools a crashed worker of this machine left running would write into what the retries clear and refill.
+  for (const g of reapOrphanTools()) {
+    process.stderr.write(`fetchquant: killed ${g.cmd} (process group ${g.pgid}) left running by worker ${g.workerPid}, which is gone\n`);
+  }
   const activities =
     cfg.activities ?? (await import('./activities/index.js')).createActivities({ hostId: cfg.hostId, cwd: cfg.cwd ?? process.cwd(), client: cfg.client });
   const common: Partial<WorkerOptions> = {

@@ -6,6 +6,9 @@
  * - every run has a timeout (kallisto spins forever on a corrupted .gz);
  * - only the tail of stdout/stderr is kept, so a chatty tool cannot fill the worker's memory.
  */
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { FailureType } from '../failures.js';
@@ -76,6 +79,83 @@ export function formatCommand(cmd: string, args: string[]): string {
 
 // Process groups still running, killed if the worker itself exits (Ctrl-C does not reach a detached group).
 const liveGroups = new Set<number>();
+
+/**
+ * A worker killed with -9 runs no exit hook, and its detached tools run on, into the very directories the
+ * retried step clears and fills again. So each running group is also recorded on disk, and the next worker
+ * started on this machine kills the groups of dead workers (reapOrphanTools).
+ */
+export function toolGroupsDir(env = process.env): string {
+  return join(env.FETCHQUANT_STATE_DIR ?? join(homedir(), '.fetchquant'), 'tool-groups');
+}
+
+interface GroupRecord {
+  workerPid: number;
+  pgid: number;
+  cmd: string;
+}
+
+function recordGroup(pgid: number, cmd: string): string | null {
+  try {
+    const dir = toolGroupsDir();
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${process.pid}-${pgid}.json`);
+    writeFileSync(file, JSON.stringify({ workerPid: process.pid, pgid, cmd } satisfies GroupRecord));
+    return file;
+  } catch {
+    return null; // an unwritable state dir costs only the reaping after a crash
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** argv[0] of a live process, from /proc (null where there is no /proc, or no such process). */
+function commandOf(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Kills the tool groups recorded by workers of this machine that are no longer alive, and forgets them.
+ * A group is killed only if its leader still runs the recorded tool (a reused pid is left alone).
+ */
+export function reapOrphanTools(env = process.env): { pgid: number; cmd: string; workerPid: number }[] {
+  const dir = toolGroupsDir(env);
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => /^\d+-\d+\.json$/.test(n));
+  } catch {
+    return [];
+  }
+  const reaped: { pgid: number; cmd: string; workerPid: number }[] = [];
+  for (const name of names) {
+    const workerPid = Number(name.split('-')[0]);
+    if (workerPid === process.pid || pidAlive(workerPid)) continue;
+    const file = join(dir, name);
+    try {
+      const r = JSON.parse(readFileSync(file, 'utf8')) as GroupRecord;
+      const running = commandOf(r.pgid);
+      if (running !== null && basename(running) === basename(r.cmd)) {
+        signalGroup(r.pgid, 'SIGKILL');
+        reaped.push({ pgid: r.pgid, cmd: r.cmd, workerPid });
+      }
+    } catch {
+      // unreadable record: nothing to verify, nothing killed
+    }
+    rmSync(file, { force: true });
+  }
+  return reaped;
+}
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
@@ -134,6 +214,7 @@ export async function runTool(cmd: string, args: string[], opts: RunToolOptions)
     signalGroup(pgid, 'SIGTERM');
     graceTimer = setTimeout(() => signalGroup(pgid, 'SIGKILL'), opts.killGraceMs ?? 5000);
   };
+  const record = pgid !== undefined ? recordGroup(pgid, cmd) : null;
   if (pgid !== undefined) {
     installExitHook();
     liveGroups.add(pgid);
@@ -155,6 +236,7 @@ export async function runTool(cmd: string, args: string[], opts: RunToolOptions)
       signalGroup(pgid, 'SIGKILL');
       liveGroups.delete(pgid);
     }
+    if (record) rmSync(record, { force: true });
     if (graceTimer) clearTimeout(graceTimer);
   }
   const durationMs = Date.now() - started;

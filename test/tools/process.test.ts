@@ -1,9 +1,11 @@
 // runTool against real processes: exit codes, missing tools, and killing whole process trees.
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { runTool, toolVersion, ToolFailedError, ToolMissingError, toToolFailure } from '../../src/tools/process.js';
+import { pidAlive, reapOrphanTools, runTool, toolVersion, ToolFailedError, ToolMissingError, toToolFailure } from '../../src/tools/process.js';
 import { cleanTempDirs, errorOf, eventually, pidGone, tempDir } from './util.js';
 
 afterAll(cleanTempDirs);
@@ -101,5 +103,50 @@ describe('runTool', () => {
     expect(await toolVersion('kallisto')).toBe('0.48.0');
     expect(await toolVersion('fasterq-dump')).toMatch(/^3\.\d+\.\d+$/);
     expect(toolVersion('kallisto')).toBe(toolVersion('kallisto'));
+  });
+});
+
+describe('tools left running by a worker killed with -9', () => {
+  const processModule = fileURLToPath(new URL('../../src/tools/process.js', import.meta.url));
+
+  it('are killed by the next worker on the machine; live workers\' tools and reused pids are left alone', async () => {
+    const state = tempDir();
+    const env = { ...process.env, FETCHQUANT_STATE_DIR: state };
+    const groups = join(state, 'tool-groups');
+    // A stand-in worker: runs a tool through runTool, then is killed -9 mid-run (no exit hook runs).
+    const worker = spawn(process.execPath, ['--input-type=module', '-e', `const { runTool } = await import(${JSON.stringify(processModule)}); await runTool('sleep', ['300'], { timeoutSec: 600 });`], { env, stdio: 'ignore' });
+    expect(await eventually(() => existsSync(groups) && readdirSync(groups).length === 1)).toBe(true);
+    const [name] = readdirSync(groups);
+    const record = JSON.parse(readFileSync(join(groups, name!), 'utf8')) as { workerPid: number; pgid: number; cmd: string };
+    expect(record).toEqual({ workerPid: worker.pid, pgid: expect.any(Number), cmd: 'sleep' });
+    worker.kill('SIGKILL');
+    expect(await eventually(() => !pidAlive(worker.pid!))).toBe(true);
+    expect(pidAlive(record.pgid)).toBe(true); // the orphan runs on
+
+    // Records that must not lead to a kill: this (live) process's own, and a dead worker's whose pgid now
+    // belongs to another program (pid reuse: here, the test process itself).
+    writeFileSync(join(groups, `${process.pid}-${record.pgid}.json`), JSON.stringify({ workerPid: process.pid, pgid: record.pgid, cmd: 'sleep' }));
+    writeFileSync(join(groups, `${worker.pid}-${process.pid}.json`), JSON.stringify({ workerPid: worker.pid, pgid: process.pid, cmd: 'kallisto' }));
+
+    const reaped = reapOrphanTools(env);
+    expect(reaped).toEqual([{ pgid: record.pgid, cmd: 'sleep', workerPid: worker.pid }]);
+    expect(await eventually(() => pidGone(record.pgid))).toBe(true);
+    expect(pidAlive(process.pid)).toBe(true);
+    // The dead worker's records are gone; the live one's stays.
+    expect(readdirSync(groups).sort()).toEqual([`${process.pid}-${record.pgid}.json`]);
+  });
+
+  it('a tool that ends normally leaves no record behind', async () => {
+    const state = tempDir();
+    const saved = process.env.FETCHQUANT_STATE_DIR;
+    process.env.FETCHQUANT_STATE_DIR = state;
+    try {
+      await runTool('sh', ['-c', 'exit 0'], { timeoutSec: 30 });
+      await runTool('sh', ['-c', 'exit 3'], { timeoutSec: 30 }).catch(() => undefined);
+      expect(readdirSync(join(state, 'tool-groups'))).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.FETCHQUANT_STATE_DIR;
+      else process.env.FETCHQUANT_STATE_DIR = saved;
+    }
   });
 });
