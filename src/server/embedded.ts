@@ -5,7 +5,7 @@
  * `fetchquant run` (recorded in server.json) is attached to rather than started twice.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -170,39 +170,53 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   const temporal = opts.temporalPath ?? findTemporalCli();
   if (!temporal) throw new EnvironmentError(`no Temporal CLI found: ${TEMPORAL_INSTALL_HINT}`);
 
-  const port = opts.port || ((await portFree(7233)) ? 7233 : await freePort());
-  const uiPort = opts.headless ? 0 : opts.uiPort || ((await portFree(port + 1000)) ? port + 1000 : await freePort());
-  const args = [
-    'server', 'start-dev',
-    '--db-filename', dbFile,
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--http-port', String(await freePort()),
-    '--metrics-port', String(await freePort()),
-    '--namespace', namespace,
-    '--log-level', 'error',
-  ];
-  if (opts.headless) args.push('--headless');
-  else args.push('--ui-port', String(uiPort));
-  for (const name of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${name}=Keyword`);
-  for (const [k, v] of Object.entries(opts.sqlitePragmas ?? DEFAULT_SQLITE_PRAGMAS)) args.push('--sqlite-pragma', `${k}=${v}`);
-  for (const [k, v] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
+  // Ports are checked free, then bound by the server a moment later: another process may take one in
+  // between (parallel runs, tests). Unless the caller pinned the ports, such a start is tried again on
+  // fresh ones; a pinned port (a restart after a crash keeps its address) fails with the server's log.
+  const pinned = Boolean(opts.port || opts.uiPort);
+  let port = 0;
+  let uiPort = 0;
+  let pid = 0;
+  let address = '';
+  for (let attempt = 1; ; attempt++) {
+    port = opts.port || (attempt === 1 && (await portFree(7233)) ? 7233 : await freePort());
+    uiPort = opts.headless ? 0 : opts.uiPort || (attempt === 1 && (await portFree(port + 1000)) ? port + 1000 : await freePort());
+    const args = [
+      'server', 'start-dev',
+      '--db-filename', dbFile,
+      '--ip', '127.0.0.1',
+      '--port', String(port),
+      '--http-port', String(await freePort()),
+      '--metrics-port', String(await freePort()),
+      '--namespace', namespace,
+      '--log-level', 'error',
+    ];
+    if (opts.headless) args.push('--headless');
+    else args.push('--ui-port', String(uiPort));
+    for (const name of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${name}=Keyword`);
+    for (const [k, v] of Object.entries(opts.sqlitePragmas ?? DEFAULT_SQLITE_PRAGMAS)) args.push('--sqlite-pragma', `${k}=${v}`);
+    for (const [k, v] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
 
-  const log = openSync(join(opts.stateDir, 'server.log'), 'a');
-  // Detached: Ctrl-C in the terminal must reach us first so we can stop the worker before the server.
-  const child = spawn(temporal, args, { detached: true, stdio: ['ignore', log, log] });
-  closeSync(log);
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new EnvironmentError(`could not start ${temporal}`);
-  const address = `127.0.0.1:${port}`;
-  try {
-    await waitForServer(address, namespace, 60_000, pid);
-    await raiseRetention(address, namespace, opts.retentionDays ?? 30);
-  } catch (err) {
-    await stopper(pid)();
-    const tail = existsSync(join(opts.stateDir, 'server.log')) ? readFileSync(join(opts.stateDir, 'server.log'), 'utf8').slice(-2000) : '';
-    throw new EnvironmentError(`${(err as Error).message}\n--- ${join(opts.stateDir, 'server.log')} ---\n${tail}`);
+    const logFile = join(opts.stateDir, 'server.log');
+    const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
+    const log = openSync(logFile, 'a');
+    // Detached: Ctrl-C in the terminal must reach us first so we can stop the worker before the server.
+    const child = spawn(temporal, args, { detached: true, stdio: ['ignore', log, log] });
+    closeSync(log);
+    child.unref();
+    if (child.pid === undefined) throw new EnvironmentError(`could not start ${temporal}`);
+    pid = child.pid;
+    address = `127.0.0.1:${port}`;
+    try {
+      await waitForServer(address, namespace, 60_000, pid);
+      await raiseRetention(address, namespace, opts.retentionDays ?? 30);
+      break;
+    } catch (err) {
+      await stopper(pid)();
+      const fresh = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(logStart) : '';
+      if (!pinned && attempt < 3 && /address already in use/i.test(fresh)) continue;
+      throw new EnvironmentError(`${(err as Error).message}\n--- ${logFile} ---\n${fresh.slice(-2000)}`);
+    }
   }
   const uiUrl = opts.headless ? null : `http://127.0.0.1:${uiPort}`;
   const record: ServerRecord = { pid, address, uiUrl, namespace, owner: opts.owner ?? 'run' };

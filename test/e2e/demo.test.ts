@@ -65,7 +65,7 @@ describe('fetchquant demo (end to end)', () => {
     dirs.push(dir);
     const r = await execa('node', [CLI, 'demo', '--dir', dir], { env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace, TEMPORAL_UI_URL: 'http://127.0.0.1:8233' }, reject: false });
     expect(r.stderr).not.toMatch(/Error/);
-    expect(r.exitCode).toBe(0);
+    expect({ exit: r.exitCode, stderr: r.stderr }).toEqual({ exit: 0, stderr: expect.any(String) });
     const dataset = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as Dataset;
     expect(dataset.species).toHaveLength(3);
     expectOutputs(dataset);
@@ -78,7 +78,7 @@ describe('fetchquant demo (end to end)', () => {
     }
     // a second run finds everything done and skips it
     const again = await execa('node', [CLI, 'demo', '--dir', dir], { env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace }, reject: false });
-    expect(again.exitCode).toBe(0);
+    expect({ exit: again.exitCode, stderr: again.stderr }).toEqual({ exit: 0, stderr: expect.any(String) });
     expect(again.stdout).toMatch(/0 done, 12 skipped, 0 failed of 12/);
   }, 240_000);
 
@@ -89,7 +89,7 @@ describe('fetchquant demo (end to end)', () => {
     const rec = JSON.parse(readFileSync(join(dir, 'output', '.temporal', 'server.json'), 'utf8'));
     expect(() => process.kill(rec.pid, 0)).toThrow(); // the server it started is stopped
     const second = await execa('node', [CLI, 'demo', '--dir', dir], { env, reject: false });
-    expect(second.exitCode).toBe(0);
+    expect({ exit: second.exitCode, stderr: second.stderr }).toEqual({ exit: 0, stderr: expect.any(String) });
     expect(second.stdout).toMatch(/Temporal dev server started/); // same SQLite file, same batch
     expect(second.stdout).toMatch(/12 done|\d+ done, \d+ skipped, 0 failed of 12/);
     expectOutputs(JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as Dataset);
@@ -103,7 +103,7 @@ describe('fetchquant demo (end to end)', () => {
     // the surviving server keeps its state in write-ahead-log mode (DEFAULT_SQLITE_PRAGMAS)
     expect(existsSync(join(dir, 'output', '.temporal', 'temporal.db-wal'))).toBe(true);
     const second = await execa('node', [CLI, 'demo', '--dir', dir], { env, reject: false });
-    expect(second.exitCode).toBe(0);
+    expect({ exit: second.exitCode, stderr: second.stderr }).toEqual({ exit: 0, stderr: expect.any(String) });
     expect(second.stdout).toMatch(/attached/); // the crashed run's server kept the batch
     const dataset = JSON.parse(readFileSync(join(dir, 'dataset.json'), 'utf8')) as Dataset;
     expectOutputs(dataset);
