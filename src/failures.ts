@@ -27,6 +27,13 @@ export const FailureType = {
   /** A required tool is not installed on the worker's host. */
   ToolMissing: 'ToolMissing',
 } as const;
+
+/**
+ * An attempt whose worker was killed, handed back by the next worker on that machine (activity-attempts.ts).
+ * Deliberately not a FailureType: those are final for read checks, and this one must be retried like the
+ * heartbeat timeout it stands in for.
+ */
+export const WORKER_LOST = 'WorkerLost';
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** Failures that retrying cannot fix. Everything else is retried with back-off. */

@@ -10,6 +10,7 @@ import { hostQueue, janitorWorkflowId, TASK_QUEUE } from './ids.js';
 import { DEFAULTS } from './config/schema.js';
 import { freshWorkflowBundle, WORKFLOWS_PATH } from './workflow-bundle.js';
 import { reapOrphanTools } from './tools/process.js';
+import { reclaimDeadAttempts, recordAttempts } from './activity-attempts.js';
 
 export { WORKFLOWS_PATH };
 
@@ -50,6 +51,10 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
   for (const g of reapOrphanTools()) {
     process.stderr.write(`fetchquant: killed ${g.cmd} (process group ${g.pgid}) left running by worker ${g.workerPid}, which is gone\n`);
   }
+  // Their activity attempts go back to the server now, not after the heartbeat timeout.
+  for (const a of await reclaimDeadAttempts(cfg.client, cfg.namespace)) {
+    if (a.failed) process.stderr.write(`fetchquant: handed back ${a.activityType} attempt ${a.attempt} of ${a.workflowId} (worker ${a.workerPid} is gone)\n`);
+  }
   const activities =
     cfg.activities ?? (await import('./activities/index.js')).createActivities({ hostId: cfg.hostId, cwd: cfg.cwd ?? process.cwd(), client: cfg.client });
   const common: Partial<WorkerOptions> = {
@@ -60,6 +65,10 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
     maxConcurrentActivityTaskExecutions: 500,
     // Long activities get this long to see cancellation via heartbeat and stop their tools cleanly.
     shutdownGraceTime: cfg.shutdownGraceTimeMs ?? 10_000,
+    // Heartbeats reach the server at least every 2 s (the SDK's default is 80 % of the 20 s timeout): the
+    // server's view of an attempt stays fresh, so a restarted worker hands a dead one back well before
+    // the server would time it out, and the download offset in the details is a close hint.
+    maxHeartbeatThrottleInterval: '2 seconds',
     identity: `fetchquant@${cfg.hostId}/${process.pid}`,
   };
   const workers: Worker[] = [];
@@ -74,7 +83,9 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
       } as WorkerOptions),
     );
   }
-  workers.push(await Worker.create({ ...common, taskQueue: hostQueue(cfg.hostId), activities } as WorkerOptions));
+  workers.push(
+    await Worker.create({ ...common, taskQueue: hostQueue(cfg.hostId), activities, interceptors: { activity: [recordAttempts(cfg.hostId)] } } as WorkerOptions),
+  );
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
 
   if (cfg.janitor) {

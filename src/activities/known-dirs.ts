@@ -3,8 +3,8 @@
  * sweeps them without being told (the janitor belongs to the host, not to a batch).
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { stateRoot } from '../state-dir.js';
 
 export class KnownDirs {
   private dirs: Set<string>;
@@ -16,8 +16,7 @@ export class KnownDirs {
     }
   }
   static forHost(hostId: string, env = process.env): KnownDirs {
-    const base = env.FETCHQUANT_STATE_DIR ?? join(homedir(), '.fetchquant');
-    return new KnownDirs(join(base, 'hosts', hostId, 'reads-dirs.json'));
+    return new KnownDirs(join(stateRoot(env), 'hosts', hostId, 'reads-dirs.json'));
   }
   add(dir: string): void {
     if (this.dirs.has(dir)) return;

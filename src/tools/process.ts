@@ -7,11 +7,11 @@
  * - only the tail of stdout/stderr is kept, so a chatty tool cannot fill the worker's memory.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { FailureType } from '../failures.js';
+import { stateRoot } from '../state-dir.js';
 
 /** Debian packages that provide each tool, for "install it" messages (SPEC §6 exit 3). */
 export const INSTALL_HINT: Record<string, string> = {
@@ -86,7 +86,7 @@ const liveGroups = new Set<number>();
  * started on this machine kills the groups of dead workers (reapOrphanTools).
  */
 export function toolGroupsDir(env = process.env): string {
-  return join(env.FETCHQUANT_STATE_DIR ?? join(homedir(), '.fetchquant'), 'tool-groups');
+  return join(stateRoot(env), 'tool-groups');
 }
 
 interface GroupRecord {

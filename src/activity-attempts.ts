@@ -1,0 +1,120 @@
+/**
+ * Host activities in flight, recorded on disk, so that a worker started after one was killed with -9 can
+ * hand their attempts back at once instead of leaving them to the heartbeat timeout (up to 20 s, during
+ * which the host's slots sit idle).
+ *
+ * Each attempt's record holds its task token. Failing an attempt by task token is exact: the token names
+ * that attempt, so if the server has already timed it out (and perhaps started the next attempt),
+ * the call is refused with NotFound and nothing else is touched. Failing by activity id would not be:
+ * it could hit a newer attempt that is running.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, ActivityInterceptorsFactory, Next } from '@temporalio/worker';
+import { WORKER_LOST } from './failures.js';
+import { stateRoot } from './state-dir.js';
+import { pidAlive } from './tools/process.js';
+
+export function attemptsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(stateRoot(env), 'activity-attempts');
+}
+
+interface AttemptRecord {
+  workerPid: number;
+  namespace: string;
+  hostId: string;
+  taskToken: string;
+  workflowId: string;
+  activityType: string;
+  activityId: string;
+  attempt: number;
+}
+
+let seq = 0;
+
+/** Records every attempt this worker runs, and forgets it when the attempt ends (however it ends). */
+export function recordAttempts(hostId: string, env: NodeJS.ProcessEnv = process.env): ActivityInterceptorsFactory {
+  return (ctx: Context) => ({
+    inbound: {
+      async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>) {
+        const i = ctx.info;
+        let file: string | null = null;
+        try {
+          const dir = attemptsDir(env);
+          mkdirSync(dir, { recursive: true });
+          file = join(dir, `${process.pid}-${Date.now()}-${++seq}.json`);
+          const r: AttemptRecord = {
+            workerPid: process.pid,
+            namespace: i.activityNamespace,
+            hostId,
+            taskToken: i.base64TaskToken,
+            workflowId: i.workflowExecution?.workflowId ?? '',
+            activityType: i.activityType,
+            activityId: i.activityId,
+            attempt: i.attempt,
+          };
+          writeFileSync(file, JSON.stringify(r));
+        } catch {
+          file = null; // an unwritable state dir costs only the fast hand-back after a crash
+        }
+        try {
+          return await next(input);
+        } finally {
+          if (file) rmSync(file, { force: true });
+        }
+      },
+    },
+  });
+}
+
+export interface ReclaimedAttempt {
+  workflowId: string;
+  activityType: string;
+  attempt: number;
+  workerPid: number;
+  /** false: the server had already ended that attempt */
+  failed: boolean;
+}
+
+/**
+ * Fails (retryably, type WorkerLost) the attempts that dead workers of this machine recorded for this
+ * namespace, and forgets them. Records of live workers and of other namespaces are left alone.
+ */
+export async function reclaimDeadAttempts(client: Client, namespace: string, env: NodeJS.ProcessEnv = process.env): Promise<ReclaimedAttempt[]> {
+  const dir = attemptsDir(env);
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => /^\d+-\d+-\d+\.json$/.test(n));
+  } catch {
+    return [];
+  }
+  const out: ReclaimedAttempt[] = [];
+  for (const name of names) {
+    const workerPid = Number(name.split('-')[0]);
+    if (workerPid === process.pid || pidAlive(workerPid)) continue;
+    const file = join(dir, name);
+    let r: AttemptRecord;
+    try {
+      r = JSON.parse(readFileSync(file, 'utf8')) as AttemptRecord;
+    } catch {
+      rmSync(file, { force: true });
+      continue;
+    }
+    if (r.namespace !== namespace) continue;
+    let failed = true;
+    try {
+      await client.activity.fail(
+        Buffer.from(r.taskToken, 'base64'),
+        ApplicationFailure.retryable(`worker ${r.workerPid} on host ${r.hostId} was killed during this attempt; retrying`, WORKER_LOST),
+      );
+    } catch {
+      failed = false; // NotFound: the attempt ended already (timed out, or completed before the kill)
+    }
+    rmSync(file, { force: true });
+    out.push({ workflowId: r.workflowId, activityType: r.activityType, attempt: r.attempt, workerPid, failed });
+  }
+  return out;
+}

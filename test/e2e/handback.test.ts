@@ -1,0 +1,85 @@
+/**
+ * A worker killed with -9 and started again on the same machine hands its dead predecessor's attempts
+ * back to the server at once (by task token), instead of leaving the host's slots idle until the
+ * heartbeat timeout (20 s here). The retried download resumes from the bytes on disk; the batch ends
+ * with every sample done once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
+import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import { attemptsDir } from '../../src/activity-attempts.js';
+import { WORKER_LOST } from '../../src/failures.js';
+import type { BatchResult } from '../../src/workflows/batch.js';
+import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { eachRun, expectEverySampleDoneOnce, killHard, runDirOf, startCliWorker, startMirrorBatch, type CliWorker } from '../helpers/e2e.js';
+
+const BATCH = 'handback';
+
+describe('a worker restarted after kill -9 hands back the attempts it left', () => {
+  let t: TestTemporal;
+  let root: string;
+  let dataset: Dataset;
+  let mirror: Mirror;
+  const workers: CliWorker[] = [];
+
+  beforeAll(async () => {
+    t = await testTemporal('e2e-handback');
+    root = await mkdtemp(join(tmpdir(), 'fq-handback-'));
+    // Two ~1.1 MB FASTQ through 150 KB/s: each download takes ~15 s, so the kill lands mid-transfer.
+    dataset = await generateDataset({ root, seed: 5, species: [{ name: 'Handbackus alpha', runs: 2, pairedFraction: 0, sraOnlyFraction: 0, readsPerRun: 40_000 }] });
+    mirror = await startMirror({ dataset, bandwidthBytesPerSec: 150_000 });
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const w of workers) await killHard(w).catch(() => undefined);
+    await mirror?.stop();
+    await t?.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('fails them as WorkerLost at start, long before the heartbeat timeout, and the batch completes', async () => {
+    const env = { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace };
+    const first = await startCliWorker('handback-host', env);
+    workers.push(first);
+    // stall timeout 60 s: the host heartbeat timeout is its 20 s cap
+    const handle = await startMirrorBatch(t.client, BATCH, dataset, mirror, { totalThreads: 2, stallTimeoutSec: 60 });
+    const parts = () =>
+      eachRun(dataset).flatMap(({ sp, r }) => {
+        const dir = runDirOf(dataset, sp, r.run);
+        try {
+          return readdirSync(dir).filter((n) => n.endsWith('.part')).map((n) => statSync(join(dir, n)).size);
+        } catch {
+          return [];
+        }
+      });
+    await eventually(async () => parts().length === 2 && parts().every((n) => n > 200_000), 120_000);
+    const attemptsBefore = readdirSync(attemptsDir()).filter((n) => n.startsWith(`${first.pid}-`));
+    expect(attemptsBefore.length).toBeGreaterThanOrEqual(2); // both downloads recorded while they ran
+
+    await killHard(first);
+    const second = await startCliWorker('handback-host', env);
+    workers.push(second);
+    // Printed before it polls: both downloads went back to the server at start.
+    expect(second.output().match(/handed back download attempt 1 of /g)?.length).toBe(2);
+    expect(readdirSync(attemptsDir()).filter((n) => n.startsWith(`${first.pid}-`))).toEqual([]);
+
+    const r = (await handle.result()) as BatchResult;
+    expect(r.totals).toEqual({ total: 2, done: 2, skipped: 0, failed: 0 });
+    await expectEverySampleDoneOnce(t.client, dataset, BATCH);
+    // Each sample's download was retried after a WorkerLost failure, not after a heartbeat timeout.
+    for (const { r: run } of eachRun(dataset)) {
+      const query = `BatchId = '${BATCH}' AND RunAccession = '${run.run}'`;
+      for await (const wf of t.client.workflow.list({ query })) {
+        const events = (await t.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()).events ?? [];
+        const retried = events.filter((e) => e.activityTaskStartedEventAttributes?.lastFailure && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1);
+        const types = retried.map((e) => e.activityTaskStartedEventAttributes!.lastFailure!.applicationFailureInfo?.type ?? (e.activityTaskStartedEventAttributes!.lastFailure!.timeoutFailureInfo ? 'timeout' : '?'));
+        expect(types).toContain(WORKER_LOST);
+        expect(types).not.toContain('timeout');
+      }
+    }
+  });
+});
