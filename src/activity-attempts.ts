@@ -18,6 +18,9 @@ import { WORKER_LOST } from './failures.js';
 import { stateRoot } from './state-dir.js';
 import { pidAlive } from './tools/process.js';
 
+/** The retry of a handed-back attempt waits only this long (the retry policy's back-off is for real failures). */
+export const RETRY_AFTER_WORKER_LOST_MS = 200;
+
 export function attemptsDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(stateRoot(env), 'activity-attempts');
 }
@@ -108,7 +111,12 @@ export async function reclaimDeadAttempts(client: Client, namespace: string, env
     try {
       await client.activity.fail(
         Buffer.from(r.taskToken, 'base64'),
-        ApplicationFailure.retryable(`worker ${r.workerPid} on host ${r.hostId} was killed during this attempt; retrying`, WORKER_LOST),
+        ApplicationFailure.create({
+          type: WORKER_LOST,
+          message: `worker ${r.workerPid} on host ${r.hostId} was killed during this attempt; retrying`,
+          // Nothing went wrong with the work itself: retry now, not after the policy's back-off.
+          nextRetryDelay: RETRY_AFTER_WORKER_LOST_MS,
+        }),
       );
     } catch {
       failed = false; // NotFound: the attempt ended already (timed out, or completed before the kill)

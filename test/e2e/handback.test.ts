@@ -1,8 +1,8 @@
 /**
  * A worker killed with -9 and started again on the same machine hands its dead predecessor's attempts
  * back to the server at once (by task token), instead of leaving the host's slots idle until the
- * heartbeat timeout (20 s here). The retried download resumes from the bytes on disk; the batch ends
- * with every sample done once.
+ * heartbeat timeout (20 s here) or the retry back-off (30 s here). The retried download resumes from the
+ * bytes on disk; the batch ends with every sample done once.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdirSync, rmSync, statSync } from 'node:fs';
@@ -46,7 +46,8 @@ describe('a worker restarted after kill -9 hands back the attempts it left', () 
     const first = await startCliWorker('handback-host', env);
     workers.push(first);
     // stall timeout 60 s: the host heartbeat timeout is its 20 s cap
-    const handle = await startMirrorBatch(t.client, BATCH, dataset, mirror, { totalThreads: 2, stallTimeoutSec: 60 });
+    // and a 30 s retry back-off, which a handed-back attempt skips
+    const handle = await startMirrorBatch(t.client, BATCH, dataset, mirror, { totalThreads: 2, stallTimeoutSec: 60, retryInitialSec: 30 });
     const parts = () =>
       eachRun(dataset).flatMap(({ sp, r }) => {
         const dir = runDirOf(dataset, sp, r.run);
@@ -62,6 +63,7 @@ describe('a worker restarted after kill -9 hands back the attempts it left', () 
 
     await killHard(first);
     const second = await startCliWorker('handback-host', env);
+    const secondUp = Date.now();
     workers.push(second);
     // Printed before it polls: both downloads went back to the server at start.
     expect(second.output().match(/handed back download attempt 1 of /g)?.length).toBe(2);
@@ -79,6 +81,9 @@ describe('a worker restarted after kill -9 hands back the attempts it left', () 
         const types = retried.map((e) => e.activityTaskStartedEventAttributes!.lastFailure!.applicationFailureInfo?.type ?? (e.activityTaskStartedEventAttributes!.lastFailure!.timeoutFailureInfo ? 'timeout' : '?'));
         expect(types).toContain(WORKER_LOST);
         expect(types).not.toContain('timeout');
+        // The retry did not wait out the policy's 30 s back-off (nor the 20 s heartbeat timeout).
+        const startedAt = retried.map((e) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6));
+        expect(Math.min(...startedAt) - secondUp).toBeLessThan(15_000);
       }
     }
   });
