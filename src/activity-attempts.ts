@@ -8,15 +8,14 @@
  * the call is refused with NotFound and nothing else is touched. Failing by activity id would not be:
  * it could hit a newer attempt that is running.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, ActivityInterceptorsFactory, Next } from '@temporalio/worker';
 import { WORKER_LOST } from './failures.js';
-import { stateRoot } from './state-dir.js';
-import { pidAlive } from './tools/process.js';
+import { deadWorkerRecords, stateRoot, writeWorkerRecord } from './state-dir.js';
 
 /** The retry of a handed-back attempt waits only this long (the retry policy's back-off is for real failures). */
 export const RETRY_AFTER_WORKER_LOST_MS = 200;
@@ -44,25 +43,18 @@ export function recordAttempts(hostId: string, env: NodeJS.ProcessEnv = process.
     inbound: {
       async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>) {
         const i = ctx.info;
-        let file: string | null = null;
-        try {
-          const dir = attemptsDir(env);
-          mkdirSync(dir, { recursive: true });
-          file = join(dir, `${process.pid}-${Date.now()}-${++seq}.json`);
-          const r: AttemptRecord = {
-            workerPid: process.pid,
-            namespace: i.activityNamespace,
-            hostId,
-            taskToken: i.base64TaskToken,
-            workflowId: i.workflowExecution?.workflowId ?? '',
-            activityType: i.activityType,
-            activityId: i.activityId,
-            attempt: i.attempt,
-          };
-          writeFileSync(file, JSON.stringify(r));
-        } catch {
-          file = null; // an unwritable state dir costs only the fast hand-back after a crash
-        }
+        const r: AttemptRecord = {
+          workerPid: process.pid,
+          namespace: i.activityNamespace,
+          hostId,
+          taskToken: i.base64TaskToken,
+          workflowId: i.workflowExecution?.workflowId ?? '',
+          activityType: i.activityType,
+          activityId: i.activityId,
+          attempt: i.attempt,
+        };
+        // null (unwritable state dir) costs only the fast hand-back after a crash
+        const file = writeWorkerRecord(attemptsDir(env), `${Date.now()}-${++seq}`, r);
         try {
           return await next(input);
         } finally {
@@ -87,22 +79,9 @@ export interface ReclaimedAttempt {
  * namespace, and forgets them. Records of live workers and of other namespaces are left alone.
  */
 export async function reclaimDeadAttempts(client: Client, namespace: string, env: NodeJS.ProcessEnv = process.env): Promise<ReclaimedAttempt[]> {
-  const dir = attemptsDir(env);
-  let names: string[];
-  try {
-    names = readdirSync(dir).filter((n) => /^\d+-\d+-\d+\.json$/.test(n));
-  } catch {
-    return [];
-  }
   const out: ReclaimedAttempt[] = [];
-  for (const name of names) {
-    const workerPid = Number(name.split('-')[0]);
-    if (workerPid === process.pid || pidAlive(workerPid)) continue;
-    const file = join(dir, name);
-    let r: AttemptRecord;
-    try {
-      r = JSON.parse(readFileSync(file, 'utf8')) as AttemptRecord;
-    } catch {
+  for (const { file, workerPid, record: r } of deadWorkerRecords<AttemptRecord>(attemptsDir(env), /^\d+-\d+-\d+\.json$/)) {
+    if (!r) {
       rmSync(file, { force: true });
       continue;
     }

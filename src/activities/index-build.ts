@@ -13,6 +13,7 @@ import { dirname, isAbsolute } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../failures.js';
 import { indexKmers, kallistoIndex } from '../tools/kallisto.js';
+import { pidAlive } from '../state-dir.js';
 import { ToolFailedError, ToolMissingError, toToolFailure } from '../tools/process.js';
 import type { Activities } from './contract.js';
 import { activityHooks, cancellableSleep, type ActivityHooks } from './heartbeat.js';
@@ -29,15 +30,6 @@ interface LockOwner {
   pid: number;
   host: string;
   startedAt: string;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function lockIsStale(lockPath: string, timeoutSec: number): Promise<boolean> {

@@ -6,12 +6,12 @@
  * - every run has a timeout (kallisto spins forever on a corrupted .gz);
  * - only the tail of stdout/stderr is kept, so a chatty tool cannot fill the worker's memory.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { FailureType } from '../failures.js';
-import { stateRoot } from '../state-dir.js';
+import { deadWorkerRecords, stateRoot, writeWorkerRecord } from '../state-dir.js';
 
 /** Debian packages that provide each tool, for "install it" messages (SPEC §6 exit 3). */
 export const INSTALL_HINT: Record<string, string> = {
@@ -96,24 +96,8 @@ interface GroupRecord {
 }
 
 function recordGroup(pgid: number, cmd: string): string | null {
-  try {
-    const dir = toolGroupsDir();
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${process.pid}-${pgid}.json`);
-    writeFileSync(file, JSON.stringify({ workerPid: process.pid, pgid, cmd } satisfies GroupRecord));
-    return file;
-  } catch {
-    return null; // an unwritable state dir costs only the reaping after a crash
-  }
-}
-
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  // An unwritable state dir costs only the reaping after a crash.
+  return writeWorkerRecord(toolGroupsDir(), String(pgid), { workerPid: process.pid, pgid, cmd } satisfies GroupRecord);
 }
 
 /** argv[0] of a live process, from /proc (null where there is no /proc, or no such process). */
@@ -130,27 +114,13 @@ function commandOf(pid: number): string | null {
  * A group is killed only if its leader still runs the recorded tool (a reused pid is left alone).
  */
 export function reapOrphanTools(env = process.env): { pgid: number; cmd: string; workerPid: number }[] {
-  const dir = toolGroupsDir(env);
-  let names: string[];
-  try {
-    names = readdirSync(dir).filter((n) => /^\d+-\d+\.json$/.test(n));
-  } catch {
-    return [];
-  }
   const reaped: { pgid: number; cmd: string; workerPid: number }[] = [];
-  for (const name of names) {
-    const workerPid = Number(name.split('-')[0]);
-    if (workerPid === process.pid || pidAlive(workerPid)) continue;
-    const file = join(dir, name);
-    try {
-      const r = JSON.parse(readFileSync(file, 'utf8')) as GroupRecord;
-      const running = commandOf(r.pgid);
-      if (running !== null && basename(running) === basename(r.cmd)) {
-        signalGroup(r.pgid, 'SIGKILL');
-        reaped.push({ pgid: r.pgid, cmd: r.cmd, workerPid });
-      }
-    } catch {
-      // unreadable record: nothing to verify, nothing killed
+  for (const { file, workerPid, record: r } of deadWorkerRecords<GroupRecord>(toolGroupsDir(env), /^\d+-\d+\.json$/)) {
+    // An unreadable record: nothing to verify, nothing killed.
+    const running = r ? commandOf(r.pgid) : null;
+    if (r && running !== null && basename(running) === basename(r.cmd)) {
+      signalGroup(r.pgid, 'SIGKILL');
+      reaped.push({ pgid: r.pgid, cmd: r.cmd, workerPid });
     }
     rmSync(file, { force: true });
   }

@@ -5,7 +5,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { pidAlive, reapOrphanTools, runTool, toolVersion, ToolFailedError, ToolMissingError, toToolFailure } from '../../src/tools/process.js';
+import { reapOrphanTools, runTool, toolVersion, ToolFailedError, ToolMissingError, toToolFailure } from '../../src/tools/process.js';
+import { pidAlive } from '../../src/state-dir.js';
 import { cleanTempDirs, errorOf, eventually, pidGone, tempDir } from './util.js';
 
 afterAll(cleanTempDirs);
