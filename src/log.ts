@@ -60,7 +60,8 @@ export class FileLogger implements Logger {
     const echo = this.echoLevel !== null && rank >= RANK[this.echoLevel] && typeof human !== 'string';
     if (rank < RANK[this.fileLevel] && !echo && typeof human !== 'string') return;
     const rest = meta ? Object.fromEntries(Object.entries(meta).filter(([k]) => k !== HUMAN_LINE)) : {};
-    const line = `${new Date().toISOString()} [${level}] ${message}${Object.keys(rest).length ? ` ${inspect(rest, { depth: 5, breakLength: Infinity })}` : ''}\n`;
+    const said = typeof human === 'string' ? `${message}: ${human}` : message;
+    const line = `${new Date().toISOString()} [${level}] ${said}${Object.keys(rest).length ? ` ${inspect(rest, { depth: 5, breakLength: Infinity })}` : ''}\n`;
     if (echo) process.stderr.write(line);
     if (rank < RANK[this.fileLevel] && typeof human !== 'string') return;
     if (this.fd !== null) writeSync(this.fd, line);
