@@ -2,7 +2,7 @@
 /** fetchquant: command dispatch, help and exit codes (0 ok, 1 samples failed, 2 bad input, 3 environment). */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { COMMANDS, EnvError, EXIT, InputProblems, parseCommand, usage, UsageError } from './cli/args.js';
+import { COMMANDS, EXIT, exitCodeOf, parseCommand, usage, UsageError } from './cli/args.js';
 import type { Command } from './config/schema.js';
 
 const out = (l: string) => process.stdout.write(`${l}\n`);
@@ -83,25 +83,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function reportError(err: unknown): number {
-  const e = err as Error & { problems?: unknown[]; type?: string };
-  if (err instanceof UsageError) {
-    process.stderr.write(`fetchquant: ${e.message}\n`);
-    return EXIT.badInput;
-  }
-  if (err instanceof InputProblems || e.name === 'InvalidInputError') {
-    process.stderr.write(`fetchquant: invalid input, nothing was started:\n${e.message}\n`);
-    return EXIT.badInput;
-  }
-  if (err instanceof EnvError || e.name === 'EnvironmentError') {
-    process.stderr.write(`fetchquant: ${e.message}\n`);
-    return EXIT.environment;
-  }
-  if (e.type === 'ToolMissing') {
-    process.stderr.write(`fetchquant: ${e.message}\n`);
-    return EXIT.environment;
-  }
-  process.stderr.write(`fetchquant: ${e.stack ?? e.message}\n`);
-  return EXIT.environment;
+  const e = err as Error;
+  const { code, expected } = exitCodeOf(err);
+  if (!expected) process.stderr.write(`fetchquant: ${e.stack ?? e.message}\n`);
+  else if (code === EXIT.badInput && !(err instanceof UsageError)) process.stderr.write(`fetchquant: invalid input, nothing was started:\n${e.message}\n`);
+  else process.stderr.write(`fetchquant: ${e.message}\n`);
+  return code;
 }
 
 function invokedDirectly(): boolean {
