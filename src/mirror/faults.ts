@@ -26,13 +26,26 @@ export type Fault = Scope &
     | { kind: 'unknown' }
     | { kind: 'sra-only' }
     | { kind: 'corrupt-sra' }
+    /** ENA lists a single-end run's one file as RUN_1.fastq.gz (read_docs: "RUN.fastq.gz or RUN_1.fastq.gz") */
+    | { kind: 'single-as-mate1' }
+    /** the locator offers only the SRA Lite copy (RUN.lite, noqual) */
+    | { kind: 'sra-lite' }
+    /** the locator's only location needs payment (payRequired) */
+    | { kind: 'sra-pay-required' }
+    /** the locator's only location needs cloud credentials (ceRequired) */
+    | { kind: 'sra-ce-required' }
+    /** the locator answers HTTP 200 with {"version":"2.1","status":500,"message":…} and no result */
+    | { kind: 'locator-error' }
   );
 
 /** Faults per run accession; the key '*' applies to every request (search included) after the run's own. */
 export type FaultPlan = Record<string, Fault[]>;
 
 /** Faults that describe the archive's state rather than one request; never consumed. */
-export type StateFault = Extract<Fault, { kind: 'unknown' | 'sra-only' | 'corrupt-sra' }>;
+export type StateFault = Extract<
+  Fault,
+  { kind: 'unknown' | 'sra-only' | 'corrupt-sra' | 'single-as-mate1' | 'sra-lite' | 'sra-pay-required' | 'sra-ce-required' | 'locator-error' }
+>;
 export type RequestFault = Exclude<Fault, StateFault>;
 
 /** What a request is, for matching. */
@@ -42,7 +55,7 @@ export interface RequestKind {
   mate?: 0 | 1 | 2;
 }
 
-const STATE_KINDS = new Set(['unknown', 'sra-only', 'corrupt-sra']);
+const STATE_KINDS = new Set(['unknown', 'sra-only', 'corrupt-sra', 'single-as-mate1', 'sra-lite', 'sra-pay-required', 'sra-ce-required', 'locator-error']);
 
 function targetMatches(target: FaultTarget | undefined, req: RequestKind): boolean {
   switch (target) {

@@ -172,6 +172,9 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         try {
           let fastq = dl.files.map((f) => f.path);
           let layout = sourcePlan.layout;
+          // Unpaired reads of a paired run: listed by ENA but not fetched (null), or counted by the conversion.
+          // Data only (no new command), so recorded histories replay unchanged.
+          let unpairedReads: number | null | undefined = sourcePlan.unpaired ? null : undefined;
           if (sourcePlan.source === 'sra') {
             enter('converting', { attempt });
             const conv = await host.convertSra.executeWithOptions(
@@ -180,10 +183,11 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
             );
             fastq = conv.files;
             layout = conv.layout;
+            unpairedReads = conv.unpairedReads;
           }
           reads = await host.verifyReads.executeWithOptions(
             { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
-            [{ run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads }],
+            [{ run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) }],
           );
         } catch (err) {
           if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
@@ -224,6 +228,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         source: sourcePlan,
         files,
         reads: reads.reads,
+        ...(reads.unpairedReads !== undefined ? { unpairedReads: reads.unpairedReads } : {}),
         quant: quantRecord,
         host: hostId,
         stages: status.history,
