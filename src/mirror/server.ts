@@ -101,6 +101,8 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
       if (typeof format !== 'string') return format;
       const fields = parseFields(q.get('fields'), endpoint === 'filereport' ? DEFAULT_FILEREPORT_FIELDS : DEFAULT_SEARCH_FIELDS);
       if (!Array.isArray(fields)) return fields;
+      const renamed = faults.state(accession ?? '*', 'ena-reject-field');
+      if (renamed && fields.includes(renamed.field)) return apiError(400, `Invalid fieldName(s) supplied: ${renamed.field}`);
       if (endpoint === 'filereport') {
         if (!accession) return apiError(400, 'accession is required');
         if (RUN_ACCESSION.test(accession)) {
