@@ -24,6 +24,22 @@ export interface SpeciesPlan {
   totalRuns: number;
   /** runs already done (abundance + provenance on disk) at discovery time */
   doneRuns: number;
+  /** what the species' amalgkit config asks of each run (absent in plans of older releases) */
+  amalgkit?: AmalgkitRunSettings;
+}
+
+/** Per-species settings from amalgkit config fields (docs/amalgkit.md), carried to each sample. */
+export interface AmalgkitRunSettings {
+  /** steps.getfastq.max_bp: stop each download once the reads hold this many bases; null = whole run */
+  maxBp: number | null;
+  /** steps.quant.keep_fastq: yes / clean_fastq: no */
+  keepReads: boolean;
+  /** fetchquant.fragment_length given: single-end -l/-s come from the config, not amalgkit's rule */
+  fragmentFromConfig: boolean;
+  /** sources this species may use (batch --sources filtered by steps.getfastq.ena/aws/gcp/ncbi) */
+  sources: Source[];
+  /** SRA Data Locator services allowed (s3, gs, ncbi) */
+  sraServices: string[];
 }
 
 export interface BatchPlan {
@@ -83,6 +99,7 @@ export interface SampleInput {
   fragmentLength: number;
   fragmentSd: number;
   options: SampleOptions;
+  amalgkit?: AmalgkitRunSettings;
 }
 
 /** One remote file of a run, as the source describes it. */

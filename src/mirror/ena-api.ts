@@ -102,18 +102,22 @@ export function notFound(accession: string, fields: string[], format: 'tsv' | 'j
 export interface SearchQuery {
   taxa: number[];
   strategy: string | null;
+  /** instrument_platform="ILLUMINA" (ENA's values are upper case) */
+  platform: string | null;
 }
 
-/** The subset of ENA's query language clients use here: tax_eq/tax_tree and library_strategy, ANDed. */
+/** The subset of ENA's query language clients use here: tax_eq/tax_tree, library_strategy and instrument_platform, ANDed. */
 export function parseSearchQuery(raw: string | null): SearchQuery | ApiAnswer {
   if (!raw || raw.trim() === '') return apiError(400, 'query is required for result=read_run search');
-  const q: SearchQuery = { taxa: [], strategy: null };
+  const q: SearchQuery = { taxa: [], strategy: null, platform: null };
   for (const term of raw.split(/\s+AND\s+/i)) {
     const t = term.trim().replace(/^\((.*)\)$/, '$1');
     const tax = /^tax_(?:eq|tree)\((\d+)\)$/.exec(t);
     const strat = /^library_strategy\s*=\s*"([^"]*)"$/.exec(t);
+    const platform = /^instrument_platform\s*=\s*"([^"]*)"$/.exec(t);
     if (tax) q.taxa.push(Number(tax[1]));
     else if (strat) q.strategy = strat[1] ?? '';
+    else if (platform) q.platform = platform[1] ?? '';
     else return apiError(400, `Invalid query: cannot parse ${JSON.stringify(t)}`);
   }
   return q;
