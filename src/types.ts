@@ -68,7 +68,11 @@ export interface RunPage {
 }
 
 /** Options a sample needs; a subset of BatchOptions so a sample's input stays small. */
-export type SampleOptions = Pick<
+export type SampleOptions = SampleOptionsBase & {
+  /** SRA Data Locator services this species may download from (s3, gs, ncbi); absent = any */
+  sraServices?: string[];
+};
+type SampleOptionsBase = Pick<
   BatchOptions,
   | 'maxRetries'
   | 'processTimeoutSec'
@@ -133,6 +137,8 @@ export interface LocalFile {
 
 export interface DownloadResult {
   files: LocalFile[];
+  /** set when the download stopped at max_bp: the files hold the run's first `reads` reads (whole records) */
+  downsampled?: { maxBp: number; reads: number; bases: number };
   /** bytes actually transferred by this attempt chain (a resume fetches only the rest) */
   bytesFetched: number;
   /** bytes found on disk and kept when the attempt started */

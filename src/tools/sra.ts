@@ -24,8 +24,15 @@ interface LocatorFile {
   locations?: { link?: unknown; service?: unknown }[];
 }
 
+/** amalgkit getfastq's --aws/--gcp/--ncbi as locator services: s3 = aws, gs = gcp, any other = NCBI's own. */
+export function serviceAllowed(service: unknown, allowed: string[] | undefined): boolean {
+  if (!allowed) return true;
+  const s = String(service ?? '');
+  return allowed.includes(s === 's3' || s === 'gs' ? s : 'ncbi');
+}
+
 /** Interpret a locator answer for one run. Throws only on a body that is not the locator's JSON. */
-export function parseLocate(text: string, run: string): LocateAnswer {
+export function parseLocate(text: string, run: string, services?: string[]): LocateAnswer {
   let data: { result?: { bundle?: unknown; status?: unknown; msg?: unknown; message?: unknown; files?: LocatorFile[] }[] };
   try {
     data = JSON.parse(text);
@@ -40,8 +47,11 @@ export function parseLocate(text: string, run: string): LocateAnswer {
     return { found: false, answer: `status ${String(entry.status)}${msg ? ` (${String(msg)})` : ''}` };
   }
   const file = (entry.files ?? []).find((f) => f.type === 'sra') ?? entry.files?.[0];
-  const link = file?.locations?.find((l) => typeof l.link === 'string' && /^https?:\/\//.test(l.link))?.link;
-  if (!file || typeof link !== 'string') return { found: false, answer: 'status 200 but no downloadable location' };
+  const link = file?.locations?.find((l) => typeof l.link === 'string' && /^https?:\/\//.test(l.link) && serviceAllowed(l.service, services))?.link;
+  if (!file || typeof link !== 'string') {
+    const only = services ? ` from the allowed services (${services.join(', ') || 'none'}: steps.getfastq.aws/gcp/ncbi)` : '';
+    return { found: false, answer: `status 200 but no downloadable location${only}` };
+  }
   const size = Number(file.size);
   const md5 = typeof file.md5 === 'string' && /^[0-9a-f]{32}$/i.test(file.md5) ? file.md5.toLowerCase() : null;
   return {
@@ -50,7 +60,7 @@ export function parseLocate(text: string, run: string): LocateAnswer {
   };
 }
 
-export async function locateRun(opts: { locateUrl: string; run: string; http: HttpClient; signal?: AbortSignal }): Promise<LocateAnswer> {
+export async function locateRun(opts: { locateUrl: string; run: string; http: HttpClient; signal?: AbortSignal; services?: string[] }): Promise<LocateAnswer> {
   if (!RUN_ACCESSION.test(opts.run)) {
     throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `invalid run accession ${JSON.stringify(opts.run)}`, nonRetryable: true });
   }
@@ -59,7 +69,7 @@ export async function locateRun(opts: { locateUrl: string; run: string; http: Ht
   if (status === 404 || status === 204) return { found: false, answer: `HTTP ${status} from ${url}` };
   if (status !== 200) return { found: false, answer: `HTTP ${status} from ${url}: ${body.slice(0, 200).trim()}` };
   try {
-    const a = parseLocate(body, opts.run);
+    const a = parseLocate(body, opts.run, opts.services);
     return a.found ? a : { found: false, answer: `${a.answer} from ${url}` };
   } catch (err) {
     // A proxy's error page in place of JSON is a transient server problem, not an unknown run.
