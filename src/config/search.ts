@@ -4,6 +4,7 @@
  * ENA. This translates the Entrez terms those configs use into ENA's portal query language, or says which
  * term it cannot translate (never a silently wider search). Pure.
  */
+import { BULK_LIBRARY_SOURCE } from '../tools/ena.js';
 import { normalizeSpeciesName } from './species.js';
 
 export type Translation = { query: string; shown: string } | { error: string };
@@ -36,6 +37,8 @@ export function entrezToEna(searchString: string, speciesName: string, taxonId: 
   }
   // fetchquant quantifies RNA-Seq; a query without a strategy would also list genomic runs of the taxon.
   if (!strategy) parts.push('library_strategy="RNA-Seq"');
+  // bulk transcriptomes only, as fetchquant's own search asks (tools/ena.ts searchUrl): kallisto's model is bulk
+  parts.push(`library_source="${BULK_LIBRARY_SOURCE}"`);
   const query = parts.join(' AND ');
   return { query, shown: query };
 }

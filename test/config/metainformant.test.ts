@@ -162,7 +162,7 @@ describe('the 44 real configs of docxology/MetaInformAnt', () => {
     const absolute = speciesConfigs.filter((f) => isAbsolute(configs.get(f)?.work_dir));
     expect(ena.queries).toHaveLength(absolute.length);
     for (const q of ena.queries) {
-      expect(q.query).toMatch(/^tax_tree\(\d+\) AND library_strategy="RNA-Seq" AND instrument_platform="ILLUMINA"$/);
+      expect(q.query).toMatch(/^tax_tree\(\d+\) AND library_strategy="RNA-Seq" AND instrument_platform="ILLUMINA" AND library_source="TRANSCRIPTOMIC"$/);
       expect('status' in parseSearchQuery(q.query ?? '')).toBe(false);
     }
     expect(p.notes.some((n) => /^camponotus_floridanus: ENA search tax_tree\(104421\) .* found 30 run\(s\); all will be downloaded/.test(n))).toBe(true);
