@@ -30,7 +30,7 @@ import {
 import { TimeoutType } from '@temporalio/common';
 import type { Activities } from '../activities/contract.js';
 import { FailureType, isRetryable } from '../failures.js';
-import { hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
+import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { DiskGrant, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
@@ -42,6 +42,8 @@ import { targetClosed } from './signal.js';
 export const FOLD_HOST_STEPS = 'fold-host-steps';
 /** A failed sample ends its workflow Failed (after telling its species), and sends no readsVerified. */
 export const FAIL_LOUD = 'failed-sample-fails';
+/** The species' amalgkit settings (max_bp, keep reads, sources, amalgkit's -l/-s) reach the sample's steps. */
+export const AMALGKIT_RUN_SETTINGS = 'amalgkit-run-settings';
 /** A copy that stays bad at one source is fetched from the next configured source before the sample fails. */
 export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
 
@@ -68,7 +70,8 @@ function describe(err: unknown): { reason: string; type?: string } {
 }
 
 export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome> {
-  const { run, options } = input;
+  const { run } = input;
+  let { options } = input;
   const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(options) });
   const status: SampleStatus = { run: run.run, stage: 'queued', host: null, restarts: 0, history: [], attempts: [] };
   setHandler(stageQuery, () => status);
@@ -128,6 +131,10 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     return outcome;
   };
 
+  // What the species' amalgkit config asks of this run (docs/amalgkit.md); samples of older plans have none.
+  const ak = input.amalgkit && patched(AMALGKIT_RUN_SETTINGS) ? input.amalgkit : undefined;
+  if (ak) options = { ...options, sources: ak.sources, sraServices: ak.sraServices };
+
   for (;;) {
     const { hostId } = folded ? await local.claimHost() : await shared.claimHost();
     status.host = hostId;
@@ -185,7 +192,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
             enter('downloading', { attempt });
             const dl = await host.download.executeWithOptions(
               { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
-              [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec }],
+              [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}) }],
             );
             files = dl.files;
             bytesFetched += dl.bytesFetched;
@@ -267,8 +274,13 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
             indexPath: input.indexPath,
             reads,
             quantDir: input.quantDir,
-            fragmentLength: run.nominalLength && reads.layout === 'single' ? run.nominalLength : input.fragmentLength,
-            fragmentSd: input.fragmentSd,
+            // amalgkit quant's -l/-s unless the config gives fetchquant.fragment_length
+            ...(ak && !ak.fragmentFromConfig
+              ? { fragmentLength: amalgkitFragment(run.nominalLength).length, fragmentSd: amalgkitFragment(run.nominalLength).sd }
+              : {
+                  fragmentLength: run.nominalLength && reads.layout === 'single' && !ak ? run.nominalLength : input.fragmentLength,
+                  fragmentSd: input.fragmentSd,
+                }),
             kallistoThreads: options.kallistoThreads,
             quantThreads: options.quantThreads,
             timeoutSec: options.processTimeoutSec,
@@ -298,11 +310,11 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       if (folded) {
         await host.publish.executeWithOptions(
           { ...hostActivityOptions(hostQueue(hostId), options), summary: `publish ${run.run} (provenance + rename), delete its reads` },
-          [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir }],
+          [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir, ...(ak?.keepReads ? { keepReads: true } : {}) }],
         );
       } else {
         await host.finalize({ run: run.run, quantDir: input.quantDir, tmpDir, provenance });
-        await host.deleteReads({ run: run.run, runDir });
+        await host.deleteReads({ run: run.run, runDir, ...(ak?.keepReads ? { keep: true } : {}) });
       }
       enter('done');
       return await finish({

@@ -267,6 +267,8 @@ async function startSample(input: SpeciesInput, run: RunMeta, downloading: Set<s
           fragmentLength: plan.fragmentLength,
           fragmentSd: plan.fragmentSd,
           options: pickSampleOptions(options),
+          // plans of older releases have none: their samples' input stays as it was
+          ...(plan.amalgkit ? { amalgkit: plan.amalgkit } : {}),
         },
       ],
     });
