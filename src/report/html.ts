@@ -16,7 +16,7 @@ function totalsHtml(r: BatchReport): string {
 <tr><th>samples</th><td>${t.samples} (${states || 'none'})</td></tr>
 <tr><th>wall time</th><td>${esc(humanDuration(t.wallSeconds))}</td></tr>
 <tr><th>bytes fetched</th><td>${esc(humanBytes(t.bytes))}</td></tr>
-<tr><th>activity attempts</th><td>${t.attempts} (${t.retries} retried)</td></tr>
+<tr><th>retries</th><td>${t.retries} (failed attempts tried again, any step)</td></tr>
 <tr><th>host restarts</th><td>${t.restarts}</td></tr>
 <tr><th>waited for disk</th><td>${t.waitedForDisk} sample(s)${r.minFreeGb === null ? '' : `, floor ${r.minFreeGb} GB`}</td></tr>
 </table>
@@ -25,11 +25,11 @@ function totalsHtml(r: BatchReport): string {
 }
 
 function rowsHtml(r: BatchReport): string {
-  const head = ['run', 'species', 'final stage', 'host', 'source', 'bytes', 'attempts', 'restarts', ...TIMED_STAGES, 'error'];
+  const head = ['run', 'species', 'final stage', 'host', 'source', 'bytes', 'attempts', 'retries', 'restarts', ...TIMED_STAGES, 'error'];
   const rows = r.rows.map((x) => {
     const cls = x.finalStage === 'failed' ? ' class="failed"' : '';
-    const cells = [x.run, x.species, x.finalStage, x.host, x.source, humanBytes(x.bytes), String(x.attempts), String(x.restarts), ...TIMED_STAGES.map((s) => `${(x.stageSeconds[s] ?? 0).toFixed(1)}s`), x.error];
-    return `<tr${cls}>${cells.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`;
+    const cells = [x.run, x.species, x.finalStage, x.host, x.source, humanBytes(x.bytes), String(x.attempts), String(x.retries), String(x.restarts), ...TIMED_STAGES.map((s) => `${(x.stageSeconds[s] ?? 0).toFixed(1)}s`)];
+    return `<tr${cls}>${cells.map((c) => `<td>${esc(c)}</td>`).join('')}<td class="error">${esc(x.error)}</td></tr>`;
   });
   return `<table class="samples"><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${rows.join('\n')}</table>`;
 }
@@ -42,6 +42,9 @@ body{font-family:sans-serif;margin:16px;color:#222;background:#fff}
 h1{font-size:18px;margin:0 0 4px}
 .meta{color:#555;font-size:12px;margin-bottom:10px}
 table{border-collapse:collapse;margin:6px 16px 10px 0;font-size:12px;display:inline-table;vertical-align:top}
+table.samples{display:table;width:100%;margin-right:0}
+table.samples td:not(.error){white-space:nowrap}
+td.error{overflow-wrap:anywhere;word-break:break-word;min-width:16em}
 th,td{border:1px solid #d0d5db;padding:2px 6px;text-align:left}
 th{background:#f1f3f5}
 tr.failed td{background:#fde2e2}

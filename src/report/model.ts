@@ -17,9 +17,10 @@ export interface SampleRow {
   host: string;
   source: string;
   bytes: number;
-  /** sum of the attempts of every activity (an activity that succeeded first time counts 1) */
+  /** tries of the sample's work: 1 + retries (a clean sample is 1, whatever its number of steps) */
   attempts: number;
-  /** activity attempts that failed and were retried */
+  /** failed attempts that were tried again: Temporal's retries of any step, and downloads the sample
+   *  started again itself (bad local reads, a bad copy at one source); host restarts are counted apart */
   retries: number;
   restarts: number;
   start: string;
@@ -76,6 +77,7 @@ export interface Totals {
   samples: number;
   byFinalStage: Record<string, number>;
   bytes: number;
+  /** samples' tries: samples + retries */
   attempts: number;
   retries: number;
   restarts: number;
@@ -113,6 +115,13 @@ function finalStageOf(a: RunAudit): string {
   return a.status.toLowerCase().replace(/_/g, ' ');
 }
 
+/** See SampleRow.retries. A download scheduled again that a lost host did not cause is the sample's own retry. */
+function retriesOf(a: RunAudit): number {
+  const temporal = a.activities.reduce((n, x) => n + x.attempt - 1, 0);
+  const downloads = a.activities.filter((x) => x.activity === 'download').length;
+  return temporal + Math.max(0, downloads - 1 - a.restarts);
+}
+
 export function sampleRow(a: RunAudit, now: string): SampleRow {
   const { species, run } = idParts(a.workflowId);
   const stageSeconds: Record<string, number> = Object.fromEntries(TIMED_STAGES.map((s) => [s, 0]));
@@ -131,8 +140,8 @@ export function sampleRow(a: RunAudit, now: string): SampleRow {
     host: a.host ?? a.outcome?.host ?? '',
     source: a.source ?? '',
     bytes: a.bytes,
-    attempts: a.activities.reduce((n, x) => n + x.attempt, 0),
-    retries: a.activities.reduce((n, x) => n + x.attempt - 1, 0),
+    attempts: 1 + retriesOf(a),
+    retries: retriesOf(a),
     restarts: a.restarts,
     start: a.start,
     end: a.close ?? '',

@@ -91,6 +91,14 @@ function axisSvg(r: BatchReport, y: number, bottom: number, s: Scale): string {
   return parts.join('');
 }
 
+/** 0 GB, 0.25 GB, 12 GB, 1.5 TB */
+export function gbLabel(bytes: number): string {
+  const gb = bytes / 1e9;
+  if (gb >= 1000) return `${fmt(gb / 1000)} TB`;
+  if (gb === 0 || gb >= 10) return `${Math.round(gb)} GB`;
+  return `${Number(gb.toPrecision(2))} GB`;
+}
+
 function diskSvg(r: BatchReport, host: string, y: number, s: Scale): string {
   const pts = r.disk.filter((d) => (d.host ?? '?') === host);
   if (pts.length === 0) return '';
@@ -101,8 +109,22 @@ function diskSvg(r: BatchReport, host: string, y: number, s: Scale): string {
   const parts = [
     `<rect x="${LEFT}" y="${y}" width="${WIDTH - LEFT - RIGHT}" height="${DISK_H}" fill="#fafbfc" stroke="#d0d5db"/>`,
     `<text x="8" y="${y + 14}" font-size="11" fill="#333">${esc(host)} disk</text>`,
-    `<text x="8" y="${y + 28}" font-size="10" fill="#666">free minus reserved</text>`,
+    `<text x="8" y="${y + 28}" font-size="10" fill="#666">free minus reserved,</text>`,
+    `<text x="8" y="${y + 40}" font-size="10" fill="#666">GB (left axis)</text>`,
   ];
+  // y axis: free bytes in GB, three ticks
+  for (const frac of [0, 0.5, 1]) {
+    const b = (top / 1.1) * frac;
+    const yy = fmt(yOf(b));
+    parts.push(`<line class="disk-tick" x1="${LEFT - 4}" y1="${yy}" x2="${WIDTH - RIGHT}" y2="${yy}" stroke="${frac === 0 ? '#333' : '#e3e6ea'}"/><text class="disk-tick-label" x="${LEFT - 6}" y="${fmt(yOf(b) + 3)}" font-size="10" text-anchor="end" fill="#333">${esc(gbLabel(b))}</text>`);
+  }
+  // x axis: time since the batch started, as on the timeline above
+  const span = (r.t1 - r.t0) / 1000;
+  const step = tickStep(span);
+  for (let sec = 0; sec <= span + 1e-9; sec += step) {
+    const x = fmt(s.x(r.t0 + sec * 1000));
+    parts.push(`<line x1="${x}" y1="${y + DISK_H}" x2="${x}" y2="${y + DISK_H + 4}" stroke="#333"/><text x="${x}" y="${y + DISK_H + 14}" font-size="10" text-anchor="middle" fill="#333">${esc(relLabel(sec))}</text>`);
+  }
   if (floor !== null) parts.push(`<line class="disk-floor" x1="${LEFT}" y1="${fmt(yOf(floor))}" x2="${WIDTH - RIGHT}" y2="${fmt(yOf(floor))}" stroke="#d62728" stroke-dasharray="6 4"/><text x="${WIDTH - RIGHT - 4}" y="${fmt(yOf(floor) - 3)}" font-size="10" text-anchor="end" fill="#d62728">floor ${esc(fmt(floor / 1e9))} GB</text>`);
   parts.push(`<polyline fill="none" stroke="#3b7ddd" stroke-width="1.5" points="${pts.map((d) => `${fmt(s.x(Date.parse(d.at)))},${fmt(yOf(avail(d)))}`).join(' ')}"/>`);
   for (const d of pts) {
@@ -152,7 +174,7 @@ export function renderTimelineSvg(r: BatchReport): string {
     const d = diskSvg(r, host, y + 8, s);
     if (d) {
       body.push(d);
-      y += DISK_H + 16;
+      y += DISK_H + 28;
     }
   }
   y += 10;

@@ -9,6 +9,7 @@ export const TSV_COLUMNS = [
   'source',
   'bytes',
   'attempts',
+  'retries',
   'restarts',
   'start',
   'end',
@@ -25,7 +26,7 @@ export function renderTsv(rows: SampleRow[]): string {
   const lines = [TSV_COLUMNS.join('\t')];
   for (const r of rows) {
     lines.push(
-      [r.run, r.species, r.finalStage, r.host, r.source, r.bytes, r.attempts, r.restarts, r.start, r.end, ...TIMED_STAGES.map((s) => (r.stageSeconds[s] ?? 0).toFixed(3)), r.error]
+      [r.run, r.species, r.finalStage, r.host, r.source, r.bytes, r.attempts, r.retries, r.restarts, r.start, r.end, ...TIMED_STAGES.map((s) => (r.stageSeconds[s] ?? 0).toFixed(3)), r.error]
         .map(cell)
         .join('\t'),
     );

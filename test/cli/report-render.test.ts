@@ -83,7 +83,10 @@ describe('report rendering', () => {
   const lost = recorded('sample-host-lost');
   const notFound = recorded('sample-run-not-found');
   const failed = retriedAndFailed(done);
-  const report = buildReport('b1', [done, lost, notFound, failed], { minFreeGb: 10, now: '2030-01-01T00:00:00.000Z' });
+  // the shape of a real RunNotFound reason: one long URL with no space to break at
+  const longReason = `not found at any source, run SRR1100010: ena: HTTP 204 (no content) from http://127.0.0.1:44145/ena/portal/api/filereport?accession=SRR1100010&result=read_run&fields=${'run_accession%2Cfastq_ftp%2Cfastq_md5%2Cfastq_bytes%2C'.repeat(6)}&format=tsv; sra: status 404`;
+  const longError: RunAudit = { ...failed, workflowId: 'fetchquant/b1/beta_two/SRR1100010', outcome: { ...failed.outcome!, run: 'SRR1100010', reason: longReason } };
+  const report = buildReport('b1', [done, lost, notFound, failed, longError], { minFreeGb: 10, now: '2030-01-01T00:00:00.000Z' });
   const dir = mkdtempSync(join(tmpdir(), 'fq-report-render-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -100,14 +103,15 @@ describe('report rendering', () => {
   it('writes one TSV row per sample with attempts, restarts, seconds per stage and the error', () => {
     const lines = renderTsv(report.rows).replace(/\n$/, '').split('\n').map((l) => l.split('\t'));
     expect(lines[0]).toEqual([...TSV_COLUMNS]);
-    expect(lines).toHaveLength(5);
+    expect(lines).toHaveLength(6);
     for (const l of lines) expect(l).toHaveLength(TSV_COLUMNS.length);
     const row = (run: string) => Object.fromEntries(TSV_COLUMNS.map((c, i) => [c, lines.find((l) => l[0] === run)![i]]));
-    expect(row('SRR1100000')).toMatchObject({ species: 'beta_two', final_stage: 'done', host: 'host-a', source: 'ena', bytes: '100', attempts: '5', restarts: '0', error: '' });
+    expect(row('SRR1100000')).toMatchObject({ species: 'beta_two', final_stage: 'done', host: 'host-a', source: 'ena', bytes: '100', attempts: '1', retries: '0', restarts: '0', error: '' });
     expect(Number(row('SRR1100000').downloading_s)).toBeGreaterThan(0);
-    expect(row('SRR1000000')).toMatchObject({ final_stage: 'done', host: 'host-2', restarts: '1' });
+    // a host restart is not a retry of the work
+    expect(row('SRR1000000')).toMatchObject({ final_stage: 'done', host: 'host-2', restarts: '1', attempts: '1', retries: '0' });
     expect(row('SRR1100005')).toMatchObject({ final_stage: 'failed', error: 'SRR1100005: not found at ENA (204) nor SRA (404)' });
-    expect(row('SRR1100009')).toMatchObject({ final_stage: 'failed', attempts: '4', downloading_s: '7.500', error: 'HTTP 503 from mirror' });
+    expect(row('SRR1100009')).toMatchObject({ final_stage: 'failed', attempts: '3', retries: '2', downloading_s: '7.500', error: 'HTTP 503 from mirror' });
   });
 
   it('lays samples out in lanes per host x slot, with retries and failures marked', () => {
@@ -116,9 +120,9 @@ describe('report rendering', () => {
     const marks = report.lanes.flatMap((l) => l.tracks.flatMap((t) => t.marks));
     const retry = marks.find((m) => m.kind === 'retry' && m.run === 'SRR1100009');
     expect(retry?.label).toMatch(/download: attempt 3 after: HTTP 503/);
-    expect(marks.filter((m) => m.kind === 'failed-sample').map((m) => m.run).sort()).toEqual(['SRR1100005', 'SRR1100009']);
+    expect(marks.filter((m) => m.kind === 'failed-sample').map((m) => m.run).sort()).toEqual(['SRR1100005', 'SRR1100009', 'SRR1100010']);
     expect(marks.some((m) => m.kind === 'failed-attempt' && m.run === 'SRR1000000' && /ScheduleToStart/.test(m.label))).toBe(true);
-    expect(report.totals).toMatchObject({ samples: 4, byFinalStage: { done: 2, failed: 2 }, restarts: 1, retries: 2 });
+    expect(report.totals).toMatchObject({ samples: 5, byFinalStage: { done: 2, failed: 3 }, restarts: 1, retries: 4, attempts: 9 });
   });
 
   it('is one self-contained HTML page: inline SVG, no scripts, no external assets', () => {
@@ -128,7 +132,24 @@ describe('report rendering', () => {
     expect([...html.matchAll(/url\(([^)]*)\)/g)].map((m) => m[1])).toEqual(expect.arrayContaining(['#retry']));
     expect([...html.matchAll(/url\(([^)]*)\)/g)].every((m) => m[1] === '#retry')).toBe(true);
     expect(html).toContain('floor 10 GB');
+    // the disk panel's axes: GB ticks and time ticks, and what the line is
+    const ticks = [...html.matchAll(/class="disk-tick-label"[^>]*>([^<]+)</g)].map((m) => m[1]);
+    expect(ticks).toHaveLength(3 * report.totals.hosts.filter((h) => report.disk.some((d) => d.host === h.host)).length);
+    for (let i = 0; i < ticks.length; i += 3) expect(ticks.slice(i, i + 3)).toEqual(['0 GB', expect.stringMatching(/^[\d.]+ [GT]B$/), expect.stringMatching(/^[\d.]+ [GT]B$/)]);
+    expect(html).toContain('free minus reserved,</text>');
     expect(html).toContain('SRR1100009');
+  });
+
+  it('wraps long errors inside the page (laid out by headless Chromium at 1200 px)', async () => {
+    // --dump-dom prints the DOM after scripts ran: the script writes the page's laid-out width into it
+    const probe = renderHtml(report).replace('</body>', '<script>document.body.dataset.width = String(document.documentElement.scrollWidth);</script></body>');
+    const page = join(dir, 'probe.html');
+    writeFileSync(page, probe);
+    const args = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'profile-probe')}`, '--window-size=1200,800', '--dump-dom', `file://${page}`];
+    const { stdout } = await execa('chromium', args, { timeout: 60_000 });
+    const width = Number(/data-width="(\d+)"/.exec(stdout)?.[1]);
+    expect(width).toBeGreaterThan(0);
+    expect(width).toBeLessThanOrEqual(1200);
   });
 
   it('renders in headless Chromium to a picture that is not blank and shows the stage colours and retries', async () => {
