@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The plain alternative fetchquant is compared with (BENCHMARKS.md B1), as a user would write it:
+# The plain alternative fetchquant is compared with (docs/benchmarks.md B1), as a user would write it:
 # `xargs -P <threads>` over the runs; each run: curl its files, fasterq-dump an .sra, kallisto quant, rm.
 # No verification, no resume, no retries, no disk floor. The only additions are timestamps (one `date`
 # per step) so slot utilisation can be computed the same way as for fetchquant.

@@ -1,5 +1,5 @@
 /**
- * Orchestration overhead and scale (BENCHMARKS.md B3, and the figures of the workflow-core issue):
+ * Orchestration overhead and scale (docs/benchmarks.md B3, and the figures of the workflow-core issue):
  * fast in-memory activities so only Temporal + our workflows are measured, on the embedded dev server.
  * Usage: node dist/bench/orchestration.js [--species 2 --runs 2000 --threads 24 --out bench/results/b3.json]
  */

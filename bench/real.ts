@@ -1,6 +1,6 @@
 /**
  * B1 (throughput vs the bound and vs `xargs -P`), B2 (reaction time) and B4 (recovery cost) of
- * BENCHMARKS.md with the real CLI, worker, activities and tools against the loopback mirror under a
+ * docs/benchmarks.md with the real CLI, worker, activities and tools against the loopback mirror under a
  * bandwidth cap. One Temporal dev server and one mirror for all scenarios, run one after the other in
  * the same process so every ratio compares runs on the same machine minutes apart:
  *   1. fetchquant, clean            (B1, B2 from its histories)

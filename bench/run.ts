@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: B1–B4 of BENCHMARKS.md in one go, written to bench/results/bench.{json,md} with the
+ * `npm run bench`: B1–B4 of docs/benchmarks.md in one go, written to bench/results/bench.{json,md} with the
  * machine they ran on. Figures, not pass/fail: every comparison is made within this one run.
  *   B1, B2, B4  bench/real.ts           real CLI, worker, tools and the bandwidth-capped mirror
  *   B3          bench/orchestration.ts  in-memory activities, the embedded server, 1,000 and 10,000 samples

@@ -1,5 +1,5 @@
 /**
- * Download-slot allocation (SPEC §5.1), pure so the workflow, the activity and property tests share it.
+ * Download-slot allocation (docs/architecture.md §5.1), pure so the workflow, the activity and property tests share it.
  *
  * Water-filling: slots are spread evenly over active species, a species never gets more than the runs it
  * still has to download, slots a species cannot use flow to the others, and the remainder of an uneven

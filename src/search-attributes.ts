@@ -1,4 +1,4 @@
-/** The search attributes of SPEC §4, one list for the embedded server, `fetchquant setup` and docker-compose. */
+/** The search attributes of docs/architecture.md §4, one list for the embedded server, `fetchquant setup` and docker-compose. */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const SA = {

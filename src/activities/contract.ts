@@ -36,7 +36,7 @@ export interface Activities {
   discoverBatch(input: { options: BatchOptions; batchId: string }): Promise<BatchPlan>;
   /** A page of a species' run snapshot; runs already done on disk are returned in `skipped`. */
   listRuns(input: { runListPath: string; quantDir: string; cursor: number; limit: number }): Promise<RunPage>;
-  /** SPEC §5.1 allocation. Order of `species` is config order (the tie-breaker). */
+  /** docs/architecture.md §5.1 allocation. Order of `species` is config order (the tie-breaker). */
   allocate(input: { totalThreads: number; species: SpeciesDemand[] }): Promise<Record<string, number>>;
   /** Free space under dir; throws InsufficientDisk when below minFreeGb. */
   preflightDisk(input: { dir: string; minFreeGb: number }): Promise<{ host: string; freeBytes: number }>;

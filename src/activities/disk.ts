@@ -1,7 +1,7 @@
 /**
  * Disk: preflight floor, download admission against in-flight reservations, the janitor, and "done?".
  * The ledger is per worker process: it holds the bytes promised to samples whose downloads this worker
- * admitted, so two samples never both count the same free gigabytes (SPEC §5.5).
+ * admitted, so two samples never both count the same free gigabytes (docs/architecture.md §5.5).
  */
 import { lstat, readdir, rm, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * verifyReads: the gate between download and quant (SPEC §5.2 "integrity"). kallisto exits 0 on a
+ * verifyReads: the gate between download and quant (docs/architecture.md §5.2 "integrity"). kallisto exits 0 on a
  * truncated .gz and on mates of unequal length, and spins forever on a corrupted one, so every file is
  * gzip-tested and counted here first; mates must agree, and agree with the source's count when known.
  */

@@ -1,7 +1,7 @@
 /**
  * resolveSource: ask each configured archive, in order, whether it has the run, and plan the download.
  * ENA gives ready FASTQ (size + md5 per mate); SRA gives one .sra that needs converting, so it reserves
- * ~3x its size (sra + fastq + fasterq-dump temp, SPEC §5.5).
+ * ~3x its size (sra + fastq + fasterq-dump temp, docs/architecture.md §5.5).
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';

@@ -3,7 +3,7 @@
  * exits when the batch ends. Ctrl-C stops the worker and the server gracefully; the batch stays durable
  * and running the same command again attaches to it and resumes.
  * The embedded server is supervised: if its process dies, it is started again on the same state file and
- * port, the worker and the client reconnect by themselves, and the batch goes on (SPEC §5.6). Only if it
+ * port, the worker and the client reconnect by themselves, and the batch goes on (docs/architecture.md §5.6). Only if it
  * cannot be restarted does `run` stop, with exit 3; running it again resumes.
  */
 import { WorkflowIdConflictPolicy } from '@temporalio/common';

@@ -1,6 +1,6 @@
 /**
  * Discovery: find species configs, read them and their run tables, and snapshot each species' run list.
- * Every problem in every config is collected and thrown once as InvalidInputError (SPEC §2.1), so a user
+ * Every problem in every config is collected and thrown once as InvalidInputError (docs/architecture.md §2.1), so a user
  * fixes all of them in one round instead of one per run of the command.
  */
 import { access, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
@@ -102,7 +102,7 @@ async function readTable(path: string, where: string, field: string, problems: P
   return parsed.runs;
 }
 
-/** SPEC §2.1 precedence: fetchquant.runs > explicit metadata > <work_dir>/metadata/metadata.tsv > ENA by taxon. */
+/** docs/architecture.md §2.1 precedence: fetchquant.runs > explicit metadata > <work_dir>/metadata/metadata.tsv > ENA by taxon. */
 async function resolveRuns(c: SpeciesConfig, options: BatchOptions, deps: DiscoverDeps, problems: Problem[], notes: string[]): Promise<RunMeta[] | null> {
   if (c.runs) return c.runs;
   if (c.runSourceBroken) return null;
@@ -236,7 +236,7 @@ function checkSharedRuns(resolved: { c: SpeciesConfig; runs: RunMeta[] }[], prob
   }
 }
 
-/** Runs whose abundance and provenance files are both on disk (SPEC §3: the definition of done). */
+/** Runs whose abundance and provenance files are both on disk (docs/architecture.md §3: the definition of done). */
 export async function isRunDone(quantDir: string, run: string): Promise<boolean> {
   return (await exists(abundancePath(quantDir, run))) && (await exists(provenancePath(quantDir, run)));
 }

@@ -121,7 +121,7 @@ export const SPECIES_DEFAULTS = Object.freeze({ fragmentLength: 200, fragmentSd:
 export const FLAG_OF = Object.fromEntries(BATCH_KEYS.map((k) => [k, flagOf(k, BATCH_OPTIONS[k])])) as Record<BatchOptionKey, string>;
 
 /**
- * SPEC §2.1 says ^[SED]RR[0-9]{6,}$; the bound on digits is ours: accessions name files (<RUN>_fetchquant.json)
+ * docs/architecture.md §2.1 says ^[SED]RR[0-9]{6,}$; the bound on digits is ours: accessions name files (<RUN>_fetchquant.json)
  * and workflow ids, and a 300-digit one would pass the check only to fail mid-batch with ENAMETOOLONG.
  * Today's runs have 6 to 9 digits.
  */

@@ -1,7 +1,7 @@
 /**
  * Species configs (amalgkit / metainformant YAML) and run tables (amalgkit metadata TSV), validated.
  * Pure: takes parsed YAML and TSV text, returns values plus every Problem found, so discovery can report
- * all of them at once (SPEC §2.1). File I/O lives in ./discover.ts; defaults and rules in ./schema.ts.
+ * all of them at once (docs/architecture.md §2.1). File I/O lives in ./discover.ts; defaults and rules in ./schema.ts.
  */
 import { isAbsolute, relative, resolve } from 'node:path';
 import { genusSpeciesOf, indexPathOf, joinPath, speciesIdOf } from '../ids.js';
@@ -62,7 +62,7 @@ export function notASpeciesConfig(raw: unknown): string | null {
   return 'it has no species_list, taxon_id, steps or fetchquant section: not a per-species amalgkit config';
 }
 
-/** Config file stems the seed never ran (SPEC §2.1): `amalgkit_template.yaml`, `amalgkit_test_x.yaml`. */
+/** Config file stems the seed never ran (docs/architecture.md §2.1): `amalgkit_template.yaml`, `amalgkit_test_x.yaml`. */
 export function isSkippedStem(stem: string): boolean {
   return /template|test/i.test(stem);
 }
@@ -72,7 +72,7 @@ export function normalizeSpeciesName(name: string): string {
   return name.replace(/_/g, ' ').trim().replace(/\s+/g, ' ');
 }
 
-/** `amalgkit_camponotus_floridanus` -> `Camponotus floridanus` (the SPEC's fallback when species_list is absent). */
+/** `amalgkit_camponotus_floridanus` -> `Camponotus floridanus` (the fallback of docs/architecture.md §2.1 when species_list is absent). */
 export function speciesNameFromStem(stem: string): string {
   return normalizeSpeciesName(genusSpeciesOf(stem.replace(/^amalgkit_/, '')));
 }

@@ -139,7 +139,7 @@ async function moveInto(file: { path: string; bytes: number; md5: string }, dest
   return { name: dest.slice(dest.lastIndexOf('/') + 1), path: dest, bytes: file.bytes, md5: file.md5, mate: 0 as const };
 }
 
-/** The amalgkit YAML (SPEC §2.1) and, unless runTable is false, the run table it points at. */
+/** The amalgkit YAML (docs/architecture.md §2.1) and, unless runTable is false, the run table it points at. */
 async function writeSpeciesConfig(s: SyntheticSpecies, root: string, outputDir: string, runTable: boolean): Promise<void> {
   const gs = genusSpeciesOf(s.name);
   const base = join(outputDir, s.speciesId);

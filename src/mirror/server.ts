@@ -1,7 +1,7 @@
 /**
  * A local stand-in for the archives over loopback: the ENA Portal API (filereport, search), ENA file
  * hosting (/vol1/fastq, /vol1/srr) and the NCBI SRA Data Locator (/sdl/2/retrieve) plus its file links.
- * It answers like the real services (shapes in DOMAIN.md) and can misbehave on demand (faults.ts),
+ * It answers like the real services (shapes in docs/archives-and-tools.md) and can misbehave on demand (faults.ts),
  * under a shared bandwidth cap, so downloads are tested against real HTTP, not mocks.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';

@@ -1,6 +1,6 @@
 /**
  * ENA Portal API client: pure URL building and parsing (unit-tested offline) plus thin fetches.
- * See DOMAIN.md "ENA Portal API" for the facts this relies on.
+ * See docs/archives-and-tools.md "ENA Portal API" for the facts this relies on.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';

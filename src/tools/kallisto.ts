@@ -82,7 +82,7 @@ export function parseRunInfo(text: string, file: string): RunInfo {
   };
 }
 
-/** SPEC §5.2 verify: every read we counted was processed, and some of them pseudoaligned. */
+/** docs/architecture.md §5.2 verify: every read we counted was processed, and some of them pseudoaligned. */
 export function verifyRunInfo(info: RunInfo, expectedReads: number, run: string): void {
   if (info.nProcessed !== expectedReads) {
     throw ApplicationFailure.create({

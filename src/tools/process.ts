@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { FailureType } from '../failures.js';
 import { deadWorkerRecords, stateRoot, writeWorkerRecord } from '../state-dir.js';
 
-/** Debian packages that provide each tool, for "install it" messages (SPEC §6 exit 3). */
+/** Debian packages that provide each tool, for "install it" messages (docs/architecture.md §6 exit 3). */
 export const INSTALL_HINT: Record<string, string> = {
   kallisto: 'apt-get install -y kallisto',
   'fasterq-dump': 'apt-get install -y sra-toolkit',

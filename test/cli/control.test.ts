@@ -75,7 +75,7 @@ describe('fetchquant threads / pause / resume / status / cancel on a running bat
     expect(desc.status.name).toBe('CANCELLED');
     const d = await demo;
     expect(d.exitCode).not.toBe(0);
-    // SPEC: cancel leaves no partial files (cancelled samples delete their reads dir)
+    // docs/architecture.md §6: cancel leaves no partial files (cancelled samples delete their reads dir)
     const left = () =>
       ['apis_mellifera', 'camponotus_floridanus', 'drosophila_melanogaster'].flatMap((sp) => {
         const g = join(outputDir, sp, 'fastq', 'getfastq');

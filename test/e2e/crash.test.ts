@@ -1,5 +1,5 @@
 /**
- * SPEC §5.6, the worker half: one batch, a real `fetchquant worker` (real activities: HTTP to the local
+ * docs/architecture.md §5.6, the worker half: one batch, a real `fetchquant worker` (real activities: HTTP to the local
  * mirror under a bandwidth cap, kallisto, fasterq-dump, real files), killed with -9 again and again at
  * chosen moments — mid-download (a .part growing), mid-convert (vdb-validate or fasterq-dump running) and
  * mid-quant (the quant temp dir present) — and restarted each time. The batch must end with every sample done exactly once, nothing left on disk, and

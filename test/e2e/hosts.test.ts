@@ -1,5 +1,5 @@
 /**
- * SPEC §5.7: three `fetchquant worker` processes with different host ids (real activities, real tools, one
+ * docs/architecture.md §5.7: three `fetchquant worker` processes with different host ids (real activities, real tools, one
  * throttled mirror) share one batch; one of them is killed (-9) for good while it has samples in flight.
  * After --host-lost-timeout its samples restart on the other hosts, and the batch completes with every
  * sample done exactly once; the restarted samples say so in their provenance and memo.

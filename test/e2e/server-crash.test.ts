@@ -1,5 +1,5 @@
 /**
- * SPEC §5.6, the server half: `fetchquant run` on its embedded Temporal server (SQLite file under
+ * docs/architecture.md §5.6, the server half: `fetchquant run` on its embedded Temporal server (SQLite file under
  * <output-dir>/.temporal/), the server killed with -9 twice mid-batch. `run` notices, starts it again on the
  * same file and port, says so, and the same worker and client carry on: the batch completes, every sample
  * done exactly once. Real mirror (bandwidth-capped so the batch lasts), real tools, real files.

@@ -1,5 +1,5 @@
 /**
- * SPEC §2.2: a batch started and steered with the Temporal CLI alone — `fetchquant worker` processes the
+ * docs/architecture.md §2.2: a batch started and steered with the Temporal CLI alone — `fetchquant worker` processes the
  * work, `temporal workflow start --type batchWorkflow --input '{...}'` starts it, `temporal workflow
  * query/result` read it. Real mirror, real tools, real files.
  */
@@ -72,7 +72,7 @@ describe('steering with the Temporal CLI alone', () => {
     expect(started.stdout).toContain('http://127.0.0.1:8233/namespaces/');
     const watched = await execa('node', [CLI, 'watch', '--batch-id', 'b2', '--every', '0.5'], { env, reject: false, timeout: 180_000 });
     expect(watched.exitCode).toBe(0);
-    // the configs fix the quant dir, so the runs quantified by the first batch are skipped (SPEC §3)
+    // the configs fix the quant dir, so the runs quantified by the first batch are skipped (docs/architecture.md §3)
     expect(watched.stdout).toMatch(/batch b2: 0 done, 3 skipped, 0 failed of 3/);
     const status = await execa('node', [CLI, 'status', '--batch-id', 'b2'], { env, reject: false });
     expect(status.exitCode).toBe(0);

@@ -1,5 +1,5 @@
 /**
- * Scale (issue 6, BENCHMARKS.md B3): a 10,000-sample batch with tiny (in-memory) runs, on its own embedded
+ * Scale (issue 6, docs/benchmarks.md B3): a 10,000-sample batch with tiny (in-memory) runs, on its own embedded
  * dev server, through the real workflows and worker. Every sample published exactly once, and no workflow
  * history passes Temporal's 10,240-event warning. About 20 minutes here, so it runs in `npm run test:long`
  * (FETCHQUANT_LONG=1, tests named [long]); `npm run bench` reports the same figures at 1,000 and 10,000.

@@ -9,7 +9,7 @@ function prng(seed: number) {
   };
 }
 
-describe('allocate (SPEC §5.1)', () => {
+describe('allocate (docs/architecture.md §5.1)', () => {
   it("holds the seed's worked examples", () => {
     const twenty = Array.from({ length: 20 }, (_, i) => ({ speciesId: `s${i}`, remaining: 50 }));
     const a = allocate(24, twenty);

@@ -1,5 +1,5 @@
 /**
- * The disk janitor (SPEC §5.5) with the real sweep activity on real files: below the threshold it removes
+ * The disk janitor (docs/architecture.md §5.5) with the real sweep activity on real files: below the threshold it removes
  * orphaned partial downloads and never the reads of a sample still running on the host (known from
  * Temporal visibility), and above the threshold it removes nothing.
  */
