@@ -127,7 +127,7 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
           status: wf.status.name,
           start: wf.startTime.toISOString(),
           close: wf.closeTime?.toISOString(),
-          searchAttributes: wf.searchAttributes as Record<string, unknown>,
+          searchAttributes: wf.typedSearchAttributes,
         });
         const last = (name: string) => [...audit.activities].reverse().find((a) => a.activity === name);
         const verify = [...audit.activities].reverse().find((a) => a.activity === 'verifyReads' && a.outcome === 'completed');

@@ -66,7 +66,6 @@ export interface Activities {
   checkDone(input: { quantDir: string; run: string }): Promise<boolean>;
   /** Admission: grant iff free - reserved(others) - bytes >= minFreeGb. Idempotent per run. */
   reserveDisk(input: { run: string; dir: string; bytes: number; minFreeGb: number }): Promise<DiskGrant>;
-  releaseDisk(input: { run: string }): Promise<void>;
   /** Download every file of the plan into runDir, verified by size and md5; resumes from bytes on disk. */
   download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + gzip; removes the .sra. Returns fastq.gz paths. */

@@ -138,7 +138,7 @@ export interface DiskDeps {
 
 export function createDiskActivities(
   deps: DiskDeps,
-): Pick<Activities, 'preflightDisk' | 'reserveDisk' | 'releaseDisk' | 'janitorSweep' | 'checkDone'> {
+): Pick<Activities, 'preflightDisk' | 'reserveDisk' | 'janitorSweep' | 'checkDone'> {
   const free = deps.freeBytes ?? freeBytesOf;
   return {
     async preflightDisk({ dir, minFreeGb }) {
@@ -155,10 +155,6 @@ export function createDiskActivities(
 
     async reserveDisk({ run, dir, bytes, minFreeGb }) {
       return deps.ledger.reserve(run, dir, bytes, minFreeGb, await free(dir));
-    },
-
-    async releaseDisk({ run }) {
-      deps.ledger.release(run);
     },
 
     async janitorSweep({ readsDirs, autoCleanupThresholdGb, inFlight, execute }): Promise<JanitorReport> {

@@ -1,14 +1,14 @@
 /** What Temporal itself knows about our workflows: runs in flight on a host (janitor), species alive (batch sweep). */
 import type { Client } from '@temporalio/client';
+import { SA } from '../search-attributes.js';
 
 /** Run accessions of sample workflows still running whose WorkerHost is hostId. */
 export async function listInFlightRuns(client: Client, hostId: string): Promise<string[]> {
   const query = `WorkflowType = 'sampleWorkflow' AND ExecutionStatus = 'Running' AND WorkerHost = '${hostId.replace(/'/g, '')}'`;
   const runs: string[] = [];
   for await (const wf of client.workflow.list({ query })) {
-    const v = wf.searchAttributes?.RunAccession;
-    const run = Array.isArray(v) ? v[0] : undefined;
-    if (typeof run === 'string') runs.push(run);
+    const run = wf.typedSearchAttributes.get(SA.RunAccession);
+    if (run) runs.push(run);
   }
   return runs;
 }

@@ -25,7 +25,7 @@ export async function auditQuery(client: Client, query: string, keep: (wf: Workf
         status: wf.status.name,
         start: wf.startTime.toISOString(),
         close: wf.closeTime?.toISOString(),
-        searchAttributes: wf.searchAttributes as Record<string, unknown>,
+        searchAttributes: wf.typedSearchAttributes,
       }),
     );
   }

@@ -21,6 +21,7 @@ import { openSession, type Session } from './context.js';
 import { rates, renderProgress } from './progress.js';
 import { join } from 'node:path';
 import { cliLogger, logFileName } from '../log.js';
+import { SA } from '../search-attributes.js';
 
 export interface RunHooks {
   /** printed once the batch is running (demo prints its mirror here) */
@@ -192,8 +193,7 @@ export function summaryText(r: BatchResult): string {
 export async function sampleOutcomeLines(session: Session, batchId: string): Promise<string[]> {
   const lines: string[] = [];
   for await (const wf of session.client.workflow.list({ query: `BatchId = '${batchId}' AND WorkflowType = 'sampleWorkflow'` })) {
-    const sa = wf.searchAttributes ?? {};
-    const one = (k: string) => (Array.isArray(sa[k]) ? String((sa[k] as unknown[])[0]) : '?');
+    const one = (k: keyof typeof SA) => wf.typedSearchAttributes.get(SA[k]) ?? '?';
     const link = session.uiUrl ? `  ${webUiWorkflowUrl(session.uiUrl, session.target.namespace, wf.workflowId)}` : '';
     lines.push(`  ${one('RunAccession')}  ${one('Species')}  ${one('SampleStage')}  host ${one('WorkerHost')}${link}`);
   }

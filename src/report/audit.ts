@@ -3,7 +3,8 @@
  * workflow's own SampleStage/WorkerHost upserts, so the report shows exactly what the Web UI shows), disk
  * admission readings and the outcome. Pure: works on history events, so recorded histories unit-test it.
  */
-import { defaultPayloadConverter } from '@temporalio/common';
+import { defaultPayloadConverter, type TypedSearchAttributes } from '@temporalio/common';
+import { SA } from '../search-attributes.js';
 import type { temporal } from '@temporalio/proto';
 import type { DiskGrant, SampleOutcome, SampleStage, SourcePlan, DownloadResult } from '../types.js';
 import { attemptFailedSignal, type AttemptReport } from '../workflows/messages.js';
@@ -84,7 +85,7 @@ export interface WorkflowMeta {
   status: string;
   start: string;
   close?: string;
-  searchAttributes?: Record<string, unknown>;
+  searchAttributes?: TypedSearchAttributes;
 }
 
 type Time = { seconds?: unknown; nanos?: number | null } | null | undefined;
@@ -218,16 +219,14 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
   const last = stages[stages.length - 1];
   // A closed workflow (cancelled, terminated) leaves its last stage open: it ended when the workflow did.
   if (last && !last.end && meta.close && !['done', 'failed', 'skipped'].includes(last.stage)) last.end = meta.close;
-  const sa = meta.searchAttributes ?? {};
-  const first = (k: string) => (Array.isArray(sa[k]) ? String((sa[k] as unknown[])[0]) : undefined);
   return {
     workflowId: meta.workflowId,
     runId: meta.runId,
     status: meta.status,
     start: meta.start,
     close: meta.close,
-    host: first('WorkerHost') ?? hostAt[hostAt.length - 1]?.host,
-    stage: first('SampleStage') ?? last?.stage,
+    host: meta.searchAttributes?.get(SA.WorkerHost) ?? hostAt[hostAt.length - 1]?.host,
+    stage: meta.searchAttributes?.get(SA.SampleStage) ?? last?.stage,
     activities: [...byScheduled.values()],
     restarts,
     stages,

@@ -9,7 +9,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, s
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { msToTs } from '@temporalio/common/lib/time.js';
+import { daysDuration } from './duration.js';
 import { EnvironmentError } from '../failures.js';
 import { SEARCH_ATTRIBUTE_NAMES } from '../search-attributes.js';
 import { findTemporalCli, TEMPORAL_INSTALL_HINT } from './temporal-cli.js';
@@ -126,7 +126,7 @@ async function raiseRetention(address: string, namespace: string, days: number):
   try {
     await conn.workflowService.updateNamespace({
       namespace,
-      config: { workflowExecutionRetentionTtl: msToTs(`${days} days`) },
+      config: { workflowExecutionRetentionTtl: daysDuration(days) },
     });
   } finally {
     await conn.close();

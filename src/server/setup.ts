@@ -1,6 +1,6 @@
 /** `fetchquant setup`: make an existing namespace ready — exists, retention raised, search attributes registered. */
 import type { Connection } from '@temporalio/client';
-import { msToTs } from '@temporalio/common/lib/time.js';
+import { daysDuration } from './duration.js';
 import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTE_NAMES } from '../search-attributes.js';
 
@@ -17,7 +17,7 @@ export async function setupNamespace(conn: Connection, namespace: string, retent
   try {
     await conn.workflowService.describeNamespace({ namespace });
   } catch {
-    await conn.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs(`${retentionDays} days`) });
+    await conn.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: daysDuration(retentionDays) });
     created = true;
     // Namespace registration propagates asynchronously; wait until it answers.
     for (let i = 0; i < 100; i++) {
@@ -30,7 +30,7 @@ export async function setupNamespace(conn: Connection, namespace: string, retent
     }
   }
   if (!created) {
-    await conn.workflowService.updateNamespace({ namespace, config: { workflowExecutionRetentionTtl: msToTs(`${retentionDays} days`) } });
+    await conn.workflowService.updateNamespace({ namespace, config: { workflowExecutionRetentionTtl: daysDuration(retentionDays) } });
   }
   // A new namespace reaches every server component's cache only after a refresh (seconds on the dev server).
   const existing = await retryNotFound(() => conn.operatorService.listSearchAttributes({ namespace }));

@@ -20,7 +20,6 @@ export const INSTALL_HINT: Record<string, string> = {
   'vdb-validate': 'apt-get install -y sra-toolkit',
   'latf-load': 'apt-get install -y sra-toolkit',
   kar: 'apt-get install -y sra-toolkit',
-  prefetch: 'apt-get install -y sra-toolkit',
 };
 
 /** The tool is not installed (or not on PATH) on this host. */

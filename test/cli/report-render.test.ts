@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { historyFromJSON } from '../helpers/histories.js';
 import { parseSampleHistory, type RunAudit } from '../../src/report/audit.js';
 import { buildReport } from '../../src/report/model.js';
 import { renderTsv, TSV_COLUMNS } from '../../src/report/tsv.js';

@@ -14,6 +14,7 @@ import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
 import { countDone, eachRun, expectEverySampleDoneOnce, killHard, startCliWorker, startMirrorBatch, type CliWorker } from '../helpers/e2e.js';
+import { SA } from '../../src/search-attributes.js';
 
 const BATCH = 'hosts';
 const HOSTS = ['host-a', 'host-b', 'host-c'];
@@ -59,8 +60,7 @@ describe('three hosts, one lost for good mid-batch (real CLI workers, real tools
     const out: Running[] = [];
     const query = `BatchId = '${BATCH}' AND WorkflowType = 'sampleWorkflow' AND ExecutionStatus = 'Running'`;
     for await (const wf of t.client.workflow.list({ query })) {
-      const sa = wf.searchAttributes ?? {};
-      const one = (k: string) => String((sa[k] as unknown[] | undefined)?.[0] ?? '');
+      const one = (k: keyof typeof SA) => wf.typedSearchAttributes.get(SA[k]) ?? '';
       out.push({ run: one('RunAccession'), host: one('WorkerHost'), stage: one('SampleStage') });
     }
     return out;

@@ -111,7 +111,6 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
     async reserveDisk({ bytes }) {
       return { granted: true, freeBytes: 1e12, reservedBytes: 0, neededBytes: bytes };
     },
-    async releaseDisk() {},
     async download({ plan }) {
       log.active.downloads.set(plan.run, Date.now());
       log.active.maxDownloads = Math.max(log.active.maxDownloads, log.active.downloads.size);

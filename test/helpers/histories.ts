@@ -2,7 +2,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+// The SDK exports its history JSON converters only from this module (the one Worker.runReplayHistory uses
+// on JSON input): the project's single deep import into the SDK, kept here so nothing else needs it.
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+
+export { historyFromJSON };
 
 export const HISTORY_DIR = join(process.cwd(), 'test', 'replay', 'histories');
 

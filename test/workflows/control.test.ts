@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { batchWorkflowId, speciesWorkflowId } from '../../src/ids.js';
+import { SA } from '../../src/search-attributes.js';
 import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { batchProgressQuery, pauseSignal, resumeSignal, setTotalThreadsUpdate } from '../../src/workflows/messages.js';
@@ -156,7 +157,7 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
     expect(two.events().filter((e) => e.kind === 'download-start')).toHaveLength(2); // from scratch
     expect(two.events().filter((e) => e.kind === 'finalize')).toHaveLength(2);
     for await (const wf of t.client.workflow.list({ query: `BatchId = 'hosts' AND WorkflowType = 'sampleWorkflow'` })) {
-      expect(wf.searchAttributes?.WorkerHost).toEqual(['host-2']);
+      expect(wf.typedSearchAttributes.get(SA.WorkerHost)).toBe('host-2');
     }
     await maybeRecord(t.client, `fetchquant/hosts/hosty/SRR1000000`, 'sample-host-lost');
     two.p.kill('SIGTERM');
