@@ -2,23 +2,10 @@
 /** fetchquant: command dispatch, help and exit codes (0 ok, 1 samples failed, 2 bad input, 3 environment). */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { COMMANDS, EnvError, EXIT, InputProblems, parseCommand, usage, UsageError } from './cli/args.js';
+import { COMMANDS, EXIT, exitCodeOf, parseCommand, usage, UsageError } from './cli/args.js';
 import type { Command } from './config/schema.js';
 
 const out = (l: string) => process.stdout.write(`${l}\n`);
-
-async function quietSdkLogs(): Promise<void> {
-  const { Runtime, DefaultLogger } = await import('@temporalio/worker');
-  const level = (process.env.FETCHQUANT_LOG_LEVEL ?? 'WARN').toUpperCase() as 'WARN';
-  try {
-    // Core's warnings are its gRPC retries ("poll_activity_task_queue retried 6 times", dozens a second)
-    // while a server restarts: expected and survived, so by default only its errors reach the terminal.
-    const core = level === 'WARN' ? 'ERROR' : level;
-    Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core, other: 'ERROR' } } } });
-  } catch {
-    // installed already (main() called twice in one process)
-  }
-}
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -37,7 +24,8 @@ export async function main(argv: string[]): Promise<number> {
       out(usage(cmd as Command));
       return EXIT.ok;
     }
-    if (['run', 'demo', 'worker'].includes(cmd)) await quietSdkLogs();
+    // SDK logs go to a file (named at the end); the terminal gets progress, problems and the summary.
+    if (['run', 'demo', 'worker'].includes(cmd)) await (await import('./log.js')).installCliLogging();
     switch (cmd) {
       case 'run': {
         const { batchOptionsFromFlags } = await import('./cli/args.js');
@@ -83,25 +71,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function reportError(err: unknown): number {
-  const e = err as Error & { problems?: unknown[]; type?: string };
-  if (err instanceof UsageError) {
-    process.stderr.write(`fetchquant: ${e.message}\n`);
-    return EXIT.badInput;
-  }
-  if (err instanceof InputProblems || e.name === 'InvalidInputError') {
-    process.stderr.write(`fetchquant: invalid input, nothing was started:\n${e.message}\n`);
-    return EXIT.badInput;
-  }
-  if (err instanceof EnvError || e.name === 'EnvironmentError') {
-    process.stderr.write(`fetchquant: ${e.message}\n`);
-    return EXIT.environment;
-  }
-  if (e.type === 'ToolMissing') {
-    process.stderr.write(`fetchquant: ${e.message}\n`);
-    return EXIT.environment;
-  }
-  process.stderr.write(`fetchquant: ${e.stack ?? e.message}\n`);
-  return EXIT.environment;
+  const e = err as Error;
+  const { code, expected } = exitCodeOf(err);
+  if (!expected) process.stderr.write(`fetchquant: ${e.stack ?? e.message}\n`);
+  else if (code === EXIT.badInput && !(err instanceof UsageError)) process.stderr.write(`fetchquant: invalid input, nothing was started:\n${e.message}\n`);
+  else process.stderr.write(`fetchquant: ${e.message}\n`);
+  return code;
 }
 
 function invokedDirectly(): boolean {

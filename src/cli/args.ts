@@ -23,19 +23,32 @@ import {
   type Problem,
 } from '../config/schema.js';
 import { pathSchema } from '../config/option-kinds.js';
+import { EnvironmentError, FailureType } from '../failures.js';
 import { defaultBatchId } from '../ids.js';
 import { DEMO_DEFAULTS, DEMO_DERIVED } from './demo-defaults.js';
 
 export const EXIT = { ok: 0, samplesFailed: 1, badInput: 2, environment: 3, interrupted: 130 } as const;
 
-export class UsageError extends Error {
-  override name = 'UsageError';
+/**
+ * Exit codes have one error type each: 2 InvalidInputError (a list of problems, each naming where, field and
+ * value; UsageError is one with a single line about the command line itself), 3 EnvironmentError.
+ */
+export class UsageError extends InvalidInputError {
+  constructor(message: string) {
+    super([]);
+    this.message = message;
+    this.name = 'UsageError';
+  }
 }
-export class EnvError extends Error {
-  override name = 'EnvError';
+export { InvalidInputError as InputProblems, EnvironmentError as EnvError };
+
+/** The exit code an error stands for, and whether it is one we expect (a message) or a bug (a stack trace). */
+export function exitCodeOf(err: unknown): { code: number; expected: boolean } {
+  const e = err as { name?: string; type?: string } | null;
+  if (err instanceof InvalidInputError || e?.name === 'InvalidInputError') return { code: EXIT.badInput, expected: true };
+  if (err instanceof EnvironmentError || e?.name === 'EnvironmentError' || e?.type === FailureType.ToolMissing) return { code: EXIT.environment, expected: true };
+  return { code: EXIT.environment, expected: false };
 }
-/** Bad input, every problem named (exit 2): the schema's error type. */
-export { InvalidInputError as InputProblems };
 
 export const COMMANDS: Record<Command, string> = {
   run: 'the main job: embedded server (unless TEMPORAL_ADDRESS), worker and batch, with progress; re-run resumes',

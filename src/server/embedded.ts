@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
+import { EnvironmentError } from '../failures.js';
 import { SEARCH_ATTRIBUTE_NAMES } from '../search-attributes.js';
 import { findTemporalCli, TEMPORAL_INSTALL_HINT } from './temporal-cli.js';
 
@@ -64,9 +65,7 @@ interface ServerRecord {
   owner?: 'run' | 'server';
 }
 
-export class EnvironmentError extends Error {
-  override name = 'EnvironmentError';
-}
+export { EnvironmentError };
 
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {

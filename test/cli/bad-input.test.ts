@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { execa } from 'execa';
+import { causeChain } from '../../src/failures.js';
 import { batchWorkflowId } from '../../src/ids.js';
 import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
@@ -153,8 +154,7 @@ describe('bad batch inputs started on a real Temporal server (as with the Tempor
     );
     if (!(err instanceof WorkflowFailedError)) throw new Error(`expected the batch to fail, got ${String(err)}`);
     // the workflow's own check fails it directly; discovery fails its activity, which fails the workflow
-    let cause = err.cause as { message?: string; type?: string; nonRetryable?: boolean; cause?: unknown } | undefined;
-    while (cause && cause.type === undefined && cause.cause) cause = cause.cause as typeof cause;
+    const cause = causeChain(err.cause).find((c) => (c as { type?: string }).type !== undefined) as { message?: string; type?: string; nonRetryable?: boolean } | undefined;
     expect(cause?.type).toBe('InvalidInput');
     expect(cause?.nonRetryable).toBe(true);
     return cause?.message ?? '';
