@@ -30,7 +30,7 @@ export interface RunHooks {
 
 export async function runBatch(values: Record<string, unknown>, options: BatchOptions, hooks: RunHooks = {}): Promise<number> {
   const out = hooks.out ?? ((l: string) => process.stdout.write(`${l}\n`));
-  const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded');
+  const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded', { searchAttributes: true, out });
   const hostId = (values['host-id'] as string | undefined) ?? defaultHostId();
   let worker: RunningWorker | null = null;
   let interrupted = false;
