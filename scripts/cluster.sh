@@ -11,7 +11,7 @@
 #           cluster it changes nothing; after a crash (say temporal-server killed) it starts what is down.
 #   down    stop temporal-server and PostgreSQL by the pids recorded at up (data is kept)
 #   status  what runs, by recorded pid; exit 0 only if all of it runs and the frontend answers
-#   env     TEMPORAL_ADDRESS=… and TEMPORAL_NAMESPACE=… lines (eval "$(scripts/cluster.sh env)")
+#   env     TEMPORAL_ADDRESS=…, TEMPORAL_NAMESPACE=… and FQ_CLUSTER_DIR=… lines (eval "$(scripts/cluster.sh env)")
 #   purge   down, then delete the cluster dir (databases, config, logs)
 #
 # Environment: FQ_CLUSTER_DIR (state, default <repo>/.cluster), FQ_CLUSTER_PORT (frontend gRPC, default
@@ -50,10 +50,12 @@ recorded() {
 }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The temporal CLI as npm run setup finds it: TEMPORAL_CLI_PATH, PATH, then .tools/bin.
 temporal_cli() {
-  if [ -x "$BIN/temporal" ]; then echo "$BIN/temporal"
+  if [ -n "${TEMPORAL_CLI_PATH:-}" ] && [ -x "$TEMPORAL_CLI_PATH" ]; then echo "$TEMPORAL_CLI_PATH"
   elif command -v temporal >/dev/null; then command -v temporal
-  else die "no temporal CLI in $BIN or on PATH: run npm run setup first"; fi
+  elif [ -x "$ROOT/.tools/bin/temporal" ]; then echo "$ROOT/.tools/bin/temporal"
+  else die "no temporal CLI (TEMPORAL_CLI_PATH, PATH, $ROOT/.tools/bin): run npm run setup first"; fi
 }
 
 # --- binaries --------------------------------------------------------------------------------------
@@ -331,7 +333,7 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  env) echo "TEMPORAL_ADDRESS=$ADDRESS"; echo "TEMPORAL_NAMESPACE=$NS" ;;
+  env) echo "TEMPORAL_ADDRESS=$ADDRESS"; echo "TEMPORAL_NAMESPACE=$NS"; echo "FQ_CLUSTER_DIR=$DIR" ;;
   purge)
     cmd_down
     pg_data_dir
