@@ -11,6 +11,7 @@ import { InsufficientDisk } from '../failures.js';
 import { abundancePath, provenancePath } from '../ids.js';
 import type { DiskGrant, JanitorReport } from '../types.js';
 import type { Activities } from './contract.js';
+import { leaseState } from '../run-lease.js';
 
 const GB = 1e9;
 const gb = (bytes: number) => (bytes / GB).toFixed(1);
@@ -110,10 +111,13 @@ export async function listRunDirs(readsDirs: string[]): Promise<Orphan[]> {
   return out;
 }
 
-/** Run dirs whose RUN is not in flight: partial downloads nobody will finish. */
+/**
+ * Run dirs nobody will finish: not leased by a live process of this machine (src/run-lease.ts: any batch,
+ * any server) and not in flight by `inFlight` (what one server knows of the host's samples).
+ */
 export async function findOrphans(readsDirs: string[], inFlight: Iterable<string>): Promise<Orphan[]> {
   const busy = new Set(inFlight);
-  return (await listRunDirs(readsDirs)).filter((d) => !busy.has(d.run));
+  return (await listRunDirs(readsDirs)).filter((d) => !busy.has(d.run) && leaseState(d.path) !== 'live');
 }
 
 /** Removes the given orphans; returns bytes freed. */
@@ -170,8 +174,10 @@ export function createDiskActivities(
       const report: JanitorReport = { host: deps.hostId, dir: lowDir, freeBytes, removed: [], freedBytes: 0, kept: [] };
       const below = readsDirs.length > 0 && freeBytes < autoCleanupThresholdGb * GB;
       for (const o of await listRunDirs(readsDirs)) {
-        // The ledger is read at each removal, not once: a sample may have reserved since the listing.
-        const orphan = !busy.has(o.run) && !deps.ledger.inFlight().includes(o.run);
+        // The ledger and the lease are read at each removal, not once: a sample may have started since the
+        // listing. A live lease is work of a live worker on this machine, maybe of another batch and server
+        // that this janitor's server knows nothing of.
+        const orphan = !busy.has(o.run) && !deps.ledger.inFlight().includes(o.run) && leaseState(o.path) !== 'live';
         if (orphan && below && execute) {
           report.freedBytes += await removeOrphans([o]);
           report.removed.push(o.path);

@@ -26,7 +26,7 @@ import {
 import { TimeoutType } from '@temporalio/common';
 import type { Activities } from '../activities/contract.js';
 import { FailureType, isRetryable } from '../failures.js';
-import { hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
+import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { DiskGrant, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
@@ -35,6 +35,15 @@ import { targetClosed } from './signal.js';
 
 /** Fewer round trips per sample: local claimHost, prepareSample and publish (see the header). */
 export const FOLD_HOST_STEPS = 'fold-host-steps';
+/** The species' amalgkit settings (max_bp, keep reads, sources, amalgkit's -l/-s) reach the sample's steps. */
+export const AMALGKIT_RUN_SETTINGS = 'amalgkit-run-settings';
+/** A copy that stays bad at one source is fetched from the next configured source before the sample fails. */
+export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
+
+/** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
+function isBadCopy(type: string | undefined): boolean {
+  return type === FailureType.ChecksumMismatch || type === FailureType.TruncatedReads;
+}
 
 function isHostLost(err: unknown): boolean {
   return (
@@ -54,7 +63,8 @@ function describe(err: unknown): { reason: string; type?: string } {
 }
 
 export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome> {
-  const { run, options } = input;
+  const { run } = input;
+  let { options } = input;
   const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(options) });
   const status: SampleStatus = { run: run.run, stage: 'queued', host: null, restarts: 0, history: [] };
   setHandler(stageQuery, () => status);
@@ -112,6 +122,10 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     return outcome;
   };
 
+  // What the species' amalgkit config asks of this run (docs/amalgkit.md); samples of older plans have none.
+  const ak = input.amalgkit && patched(AMALGKIT_RUN_SETTINGS) ? input.amalgkit : undefined;
+  if (ak) options = { ...options, sources: ak.sources, sraServices: ak.sraServices };
+
   for (;;) {
     const { hostId } = folded ? await local.claimHost() : await shared.claimHost();
     status.host = hostId;
@@ -148,48 +162,87 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         );
         await host.ensureIndex({ indexPath: input.indexPath, fastaPaths: input.fastaPaths, timeoutSec: options.processTimeoutSec });
       }
-      const sourcePlan = plan;
+      let sourcePlan: SourcePlan = plan;
+      /** what each source's copy did, when one turned out bad and the next source was asked */
+      const badCopies: string[] = [];
 
       let reads: ReadSet | undefined;
-      // A verification failure after a checksum-clean download, or a .sra that vdb-validate rejects,
-      // means the local copy is bad: delete it and fetch again (complete, verified files are kept).
-      for (let attempt = 1; !reads; attempt++) {
-        // Admission: wait (never fail) until the host has room for this sample above the floor.
-        for (let waited = 0; ; waited++) {
-          const grant = firstGrant ?? (await host.reserveDisk({ run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb }));
-          firstGrant = undefined;
-          if (grant.granted) break;
-          if (waited === 0) enter('waiting-for-disk');
-          await sleep(Math.round(options.diskWaitSec * 1000));
-        }
-        enter('downloading', { attempt });
-        const dl = await host.download.executeWithOptions(
-          { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
-          [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec }],
-        );
-        files = dl.files;
-        bytesFetched += dl.bytesFetched;
+      for (;;) {
         try {
-          let fastq = dl.files.map((f) => f.path);
-          let layout = sourcePlan.layout;
-          if (sourcePlan.source === 'sra') {
-            enter('converting', { attempt });
-            const conv = await host.convertSra.executeWithOptions(
-              { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `vdb-validate + fasterq-dump ${run.run}` },
-              [{ run: run.run, sraPath: dl.files[0]!.path, runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }],
+          // A verification failure after a checksum-clean download, or a .sra that vdb-validate rejects,
+          // means the local copy is bad: delete it and fetch again (complete, verified files are kept).
+          for (let attempt = 1; !reads; attempt++) {
+            // Admission: wait (never fail) until the host has room for this sample above the floor.
+            for (let waited = 0; ; waited++) {
+              const grant = firstGrant ?? (await host.reserveDisk({ run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb }));
+              firstGrant = undefined;
+              if (grant.granted) break;
+              if (waited === 0) enter('waiting-for-disk');
+              await sleep(Math.round(options.diskWaitSec * 1000));
+            }
+            enter('downloading', { attempt });
+            const dl = await host.download.executeWithOptions(
+              { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
+              [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}) }],
             );
-            fastq = conv.files;
-            layout = conv.layout;
+            files = dl.files;
+            bytesFetched += dl.bytesFetched;
+            try {
+              let fastq = dl.files.map((f) => f.path);
+              let layout = sourcePlan.layout;
+              // Unpaired reads of a paired run: listed by ENA but not fetched (null), or counted by the conversion.
+              // Data only (no new command), so recorded histories replay unchanged.
+              let unpairedReads: number | null | undefined = sourcePlan.unpaired ? null : undefined;
+              if (sourcePlan.source === 'sra') {
+                enter('converting', { attempt });
+                const conv = await host.convertSra.executeWithOptions(
+                  { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `vdb-validate + fasterq-dump ${run.run}` },
+                  [{ run: run.run, sraPath: dl.files[0]!.path, runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }],
+                );
+                fastq = conv.files;
+                layout = conv.layout;
+                unpairedReads = conv.unpairedReads;
+              }
+              reads = await host.verifyReads.executeWithOptions(
+                { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
+                [{ run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) }],
+              );
+            } catch (err) {
+              if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
+              log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: describe(err).reason });
+              await host.deleteReads({ run: run.run, runDir });
+              await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
+            }
           }
-          reads = await host.verifyReads.executeWithOptions(
-            { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
-            [{ run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads }],
-          );
+          break;
         } catch (err) {
-          if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
-          log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: describe(err).reason });
+          // A copy that keeps failing integrity (md5 after the download's retries, gzip/count/vdb-validate after
+          // maxRetries downloads) is this source's problem: the next source may hold a good one.
+          const bad = describe(err);
+          const rest = options.sources.slice(options.sources.indexOf(sourcePlan.source) + 1);
+          if (isHostLost(err) || isCancellation(err) || !isBadCopy(bad.type)) throw err;
+          // Asked only here, so a clean sample's history gets no marker; older histories replay the old failure.
+          if (!patched(FALLBACK_ON_BAD_COPY)) throw err;
+          badCopies.push(`${sourcePlan.source}: ${bad.reason}`);
+          if (rest.length === 0) {
+            if (badCopies.length === 1) throw err;
+            throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${badCopies.join('; ')}` });
+          }
+          log.warn('the copy at this source stays bad; asking the next source', { run: run.run, source: sourcePlan.source, error: bad.reason });
           await host.deleteReads({ run: run.run, runDir });
-          await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
+          files = [];
+          try {
+            const next = await shared.resolveSource.executeWithOptions(
+              { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, summary: `resolve ${run.run} at ${rest.join(', ')} (bad copy at ${sourcePlan.source})` },
+              [{ run, options: { ...options, sources: rest } }],
+            );
+            // The provenance says why these reads come from the second choice.
+            sourcePlan = { ...next, notes: [...(next.notes ?? []), `bad copy before this one: ${badCopies.join('; ')}`] };
+          } catch (e) {
+            if (isCancellation(e)) throw e;
+            throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: ${badCopies.join('; ')}; then ${describe(e).reason}` });
+          }
+          plan = sourcePlan;
         }
       }
       // Folded: the slot signal and the quant go out in the same workflow task, so quant does not wait a
@@ -206,8 +259,13 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
             indexPath: input.indexPath,
             reads,
             quantDir: input.quantDir,
-            fragmentLength: run.nominalLength && reads.layout === 'single' ? run.nominalLength : input.fragmentLength,
-            fragmentSd: input.fragmentSd,
+            // amalgkit quant's -l/-s unless the config gives fetchquant.fragment_length
+            ...(ak && !ak.fragmentFromConfig
+              ? { fragmentLength: amalgkitFragment(run.nominalLength).length, fragmentSd: amalgkitFragment(run.nominalLength).sd }
+              : {
+                  fragmentLength: run.nominalLength && reads.layout === 'single' && !ak ? run.nominalLength : input.fragmentLength,
+                  fragmentSd: input.fragmentSd,
+                }),
             kallistoThreads: options.kallistoThreads,
             quantThreads: options.quantThreads,
             timeoutSec: options.processTimeoutSec,
@@ -224,6 +282,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         source: sourcePlan,
         files,
         reads: reads.reads,
+        ...(reads.unpairedReads !== undefined ? { unpairedReads: reads.unpairedReads } : {}),
         quant: quantRecord,
         host: hostId,
         stages: status.history,
@@ -236,11 +295,11 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       if (folded) {
         await host.publish.executeWithOptions(
           { ...hostActivityOptions(hostQueue(hostId), options), summary: `publish ${run.run} (provenance + rename), delete its reads` },
-          [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir }],
+          [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir, ...(ak?.keepReads ? { keepReads: true } : {}) }],
         );
       } else {
         await host.finalize({ run: run.run, quantDir: input.quantDir, tmpDir, provenance });
-        await host.deleteReads({ run: run.run, runDir });
+        await host.deleteReads({ run: run.run, runDir, ...(ak?.keepReads ? { keep: true } : {}) });
       }
       enter('done');
       return await finish({

@@ -2,6 +2,8 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { bootId, LEASE_FILE, leaseState, processStartTime, takeLease, type Lease } from '../../src/run-lease.js';
 import { createDiskActivities, DiskLedger, findOrphans, freeBytesOf, removeOrphans } from '../../src/activities/disk.js';
 import { act, cleanTempDirs, failureOf, quiet, tempDir } from './util.js';
 
@@ -105,6 +107,41 @@ describe('disk activities', () => {
     expect(orphans.map((o) => [o.run, o.bytes])).toEqual([['SRR1000002', 201], ['SRR1000003', 301]]);
     expect(await removeOrphans(orphans)).toBe(502);
     expect(readdirSync(join(readsDir, 'getfastq')).sort()).toEqual(['SRR1000001', 'SRR1000004', 'SRR1000005', 'notes']);
+  });
+
+  it("janitor and cleanup never remove a run dir leased by a live process of this machine, whatever server it answers to", async () => {
+    // Another worker of this machine (another batch, another server): this janitor's server and ledger know
+    // nothing of its runs; only the lease it wrote into the run dir tells.
+    const readsDir = readsDirWithRuns();
+    const g = (run: string) => join(readsDir, 'getfastq', run);
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const gone = spawn('true', [], { stdio: 'ignore' });
+    await new Promise((r) => gone.once('exit', r));
+    try {
+      const start = processStartTime(other.pid!);
+      expect(start).not.toBeNull();
+      const lease = (run: string, l: Partial<Lease>) =>
+        writeFileSync(join(g(run), LEASE_FILE), JSON.stringify({ pid: other.pid, startTime: start, bootId: bootId(), hostId: 'h1', takenAt: '', ...l }));
+      lease('SRR1000001', {}); // live owner
+      lease('SRR1000002', { pid: gone.pid }); // owner exited
+      lease('SRR1000003', { startTime: start! - 1 }); // pid reused by another process: not the owner
+      expect(leaseState(g('SRR1000001'))).toBe('live');
+      expect(await findOrphans([readsDir], []).then((o) => o.map((x) => x.run))).toEqual(['SRR1000002', 'SRR1000003', 'SRR1000004']);
+      const report = await act(quiet(), withFree(1 * GB).janitorSweep, { readsDirs: [readsDir], autoCleanupThresholdGb: 5, inFlight: [], execute: true });
+      expect([report.removed, report.kept]).toEqual([[g('SRR1000002'), g('SRR1000003'), g('SRR1000004')], [g('SRR1000001')]]);
+      expect(existsSync(join(g('SRR1000001'), 'SRR1000001_1.fastq.gz.part'))).toBe(true);
+      // This process's own lease is live too; once its owner is gone the dir is an orphan like any other.
+      expect(takeLease(g('SRR1000001'), 'h1')).toBe(true);
+      expect(leaseState(g('SRR1000001'))).toBe('live');
+      lease('SRR1000001', {});
+      other.kill('SIGKILL');
+      await new Promise((r) => other.once('exit', r));
+      expect(leaseState(g('SRR1000001'))).toBe('dead');
+      const after = await act(quiet(), withFree(1 * GB).janitorSweep, { readsDirs: [readsDir], autoCleanupThresholdGb: 5, inFlight: [], execute: true });
+      expect(after.removed).toEqual([g('SRR1000001')]);
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 
   it('checkDone needs both the abundance and the provenance file', async () => {

@@ -53,7 +53,8 @@ describe('verifyReads + quant (real kallisto)', () => {
       expect(q.nProcessed).toBe(READS);
       expect(q.nPseudoaligned).toBeGreaterThan(READS * 0.8);
       expect(q.kallistoVersion).toBe('0.48.0');
-      expect(q.command.slice(0, 7)).toEqual(['kallisto', 'quant', '-i', indexPath, '-o', q.tmpDir, '-t']);
+      // amalgkit quant's own spelling: -i for paired, --index for single-end
+      expect(q.command.slice(0, 8)).toEqual(['kallisto', 'quant', '--threads', '1', paired ? '-i' : '--index', indexPath, '-o', q.tmpDir]);
       expect(q.command.slice(-files.length)).toEqual(files);
       expect(q.command.includes('--single')).toBe(!paired);
       const info = JSON.parse(readFileSync(join(q.tmpDir, `${run}_run_info.json`), 'utf8')) as { n_processed: number };
@@ -151,5 +152,35 @@ describe('the traps kallisto does not catch are caught by verifyReads', () => {
     await gzipFile(sim.fastqPlain[0]!, file);
     const cut = await failureOf(act(quiet(), reads.verifyReads, { run, files: [file], layout: 'single', expectedReads: null }));
     expect(cut.message).toMatch(/6 lines is not a whole number of FASTQ records/);
+  });
+});
+
+describe('spots of a paired run with unpaired reads (a 3-file run)', () => {
+  it('ENA listed unpaired reads it was not asked for: pairs <= spots, the rest recorded as unpaired', async () => {
+    const run = 'SRR7200005';
+    const sim = await simulate(run, true, 200);
+    const files = sim.fastqGz.map((x) => x.path);
+    // ENA's read_count (spots) is 207: 200 pairs + 7 unpaired reads in RUN.fastq.gz, which is not fetched.
+    expect(await act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 207, unpairedReads: null })).toEqual({
+      layout: 'paired', files, reads: 200, unpairedReads: 7,
+    });
+    // Without the unpaired file in the listing the count must be exact, as before.
+    const exact = await failureOf(act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 207 }));
+    expect(exact.message).toBe(`run ${run}: ${run}_1.fastq.gz and ${run}_2.fastq.gz hold 200 reads per mate, the source reports 207`);
+    // More pairs than spots is impossible: the copy is not the run ENA describes.
+    const over = await failureOf(act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 150, unpairedReads: null }));
+    expect(over.type).toBe('TruncatedReads');
+    expect(over.message).toBe(`run ${run}: ${run}_1.fastq.gz and ${run}_2.fastq.gz hold 200 reads per mate, more than the 150 spots the source reports (unpaired reads included)`);
+  });
+
+  it('fasterq-dump counted the unpaired reads: pairs + unpaired must equal spots', async () => {
+    const run = 'SRR7200006';
+    const sim = await simulate(run, true, 200);
+    const files = sim.fastqGz.map((x) => x.path);
+    expect(await act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 205, unpairedReads: 5 })).toEqual({
+      layout: 'paired', files, reads: 200, unpairedReads: 5,
+    });
+    const f = await failureOf(act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 207, unpairedReads: 5 }));
+    expect(f.message).toBe(`run ${run}: ${run}_1.fastq.gz and ${run}_2.fastq.gz hold 200 reads per mate plus 5 unpaired = 205 spots, the source reports 207`);
   });
 });
