@@ -51,7 +51,7 @@ export async function cmdSetup(values: Record<string, unknown>, out: Out): Promi
 }
 
 export async function cmdWorker(values: Record<string, unknown>, out: Out): Promise<number> {
-  const session = await openSession(values, 'attach');
+  const session = await openSession(values, 'attach', { searchAttributes: true, out });
   const hostId = (values['host-id'] as string | undefined) ?? defaultHostId();
   const native = await connectNative(session.target);
   const worker = await startWorker({

@@ -40,7 +40,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     logger.open(logFileName(join(options.outputDir, 'logs'), 'fetchquant-run'));
     logger.terminal = (l) => (tty ? problems.push(l) : out(l));
   }
-  const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded');
+  const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded', { searchAttributes: true, out });
   const hostId = (values['host-id'] as string | undefined) ?? defaultHostId();
   let worker: RunningWorker | null = null;
   let interrupted = false;
