@@ -59,15 +59,24 @@ class RecordReader {
   get buffered(): number {
     return this.lines.length - this.head;
   }
-  /** The next record's 4 lines, or null at the end of the stream. */
-  async next(): Promise<string[] | null> {
+  /** Resolves once a whole record is buffered, or the stream ended or failed. */
+  async ready(): Promise<void> {
     while (this.buffered < 4 && !this.ended && !this.error) await new Promise<void>((r) => (this.waiting = r));
     if (this.error) throw this.error;
-    if (this.buffered < 4) {
-      // a blank last line is a file's final newline, anything else is a cut record
-      if (this.lines.slice(this.head).every((l) => l === '')) return null;
-      throw new Error(`stream ended inside a record (${this.buffered} of 4 lines)`);
-    }
+  }
+  /** Whole records buffered now. */
+  get records(): number {
+    return Math.floor(this.buffered / 4);
+  }
+  /** True at the end of the stream with no record left; throws on a cut last record. */
+  get done(): boolean {
+    if (!this.ended || this.buffered >= 4) return false;
+    // a blank last line is a file's final newline, anything else is a cut record
+    if (this.lines.slice(this.head).every((l) => l === '')) return true;
+    throw new Error(`stream ended inside a record (${this.buffered} of 4 lines)`);
+  }
+  /** The next record's 4 lines (call only while records > 0). */
+  take(): string[] {
     const rec = this.lines.slice(this.head, this.head + 4);
     this.head += 4;
     return rec;
@@ -132,7 +141,9 @@ export async function downloadFirstBases(plan: SourcePlan, runDir: string, maxBp
             deps.progress.file = f.name;
             deps.progress.offset = s.raw;
             if (!gunzip.write(buf)) await once(gunzip, 'drain');
-            while (reader.buffered > 40_000 && !signal.aborted) await new Promise((r) => setTimeout(r, 5));
+            // Fetch no further ahead than ~2,000 records not yet taken: what is read past max_bp is only what
+            // sits in this buffer and the socket's when the transfer is stopped.
+            while (reader.buffered > 8_000 && !signal.aborted && !stopped) await new Promise((r) => setTimeout(r, 1));
           }
           s.complete = true;
           gunzip.end();
@@ -148,24 +159,31 @@ export async function downloadFirstBases(plan: SourcePlan, runDir: string, maxBp
   let bases = 0;
   let cut = false;
   try {
-    for (;;) {
-      if (bases >= maxBp) {
-        cut = true;
-        break;
+    while (!cut) {
+      await Promise.all(streams.map((s) => s.reader.ready()));
+      // whole pairs only: as many records as every mate has now, taken without awaiting each one
+      const k = Math.min(...streams.map((s) => s.reader.records));
+      if (k === 0) {
+        const done = streams.map((s) => s.reader.done);
+        if (done.every(Boolean)) break; // every file ended before max_bp: nothing was cut
+        throw fail(FailureType.TruncatedReads, `${where}: mates out of step: ${streams.map((s, i) => `${s.f.name} ${done[i] ? 'ended' : 'has more'}`).join(', ')} after ${reads} reads`);
       }
-      const recs = await Promise.all(streams.map((s) => s.reader.next()));
-      const ended = recs.filter((r) => r === null).length;
-      if (ended === recs.length) break; // every file ended before max_bp: nothing was cut
-      if (ended > 0) throw fail(FailureType.TruncatedReads, `${where}: mates out of step: ${streams.map((s, i) => `${s.f.name} ${recs[i] ? 'has more' : 'ended'}`).join(', ')} after ${reads} reads`);
-      for (const [i, r] of recs.entries()) {
-        const rec = r as string[];
-        if (!rec[0]!.startsWith('@') || !rec[2]!.startsWith('+') || rec[1]!.length !== rec[3]!.length) {
-          throw fail(FailureType.ChecksumMismatch, `${where}: ${streams[i]!.f.name}: read ${reads + 1} is not a FASTQ record`);
+      const out: string[][] = streams.map(() => []);
+      for (let j = 0; j < k && !cut; j++) {
+        for (const [i, s] of streams.entries()) {
+          const rec = s.reader.take();
+          if (!rec[0]!.startsWith('@') || !rec[2]!.startsWith('+') || rec[1]!.length !== rec[3]!.length) {
+            throw fail(FailureType.ChecksumMismatch, `${where}: ${s.f.name}: read ${reads + 1} is not a FASTQ record`);
+          }
+          bases += rec[1]!.length;
+          out[i]!.push(rec.join('\n'));
         }
-        bases += rec[1]!.length;
-        if (!streams[i]!.gz.write(`${rec.join('\n')}\n`)) await once(streams[i]!.gz, 'drain');
+        reads++;
+        if (bases >= maxBp) cut = true;
       }
-      reads++;
+      for (const [i, s] of streams.entries()) {
+        if (!s.gz.write(`${out[i]!.join('\n')}\n`)) await once(s.gz, 'drain');
+      }
     }
   } catch (err) {
     stopped = true;
