@@ -63,6 +63,9 @@ interface ServerRecord {
   uiUrl: string | null;
   namespace: string;
   owner?: 'run' | 'server';
+  /** absent in records written before these ports could be chosen */
+  httpPort?: number;
+  metricsPort?: number;
 }
 
 export { EnvironmentError };
@@ -163,7 +166,7 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   if (prev && alive(prev.pid)) {
     try {
       await waitForServer(prev.address, prev.namespace, 5000);
-      const restartOptions = { ...opts, port: portOf(prev.address), uiPort: prev.uiUrl ? portOf(prev.uiUrl) : 0, headless: prev.uiUrl === null, namespace: prev.namespace, owner: prev.owner ?? 'run' };
+      const restartOptions = { ...opts, port: portOf(prev.address), uiPort: prev.uiUrl ? portOf(prev.uiUrl) : 0, httpPort: prev.httpPort ?? 0, metricsPort: prev.metricsPort ?? 0, headless: prev.uiUrl === null, namespace: prev.namespace, owner: prev.owner ?? 'run' };
       return { ...prev, owner: prev.owner ?? 'run', started: false, dbFile, restartOptions, stop: stopper(prev.pid) };
     } catch {
       // A stale pid that now belongs to something else: start our own.
@@ -179,18 +182,22 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   const pinned = Boolean(opts.port || opts.uiPort || opts.httpPort || opts.metricsPort);
   let port = 0;
   let uiPort = 0;
+  let httpPort = 0;
+  let metricsPort = 0;
   let pid = 0;
   let address = '';
   for (let attempt = 1; ; attempt++) {
     port = opts.port || (attempt === 1 && (await portFree(7233)) ? 7233 : await freePort());
     uiPort = opts.headless ? 0 : opts.uiPort || (attempt === 1 && (await portFree(port + 1000)) ? port + 1000 : await freePort());
+    httpPort = opts.httpPort || (await freePort());
+    metricsPort = opts.metricsPort || (await freePort());
     const args = [
       'server', 'start-dev',
       '--db-filename', dbFile,
       '--ip', '127.0.0.1',
       '--port', String(port),
-      '--http-port', String(opts.httpPort || (await freePort())),
-      '--metrics-port', String(opts.metricsPort || (await freePort())),
+      '--http-port', String(httpPort),
+      '--metrics-port', String(metricsPort),
       '--namespace', namespace,
       '--log-level', 'error',
     ];
@@ -222,11 +229,11 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
     }
   }
   const uiUrl = opts.headless ? null : `http://127.0.0.1:${uiPort}`;
-  const record: ServerRecord = { pid, address, uiUrl, namespace, owner: opts.owner ?? 'run' };
+  const record: ServerRecord = { pid, address, uiUrl, namespace, owner: opts.owner ?? 'run', httpPort, metricsPort };
   const tmp = join(opts.stateDir, 'server.json.tmp');
   writeFileSync(tmp, JSON.stringify(record, null, 2));
   renameSync(tmp, join(opts.stateDir, 'server.json'));
-  const restartOptions = { ...opts, port, uiPort, namespace, owner: record.owner ?? 'run' };
+  const restartOptions = { ...opts, port, uiPort, httpPort, metricsPort, namespace, owner: record.owner ?? 'run' };
   return { ...record, owner: record.owner ?? 'run', started: true, dbFile, restartOptions, stop: stopper(pid) };
 }
 

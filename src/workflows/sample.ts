@@ -5,6 +5,10 @@
  *
  * Since patch FOLD_HOST_STEPS the host is claimed by a local activity and the short steps travel in two
  * round trips (prepareSample, publish) instead of six; histories started before it replay the old path.
+ *
+ * Since patch FAIL_LOUD a failed sample tells its species (sampleFinished, which also frees its slot)
+ * and then ends Failed, so the Web UI's ExecutionStatus filter finds it; it no longer sends readsVerified
+ * for reads it never verified.
  */
 import {
   ActivityFailure,
@@ -29,12 +33,15 @@ import { FailureType, isRetryable } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { DiskGrant, DownloadResult, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
-import { readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
+import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
+import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
 import { hostActivityOptions, readCheckRetry, sharedActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
 
 /** Fewer round trips per sample: local claimHost, prepareSample and publish (see the header). */
 export const FOLD_HOST_STEPS = 'fold-host-steps';
+/** A failed sample ends its workflow Failed (after telling its species), and sends no readsVerified. */
+export const FAIL_LOUD = 'failed-sample-fails';
 /** The species' amalgkit settings (max_bp, keep reads, sources, amalgkit's -l/-s) reach the sample's steps. */
 export const AMALGKIT_RUN_SETTINGS = 'amalgkit-run-settings';
 /** A copy that stays bad at one source is fetched from the next configured source before the sample fails. */
@@ -87,8 +94,10 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
   const { run } = input;
   let { options } = input;
   const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(options) });
-  const status: SampleStatus = { run: run.run, stage: 'queued', host: null, restarts: 0, history: [] };
+  const status: SampleStatus = { run: run.run, stage: 'queued', host: null, restarts: 0, history: [], attempts: [] };
   setHandler(stageQuery, () => status);
+  // Each failed activity attempt, as its worker reported it (the signal itself is the durable record).
+  setHandler(attemptFailedSignal, (r) => void status.attempts!.push(r));
   const species = getExternalWorkflowHandle(input.speciesWorkflowId);
 
   const enter = (stage: SampleStage, extra: Partial<StageRecord> = {}, upsert = true) => {
@@ -235,7 +244,8 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
               );
             } catch (err) {
               if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
-              log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: describe(err).reason });
+              const { reason } = describe(err);
+              log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: reason, [HUMAN_LINE]: retryLine(run.run, `${status.stage} (reads bad, downloading again)`, attempt, options.maxRetries + 1, hostId, reason) });
               await host.deleteReads({ run: run.run, runDir });
               await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
             }
@@ -254,7 +264,12 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
             if (badCopies.length === 1) throw err;
             throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${badCopies.join('; ')}` });
           }
-          log.warn('the copy at this source stays bad; asking the next source', { run: run.run, source: sourcePlan.source, error: bad.reason });
+          log.warn('the copy at this source stays bad; asking the next source', {
+            run: run.run,
+            source: sourcePlan.source,
+            error: bad.reason,
+            [HUMAN_LINE]: retryLine(run.run, `${status.stage} (bad copy at ${sourcePlan.source}, asking ${rest.join(', ')})`, badCopies.length, null, hostId, bad.reason),
+          });
           await host.deleteReads({ run: run.run, runDir });
           files = [];
           try {
@@ -347,16 +362,21 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       }
       if (isHostLost(err)) {
         status.restarts++;
-        log.warn('host lost; restarting the sample on another host', { run: run.run, host: hostId });
+        log.warn('host lost; restarting the sample on another host', { run: run.run, host: hostId, [HUMAN_LINE]: retryLine(run.run, `${status.stage} (host lost, restarting elsewhere)`, status.restarts, null, hostId, `no worker of ${hostId} took the task`) });
         enter('queued', { error: `host ${hostId} lost` });
         continue;
       }
       const { reason, type } = describe(err);
+      // the step: the activity that failed, else the stage the sample was in
+      const step = err instanceof ActivityFailure && err.activityType ? err.activityType : status.stage;
       enter('failed', { error: reason });
+      log.warn('sample failed', { run: run.run, step, error: reason, [HUMAN_LINE]: failedLine(run.run, step, reason, type) });
       // Reads of a failed sample are useless and occupy the disk floor: remove them (best effort).
       await host.deleteReads({ run: run.run, runDir, quantDir: input.quantDir }).catch(() => undefined);
-      await releaseSlot(0);
-      return await finish({
+      const loud = patched(FAIL_LOUD);
+      // The species frees the slot on sampleFinished as well; readsVerified would claim reads that never were.
+      if (!loud) await releaseSlot(0);
+      const outcome: SampleOutcome = {
         run: run.run,
         speciesId: input.speciesId,
         state: 'failed',
@@ -365,7 +385,11 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         host: hostId,
         source: plan?.source,
         bytes: bytesFetched,
-      });
+      };
+      await finish(outcome);
+      if (!loud) return outcome;
+      // Told the species first (finish), then fail: the outcome rides in the failure's details.
+      throw ApplicationFailure.create({ type: type ?? 'SampleFailed', message: `${run.run} failed while ${step}: ${reason}`, nonRetryable: true, details: [outcome] });
     }
   }
 }
