@@ -63,6 +63,16 @@ async function quietSdkLogs(): Promise<void> {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  const code = await command(cmd, rest);
+  // A command stopped by a signal exits with that signal's code, whatever it was doing when it came (SIGINT
+  // 130, SIGTERM 143); a batch that completed during the shutdown is no exception.
+  return (await import('./cli/signals.js')).interruptedCode() ?? code;
+}
+
+/** Commands that start something long-lived: their signal handlers go in before anything starts. */
+const LONG_RUNNING = ['run', 'demo', 'worker', 'server'];
+
+async function command(cmd: string | undefined, rest: string[]): Promise<number> {
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     out(usage());
     return cmd ? EXIT.ok : EXIT.badInput;
@@ -78,6 +88,7 @@ export async function main(argv: string[]): Promise<number> {
       out(usage(cmd));
       return EXIT.ok;
     }
+    if (LONG_RUNNING.includes(cmd)) (await import('./cli/signals.js')).watchSignals();
     if (['run', 'demo', 'worker'].includes(cmd)) await quietSdkLogs();
     switch (cmd) {
       case 'run': {
