@@ -68,7 +68,8 @@ export interface Activities {
   reserveDisk(input: { run: string; dir: string; bytes: number; minFreeGb: number }): Promise<DiskGrant>;
   releaseDisk(input: { run: string }): Promise<void>;
   /** Download every file of the plan into runDir, verified by size and md5; resumes from bytes on disk. */
-  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number }): Promise<DownloadResult>;
+  /** minFreeGb: the disk floor the transfer keeps while it writes (stops with DiskFloor, bytes kept); none if absent */
+  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; minFreeGb?: number }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + gzip; removes the .sra. Returns fastq.gz paths. */
   convertSra(input: { run: string; sraPath: string; runDir: string; threads: number; timeoutSec: number }): Promise<{ files: string[]; layout: Layout }>;
   /** gzip test, mate counts equal, counts equal to expectedReads when known. Throws TruncatedReads. */

@@ -280,12 +280,16 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
  * Temporal CLI prints them: "file is not a database (26)", "database disk image is malformed (11)", "unable
  * to open database file (14)", "database or disk is full (13)"); null for anything else.
  */
+/** Below this much free space a dev server's start-up failure is put down to the disk (SQLite needs room for its WAL). */
+const NEEDS_FREE_TO_START = 16 * 1024 * 1024;
+
 export async function explainStartFailure(log: string, dbFile: string, stateDir: string): Promise<string | null> {
   const full = /database or disk is full|no space left on device|SQLITE_FULL/i.exec(log);
-  if (full) {
-    const free = await statfs(stateDir).then((f) => f.bavail * f.bsize, () => null);
+  const free = await statfs(stateDir).then((f) => f.bavail * f.bsize, () => null);
+  // On a full disk the server's log itself may stay empty: then the free space tells.
+  if (full || (free !== null && free < NEEDS_FREE_TO_START)) {
     return (
-      `the Temporal dev server cannot start: the disk holding ${stateDir} is full (${free === null ? 'free space unknown' : `${free} bytes free`}; SQLite: "${full[0]}"). ` +
+      `the Temporal dev server cannot start: the disk holding ${stateDir} is full (${free === null ? 'free space unknown' : `${free} bytes free`}${full ? `; SQLite: "${full[0]}"` : ''}). ` +
       'Free space on that disk, then run the same command again: the batch is kept in its state file.'
     );
   }

@@ -26,7 +26,7 @@ import {
 import { TimeoutType } from '@temporalio/common';
 import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities/contract.js';
-import { FailureType, isRetryable, WORKER_LOST } from '../failures.js';
+import { DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
 import { hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { DiskGrant, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
@@ -119,6 +119,14 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         if (isCancellation(err) || isHostLost(err)) throw err;
         let inner: unknown = err;
         while (inner instanceof ActivityFailure && inner.cause) inner = inner.cause;
+        if (inner instanceof ApplicationFailure && inner.type === DISK_FLOOR) {
+          // Stopped at the disk floor with its bytes kept: wait for room as at admission, then resume.
+          const was = status.stage;
+          enter('waiting-for-disk', { error: inner.message });
+          await sleep(Math.round(options.diskWaitSec * 1000));
+          enter(was);
+          continue;
+        }
         // As the server would: only an ApplicationFailure's type is matched against the non-retryable list.
         const app = inner instanceof ApplicationFailure ? inner : null;
         const max = policy.maximumAttempts ?? 0;
@@ -222,7 +230,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         enter('downloading', { attempt });
         const dl = await step(
           { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
-          (o) => host.download.executeWithOptions(o, [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec }]),
+          (o) => host.download.executeWithOptions(o, [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ownRetries ? { minFreeGb: options.minFreeGb } : {}) }]),
         );
         files = dl.files;
         bytesFetched += dl.bytesFetched;

@@ -81,7 +81,7 @@ describe('attempts lost with the worker cost no retries', () => {
       fastaPaths: [],
       fragmentLength: 200,
       fragmentSd: 20,
-      options: { ...DEFAULTS, maxRetries, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60 },
+      options: { ...DEFAULTS, maxRetries, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1 },
     };
     return t.client.workflow.execute('sampleWorkflow', { taskQueue: 'fetchquant', workflowId: `fetchquant/lost/sp/${run}`, args: [input] }) as Promise<SampleOutcome>;
   };
@@ -97,6 +97,15 @@ describe('attempts lost with the worker cost no retries', () => {
     const memo = (await t.client.workflow.getHandle('fetchquant/lost/sp/SRR1300001').describe()).memo as { lostAttempts?: number };
     expect(memo.lostAttempts).toBe(9);
     await maybeRecord(t.client, 'fetchquant/lost/sp/SRR1300001', 'sample-lost-attempts');
+  }, 60_000);
+
+  it('a download stopped at the disk floor waits for disk and resumes, using no retry', async () => {
+    script.set('SRR1300005', { download: ['DiskFloor', 'DiskFloor'], quant: [], publish: [] });
+    const out = await sample('SRR1300005', 0);
+    expect(out.state).toBe('done');
+    expect(calls.filter((c) => c === 'SRR1300005 download')).toHaveLength(3);
+    const memo = (await t.client.workflow.getHandle('fetchquant/lost/sp/SRR1300005').describe()).memo as { stages: { stage: string; error?: string }[] };
+    expect(memo.stages.filter((st) => st.stage === 'waiting-for-disk').map((st) => st.error)).toEqual(['download failed (DiskFloor)', 'download failed (DiskFloor)']);
   }, 60_000);
 
   it('faults of the work still use the budget, lost attempts between them do not', async () => {
