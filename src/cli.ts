@@ -2,51 +2,10 @@
 /** fetchquant: command dispatch, help and exit codes (0 ok, 1 samples failed, 2 bad input, 3 environment). */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { batchFlagsHelp, commandFlagsHelp, CONNECTION_HELP, EnvError, EXIT, InputProblems, parseCommand, UsageError } from './cli/args.js';
-
-const COMMANDS: Record<string, string> = {
-  run: 'the main job: embedded server (unless TEMPORAL_ADDRESS), worker and batch, with progress; re-run resumes',
-  worker: 'a worker only, for extra hosts or a real cluster',
-  start: 'start a batch on an existing server; prints its id and Web UI link',
-  status: 'progress of a batch, once',
-  watch: 'live progress bars per species',
-  threads: 'threads <n>: change total threads of a running batch',
-  pause: 'stop starting new downloads (samples in flight finish)',
-  resume: 'undo pause',
-  cancel: 'cancel a batch; samples clean up their partial files',
-  history: 'history <RUN>: every stage, attempt, host, error and timing of a run',
-  cleanup: 'cleanup <reads dirs>: list orphaned partial downloads; --execute removes them',
-  report: 'summary TSV and timeline picture of a batch',
-  server: 'only the local dev server, with the search attributes registered',
-  setup: 'register search attributes and retention on an existing namespace',
-  demo: 'synthetic three-species batch served by a local mirror, end to end, offline',
-};
+import { COMMANDS, EXIT, exitCodeOf, parseCommand, usage, UsageError } from './cli/args.js';
+import type { Command } from './config/schema.js';
 
 const out = (l: string) => process.stdout.write(`${l}\n`);
-
-function usage(cmd?: string): string {
-  if (!cmd) {
-    return [
-      'usage: fetchquant <command> [options]   (fetchquant <command> --help)',
-      '',
-      ...Object.entries(COMMANDS).map(([c, d]) => `  ${c.padEnd(9)} ${d}`),
-      '',
-      'exit codes: 0 all samples done or skipped; 1 some samples failed; 2 bad input or usage; 3 environment',
-    ].join('\n');
-  }
-  const batchCmds = ['run', 'start', 'demo'];
-  return [
-    `usage: fetchquant ${cmd} [options]`,
-    COMMANDS[cmd] ?? '',
-    '',
-    ...(batchCmds.includes(cmd) ? ['Batch options:', batchFlagsHelp(), ''] : []),
-    ...(commandFlagsHelp(cmd) ? [commandFlagsHelp(cmd), ''] : []),
-    '  --host-id ID     this host\'s id (FETCHQUANT_HOST_ID, default the hostname)',
-    '  --ui-url URL     Web UI base for links (TEMPORAL_UI_URL)',
-    '',
-    CONNECTION_HELP,
-  ].join('\n');
-}
 
 async function quietSdkLogs(): Promise<void> {
   const { Runtime, DefaultLogger } = await import('@temporalio/worker');
@@ -83,9 +42,9 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
   }
   try {
     // Every flag, value and positional of the command is checked here, before anything connects or starts.
-    const { values, positionals } = parseCommand(cmd, rest);
+    const { values, positionals } = parseCommand(cmd as Command, rest);
     if (values.help) {
-      out(usage(cmd));
+      out(usage(cmd as Command));
       return EXIT.ok;
     }
     if (LONG_RUNNING.includes(cmd)) (await import('./cli/signals.js')).watchSignals();
@@ -135,25 +94,12 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
 }
 
 function reportError(err: unknown): number {
-  const e = err as Error & { problems?: unknown[]; type?: string };
-  if (err instanceof UsageError) {
-    process.stderr.write(`fetchquant: ${e.message}\n`);
-    return EXIT.badInput;
-  }
-  if (err instanceof InputProblems || e.name === 'InvalidInputError') {
-    process.stderr.write(`fetchquant: invalid input, nothing was started:\n${e.message}\n`);
-    return EXIT.badInput;
-  }
-  if (err instanceof EnvError || e.name === 'EnvironmentError') {
-    process.stderr.write(`fetchquant: ${e.message}\n`);
-    return EXIT.environment;
-  }
-  if (e.type === 'ToolMissing') {
-    process.stderr.write(`fetchquant: ${e.message}\n`);
-    return EXIT.environment;
-  }
-  process.stderr.write(`fetchquant: ${e.stack ?? e.message}\n`);
-  return EXIT.environment;
+  const e = err as Error;
+  const { code, expected } = exitCodeOf(err);
+  if (!expected) process.stderr.write(`fetchquant: ${e.stack ?? e.message}\n`);
+  else if (code === EXIT.badInput && !(err instanceof UsageError)) process.stderr.write(`fetchquant: invalid input, nothing was started:\n${e.message}\n`);
+  else process.stderr.write(`fetchquant: ${e.message}\n`);
+  return code;
 }
 
 function invokedDirectly(): boolean {

@@ -53,5 +53,28 @@ export function isRetryable(type: string | undefined | null): boolean {
   return !NON_RETRYABLE.includes(type as FailureType);
 }
 
+/**
+ * Something outside fetchquant is missing or broken (a tool, the Temporal server, the worker): the CLI says what
+ * to install or start and exits 3. The one error type for exit 3 (bad input, exit 2, is InvalidInputError).
+ */
+export class EnvironmentError extends Error {
+  override name = 'EnvironmentError';
+}
+
+/**
+ * An error and the causes it wraps, outermost first: Temporal's failures (WorkflowFailedError > ActivityFailure >
+ * ApplicationFailure), the client's ServiceError and fetch's errors all nest theirs. Bounded, cycle-safe.
+ */
+export function causeChain(err: unknown, maxDepth = 10): unknown[] {
+  const chain: unknown[] = [];
+  for (let e = err; e != null && chain.length < maxDepth && !chain.includes(e); e = (e as { cause?: unknown }).cause) chain.push(e);
+  return chain;
+}
+
+/** The innermost cause of an error (the error itself when it wraps none). */
+export function rootCause(err: unknown): unknown {
+  return causeChain(err).at(-1) ?? err;
+}
+
 /** Preflight found less free disk than --min-free-gb: the batch fails at once. */
 export const InsufficientDisk = 'InsufficientDisk';

@@ -106,6 +106,13 @@ export interface SourcePlan {
   expectedReads: number | null;
   /** bytes to reserve on disk (an SRA run reserves ~3x: sra + fastq + temp) */
   reserveBytes: number;
+  /**
+   * A paired run's unpaired reads the source lists beside the mates (ENA's `RUN.fastq.gz`): not fetched,
+   * not quantified, but counted in expectedReads (ENA's read_count counts spots). Recorded in provenance.
+   */
+  unpaired?: RemoteFile;
+  /** what a reader of the provenance should know about this copy (e.g. an SRA Lite copy has no quality scores) */
+  notes?: string[];
 }
 
 export interface LocalFile {
@@ -128,6 +135,8 @@ export interface ReadSet {
   /** fastq.gz paths: one (single) or two (paired, _1 then _2) */
   files: string[];
   reads: number;
+  /** a paired run's unpaired reads (spots - pairs), not quantified; absent when the run has none */
+  unpairedReads?: number;
 }
 
 export interface QuantResult {
@@ -186,6 +195,8 @@ export interface Provenance {
   source: SourcePlan;
   files: LocalFile[];
   reads: number;
+  /** unpaired reads of a paired run the source counts in its spots (ENA's RUN.fastq.gz, fasterq-dump's RUN.fastq) */
+  unpairedReads?: number;
   quant: Omit<QuantResult, 'tmpDir'>;
   host: string;
   stages: StageRecord[];

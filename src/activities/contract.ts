@@ -71,9 +71,15 @@ export interface Activities {
   /** minFreeGb: the disk floor the transfer keeps while it writes (stops with DiskFloor, bytes kept); none if absent */
   download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; minFreeGb?: number }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + gzip; removes the .sra. Returns fastq.gz paths. */
-  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number; timeoutSec: number }): Promise<{ files: string[]; layout: Layout }>;
-  /** gzip test, mate counts equal, counts equal to expectedReads when known. Throws TruncatedReads. */
-  verifyReads(input: { run: string; files: string[]; layout: Layout; expectedReads: number | null }): Promise<ReadSet>;
+  /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
+  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number; timeoutSec: number }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number }>;
+  /**
+   * gzip test, mate counts equal, counts against expectedReads (spots) when known. Throws TruncatedReads.
+   * unpairedReads: absent = the run has exactly these files (pairs/reads must equal spots); a number = that
+   * many unpaired reads were counted elsewhere (pairs + unpaired must equal spots); null = the source lists
+   * unpaired reads that were not fetched (pairs must not exceed spots).
+   */
+  verifyReads(input: { run: string; files: string[]; layout: Layout; expectedReads: number | null; unpairedReads?: number | null }): Promise<ReadSet>;
   /** kallisto quant into a temp dir under quantDir, under the host's quant limit; verifies run_info. */
   quant(input: {
     run: string;

@@ -14,7 +14,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import { classifySplit, fasterqDump } from '../tools/fasterq-dump.js';
-import { gzipFile } from '../tools/fastq.js';
+import { countFastqPlain, gzipFile } from '../tools/fastq.js';
 import { toToolFailure } from '../tools/process.js';
 import { vdbValidate } from '../tools/vdb-validate.js';
 import type { Layout } from '../types.js';
@@ -76,12 +76,14 @@ export function createConvertActivities(): Pick<Activities, 'convertSra'> {
           });
         }
         const files = split.keep.map((n) => join(runDir, `${n}.gz`));
+        // A paired run's unpaired spots land in RUN.fastq: counted (the run's spots include them), not kept.
+        const unpairedReads = split.layout === 'paired' && split.discard.length > 0 ? await countFastqPlain(join(runDir, split.discard[0]!), hooks.signal) : undefined;
         await withHeartbeat(hooks, () => Promise.all(split.keep.map((n) => gzipFile(join(runDir, n), join(runDir, `${n}.gz`), { signal: hooks.signal }))));
         await Promise.all([...split.keep, ...split.discard].map((n) => rm(join(runDir, n), { force: true })));
         await rm(tmpDir, { recursive: true, force: true });
         // The .sra goes last: until here a crash leaves it for the retry to convert again.
         await rm(sraPath, { force: true });
-        return { files, layout: split.layout };
+        return { files, layout: split.layout, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
       } catch (err) {
         throw toToolFailure(err, `run ${run}: converting ${sraPath}`);
       }

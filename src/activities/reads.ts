@@ -16,7 +16,7 @@ const name = (p: string) => p.slice(p.lastIndexOf('/') + 1);
 
 export function createReadActivities(): Pick<Activities, 'verifyReads'> {
   return {
-    async verifyReads({ run, files, layout, expectedReads }): Promise<ReadSet> {
+    async verifyReads({ run, files, layout, expectedReads, unpairedReads }): Promise<ReadSet> {
       if (!RUN_ACCESSION.test(run)) {
         throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `invalid run accession ${JSON.stringify(run)}`, nonRetryable: true });
       }
@@ -53,12 +53,21 @@ export function createReadActivities(): Pick<Activities, 'verifyReads'> {
       if (first === 0) {
         throw ApplicationFailure.create({ type: FailureType.TruncatedReads, message: `run ${run}: ${name(files[0]!)} holds no reads` });
       }
-      if (expectedReads !== null && first !== expectedReads) {
-        throw ApplicationFailure.create({
-          type: FailureType.TruncatedReads,
-          message: `run ${run}: ${files.map(name).join(' and ')} ${files.length === 1 ? 'holds' : 'hold'} ${first} reads${layout === 'paired' ? ' per mate' : ''}, the source reports ${expectedReads}`,
-        });
+      const held = `${files.map(name).join(' and ')} ${files.length === 1 ? 'holds' : 'hold'} ${first} reads${layout === 'paired' ? ' per mate' : ''}`;
+      const bad = (message: string) => ApplicationFailure.create({ type: FailureType.TruncatedReads, message: `run ${run}: ${message}` });
+      // The source's count is spots: a 3-file run's unpaired reads are in it (ENA read_count, fasterq-dump --split-3).
+      if (layout === 'paired' && typeof unpairedReads === 'number') {
+        if (expectedReads !== null && first + unpairedReads !== expectedReads) {
+          throw bad(`${held} plus ${unpairedReads} unpaired = ${first + unpairedReads} spots, the source reports ${expectedReads}`);
+        }
+        return { layout, files, reads: first, ...(unpairedReads > 0 ? { unpairedReads } : {}) };
       }
+      if (layout === 'paired' && unpairedReads === null) {
+        if (expectedReads === null) return { layout, files, reads: first };
+        if (first > expectedReads) throw bad(`${held}, more than the ${expectedReads} spots the source reports (unpaired reads included)`);
+        return { layout, files, reads: first, unpairedReads: expectedReads - first };
+      }
+      if (expectedReads !== null && first !== expectedReads) throw bad(`${held}, the source reports ${expectedReads}`);
       return { layout, files, reads: first };
     },
   };

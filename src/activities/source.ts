@@ -34,16 +34,23 @@ async function askEna(run: RunMeta, o: SampleOptions, http: HttpClient, signal?:
   const choice = chooseFastqFiles(a.row, run.run, o.enaFileScheme);
   if (!choice) return { notFound: `no usable FASTQ listed (fastq_ftp=${JSON.stringify(a.row.fastq_ftp ?? '')})`, layout };
   const reserveBytes = choice.files.reduce((s, f) => s + (f.bytes ?? 0), 0);
-  return {
-    plan: { source: 'ena', run: run.run, layout: choice.layout, files: choice.files, expectedReads: readCountOf(a.row), reserveBytes },
-  };
+  const plan: SourcePlan = { source: 'ena', run: run.run, layout: choice.layout, files: choice.files, expectedReads: readCountOf(a.row), reserveBytes };
+  if (choice.unpaired) {
+    plan.unpaired = choice.unpaired;
+    plan.notes = [`ENA also lists ${choice.unpaired.name} (unpaired reads, ${choice.unpaired.bytes ?? 'unknown'} bytes): not downloaded, not quantified; read_count ${plan.expectedReads ?? 'unknown'} counts them`];
+  }
+  return { plan };
 }
 
 async function askSra(run: RunMeta, o: SampleOptions, http: HttpClient, layoutHint: Layout | undefined, signal?: AbortSignal): Promise<Answer> {
   const a = await locateRun({ locateUrl: o.sraLocateUrl, run: run.run, http, signal });
   if (!a.found) return { notFound: a.answer };
+  const notes = a.noqual
+    ? [`SRA Lite copy (${a.remoteName}, noqual): quality scores are not the original ones (fasterq-dump writes a constant quality)`]
+    : undefined;
   return {
     plan: {
+      ...(notes ? { notes } : {}),
       source: 'sra',
       run: run.run,
       // Only a hint: fasterq-dump --split-3 decides the real layout from the reads themselves.

@@ -1,76 +1,102 @@
-/** Command-line parsing: batch flags come from the schema (FLAG_OF), so flags and defaults live in one place. */
+/**
+ * Command-line parsing (node:util parseArgs) and help. Every flag, its check and its help line come from the
+ * schema's declaration (BATCH_OPTIONS, CLI_OPTIONS in src/config/schema.ts): nothing about an option is written
+ * here.
+ */
 import { resolve } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import {
-  BATCH_ID,
-  DEFAULTS,
-  FLAG_OF,
+  BATCH_COMMANDS,
+  BATCH_OPTIONS,
+  CLI_OPTIONS,
+  flagOf,
   HOST_ID,
-  isHttpUrl,
-  optionRange,
+  InvalidInputError,
   resolveBatchOptions,
   RUN_ACCESSION,
   runAccessionProblem,
   showValue,
+  shownDefault,
   type BatchOptions,
+  type Command,
+  type Opt,
   type Problem,
 } from '../config/schema.js';
+import { pathSchema } from '../config/option-kinds.js';
+import { EnvironmentError, FailureType } from '../failures.js';
 import { defaultBatchId } from '../ids.js';
+import { DEMO_DEFAULTS, DEMO_DERIVED } from './demo-defaults.js';
 
 export const EXIT = { ok: 0, samplesFailed: 1, badInput: 2, environment: 3, interrupted: 130 } as const;
 
-export class UsageError extends Error {
-  override name = 'UsageError';
+/**
+ * Exit codes have one error type each: 2 InvalidInputError (a list of problems, each naming where, field and
+ * value; UsageError is one with a single line about the command line itself), 3 EnvironmentError.
+ */
+export class UsageError extends InvalidInputError {
+  constructor(message: string) {
+    super([]);
+    this.message = message;
+    this.name = 'UsageError';
+  }
 }
-export class EnvError extends Error {
-  override name = 'EnvError';
+export { InvalidInputError as InputProblems, EnvironmentError as EnvError };
+
+/** The exit code an error stands for, and whether it is one we expect (a message) or a bug (a stack trace). */
+export function exitCodeOf(err: unknown): { code: number; expected: boolean } {
+  const e = err as { name?: string; type?: string } | null;
+  if (err instanceof InvalidInputError || e?.name === 'InvalidInputError') return { code: EXIT.badInput, expected: true };
+  if (err instanceof EnvironmentError || e?.name === 'EnvironmentError' || e?.type === FailureType.ToolMissing) return { code: EXIT.environment, expected: true };
+  return { code: EXIT.environment, expected: false };
 }
 
-type OptionSpec = NonNullable<ParseArgsConfig['options']>;
-
-const batchFlagOptions: OptionSpec = Object.fromEntries(
-  Object.values(FLAG_OF).map((flag) => [flag.slice(2), { type: 'string' as const }]),
-);
-
-export const connectionOptions: OptionSpec = {
-  address: { type: 'string' },
-  namespace: { type: 'string' },
-  profile: { type: 'string' },
-  'ui-url': { type: 'string' },
-  'host-id': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
+export const COMMANDS: Record<Command, string> = {
+  run: 'the main job: embedded server (unless TEMPORAL_ADDRESS), worker and batch, with progress; re-run resumes',
+  worker: 'a worker only, for extra hosts or a real cluster',
+  start: 'start a batch on an existing server; prints its id and Web UI link',
+  status: 'progress of a batch, once',
+  watch: 'live progress bars per species',
+  threads: 'threads <n>: change total threads of a running batch',
+  pause: 'stop starting new downloads (samples in flight finish)',
+  resume: 'undo pause',
+  cancel: 'cancel a batch; samples clean up their partial files',
+  history: 'history <RUN>: every stage, attempt, host, error and timing of a run',
+  cleanup: 'cleanup <reads dirs>: list orphaned partial downloads; --execute removes them',
+  report: 'summary TSV and timeline picture of a batch',
+  server: 'only the local dev server, with the search attributes registered',
+  setup: 'register search attributes and retention on an existing namespace',
+  demo: 'synthetic three-species batch served by a local mirror, end to end, offline',
 };
 
-const str = { type: 'string' as const };
-const bool = { type: 'boolean' as const };
-/** Which batch: by id, or by the output dir the default id derives from (and where an embedded server lives). */
-const which: OptionSpec = { 'output-dir': str, 'batch-id': str };
+interface Flag {
+  key: string;
+  flag: string;
+  opt: Opt;
+  batch: boolean;
+}
 
 /**
- * The options each command accepts, beyond the connection flags. A flag another command takes is an error here,
- * not silently ignored: `fetchquant status --total-threads 8` must not look like it did something.
+ * The flags a command takes, in the schema's order: every batch option for run, start and demo (others take the
+ * ones that name them), then the command's own. A flag another command takes is an error, not silently ignored:
+ * `fetchquant status --total-threads 8` must not look like it did something.
  */
-export const COMMAND_OPTIONS: Record<string, OptionSpec> = {
-  // --port: the embedded server's (a restart after a crash keeps it)
-  run: { ...batchFlagOptions, port: str },
-  demo: { ...batchFlagOptions, dir: str, faults: str, port: str },
-  start: { ...batchFlagOptions },
-  worker: { 'output-dir': str },
-  status: which,
-  watch: { ...which, every: str },
-  threads: which,
-  pause: which,
-  resume: which,
-  cancel: which,
-  history: { 'output-dir': str, json: bool },
-  cleanup: { 'output-dir': str, execute: bool },
-  report: { ...which, 'out-dir': str },
-  server: { 'output-dir': str, port: str },
-  setup: { 'retention-days': str },
-};
+export function commandFlags(cmd: Command): Flag[] {
+  const batch = Object.entries(BATCH_OPTIONS as Record<string, Opt>)
+    .filter(([, o]) => BATCH_COMMANDS.includes(cmd) || o.commands?.includes(cmd))
+    .map(([key, opt]) => ({ key, flag: flagOf(key, opt), opt, batch: true }));
+  const own = Object.entries(CLI_OPTIONS as Record<string, Opt>)
+    .filter(([, o]) => o.commands?.includes(cmd))
+    .map(([key, opt]) => ({ key, flag: flagOf(key, opt), opt, batch: false }));
+  return [...batch, ...own];
+}
+
+/** parseArgs' option table of each command (flag names without `--`). */
+export const COMMAND_OPTIONS = Object.fromEntries(
+  (Object.keys(COMMANDS) as Command[]).map((cmd) => [cmd, Object.fromEntries(commandFlags(cmd).map((f) => [f.flag.slice(2), { type: f.opt.arg ? ('string' as const) : ('boolean' as const) }]))]),
+) as Record<Command, Record<string, { type: 'string' | 'boolean' }>>;
 
 /** Positional arguments per command: [min, max, what]. */
-const POSITIONALS: Record<string, [number, number, string]> = {
+const POSITIONALS: Partial<Record<Command, [number, number, string]>> = {
   threads: [1, 1, '<n>'],
   history: [1, 1, '<RUN>'],
   cleanup: [1, Infinity, '<reads dir>…'],
@@ -78,18 +104,19 @@ const POSITIONALS: Record<string, [number, number, string]> = {
 
 const MAX_THREADS = 10_000;
 
+export type Values = Record<string, string | boolean | undefined>;
+
 /**
  * Parse and check one command's arguments before anything connects, starts or writes: unknown flags, flags of
- * another command, missing or extra positionals, and every value that is not a batch option (those are checked
- * by the schema in batchOptionsFromFlags) with the flag and value named.
+ * another command, missing or extra positionals, and every value, with the flag and value named.
  */
-export function parseCommand(cmd: string, argv: string[], env: NodeJS.ProcessEnv = process.env) {
+export function parseCommand(cmd: Command, argv: string[], env: NodeJS.ProcessEnv = process.env): { values: Values; positionals: string[] } {
   // `threads -1` would otherwise read as an unknown short option "-1"
   const negative = cmd === 'threads' ? argv.find((a) => /^-[0-9.]/.test(a)) : undefined;
   if (negative !== undefined) throw new UsageError(`threads: expected a whole number >= 1, got ${JSON.stringify(negative)}`);
-  let parsed: ReturnType<typeof parse>;
+  let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parse(argv, COMMAND_OPTIONS[cmd] ?? {}, false);
+    parsed = parseArgs({ args: argv, options: { ...COMMAND_OPTIONS[cmd], help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (err) {
     throw new UsageError(`${cmd}: ${usageText((err as Error).message, cmd, argv)}`);
   }
@@ -111,30 +138,26 @@ export function parseCommand(cmd: string, argv: string[], env: NodeJS.ProcessEnv
     throw new UsageError(`history: expected a run accession matching ${RUN_ACCESSION.source}, got ${showValue(first)}${runAccessionProblem(first).slice(`must be a run accession matching ${RUN_ACCESSION.source}`.length)}`);
   }
 
+  // Every value through the schema now, before anything runs: demo would otherwise generate its dataset first.
   const problems: Problem[] = [];
-  const bad = (flag: string, value: unknown, message: string) => problems.push({ where: 'command line', field: flag, value, message });
-  const isBatchCmd = 'total-threads' in (COMMAND_OPTIONS[cmd] ?? {});
-  const v = values as Record<string, string | boolean | undefined>;
-  // Batch flags through the schema now, with the others: demo would otherwise generate its dataset first.
-  if (isBatchCmd) problems.push(...flagProblems(values));
-  else {
-    if (v['batch-id'] !== undefined && !BATCH_ID.test(v['batch-id'] as string)) bad('--batch-id', v['batch-id'], `must match ${BATCH_ID.source}`);
-    if (v['output-dir'] !== undefined) checkPath('--output-dir', v['output-dir'] as string, bad);
+  for (const f of commandFlags(cmd)) {
+    const v = values[f.flag.slice(2)];
+    if (v === undefined) continue;
+    const r = f.opt.check(v);
+    if ('error' in r) problems.push({ where: 'command line', field: f.flag, value: v, message: r.error });
   }
-  for (const flag of ['out-dir', 'dir', 'faults'] as const) if (v[flag] !== undefined) checkPath(`--${flag}`, v[flag] as string, bad);
-  if (cmd === 'cleanup') positionals.forEach((p, i) => checkPath(`<reads dir> ${i + 1}`, p, bad));
-  if (v.every !== undefined) checkNumber('--every', v.every as string, { min: 0.1, max: 3600 }, bad);
-  if (v.port !== undefined) checkNumber('--port', v.port as string, { min: 0, max: 65535, int: true }, bad);
-  if (v['retention-days'] !== undefined) checkNumber('--retention-days', v['retention-days'] as string, { min: 1, max: 3650, int: true }, bad);
-  if (v['ui-url'] !== undefined && !isHttpUrl(v['ui-url'])) bad('--ui-url', v['ui-url'], 'must be an http(s) URL');
-  // The host id names a state dir (~/.fetchquant/hosts/<id>/): `--host-id ../../x` must not reach a path.
-  if (v['host-id'] !== undefined && !HOST_ID.test(v['host-id'] as string)) bad('--host-id', v['host-id'], `must match ${HOST_ID.source}`);
-  else if (v['host-id'] === undefined && env.FETCHQUANT_HOST_ID) {
+  if (cmd === 'cleanup') {
+    positionals.forEach((p, i) => {
+      const r = pathSchema.safeParse(p);
+      if (!r.success) problems.push({ where: 'command line', field: `<reads dir> ${i + 1}`, value: p, message: r.error.issues[0]!.message });
+    });
+  }
+  if (values['host-id'] === undefined && env.FETCHQUANT_HOST_ID) {
     // the worker replaces other characters by "-"; what is left must still be a plain name (not "..")
     const sanitized = env.FETCHQUANT_HOST_ID.replace(/[^A-Za-z0-9._-]/g, '-');
     if (!HOST_ID.test(sanitized)) problems.push({ where: 'environment', field: 'FETCHQUANT_HOST_ID', value: env.FETCHQUANT_HOST_ID, message: `must match ${HOST_ID.source}` });
   }
-  if (problems.length) throw new InputProblems(problems);
+  if (problems.length) throw new InvalidInputError(problems);
   return { values, positionals };
 }
 
@@ -152,91 +175,66 @@ function usageText(m: string, cmd: string, argv: string[]): string {
   return m.split('\n')[0] as string;
 }
 
-function checkPath(flag: string, value: string, bad: (flag: string, value: unknown, message: string) => void): void {
-  if (value.trim() === '') bad(flag, value, 'must be a non-empty path');
-  else if (value.startsWith('~')) bad(flag, value, 'a leading ~ is not expanded here: give the full path');
-}
-
-function checkNumber(flag: string, value: string, o: { min: number; max: number; int?: boolean }, bad: (flag: string, value: unknown, message: string) => void): void {
-  const n = /^\s*[+-]?(\d+\.?\d*|\.\d+)\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isFinite(n) || (o.int && !Number.isInteger(n))) bad(flag, value, `must be a ${o.int ? 'whole number' : 'number'}`);
-  else if (n < o.min) bad(flag, value, `must be at least ${o.min}`);
-  else if (n > o.max) bad(flag, value, `must be at most ${o.max}`);
-}
-
-export function parse(argv: string[], extra: OptionSpec = {}, withBatchFlags = true) {
-  try {
-    return parseArgs({
-      args: argv,
-      options: { ...(withBatchFlags ? batchFlagOptions : {}), ...connectionOptions, ...extra },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
-function resolveFlags(values: Record<string, unknown>) {
+/**
+ * Batch options from flags: validated, defaults applied (`base` replaces some, e.g. the demo's), paths absolute
+ * against cwd.
+ */
+export function batchOptionsFromFlags(values: Record<string, unknown>, cwd = process.cwd(), base: Partial<BatchOptions> = {}): BatchOptions {
   const raw: Record<string, unknown> = {};
-  for (const [key, flag] of Object.entries(FLAG_OF)) {
-    const v = values[flag.slice(2)];
-    if (v !== undefined) raw[key] = v;
-  }
-  const { options, problems } = resolveBatchOptions(raw, 'command line');
-  return { options, problems: problems.map((p) => ({ ...p, field: FLAG_OF[p.field as keyof BatchOptions] ?? p.field })) };
-}
-
-function flagProblems(values: Record<string, unknown>): Problem[] {
-  return resolveFlags(values).problems;
-}
-
-/** Batch options from flags: validated, defaults applied, paths absolute against cwd. */
-export function batchOptionsFromFlags(values: Record<string, unknown>, cwd = process.cwd()): BatchOptions {
-  const { options, problems } = resolveFlags(values);
-  if (problems.length) throw new InputProblems(problems);
+  for (const f of commandFlags('run')) if (f.batch && values[f.flag.slice(2)] !== undefined) raw[f.key] = values[f.flag.slice(2)];
+  const { options, problems } = resolveBatchOptions(raw, 'command line', base);
+  if (problems.length) throw new InvalidInputError(problems.map((p) => ({ ...p, field: flagOf(p.field, (BATCH_OPTIONS as Record<string, Opt>)[p.field] ?? {}) })));
   options.configDir = resolve(cwd, options.configDir);
   options.outputDir = resolve(cwd, options.outputDir);
   options.batchId ??= defaultBatchId(options.outputDir);
   return options;
 }
 
-export class InputProblems extends Error {
-  constructor(public readonly problems: Problem[]) {
-    super(problems.map((p) => `${p.where}: ${p.field} = ${showValue(p.value)}: ${p.message}`).join('\n'));
-    this.name = 'InputProblems';
+/** The embedded Temporal server's ports from flags; 0 = choose (see startEmbeddedServer). */
+export function serverPorts(values: Record<string, unknown>): { port: number; uiPort: number; httpPort: number; metricsPort: number } {
+  const n = (flag: string) => (values[flag] === undefined ? 0 : Number(values[flag]));
+  return { port: n('port'), uiPort: n('ui-port'), httpPort: n('http-port'), metricsPort: n('metrics-port') };
+}
+
+function helpLine(f: Flag, shown: string): string {
+  const left = `  ${f.flag}${f.opt.arg ? ` ${f.opt.arg}` : ''}`;
+  const facts = [f.opt.range, f.opt.arg ? `default ${shown}` : ''].filter(Boolean).join('; ');
+  return `${left.padEnd(34)} ${f.opt.help}${facts ? ` (${facts})` : ''}`;
+}
+
+/** `fetchquant --help` and `fetchquant <command> --help`, from the schema. */
+export function usage(cmd?: Command): string {
+  if (!cmd) {
+    return [
+      'usage: fetchquant <command> [options]   (fetchquant <command> --help)',
+      '',
+      ...Object.entries(COMMANDS).map(([c, d]) => `  ${c.padEnd(9)} ${d}`),
+      '',
+      'exit codes: 0 all samples done or skipped; 1 some samples failed; 2 bad input or usage; 3 environment',
+    ].join('\n');
   }
-}
-
-export function batchFlagsHelp(): string {
-  const rows = (Object.keys(FLAG_OF) as (keyof BatchOptions)[]).map((k) => {
-    const d = DEFAULTS[k];
-    const shown = d === null ? '(none)' : Array.isArray(d) ? d.join(',') : String(d);
-    const range = optionRange(k);
-    return `  ${FLAG_OF[k].padEnd(26)} default ${shown}${range ? `  (${range})` : ''}`;
-  });
-  return rows.join('\n');
-}
-
-const FLAG_HELP: Record<string, string> = {
-  'output-dir': '--output-dir DIR    which batch (its default id derives from it) and where an embedded server lives',
-  'batch-id': '--batch-id ID       which batch',
-  every: '--every SEC         refresh period (0.1..3600, default 2)',
-  json: '--json              JSON instead of text',
-  execute: '--execute           remove what is listed (needs a reachable server)',
-  'out-dir': '--out-dir DIR       where the report goes (default <output-dir>/reports)',
-  port: '--port N            embedded server\'s gRPC port (0..65535; default 7233 if free, else any free one)',
-  'retention-days': '--retention-days N  closed-workflow retention (1..3650, default 30)',
-  dir: '--dir DIR           demo dataset and outputs (default output/demo)',
-  faults: '--faults FILE       mirror fault plan (JSON, for tests)',
-};
-
-/** The command's own options (not batch flags), one per line; '' when it has none. */
-export function commandFlagsHelp(cmd: string): string {
-  const opts = COMMAND_OPTIONS[cmd] ?? {};
-  // batch commands list --output-dir and --batch-id with the batch flags
-  const own = Object.keys(opts).filter((f) => f in FLAG_HELP && !('total-threads' in opts && f in batchFlagOptions));
-  return own.map((f) => `  ${FLAG_HELP[f]}`).join('\n');
+  const flags = commandFlags(cmd);
+  // demo's help shows the defaults demo really uses
+  const shown = (f: Flag) => {
+    if (cmd === 'demo' && f.batch) {
+      const key = f.key as keyof BatchOptions;
+      if (DEMO_DERIVED[key]) return DEMO_DERIVED[key];
+      if (DEMO_DEFAULTS[key] !== undefined) return shownDefault({ default: DEMO_DEFAULTS[key] });
+    }
+    return shownDefault(f.opt);
+  };
+  const batch = flags.filter((f) => f.batch && BATCH_COMMANDS.includes(cmd));
+  const own = flags.filter((f) => !batch.includes(f));
+  return [
+    `usage: fetchquant ${cmd} [options]`,
+    COMMANDS[cmd],
+    '',
+    ...(batch.length ? ['Batch options (also fields of the batch workflow\'s JSON input, in camelCase):', ...batch.map((f) => helpLine(f, shown(f))), ''] : []),
+    'Options:',
+    ...own.map((f) => helpLine(f, shown(f))),
+    '',
+    CONNECTION_HELP,
+  ].join('\n');
 }
 
 export const CONNECTION_HELP = `Connection (Temporal's conventions): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,

@@ -5,7 +5,7 @@ import type { Client } from '@temporalio/client';
 import { connectClient, resolveTarget, unreachableMessage, type Target } from '../server/connection.js';
 import { startEmbeddedServer, type EmbeddedServer } from '../server/embedded.js';
 import { DEFAULTS } from '../config/schema.js';
-import { EnvError } from './args.js';
+import { EnvError, serverPorts } from './args.js';
 
 export interface Session {
   client: Client;
@@ -28,8 +28,9 @@ export async function openSession(values: Record<string, unknown>, mode: 'start-
     const outputDir = resolve((values['output-dir'] as string | undefined) ?? DEFAULTS.outputDir);
     const stateDir = embeddedStateDir(outputDir);
     if (mode === 'start-embedded') {
-      // --port pins the gRPC port (default 7233 if free); a restart after a crash reuses whichever it got.
-      server = await startEmbeddedServer({ stateDir, port: values.port ? Number(values.port) : 0 });
+      // --port pins the gRPC port (default 7233 if free), --ui-port, --http-port, --metrics-port the others;
+      // a restart after a crash reuses whichever it got.
+      server = await startEmbeddedServer({ stateDir, ...serverPorts(values) });
       target = { ...target, address: server.address, namespace: server.namespace };
       uiUrl = server.uiUrl;
     } else {

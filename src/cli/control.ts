@@ -1,7 +1,7 @@
 /** Commands that steer or read a running batch: start, status, watch, threads, pause, resume, cancel. */
 import { resolve } from 'node:path';
 import { batchWorkflowId, defaultBatchId, webUiWorkflowUrl } from '../ids.js';
-import { DEFAULTS } from '../config/schema.js';
+import { CLI_OPTIONS, DEFAULTS } from '../config/schema.js';
 import { batchProgressQuery, pauseSignal, resumeSignal, setTotalThreadsUpdate } from '../workflows/messages.js';
 import { batchOptionsFromFlags, EXIT, UsageError } from './args.js';
 import { openSession } from './context.js';
@@ -46,7 +46,7 @@ export async function cmdStatus(values: Record<string, unknown>, out: Out, watch
       return EXIT.samplesFailed;
     }
     if (watch) {
-      const r = await watchUntilDone(handle, out, Number(values.every ?? 2));
+      const r = await watchUntilDone(handle, out, Number(values.every ?? CLI_OPTIONS.every.default));
       out(summaryText(r));
       return r.totals.failed > 0 ? EXIT.samplesFailed : EXIT.ok;
     }

@@ -7,8 +7,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateDataset, loadDataset, type Dataset } from '../mirror/fixtures.js';
 import { startMirror, type FaultPlan } from '../mirror/server.js';
+import { CLI_OPTIONS } from '../config/schema.js';
 import { freePort } from '../server/embedded.js';
 import { batchOptionsFromFlags, UsageError } from './args.js';
+import { DEMO_DEFAULTS } from './demo-defaults.js';
 import { runBatch } from './run.js';
 
 type Out = (l: string) => void;
@@ -42,7 +44,7 @@ function faultPlan(values: Record<string, unknown>): FaultPlan | undefined {
 }
 
 export async function cmdDemo(values: Record<string, unknown>, out: Out): Promise<number> {
-  const root = resolve((values.dir as string | undefined) ?? 'output/demo');
+  const root = resolve((values.dir as string | undefined) ?? CLI_OPTIONS.dir.default);
   let dataset: Dataset;
   if (existsSync(join(root, 'dataset.json'))) {
     dataset = await loadDataset(root);
@@ -54,24 +56,10 @@ export async function cmdDemo(values: Record<string, unknown>, out: Out): Promis
   const mirror = await startMirror({ dataset, port: await mirrorPort(root), faults: faultPlan(values) });
   out(`local archive mirror: ENA ${mirror.enaPortalUrl}  SRA ${mirror.sraLocateUrl}`);
   try {
-    // Demo-sized defaults; any flag the user gives wins.
-    const flags: Record<string, unknown> = {
-      'config-dir': dataset.configDir,
-      'output-dir': dataset.outputDir,
-      'ena-portal-url': mirror.enaPortalUrl,
-      'sra-locate-url': mirror.sraLocateUrl,
-      'ena-file-scheme': 'http',
-      'total-threads': '6',
-      'min-free-gb': '0.5',
-      'auto-cleanup-threshold': '0.2',
-      'check-interval': '5',
-      'monitor-interval': '1',
-      'retry-initial': '1',
-      'process-timeout': '600',
-      ...values,
-    };
-    const options = batchOptionsFromFlags(flags);
-    const code = await runBatch(flags, options, { out, listSamples: true });
+    // Demo-sized defaults (demo-defaults.ts, also shown by `demo --help`); any flag the user gives wins.
+    const base = { ...DEMO_DEFAULTS, configDir: dataset.configDir, outputDir: dataset.outputDir, enaPortalUrl: mirror.enaPortalUrl, sraLocateUrl: mirror.sraLocateUrl };
+    const options = batchOptionsFromFlags(values, process.cwd(), base);
+    const code = await runBatch(values, options, { out, listSamples: true });
     out(`outputs: ${dataset.outputDir}/<species>/quant/<RUN>/<RUN>_abundance.tsv`);
     return code;
   } finally {

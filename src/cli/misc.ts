@@ -1,12 +1,12 @@
 /** server, setup, worker, cleanup. */
 import { resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { DEFAULTS } from '../config/schema.js';
+import { CLI_OPTIONS, DEFAULTS } from '../config/schema.js';
 import { connectNative, resolveTarget, unreachableMessage } from '../server/connection.js';
 import { startEmbeddedServer } from '../server/embedded.js';
 import { setupNamespace } from '../server/setup.js';
 import { defaultHostId, startWorker } from '../worker.js';
-import { EnvError, EXIT } from './args.js';
+import { EnvError, EXIT, serverPorts } from './args.js';
 import { embeddedStateDir, openSession } from './context.js';
 import { nextInterrupt } from './signals.js';
 
@@ -23,7 +23,7 @@ function waitForSignal(): Promise<void> {
  */
 export async function cmdServer(values: Record<string, unknown>, out: Out): Promise<number> {
   const outputDir = resolve((values['output-dir'] as string | undefined) ?? DEFAULTS.outputDir);
-  const server = await startEmbeddedServer({ stateDir: embeddedStateDir(outputDir), port: values.port ? Number(values.port) : 0, owner: 'server' });
+  const server = await startEmbeddedServer({ stateDir: embeddedStateDir(outputDir), ...serverPorts(values), owner: 'server' });
   const how = server.owned ? (server.started ? 'started' : `adopted (pid ${server.pid}; the fetchquant process that started it, pid ${server.adoptedFrom ?? '?'}, is gone)`) : 'already running';
   out(`Temporal dev server ${how} at ${server.address}, namespace ${server.namespace}`);
   out(`Web UI: ${server.uiUrl ?? '(headless)'}   state: ${server.dbFile}`);
@@ -64,7 +64,7 @@ export async function cmdSetup(values: Record<string, unknown>, out: Out): Promi
     throw new EnvError(unreachableMessage(target, err));
   }
   try {
-    const r = await setupNamespace(conn, target.namespace, Number(values['retention-days'] ?? 30));
+    const r = await setupNamespace(conn, target.namespace, Number(values['retention-days'] ?? CLI_OPTIONS.retentionDays.default));
     out(`namespace ${r.namespace}${r.created ? ' (created)' : ''}: retention ${r.retentionDays} days; search attributes added: ${r.added.join(', ') || 'none'}; already present: ${r.present.join(', ') || 'none'}`);
     return EXIT.ok;
   } finally {

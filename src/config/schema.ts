@@ -1,109 +1,16 @@
 /**
- * The one schema: every batch option with its default, and validation of what users hand in.
- * Pure (no Node built-ins): the batch workflow applies it to raw JSON started from the Temporal CLI.
- * Species configs and run tables are validated in ./species.ts against the same rules.
+ * The one schema: every option (batch options and the CLI's own flags) declared once, with its type, default,
+ * range, flag and help, and validation of what users hand in. Pure (no Node built-ins): the batch workflow
+ * applies it to raw JSON started from the Temporal CLI. Species configs and run tables are validated in
+ * ./species.ts against the same rules. How to add an option: docs/options.md.
  */
+
+import { COMMAND_NAMES, flagOf, HTTP_URL as HTTP_URL_RE, int, MAX_SECONDS, list, num, oneOf, path, pattern, seconds, text, toggle, url, type Command, type Opt } from './option-kinds.js';
+
+export { COMMAND_NAMES, flagOf, HTTP_URL, MAX_SECONDS, shownDefault, type Command, type Opt } from './option-kinds.js';
 
 export type Source = 'ena' | 'sra';
 
-/** Every option of a batch. CLI flags map 1:1 (see FLAG_OF). */
-export interface BatchOptions {
-  configDir: string;
-  outputDir: string;
-  totalThreads: number;
-  maxSpecies: number | null;
-  species: string[] | null;
-  checkIntervalSec: number;
-  monitorIntervalSec: number;
-  quantThreads: number;
-  maxRetries: number;
-  processTimeoutSec: number;
-  healthCheckIntervalSec: number;
-  minFreeGb: number;
-  autoCleanupThresholdGb: number;
-  kallistoThreads: number;
-  sources: Source[];
-  enaPortalUrl: string;
-  /** ftp is not offered: the downloader speaks HTTP(S) only (ENA serves the same paths over https) */
-  enaFileScheme: 'https' | 'http';
-  sraLocateUrl: string;
-  batchId: string | null;
-  /** A sample whose host's queue is not polled for this long restarts on another host. */
-  hostLostTimeoutSec: number;
-  /** How long a sample waits before asking for disk again. */
-  diskWaitSec: number;
-  /** First retry back-off; doubles per attempt (capped at 100x). Tests make it small. */
-  retryInitialSec: number;
-  /** A download that receives no byte for this long fails its attempt. */
-  stallTimeoutSec: number;
-  /** A species workflow continues-as-new once its history passes this many events. */
-  maxHistoryEvents: number;
-}
-
-export const DEFAULTS: Readonly<BatchOptions> = Object.freeze({
-  configDir: 'config/amalgkit',
-  outputDir: 'output/amalgkit',
-  totalThreads: 24,
-  maxSpecies: null,
-  species: null,
-  checkIntervalSec: 300,
-  monitorIntervalSec: 60,
-  quantThreads: 10,
-  maxRetries: 3,
-  processTimeoutSec: 3600,
-  healthCheckIntervalSec: 600,
-  minFreeGb: 10,
-  autoCleanupThresholdGb: 5,
-  kallistoThreads: 2,
-  sources: ['ena', 'sra'] as Source[],
-  enaPortalUrl: 'https://www.ebi.ac.uk/ena/portal/api',
-  enaFileScheme: 'https' as const,
-  sraLocateUrl: 'https://locate.ncbi.nlm.nih.gov/sdl/2/retrieve',
-  batchId: null,
-  hostLostTimeoutSec: 600,
-  diskWaitSec: 30,
-  retryInitialSec: 5,
-  stallTimeoutSec: 120,
-  maxHistoryEvents: 8000,
-});
-
-/** Per-species defaults (single-end kallisto fragment model). */
-export const SPECIES_DEFAULTS = Object.freeze({ fragmentLength: 200, fragmentSd: 20 });
-
-/** CLI flag of each option, for messages that name what the user typed. */
-export const FLAG_OF: Record<keyof BatchOptions, string> = {
-  configDir: '--config-dir',
-  outputDir: '--output-dir',
-  totalThreads: '--total-threads',
-  maxSpecies: '--max-species',
-  species: '--species',
-  checkIntervalSec: '--check-interval',
-  monitorIntervalSec: '--monitor-interval',
-  quantThreads: '--quant-threads',
-  maxRetries: '--max-retries',
-  processTimeoutSec: '--process-timeout',
-  healthCheckIntervalSec: '--health-check-interval',
-  minFreeGb: '--min-free-gb',
-  autoCleanupThresholdGb: '--auto-cleanup-threshold',
-  kallistoThreads: '--kallisto-threads',
-  sources: '--sources',
-  enaPortalUrl: '--ena-portal-url',
-  enaFileScheme: '--ena-file-scheme',
-  sraLocateUrl: '--sra-locate-url',
-  batchId: '--batch-id',
-  hostLostTimeoutSec: '--host-lost-timeout',
-  diskWaitSec: '--disk-wait',
-  retryInitialSec: '--retry-initial',
-  stallTimeoutSec: '--stall-timeout',
-  maxHistoryEvents: '--max-history-events',
-};
-
-/**
- * SPEC §2.1 says ^[SED]RR[0-9]{6,}$; the bound on digits is ours: accessions name files (<RUN>_fetchquant.json)
- * and workflow ids, and a 300-digit one would pass the check only to fail mid-batch with ENAMETOOLONG.
- * Today's runs have 6 to 9 digits.
- */
-export const RUN_ACCESSION = /^[SED]RR[0-9]{6,20}$/;
 /**
  * Batch ids become part of workflow ids, visibility queries and one directory name (the run snapshots under
  * <outputDir>/.fetchquant/<batchId>/): no slash, no quote, no leading dot.
@@ -111,6 +18,114 @@ export const RUN_ACCESSION = /^[SED]RR[0-9]{6,20}$/;
 export const BATCH_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** Host ids name a task queue, a visibility query value and a state directory (~/.fetchquant/hosts/<id>/). */
 export const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** Commands that start a batch: they take every batch option. */
+export const BATCH_COMMANDS: readonly Command[] = ['run', 'start', 'demo'];
+/** Commands that find a batch by id or output dir. */
+const WHICH_BATCH: Command[] = ['status', 'watch', 'threads', 'pause', 'resume', 'cancel', 'report'];
+
+/**
+ * THE DECLARATION of every batch option: type, default, range, flag, help. Each is a field of the batch
+ * workflow's JSON input (validated by resolveBatchOptions inside the workflow) and a flag of run, start and
+ * demo; help texts and the README's option table (`npm run docs:options`) are generated from it.
+ * Adding an option is adding one entry here (docs/options.md).
+ */
+export const BATCH_OPTIONS = {
+  configDir: path({ default: 'config/amalgkit', help: 'where species configs (`amalgkit_*.yaml`) are found' }),
+  outputDir: path({
+    default: 'output/amalgkit',
+    help: "default base for per-species dirs; the embedded server's state; the default batch id derives from it",
+    commands: [...WHICH_BATCH, 'worker', 'history', 'cleanup', 'server'],
+  }),
+  totalThreads: int({ default: 24, min: 1, max: 10_000, help: 'concurrent download slots across all species' }),
+  maxSpecies: int({ default: null, min: 1, max: 1_000_000, show: 'all', help: 'keep the first N species' }),
+  // An empty filter would select nothing and start a batch with no work: that is a typo, not a request.
+  species: list({ default: null, show: 'all', help: 'keep only these species (names or ids, comma-separated)', message: 'must be a non-empty list of species names or ids' }),
+  checkIntervalSec: seconds({ default: 300, min: 0.1, help: 'reconciliation sweep period (reallocation itself is event-driven)' }),
+  monitorIntervalSec: seconds({ default: 60, min: 0.1, help: 'progress publication period' }),
+  quantThreads: int({ default: 10, min: 1, max: 1024, help: 'concurrent kallisto jobs per host' }),
+  maxRetries: int({ default: 3, min: 0, max: 100, help: 'retries per step before a sample fails' }),
+  processTimeoutSec: seconds({ default: 3600, min: 1, help: 'limit for one attempt of any external tool' }),
+  healthCheckIntervalSec: seconds({ default: 600, min: 0.1, help: 'disk janitor period per host' }),
+  minFreeGb: num({ default: 10, min: 0, max: 1_000_000, arg: 'GB', help: 'preflight floor and download admission floor' }),
+  autoCleanupThresholdGb: num({
+    default: 5, min: 0, max: 1_000_000, arg: 'GB', flag: '--auto-cleanup-threshold',
+    help: 'below this much free space the janitor removes orphaned partial downloads',
+  }),
+  kallistoThreads: int({ default: 2, min: 1, max: 1024, help: '`-t` of each kallisto run' }),
+  sources: list({ default: ['ena', 'sra'] as Source[], items: ['ena', 'sra'] as const, help: 'order of sources tried per run', message: 'must be a non-empty list of distinct "ena" and "sra"' }),
+  enaPortalUrl: url({ default: 'https://www.ebi.ac.uk/ena/portal/api', help: 'ENA Portal API' }),
+  // ftp is not offered: the downloader speaks HTTP(S) only (ENA serves the same paths over https)
+  enaFileScheme: oneOf(['https', 'http'], {
+    default: 'https',
+    help: "scheme for ENA's scheme-less file paths",
+    message: 'must be https or http (ftp is not supported; ENA serves the same paths over https)',
+  }),
+  sraLocateUrl: url({ default: 'https://locate.ncbi.nlm.nih.gov/sdl/2/retrieve', help: 'NCBI SRA Data Locator' }),
+  batchId: pattern(BATCH_ID, { default: null, show: 'derived from the output dir', help: "names the batch's workflows", commands: WHICH_BATCH }),
+  hostLostTimeoutSec: seconds({ default: 600, min: 1, help: "a sample whose host's queue is not polled this long restarts on another host" }),
+  diskWaitSec: seconds({ default: 30, min: 0.05, help: 'how long a sample waits before asking for disk again' }),
+  // the retry back-off grows to 100x this
+  retryInitialSec: seconds({ default: 5, min: 0.01, max: Math.floor(MAX_SECONDS / 100), help: 'first retry back-off; doubles per attempt up to 100x this' }),
+  stallTimeoutSec: seconds({ default: 120, min: 0.5, help: 'a download that receives no byte this long fails its attempt' }),
+  // Temporal terminates a workflow whose history passes 51,200 events
+  maxHistoryEvents: int({ default: 8000, min: 200, max: 50_000, help: 'a species workflow continues-as-new past this many history events' }),
+} satisfies Record<string, Opt>;
+
+/**
+ * The flags of the CLI that are not batch options (they are not in the workflow's input): which commands take
+ * them, their checks and help. Same kinds, same messages.
+ */
+export const CLI_OPTIONS = {
+  port: int({ default: null, min: 0, max: 65535, show: '7233 if free, else any free one', help: "embedded Temporal server's gRPC (frontend) port; a restart after a crash keeps it", commands: ['run', 'demo', 'server'] }),
+  uiPort: int({ default: null, min: 0, max: 65535, show: 'the gRPC port + 1000 if free, else any free one', help: "embedded server's Web UI port", commands: ['run', 'demo', 'server'] }),
+  httpPort: int({ default: null, min: 0, max: 65535, show: 'any free one', help: "embedded server's HTTP API port", commands: ['run', 'demo', 'server'] }),
+  metricsPort: int({ default: null, min: 0, max: 65535, show: 'any free one', help: "embedded server's metrics (Prometheus) port", commands: ['run', 'demo', 'server'] }),
+  dir: path({ default: 'output/demo', help: 'demo dataset and outputs', commands: ['demo'] }),
+  faults: path({ default: null, arg: 'FILE', show: 'none', help: 'mirror fault plan (JSON, for tests)', commands: ['demo'] }),
+  every: num({ default: 2, min: 0.1, max: 3600, arg: 'SEC', help: 'refresh period', commands: ['watch'] }),
+  json: toggle({ help: 'JSON instead of text', commands: ['history'] }),
+  execute: toggle({ help: 'remove what is listed (needs a reachable server)', commands: ['cleanup'] }),
+  outDir: path({ default: null, show: '<output-dir>/reports', help: 'where the report goes', commands: ['report'] }),
+  retentionDays: int({ default: 30, min: 1, max: 3650, help: 'closed-workflow retention (days)', commands: ['setup'] }),
+  // The host id names a state dir (~/.fetchquant/hosts/<id>/): `--host-id ../../x` must not reach a path.
+  hostId: pattern(HOST_ID, { default: null, show: 'FETCHQUANT_HOST_ID, else the hostname', help: "this host's id", commands: COMMAND_NAMES }),
+  uiUrl: url({ default: null, show: 'TEMPORAL_UI_URL', help: 'Web UI base for links', commands: COMMAND_NAMES }),
+  address: text({ default: null, arg: 'HOST:PORT', show: 'TEMPORAL_ADDRESS', help: 'Temporal server to use', commands: COMMAND_NAMES }),
+  namespace: text({ default: null, arg: 'NAME', show: 'TEMPORAL_NAMESPACE', help: 'Temporal namespace', commands: COMMAND_NAMES }),
+  profile: text({ default: null, arg: 'NAME', show: 'TEMPORAL_PROFILE', help: 'temporal.toml profile', commands: COMMAND_NAMES }),
+} satisfies Record<string, Opt>;
+
+type ValueOf<O> = O extends Opt<infer T> ? T : never;
+
+/** Every option of a batch, typed from the declaration. */
+export type BatchOptions = { -readonly [K in keyof typeof BATCH_OPTIONS]: ValueOf<(typeof BATCH_OPTIONS)[K]> };
+export type BatchOptionKey = keyof BatchOptions;
+
+const BATCH_KEYS = Object.keys(BATCH_OPTIONS) as BatchOptionKey[];
+
+/** A fresh copy of the defaults (lists copied: callers may change them). */
+export function defaultBatchOptions(): BatchOptions {
+  return Object.fromEntries(BATCH_KEYS.map((k) => [k, copyOf(BATCH_OPTIONS[k].default)])) as BatchOptions;
+}
+function copyOf<T>(v: T): T {
+  return (Array.isArray(v) ? [...v] : v) as T;
+}
+
+export const DEFAULTS: Readonly<BatchOptions> = Object.freeze(defaultBatchOptions());
+
+/** Per-species defaults (single-end kallisto fragment model). */
+export const SPECIES_DEFAULTS = Object.freeze({ fragmentLength: 200, fragmentSd: 20 });
+
+/** CLI flag of each option, for messages that name what the user typed. */
+export const FLAG_OF = Object.fromEntries(BATCH_KEYS.map((k) => [k, flagOf(k, BATCH_OPTIONS[k])])) as Record<BatchOptionKey, string>;
+
+/**
+ * SPEC §2.1 says ^[SED]RR[0-9]{6,}$; the bound on digits is ours: accessions name files (<RUN>_fetchquant.json)
+ * and workflow ids, and a 300-digit one would pass the check only to fail mid-batch with ENAMETOOLONG.
+ * Today's runs have 6 to 9 digits.
+ */
+export const RUN_ACCESSION = /^[SED]RR[0-9]{6,20}$/;
 /** Species ids become directory names and workflow id parts. */
 export const SPECIES_ID = /^[a-z0-9][a-z0-9._-]{0,99}$/;
 
@@ -157,131 +172,37 @@ export class InvalidInputError extends Error {
   }
 }
 
-type Kind = 'int' | 'number' | 'string' | 'url';
-/**
- * Longest time option in seconds: 2^31-1 ms, the longest timer Node.js keeps. A longer one is not "wait longer":
- * Node fires it after 1 ms (a --process-timeout of 30 days would kill every tool at once).
- */
-export const MAX_SECONDS = 2_147_483;
-const secs = (min: number) => ({ kind: 'number' as const, min, max: MAX_SECONDS });
-const KINDS: Partial<Record<keyof BatchOptions, { kind: Kind; min?: number; max?: number }>> = {
-  configDir: { kind: 'string' },
-  outputDir: { kind: 'string' },
-  totalThreads: { kind: 'int', min: 1, max: 10_000 },
-  maxSpecies: { kind: 'int', min: 1, max: 1_000_000 },
-  checkIntervalSec: secs(0.1),
-  monitorIntervalSec: secs(0.1),
-  quantThreads: { kind: 'int', min: 1, max: 1024 },
-  maxRetries: { kind: 'int', min: 0, max: 100 },
-  processTimeoutSec: secs(1),
-  healthCheckIntervalSec: secs(0.1),
-  minFreeGb: { kind: 'number', min: 0, max: 1_000_000 },
-  autoCleanupThresholdGb: { kind: 'number', min: 0, max: 1_000_000 },
-  kallistoThreads: { kind: 'int', min: 1, max: 1024 },
-  enaPortalUrl: { kind: 'url' },
-  sraLocateUrl: { kind: 'url' },
-  hostLostTimeoutSec: secs(1),
-  diskWaitSec: secs(0.05),
-  // the retry back-off grows to 100x this
-  retryInitialSec: { kind: 'number', min: 0.01, max: Math.floor(MAX_SECONDS / 100) },
-  stallTimeoutSec: secs(0.5),
-  // Temporal terminates a workflow whose history passes 51,200 events
-  maxHistoryEvents: { kind: 'int', min: 200, max: 50_000 },
-};
-
-/** The accepted range of a numeric option, for help texts: `1..10000`, or '' for other kinds. */
-export function optionRange(key: keyof BatchOptions): string {
-  const k = KINDS[key];
-  if (!k || (k.kind !== 'int' && k.kind !== 'number') || k.min === undefined) return '';
-  return `${k.min}..${k.max ?? ''}`;
-}
-
-/** http(s), a host name or IP (no credentials), an optional port and path; paths are appended, so no query. */
-const HTTP_URL = /^https?:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?(\/[^\s?#]*)?$/;
+/** http(s), a host name or IP (no credentials), an optional port and path. */
 export function isHttpUrl(v: unknown): v is string {
-  return typeof v === 'string' && HTTP_URL.test(v);
-}
-
-/** Decimal notation only: Number() would also take "0x10", "0b1", " " and "Infinity". */
-const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
-
-function checkScalar(key: keyof BatchOptions, v: unknown, where: string, problems: Problem[]): unknown {
-  const spec = KINDS[key];
-  if (!spec) return v;
-  const field = key;
-  if (spec.kind === 'string') {
-    if (typeof v !== 'string' || v.trim().length === 0 || v.includes('\0')) {
-      problems.push({ where, field, value: v, message: 'must be a non-empty path' });
-    } else if (/^~/.test(v)) {
-      problems.push({ where, field, value: v, message: 'a leading ~ is not expanded here: give the full path' });
-    }
-    return v;
-  }
-  if (spec.kind === 'url') {
-    if (typeof v !== 'string' || !HTTP_URL.test(v)) {
-      problems.push({ where, field, value: v, message: 'must be an http(s) URL without query or fragment' });
-    }
-    return typeof v === 'string' ? v.replace(/\/+$/, '') : v;
-  }
-  const n = typeof v === 'string' ? (DECIMAL.test(v) ? Number(v) : NaN) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n)) {
-    problems.push({ where, field, value: v, message: `must be a ${spec.kind === 'int' ? 'whole number' : 'number'}` });
-    return v;
-  }
-  if (spec.kind === 'int' && !Number.isInteger(n)) {
-    problems.push({ where, field, value: v, message: 'must be a whole number' });
-  } else if (spec.min !== undefined && n < spec.min) {
-    problems.push({ where, field, value: v, message: `must be at least ${spec.min}` });
-  } else if (spec.max !== undefined && n > spec.max) {
-    problems.push({ where, field, value: v, message: `must be at most ${spec.max}` });
-  }
-  return n;
+  return typeof v === 'string' && HTTP_URL_RE.test(v);
 }
 
 /**
  * Apply defaults and validate. Unknown fields are an error (a typo must not be silently ignored).
- * Returns the problems instead of throwing so the CLI can report every one at once.
+ * Returns the problems instead of throwing so the CLI can report every one at once, in the input's order.
+ * `base` replaces defaults (the demo's); it is not validated.
  */
 export function resolveBatchOptions(
   input: unknown,
   where = 'input',
+  base: Partial<BatchOptions> = {},
 ): { options: BatchOptions; problems: Problem[] } {
   const problems: Problem[] = [];
+  const out: Record<string, unknown> = { ...defaultBatchOptions(), ...base };
   const raw: Record<string, unknown> = input == null ? {} : (input as Record<string, unknown>);
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     problems.push({ where, field: '(root)', value: input, message: 'must be a JSON object' });
-    return { options: { ...DEFAULTS, sources: [...DEFAULTS.sources] }, problems };
+    return { options: out as BatchOptions, problems };
   }
-  const out: Record<string, unknown> = { ...DEFAULTS, sources: [...DEFAULTS.sources] };
   for (const [key, value] of Object.entries(raw)) {
-    if (!(key in DEFAULTS)) {
-      problems.push({ where, field: key, value, message: `unknown option (known: ${Object.keys(DEFAULTS).join(', ')})` });
+    if (!Object.hasOwn(BATCH_OPTIONS, key)) {
+      problems.push({ where, field: key, value, message: `unknown option (known: ${BATCH_KEYS.join(', ')})` });
       continue;
     }
     if (value === undefined || value === null) continue;
-    const k = key as keyof BatchOptions;
-    if (k === 'sources') {
-      const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
-      if (!Array.isArray(list) || list.length === 0 || list.some((s) => s !== 'ena' && s !== 'sra') || new Set(list).size !== list.length) {
-        problems.push({ where, field: k, value, message: 'must be a non-empty list of distinct "ena" and "sra"' });
-      } else out[k] = list;
-    } else if (k === 'species') {
-      const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
-      // An empty filter would select nothing and start a batch with no work: that is a typo, not a request.
-      if (!Array.isArray(list) || list.length === 0 || list.some((s) => typeof s !== 'string' || s.trim().length === 0)) {
-        problems.push({ where, field: k, value, message: 'must be a non-empty list of species names or ids' });
-      } else out[k] = list;
-    } else if (k === 'enaFileScheme') {
-      if (value !== 'https' && value !== 'http') {
-        problems.push({ where, field: k, value, message: 'must be https or http (ftp is not supported; ENA serves the same paths over https)' });
-      } else out[k] = value;
-    } else if (k === 'batchId') {
-      if (typeof value !== 'string' || !BATCH_ID.test(value)) {
-        problems.push({ where, field: k, value, message: `must match ${BATCH_ID.source}` });
-      } else out[k] = value;
-    } else {
-      out[k] = checkScalar(k, value, where, problems);
-    }
+    const r = (BATCH_OPTIONS[key as BatchOptionKey] as Opt).check(value);
+    if ('error' in r) problems.push({ where, field: key, value, message: r.error });
+    else out[key] = r.value;
   }
-  return { options: out as unknown as BatchOptions, problems };
+  return { options: out as BatchOptions, problems };
 }

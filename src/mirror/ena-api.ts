@@ -3,7 +3,7 @@
  * server decides which runs ENA "knows"; this module renders rows exactly as ENA does — requested
  * fields in order, `;`-joined index-aligned file lists without a scheme, every value a string.
  */
-import type { SyntheticRun, SyntheticSpecies } from './types.js';
+import type { SyntheticFile, SyntheticRun, SyntheticSpecies } from './types.js';
 import { enaRunDir } from './paths.js';
 
 export interface EnaRun {
@@ -11,6 +11,19 @@ export interface EnaRun {
   run: SyntheticRun;
   /** false: ENA has the metadata but no files (fastq_* and sra_* empty) */
   hasFiles: boolean;
+  /** a single-end run's one file is listed as RUN_1.fastq.gz */
+  singleAsMate1?: boolean;
+}
+
+/** Unpaired reads of a 3-file run (older datasets did not record them: the generator's own formula). */
+export function unpairedReadsOf(run: SyntheticRun): number {
+  if (!run.orphan) return 0;
+  return run.orphanReads ?? Math.max(3, Math.round(run.reads / 50));
+}
+
+/** ENA's path name of a file: a single run's file may be listed as RUN_1.fastq.gz. */
+export function enaFileName(r: EnaRun, f: SyntheticFile): string {
+  return r.singleAsMate1 && r.run.layout === 'single' && f.mate === 0 && f !== r.run.orphan ? `${r.run.run}_1.fastq.gz` : f.name;
 }
 
 type Getter = (r: EnaRun, host: string) => string;
@@ -34,15 +47,16 @@ const FIELDS: Record<string, Getter> = {
   scientific_name: (r) => r.species.name,
   library_layout: (r) => (r.run.layout === 'paired' ? 'PAIRED' : 'SINGLE'),
   library_strategy: () => 'RNA-Seq',
-  library_source: () => 'TRANSCRIPTOMIC',
+  library_source: (r) => (r.run.singleCell ? 'TRANSCRIPTOMIC SINGLE CELL' : 'TRANSCRIPTOMIC'),
   library_selection: () => 'cDNA',
   instrument_platform: () => 'ILLUMINA',
   instrument_model: () => 'Illumina NovaSeq 6000',
-  read_count: (r) => num(r.run.reads),
-  base_count: (r) => num(r.run.reads * r.run.readLength * (r.run.layout === 'paired' ? 2 : 1)),
+  // Spots: a 3-file run's unpaired reads count too (read_docs faq/archive-generated-files.rst).
+  read_count: (r) => num(r.run.reads + unpairedReadsOf(r.run)),
+  base_count: (r) => num(r.run.reads * r.run.readLength * (r.run.layout === 'paired' ? 2 : 1) + unpairedReadsOf(r.run) * r.run.readLength),
   nominal_length: (r) => (r.run.layout === 'paired' ? num(r.run.nominalLength) : ''),
   first_public: () => '2024-01-01',
-  fastq_ftp: (r, host) => fastqFiles(r).map((f) => `${host}/${enaRunDir(r.run.run)}/${f.name}`).join(';'),
+  fastq_ftp: (r, host) => fastqFiles(r).map((f) => `${host}/${enaRunDir(r.run.run)}/${enaFileName(r, f)}`).join(';'),
   fastq_md5: (r) => fastqFiles(r).map((f) => f.md5).join(';'),
   fastq_bytes: (r) => fastqFiles(r).map((f) => num(f.bytes)).join(';'),
   fastq_aspera: () => '',
@@ -62,8 +76,9 @@ export interface ApiAnswer {
   body: string;
 }
 
+/** ENA's Portal API answers a bad request with 400 and a bare text/plain message (test/fixtures/archives). */
 export function apiError(status: number, message: string): ApiAnswer {
-  return { status, contentType: 'application/json', body: JSON.stringify({ message, status }) };
+  return { status, contentType: 'text/plain', body: message };
 }
 
 /** Parses `fields=`; an unknown name fails the whole request with 400, as ENA does. */
@@ -71,7 +86,7 @@ export function parseFields(raw: string | null, defaults: string[]): string[] | 
   if (raw === null || raw.trim() === '') return defaults;
   const fields = raw.split(',').map((f) => f.trim()).filter(Boolean);
   const bad = fields.filter((f) => !(f in FIELDS));
-  if (bad.length > 0) return apiError(400, `Invalid field(s) supplied: ${bad.join(',')}`);
+  if (bad.length > 0) return apiError(400, `Invalid fieldName(s) supplied: ${bad.join(',')}`);
   return fields;
 }
 
@@ -102,18 +117,22 @@ export function notFound(accession: string, fields: string[], format: 'tsv' | 'j
 export interface SearchQuery {
   taxa: number[];
   strategy: string | null;
+  /** library_source="…" (exact, case-insensitive), e.g. TRANSCRIPTOMIC vs TRANSCRIPTOMIC SINGLE CELL */
+  source: string | null;
 }
 
-/** The subset of ENA's query language clients use here: tax_eq/tax_tree and library_strategy, ANDed. */
+/** The subset of ENA's query language clients use here: tax_eq/tax_tree, library_strategy and library_source, ANDed. */
 export function parseSearchQuery(raw: string | null): SearchQuery | ApiAnswer {
   if (!raw || raw.trim() === '') return apiError(400, 'query is required for result=read_run search');
-  const q: SearchQuery = { taxa: [], strategy: null };
+  const q: SearchQuery = { taxa: [], strategy: null, source: null };
   for (const term of raw.split(/\s+AND\s+/i)) {
     const t = term.trim().replace(/^\((.*)\)$/, '$1');
     const tax = /^tax_(?:eq|tree)\((\d+)\)$/.exec(t);
     const strat = /^library_strategy\s*=\s*"([^"]*)"$/.exec(t);
+    const source = /^library_source\s*=\s*"([^"]*)"$/.exec(t);
     if (tax) q.taxa.push(Number(tax[1]));
     else if (strat) q.strategy = strat[1] ?? '';
+    else if (source) q.source = source[1] ?? '';
     else return apiError(400, `Invalid query: cannot parse ${JSON.stringify(t)}`);
   }
   return q;

@@ -26,13 +26,31 @@ export type Fault = Scope &
     | { kind: 'unknown' }
     | { kind: 'sra-only' }
     | { kind: 'corrupt-sra' }
+    /** ENA lists a single-end run's one file as RUN_1.fastq.gz (read_docs: "RUN.fastq.gz or RUN_1.fastq.gz") */
+    | { kind: 'single-as-mate1' }
+    /** the locator offers only the SRA Lite copy (RUN.lite, noqual) */
+    | { kind: 'sra-lite' }
+    /** the locator's only location needs payment (payRequired) */
+    | { kind: 'sra-pay-required' }
+    /** the locator's only location needs cloud credentials (ceRequired) */
+    | { kind: 'sra-ce-required' }
+    /** the locator answers HTTP 200 with {"version":"2.1","status":500,"message":…} and no result */
+    | { kind: 'locator-error' }
+    /** ENA no longer knows this field (a rename): any request for it gets 400 "Invalid fieldName(s) supplied" */
+    | { kind: 'ena-reject-field'; field: string }
   );
 
 /** Faults per run accession; the key '*' applies to every request (search included) after the run's own. */
 export type FaultPlan = Record<string, Fault[]>;
 
 /** Faults that describe the archive's state rather than one request; never consumed. */
-export type StateFault = Extract<Fault, { kind: 'unknown' | 'sra-only' | 'corrupt-sra' }>;
+export type StateFault = Extract<
+  Fault,
+  {
+    kind: 'unknown' | 'sra-only' | 'corrupt-sra' | 'single-as-mate1' | 'sra-lite' | 'sra-pay-required' | 'sra-ce-required' | 'locator-error'
+      | 'ena-reject-field';
+  }
+>;
 export type RequestFault = Exclude<Fault, StateFault>;
 
 /** What a request is, for matching. */
@@ -42,7 +60,9 @@ export interface RequestKind {
   mate?: 0 | 1 | 2;
 }
 
-const STATE_KINDS = new Set(['unknown', 'sra-only', 'corrupt-sra']);
+const STATE_KINDS = new Set([
+  'unknown', 'sra-only', 'corrupt-sra', 'single-as-mate1', 'sra-lite', 'sra-pay-required', 'sra-ce-required', 'locator-error', 'ena-reject-field',
+]);
 
 function targetMatches(target: FaultTarget | undefined, req: RequestKind): boolean {
   switch (target) {
@@ -76,6 +96,11 @@ export class FaultBook {
 
   hasState(run: string, kind: StateFault['kind']): boolean {
     return (this.plan[run] ?? []).some((f) => f.kind === kind);
+  }
+
+  /** The state fault of this kind set for the run (or for '*'), with its parameters. */
+  state<K extends StateFault['kind']>(run: string, kind: K): Extract<StateFault, { kind: K }> | undefined {
+    return [...(this.plan[run] ?? []), ...(this.plan['*'] ?? [])].find((f) => f.kind === kind) as Extract<StateFault, { kind: K }> | undefined;
   }
 
   /** The first fault with uses left that matches this request; consumes one use. */

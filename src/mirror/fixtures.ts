@@ -83,6 +83,8 @@ export async function generateDataset(opts: { root: string; species: SpeciesSpec
     });
     const paired = pick(spec.runs, spec.pairedFraction ?? 0.5, rng);
     const sraOnly = pick(spec.runs, spec.sraOnlyFraction ?? 0, rng);
+    // Drawn only when asked for, so datasets of older specs keep their bytes.
+    const singleCell = spec.singleCellFraction ? pick(spec.runs, spec.singleCellFraction, rng) : [];
     const readLength = spec.readLength ?? 100;
     const runs: SyntheticRun[] = [];
     const jobs = Array.from({ length: spec.runs }, (_, ri) => ({ ri, run: `SRR${runNumber + ri}` }));
@@ -99,9 +101,10 @@ export async function generateDataset(opts: { root: string; species: SpeciesSpec
       });
       // Every third paired run also has unmated reads, listed first by ENA (the "three files" case).
       let orphan;
+      const orphanReads = Math.max(3, Math.round(reads / 50));
       if (isPaired && ri % 3 === 0) {
         const o = await simulateReads(seqs, {
-          dir: join(scratch, run), run, reads: Math.max(3, Math.round(reads / 50)), readLength, paired: false,
+          dir: join(scratch, run), run, reads: orphanReads, readLength, paired: false,
           fragmentLength: readLength, seed: mixSeed(rseed, 7), firstRead: reads + 1,
         });
         orphan = await moveInto(o.fastqGz[0]!, join(enaDir, `${run}.fastq.gz`));
@@ -111,7 +114,8 @@ export async function generateDataset(opts: { root: string; species: SpeciesSpec
       generated.set(ri, {
         run, layout: isPaired ? 'paired' : 'single', reads, readLength,
         nominalLength: isPaired ? PAIRED_FRAGMENT : SINGLE_NOMINAL,
-        fastq: sim.fastqGz, ...(orphan ? { orphan } : {}), sra, sraOnly: sraOnly[ri] === true,
+        fastq: sim.fastqGz, ...(orphan ? { orphan, orphanReads } : {}), sra, sraOnly: sraOnly[ri] === true,
+        ...(singleCell[ri] ? { singleCell: true } : {}),
       });
     });
     for (let ri = 0; ri < spec.runs; ri++) runs.push(generated.get(ri)!);

@@ -11,7 +11,7 @@ import { FaultBook, type FaultPlan, type RequestFault, type RequestKind } from '
 import { runsByAccession } from './fixtures.js';
 import {
   DEFAULT_FILEREPORT_FIELDS, DEFAULT_SEARCH_FIELDS, notFound, parseFields, parseFormat, parseSearchQuery, render,
-  apiError, type ApiAnswer, type EnaRun,
+  apiError, enaFileName, type ApiAnswer, type EnaRun,
 } from './ena-api.js';
 import { answerHeadFault, bufferSource, fileSource, parseRange, sendBody, type SendContext } from './send.js';
 import { locate } from './sra-locate.js';
@@ -66,7 +66,11 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
   let host = '127.0.0.1:0';
 
   const known = (run: string) => runs.has(run) && !faults.hasState(run, 'unknown');
-  const enaRun = (e: Entry): EnaRun => ({ ...e, hasFiles: !e.run.sraOnly && !faults.hasState(e.run.run, 'sra-only') });
+  const enaRun = (e: Entry): EnaRun => ({
+    ...e,
+    hasFiles: !e.run.sraOnly && !faults.hasState(e.run.run, 'sra-only'),
+    singleAsMate1: faults.hasState(e.run.run, 'single-as-mate1'),
+  });
 
   function ctxFor(path: string): SendContext {
     const rec = (stats.byPath[path] ??= { requests: 0, bytes: 0 });
@@ -97,6 +101,8 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
       if (typeof format !== 'string') return format;
       const fields = parseFields(q.get('fields'), endpoint === 'filereport' ? DEFAULT_FILEREPORT_FIELDS : DEFAULT_SEARCH_FIELDS);
       if (!Array.isArray(fields)) return fields;
+      const renamed = faults.state(accession ?? '*', 'ena-reject-field');
+      if (renamed && fields.includes(renamed.field)) return apiError(400, `Invalid fieldName(s) supplied: ${renamed.field}`);
       if (endpoint === 'filereport') {
         if (!accession) return apiError(400, 'accession is required');
         if (RUN_ACCESSION.test(accession)) {
@@ -114,6 +120,7 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
         .filter((e) => known(e.run.run))
         .filter((e) => query.taxa.every((t) => t === e.species.taxonId))
         .filter(() => query.strategy === null || query.strategy.toLowerCase() === 'rna-seq')
+        .filter((e) => query.source === null || query.source.toUpperCase() === (e.run.singleCell ? 'TRANSCRIPTOMIC SINGLE CELL' : 'TRANSCRIPTOMIC'))
         .map(enaRun);
       const offset = Number(q.get('offset') ?? 0) || 0;
       const limit = Number(q.get('limit') ?? 0) || 0;
@@ -128,9 +135,15 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     const fault = faults.take(accs.length === 1 && RUN_ACCESSION.test(accs[0]!) ? accs[0]! : null, { kind: 'sra-api' });
     if (answerHeadFault(req, res, fault, ctx)) return;
     const filetype = url.searchParams.get('filetype') ?? 'run';
+    const stateOf = (a: string) => ({
+      lite: faults.hasState(a, 'sra-lite'), payRequired: faults.hasState(a, 'sra-pay-required'), ceRequired: faults.hasState(a, 'sra-ce-required'),
+    });
     const answer: ApiAnswer = accs.length === 0
-      ? apiError(400, 'acc is required')
-      : { status: 200, contentType: 'application/json', body: JSON.stringify(locate(accs, filetype, (a) => (known(a) ? runs.get(a)!.run : null), `http://${host}`)) };
+      ? { status: 400, contentType: 'application/json', body: JSON.stringify({ version: '2.1', status: 400, message: 'acc is required' }) }
+      : accs.some((a) => faults.hasState(a, 'locator-error'))
+        // The locator failed as a whole: a top-level status and no result (sra-tools testErrorResponse).
+        ? { status: 200, contentType: 'application/json', body: JSON.stringify({ version: '2.1', status: 500, message: 'Internal Server Error' }) }
+        : { status: 200, contentType: 'application/json', body: JSON.stringify(locate(accs, filetype, (a) => (known(a) ? runs.get(a)!.run : null), `http://${host}`, stateOf)) };
     await sendApi(req, res, answer, fault, ctx);
   }
 
@@ -141,7 +154,8 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
       const [, dir, run, name] = m as unknown as [string, string, string, string];
       const e = runs.get(run);
       if (!e || run.slice(0, 6) !== dir || !known(run) || !enaRun(e).hasFiles) return null;
-      const file = [...e.run.fastq, ...(e.run.orphan ? [e.run.orphan] : [])].find((f) => f.name === name);
+      const er = enaRun(e);
+      const file = [...e.run.fastq, ...(e.run.orphan ? [e.run.orphan] : [])].find((f) => enaFileName(er, f) === name);
       return file ? { run, file, kind: { kind: 'fastq', mate: file.mate }, corrupt: false } : null;
     }
     m = /^\/vol1\/srr\/([SED]RR\d{3})\/([SED]RR\d{6,})$/.exec(path) ?? /^\/sra\/([SED]RR\d{6,})\/([SED]RR\d{6,})$/.exec(path);

@@ -1,26 +1,37 @@
-/** The NCBI SRA Data Locator's answer (version 2), per DOMAIN.md: one result entry per accession. */
+/**
+ * The NCBI SRA Data Locator's answer (version 2): one result entry per accession. As rude as the real
+ * one (test/fixtures/archives/sdl, copied from sra-tools' tests): a `.pileup` companion of type sra is
+ * listed BEFORE the run and its vdbcache after it, so a client that takes "the first sra file" fetches
+ * the wrong thing (the mirror serves no bytes for companions); a run can be offered only as an SRA Lite
+ * copy, or only at a location that needs payment or cloud credentials.
+ */
 import { RUN_ACCESSION } from '../config/schema.js';
 import type { SyntheticRun } from './types.js';
 
+export interface LocateLocation { service: string; region: string; link: string; payRequired?: boolean; ceRequired?: boolean }
+export interface LocateFile {
+  object: string; accession?: string; type: string; name: string; size: number; md5: string;
+  modificationDate: string; noqual?: boolean; locations: LocateLocation[];
+}
 export interface LocateResult {
   version: '2';
-  result: Array<{
-    bundle: string;
-    status: number;
-    msg: string;
-    files?: Array<{
-      object: string; accession: string; type: string; name: string; size: number; md5: string;
-      modificationDate: string; noqual: boolean;
-      locations: Array<{ service: string; region: string; link: string }>;
-    }>;
-  }>;
+  result: Array<{ bundle: string; status: number; msg: string; files?: LocateFile[] }>;
+}
+
+/** How the archive offers a run (mirror fault states). */
+export interface LocateState {
+  lite?: boolean;
+  payRequired?: boolean;
+  ceRequired?: boolean;
 }
 
 /**
  * `lookup` returns the run if the SRA serves it. The md5/size are the ORIGINAL file's even when the
  * mirror serves corrupted bytes (corrupt-sra): the locator describes the archive, not the transfer.
  */
-export function locate(accs: string[], filetype: string, lookup: (acc: string) => SyntheticRun | null, base: string): LocateResult {
+export function locate(
+  accs: string[], filetype: string, lookup: (acc: string) => SyntheticRun | null, base: string, stateOf: (acc: string) => LocateState = () => ({}),
+): LocateResult {
   return {
     version: '2',
     result: accs.map((acc) => {
@@ -28,15 +39,33 @@ export function locate(accs: string[], filetype: string, lookup: (acc: string) =
       if (filetype !== 'run' && filetype !== 'sra') return { bundle: acc, status: 404, msg: `No data for filetype ${filetype}` };
       const run = lookup(acc);
       if (!run) return { bundle: acc, status: 404, msg: 'No data at given location.run not found' };
+      const st = stateOf(acc);
+      const name = st.lite ? `${acc}.lite` : acc;
+      const location: LocateLocation = st.payRequired
+        ? { service: 's3', region: 'us-east-1', link: `${base}/sra/${acc}/${acc}`, payRequired: true }
+        : st.ceRequired
+          ? { service: 'gs', region: 'us-east1', link: `${base}/sra/${acc}/${acc}`, ceRequired: true }
+          : { service: 's3', region: 'us-east-1', link: `${base}/sra/${acc}/${acc}` };
       return {
         bundle: acc,
         status: 200,
         msg: 'ok',
-        files: [{
-          object: `srapub|${acc}`, accession: acc, type: 'sra', name: acc, size: run.sra.bytes, md5: run.sra.md5,
-          modificationDate: '2024-01-01T00:00:00Z', noqual: false,
-          locations: [{ service: 's3', region: 'us-east-1', link: `${base}/sra/${acc}/${acc}` }],
-        }],
+        files: [
+          {
+            object: `srapub_files|${acc}`, type: 'sra', name: `${acc}.pileup`, size: 842809, md5: '323d0b76f741ae0b71aeec0176645301',
+            modificationDate: '2016-11-20T07:38:19Z',
+            locations: [{ service: 'sra-ncbi', region: 'public', link: `${base}/sra/${acc}/${acc}.pileup` }],
+          },
+          {
+            object: `srapub|${name}`, accession: acc, type: 'sra', name, size: run.sra.bytes, md5: run.sra.md5,
+            modificationDate: '2024-01-01T00:00:00Z', ...(st.lite ? { noqual: true } : {}), locations: [location],
+          },
+          {
+            object: `srapub|${acc}`, accession: acc, type: 'vdbcache', name: `${acc}.vdbcache`, size: 17615526, md5: '2eb204cedf5eefe45819c228817ee466',
+            modificationDate: '2016-02-08T16:31:35Z',
+            locations: [{ service: 's3', region: 'us-east-1', link: `${base}/sra/${acc}/${acc}.vdbcache` }],
+          },
+        ],
       };
     }),
   };

@@ -26,6 +26,10 @@ export interface SyntheticRun {
    * (`<RUN>.fastq.gz;<RUN>_1…;<RUN>_2…`), so clients must pick mates by suffix, not position.
    */
   orphan?: SyntheticFile;
+  /** reads in `orphan` (ENA's read_count counts them: spots = pairs + unpaired) */
+  orphanReads?: number;
+  /** library_source TRANSCRIPTOMIC SINGLE CELL (discovery by taxon must leave it out) */
+  singleCell?: boolean;
   /** <RUN>.sra made with latf-load + kar from the same reads (mates only) */
   sra: SyntheticFile;
   /** true: ENA knows the run's metadata but has no files for it (only SRA serves it) */
@@ -63,6 +67,8 @@ export interface SpeciesSpec {
   pairedFraction?: number;
   /** default 0 */
   sraOnlyFraction?: number;
+  /** runs whose library_source is TRANSCRIPTOMIC SINGLE CELL; default 0 */
+  singleCellFraction?: number;
   /** spots per run, default 2000 */
   readsPerRun?: number;
   /** default 100 */

@@ -6,6 +6,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import { NativeConnection } from '@temporalio/worker';
+import { causeChain } from '../failures.js';
 
 export interface Target {
   address: string;
@@ -58,11 +59,8 @@ const UNAVAILABLE_CODES = new Set([14 /* UNAVAILABLE */, 4 /* DEADLINE_EXCEEDED 
 
 /** True for an error (or one it wraps, as the client's ServiceError does) that a later retry may cure. */
 export function isUnavailable(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; e && depth < 5; depth++) {
+  return causeChain(err, 5).some((e) => {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'number' && UNAVAILABLE_CODES.has(code)) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+    return typeof code === 'number' && UNAVAILABLE_CODES.has(code);
+  });
 }

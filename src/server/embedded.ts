@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
+import { EnvironmentError } from '../failures.js';
 import { SEARCH_ATTRIBUTE_NAMES } from '../search-attributes.js';
 import { findTemporalCli, TEMPORAL_INSTALL_HINT } from './temporal-cli.js';
 import { processStartTime } from '../run-lease.js';
@@ -19,7 +20,11 @@ export interface EmbeddedServerOptions {
   stateDir: string;
   /** gRPC port; 0 = the default 7233 if free, else any free port */
   port?: number;
+  /** Web UI port; 0 = the gRPC port + 1000 if free, else any free port */
   uiPort?: number;
+  /** HTTP API and metrics ports; 0 = any free port */
+  httpPort?: number;
+  metricsPort?: number;
   namespace?: string;
   retentionDays?: number;
   /** extra `--dynamic-config-value` pairs, e.g. { 'limit.historyCount.suggestContinueAsNew': 500 } */
@@ -90,9 +95,7 @@ function ownerAlive(r: ServerRecord): boolean {
   return r.ownerStart === undefined || r.ownerStart === null || start === null || start === r.ownerStart;
 }
 
-export class EnvironmentError extends Error {
-  override name = 'EnvironmentError';
-}
+export { EnvironmentError };
 
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -221,7 +224,7 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   // Ports are checked free, then bound by the server a moment later: another process may take one in
   // between (parallel runs, tests). Unless the caller pinned the ports, such a start is tried again on
   // fresh ones; a pinned port (a restart after a crash keeps its address) fails with the server's log.
-  const pinned = Boolean(opts.port || opts.uiPort);
+  const pinned = Boolean(opts.port || opts.uiPort || opts.httpPort || opts.metricsPort);
   let port = 0;
   let uiPort = 0;
   let pid = 0;
@@ -234,8 +237,8 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
       '--db-filename', dbFile,
       '--ip', '127.0.0.1',
       '--port', String(port),
-      '--http-port', String(await freePort()),
-      '--metrics-port', String(await freePort()),
+      '--http-port', String(opts.httpPort || (await freePort())),
+      '--metrics-port', String(opts.metricsPort || (await freePort())),
       '--namespace', namespace,
       '--log-level', 'error',
     ];

@@ -8,23 +8,19 @@ import { FailureType } from '../failures.js';
 import type { Layout, RemoteFile, RunMeta } from '../types.js';
 import { HttpClient } from './http.js';
 
-export const FILEREPORT_FIELDS = [
-  'run_accession',
-  'fastq_ftp',
-  'fastq_md5',
-  'fastq_bytes',
-  'library_layout',
-  'read_count',
-  'base_count',
-  'scientific_name',
-  'tax_id',
-  'nominal_length',
-  'sra_ftp',
-  'sra_md5',
-  'sra_bytes',
-] as const;
+/**
+ * Only the fields fetchquant reads. ENA rejects a whole request with 400 when one field name is unknown
+ * (test/fixtures/archives/README.md: fetchngs #372, fastq-dl #15), so every extra field is a liability.
+ */
+export const FILEREPORT_FIELDS = ['run_accession', 'fastq_ftp', 'fastq_md5', 'fastq_bytes', 'library_layout', 'read_count'] as const;
 
-export const SEARCH_FIELDS = ['run_accession', 'library_layout', 'nominal_length', 'read_count', 'scientific_name'] as const;
+export const SEARCH_FIELDS = ['run_accession', 'library_layout', 'nominal_length', 'read_count', 'library_source'] as const;
+
+/**
+ * Bulk transcriptomes only: ENA's library_source vocabulary has TRANSCRIPTOMIC and, separately,
+ * TRANSCRIPTOMIC SINGLE CELL (and METATRANSCRIPTOMIC); see test/fixtures/archives/README.md.
+ */
+export const BULK_LIBRARY_SOURCE = 'TRANSCRIPTOMIC';
 
 export type EnaRow = Record<string, string>;
 
@@ -37,12 +33,12 @@ export function filereportUrl(portalUrl: string, accession: string, format: 'tsv
   return `${base(portalUrl)}/filereport?${q.toString()}`;
 }
 
-/** RNA-Seq runs of exactly this taxon; limit=0 asks the portal for every row, not its default page. */
+/** Bulk RNA-Seq runs of exactly this taxon; limit=0 asks the portal for every row, not its default page. */
 export function searchUrl(portalUrl: string, taxonId: number): string {
   if (!Number.isInteger(taxonId) || taxonId <= 0) throw new Error(`taxon id must be a positive integer, got ${taxonId}`);
   const q = new URLSearchParams({
     result: 'read_run',
-    query: `tax_eq(${taxonId}) AND library_strategy="RNA-Seq"`,
+    query: `tax_eq(${taxonId}) AND library_strategy="RNA-Seq" AND library_source="${BULK_LIBRARY_SOURCE}"`,
     fields: SEARCH_FIELDS.join(','),
     format: 'tsv',
     limit: '0',
@@ -104,6 +100,8 @@ export function mateOf(fileName: string, run: string): 0 | 1 | 2 | null {
 export interface FastqChoice {
   layout: Layout;
   files: RemoteFile[];
+  /** a paired run's unpaired reads (`RUN.fastq.gz` beside `_1`/`_2`): listed, counted in read_count, not fetched */
+  unpaired?: RemoteFile;
 }
 
 /**
@@ -132,7 +130,8 @@ export function chooseFastqFiles(row: EnaRow, run: string, scheme: string): Fast
   });
   const r1 = byMate.get(1);
   const r2 = byMate.get(2);
-  if (r1 && r2) return { layout: 'paired', files: [r1, r2] };
+  const orphan = byMate.get(0);
+  if (r1 && r2) return { layout: 'paired', files: [r1, r2], ...(orphan ? { unpaired: orphan } : {}) };
   // Only one set of reads: a single-end run (ENA sometimes names its only file `_1`).
   const only = byMate.get(0) ?? (byMate.size === 1 ? (r1 ?? r2) : undefined);
   if (!only) return null;
@@ -151,32 +150,56 @@ function assertRun(run: string): void {
 
 export type FilereportAnswer = { found: true; row: EnaRow } | { found: false; answer: string };
 
-/** The filereport row of one run, or why ENA does not have it (204, 404, header-only, other runs only). */
+/**
+ * ENA refused the request itself (400): the fields or parameters we send are not what this Portal API
+ * accepts. Asking SRA instead would hide it for every run, so it fails loudly and is never retried.
+ */
+export function enaRejected(status: number, body: string, url: string, fields: readonly string[] = FILEREPORT_FIELDS): ApplicationFailure {
+  const said = body.trim().replace(/\s+/g, ' ').slice(0, 300) || '(empty body)';
+  return ApplicationFailure.create({
+    type: FailureType.InvalidInput,
+    nonRetryable: true,
+    message: `ENA rejected the request with HTTP ${status}: "${said}" (GET ${url}). fetchquant asks only for the fields ${fields.join(',')}; check --ena-portal-url, or update fetchquant if ENA renamed a field`,
+  });
+}
+
+/** What one filereport answer says about one run (pure: the fixtures in test/fixtures/archives go through it). */
+export function interpretFilereport(status: number, body: string, run: string, url: string, format: 'tsv' | 'json' = 'tsv'): FilereportAnswer {
+  if (status === 204) return { found: false, answer: `HTTP 204 (no content) from ${url}` };
+  if (status === 400) throw enaRejected(status, body, url);
+  if (status !== 200) return { found: false, answer: `HTTP ${status} from ${url}: ${body.slice(0, 200).trim()}` };
+  let rows: EnaRow[];
+  try {
+    rows = format === 'json' ? parseJson(body) : parseTsv(body);
+  } catch (err) {
+    throw ApplicationFailure.create({ type: FailureType.ServerError, nonRetryable: false, message: `ENA answer from ${url} is not ${format}: ${(err as Error).message}` });
+  }
+  const row = rows.find((r) => r.run_accession === run);
+  return row ? { found: true, row } : { found: false, answer: `no row for ${run} (${rows.length === 0 ? 'header-only answer' : 'other runs only'}) from ${url}` };
+}
+
+/** The filereport row of one run, or why ENA does not have it (204, header-only, other runs only); throws on 400. */
 export async function fetchFilereport(opts: { portalUrl: string; run: string; http: HttpClient; signal?: AbortSignal }): Promise<FilereportAnswer> {
   assertRun(opts.run);
   const url = filereportUrl(opts.portalUrl, opts.run, 'tsv');
   const { status, body } = await opts.http.getText(url, { signal: opts.signal });
-  if (status === 204) return { found: false, answer: `HTTP 204 (no content) from ${url}` };
-  if (status !== 200) return { found: false, answer: `HTTP ${status} from ${url}: ${body.slice(0, 200).trim()}` };
-  const row = parseTsv(body).find((r) => r.run_accession === opts.run);
-  return row ? { found: true, row } : { found: false, answer: `no row for ${opts.run} (header-only answer) from ${url}` };
+  return interpretFilereport(status, body, opts.run, url);
 }
 
-/** Every RNA-Seq run ENA knows for a taxon (config discovery when a species has no run table). */
-export async function searchRunsByTaxon(opts: { portalUrl: string; taxonId: number; http?: HttpClient }): Promise<RunMeta[]> {
-  const http = opts.http ?? new HttpClient();
-  const url = searchUrl(opts.portalUrl, opts.taxonId);
-  const { status, body } = await http.getText(url);
-  if (status === 204) return [];
-  if (status !== 200) {
-    throw ApplicationFailure.create({ type: FailureType.ServerError, message: `ENA search for taxon ${opts.taxonId}: HTTP ${status} from ${url}: ${body.slice(0, 200).trim()}`, nonRetryable: false });
-  }
+/**
+ * Runs of a search answer: valid run accessions once each, bulk transcriptomes only. The query already
+ * asks for library_source="TRANSCRIPTOMIC"; rows that still carry another source (a portal that ignored
+ * the term, a mirror) are dropped here too, so single-cell runs never reach kallisto's bulk model.
+ */
+export function parseSearch(body: string): RunMeta[] {
   const runs: RunMeta[] = [];
   const seen = new Set<string>();
   for (const row of parseTsv(body)) {
     const run = row.run_accession ?? '';
     // Rows that are not run accessions never reach a path or URL.
     if (!RUN_ACCESSION.test(run) || seen.has(run)) continue;
+    const source = (row.library_source ?? '').trim().toUpperCase();
+    if (source !== '' && source !== BULK_LIBRARY_SOURCE) continue;
     seen.add(run);
     const meta: RunMeta = { run };
     const layout = layoutOf(row.library_layout);
@@ -188,4 +211,17 @@ export async function searchRunsByTaxon(opts: { portalUrl: string; taxonId: numb
     runs.push(meta);
   }
   return runs;
+}
+
+/** Every bulk RNA-Seq run ENA knows for a taxon (config discovery when a species has no run table). */
+export async function searchRunsByTaxon(opts: { portalUrl: string; taxonId: number; http?: HttpClient }): Promise<RunMeta[]> {
+  const http = opts.http ?? new HttpClient();
+  const url = searchUrl(opts.portalUrl, opts.taxonId);
+  const { status, body } = await http.getText(url);
+  if (status === 204) return [];
+  if (status === 400) throw enaRejected(status, body, url, SEARCH_FIELDS);
+  if (status !== 200) {
+    throw ApplicationFailure.create({ type: FailureType.ServerError, message: `ENA search for taxon ${opts.taxonId}: HTTP ${status} from ${url}: ${body.slice(0, 200).trim()}`, nonRetryable: false });
+  }
+  return parseSearch(body);
 }

@@ -74,3 +74,17 @@ export async function gzipFile(src: string, dst: string, opts: { signal?: AbortS
     throw err;
   }
 }
+
+/** Records in a plain FASTQ (fasterq-dump's unpaired RUN.fastq); a trailing partial record counts as one. */
+export async function countFastqPlain(path: string, signal?: AbortSignal): Promise<number> {
+  let lines = 0;
+  let last = NL;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) {
+    const c = chunk as Buffer;
+    if (c.length === 0) continue;
+    for (let i = c.indexOf(NL); i !== -1; i = c.indexOf(NL, i + 1)) lines++;
+    last = c[c.length - 1] as number;
+  }
+  if (last !== NL) lines++;
+  return Math.ceil(lines / 4);
+}

@@ -36,12 +36,20 @@ import { targetClosed } from './signal.js';
 
 /** Fewer round trips per sample: local claimHost, prepareSample and publish (see the header). */
 export const FOLD_HOST_STEPS = 'fold-host-steps';
+/** A copy that stays bad at one source is fetched from the next configured source before the sample fails. */
+export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
+
+/** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
+function isBadCopy(type: string | undefined): boolean {
+  return type === FailureType.ChecksumMismatch || type === FailureType.TruncatedReads;
+}
 
 /**
  * Since this patch the sample retries its host steps itself (each activity gets one attempt) so that it can
  * tell a fault of the work (typed failures, tool timeouts: these use --max-retries) from an attempt lost to
  * its worker (killed: handed back as WorkerLost, or silent until the heartbeat timeout; or a server restart
  * that outlived the heartbeat timeout), which is retried at once and costs nothing, however often it happens.
+ * A download stopped at the disk floor (DiskFloor) waits for disk as at admission and uses no retry either.
  */
 export const COUNT_WORK_FAILURES = 'count-work-failures';
 
@@ -212,49 +220,90 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         );
         await host.ensureIndex({ indexPath: input.indexPath, fastaPaths: input.fastaPaths, timeoutSec: options.processTimeoutSec });
       }
-      const sourcePlan = plan;
+      let sourcePlan: SourcePlan = plan;
+      /** what each source's copy did, when one turned out bad and the next source was asked */
+      const badCopies: string[] = [];
 
       let reads: ReadSet | undefined;
-      // A verification failure after a checksum-clean download, or a .sra that vdb-validate rejects,
-      // means the local copy is bad: delete it and fetch again (complete, verified files are kept).
-      for (let attempt = 1; !reads; attempt++) {
-        // Admission: wait (never fail) until the host has room for this sample above the floor.
-        for (let waited = 0; ; waited++) {
-          const reserve = { run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb };
-          const grant = firstGrant ?? (await step(hostActivityOptions(hostQueue(hostId), options), (o) => host.reserveDisk.executeWithOptions(o, [reserve])));
-          firstGrant = undefined;
-          if (grant.granted) break;
-          if (waited === 0) enter('waiting-for-disk');
-          await sleep(Math.round(options.diskWaitSec * 1000));
-        }
-        enter('downloading', { attempt });
-        const dl = await step(
-          { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
-          (o) => host.download.executeWithOptions(o, [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ownRetries ? { minFreeGb: options.minFreeGb } : {}) }]),
-        );
-        files = dl.files;
-        bytesFetched += dl.bytesFetched;
+      for (;;) {
         try {
-          let fastq = dl.files.map((f) => f.path);
-          let layout = sourcePlan.layout;
-          if (sourcePlan.source === 'sra') {
-            enter('converting', { attempt });
-            const conv = await step(
-              { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `vdb-validate + fasterq-dump ${run.run}` },
-              (o) => host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }]),
+          // A verification failure after a checksum-clean download, or a .sra that vdb-validate rejects,
+          // means the local copy is bad: delete it and fetch again (complete, verified files are kept).
+          for (let attempt = 1; !reads; attempt++) {
+            // Admission: wait (never fail) until the host has room for this sample above the floor.
+            for (let waited = 0; ; waited++) {
+              const reserve = { run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb };
+              const grant = firstGrant ?? (await step(hostActivityOptions(hostQueue(hostId), options), (o) => host.reserveDisk.executeWithOptions(o, [reserve])));
+              firstGrant = undefined;
+              if (grant.granted) break;
+              if (waited === 0) enter('waiting-for-disk');
+              await sleep(Math.round(options.diskWaitSec * 1000));
+            }
+            enter('downloading', { attempt });
+            const planNow = sourcePlan;
+            const dl = await step(
+              { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
+              (o) => host.download.executeWithOptions(o, [{ plan: planNow, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ownRetries ? { minFreeGb: options.minFreeGb } : {}) }]),
             );
-            fastq = conv.files;
-            layout = conv.layout;
+            files = dl.files;
+            bytesFetched += dl.bytesFetched;
+            try {
+              let fastq = dl.files.map((f) => f.path);
+              let layout = sourcePlan.layout;
+              // Unpaired reads of a paired run: listed by ENA but not fetched (null), or counted by the conversion.
+              // Data only (no new command), so recorded histories replay unchanged.
+              let unpairedReads: number | null | undefined = sourcePlan.unpaired ? null : undefined;
+              if (sourcePlan.source === 'sra') {
+                enter('converting', { attempt });
+                const conv = await step(
+                  { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `vdb-validate + fasterq-dump ${run.run}` },
+                  (o) => host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }]),
+                );
+                fastq = conv.files;
+                layout = conv.layout;
+                unpairedReads = conv.unpairedReads;
+              }
+              const verifyInput = { run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
+              reads = await step(
+                { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
+                (o) => host.verifyReads.executeWithOptions(o, [verifyInput]),
+              );
+            } catch (err) {
+              if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
+              log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: describe(err).reason });
+              await host.deleteReads({ run: run.run, runDir });
+              await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
+            }
           }
-          reads = await step(
-            { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
-            (o) => host.verifyReads.executeWithOptions(o, [{ run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads }]),
-          );
+          break;
         } catch (err) {
-          if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
-          log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: describe(err).reason });
+          // A copy that keeps failing integrity (md5 after the download's retries, gzip/count/vdb-validate after
+          // maxRetries downloads) is this source's problem: the next source may hold a good one.
+          const bad = describe(err);
+          const rest = options.sources.slice(options.sources.indexOf(sourcePlan.source) + 1);
+          if (isHostLost(err) || isCancellation(err) || !isBadCopy(bad.type)) throw err;
+          // Asked only here, so a clean sample's history gets no marker; older histories replay the old failure.
+          if (!patched(FALLBACK_ON_BAD_COPY)) throw err;
+          badCopies.push(`${sourcePlan.source}: ${bad.reason}`);
+          if (rest.length === 0) {
+            if (badCopies.length === 1) throw err;
+            throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${badCopies.join('; ')}` });
+          }
+          log.warn('the copy at this source stays bad; asking the next source', { run: run.run, source: sourcePlan.source, error: bad.reason });
           await host.deleteReads({ run: run.run, runDir });
-          await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
+          files = [];
+          try {
+            const next = await shared.resolveSource.executeWithOptions(
+              { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, summary: `resolve ${run.run} at ${rest.join(', ')} (bad copy at ${sourcePlan.source})` },
+              [{ run, options: { ...options, sources: rest } }],
+            );
+            // The provenance says why these reads come from the second choice.
+            sourcePlan = { ...next, notes: [...(next.notes ?? []), `bad copy before this one: ${badCopies.join('; ')}`] };
+          } catch (e) {
+            if (isCancellation(e)) throw e;
+            throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: ${badCopies.join('; ')}; then ${describe(e).reason}` });
+          }
+          plan = sourcePlan;
         }
       }
       // Folded: the slot signal and the quant go out in the same workflow task, so quant does not wait a
@@ -289,6 +338,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         source: sourcePlan,
         files,
         reads: reads.reads,
+        ...(reads.unpairedReads !== undefined ? { unpairedReads: reads.unpairedReads } : {}),
         quant: quantRecord,
         host: hostId,
         stages: status.history,

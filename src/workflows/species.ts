@@ -21,6 +21,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/contract.js';
+import { rootCause } from '../failures.js';
 import { sampleWorkflowId, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { RunMeta, SampleOptions, SampleOutcome, SpeciesPlan } from '../types.js';
@@ -172,10 +173,8 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
         status = 'running';
       } catch (err) {
         if (isCancellation(err)) throw err;
-        let e: unknown = err;
-        while (e && (e as { cause?: unknown }).cause) e = (e as { cause?: unknown }).cause;
         status = 'failed';
-        reason = `index unavailable: ${(e as Error).message}`;
+        reason = `index unavailable: ${(rootCause(err) as Error).message}`;
         await report(true);
         return { ...progress(), failures: s.failures, finished: true };
       }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { execa } from 'execa';
+import { causeChain } from '../../src/failures.js';
 import { batchWorkflowId } from '../../src/ids.js';
 import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
@@ -65,10 +66,11 @@ describe('bad command lines (test/corpus/cli.txt) through the real CLI', () => {
     expect(cases.length).toBeGreaterThanOrEqual(100);
     for (const c of cases) if (c.expect.length === 0) throw new Error(`cli.txt:${c.line}: a case without expectations`);
     const text = readFileSync(join(CORPUS, 'cli.txt'), 'utf8');
-    // every batch option's flag has at least one bad value in the corpus
-    const flags = [...readFileSync(join(process.cwd(), 'src', 'config', 'schema.ts'), 'utf8').matchAll(/^\s+\w+: '(--[a-z-]+)',$/gm)].map((m) => m[1] as string);
-    expect(flags.length).toBeGreaterThanOrEqual(24);
-    for (const f of flags) if (!new RegExp(`^\\$ run .*${f}[ =]`, 'm').test(text)) throw new Error(`no "$ run … ${f}" case in cli.txt`);
+    // the options declared before the schema became one declaration each have a hand-written case; every option,
+    // new ones included, gets generated bad values in test/config/options.test.ts
+    for (const f of ['--total-threads', '--sources', '--ena-file-scheme', '--batch-id', '--max-history-events']) {
+      if (!new RegExp(`^\\$ run .*${f}[ =]`, 'm').test(text)) throw new Error(`no "$ run … ${f}" case in cli.txt`);
+    }
   });
 
   it('the help an unknown-option message points to lists every option the command takes', async () => {
@@ -152,8 +154,7 @@ describe('bad batch inputs started on a real Temporal server (as with the Tempor
     );
     if (!(err instanceof WorkflowFailedError)) throw new Error(`expected the batch to fail, got ${String(err)}`);
     // the workflow's own check fails it directly; discovery fails its activity, which fails the workflow
-    let cause = err.cause as { message?: string; type?: string; nonRetryable?: boolean; cause?: unknown } | undefined;
-    while (cause && cause.type === undefined && cause.cause) cause = cause.cause as typeof cause;
+    const cause = causeChain(err.cause).find((c) => (c as { type?: string }).type !== undefined) as { message?: string; type?: string; nonRetryable?: boolean } | undefined;
     expect(cause?.type).toBe('InvalidInput');
     expect(cause?.nonRetryable).toBe(true);
     return cause?.message ?? '';

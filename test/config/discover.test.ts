@@ -93,7 +93,7 @@ describe('discoverBatch', () => {
     const { cwd, out } = setup({ 'c/amalgkit_apis_mellifera.yaml': 'species_list: [Apis_mellifera]\ntaxon_id: 7460\nwork_dir: nowhere\n' });
     asked.length = 0;
     const plan = await discoverBatch(opts({ configDir: 'c', outputDir: 'out', enaPortalUrl: portalUrl }), 'b1', cwd, { searchRunsByTaxon: search });
-    expect(asked).toEqual(['/ena/portal/api/search tax_eq(7460) AND library_strategy="RNA-Seq"']);
+    expect(asked).toEqual(['/ena/portal/api/search tax_eq(7460) AND library_strategy="RNA-Seq" AND library_source="TRANSCRIPTOMIC"']);
     expect(readFileSync(join(out, '.fetchquant/b1/apis_mellifera.runs.tsv'), 'utf8')).toBe(
       'run\tlayout\tnominal_length\tspots\nSRR100001\tpaired\t250\t900\nERR100002\tsingle\t\t\n',
     );

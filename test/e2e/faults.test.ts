@@ -34,7 +34,7 @@ interface Cast {
   wrongBytesOnce: SyntheticRun;
   /** unknown at ENA and at SRA -> RunNotFound, not retried */
   unknown: SyntheticRun;
-  /** flipped bytes on every request -> ChecksumMismatch after maxRetries */
+  /** flipped bytes on every request at ENA, and a damaged .sra at SRA: no source has a good copy */
   wrongBytesAlways: SyntheticRun;
   /** the SRA serves a damaged .sra on every request -> fails naming the .sra's corruption */
   sraCorruptAlways: SyntheticRun;
@@ -63,7 +63,8 @@ function faultPlan(k: Cast): FaultPlan {
     [k.stall.run]: [{ kind: 'stall', afterBytes: Math.floor(first(k.stall) * 0.6), ms: 8000, times: 1 }],
     [k.wrongBytesOnce.run]: [{ kind: 'wrong-bytes', times: 1 }],
     [k.unknown.run]: [{ kind: 'unknown' }],
-    [k.wrongBytesAlways.run]: [{ kind: 'wrong-bytes' }],
+    // ENA's copy stays bad, so the sample asks SRA next (fallback on a bad copy), whose .sra is damaged too.
+    [k.wrongBytesAlways.run]: [{ kind: 'wrong-bytes', target: 'fastq' }, { kind: 'corrupt-sra' }],
     [k.sraCorruptAlways.run]: [{ kind: 'corrupt-sra' }],
   };
 }
@@ -140,7 +141,7 @@ describe('a batch with faults on a third of its runs (real worker, real tools, r
     expect(failure(k.unknown)!.reason).toMatch(new RegExp(`not found at any source, run ${k.unknown.run}: ena: .*; sra: `));
     const wb = k.wrongBytesAlways.fastq[0]!;
     expect(failure(k.wrongBytesAlways)).toMatchObject({ species: c.speciesId, failureType: 'ChecksumMismatch' });
-    expect(failure(k.wrongBytesAlways)!.reason).toMatch(new RegExp(`${wb.name} from http://\\S+: md5 [0-9a-f]{32}, expected ${wb.md5}`));
+    expect(failure(k.wrongBytesAlways)!.reason).toMatch(new RegExp(`no source has a good copy: ena: .*${wb.name} from http://\\S+: md5 [0-9a-f]{32}, expected ${wb.md5}.*; sra: .*${k.wrongBytesAlways.run}\\.sra`));
     const sc = k.sraCorruptAlways;
     expect(failure(sc)).toMatchObject({ species: c.speciesId, failureType: 'ChecksumMismatch' });
     expect(failure(sc)!.reason).toMatch(new RegExp(`${sc.run}\\.sra from http://\\S+/sra/${sc.run}/${sc.run}: md5 [0-9a-f]{32}, expected ${sc.sra.md5}`));

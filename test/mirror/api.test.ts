@@ -52,8 +52,9 @@ describe('ENA filereport', () => {
       fastq_md5: files.map((f) => f.md5).join(';'),
       fastq_bytes: files.map((f) => String(f.bytes)).join(';'),
       library_layout: 'PAIRED',
-      read_count: '300',
-      base_count: String(300 * 100 * 2),
+      // spots: the 6 unpaired reads count too (ENA's read_count)
+      read_count: String(300 + threeFile.orphanReads!),
+      base_count: String(300 * 100 * 2 + threeFile.orphanReads! * 100),
       scientific_name: 'Pairus primus',
       tax_id: '111',
       nominal_length: '250',
@@ -84,7 +85,9 @@ describe('ENA filereport', () => {
   it('fails the whole request with 400 on one unknown field, a bad result type or a bad accession', async () => {
     const bad = await get(filereportUrl(mirror.enaPortalUrl, single.run, 'run_accession,fastq_ftpp'));
     expect(bad.status).toBe(400);
-    expect(bad.body.toString()).toMatch(/Invalid field\(s\) supplied: fastq_ftpp/);
+    // ENA's own words, as text/plain (test/fixtures/archives/ena/filereport-400-invalid-field.txt)
+    expect(bad.body.toString()).toBe('Invalid fieldName(s) supplied: fastq_ftpp');
+    expect(bad.headers['content-type']).toMatch(/^text\/plain/);
     expect((await get(`${mirror.enaPortalUrl}/filereport?accession=${single.run}&result=sample`)).status).toBe(400);
     expect((await get(`${mirror.enaPortalUrl}/filereport?accession=foo&result=read_run`)).status).toBe(400);
     expect((await get(`${mirror.enaPortalUrl}/filereport?result=read_run`)).status).toBe(400);
@@ -98,6 +101,19 @@ describe('ENA filereport', () => {
     expect(tsvRows(odd.body.toString())).toEqual([FILEREPORT_FIELDS.split(',')]);
     const oddJson = await get(filereportUrl(mirror.enaPortalUrl, 'ERR1000001', 'run_accession', 'json'));
     expect(JSON.parse(oddJson.body.toString())).toEqual([]);
+  });
+
+  it('lists a single-end run\'s file as RUN_1.fastq.gz on demand, and serves it under that name', async () => {
+    try {
+      mirror.setFaults({ [single.run]: [{ kind: 'single-as-mate1' }] });
+      const res = await get(filereportUrl(mirror.enaPortalUrl, single.run, 'fastq_ftp'));
+      const path = tsvRows(res.body.toString())[1]![0]!;
+      expect(path).toMatch(new RegExp(`/${single.run}_1\\.fastq\\.gz$`));
+      const file = await get(`http://${path}`);
+      expect({ status: file.status, md5: md5(file.body) }).toEqual({ status: 200, md5: single.fastq[0]!.md5 });
+    } finally {
+      mirror.setFaults({});
+    }
   });
 
   it('knows an sra-only run but lists no files for it', async () => {
@@ -143,8 +159,13 @@ describe('SRA Data Locator', () => {
     expect(body.result).toHaveLength(1);
     const r = body.result[0];
     expect({ bundle: r.bundle, status: r.status }).toEqual({ bundle: sraOnly.run, status: 200 });
-    expect(r.files[0]).toMatchObject({ type: 'sra', name: sraOnly.run, size: sraOnly.sra.bytes, md5: sraOnly.sra.md5 });
-    const link = r.files[0].locations[0].link as string;
+    // As the real locator: a .pileup companion (type sra) before the run, its vdbcache after it.
+    expect(r.files.map((f: { name: string; type: string }) => [f.name, f.type])).toEqual([
+      [`${sraOnly.run}.pileup`, 'sra'], [sraOnly.run, 'sra'], [`${sraOnly.run}.vdbcache`, 'vdbcache'],
+    ]);
+    expect((await get(r.files[0].locations[0].link)).status).toBe(404);
+    expect(r.files[1]).toMatchObject({ type: 'sra', name: sraOnly.run, size: sraOnly.sra.bytes, md5: sraOnly.sra.md5 });
+    const link = r.files[1].locations[0].link as string;
     expect(link).toBe(`${mirror.baseUrl}/sra/${sraOnly.run}/${sraOnly.run}`);
     const file = await get(link);
     expect({ status: file.status, bytes: file.body.length, md5: md5(file.body) }).toEqual({ status: 200, bytes: sraOnly.sra.bytes, md5: sraOnly.sra.md5 });
@@ -158,6 +179,22 @@ describe('SRA Data Locator', () => {
       ['SRR1000000', 404, true], [single.run, 200, false], ['bogus', 400, true],
     ]);
     expect((await get(mirror.sraLocateUrl)).status).toBe(400);
+  });
+
+  it('serves SRA Lite, payRequired, ceRequired and a top-level error without result on demand', async () => {
+    const ask = async () => JSON.parse((await get(`${mirror.sraLocateUrl}?acc=${sraOnly.run}&filetype=run`)).body.toString());
+    try {
+      mirror.setFaults({ [sraOnly.run]: [{ kind: 'sra-lite' }] });
+      expect((await ask()).result[0].files[1]).toMatchObject({ name: `${sraOnly.run}.lite`, noqual: true });
+      mirror.setFaults({ [sraOnly.run]: [{ kind: 'sra-pay-required' }] });
+      expect((await ask()).result[0].files[1].locations).toEqual([expect.objectContaining({ payRequired: true })]);
+      mirror.setFaults({ [sraOnly.run]: [{ kind: 'sra-ce-required' }] });
+      expect((await ask()).result[0].files[1].locations).toEqual([expect.objectContaining({ ceRequired: true })]);
+      mirror.setFaults({ [sraOnly.run]: [{ kind: 'locator-error' }] });
+      expect(await ask()).toEqual({ version: '2.1', status: 500, message: 'Internal Server Error' });
+    } finally {
+      mirror.setFaults({});
+    }
   });
 });
 

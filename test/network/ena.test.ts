@@ -6,23 +6,23 @@ const dir = `ftp.sra.ebi.ac.uk/vol1/fastq/SRR130/020/${RUN}`;
 const md5 = (c: string) => c.repeat(32);
 
 describe('ENA URLs', () => {
-  it('filereport asks for exactly the documented fields, for one run, in the asked format', () => {
+  it('filereport asks for exactly the fields fetchquant reads, for one run, in the asked format', () => {
     const u = new URL(filereportUrl('https://www.ebi.ac.uk/ena/portal/api/', RUN, 'json'));
     expect(u.pathname).toBe('/ena/portal/api/filereport');
     expect(u.searchParams.get('accession')).toBe(RUN);
     expect(u.searchParams.get('result')).toBe('read_run');
     expect(u.searchParams.get('format')).toBe('json');
     expect(u.searchParams.get('fields')).toBe(
-      'run_accession,fastq_ftp,fastq_md5,fastq_bytes,library_layout,read_count,base_count,scientific_name,tax_id,nominal_length,sra_ftp,sra_md5,sra_bytes',
+      'run_accession,fastq_ftp,fastq_md5,fastq_bytes,library_layout,read_count',
     );
-    expect(FILEREPORT_FIELDS).toHaveLength(13);
+    expect(FILEREPORT_FIELDS).toHaveLength(6);
     expect(new URL(filereportUrl('http://127.0.0.1:1/api', RUN)).searchParams.get('format')).toBe('tsv');
   });
 
-  it('search asks for RNA-Seq runs of the taxon, every row', () => {
+  it('search asks for bulk RNA-Seq runs of the taxon (not single-cell), every row', () => {
     const u = new URL(searchUrl('http://127.0.0.1:1/api', 104421));
     expect(u.pathname).toBe('/api/search');
-    expect(u.searchParams.get('query')).toBe('tax_eq(104421) AND library_strategy="RNA-Seq"');
+    expect(u.searchParams.get('query')).toBe('tax_eq(104421) AND library_strategy="RNA-Seq" AND library_source="TRANSCRIPTOMIC"');
     expect(u.searchParams.get('result')).toBe('read_run');
     expect(u.searchParams.get('limit')).toBe('0');
     expect(u.searchParams.get('fields')?.split(',')).toContain('run_accession');

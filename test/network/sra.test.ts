@@ -17,7 +17,10 @@ describe('SRA Data Locator', () => {
       answer({ bundle: RUN, status: 200, files: [{ type: 'sra', name: RUN, size: 1234, md5: 'AB'.repeat(16), locations: [{ service: 's3', link: 'https://h/sra/SRR000123/SRR000123' }] }] }),
       RUN,
     );
-    expect(a).toEqual({ found: true, file: { url: 'https://h/sra/SRR000123/SRR000123', name: `${RUN}.sra`, bytes: 1234, md5: 'ab'.repeat(16), mate: 0 } });
+    expect(a).toEqual({
+      found: true, file: { url: 'https://h/sra/SRR000123/SRR000123', name: `${RUN}.sra`, bytes: 1234, md5: 'ab'.repeat(16), mate: 0 },
+      noqual: false, remoteName: RUN, service: 's3',
+    });
   });
 
   it('reads a per-run status other than 200 as not found, with the message', () => {
@@ -26,7 +29,7 @@ describe('SRA Data Locator', () => {
   });
 
   it('reads a 200 without any http(s) link as not found', () => {
-    const a = parseLocate(answer({ bundle: RUN, status: 200, files: [{ type: 'sra', size: 1, locations: [] }] }), RUN);
+    const a = parseLocate(answer({ bundle: RUN, status: 200, files: [{ type: 'sra', name: RUN, size: 1, locations: [] }] }), RUN);
     expect(a.found).toBe(false);
   });
 

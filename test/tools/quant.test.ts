@@ -153,3 +153,33 @@ describe('the traps kallisto does not catch are caught by verifyReads', () => {
     expect(cut.message).toMatch(/6 lines is not a whole number of FASTQ records/);
   });
 });
+
+describe('spots of a paired run with unpaired reads (a 3-file run)', () => {
+  it('ENA listed unpaired reads it was not asked for: pairs <= spots, the rest recorded as unpaired', async () => {
+    const run = 'SRR7200005';
+    const sim = await simulate(run, true, 200);
+    const files = sim.fastqGz.map((x) => x.path);
+    // ENA's read_count (spots) is 207: 200 pairs + 7 unpaired reads in RUN.fastq.gz, which is not fetched.
+    expect(await act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 207, unpairedReads: null })).toEqual({
+      layout: 'paired', files, reads: 200, unpairedReads: 7,
+    });
+    // Without the unpaired file in the listing the count must be exact, as before.
+    const exact = await failureOf(act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 207 }));
+    expect(exact.message).toBe(`run ${run}: ${run}_1.fastq.gz and ${run}_2.fastq.gz hold 200 reads per mate, the source reports 207`);
+    // More pairs than spots is impossible: the copy is not the run ENA describes.
+    const over = await failureOf(act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 150, unpairedReads: null }));
+    expect(over.type).toBe('TruncatedReads');
+    expect(over.message).toBe(`run ${run}: ${run}_1.fastq.gz and ${run}_2.fastq.gz hold 200 reads per mate, more than the 150 spots the source reports (unpaired reads included)`);
+  });
+
+  it('fasterq-dump counted the unpaired reads: pairs + unpaired must equal spots', async () => {
+    const run = 'SRR7200006';
+    const sim = await simulate(run, true, 200);
+    const files = sim.fastqGz.map((x) => x.path);
+    expect(await act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 205, unpairedReads: 5 })).toEqual({
+      layout: 'paired', files, reads: 200, unpairedReads: 5,
+    });
+    const f = await failureOf(act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 207, unpairedReads: 5 }));
+    expect(f.message).toBe(`run ${run}: ${run}_1.fastq.gz and ${run}_2.fastq.gz hold 200 reads per mate plus 5 unpaired = 205 spots, the source reports 207`);
+  });
+});

@@ -1,0 +1,68 @@
+/**
+ * Every port the embedded Temporal server opens can be chosen: `fetchquant server` (run and demo share the same
+ * flags and code path, serverPorts -> startEmbeddedServer) with --port, --ui-port, --http-port and
+ * --metrics-port listens on exactly those, and the metrics and Web UI ports answer HTTP.
+ */
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { freePort } from '../../src/server/embedded.js';
+
+const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+
+describe('fetchquant server: every port chosen by flag', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fq-ports-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  // Free ports are picked, then bound by the server a moment later: another process on this shared machine may
+  // take one in between, so a start that fails on a busy port is tried again on fresh ones.
+  async function startOnFreePorts(): Promise<{ ports: number[]; text: string; child: ReturnType<typeof execa> } | 'busy'> {
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [port, uiPort, httpPort, metricsPort] = ports.map(String) as [string, string, string, string];
+    const child = execa(process.execPath, [CLI, 'server', '--output-dir', join(root, 'out'), '--port', port, '--ui-port', uiPort, '--http-port', httpPort, '--metrics-port', metricsPort], {
+      env: { FETCHQUANT_STATE_DIR: join(root, 'state') },
+      reject: false,
+    });
+    let text = '';
+    const started = await new Promise<boolean>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no start line in 90 s:\n${text}`)), 90_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        text += d.toString();
+        if (text.includes('Ctrl-C stops it')) {
+          clearTimeout(t);
+          resolve(true);
+        }
+      });
+      void child.then((r) => {
+        clearTimeout(t);
+        if (/address already in use/.test(String(r.stderr))) resolve(false);
+        else reject(new Error(`server exited ${r.exitCode}:\n${r.stdout}\n${r.stderr}`));
+      });
+    });
+    return started ? { ports, text, child } : 'busy';
+  }
+
+  it('listens on the given gRPC, Web UI, HTTP API and metrics ports', async () => {
+    let s = await startOnFreePorts();
+    for (let i = 0; s === 'busy' && i < 2; i++) s = await startOnFreePorts();
+    if (s === 'busy') throw new Error('three starts found a chosen port taken');
+    const { ports, text, child } = s;
+    const [port, uiPort, httpPort, metricsPort] = ports;
+    try {
+      expect(text).toContain(`started at 127.0.0.1:${port}`);
+      expect(text).toContain(`Web UI: http://127.0.0.1:${uiPort}`);
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(/^# (HELP|TYPE) /m);
+      expect((await fetch(`http://127.0.0.1:${uiPort}/`)).status).toBeLessThan(500);
+      // the HTTP API (grpc-gateway) answers on its port
+      const api = await fetch(`http://127.0.0.1:${httpPort}/api/v1/namespaces/default`);
+      expect(api.status).toBe(200);
+    } finally {
+      child.kill('SIGINT');
+      await child;
+    }
+  }, 300_000);
+});

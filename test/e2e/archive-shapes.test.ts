@@ -1,0 +1,137 @@
+/**
+ * A batch whose runs meet the archives' real answer shapes (test/fixtures/archives/README.md), run by a real
+ * worker (HTTP to the mirror, kallisto, fasterq-dump, real files) on the suite's Temporal server: a 3-file
+ * paired run whose read_count counts its unpaired reads, a single-end run listed as RUN_1.fastq.gz, SRA-only
+ * runs (empty fastq_* at ENA) behind a locator that lists a .pileup before the run, an SRA Lite copy, copies
+ * that need payment or cloud credentials, a locator that fails as a whole, an unknown run, ENA rejecting a
+ * field with 400, and an ENA copy that stays bad (fetched from SRA instead). Every recoverable run must end
+ * done; every other one failed with a reason that names the archive's answer.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
+import { startMirror, type FaultPlan, type Mirror } from '../../src/mirror/server.js';
+import { startWorker, type RunningWorker } from '../../src/worker.js';
+import type { Provenance } from '../../src/types.js';
+import type { BatchResult } from '../../src/workflows/batch.js';
+import { startMirrorBatch, walk } from '../helpers/e2e.js';
+import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+
+interface Cast {
+  threeFile: SyntheticRun;
+  mate1Only: SyntheticRun;
+  unknown: SyntheticRun;
+  badEnaCopy: SyntheticRun;
+  enaRejects: SyntheticRun;
+  sraPlain: SyntheticRun;
+  sraLite: SyntheticRun;
+  payRequired: SyntheticRun;
+  ceRequired: SyntheticRun;
+  locatorError: SyntheticRun;
+}
+
+function cast(d: Dataset): Cast {
+  const runs = d.species[0]!.runs;
+  const ena = runs.filter((r) => !r.sraOnly);
+  const sra = runs.filter((r) => r.sraOnly);
+  const threeFile = ena.find((r) => r.orphan)!;
+  const mate1Only = ena.find((r) => r.layout === 'single')!;
+  const rest = ena.filter((r) => r !== threeFile && r !== mate1Only);
+  if (!threeFile || !mate1Only || rest.length < 3 || sra.length < 5) throw new Error('archive-shapes: the seeded dataset lacks the runs this test needs');
+  return {
+    threeFile, mate1Only, unknown: rest[0]!, badEnaCopy: rest[1]!, enaRejects: rest[2]!,
+    sraPlain: sra[0]!, sraLite: sra[1]!, payRequired: sra[2]!, ceRequired: sra[3]!, locatorError: sra[4]!,
+  };
+}
+
+function faultPlan(k: Cast): FaultPlan {
+  return {
+    [k.mate1Only.run]: [{ kind: 'single-as-mate1' }],
+    [k.unknown.run]: [{ kind: 'unknown' }],
+    [k.badEnaCopy.run]: [{ kind: 'wrong-bytes', target: 'fastq' }],
+    [k.enaRejects.run]: [{ kind: 'ena-reject-field', field: 'read_count' }],
+    [k.sraLite.run]: [{ kind: 'sra-lite' }],
+    [k.payRequired.run]: [{ kind: 'sra-pay-required' }],
+    [k.ceRequired.run]: [{ kind: 'sra-ce-required' }],
+    [k.locatorError.run]: [{ kind: 'locator-error' }],
+  };
+}
+
+describe('a batch meeting the archives\' real answer shapes (real worker, real tools, real HTTP)', () => {
+  let t: TestTemporal;
+  let root: string;
+  let dataset: Dataset;
+  let mirror: Mirror;
+  let worker: RunningWorker;
+  let k: Cast;
+
+  beforeAll(async () => {
+    t = await testTemporal('e2e-archive-shapes');
+    root = await mkdtemp(join(tmpdir(), 'fq-shapes-'));
+    dataset = await generateDataset({ root, seed: 5, species: [{ name: 'Archivus realis', runs: 12, pairedFraction: 0.5, sraOnlyFraction: 0.5, readsPerRun: 400 }] });
+    k = cast(dataset);
+    mirror = await startMirror({ dataset, faults: faultPlan(k) });
+    worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'shapes-host', janitor: false, shutdownGraceTimeMs: 1000 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await worker?.shutdown();
+    await mirror?.stop();
+    await t?.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('finishes every recoverable run done and fails the rest naming the archive\'s answer', async () => {
+    const handle = await startMirrorBatch(t.client, 'shapes', dataset, mirror, { totalThreads: 6, maxRetries: 1 });
+    const result = (await handle.result()) as BatchResult;
+    const sp = dataset.species[0]!;
+    const reason = (r: SyntheticRun) => result.failures.find((f) => f.run === r.run);
+
+    // ---- the unrecoverable ones, each failed with what the archive said ----
+    expect(result.failures.map((f) => f.run).sort()).toEqual([k.unknown, k.enaRejects, k.payRequired, k.ceRequired, k.locatorError].map((r) => r.run).sort());
+    expect(reason(k.unknown)).toMatchObject({ failureType: 'RunNotFound' });
+    expect(reason(k.unknown)!.reason).toMatch(/ena: (HTTP 204 \(no content\)|no row for \w+ \(header-only answer\)) from http.*; sra: status 404 \(No data at given location/);
+    // ENA's 400 is loud and final: ENA's own words, and SRA is never asked for that run
+    expect(reason(k.enaRejects)).toMatchObject({ failureType: 'InvalidInput' });
+    expect(reason(k.enaRejects)!.reason).toContain('ENA rejected the request with HTTP 400: "Invalid fieldName(s) supplied: read_count"');
+    expect(reason(k.enaRejects)!.reason).not.toMatch(/sra:/);
+    expect(reason(k.payRequired)).toMatchObject({ failureType: 'RunNotFound' });
+    expect(reason(k.payRequired)!.reason).toMatch(/ena: no usable FASTQ listed \(fastq_ftp=""\); sra: status 200 but no copy is free to download: \w+ at s3 us-east-1 needs payment \(payRequired\)/);
+    expect(reason(k.ceRequired)!.reason).toMatch(/sra: status 200 but no copy is free to download: \w+ at gs us-east1 needs cloud credentials \(ceRequired\)/);
+    // a locator that failed as a whole is retried as a server error, never "not found"
+    expect(reason(k.locatorError)).toMatchObject({ failureType: 'ServerError' });
+    expect(reason(k.locatorError)!.reason).toMatch(/sra: SRA locator: locator error status 500 \(Internal Server Error\) without a result/);
+    const stats = mirror.stats();
+    for (const r of [k.enaRejects, k.payRequired, k.ceRequired, k.locatorError]) expect([r.run, stats.byPath[`/sra/${r.run}/${r.run}`]]).toEqual([r.run, undefined]);
+
+    // ---- everything else done, from the archive's bytes ----
+    expect(result.totals).toEqual({ total: 12, done: 7, skipped: 0, failed: 5 });
+    const failed = new Set(result.failures.map((f) => f.run));
+    const prov = (r: SyntheticRun) => JSON.parse(readFileSync(join(dataset.outputDir, sp.speciesId, 'quant', r.run, `${r.run}_fetchquant.json`), 'utf8')) as Provenance;
+    for (const r of sp.runs.filter((x) => !failed.has(x.run))) {
+      const info = JSON.parse(readFileSync(join(dataset.outputDir, sp.speciesId, 'quant', r.run, `${r.run}_run_info.json`), 'utf8'));
+      expect([r.run, info.n_processed]).toEqual([r.run, r.reads]);
+      const viaSra = r.sraOnly || r === k.badEnaCopy;
+      expect([r.run, prov(r).source.source, prov(r).files.map((f) => f.md5)]).toEqual([r.run, viaSra ? 'sra' : 'ena', viaSra ? [r.sra.md5] : r.fastq.map((f) => f.md5)]);
+    }
+    // the 3-file run: ENA's read_count counted the unpaired reads; the mates were verified against it, not equal to it
+    const three = prov(k.threeFile);
+    expect(three).toMatchObject({ reads: k.threeFile.reads, unpairedReads: k.threeFile.orphanReads, source: { layout: 'paired', expectedReads: k.threeFile.reads + k.threeFile.orphanReads!, unpaired: { name: `${k.threeFile.run}.fastq.gz` } } });
+    expect(three.source.notes?.[0]).toMatch(/unpaired reads, \d+ bytes\): not downloaded, not quantified/);
+    // the single run listed as RUN_1.fastq.gz: fetched from that URL, quantified single-end
+    expect(prov(k.mate1Only).source).toMatchObject({ layout: 'single', files: [{ name: `${k.mate1Only.run}.fastq.gz`, url: expect.stringMatching(/_1\.fastq\.gz$/) }] });
+    // the .pileup listed before the run was never fetched
+    for (const r of [k.sraPlain, k.sraLite]) expect([r.run, stats.byPath[`/sra/${r.run}/${r.run}.pileup`]]).toEqual([r.run, undefined]);
+    expect(prov(k.sraLite).source.notes?.[0]).toMatch(new RegExp(`SRA Lite copy \\(${k.sraLite.run}\\.lite, noqual\\)`));
+    expect(prov(k.sraPlain).source.notes).toBeUndefined();
+    // the ENA copy that stayed bad: fetched from SRA, and the provenance says why
+    expect(prov(k.badEnaCopy).source.notes?.[0]).toMatch(/bad copy before this one: ena: .*md5 [0-9a-f]{32}, expected/);
+
+    // ---- nothing left behind ----
+    const leftovers = walk(dataset.outputDir).filter((p) => /\.part$|\.fastq(\.gz)?$|\.sra$|\/\.[SED]RR\d+\.tmp\/$/.test(p));
+    expect(leftovers).toEqual([]);
+  }, 150_000);
+});
