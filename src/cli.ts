@@ -32,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
 const LONG_RUNNING = ['run', 'demo', 'worker', 'server'];
 
 async function command(cmd: string | undefined, rest: string[]): Promise<number> {
+  if (cmd && LONG_RUNNING.includes(cmd)) (await import('./cli/signals.js')).watchSignals();
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     out(usage());
     return cmd ? EXIT.ok : EXIT.badInput;
@@ -47,7 +48,6 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
       out(usage(cmd as Command));
       return EXIT.ok;
     }
-    if (LONG_RUNNING.includes(cmd)) (await import('./cli/signals.js')).watchSignals();
     if (['run', 'demo', 'worker'].includes(cmd)) await quietSdkLogs();
     switch (cmd) {
       case 'run': {

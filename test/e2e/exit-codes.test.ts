@@ -62,17 +62,30 @@ describe('exit codes, server ownership and a damaged state file', () => {
     '--total-threads', '2', '--min-free-gb', '0.01', '--kallisto-threads', '1', '--retry-initial', '0.2', '--monitor-interval', '1', '--disk-wait', '0.5',
   ];
   const startRun = () => {
-    const p = execa('node', runArgs.map((a) => (typeof a === 'function' ? a() : a)), { env, reject: false, all: true });
+    // no SIGKILL 5 s after our signal (execa's default): a run interrupted during start-up first waits for its server, then stops it
+    const p = execa('node', runArgs.map((a) => (typeof a === 'function' ? a() : a)), { env, reject: false, all: true, forceKillAfterDelay: false, timeout: 300_000 });
     procs.push(p);
     let text = '';
     p.all!.on('data', (d: Buffer) => (text += d.toString()));
     return { p, output: () => text };
   };
 
+  /** fetchquant has put in its SIGINT and SIGTERM handlers (SigCgt of /proc/<pid>/status): it is starting up */
+  const handling = (pid: number) => {
+    try {
+      const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      const caught = BigInt(`0x${m?.[1] ?? '0'}`);
+      return (caught & (1n << 1n)) !== 0n && (caught & (1n << 14n)) !== 0n;
+    } catch {
+      return false;
+    }
+  };
+
   it('SIGINT -> 130 and SIGTERM -> 143 at every moment, no server left behind; running again resumes', async () => {
-    const moments: { signal: 'SIGINT' | 'SIGTERM'; when: string; at: (o: () => string) => Promise<void> }[] = [
-      { signal: 'SIGINT', when: 'during the server start-up', at: async () => new Promise((r) => setTimeout(r, 700)) },
-      { signal: 'SIGTERM', when: 'during the server start-up', at: async () => new Promise((r) => setTimeout(r, 700)) },
+    const moments: { signal: 'SIGINT' | 'SIGTERM'; when: string; at: (o: () => string, pid: number) => Promise<void> }[] = [
+      // the state dir appears as the server starts (an earlier run's stays: then its server.log grows)
+      { signal: 'SIGINT', when: 'during the server start-up', at: async (_o, pid) => void (await eventually(async () => handling(pid), 60_000, 5)) },
+      { signal: 'SIGTERM', when: 'during the server start-up', at: async (_o, pid) => void (await eventually(async () => handling(pid), 60_000, 5)) },
       { signal: 'SIGTERM', when: 'once the batch runs', at: async (o) => { await eventually(async () => /batch \S+ running/.test(o()), 60_000, 20); } },
       { signal: 'SIGINT', when: 'as a sample is published', at: async () => { const n = countDone(dataset); await eventually(async () => countDone(dataset) > n, 120_000, 5); } },
       { signal: 'SIGTERM', when: 'as the last sample is published', at: async () => { await eventually(async () => countDone(dataset) === eachRun(dataset).length, 120_000, 5); } },
@@ -81,7 +94,7 @@ describe('exit codes, server ownership and a damaged state file', () => {
     for (const m of moments) {
       if (countDone(dataset) === eachRun(dataset).length && m.when !== 'as the last sample is published' && !m.when.includes('start-up')) continue;
       const run = startRun();
-      await m.at(run.output);
+      await m.at(run.output, run.p.pid!);
       run.p.kill(m.signal);
       const r = await run.p;
       seen.push(`${m.signal} ${m.when}: ${r.exitCode}`);
@@ -106,7 +119,7 @@ describe('exit codes, server ownership and a damaged state file', () => {
     const out = mkdtempSync(join(root, 'srv-'));
     const port = String(await freePort());
     const serverCmd = () => {
-      const p = execa('node', [CLI, 'server', '--output-dir', out, '--port', port], { env: { TEMPORAL_ADDRESS: '' }, reject: false, all: true });
+      const p = execa('node', [CLI, 'server', '--output-dir', out, '--port', port], { env: { TEMPORAL_ADDRESS: '' }, reject: false, all: true, forceKillAfterDelay: false });
       procs.push(p);
       let text = '';
       p.all!.on('data', (d: Buffer) => (text += d.toString()));
