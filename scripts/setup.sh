@@ -49,9 +49,27 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# 4. amalgkit (optional): the downstream consumer, for the tests that run `amalgkit merge/sanity/quant` on our
+# outputs. Only from the vendored wheel beside the checkout (amalgkit is not on PyPI); its dependencies come
+# from PyPI. Never required: without the wheel or python3 >= 3.11 those tests skip, saying so.
+amalgkit_line="not installed (tests that need it skip)"
+wheel=$(ls "$root"/../shared/vendor/amalgkit-*-py3-none-any.whl 2>/dev/null | tail -1 || true)
+if [ -x "$root/.tools/amalgkit/bin/amalgkit" ]; then
+  amalgkit_line="$("$root/.tools/amalgkit/bin/python" -c 'import importlib.metadata as m; print(m.version("amalgkit"))' 2>/dev/null) ($root/.tools/amalgkit)"
+elif [ -n "$wheel" ] && python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+  say "installing amalgkit from $wheel into .tools/amalgkit (dependencies from PyPI)"
+  if python3 -m venv "$root/.tools/amalgkit" && "$root/.tools/amalgkit/bin/pip" install -q "$wheel"; then
+    amalgkit_line="$("$root/.tools/amalgkit/bin/python" -c 'import importlib.metadata as m; print(m.version("amalgkit"))') ($root/.tools/amalgkit)"
+  else
+    say "amalgkit could not be installed (see above); tests that need it skip"
+    rm -rf "$root/.tools/amalgkit"
+  fi
+fi
+
 say "node      $(node --version)"
 say "temporal  $("$temporal_bin" --version 2>&1 | head -1)  ($temporal_bin)"
 say "kallisto  $(kallisto version 2>&1 | head -1)"
 say "chromium  $(chromium --version 2>/dev/null | head -1)"
 say "fasterq-dump $(fasterq-dump --version 2>&1 | grep -o '[0-9][0-9.]*' | head -1), vdb-validate $(command -v vdb-validate)"
+say "amalgkit  $amalgkit_line"
 say "ready: npm start runs the offline demo; npm test runs every test"

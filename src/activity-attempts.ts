@@ -12,9 +12,11 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, ActivityInterceptorsFactory, Next } from '@temporalio/worker';
 import { WORKER_LOST } from './failures.js';
+import { HUMAN_LINE, retryLine } from './human.js';
+import { attemptFailedSignal, type AttemptReport } from './workflows/messages.js';
 import { deadWorkerRecords, stateRoot, writeWorkerRecord } from './state-dir.js';
 
 /** The retry of a handed-back attempt waits only this long (the retry policy's back-off is for real failures). */
@@ -30,6 +32,8 @@ interface AttemptRecord {
   hostId: string;
   taskToken: string;
   workflowId: string;
+  /** absent in records of workers before it was kept */
+  workflowType?: string;
   activityType: string;
   activityId: string;
   attempt: number;
@@ -45,10 +49,11 @@ export function recordAttempts(hostId: string, env: NodeJS.ProcessEnv = process.
         const i = ctx.info;
         const r: AttemptRecord = {
           workerPid: process.pid,
-          namespace: i.activityNamespace,
+          namespace: i.namespace,
           hostId,
           taskToken: i.base64TaskToken,
           workflowId: i.workflowExecution?.workflowId ?? '',
+          workflowType: i.workflowType,
           activityType: i.activityType,
           activityId: i.activityId,
           attempt: i.attempt,
@@ -87,12 +92,13 @@ export async function reclaimDeadAttempts(client: Client, namespace: string, env
     }
     if (r.namespace !== namespace) continue;
     let failed = true;
+    const message = `worker ${r.workerPid} on host ${r.hostId} was killed during this attempt; retrying`;
     try {
       await client.activity.fail(
         Buffer.from(r.taskToken, 'base64'),
         ApplicationFailure.create({
           type: WORKER_LOST,
-          message: `worker ${r.workerPid} on host ${r.hostId} was killed during this attempt; retrying`,
+          message,
           // Nothing went wrong with the work itself: retry now, not after the policy's back-off.
           nextRetryDelay: RETRY_AFTER_WORKER_LOST_MS,
         }),
@@ -100,8 +106,66 @@ export async function reclaimDeadAttempts(client: Client, namespace: string, env
     } catch {
       failed = false; // NotFound: the attempt ended already (timed out, or completed before the kill)
     }
+    if (failed && r.workflowType === 'sampleWorkflow') {
+      const report = { activity: r.activityType, activityId: r.activityId, attempt: r.attempt, host: r.hostId, at: new Date().toISOString(), error: message, type: WORKER_LOST, retrying: true };
+      await sendReport(client, r.workflowId, report);
+    }
     rmSync(file, { force: true });
     out.push({ workflowId: r.workflowId, activityType: r.activityType, attempt: r.attempt, workerPid, failed });
   }
   return out;
+}
+
+/** The run a sample workflow works on (`fetchquant/<batch>/<species>/<RUN>`), else the workflow id. */
+function subjectOf(workflowId: string, workflowType: string | undefined): string {
+  return workflowType === 'sampleWorkflow' ? (workflowId.split('/').pop() ?? workflowId) : workflowId;
+}
+
+/** Whether Temporal will schedule another attempt after this one failed with `err`. */
+export function willRetry(err: unknown, info: Pick<Context['info'], 'attempt' | 'retryPolicy'>): boolean {
+  const app = err instanceof ApplicationFailure ? err : null;
+  if (app?.nonRetryable) return false;
+  const type = app?.type ?? (err as Error)?.name;
+  if (type && info.retryPolicy?.nonRetryableErrorTypes?.includes(type)) return false;
+  const max = info.retryPolicy?.maximumAttempts ?? 0;
+  return !max || info.attempt < max;
+}
+
+/** Signals to a closed workflow or an unreachable server must not hold up the attempt's failure. */
+async function sendReport(client: Client, workflowId: string, report: AttemptReport): Promise<void> {
+  const give = new Promise<void>((r) => setTimeout(r, 5000).unref());
+  await Promise.race([client.workflow.getHandle(workflowId).signal(attemptFailedSignal, report).catch(() => undefined), give]);
+}
+
+/**
+ * Every failed attempt of an activity, said once: a human line on the terminal when Temporal will retry
+ * it (a final failure is the sample's to report, with its outcome), and, for a sample's activities, an
+ * `attemptFailed` signal to the sample, so its history keeps each attempt's error and host (Temporal keeps
+ * only the last failure). Cancellations are not failures of the work and are not reported.
+ */
+export function reportAttempts(hostId: string, client: Client): ActivityInterceptorsFactory {
+  return (ctx: Context) => ({
+    inbound: {
+      async execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>) {
+        try {
+          return await next(input);
+        } catch (err) {
+          if (err instanceof CancelledFailure || ctx.cancellationSignal.aborted) throw err;
+          const i = ctx.info;
+          const retrying = willRetry(err, i);
+          const error = (err as Error)?.message ?? String(err);
+          const type = err instanceof ApplicationFailure ? (err.type ?? undefined) : (err as Error)?.name;
+          const workflowId = i.workflowExecution?.workflowId ?? '';
+          if (retrying) {
+            const line = retryLine(subjectOf(workflowId, i.workflowType), i.activityType, i.attempt, i.retryPolicy?.maximumAttempts || null, hostId, error);
+            ctx.log.warn('activity attempt failed; Temporal retries it', { [HUMAN_LINE]: line });
+          }
+          if (i.workflowType === 'sampleWorkflow' && workflowId) {
+            await sendReport(client, workflowId, { activity: i.activityType, activityId: i.activityId, attempt: i.attempt, host: hostId, at: new Date().toISOString(), error, type, retrying });
+          }
+          throw err;
+        }
+      },
+    },
+  });
 }

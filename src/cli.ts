@@ -7,19 +7,6 @@ import type { Command } from './config/schema.js';
 
 const out = (l: string) => process.stdout.write(`${l}\n`);
 
-async function quietSdkLogs(): Promise<void> {
-  const { Runtime, DefaultLogger } = await import('@temporalio/worker');
-  const level = (process.env.FETCHQUANT_LOG_LEVEL ?? 'WARN').toUpperCase() as 'WARN';
-  try {
-    // Core's warnings are its gRPC retries ("poll_activity_task_queue retried 6 times", dozens a second)
-    // while a server restarts: expected and survived, so by default only its errors reach the terminal.
-    const core = level === 'WARN' ? 'ERROR' : level;
-    Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core, other: 'ERROR' } } } });
-  } catch {
-    // installed already (main() called twice in one process)
-  }
-}
-
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   const code = await command(cmd, rest);
@@ -48,7 +35,8 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
       out(usage(cmd as Command));
       return EXIT.ok;
     }
-    if (['run', 'demo', 'worker'].includes(cmd)) await quietSdkLogs();
+    // SDK logs go to a file (named at the end); the terminal gets progress, problems and the summary.
+    if (['run', 'demo', 'worker'].includes(cmd)) await (await import('./log.js')).installCliLogging();
     switch (cmd) {
       case 'run': {
         const { batchOptionsFromFlags } = await import('./cli/args.js');

@@ -99,3 +99,12 @@ export function indexPathOf(indexDir: string, speciesName: string): string {
 export function webUiWorkflowUrl(uiBase: string, namespace: string, workflowId: string): string {
   return `${uiBase.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }
+
+/**
+ * amalgkit quant's -l/-s for single-end reads (quant.py resolve_nominal_length_for_kallisto, docs/amalgkit.md):
+ * the run's nominal length, raised to 200 when smaller, 200 when unknown; sd = length / 10.
+ */
+export function amalgkitFragment(nominalLength: number | undefined): { length: number; sd: number } {
+  const l = nominalLength !== undefined && Number.isFinite(nominalLength) && nominalLength > 0 ? Math.max(200, nominalLength) : 200;
+  return { length: l, sd: l / 10 };
+}

@@ -24,6 +24,22 @@ export interface SpeciesPlan {
   totalRuns: number;
   /** runs already done (abundance + provenance on disk) at discovery time */
   doneRuns: number;
+  /** what the species' amalgkit config asks of each run (absent in plans of older releases) */
+  amalgkit?: AmalgkitRunSettings;
+}
+
+/** Per-species settings from amalgkit config fields (docs/amalgkit.md), carried to each sample. */
+export interface AmalgkitRunSettings {
+  /** steps.getfastq.max_bp: stop each download once the reads hold this many bases; null = whole run */
+  maxBp: number | null;
+  /** steps.quant.keep_fastq: yes / clean_fastq: no */
+  keepReads: boolean;
+  /** fetchquant.fragment_length given: single-end -l/-s come from the config, not amalgkit's rule */
+  fragmentFromConfig: boolean;
+  /** sources this species may use (batch --sources filtered by steps.getfastq.ena/aws/gcp/ncbi) */
+  sources: Source[];
+  /** SRA Data Locator services allowed (s3, gs, ncbi) */
+  sraServices: string[];
 }
 
 export interface BatchPlan {
@@ -52,7 +68,11 @@ export interface RunPage {
 }
 
 /** Options a sample needs; a subset of BatchOptions so a sample's input stays small. */
-export type SampleOptions = Pick<
+export type SampleOptions = SampleOptionsBase & {
+  /** SRA Data Locator services this species may download from (s3, gs, ncbi); absent = any */
+  sraServices?: string[];
+};
+type SampleOptionsBase = Pick<
   BatchOptions,
   | 'maxRetries'
   | 'processTimeoutSec'
@@ -83,6 +103,7 @@ export interface SampleInput {
   fragmentLength: number;
   fragmentSd: number;
   options: SampleOptions;
+  amalgkit?: AmalgkitRunSettings;
 }
 
 /** One remote file of a run, as the source describes it. */
@@ -123,6 +144,8 @@ export interface LocalFile {
 
 export interface DownloadResult {
   files: LocalFile[];
+  /** set when the download stopped at max_bp: the files hold the run's first `reads` reads (whole records) */
+  downsampled?: { maxBp: number; reads: number; bases: number };
   /** bytes actually transferred by this attempt chain (a resume fetches only the rest) */
   bytesFetched: number;
   /** bytes found on disk and kept when the attempt started */

@@ -10,7 +10,7 @@ import { hostQueue, janitorWorkflowId, TASK_QUEUE } from './ids.js';
 import { DEFAULTS } from './config/schema.js';
 import { freshWorkflowBundle, WORKFLOWS_PATH } from './workflow-bundle.js';
 import { reapOrphanTools } from './tools/process.js';
-import { reclaimDeadAttempts, recordAttempts } from './activity-attempts.js';
+import { reclaimDeadAttempts, recordAttempts, reportAttempts } from './activity-attempts.js';
 
 export { WORKFLOWS_PATH };
 
@@ -80,11 +80,12 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
         ...workflowCode(),
         activities,
         maxCachedWorkflows: 2000,
+        interceptors: { activity: [reportAttempts(cfg.hostId, cfg.client)] },
       } as WorkerOptions),
     );
   }
   workers.push(
-    await Worker.create({ ...common, taskQueue: hostQueue(cfg.hostId), activities, interceptors: { activity: [recordAttempts(cfg.hostId)] } } as WorkerOptions),
+    await Worker.create({ ...common, taskQueue: hostQueue(cfg.hostId), activities, interceptors: { activity: [recordAttempts(cfg.hostId), reportAttempts(cfg.hostId, cfg.client)] } } as WorkerOptions),
   );
   const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
 

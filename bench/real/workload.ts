@@ -124,7 +124,7 @@ export async function makeScenario(d: Dataset, dir: string): Promise<Scenario> {
     const cfg = parse(await readFile(s.configPath, 'utf8')) as { steps: { getfastq: { out_dir: string }; quant: { out_dir: string; index_dir: string } } };
     const base = join(dir, 'out', s.speciesId);
     cfg.steps.getfastq.out_dir = join(base, 'fastq');
-    cfg.steps.quant.out_dir = join(base, 'quant');
+    cfg.steps.quant.out_dir = base; // amalgkit's meaning: results in <out_dir>/quant/<RUN>
     cfg.steps.quant.index_dir = join(d.root, 'index');
     await writeFile(join(configDir, s.configPath.slice(s.configPath.lastIndexOf('/') + 1)), stringify(cfg));
     species.push({ speciesId: s.speciesId, readsDir: join(base, 'fastq'), quantDir: join(base, 'quant'), runs: s.runs });

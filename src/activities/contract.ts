@@ -61,7 +61,7 @@ export interface Activities {
     fastaPaths: string[];
   }): Promise<{ done: true } | { done: false; plan: SourcePlan; grant: DiskGrant }>;
   /** finalize then deleteReads, in one round trip: the sample is published and its reads are gone. */
-  publish(input: { run: string; quantDir: string; tmpDir: string; provenance: Provenance; runDir: string }): Promise<{ dir: string; removedBytes: number }>;
+  publish(input: { run: string; quantDir: string; tmpDir: string; provenance: Provenance; runDir: string; keepReads?: boolean }): Promise<{ dir: string; removedBytes: number }>;
   /** True iff abundance and provenance files of the run exist. */
   checkDone(input: { quantDir: string; run: string }): Promise<boolean>;
   /** Admission: grant iff free - reserved(others) - bytes >= minFreeGb. Idempotent per run. */
@@ -69,7 +69,7 @@ export interface Activities {
   releaseDisk(input: { run: string }): Promise<void>;
   /** Download every file of the plan into runDir, verified by size and md5; resumes from bytes on disk. */
   /** minFreeGb: the disk floor the transfer keeps while it writes (stops with DiskFloor, bytes kept); none if absent */
-  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; minFreeGb?: number }): Promise<DownloadResult>;
+  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + gzip; removes the .sra. Returns fastq.gz paths. */
   /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
   convertSra(input: { run: string; sraPath: string; runDir: string; threads: number; timeoutSec: number }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number }>;
@@ -96,9 +96,10 @@ export interface Activities {
   finalize(input: { run: string; quantDir: string; tmpDir: string; provenance: Provenance }): Promise<{ dir: string }>;
   /**
    * Removes <readsDir>/getfastq/<RUN> entirely and releases the run's disk reservation; with quantDir,
-   * also the unpublished <quantDir>/.<RUN>.tmp of a sample that ends without finalize.
+   * also the unpublished <quantDir>/.<RUN>.tmp of a sample that ends without finalize. `keep` (the config's
+   * keep_fastq/clean_fastq asked to keep the reads): only the reservation is released.
    */
-  deleteReads(input: { run: string; runDir: string; quantDir?: string }): Promise<{ removedBytes: number }>;
+  deleteReads(input: { run: string; runDir: string; quantDir?: string; keep?: boolean }): Promise<{ removedBytes: number }>;
   /** Records free space; below the threshold removes orphaned partial downloads (never runs in `inFlight`). */
   janitorSweep(input: { readsDirs: string[]; autoCleanupThresholdGb: number; inFlight: string[]; execute: boolean }): Promise<JanitorReport>;
   /** Status of workflows by id (latest run); the result of completed ones. For the batch's sweep. */

@@ -53,7 +53,7 @@ export function createDiscoverActivities(deps: DiscoverActivityDeps): Pick<Activ
   return {
     async discoverBatch({ options, batchId }) {
       try {
-        return await discoverBatch(options, batchId, deps.cwd, { searchRunsByTaxon: deps.searchRunsByTaxon });
+        return await discoverBatch(options, batchId, deps.cwd, { searchRunsByTaxon: deps.searchRunsByTaxon, amalgkitTables: true });
       } catch (err) {
         if (err instanceof InvalidInputError) {
           const lines = err.problems.map(formatProblem);

@@ -162,7 +162,8 @@ async function fetchFile(
   const signal = ctx.cancel ? AbortSignal.any([ctx.cancel, stall.signal]) : stall.signal;
   // identity: fetch would silently gunzip a .fastq.gz served with Content-Encoding: gzip (md5 never matches).
   const headers: Record<string, string> = { 'accept-encoding': 'identity', ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) };
-  const res = await ctx.http.get(f.url, { headers, signal });
+  // A server that accepts the connection and never answers is a stall too: the head gets the same limit.
+  const res = await ctx.http.get(f.url, { headers, signal, headersTimeoutMs: ctx.stallMs });
 
   if (res.status === 416 && offset > 0) {
     // Nothing after our last byte: the part is whole (md5 decides), unless the plan expects more bytes

@@ -142,8 +142,10 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
         if (!(await isFile(join(outDir, 'abundance.tsv')))) {
           throw ApplicationFailure.create({ type: FailureType.ToolFailed, message: `run ${run}: kallisto quant wrote no abundance.tsv in ${outDir}` });
         }
+        // amalgkit's names (quant.py rename_kallisto_outputs); abundance.h5 only where kallisto wrote one
         await rename(join(outDir, 'abundance.tsv'), join(outDir, `${run}_abundance.tsv`));
         await rename(infoFile, join(outDir, `${run}_run_info.json`));
+        if (await isFile(join(outDir, 'abundance.h5'))) await rename(join(outDir, 'abundance.h5'), join(outDir, `${run}_abundance.h5`));
         return {
           nProcessed: info.nProcessed,
           nPseudoaligned: info.nPseudoaligned,
@@ -190,13 +192,18 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
       return { dir };
     },
 
-    async deleteReads({ run, runDir, quantDir }) {
+    async deleteReads({ run, runDir, quantDir, keep }) {
       checkRun(run);
       checkDir(run, 'runDir', runDir);
       // A sample that ends before finalize (cancelled, failed) also drops its unpublished quant output.
       if (quantDir !== undefined) {
         checkDir(run, 'quantDir', quantDir);
         await rm(runQuantTmpDir(quantDir, run), { recursive: true, force: true });
+      }
+      // keep_fastq: yes / clean_fastq: no — the reads stay; only the in-flight reservation ends
+      if (keep) {
+        deps.ledger?.release(run);
+        return { removedBytes: 0 };
       }
       const clean = runDir.replace(/\/+$/, '');
       // Refuse anything but a run's own reads dir: a wrong path here would delete someone's data.

@@ -21,9 +21,9 @@ export function createSampleSteps(parts: Parts): Pick<Activities, 'prepareSample
         return { done: false as const, plan, grant };
       });
     },
-    async publish({ run, quantDir, tmpDir, provenance, runDir }) {
+    async publish({ run, quantDir, tmpDir, provenance, runDir, keepReads }) {
       const { dir } = await parts.finalize({ run, quantDir, tmpDir, provenance });
-      const { removedBytes } = await parts.deleteReads({ run, runDir });
+      const { removedBytes } = await parts.deleteReads({ run, runDir, ...(keepReads ? { keep: true } : {}) });
       return { dir, removedBytes };
     },
   };

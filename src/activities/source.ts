@@ -43,7 +43,7 @@ async function askEna(run: RunMeta, o: SampleOptions, http: HttpClient, signal?:
 }
 
 async function askSra(run: RunMeta, o: SampleOptions, http: HttpClient, layoutHint: Layout | undefined, signal?: AbortSignal): Promise<Answer> {
-  const a = await locateRun({ locateUrl: o.sraLocateUrl, run: run.run, http, signal });
+  const a = await locateRun({ locateUrl: o.sraLocateUrl, run: run.run, http, signal, ...(o.sraServices ? { services: o.sraServices } : {}) });
   if (!a.found) return { notFound: a.answer };
   const notes = a.noqual
     ? [`SRA Lite copy (${a.remoteName}, noqual): quality scores are not the original ones (fasterq-dump writes a constant quality)`]

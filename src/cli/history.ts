@@ -1,6 +1,7 @@
 /**
  * `fetchquant history <RUN>`: the audit of one run from Temporal itself — every sample workflow of that
- * run across batches, each activity with its attempts, worker host, timing and error, and the Web UI link.
+ * run across batches, each activity with every attempt (host, end, error: the workers report each failed
+ * attempt to the sample by an attemptFailed signal), timing, and the Web UI link.
  */
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { RUN_ACCESSION } from '../config/schema.js';
@@ -45,6 +46,10 @@ export function renderAudit(audits: RunAudit[], uiUrl: string | null, namespace:
     for (const x of a.activities) {
       const dur = x.startedAt && x.endedAt ? `${((Date.parse(x.endedAt) - Date.parse(x.startedAt)) / 1000).toFixed(2)}s` : '';
       lines.push(`  ${x.scheduledAt}  ${x.activity.padEnd(14)} attempt ${x.attempt}  host ${x.host ?? '?'}  ${x.outcome} ${dur}${x.error ? `  error: ${x.error}` : ''}`);
+      // Every attempt when there was more than one: Temporal itself keeps only the last failure.
+      if (x.attempts.length > 1) {
+        for (const t of x.attempts) lines.push(`      attempt ${t.attempt}  host ${t.host ?? '?'}  ${t.outcome}${t.at ? ` at ${t.at}` : ''}${t.error ? `  error: ${t.type ? `[${t.type}] ` : ''}${t.error}` : ''}`);
+      }
     }
   }
   return lines.join('\n');

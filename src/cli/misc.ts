@@ -1,11 +1,13 @@
 /** server, setup, worker, cleanup. */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { CLI_OPTIONS, DEFAULTS } from '../config/schema.js';
 import { connectNative, resolveTarget, unreachableMessage } from '../server/connection.js';
 import { startEmbeddedServer } from '../server/embedded.js';
 import { setupNamespace } from '../server/setup.js';
 import { defaultHostId, startWorker } from '../worker.js';
+import { cliLogger, logFileName } from '../log.js';
+import { stateRoot } from '../state-dir.js';
 import { EnvError, EXIT, serverPorts } from './args.js';
 import { embeddedStateDir, openSession } from './context.js';
 import { nextInterrupt } from './signals.js';
@@ -73,7 +75,7 @@ export async function cmdSetup(values: Record<string, unknown>, out: Out): Promi
 }
 
 export async function cmdWorker(values: Record<string, unknown>, out: Out): Promise<number> {
-  const session = await openSession(values, 'attach');
+  const session = await openSession(values, 'attach', { searchAttributes: true, out });
   const hostId = (values['host-id'] as string | undefined) ?? defaultHostId();
   const native = await connectNative(session.target);
   const worker = await startWorker({
@@ -83,7 +85,11 @@ export async function cmdWorker(values: Record<string, unknown>, out: Out): Prom
     hostId,
     janitor: { readsDirs: [] },
   });
+  // A worker has no output dir of its own: its SDK log lives in this machine's state dir.
+  const logger = cliLogger();
+  logger?.open(logFileName(join(stateRoot(), 'logs'), `fetchquant-worker-${hostId}`));
   out(`worker ${hostId} polling fetchquant and fetchquant@${hostId} on ${session.target.address} (namespace ${session.target.namespace}); Ctrl-C to stop`);
+  if (logger?.path) out(`log: ${logger.path}`);
   await Promise.race([waitForSignal(), worker.done]);
   await worker.shutdown();
   await native.close();

@@ -20,6 +20,8 @@ import { EnvError, EXIT } from './args.js';
 import { openSession, type Session } from './context.js';
 import { rates, renderProgress } from './progress.js';
 import { interruptedCode, onInterrupt } from './signals.js';
+import { join } from 'node:path';
+import { cliLogger, logFileName } from '../log.js';
 
 export interface RunHooks {
   /** printed once the batch is running (demo prints its mirror here) */
@@ -31,7 +33,15 @@ export interface RunHooks {
 
 export async function runBatch(values: Record<string, unknown>, options: BatchOptions, hooks: RunHooks = {}): Promise<number> {
   const out = hooks.out ?? ((l: string) => process.stdout.write(`${l}\n`));
-  const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded');
+  // SDK logs of this run go to a file under the output dir, named at the end; problems go to the terminal.
+  const logger = cliLogger();
+  const problems: string[] = [];
+  const tty = Boolean(process.stdout.isTTY);
+  if (logger) {
+    logger.open(logFileName(join(options.outputDir, 'logs'), 'fetchquant-run'));
+    logger.terminal = (l) => (tty ? problems.push(l) : out(l));
+  }
+  const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded', { searchAttributes: true, out });
   // Interrupted while the server started: stop what this run started, nothing else began.
   if (interruptedCode() !== null) {
     out('\ninterrupted during start-up; the batch is kept — run the same command again to resume');
@@ -96,7 +106,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     });
     const serverLost = supervisor ? supervisor.failed.catch((err: Error) => Promise.reject(new EnvError(`${err.message}\nthe batch is kept in that file — run the same command again to resume`))) : null;
     try {
-      result = await Promise.race([watchUntilDone(handle, out, Math.min(options.monitorIntervalSec, 10), !supervisor), workerStopped, ...(serverLost ? [serverLost] : [])]);
+      result = await Promise.race([watchUntilDone(handle, out, Math.min(options.monitorIntervalSec, 10), !supervisor, problems), workerStopped, ...(serverLost ? [serverLost] : [])]);
     } catch (err) {
       // Cancelled or terminated from elsewhere (`fetchquant cancel`, the Web UI): say so, not a stack trace.
       if (err instanceof WorkflowFailedError) {
@@ -114,6 +124,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
   } finally {
     unsubscribe();
     await stopAll(!interrupted);
+    if (logger?.path) out(`log: ${logger.path}`);
   }
 }
 
@@ -133,8 +144,12 @@ export async function resultThroughOutages(handle: WorkflowHandle, onOutage: (er
   }
 }
 
-/** Progress until the batch ends. `sayOutages`: print a line when the server stops answering (not for a supervised one, which says so itself). */
-export async function watchUntilDone(handle: WorkflowHandle, out: (l: string) => void, everySec: number, sayOutages = true): Promise<BatchResult> {
+/**
+ * Progress until the batch ends. `sayOutages`: print a line when the server stops answering (not for a
+ * supervised one, which says so itself). `problems`: lines (retries, failures) that a terminal's redrawn
+ * screen shows under the bars, the last 10 of them.
+ */
+export async function watchUntilDone(handle: WorkflowHandle, out: (l: string) => void, everySec: number, sayOutages = true, problems: string[] = []): Promise<BatchResult> {
   const tty = Boolean(process.stdout.isTTY);
   let prev: BatchProgress | null = null;
   let prevAt = Date.now();
@@ -154,9 +169,12 @@ export async function watchUntilDone(handle: WorkflowHandle, out: (l: string) =>
       const cur = await handle.query(batchProgressQuery);
       if (outage && sayOutages) out('the Temporal server answers again');
       outage = false;
+      // Before discovery the batch knows no species: "0/0 samples finished" says nothing.
+      if (cur.species.length === 0) throw new Error('not planned yet');
       const now = Date.now();
       const text = renderProgress(cur, rates(prev, cur, (now - prevAt) / 1000), tty);
-      if (tty) process.stdout.write(`\x1b[2J\x1b[H${text}\n`);
+      const recent = problems.length ? `\n\n${problems.slice(-10).join('\n')}` : '';
+      if (tty) process.stdout.write(`\x1b[2J\x1b[H${text}${recent}\n`);
       else if (text !== lastPlain) out(text);
       lastPlain = text;
       prev = cur;

@@ -8,10 +8,14 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { abundancePath, joinPath, provenancePath, runQuantDir, runReadsDir, speciesIdOf } from '../ids.js';
 import type { BatchPlan, Layout, RunMeta, SpeciesPlan } from '../types.js';
-import { BATCH_ID, InvalidInputError, RUN_ACCESSION, type BatchOptions, type Problem } from './schema.js';
-import { isSkippedStem, matchFastaFiles, parseRunTable, readSpeciesConfig, type SpeciesConfig } from './species.js';
+import { BATCH_ID, InvalidInputError, RUN_ACCESSION, type BatchOptions, type Problem, type Source } from './schema.js';
+import { entrezToEna } from './search.js';
+import { isSkippedStem, matchFastaFiles, normalizeSpeciesName, notASpeciesConfig, parseRunTable, readSpeciesConfig, type SpeciesConfig } from './species.js';
+import { SPECIES_ID } from './schema.js';
+import { findIndexFile, speciesToken } from './index-file.js';
+import { moveOldLayout, writeMetadataTable } from './amalgkit-layout.js';
 
-export type SearchRunsByTaxon = (o: { portalUrl: string; taxonId: number }) => Promise<RunMeta[]>;
+export type SearchRunsByTaxon = (o: { portalUrl: string; taxonId: number; query?: string }) => Promise<RunMeta[]>;
 
 export interface DiscoverDeps {
   /** ENA search for species with only a taxon_id; absent -> such species are a problem. */
@@ -21,6 +25,11 @@ export interface DiscoverDeps {
    * snapshot of a batch that is already running could shift the rows its species workflows are paging.
    */
   dryRun?: boolean;
+  /**
+   * Write each species' amalgkit sample table (<steps.quant.out_dir>/metadata/metadata.tsv) unless one that
+   * fetchquant did not write is there. The discover activity asks for it; unit tests of discovery do not.
+   */
+  amalgkitTables?: boolean;
 }
 
 const NO_RUNS = 'no runs: give a run table, fetchquant.runs or taxon_id';
@@ -65,7 +74,7 @@ function parseYaml(text: string, file: string, problems: Problem[]): unknown {
 }
 
 /** Read and parse a run table; a path that does not exist is a problem naming the field it came from. */
-async function readTable(path: string, where: string, field: string, problems: Problem[]): Promise<RunMeta[] | null> {
+async function readTable(path: string, where: string, field: string, problems: Problem[], c: SpeciesConfig, notes: string[]): Promise<RunMeta[] | null> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -77,26 +86,56 @@ async function readTable(path: string, where: string, field: string, problems: P
   }
   const parsed = parseRunTable(text, path);
   problems.push(...parsed.problems);
-  return parsed.problems.length ? null : parsed.runs;
+  if (parsed.problems.length) return null;
+  // A row of another species would be quantified against this species' index: report it. A subspecies
+  // ("Apis mellifera ligustica") is quantified against its species' index, as MetaInformAnt's configs alias them.
+  const subspecies: string[] = [];
+  for (const [run, { row, name }] of parsed.names) {
+    const n = normalizeSpeciesName(name);
+    if (n.toLowerCase() === c.name.toLowerCase()) continue;
+    if (n.toLowerCase().startsWith(`${c.name.toLowerCase()} `)) subspecies.push(`${run} (${n})`);
+    else problems.push({ where: path, field: `row ${row} column scientific_name`, value: name, message: `run ${run} is of another species than ${c.name} (${c.file}); its reads would be quantified against the ${c.name} index` });
+  }
+  if (subspecies.length) {
+    notes.push(`${c.speciesId}: ${subspecies.length} run(s) of a subspecies of ${c.name} are quantified against the ${c.name} index: ${subspecies.slice(0, 3).join(', ')}${subspecies.length > 3 ? ', …' : ''}`);
+  }
+  return parsed.runs;
 }
 
 /** SPEC §2.1 precedence: fetchquant.runs > explicit metadata > <work_dir>/metadata/metadata.tsv > ENA by taxon. */
-async function resolveRuns(c: SpeciesConfig, options: BatchOptions, deps: DiscoverDeps, problems: Problem[]): Promise<RunMeta[] | null> {
+async function resolveRuns(c: SpeciesConfig, options: BatchOptions, deps: DiscoverDeps, problems: Problem[], notes: string[]): Promise<RunMeta[] | null> {
   if (c.runs) return c.runs;
   if (c.runSourceBroken) return null;
-  if (c.metadataPath) return readTable(c.metadataPath, c.file, 'steps.getfastq.metadata', problems);
-  if (c.workDirTable && (await exists(c.workDirTable))) return readTable(c.workDirTable, c.file, 'work_dir', problems);
+  if (c.metadataPath) return readTable(c.metadataPath, c.file, 'steps.getfastq.metadata', problems, c, notes);
+  if (c.workDirTable && (await exists(c.workDirTable))) return readTable(c.workDirTable, c.file, 'work_dir', problems, c, notes);
   if (c.taxonId !== null) {
+    // Never a silently wider search: the config's own search_string, translated, or a problem naming the term.
+    let query: string | undefined;
+    if (c.searchString !== null) {
+      const t = entrezToEna(c.searchString, c.name, c.taxonId);
+      if ('error' in t) {
+        problems.push({ where: c.file, field: 'steps.metadata.search_string', value: c.searchString, message: `${t.error}; give a run table (steps.getfastq.metadata) or fetchquant.runs instead` });
+        return null;
+      }
+      query = t.query;
+    }
     if (!deps.searchRunsByTaxon) {
       problems.push({ where: c.file, field: 'taxon_id', value: c.taxonId, message: `${NO_RUNS} (ENA search is not available here)` });
       return null;
     }
-    const found = await deps.searchRunsByTaxon({ portalUrl: options.enaPortalUrl, taxonId: c.taxonId });
-    const runs = found.filter((r) => RUN_ACCESSION.test(r.run));
+    const found = await deps.searchRunsByTaxon(query === undefined ? { portalUrl: options.enaPortalUrl, taxonId: c.taxonId } : { portalUrl: options.enaPortalUrl, taxonId: c.taxonId, query });
+    let runs = found.filter((r) => RUN_ACCESSION.test(r.run));
     if (runs.length === 0) {
-      problems.push({ where: c.file, field: 'taxon_id', value: c.taxonId, message: `ENA (${options.enaPortalUrl}) lists no RNA-Seq runs for this taxon` });
+      problems.push({ where: c.file, field: 'taxon_id', value: c.taxonId, message: `ENA (${options.enaPortalUrl}) lists no RNA-Seq runs for this taxon${query ? ` (query ${query})` : ''}` });
       return null;
     }
+    const total = runs.length;
+    if (c.maxSample !== null && runs.length > c.maxSample) runs = [...runs].sort((a, b) => (a.run < b.run ? -1 : a.run > b.run ? 1 : 0)).slice(0, c.maxSample);
+    // Shown before anything is downloaded (the CLI prints notes first): how many runs this config asks for.
+    notes.push(
+      `${c.speciesId}: ENA search ${query ?? `tax_eq(${c.taxonId}) AND library_strategy="RNA-Seq"`} found ${total} run(s)` +
+        (runs.length < total ? `; max_sample ${c.maxSample} keeps the first ${runs.length} by accession` : '; all will be downloaded'),
+    );
     return runs;
   }
   const hint = c.workDirTable ? ` (${c.workDirTable} does not exist)` : '';
@@ -138,14 +177,22 @@ async function notADirectory(path: string): Promise<string | null> {
 async function checkDirs(c: SpeciesConfig, problems: Problem[], outputDirBad: boolean): Promise<void> {
   const dirs: [string, string | null, string][] = [
     [c.readsDir, c.dirFields.readsDir, 'reads dir'],
+    [c.quantOutDir, c.dirFields.quantDir, 'quant dir'],
     [c.quantDir, c.dirFields.quantDir, 'quant dir'],
     [dirname(c.indexPath), c.dirFields.indexDir, 'index dir'],
   ];
+  const reported = new Set<string>();
   for (const [dir, field, what] of dirs) {
     // defaults live under the output dir: its own problem already says it all
     if (field === null && outputDirBad) continue;
+    const name = field ?? `(default ${what} under --output-dir)`;
+    // <out_dir>/quant under an out_dir that is a file: the out_dir's problem says it all
+    if (reported.has(name)) continue;
     const why = await notADirectory(dir);
-    if (why) problems.push({ where: c.file, field: field ?? `(default ${what} under --output-dir)`, value: dir, message: why });
+    if (why) {
+      reported.add(name);
+      problems.push({ where: c.file, field: name, value: dir, message: why });
+    }
   }
 }
 
@@ -176,9 +223,10 @@ function checkSharedRuns(resolved: { c: SpeciesConfig; runs: RunMeta[] }[], prob
     }
   }
   for (const { c, other, kind, runs } of clashes.values()) {
-    const dir = kind === 'reads' ? c.readsDir : c.quantDir;
+    // the value as the user wrote the field (steps.quant.out_dir, not its quant/ subdir)
+    const dir = kind === 'reads' ? c.readsDir : c.quantOutDir;
     const shown = runs.slice(0, 3).join(', ') + (runs.length > 3 ? ', …' : '');
-    const place = kind === 'reads' ? runReadsDir(dir, runs[0] as string) : runQuantDir(dir, runs[0] as string);
+    const place = kind === 'reads' ? runReadsDir(c.readsDir, runs[0] as string) : runQuantDir(c.quantDir, runs[0] as string);
     problems.push({
       where: c.file,
       field: c.dirFields[kind === 'reads' ? 'readsDir' : 'quantDir'] ?? `(default ${kind} dir under --output-dir)`,
@@ -234,7 +282,10 @@ export async function readSnapshot(path: string): Promise<RunMeta[]> {
 interface Candidate {
   file: string;
   name: string;
+  /** the batch entry's id: the species id, or for one of several configs of a species, its config's stem */
   speciesId: string;
+  /** the species id from the name (shared by variants) */
+  nameId: string;
   config: SpeciesConfig | null;
   problems: Problem[];
 }
@@ -263,9 +314,14 @@ async function readCandidates(configDir: string, ctx: { cwd: string; outputDir: 
       return null;
     });
     const raw = text === null ? undefined : parseYaml(text, file, own);
+    const notSpecies = notASpeciesConfig(raw);
+    if (notSpecies !== null) {
+      notes.push(`skipped ${file}: ${notSpecies}`);
+      continue;
+    }
     const read = readSpeciesConfig(raw === undefined ? null : raw, { file, stem, ...ctx });
     // A config that did not parse has no fields to check; its name comes from the file stem for filtering.
-    out.push({ file, name: read.name, speciesId: read.speciesId, config: raw === undefined ? null : read.config, problems: [...own, ...(raw === undefined ? [] : read.problems)] });
+    out.push({ file, name: read.name, speciesId: read.speciesId, nameId: read.speciesId, config: raw === undefined ? null : read.config, problems: [...own, ...(raw === undefined ? [] : read.problems)] });
   }
   return out;
 }
@@ -275,10 +331,11 @@ function select(cands: Candidate[], options: BatchOptions, notes: string[], prob
   let kept = cands;
   if (options.species) {
     const wanted = options.species.map((s) => ({ given: s, id: speciesIdOf(s.replace(/_/g, ' ')) }));
-    kept = cands.filter((c) => wanted.some((w) => w.id === c.speciesId));
+    // an entry's own id picks one variant; the species' name picks all its variants
+    kept = cands.filter((c) => wanted.some((w) => w.id === c.speciesId || w.id === c.nameId));
     for (const c of cands) if (!kept.includes(c)) notes.push(`skipped ${c.file}: ${c.speciesId} not in --species`);
     for (const w of wanted) {
-      if (!cands.some((c) => c.speciesId === w.id)) {
+      if (!cands.some((c) => c.speciesId === w.id || c.nameId === w.id)) {
         problems.push({ where: 'input', field: 'species', value: w.given, message: `no config for this species (found: ${cands.map((c) => c.speciesId).join(', ') || 'none'})` });
       }
     }
@@ -288,6 +345,97 @@ function select(cands: Candidate[], options: BatchOptions, notes: string[], prob
     kept = kept.slice(0, options.maxSpecies);
   }
   return kept;
+}
+
+/** amalgkit getfastq's --aws/--gcp/--ncbi name where SRA files may come from; --ena allows ENA. */
+function speciesSources(c: SpeciesConfig, options: BatchOptions): Source[] {
+  const g = c.getfastqSources;
+  return options.sources.filter((s) => (s === 'ena' ? g.ena : g.aws || g.gcp || g.ncbi));
+}
+
+/** SRA Data Locator services allowed by the config (s3 = aws, gs = gcp, ncbi = NCBI's own servers). */
+function sraServices(c: SpeciesConfig): string[] {
+  const g = c.getfastqSources;
+  return [...(g.aws ? ['s3'] : []), ...(g.gcp ? ['gs'] : []), ...(g.ncbi ? ['ncbi'] : [])];
+}
+
+/**
+ * Several configs of one species (MetaInformAnt has 3 for Apis mellifera, 5 for Pogonomyrmex barbatus) are
+ * variants: each is its own entry, named by its config's stem (`amalgkit_pbarbatus_5sample.yaml` ->
+ * `pbarbatus_5sample`); the one whose stem is the species id keeps it. Ids must stay unique.
+ */
+function assignVariantIds(cands: Candidate[], problems: Problem[]): void {
+  const byName = new Map<string, Candidate[]>();
+  for (const c of cands) byName.set(c.nameId, [...(byName.get(c.nameId) ?? []), c]);
+  for (const group of byName.values()) {
+    if (group.length < 2) continue;
+    for (const cand of group) {
+      const stem = cand.file.slice(cand.file.lastIndexOf('/') + 1).replace(/\.yaml$/, '').replace(/^amalgkit_/, '');
+      const id = stem.toLowerCase().replace(/[^a-z0-9._-]+/g, '_').replace(/^[^a-z0-9]+/, '');
+      if (id === cand.nameId) continue;
+      if (!SPECIES_ID.test(id)) {
+        problems.push({ where: cand.file, field: '(file name)', value: stem, message: `another config also names ${cand.name}; this one's id would be ${JSON.stringify(id)}, which must match ${SPECIES_ID.source}` });
+        continue;
+      }
+      cand.speciesId = id;
+      if (cand.config) cand.config.speciesId = id;
+    }
+  }
+  const seen = new Map<string, string>();
+  for (const c of cands) {
+    const other = seen.get(c.speciesId);
+    if (other !== undefined) problems.push({ where: c.file, field: 'species_list', value: c.name, message: `entry id ${c.speciesId} is also the id of ${other}` });
+    else seen.set(c.speciesId, c.file);
+  }
+}
+
+/** Two configs of one species writing into the same reads or quant dir would take each other's runs. */
+function checkVariantDirs(selected: Candidate[], problems: Problem[]): void {
+  const owners = new Map<string, Candidate>();
+  for (const cand of selected) {
+    const c = cand.config;
+    if (!c) continue;
+    for (const [kind, dir, field] of [
+      ['reads', c.readsDir, c.dirFields.readsDir],
+      ['quant', c.quantDir, c.dirFields.quantDir],
+    ] as const) {
+      const key = `${cand.nameId}\0${kind}\0${dir}`;
+      const other = owners.get(key);
+      if (other === undefined) {
+        owners.set(key, cand);
+        continue;
+      }
+      problems.push({
+        where: cand.file,
+        field: field ?? `(default ${kind} dir under --output-dir)`,
+        value: dir,
+        message: `species ${cand.name} is also configured in ${other.file} with the same ${kind} dir: give each config its own ${kind === 'reads' ? 'steps.getfastq.out_dir' : 'steps.quant.out_dir'}`,
+      });
+    }
+  }
+}
+
+/**
+ * The index the way amalgkit finds it (./index-file.ts). Returns the FASTA(s) to build a missing index from;
+ * with steps.quant.build_index: no a missing index is a problem, never a second index.
+ */
+async function resolveIndex(c: SpeciesConfig, problems: Problem[], notes: string[]): Promise<string[]> {
+  const field = c.dirFields.indexDir ?? (c.dirFields.quantDir ? 'steps.quant.out_dir' : '(default index dir under --output-dir)');
+  const found = await findIndexFile(c.indexDir, c.name);
+  if (found && 'ambiguous' in found) {
+    problems.push({ where: c.file, field, value: c.indexDir, message: `holds ${found.ambiguous.length} index files for ${c.name}: ${found.ambiguous.join(', ')}; keep one (amalgkit quant refuses this too)` });
+    return [];
+  }
+  if (found) {
+    c.indexPath = found.path;
+    if (!found.exact) notes.push(`${c.speciesId}: using the index ${found.path} (amalgkit 0.16 quant itself looks only for ${c.indexDir}/${speciesToken(c.name)}.idx)`);
+    return [];
+  }
+  if (!c.buildIndex) {
+    problems.push({ where: c.file, field: 'steps.quant.build_index', value: 'no', message: `no index for ${c.name} in ${c.indexDir} (a non-empty ${speciesToken(c.name)}.idx) and building one is switched off` });
+    return [];
+  }
+  return findFasta(c, problems);
 }
 
 /**
@@ -306,35 +454,48 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
   const outputDirBad = await notADirectory(outputDir);
   if (outputDirBad) problems.push({ where: 'input', field: 'outputDir', value: outputDir, message: outputDirBad });
   const cands = await readCandidates(resolve(cwd, options.configDir), { cwd, outputDir }, notes, problems);
+  assignVariantIds(cands, problems);
   const selected = select(cands, options, notes, problems);
-  const firstOf = new Map<string, string>();
   const resolved: { c: SpeciesConfig; runs: RunMeta[]; fastaPaths: string[] }[] = [];
   for (const cand of selected) {
     problems.push(...cand.problems);
-    const other = firstOf.get(cand.speciesId);
-    if (other !== undefined) {
-      problems.push({ where: cand.file, field: 'species_list', value: cand.name, message: `species ${cand.speciesId} is also configured in ${other}` });
-      continue;
-    }
-    firstOf.set(cand.speciesId, cand.file);
     const c = cand.config;
     if (!c) continue;
-    const runs = await resolveRuns(c, options, deps, problems);
-    const fastaPaths = await findFasta(c, problems);
+    const runs = await resolveRuns(c, options, deps, problems, notes);
+    const fastaPaths = await resolveIndex(c, problems, notes);
     await checkDirs(c, problems, outputDirBad !== null);
     if (runs) resolved.push({ c, runs, fastaPaths });
   }
+  checkVariantDirs(selected, problems);
   checkSharedRuns(resolved, problems);
   if (problems.length) throw new InvalidInputError(problems);
 
   const species: SpeciesPlan[] = [];
   for (const { c, runs, fastaPaths } of resolved) {
     const runListPath = snapshotPath(outputDir, batchId, c.speciesId);
-    if (!deps.dryRun) await writeSnapshot(runListPath, runs);
+    if (!deps.dryRun) {
+      await writeSnapshot(runListPath, runs);
+      const moved = await moveOldLayout(c.quantOutDir, c.quantDir, runs);
+      if (moved.length) notes.push(`${c.speciesId}: moved ${moved.length} finished result(s) from ${c.quantOutDir}/<RUN> to ${c.quantDir}/<RUN> (amalgkit's layout)`);
+      if (runs.length && deps.amalgkitTables) {
+        const table = joinPath(c.quantOutDir, 'metadata', 'metadata.tsv');
+        const what = await writeMetadataTable(table, runs, c.name);
+        if (what === 'kept') notes.push(`${c.speciesId}: kept the existing ${table} (not written by fetchquant); amalgkit merge reads its runs from it`);
+      }
+    }
     if (runs.length === 0) notes.push(`${c.speciesId}: every row of its run table is excluded; nothing to do`);
     if (fastaPaths.length === 0 && !(await exists(c.indexPath))) {
       notes.push(`${c.speciesId}: no index at ${c.indexPath} and no transcriptome FASTA configured; the species will fail its index check`);
     }
+    if (c.unused.length) {
+      notes.push(
+        `${c.speciesId}: not used by fetchquant: ${c.unused.join(', ')} (downloads share the batch-wide --total-threads; kallisto runs with --kallisto-threads, --quant-threads at once per host; each run's history: fetchquant history <RUN> and its <RUN>_fetchquant.json)`,
+      );
+    }
+    if (c.keepReadsField) notes.push(`${c.speciesId}: keeps every run's reads after quant (${c.keepReadsField}) under ${c.readsDir}/getfastq/<RUN>`);
+    if (c.maxBp !== null) notes.push(`${c.speciesId}: downloads stop at ${c.maxBp} bases per run (steps.getfastq.max_bp: the first reads of each run)`);
+    const sources = speciesSources(c, options);
+    if (sources.join(',') !== options.sources.join(',')) notes.push(`${c.speciesId}: sources ${sources.join(', ') || 'none'} (steps.getfastq.aws/gcp/ncbi/ena)`);
     species.push({
       speciesId: c.speciesId,
       name: c.name,
@@ -348,6 +509,13 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
       fragmentSd: c.fragmentSd,
       totalRuns: runs.length,
       doneRuns: await countDone(c.quantDir, runs),
+      amalgkit: {
+        maxBp: c.maxBp,
+        keepReads: c.keepReadsField !== null,
+        fragmentFromConfig: c.fragmentFromConfig,
+        sources,
+        sraServices: sraServices(c),
+      },
     });
   }
   return { batchId, outputDir: resolve(cwd, options.outputDir), species, notes };

@@ -33,6 +33,33 @@ export interface SpeciesConfig {
   runSourceBroken: boolean;
   /** the config field each directory came from; null = the default under the output dir */
   dirFields: { readsDir: string | null; quantDir: string | null; indexDir: string | null };
+  /** steps.quant.out_dir as written (amalgkit's --out_dir); results go to <quantOutDir>/quant/<RUN> */
+  quantOutDir: string;
+  /** the index directory; the index file in it is found at discovery the way amalgkit finds it */
+  indexDir: string;
+  /** steps.quant.build_index (amalgkit's default: yes) */
+  buildIndex: boolean;
+  /** steps.getfastq.max_bp: stop each run's download at this many bases (null = whole run) */
+  maxBp: number | null;
+  /** steps.quant.keep_fastq: yes or steps.quant.clean_fastq: no; the field that asked, or null */
+  keepReadsField: string | null;
+  /** steps.getfastq.aws / gcp / ncbi / ena (amalgkit getfastq's sources; all default yes) */
+  getfastqSources: { aws: boolean; gcp: boolean; ncbi: boolean; ena: boolean };
+  /** steps.metadata.search_string (an NCBI Entrez query), for discovery by taxon */
+  searchString: string | null;
+  /** steps.select.max_sample (or steps.metadata.max_sample) */
+  maxSample: number | null;
+  /** fetchquant.fragment_length was given: it overrides amalgkit's rule for single-end -l/-s */
+  fragmentFromConfig: boolean;
+  /** fields read and deliberately not used, with their values, for one note line per config */
+  unused: string[];
+}
+
+/** Why a config file is not a species config at all (skipped with a line saying why), or null. */
+export function notASpeciesConfig(raw: unknown): string | null {
+  if (!isMap(raw)) return null;
+  if (['species_list', 'taxon_id', 'steps', 'fetchquant'].some((k) => k in raw)) return null;
+  return 'it has no species_list, taxon_id, steps or fetchquant section: not a per-species amalgkit config';
 }
 
 /** Config file stems the seed never ran (SPEC §2.1): `amalgkit_template.yaml`, `amalgkit_test_x.yaml`. */
@@ -120,10 +147,25 @@ class FieldReader {
     return resolve(this.cwd, v);
   }
 
+  /** amalgkit configs write YAML 1.1 booleans (yes/no/on/off); the YAML 1.2 parser leaves them strings. */
+  bool(path: string): boolean | undefined {
+    const v = this.get(path);
+    if (v === undefined) return undefined;
+    if (typeof v === 'boolean') return v;
+    if (typeof v === 'string') {
+      const t = v.trim().toLowerCase();
+      if (['yes', 'y', 'true', 'on'].includes(t)) return true;
+      if (['no', 'n', 'false', 'off'].includes(t)) return false;
+    }
+    this.problem(path, v, 'must be yes or no');
+    return undefined;
+  }
+
   number(path: string, opts: { int?: boolean; min: number; exclusiveMin?: boolean }): number | undefined {
     const v = this.get(path);
     if (v === undefined) return undefined;
-    const n = typeof v === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v;
+    // amalgkit's own --max_bp default is written with commas (999,999,999,999,999)
+    const n = typeof v === 'string' && /^\s*\d[\d,]*(\.\d+)?\s*$/.test(v) ? Number(v.replace(/,/g, '')) : v;
     const tooSmall = typeof n === 'number' && (opts.exclusiveMin ? n <= opts.min : n < opts.min);
     if (typeof n !== 'number' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || tooSmall) {
       const what = opts.int ? 'whole number' : 'number';
@@ -220,9 +262,9 @@ export function readSpeciesConfig(
   const runs = readRunList(r, 'fetchquant.runs');
   const runSourceBroken = !extOk || problems.length > before || (raw !== null && raw !== undefined && !isMap(raw));
   const readsDir = r.path('steps.getfastq.out_dir');
-  const quantDir = r.path('steps.quant.out_dir');
-  const indexDir = r.path('steps.quant.index_dir', { inferred: true });
-  const fastaDir = r.path('steps.quant.fasta_dir', { inferred: true }) ?? null;
+  const quantOut = r.path('steps.quant.out_dir');
+  const indexDirCfg = r.path('steps.quant.index_dir', { inferred: true });
+  const fastaDirCfg = r.path('steps.quant.fasta_dir', { inferred: true }) ?? null;
   const genomeDir = r.path('genome.dest_dir');
   const transcriptome = r.string('genome.files.transcriptome_fasta');
   if (transcriptome?.includes('\0')) r.problem('genome.files.transcriptome_fasta', transcriptome, 'must not contain a NUL byte');
@@ -238,8 +280,36 @@ export function readSpeciesConfig(
   }
   const fragmentLength = r.number('fetchquant.fragment_length', { min: 0, exclusiveMin: true });
   const fragmentSd = r.number('fetchquant.fragment_sd', { min: 0, exclusiveMin: true });
+  // amalgkit's own fields that change what a run produces (docs/amalgkit.md lists every field read)
+  const maxBp = r.number('steps.getfastq.max_bp', { int: true, min: 1 }) ?? null;
+  const buildIndex = r.bool('steps.quant.build_index') ?? true;
+  const keepFastq = r.bool('steps.quant.keep_fastq');
+  const cleanFastq = r.bool('steps.quant.clean_fastq');
+  if (keepFastq === true && cleanFastq === true) {
+    r.problem('steps.quant.keep_fastq', 'yes', 'contradicts steps.quant.clean_fastq: yes (one keeps the reads after quant, the other deletes them)');
+  }
+  const keepReadsField = keepFastq === true ? 'steps.quant.keep_fastq: yes' : cleanFastq === false ? 'steps.quant.clean_fastq: no' : null;
+  const getfastqSources = {
+    aws: r.bool('steps.getfastq.aws') ?? true,
+    gcp: r.bool('steps.getfastq.gcp') ?? true,
+    ncbi: r.bool('steps.getfastq.ncbi') ?? true,
+    ena: r.bool('steps.getfastq.ena') ?? true,
+  };
+  const searchString = r.string('steps.metadata.search_string') ?? null;
+  const maxSample = r.number('steps.select.max_sample', { int: true, min: 1 }) ?? r.number('steps.metadata.max_sample', { int: true, min: 1 }) ?? null;
+  // Read so a wrong type is reported, then named in one "not used" line: fetchquant's budgets are batch-wide.
+  const unused: string[] = [];
+  for (const f of ['threads', 'steps.getfastq.threads', 'steps.getfastq.jobs', 'steps.quant.threads', 'steps.quant.jobs']) {
+    const v = r.number(f, { int: true, min: 1 });
+    if (v !== undefined) unused.push(`${f} ${v}`);
+  }
+  const logDir = r.string('log_dir');
+  if (logDir !== undefined) unused.push(`log_dir ${logDir}`);
   if (!SPECIES_ID.test(speciesId)) return { config: null, name, speciesId, problems };
   const base = joinPath(ctx.outputDir, speciesId);
+  // amalgkit quant --out_dir X writes X/quant/<RUN>/ and looks for its index in X/index by default.
+  const quantOutDir = quantOut ?? base;
+  const indexDir = indexDirCfg ?? joinPath(quantOutDir, 'index');
   return {
     name,
     speciesId,
@@ -249,12 +319,12 @@ export function readSpeciesConfig(
       name,
       speciesId,
       readsDir: readsDir ?? joinPath(base, 'fastq'),
-      quantDir: quantDir ?? joinPath(base, 'quant'),
-      indexPath: indexPathOf(indexDir ?? joinPath(base, 'index'), name),
-      fastaDir,
+      quantDir: joinPath(quantOutDir, 'quant'),
+      indexPath: indexPathOf(indexDir, name),
+      fastaDir: fastaDirCfg,
       genomeFasta,
       fragmentLength: fragmentLength ?? SPECIES_DEFAULTS.fragmentLength,
-      fragmentSd: fragmentSd ?? SPECIES_DEFAULTS.fragmentSd,
+      fragmentSd: fragmentSd ?? (fragmentLength !== undefined ? fragmentLength / 10 : SPECIES_DEFAULTS.fragmentSd),
       runs,
       metadataPath,
       workDirTable: workDir === undefined ? null : joinPath(workDir, 'metadata', 'metadata.tsv'),
@@ -262,9 +332,19 @@ export function readSpeciesConfig(
       runSourceBroken,
       dirFields: {
         readsDir: readsDir === undefined ? null : 'steps.getfastq.out_dir',
-        quantDir: quantDir === undefined ? null : 'steps.quant.out_dir',
-        indexDir: indexDir === undefined ? null : 'steps.quant.index_dir',
+        quantDir: quantOut === undefined ? null : 'steps.quant.out_dir',
+        indexDir: indexDirCfg === undefined ? null : 'steps.quant.index_dir',
       },
+      quantOutDir,
+      indexDir,
+      buildIndex,
+      maxBp,
+      keepReadsField,
+      getfastqSources,
+      searchString,
+      maxSample,
+      fragmentFromConfig: fragmentLength !== undefined,
+      unused,
     },
   };
 }
@@ -283,15 +363,20 @@ const MISSING = new Set(['', 'na', 'nan', 'none', 'null']);
  * as an editor shows them. Excluded rows (exclusion not `no`, is_sampled `no`) are skipped before any check:
  * amalgkit keeps rejected samples in the table, and their cells are not ours to judge.
  */
-export function parseRunTable(text: string, file: string): { runs: RunMeta[]; excluded: number; problems: Problem[] } {
+export function parseRunTable(
+  text: string,
+  file: string,
+): { runs: RunMeta[]; excluded: number; problems: Problem[]; names: Map<string, { row: number; name: string }> } {
   const problems: Problem[] = [];
   const runs: RunMeta[] = [];
+  /** scientific_name of each kept row, when the table has that column (amalgkit's tables do) */
+  const names = new Map<string, { row: number; name: string }>();
   let excluded = 0;
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const headerAt = lines.findIndex((l) => l.trim() !== '');
   if (headerAt < 0) {
     problems.push({ where: file, field: 'header', value: '', message: 'run table is empty (expected a header with a "run" column)' });
-    return { runs, excluded, problems };
+    return { runs, excluded, problems, names };
   }
   const headerLine = lines[headerAt] as string;
   const header = headerLine.split('\t').map((h) => h.trim().toLowerCase());
@@ -300,13 +385,13 @@ export function parseRunTable(text: string, file: string): { runs: RunMeta[]; ex
     // amalgkit writes tabs; a CSV export (or spaces from a copy-paste) shows up as one long column name.
     const hint = !headerLine.includes('\t') && /[,;]|\s/.test(headerLine.trim()) ? ' (the header has no tab: run tables are tab-separated)' : '';
     problems.push({ where: file, field: 'column run', value: header.join('\t'), message: `missing required column "run"${hint}` });
-    return { runs, excluded, problems };
+    return { runs, excluded, problems, names };
   }
   // A column twice is ambiguous: which of the two is the run, or the layout?
   const used = ['run', 'lib_layout', 'nominal_length', 'total_spots', 'exclusion', 'is_sampled'];
   const twice = used.filter((c) => header.indexOf(c) !== header.lastIndexOf(c));
   for (const c of twice) problems.push({ where: file, field: `column ${c}`, value: headerLine, message: `column "${c}" appears more than once in the header` });
-  if (twice.length) return { runs, excluded, problems };
+  if (twice.length) return { runs, excluded, problems, names };
   const seen = new Map<string, number>();
   for (let i = headerAt + 1; i < lines.length; i++) {
     const line = lines[i] as string;
@@ -343,12 +428,16 @@ export function parseRunTable(text: string, file: string): { runs: RunMeta[]; ex
     const spots = readNumber(cell('total_spots'), true);
     if (spots === 'bad') bad('total_spots', 'must be a non-negative whole number');
     else if (spots !== null) meta.spots = spots;
-    if (problems.length === before) runs.push(meta);
+    if (problems.length === before) {
+      runs.push(meta);
+      const sci = cell('scientific_name');
+      if (!MISSING.has(sci.toLowerCase())) names.set(run, { row, name: sci });
+    }
   }
   if (problems.length === 0 && runs.length === 0 && excluded === 0) {
     problems.push({ where: file, field: 'header', value: headerLine, message: 'run table has a header but no rows' });
   }
-  return { runs, excluded, problems };
+  return { runs, excluded, problems, names };
 }
 
 function readNumber(v: string, int: boolean): number | null | 'bad' {

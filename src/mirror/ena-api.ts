@@ -119,20 +119,24 @@ export interface SearchQuery {
   strategy: string | null;
   /** library_source="…" (exact, case-insensitive), e.g. TRANSCRIPTOMIC vs TRANSCRIPTOMIC SINGLE CELL */
   source: string | null;
+  /** instrument_platform="ILLUMINA" (ENA's values are upper case) */
+  platform: string | null;
 }
 
-/** The subset of ENA's query language clients use here: tax_eq/tax_tree, library_strategy and library_source, ANDed. */
+/** The subset of ENA's query language clients use here: tax_eq/tax_tree, library_strategy, library_source and instrument_platform, ANDed. */
 export function parseSearchQuery(raw: string | null): SearchQuery | ApiAnswer {
   if (!raw || raw.trim() === '') return apiError(400, 'query is required for result=read_run search');
-  const q: SearchQuery = { taxa: [], strategy: null, source: null };
+  const q: SearchQuery = { taxa: [], strategy: null, source: null, platform: null };
   for (const term of raw.split(/\s+AND\s+/i)) {
     const t = term.trim().replace(/^\((.*)\)$/, '$1');
     const tax = /^tax_(?:eq|tree)\((\d+)\)$/.exec(t);
     const strat = /^library_strategy\s*=\s*"([^"]*)"$/.exec(t);
     const source = /^library_source\s*=\s*"([^"]*)"$/.exec(t);
+    const platform = /^instrument_platform\s*=\s*"([^"]*)"$/.exec(t);
     if (tax) q.taxa.push(Number(tax[1]));
     else if (strat) q.strategy = strat[1] ?? '';
     else if (source) q.source = source[1] ?? '';
+    else if (platform) q.platform = platform[1] ?? '';
     else return apiError(400, `Invalid query: cannot parse ${JSON.stringify(t)}`);
   }
   return q;

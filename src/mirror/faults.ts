@@ -23,6 +23,8 @@ export type Fault = Scope &
     | { kind: 'ignore-range'; times?: number }
     | { kind: 'stall'; afterBytes: number; ms: number; times?: number }
     | { kind: 'html'; times?: number }
+    /** accepts the request and sends nothing, not even headers, for ms (then drops the connection) */
+    | { kind: 'no-head'; ms: number; times?: number }
     | { kind: 'unknown' }
     | { kind: 'sra-only' }
     | { kind: 'corrupt-sra' }

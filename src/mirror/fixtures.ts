@@ -149,7 +149,8 @@ async function writeSpeciesConfig(s: SyntheticSpecies, root: string, outputDir: 
     work_dir: join(root, 'work', gs),
     steps: {
       getfastq: { out_dir: join(base, 'fastq') },
-      quant: { out_dir: join(base, 'quant'), index_dir: join(base, 'index'), fasta_dir: join(root, 'fasta') },
+      // amalgkit quant --out_dir: results go to <out_dir>/quant/<RUN>
+      quant: { out_dir: base, index_dir: join(base, 'index'), fasta_dir: join(root, 'fasta') },
     },
   };
   if (!runTable) config.fetchquant = { runs: s.runs.map((r) => r.run) };

@@ -121,6 +121,8 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
         .filter((e) => query.taxa.every((t) => t === e.species.taxonId))
         .filter(() => query.strategy === null || query.strategy.toLowerCase() === 'rna-seq')
         .filter((e) => query.source === null || query.source.toUpperCase() === (e.run.singleCell ? 'TRANSCRIPTOMIC SINGLE CELL' : 'TRANSCRIPTOMIC'))
+        // every mirrored run is ILLUMINA (ena-api.ts FIELDS)
+        .filter(() => query.platform === null || query.platform === 'ILLUMINA')
         .map(enaRun);
       const offset = Number(q.get('offset') ?? 0) || 0;
       const limit = Number(q.get('limit') ?? 0) || 0;

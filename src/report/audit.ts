@@ -6,12 +6,25 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import type { DiskGrant, SampleOutcome, SampleStage, SourcePlan, DownloadResult } from '../types.js';
+import { attemptFailedSignal, type AttemptReport } from '../workflows/messages.js';
 
 type Event = temporal.api.history.v1.IHistoryEvent;
 type Payload = temporal.api.common.v1.IPayload;
 
+/** One attempt of one activity: what its worker reported (attemptFailed signal), else what Temporal kept. */
+export interface AttemptAudit {
+  attempt: number;
+  host?: string;
+  /** when the attempt ended */
+  at?: string;
+  outcome: 'completed' | 'failed' | 'timed out' | 'cancelled' | 'running';
+  error?: string;
+  type?: string;
+}
+
 export interface ActivityAudit {
   activity: string;
+  activityId?: string;
   scheduledAt: string;
   startedAt?: string;
   endedAt?: string;
@@ -21,6 +34,10 @@ export interface ActivityAudit {
   outcome: 'completed' | 'failed' | 'timed out' | 'cancelled' | 'running';
   error?: string;
   summary?: string;
+  /** the failure of the attempt before the last one, as Temporal kept it */
+  lastFailure?: string;
+  /** every attempt, first to last (the earlier ones from the workers' attemptFailed reports) */
+  attempts: AttemptAudit[];
 }
 
 /** One stretch of time a sample spent in one stage, on one host. */
@@ -94,6 +111,25 @@ function isScheduleToStart(t: unknown): boolean {
   return t === 2 || /SCHEDULE_TO_START/i.test(String(t ?? ''));
 }
 
+/**
+ * Every attempt of one activity: the workers' reports of failed attempts, then the attempt that ended it
+ * (or runs). An attempt nobody reported (its worker died, or it timed out) shows what Temporal kept: the
+ * previous attempt's failure on the next attempt's start, or that it is unknown.
+ */
+function attemptsOf(x: ActivityAudit, reports: AttemptReport[]): AttemptAudit[] {
+  const mine = new Map<number, AttemptReport>();
+  for (const r of reports) if (r.activityId === x.activityId && r.activity === x.activity) mine.set(r.attempt, r);
+  const out: AttemptAudit[] = [];
+  for (let n = 1; n < x.attempt; n++) {
+    const r = mine.get(n);
+    if (r) out.push({ attempt: n, host: r.host, at: r.at, outcome: 'failed', error: r.error, type: r.type });
+    else out.push({ attempt: n, outcome: 'failed', error: n === x.attempt - 1 && x.lastFailure ? x.lastFailure : 'not reported (worker lost, or timed out)' });
+  }
+  const last = mine.get(x.attempt);
+  out.push({ attempt: x.attempt, host: last?.host ?? x.host, at: x.endedAt ?? last?.at, outcome: x.outcome, error: x.outcome === 'completed' ? undefined : (x.error ?? last?.error), type: last?.type });
+  return out;
+}
+
 export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = new Date().toISOString()): RunAudit {
   const byScheduled = new Map<string, ActivityAudit>();
   const stages: StageSpan[] = [];
@@ -106,6 +142,7 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
   let outcome: SampleOutcome | undefined;
   let source: string | undefined;
   let bytes = 0;
+  const reports: AttemptReport[] = [];
   for (const [idx, e] of events.entries()) {
     const at = ts(e.eventTime) ?? now;
     if (e.upsertWorkflowSearchAttributesEventAttributes) {
@@ -123,7 +160,7 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
       }
     } else if (e.activityTaskScheduledEventAttributes) {
       const a = e.activityTaskScheduledEventAttributes;
-      byScheduled.set(String(e.eventId), { activity: a.activityType?.name ?? '?', scheduledAt: at, attempt: 1, outcome: 'running', host: a.taskQueue?.name?.split('@')[1] });
+      byScheduled.set(String(e.eventId), { activity: a.activityType?.name ?? '?', activityId: a.activityId ?? undefined, scheduledAt: at, attempt: 1, outcome: 'running', host: a.taskQueue?.name?.split('@')[1], attempts: [] });
     } else if (e.activityTaskStartedEventAttributes) {
       const a = e.activityTaskStartedEventAttributes;
       const x = byScheduled.get(String(a.scheduledEventId));
@@ -131,7 +168,7 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
         x.startedAt = at;
         x.attempt = a.attempt ?? 1;
         x.host = hostOfIdentity(a.identity) ?? x.host;
-        if (a.lastFailure?.message) x.error = a.lastFailure.message;
+        if (a.lastFailure?.message) x.error = x.lastFailure = a.lastFailure.message;
       }
     } else if (e.activityTaskCompletedEventAttributes) {
       const a = e.activityTaskCompletedEventAttributes;
@@ -160,10 +197,18 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
     } else if (e.activityTaskCanceledEventAttributes) {
       const x = byScheduled.get(String(e.activityTaskCanceledEventAttributes.scheduledEventId));
       if (x) Object.assign(x, { outcome: 'cancelled', endedAt: at });
+    } else if (e.workflowExecutionSignaledEventAttributes?.signalName === attemptFailedSignal.name) {
+      const r = decode<AttemptReport>(e.workflowExecutionSignaledEventAttributes.input?.payloads?.[0]);
+      if (r && typeof r.attempt === 'number') reports.push(r);
     } else if (e.workflowExecutionCompletedEventAttributes) {
       outcome = decode<SampleOutcome>(e.workflowExecutionCompletedEventAttributes.result?.payloads?.[0]);
+    } else if (e.workflowExecutionFailedEventAttributes) {
+      // A failed sample (since patch FAIL_LOUD) carries its outcome in the failure's details.
+      const f = e.workflowExecutionFailedEventAttributes.failure;
+      outcome = decode<SampleOutcome>(f?.applicationFailureInfo?.details?.payloads?.[0]) ?? outcome;
     }
   }
+  for (const x of byScheduled.values()) x.attempts = attemptsOf(x, reports);
   // A stage's host is the one claimed before the stage ended: the `queued` stretch belongs to the host
   // that picked the sample up at its end (claimHost runs inside it, or just before it as a local activity).
   for (const [i, s] of stages.entries()) {

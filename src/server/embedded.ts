@@ -78,6 +78,9 @@ interface ServerRecord {
   /** the fetchquant process that answers for the server, and its start time (src/run-lease.ts) */
   ownerPid?: number;
   ownerStart?: number | null;
+  /** absent in records written before these ports could be chosen */
+  httpPort?: number;
+  metricsPort?: number;
 }
 
 function writeRecord(stateDir: string, record: ServerRecord): void {
@@ -197,7 +200,16 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
       // server of a run that is gone is adopted by any later command that starts servers (as before).
       const adopt = !ownerAlive(prev) || ((prev.owner ?? 'run') === 'run' && !prev.ownerPid);
       const owner = adopt ? (opts.owner ?? 'run') : (prev.owner ?? 'run');
-      const restartOptions = { ...opts, port: portOf(prev.address), uiPort: prev.uiUrl ? portOf(prev.uiUrl) : 0, headless: prev.uiUrl === null, namespace: prev.namespace, owner };
+      const restartOptions = {
+        ...opts,
+        port: portOf(prev.address),
+        uiPort: prev.uiUrl ? portOf(prev.uiUrl) : 0,
+        httpPort: prev.httpPort ?? 0,
+        metricsPort: prev.metricsPort ?? 0,
+        headless: prev.uiUrl === null,
+        namespace: prev.namespace,
+        owner,
+      };
       if (adopt) writeRecord(opts.stateDir, { ...prev, owner, ownerPid: process.pid, ownerStart: processStartTime(process.pid) });
       return {
         pid: prev.pid,
@@ -227,18 +239,22 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   const pinned = Boolean(opts.port || opts.uiPort || opts.httpPort || opts.metricsPort);
   let port = 0;
   let uiPort = 0;
+  let httpPort = 0;
+  let metricsPort = 0;
   let pid = 0;
   let address = '';
   for (let attempt = 1; ; attempt++) {
     port = opts.port || (attempt === 1 && (await portFree(7233)) ? 7233 : await freePort());
     uiPort = opts.headless ? 0 : opts.uiPort || (attempt === 1 && (await portFree(port + 1000)) ? port + 1000 : await freePort());
+    httpPort = opts.httpPort || (await freePort());
+    metricsPort = opts.metricsPort || (await freePort());
     const args = [
       'server', 'start-dev',
       '--db-filename', dbFile,
       '--ip', '127.0.0.1',
       '--port', String(port),
-      '--http-port', String(opts.httpPort || (await freePort())),
-      '--metrics-port', String(opts.metricsPort || (await freePort())),
+      '--http-port', String(httpPort),
+      '--metrics-port', String(metricsPort),
       '--namespace', namespace,
       '--log-level', 'error',
     ];
@@ -272,9 +288,9 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
     }
   }
   const uiUrl = opts.headless ? null : `http://127.0.0.1:${uiPort}`;
-  const record: ServerRecord = { pid, address, uiUrl, namespace, owner: opts.owner ?? 'run', ownerPid: process.pid, ownerStart: processStartTime(process.pid) };
+  const record: ServerRecord = { pid, address, uiUrl, namespace, owner: opts.owner ?? 'run', httpPort, metricsPort, ownerPid: process.pid, ownerStart: processStartTime(process.pid) };
   writeRecord(opts.stateDir, record);
-  const restartOptions = { ...opts, port, uiPort, namespace, owner: record.owner ?? 'run' };
+  const restartOptions = { ...opts, port, uiPort, httpPort, metricsPort, namespace, owner: record.owner ?? 'run' };
   return { pid, address, uiUrl, namespace, owner: record.owner ?? 'run', owned: true, ownerPid: process.pid, started: true, dbFile, restartOptions, stop: stopper(pid) };
 }
 

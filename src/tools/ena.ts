@@ -34,11 +34,12 @@ export function filereportUrl(portalUrl: string, accession: string, format: 'tsv
 }
 
 /** Bulk RNA-Seq runs of exactly this taxon; limit=0 asks the portal for every row, not its default page. */
-export function searchUrl(portalUrl: string, taxonId: number): string {
+export function searchUrl(portalUrl: string, taxonId: number, query?: string): string {
   if (!Number.isInteger(taxonId) || taxonId <= 0) throw new Error(`taxon id must be a positive integer, got ${taxonId}`);
   const q = new URLSearchParams({
     result: 'read_run',
-    query: `tax_eq(${taxonId}) AND library_strategy="RNA-Seq" AND library_source="${BULK_LIBRARY_SOURCE}"`,
+    // query: a config's steps.metadata.search_string translated to ENA's language (config/search.ts)
+    query: query ?? `tax_eq(${taxonId}) AND library_strategy="RNA-Seq" AND library_source="${BULK_LIBRARY_SOURCE}"`,
     fields: SEARCH_FIELDS.join(','),
     format: 'tsv',
     limit: '0',
@@ -182,7 +183,7 @@ export function interpretFilereport(status: number, body: string, run: string, u
 export async function fetchFilereport(opts: { portalUrl: string; run: string; http: HttpClient; signal?: AbortSignal }): Promise<FilereportAnswer> {
   assertRun(opts.run);
   const url = filereportUrl(opts.portalUrl, opts.run, 'tsv');
-  const { status, body } = await opts.http.getText(url, { signal: opts.signal });
+  const { status, body } = await opts.http.getText(url, { signal: opts.signal, rateClass: 'ena' });
   return interpretFilereport(status, body, opts.run, url);
 }
 
@@ -214,10 +215,10 @@ export function parseSearch(body: string): RunMeta[] {
 }
 
 /** Every bulk RNA-Seq run ENA knows for a taxon (config discovery when a species has no run table). */
-export async function searchRunsByTaxon(opts: { portalUrl: string; taxonId: number; http?: HttpClient }): Promise<RunMeta[]> {
+export async function searchRunsByTaxon(opts: { portalUrl: string; taxonId: number; query?: string; http?: HttpClient }): Promise<RunMeta[]> {
   const http = opts.http ?? new HttpClient();
-  const url = searchUrl(opts.portalUrl, opts.taxonId);
-  const { status, body } = await http.getText(url);
+  const url = searchUrl(opts.portalUrl, opts.taxonId, opts.query);
+  const { status, body } = await http.getText(url, { rateClass: 'ena' });
   if (status === 204) return [];
   if (status === 400) throw enaRejected(status, body, url, SEARCH_FIELDS);
   if (status !== 200) {

@@ -36,19 +36,17 @@ export function quantArgs(q: QuantArgsInput): string[] {
   if (q.reads.length !== want) {
     throw invalid(`kallisto quant: ${q.layout} layout needs ${want} read file(s), got ${q.reads.length}: ${q.reads.join(', ')}`);
   }
-  const args = ['quant', '-i', q.index, '-o', q.outDir, '-t', String(q.threads)];
-  if (q.layout === 'single') {
-    // Single-end reads carry no fragment length: kallisto needs -l/-s (amalgkit passes the run's nominal length).
-    if (!(Number.isFinite(q.fragmentLength) && q.fragmentLength > 0)) {
-      throw invalid(`kallisto quant: single-end reads need a fragment length > 0 (got ${q.fragmentLength})`);
-    }
-    if (!(Number.isFinite(q.fragmentSd) && q.fragmentSd > 0)) {
-      throw invalid(`kallisto quant: single-end reads need a fragment length sd > 0 (got ${q.fragmentSd})`);
-    }
-    // --single-overhang keeps reads whose predicted fragment runs off a transcript end; without it short
-    // transcripts lose most of their single-end reads (DOMAIN.md).
-    args.push('--single', '--single-overhang', '-l', String(q.fragmentLength), '-s', String(q.fragmentSd));
+  // Exactly the command amalgkit quant 0.16 builds (quant.py build_kallisto_quant_command, docs/amalgkit.md), so
+  // the same reads and index give the same abundance: no flag it does not pass (e.g. no --single-overhang).
+  if (q.layout === 'paired') return ['quant', '--threads', String(q.threads), '-i', q.index, '-o', q.outDir, ...q.reads];
+  // Single-end reads carry no fragment length: -l/-s as amalgkit computes them (ids.ts amalgkitFragment).
+  if (!(Number.isFinite(q.fragmentLength) && q.fragmentLength > 0)) {
+    throw invalid(`kallisto quant: single-end reads need a fragment length > 0 (got ${q.fragmentLength})`);
   }
+  if (!(Number.isFinite(q.fragmentSd) && q.fragmentSd > 0)) {
+    throw invalid(`kallisto quant: single-end reads need a fragment length sd > 0 (got ${q.fragmentSd})`);
+  }
+  const args = ['quant', '--threads', String(q.threads), '--index', q.index, '-o', q.outDir, '--single', '-l', String(q.fragmentLength), '-s', String(q.fragmentSd)];
   return [...args, ...q.reads];
 }
 

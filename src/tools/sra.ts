@@ -59,9 +59,17 @@ interface LocatorEntry {
   files?: LocatorFile[];
 }
 
-/** Why a location cannot be used without credentials or payment, or null when it can. */
-function locationProblem(l: LocatorLocation): string | null {
+/** amalgkit getfastq's --aws/--gcp/--ncbi as locator services: s3 = aws, gs = gcp, any other = NCBI's own. */
+export function serviceAllowed(service: unknown, allowed: string[] | undefined): boolean {
+  if (!allowed) return true;
+  const s = String(service ?? '');
+  return allowed.includes(s === 's3' || s === 'gs' ? s : 'ncbi');
+}
+
+/** Why a location cannot be used without credentials or payment (or is not allowed by the config), or null. */
+function locationProblem(l: LocatorLocation, services?: string[]): string | null {
   const where = [l.service, l.region].filter((x) => typeof x === 'string' && x).join(' ') || 'a location';
+  if (!serviceAllowed(l.service, services)) return `${where} is not among the allowed services (${services?.join(', ') || 'none'}: steps.getfastq.aws/gcp/ncbi)`;
   if (typeof l.link !== 'string' || !/^https?:\/\//i.test(l.link)) return `${where} has no http(s) link`;
   if (l.payRequired === true) return `${where} needs payment (payRequired)`;
   if (l.ceRequired === true) return `${where} needs cloud credentials (ceRequired)`;
@@ -74,7 +82,7 @@ function locationProblem(l: LocatorLocation): string | null {
  * never a companion; prefers the full-quality copy over SRA Lite, as sra-tools does; skips locations that
  * need payment, cloud credentials or dbGaP access. Throws only on a body that is not JSON.
  */
-export function parseLocate(text: string, run: string): LocateAnswer {
+export function parseLocate(text: string, run: string, services?: string[]): LocateAnswer {
   let data: { status?: unknown; message?: unknown; msg?: unknown; result?: unknown };
   try {
     data = JSON.parse(text);
@@ -109,7 +117,7 @@ export function parseLocate(text: string, run: string): LocateAnswer {
   const problems: string[] = [];
   for (const f of own) {
     for (const l of f.locations ?? []) {
-      const problem = locationProblem(l);
+      const problem = locationProblem(l, services);
       if (problem) {
         problems.push(`${String(f.name)} at ${problem}`);
         continue;
@@ -132,16 +140,16 @@ export function parseLocate(text: string, run: string): LocateAnswer {
   return { found: false, answer: `status 200 but no copy is free to download: ${problems.join('; ') || 'no locations'}` };
 }
 
-export async function locateRun(opts: { locateUrl: string; run: string; http: HttpClient; signal?: AbortSignal }): Promise<LocateAnswer> {
+export async function locateRun(opts: { locateUrl: string; run: string; http: HttpClient; signal?: AbortSignal; services?: string[] }): Promise<LocateAnswer> {
   if (!RUN_ACCESSION.test(opts.run)) {
     throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `invalid run accession ${JSON.stringify(opts.run)}`, nonRetryable: true });
   }
   const url = locateUrl(opts.locateUrl, opts.run);
-  const { status, body } = await opts.http.getText(url, { signal: opts.signal });
+  const { status, body } = await opts.http.getText(url, { signal: opts.signal, rateClass: 'sra' });
   if (status === 404 || status === 204) return { found: false, answer: `HTTP ${status} from ${url}` };
   let a: LocateAnswer;
   try {
-    a = parseLocate(body, opts.run);
+    a = parseLocate(body, opts.run, opts.services);
   } catch (err) {
     if (status !== 200) return { found: false, answer: `HTTP ${status} from ${url}: ${body.slice(0, 200).trim()}` };
     // A proxy's error page in place of JSON is a transient server problem, not an unknown run.

@@ -46,6 +46,14 @@ import { speciesWorkflow, type SpeciesOptions } from './species.js';
 
 /** Patch: a reallocation requested while one is in flight waits for it, then runs (it used to return at once). */
 export const SERIALIZE_REALLOCATE = 'serialize-reallocate';
+/** Patch: no setThreads to a species with nothing left to download (it may have closed: a failed signal). */
+export const SPARE_DRAINED_SPECIES = 'spare-drained-species';
+/**
+ * Patch: the sweep takes a closed species' result only when it saw it closed a sweep earlier too. A species
+ * signals its final report and then completes; the completion is visible at once, the signal is delivered a
+ * moment later. Taken at once, the batch could complete under the arriving report (UnhandledCommand).
+ */
+export const RECONCILE_ON_SECOND_SIGHT = 'reconcile-on-second-sight';
 
 interface SpeciesEntry {
   plan: SpeciesPlan;
@@ -182,6 +190,9 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
           if (n !== e.threads || resendAll) {
             e.threads = n;
             e.report.threads = n;
+            // Nothing left to download: the species is finishing, an allotment means nothing to it, and the
+            // signal could find it closed ("Signal External Workflow Execution Failed" in a healthy batch).
+            if (e.report.remaining === 0 && patched(SPARE_DRAINED_SPECIES)) return;
             const id = speciesWorkflowId(state.batchId, e.plan.speciesId);
             try {
               await getExternalWorkflowHandle(id).signal(setThreadsSignal, n);
@@ -223,6 +234,7 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
    * A species that closed without its final report (terminated or failed from the Web UI, say) would
    * otherwise be waited for forever: take its result if it completed, else mark it failed.
    */
+  const seenClosed = new Set<string>();
   async function reconcileClosedSpecies(): Promise<void> {
     const open = state.species.filter((e) => e.started && !e.report.finished && e.report.status !== 'failed');
     if (open.length === 0) return;
@@ -231,6 +243,11 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     open.forEach((e, i) => {
       const st = statuses[ids[i]!];
       if (!st || st.status === 'RUNNING' || st.status === 'CONTINUED_AS_NEW') return;
+      // its final report may still be on its way: give it one sweep interval
+      if (!seenClosed.has(ids[i]!) && patched(RECONCILE_ON_SECOND_SIGHT)) {
+        seenClosed.add(ids[i]!);
+        return;
+      }
       if (st.status === 'COMPLETED' && st.result) e.report = st.result as SpeciesReport;
       else e.report = { ...e.report, status: 'failed', finished: true, reason: `species workflow ended ${st.status} without reporting` };
       dirty = true;

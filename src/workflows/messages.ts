@@ -63,5 +63,26 @@ export interface SampleStatus {
   host: string | null;
   restarts: number;
   history: StageRecord[];
+  /** failed activity attempts, as reported by the workers that ran them (absent from older workers) */
+  attempts?: AttemptReport[];
 }
 export const stageQuery = defineQuery<SampleStatus>('stage');
+
+/**
+ * One failed attempt of one of the sample's activities, sent by the worker that ran it (its activity
+ * interceptor) before the failure goes back to the server. Temporal keeps only an activity's last failure;
+ * these signals keep every attempt's error, host and time in the sample's own history (and the Web UI).
+ */
+export interface AttemptReport {
+  activity: string;
+  activityId: string;
+  attempt: number;
+  host: string;
+  /** when the attempt ended (ISO) */
+  at: string;
+  error: string;
+  type?: string;
+  /** false when Temporal will not retry it (non-retryable, or the last attempt) */
+  retrying: boolean;
+}
+export const attemptFailedSignal = defineSignal<[AttemptReport]>('attemptFailed');

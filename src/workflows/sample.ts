@@ -5,6 +5,10 @@
  *
  * Since patch FOLD_HOST_STEPS the host is claimed by a local activity and the short steps travel in two
  * round trips (prepareSample, publish) instead of six; histories started before it replay the old path.
+ *
+ * Since patch FAIL_LOUD a failed sample tells its species (sampleFinished, which also frees its slot)
+ * and then ends Failed, so the Web UI's ExecutionStatus filter finds it; it no longer sends readsVerified
+ * for reads it never verified.
  */
 import {
   ActivityFailure,
@@ -27,15 +31,20 @@ import { TimeoutType } from '@temporalio/common';
 import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities/contract.js';
 import { DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
-import { hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
+import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { DiskGrant, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
-import { readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
+import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
+import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
 import { hostActivityOptions, readCheckRetry, sharedActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
 
 /** Fewer round trips per sample: local claimHost, prepareSample and publish (see the header). */
 export const FOLD_HOST_STEPS = 'fold-host-steps';
+/** A failed sample ends its workflow Failed (after telling its species), and sends no readsVerified. */
+export const FAIL_LOUD = 'failed-sample-fails';
+/** The species' amalgkit settings (max_bp, keep reads, sources, amalgkit's -l/-s) reach the sample's steps. */
+export const AMALGKIT_RUN_SETTINGS = 'amalgkit-run-settings';
 /** A copy that stays bad at one source is fetched from the next configured source before the sample fails. */
 export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
 
@@ -85,10 +94,13 @@ function describe(err: unknown): { reason: string; type?: string } {
 }
 
 export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome> {
-  const { run, options } = input;
+  const { run } = input;
+  let { options } = input;
   const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(options) });
-  const status: SampleStatus = { run: run.run, stage: 'queued', host: null, restarts: 0, history: [] };
+  const status: SampleStatus = { run: run.run, stage: 'queued', host: null, restarts: 0, history: [], attempts: [] };
   setHandler(stageQuery, () => status);
+  // Each failed activity attempt, as its worker reported it (the signal itself is the durable record).
+  setHandler(attemptFailedSignal, (r) => void status.attempts!.push(r));
   const species = getExternalWorkflowHandle(input.speciesWorkflowId);
 
   const enter = (stage: SampleStage, extra: Partial<StageRecord> = {}, upsert = true) => {
@@ -184,6 +196,10 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     return outcome;
   };
 
+  // What the species' amalgkit config asks of this run (docs/amalgkit.md); samples of older plans have none.
+  const ak = input.amalgkit && patched(AMALGKIT_RUN_SETTINGS) ? input.amalgkit : undefined;
+  if (ak) options = { ...options, sources: ak.sources, sraServices: ak.sraServices };
+
   for (;;) {
     const { hostId } = folded ? await local.claimHost() : await shared.claimHost();
     status.host = hostId;
@@ -243,7 +259,10 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
             const planNow = sourcePlan;
             const dl = await step(
               { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
-              (o) => host.download.executeWithOptions(o, [{ plan: planNow, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ownRetries ? { minFreeGb: options.minFreeGb } : {}) }]),
+              (o) =>
+                host.download.executeWithOptions(o, [
+                  { plan: planNow, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}), ...(ownRetries ? { minFreeGb: options.minFreeGb } : {}) },
+                ]),
             );
             files = dl.files;
             bytesFetched += dl.bytesFetched;
@@ -270,7 +289,8 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
               );
             } catch (err) {
               if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
-              log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: describe(err).reason });
+              const { reason } = describe(err);
+              log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: reason, [HUMAN_LINE]: retryLine(run.run, `${status.stage} (reads bad, downloading again)`, attempt, options.maxRetries + 1, hostId, reason) });
               await host.deleteReads({ run: run.run, runDir });
               await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
             }
@@ -289,7 +309,12 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
             if (badCopies.length === 1) throw err;
             throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${badCopies.join('; ')}` });
           }
-          log.warn('the copy at this source stays bad; asking the next source', { run: run.run, source: sourcePlan.source, error: bad.reason });
+          log.warn('the copy at this source stays bad; asking the next source', {
+            run: run.run,
+            source: sourcePlan.source,
+            error: bad.reason,
+            [HUMAN_LINE]: retryLine(run.run, `${status.stage} (bad copy at ${sourcePlan.source}, asking ${rest.join(', ')})`, badCopies.length, null, hostId, bad.reason),
+          });
           await host.deleteReads({ run: run.run, runDir });
           files = [];
           try {
@@ -320,8 +345,13 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
             indexPath: input.indexPath,
             reads: verified,
             quantDir: input.quantDir,
-            fragmentLength: run.nominalLength && verified.layout === 'single' ? run.nominalLength : input.fragmentLength,
-            fragmentSd: input.fragmentSd,
+            // amalgkit quant's -l/-s unless the config gives fetchquant.fragment_length
+            ...(ak && !ak.fragmentFromConfig
+              ? { fragmentLength: amalgkitFragment(run.nominalLength).length, fragmentSd: amalgkitFragment(run.nominalLength).sd }
+              : {
+                  fragmentLength: run.nominalLength && verified.layout === 'single' && !ak ? run.nominalLength : input.fragmentLength,
+                  fragmentSd: input.fragmentSd,
+                }),
             kallistoThreads: options.kallistoThreads,
             quantThreads: options.quantThreads,
             timeoutSec: options.processTimeoutSec,
@@ -350,11 +380,11 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       };
       if (folded) {
         await step({ ...hostActivityOptions(hostQueue(hostId), options), summary: `publish ${run.run} (provenance + rename), delete its reads` }, (o) =>
-          host.publish.executeWithOptions(o, [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir }]),
+          host.publish.executeWithOptions(o, [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir, ...(ak?.keepReads ? { keepReads: true } : {}) }]),
         );
       } else {
         await host.finalize({ run: run.run, quantDir: input.quantDir, tmpDir, provenance });
-        await host.deleteReads({ run: run.run, runDir });
+        await host.deleteReads({ run: run.run, runDir, ...(ak?.keepReads ? { keep: true } : {}) });
       }
       enter('done');
       return await finish({
@@ -375,16 +405,21 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       }
       if (isHostLost(err)) {
         status.restarts++;
-        log.warn('host lost; restarting the sample on another host', { run: run.run, host: hostId });
+        log.warn('host lost; restarting the sample on another host', { run: run.run, host: hostId, [HUMAN_LINE]: retryLine(run.run, `${status.stage} (host lost, restarting elsewhere)`, status.restarts, null, hostId, `no worker of ${hostId} took the task`) });
         enter('queued', { error: `host ${hostId} lost` });
         continue;
       }
       const { reason, type } = describe(err);
+      // the step: the activity that failed, else the stage the sample was in
+      const step = err instanceof ActivityFailure && err.activityType ? err.activityType : status.stage;
       enter('failed', { error: reason });
+      log.warn('sample failed', { run: run.run, step, error: reason, [HUMAN_LINE]: failedLine(run.run, step, reason, type) });
       // Reads of a failed sample are useless and occupy the disk floor: remove them (best effort).
       await host.deleteReads({ run: run.run, runDir, quantDir: input.quantDir }).catch(() => undefined);
-      await releaseSlot(0);
-      return await finish({
+      const loud = patched(FAIL_LOUD);
+      // The species frees the slot on sampleFinished as well; readsVerified would claim reads that never were.
+      if (!loud) await releaseSlot(0);
+      const outcome: SampleOutcome = {
         run: run.run,
         speciesId: input.speciesId,
         state: 'failed',
@@ -393,7 +428,11 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         host: hostId,
         source: plan?.source,
         bytes: bytesFetched,
-      });
+      };
+      await finish(outcome);
+      if (!loud) return outcome;
+      // Told the species first (finish), then fail: the outcome rides in the failure's details.
+      throw ApplicationFailure.create({ type: type ?? 'SampleFailed', message: `${run.run} failed while ${step}: ${reason}`, nonRetryable: true, details: [outcome] });
     }
   }
 }

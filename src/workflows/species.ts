@@ -18,6 +18,8 @@ import {
   upsertSearchAttributes,
   workflowInfo,
   allHandlersFinished,
+  patched,
+  sleep,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/contract.js';
@@ -71,6 +73,15 @@ export interface SpeciesInput {
 
 /** Runs fetched per listRuns call: small enough for a payload, large enough to keep a window busy. */
 const PAGE = 200;
+
+/**
+ * Patch: after its final report a species waits LINGER_MS before completing. A setThreads the batch sent
+ * before the report reached it would otherwise land while the species completes (a failed workflow task,
+ * UnhandledCommand) or after (a failed signal in the batch): harmless, but a healthy batch should show no
+ * failed event. Once the report is in, the batch sends nothing more.
+ */
+export const LINGER_AFTER_REPORT = 'species-linger-after-report';
+const LINGER_MS = 2000;
 
 export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesReport> {
   const { plan, options } = input;
@@ -213,6 +224,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
     }
     status = s.failed > 0 && s.done === 0 && s.skipped === 0 ? 'failed' : 'done';
     await report(true);
+    if (patched(LINGER_AFTER_REPORT)) await sleep(LINGER_MS);
     return { ...progress(), failures: s.failures, finished: true };
   } catch (err) {
     if (isCancellation(err)) {
@@ -255,6 +267,8 @@ async function startSample(input: SpeciesInput, run: RunMeta, downloading: Set<s
           fragmentLength: plan.fragmentLength,
           fragmentSd: plan.fragmentSd,
           options: pickSampleOptions(options),
+          // plans of older releases have none: their samples' input stays as it was
+          ...(plan.amalgkit ? { amalgkit: plan.amalgkit } : {}),
         },
       ],
     });

@@ -49,6 +49,44 @@ describe('fetchquant history and report (real demo batch)', () => {
     expect(demo.exitCode).toBe(1);
   });
 
+  it('prints a short terminal: progress, one line per retry or failure, the summary; SDK logs to a named file', () => {
+    expect(demo.stderr).toBe('');
+    const lines = demo.stdout.replace(/\n$/, '').split('\n');
+    // every line is one a person asked for (the demo's own lines included)
+    const known = [
+      /^demo dataset: /,
+      /^local archive mirror: /,
+      /^batch fetchquant\/\S+ running/,
+      /^batch \S+: \d+\/12 samples finished, \d+ failed, total threads \d+$/,
+      /^[a-z_]+ \d+\/4 (indexing|running|done|pending) threads /,
+      /^retry {3}SRR\d+ {2}\w+ {2}attempt \d+ of 2 failed on clihost: /,
+      /^FAILED {2}SRR\d+ {2}\w+ {2}\[\w+\] /,
+      /^batch \S+: 11 done, 0 skipped, 1 failed of 12$/,
+      /^ {2}[a-z_]+: \d+ done, \d+ skipped, \d+ failed$/,
+      /^failures:$/,
+      /^ {2}[a-z_]+ SRR\d+: \[\w+\] /,
+      /^ {2}SRR\d+ {2}[a-z_]+ {2}(done|failed) {2}host clihost/,
+      /^log: \//,
+      /^outputs: /,
+    ];
+    expect(lines.filter((l) => !known.some((k) => k.test(l)))).toEqual([]);
+    expect(lines.filter((l) => /0\/0 samples/.test(l))).toEqual([]);
+    // the problems: the retried run's first attempt, the failing run's first attempt and its failure
+    expect(lines.filter((l) => /^(retry|FAILED)/.test(l)).map((l) => l.split(/\s+/).slice(0, 3).join(' '))).toEqual(
+      expect.arrayContaining([`retry ${retried} download`, `retry ${failing} download`, `FAILED ${failing} download`]),
+    );
+    expect(lines.filter((l) => /^FAILED/.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => /^retry/.test(l))).toHaveLength(2);
+    // 12 samples: a few progress snapshots (4 lines each) and the rest are fixed
+    expect(lines.length).toBeLessThan(100);
+    const log = lines.find((l) => l.startsWith('log: '))!.slice(5);
+    expect(log).toMatch(new RegExp(`^${dataset.outputDir}/logs/fetchquant-run-\\d{8}T\\d{6}Z-\\d+\\.log$`));
+    const text = readFileSync(log, 'utf8');
+    expect(text).toMatch(/\[WARN\] Activity failed \{[\s\S]*?activityType: 'download'[\s\S]*?ApplicationFailure: GET http/);
+    expect(text).toMatch(/No workflows registered, not polling for workflow tasks/);
+    expect(text).toContain(`FAILED  ${failing}  download`);
+  });
+
   it('history of a completed sample lists its activities with host and attempt', async () => {
     const done = dataset.species.flatMap((s) => s.runs).find((r) => r.run !== retried && r.run !== failing && !r.sraOnly)!.run;
     const r = await cli(['history', done]);
@@ -68,6 +106,11 @@ describe('fetchquant history and report (real demo batch)', () => {
     const failed = await cli(['history', failing]);
     expect(failed.stdout).toMatch(/stage=failed/);
     expect(failed.stdout).toMatch(new RegExp(`download\\s+attempt 2\\s+host ${HOST}\\s+failed .*error: .*${failing}.*HTTP 500`));
+    // every attempt, each with its host, time and error (Temporal keeps only the last failure)
+    expect(failed.stdout).toMatch(new RegExp(`\\n {6}attempt 1  host ${HOST}  failed at \\S+  error: \\[\\w+\\] .*${failing}.*HTTP 500`));
+    expect(failed.stdout).toMatch(new RegExp(`\\n {6}attempt 2  host ${HOST}  failed at \\S+  error: \\[\\w+\\] .*${failing}.*HTTP 500`));
+    expect(r.stdout).toMatch(new RegExp(`\\n {6}attempt 1  host ${HOST}  failed at \\S+  error: .*HTTP 503`));
+    expect(r.stdout).toMatch(new RegExp(`\\n {6}attempt 2  host ${HOST}  completed at `));
   });
 
   it('report writes the TSV and the HTML timeline of the batch into <output-dir>/reports', async () => {

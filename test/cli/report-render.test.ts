@@ -39,8 +39,18 @@ function retriedAndFailed(base: RunAudit): RunAudit {
     stage: 'failed',
     restarts: 0,
     activities: [
-      { activity: 'claimHost', scheduledAt: iso(0), startedAt: iso(0.1), endedAt: iso(0.2), attempt: 1, outcome: 'completed', host: 'host-a' },
-      { activity: 'download', scheduledAt: iso(1), startedAt: iso(6), endedAt: iso(8.5), attempt: 3, outcome: 'failed', host: 'host-a', error: 'HTTP 503 from mirror' },
+      { activity: 'claimHost', scheduledAt: iso(0), startedAt: iso(0.1), endedAt: iso(0.2), attempt: 1, outcome: 'completed', host: 'host-a', attempts: [{ attempt: 1, outcome: 'completed', host: 'host-a', at: iso(0.2) }] },
+      {
+        activity: 'download',
+        scheduledAt: iso(1),
+        startedAt: iso(6),
+        endedAt: iso(8.5),
+        attempt: 3,
+        outcome: 'failed',
+        host: 'host-a',
+        error: 'HTTP 503 from mirror',
+        attempts: [1, 2, 3].map((n) => ({ attempt: n, outcome: 'failed' as const, host: 'host-a', at: iso([2, 4, 8.5][n - 1]!), error: 'HTTP 503 from mirror' })),
+      },
     ],
     stages: [
       { stage: 'queued', host: 'host-a', start: iso(0), end: iso(1) },

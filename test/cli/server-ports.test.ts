@@ -1,14 +1,15 @@
 /**
  * Every port the embedded Temporal server opens can be chosen: `fetchquant server` (run and demo share the same
  * flags and code path, serverPorts -> startEmbeddedServer) with --port, --ui-port, --http-port and
- * --metrics-port listens on exactly those, and the metrics and Web UI ports answer HTTP.
+ * --metrics-port listens on exactly those, and the metrics and Web UI ports answer HTTP; a restart after a crash
+ * comes back on all four.
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { freePort } from '../../src/server/embedded.js';
+import { freePort, startEmbeddedServer } from '../../src/server/embedded.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
@@ -65,4 +66,24 @@ describe('fetchquant server: every port chosen by flag', () => {
       await child;
     }
   }, 300_000);
+
+  it('a restart after a crash (the supervisor starts restartOptions) comes back on the same four ports, chosen or not', async () => {
+    const stateDir = join(root, 'restart');
+    const first = await startEmbeddedServer({ stateDir });
+    const again = first.restartOptions;
+    expect([again.port, again.uiPort, again.httpPort, again.metricsPort].every((p) => typeof p === 'number' && p > 0)).toBe(true);
+    process.kill(first.pid, 'SIGKILL');
+    for (let i = 0; i < 100 && (await fetch(`http://127.0.0.1:${again.metricsPort}/metrics`).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+    const second = await startEmbeddedServer(again);
+    try {
+      expect(second.started).toBe(true);
+      expect(second.address).toBe(first.address);
+      expect(second.uiUrl).toBe(first.uiUrl);
+      expect(second.restartOptions).toMatchObject({ port: again.port, uiPort: again.uiPort, httpPort: again.httpPort, metricsPort: again.metricsPort });
+      expect((await fetch(`http://127.0.0.1:${again.metricsPort}/metrics`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${again.httpPort}/api/v1/namespaces/default`)).status).toBe(200);
+    } finally {
+      await second.stop();
+    }
+  }, 180_000);
 });

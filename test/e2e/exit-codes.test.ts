@@ -70,22 +70,15 @@ describe('exit codes, server ownership and a damaged state file', () => {
     return { p, output: () => text };
   };
 
-  /** fetchquant has put in its SIGINT and SIGTERM handlers (SigCgt of /proc/<pid>/status): it is starting up */
-  const handling = (pid: number) => {
-    try {
-      const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-      const caught = BigInt(`0x${m?.[1] ?? '0'}`);
-      return (caught & (1n << 1n)) !== 0n && (caught & (1n << 14n)) !== 0n;
-    } catch {
-      return false;
-    }
-  };
+  /** The run is starting its server: server.log (removed before the run) was opened again, just before the spawn. */
+  const serverLog = () => join(stateDir(), 'server.log');
+  const startingUp = async () => void (await eventually(async () => existsSync(serverLog()), 60_000, 5));
 
   it('SIGINT -> 130 and SIGTERM -> 143 at every moment, no server left behind; running again resumes', async () => {
     const moments: { signal: 'SIGINT' | 'SIGTERM'; when: string; at: (o: () => string, pid: number) => Promise<void> }[] = [
       // the state dir appears as the server starts (an earlier run's stays: then its server.log grows)
-      { signal: 'SIGINT', when: 'during the server start-up', at: async (_o, pid) => void (await eventually(async () => handling(pid), 60_000, 5)) },
-      { signal: 'SIGTERM', when: 'during the server start-up', at: async (_o, pid) => void (await eventually(async () => handling(pid), 60_000, 5)) },
+      { signal: 'SIGINT', when: 'during the server start-up', at: startingUp },
+      { signal: 'SIGTERM', when: 'during the server start-up', at: startingUp },
       { signal: 'SIGTERM', when: 'once the batch runs', at: async (o) => { await eventually(async () => /batch \S+ running/.test(o()), 60_000, 20); } },
       { signal: 'SIGINT', when: 'as a sample is published', at: async () => { const n = countDone(dataset); await eventually(async () => countDone(dataset) > n, 120_000, 5); } },
       { signal: 'SIGTERM', when: 'as the last sample is published', at: async () => { await eventually(async () => countDone(dataset) === eachRun(dataset).length, 120_000, 5); } },
@@ -93,6 +86,7 @@ describe('exit codes, server ownership and a damaged state file', () => {
     const seen: string[] = [];
     for (const m of moments) {
       if (countDone(dataset) === eachRun(dataset).length && m.when !== 'as the last sample is published' && !m.when.includes('start-up')) continue;
+      if (m.when.includes('start-up')) rmSync(serverLog(), { force: true });
       const run = startRun();
       await m.at(run.output, run.p.pid!);
       run.p.kill(m.signal);

@@ -20,6 +20,8 @@ export interface FastWorld {
   quantMs?: number;
   /** runs that fail RunNotFound */
   unknownRuns?: Set<string>;
+  /** runs whose download fails (retryably, NetworkError) this many times before it works; Infinity: always */
+  flakyDownloads?: Map<string, number>;
   /** runs already done */
   doneRuns?: Set<string>;
   /** lets describeWorkflows answer from the real server */
@@ -114,6 +116,13 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
       log.active.downloads.set(plan.run, Date.now());
       log.active.maxDownloads = Math.max(log.active.maxDownloads, log.active.downloads.size);
       note('download-start', plan.run);
+      const failures = world.flakyDownloads?.get(plan.run) ?? 0;
+      if (failures > 0) {
+        world.flakyDownloads!.set(plan.run, failures - 1);
+        log.active.downloads.delete(plan.run);
+        const attempt = Context.current().info.attempt;
+        throw ApplicationFailure.create({ type: FailureType.NetworkError, message: `${plan.run}: connection reset by peer (attempt ${attempt})` });
+      }
       try {
         await wait(world.downloadMs ?? 50);
       } finally {

@@ -77,7 +77,7 @@ describe('generateDataset', () => {
       work_dir: join(root, 'work', 'Alpha_testus'),
       steps: {
         getfastq: { out_dir: join(root, 'output', 'alpha_testus', 'fastq') },
-        quant: { out_dir: join(root, 'output', 'alpha_testus', 'quant'), index_dir: join(root, 'output', 'alpha_testus', 'index'), fasta_dir: join(root, 'fasta') },
+        quant: { out_dir: join(root, 'output', 'alpha_testus'), index_dir: join(root, 'output', 'alpha_testus', 'index'), fasta_dir: join(root, 'fasta') },
       },
     });
     const table = (await readFile(a.runTablePath, 'utf8')).trim().split('\n').map((l) => l.split('\t'));

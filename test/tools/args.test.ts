@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { classifySplit, fasterqDumpArgs } from '../../src/tools/fasterq-dump.js';
 import { indexArgs, indexKmers, parseRunInfo, quantArgs, verifyRunInfo } from '../../src/tools/kallisto.js';
 import { formatCommand, parseVersion } from '../../src/tools/process.js';
+import { amalgkitFragment } from '../../src/ids.js';
 import { interpretValidate } from '../../src/tools/vdb-validate.js';
 
 const typeOf = (fn: () => unknown): string | undefined => {
@@ -24,14 +25,22 @@ describe('kallisto arguments', () => {
     expect(indexKmers('something else')).toBeNull();
   });
 
-  it('paired quant: two files, no fragment model (kallisto estimates it)', () => {
+  // amalgkit 0.16.71 quant.py build_kallisto_quant_command, flag for flag and in its order
+  it('paired quant: two files, no fragment model (kallisto estimates it), as amalgkit quant runs it', () => {
     const a = quantArgs({ index: '/i.idx', outDir: '/q/.SRR1000001.tmp', threads: 2, reads: ['/r_1.fastq.gz', '/r_2.fastq.gz'], layout: 'paired', fragmentLength: 200, fragmentSd: 20 });
-    expect(a).toEqual(['quant', '-i', '/i.idx', '-o', '/q/.SRR1000001.tmp', '-t', '2', '/r_1.fastq.gz', '/r_2.fastq.gz']);
+    expect(a).toEqual(['quant', '--threads', '2', '-i', '/i.idx', '-o', '/q/.SRR1000001.tmp', '/r_1.fastq.gz', '/r_2.fastq.gz']);
+  });
+
+  it("amalgkit's -l/-s: the nominal length, raised to 200, 200 when unknown; sd a tenth", () => {
+    expect(amalgkitFragment(undefined)).toEqual({ length: 200, sd: 20 });
+    expect(amalgkitFragment(0)).toEqual({ length: 200, sd: 20 });
+    expect(amalgkitFragment(150)).toEqual({ length: 200, sd: 20 });
+    expect(amalgkitFragment(350)).toEqual({ length: 350, sd: 35 });
   });
 
   it('single quant: --single with -l/-s, which must be positive', () => {
     const base = { index: '/i.idx', outDir: '/o', threads: 1, reads: ['/r.fastq.gz'], layout: 'single' as const, fragmentLength: 180, fragmentSd: 18 };
-    expect(quantArgs(base)).toEqual(['quant', '-i', '/i.idx', '-o', '/o', '-t', '1', '--single', '--single-overhang', '-l', '180', '-s', '18', '/r.fastq.gz']);
+    expect(quantArgs(base)).toEqual(['quant', '--threads', '1', '--index', '/i.idx', '-o', '/o', '--single', '-l', '180', '-s', '18', '/r.fastq.gz']);
     expect(typeOf(() => quantArgs({ ...base, fragmentLength: 0 }))).toMatch(/^InvalidInput:true:.*fragment length > 0 \(got 0\)/);
     expect(typeOf(() => quantArgs({ ...base, fragmentSd: Number.NaN }))).toMatch(/^InvalidInput:true:.*sd > 0/);
   });

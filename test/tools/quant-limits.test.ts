@@ -57,7 +57,7 @@ describe('kallisto under a timeout and cancellation', () => {
     const quantDir = tempDir();
     const f = await failureOf(act(quiet(), createQuantActivities({}).quant, input('SRR7600002', spinning, quantDir, { timeoutSec: 3 })));
     expect([f.type, f.nonRetryable]).toEqual(['ToolFailed', false]);
-    expect(f.message).toMatch(/^run SRR7600002: kallisto quant: kallisto quant -i .* timed out after 3 s; its process group was killed/);
+    expect(f.message).toMatch(/^run SRR7600002: kallisto quant: kallisto quant --threads 1 -i .* timed out after 3 s; its process group was killed/);
     expect(await eventually(() => kallistoPids(join(quantDir, '.SRR7600002.tmp')).length === 0)).toBe(true);
   });
 

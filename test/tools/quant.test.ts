@@ -53,7 +53,8 @@ describe('verifyReads + quant (real kallisto)', () => {
       expect(q.nProcessed).toBe(READS);
       expect(q.nPseudoaligned).toBeGreaterThan(READS * 0.8);
       expect(q.kallistoVersion).toBe('0.48.0');
-      expect(q.command.slice(0, 7)).toEqual(['kallisto', 'quant', '-i', indexPath, '-o', q.tmpDir, '-t']);
+      // amalgkit quant's own spelling: -i for paired, --index for single-end
+      expect(q.command.slice(0, 8)).toEqual(['kallisto', 'quant', '--threads', '1', paired ? '-i' : '--index', indexPath, '-o', q.tmpDir]);
       expect(q.command.slice(-files.length)).toEqual(files);
       expect(q.command.includes('--single')).toBe(!paired);
       const info = JSON.parse(readFileSync(join(q.tmpDir, `${run}_run_info.json`), 'utf8')) as { n_processed: number };
