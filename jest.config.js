@@ -5,6 +5,8 @@ export default {
   transform: {},
   roots: ['<rootDir>/dist/test'],
   testMatch: ['**/*.test.js'],
+  // test/cluster runs against temporal-server on PostgreSQL: npm run test:cluster (jest.cluster.config.js)
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/dist/test/cluster/'],
   globalSetup: '<rootDir>/dist/test/helpers/global-setup.js',
   globalTeardown: '<rootDir>/dist/test/helpers/global-teardown.js',
   testTimeout: 120000,

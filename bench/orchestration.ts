@@ -1,6 +1,8 @@
 /**
  * Orchestration overhead and scale (docs/benchmarks.md B3, and the figures of the workflow-core issue):
- * fast in-memory activities so only Temporal + our workflows are measured, on the embedded dev server.
+ * fast in-memory activities so only Temporal + our workflows are measured, on the embedded dev server, or
+ * on a server given by address (temporal-server on PostgreSQL from scripts/cluster.sh: `npm run bench`
+ * measures both side by side when the cluster runs).
  * Usage: node dist/bench/orchestration.js [--species 2 --runs 2000 --threads 24 --out bench/results/b3.json]
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +11,8 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { freePort, startEmbeddedServer } from '../src/server/embedded.js';
+import { freePort, startEmbeddedServer, type EmbeddedServer } from '../src/server/embedded.js';
+import { setupNamespace } from '../src/server/setup.js';
 import { startWorker } from '../src/worker.js';
 import { batchWorkflowId, speciesWorkflowId } from '../src/ids.js';
 import type { BatchResult } from '../src/workflows/batch.js';
@@ -18,6 +21,8 @@ import { slotMoves, tailSlotsFreed } from './real/figures.js';
 import { readSpeciesSignals } from './real/histories.js';
 
 export interface OrchestrationFigures {
+  /** which server: 'dev server (SQLite)' or 'temporal-server + PostgreSQL' */
+  server?: string;
   species: number;
   runsPerSpecies: number;
   samples: number;
@@ -44,26 +49,58 @@ async function historyLengths(client: Client, query: string): Promise<{ id: stri
   return out;
 }
 
-export async function measureOrchestration(o: { species: number; runs: number; firstRuns?: number; threads: number; log?: (line: string) => void }): Promise<OrchestrationFigures> {
+/** A namespace of the cluster for B3 alone: its worker must not take the tasks of other batches there. */
+export const CLUSTER_BENCH_NAMESPACE = 'fetchquant-bench';
+
+export async function measureOrchestration(o: {
+  species: number;
+  runs: number;
+  firstRuns?: number;
+  threads: number;
+  log?: (line: string) => void;
+  /** an existing server (its namespace gets the search attributes); default: a fresh embedded dev server */
+  target?: { address: string; namespace: string; label: string };
+}): Promise<OrchestrationFigures> {
   try {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
     /* installed */
   }
-  const stateDir = mkdtempSync(join(tmpdir(), 'fq-bench-'));
-  const server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true, ...(process.env.FQ_BENCH_PRAGMAS ? { sqlitePragmas: JSON.parse(process.env.FQ_BENCH_PRAGMAS) } : {}) });
-  const native = await NativeConnection.connect({ address: server.address });
-  const connection = await Connection.connect({ address: server.address });
-  const client = new Client({ connection, namespace: 'default' });
+  let stateDir: string | null = null;
+  let server: EmbeddedServer | null = null;
+  let address: string;
+  let namespace: string;
+  if (o.target) {
+    ({ address, namespace } = o.target);
+  } else {
+    stateDir = mkdtempSync(join(tmpdir(), 'fq-bench-'));
+    server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true, ...(process.env.FQ_BENCH_PRAGMAS ? { sqlitePragmas: JSON.parse(process.env.FQ_BENCH_PRAGMAS) } : {}) });
+    ({ address, namespace } = server);
+  }
+  const connection = await Connection.connect({ address });
+  if (o.target) {
+    const setup = await setupNamespace(connection, namespace, 1);
+    // A production server caches search attributes (common/searchattribute/manager.go: 60 s): wait out a
+    // fresh registration so the batch does not spend its first minute failing workflow tasks.
+    if (setup.added.length) {
+      o.log?.(`B3: registered search attributes on ${namespace}; waiting 65 s for the server's cache`);
+      await new Promise((r) => setTimeout(r, 65_000));
+    }
+  }
+  const native = await NativeConnection.connect({ address });
+  const client = new Client({ connection, namespace });
+  // A batch id of its own on a shared server (its earlier runs stay in visibility); every query below names it.
+  const batchId = o.target ? `bench-${Date.now()}` : 'bench';
+  const ofBatch = `BatchId = '${batchId}'`;
   // Species of different sizes so one finishes first and its slots move.
   const world = { species: Array.from({ length: o.species }, (_, i) => ({ id: `sp${i}`, runs: i === 0 ? (o.firstRuns ?? Math.max(1, Math.round(o.runs / 4))) : o.runs })), downloadMs: 0, quantMs: 0 };
   const log = newLog();
-  const worker = await startWorker({ connection: native, client, namespace: 'default', hostId: 'bench', activities: createFastActivities(world, 'bench', log), janitor: false });
+  const worker = await startWorker({ connection: native, client, namespace, hostId: 'bench', activities: createFastActivities(world, 'bench', log), janitor: false });
   try {
     const t0 = Date.now();
     const h = await client.workflow.start('batchWorkflow', {
       taskQueue: 'fetchquant',
-      workflowId: batchWorkflowId('bench'),
+      workflowId: batchWorkflowId(batchId),
       args: [{ totalThreads: o.threads, checkIntervalSec: 30, monitorIntervalSec: 5, retryInitialSec: 0.1, hostLostTimeoutSec: 60 }],
     });
     const total = world.species.reduce((n, s) => n + s.runs, 0);
@@ -75,15 +112,15 @@ export async function measureOrchestration(o: { species: number; runs: number; f
     const makespanSec = (Date.now() - t0) / 1000;
     const samples = result.totals.done;
 
-    const sampleLens = await historyLengths(client, `WorkflowType = 'sampleWorkflow'`);
+    const sampleLens = await historyLengths(client, `${ofBatch} AND WorkflowType = 'sampleWorkflow'`);
     const speciesRuns: Record<string, number> = {};
     let largestSpeciesRunEvents = 0;
     for (const s of world.species) {
-      const runs = await historyLengths(client, `WorkflowId = '${speciesWorkflowId('bench', s.id)}'`);
+      const runs = await historyLengths(client, `WorkflowId = '${speciesWorkflowId(batchId, s.id)}'`);
       speciesRuns[s.id] = runs.length;
       for (const r of runs) largestSpeciesRunEvents = Math.max(largestSpeciesRunEvents, r.events);
     }
-    const all = await historyLengths(client, `WorkflowType != 'sampleWorkflow'`);
+    const all = await historyLengths(client, `${ofBatch} AND WorkflowType != 'sampleWorkflow'`);
     const historiesOver10240 = [...all, ...sampleLens].filter((x) => x.events > 10_240).length;
     // Exactly once: every run of the world published (finalize) once.
     const published = new Map<string, number>();
@@ -92,16 +129,17 @@ export async function measureOrchestration(o: { species: number; runs: number; f
     const lostRuns = expectedRuns - published.size;
     const duplicatedRuns = [...published.values()].filter((n) => n > 1).length;
     const largest = [...all, ...sampleLens].sort((a, b) => b.events - a.events)[0]!;
-    const batchEvents = all.filter((x) => x.id === batchWorkflowId('bench')).reduce((a, x) => Math.max(a, x.events), 0);
+    const batchEvents = all.filter((x) => x.id === batchWorkflowId(batchId)).reduce((a, x) => Math.max(a, x.events), 0);
 
     // Reallocation: every slot sp0 frees for good (a verified download after its last sample started) ->
     // the first setThreads another species receives. Same definition as B2's tail figure.
-    const sig = await readSpeciesSignals(client, 'bench', world.species.map((s) => s.id));
+    const sig = await readSpeciesSignals(client, batchId, world.species.map((s) => s.id));
     const tail = tailSlotsFreed(sig.speciesSignals, 'sp0', sig.lastChildStarted.get('sp0') ?? 0);
     const { moved } = slotMoves(sig.speciesSignals, 'sp0');
     const delays = tail.map(moved).filter((x): x is number => x !== null);
     const lens = sampleLens.map((x) => x.events);
     return {
+      server: o.target?.label ?? 'dev server (SQLite)',
       species: o.species,
       runsPerSpecies: o.runs,
       samples,
@@ -122,8 +160,8 @@ export async function measureOrchestration(o: { species: number; runs: number; f
     await worker.shutdown();
     await native.close();
     await connection.close();
-    await server.stop();
-    rmSync(stateDir, { recursive: true, force: true });
+    await server?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   }
 }
 

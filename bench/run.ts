@@ -2,15 +2,17 @@
  * `npm run bench`: B1–B4 of docs/benchmarks.md in one go, written to bench/results/bench.{json,md} with the
  * machine they ran on. Figures, not pass/fail: every comparison is made within this one run.
  *   B1, B2, B4  bench/real.ts           real CLI, worker, tools and the bandwidth-capped mirror
- *   B3          bench/orchestration.ts  in-memory activities, the embedded server, 1,000 and 10,000 samples
+ *   B3          bench/orchestration.ts  in-memory activities, the embedded server, 1,000 and 10,000 samples;
+ *               the same on temporal-server + PostgreSQL when scripts/cluster.sh's cluster is up
  * Usage: node dist/bench/run.js [--quick] [--only b1,b3] [--b3 1000,10000] [--out-dir bench/results]
  * With --only, the sections not re-measured are kept from the existing results file, labelled with their run.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeMachine, type Machine } from './machine.js';
-import { measureOrchestration, type OrchestrationFigures } from './orchestration.js';
+import { CLUSTER_BENCH_NAMESPACE, measureOrchestration, type OrchestrationFigures } from './orchestration.js';
 import { measureReal, type RealFigures } from './real.js';
 import { dist } from './real/figures.js';
 
@@ -43,6 +45,25 @@ export function mergeKept(fresh: BenchResults, previous: BenchResults | undefine
   if (keptFrom.real || keptFrom.b3) merged.keptFrom = keptFrom;
   return merged;
 }
+/**
+ * temporal-server + PostgreSQL from scripts/cluster.sh, if it runs (B3 is measured there too, in a namespace
+ * of its own); `scripts/cluster.sh up` first to include it.
+ */
+function clusterTarget(log: (l: string) => void): { address: string; namespace: string; label: string } | null {
+  const script = join(process.cwd(), 'scripts', 'cluster.sh');
+  if (spawnSync('bash', [script, 'status'], { stdio: 'ignore' }).status !== 0) {
+    log('B3: no cluster running (scripts/cluster.sh up to measure temporal-server + PostgreSQL as well): dev server only');
+    return null;
+  }
+  const env = Object.fromEntries(
+    execFileSync('bash', [script, 'env'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  ) as Record<string, string>;
+  return { address: env.TEMPORAL_ADDRESS!, namespace: CLUSTER_BENCH_NAMESPACE, label: 'temporal-server + PostgreSQL' };
+}
+
 const keptLine = (m: Machine | undefined) =>
   m ? [`Kept from an earlier run: ${m.date} · commit ${m.commit} · load ${m.loadAverage1m} at start.`, ''] : [];
 
@@ -100,15 +121,18 @@ export function renderMarkdown(r: BenchResults): string {
   }
   if (r.b3?.length) {
     out.push('## B3 — orchestration overhead and scale (in-memory activities)', '', ...keptLine(r.keptFrom?.b3));
-    out.push('| samples | threads | makespan | samples/s | events per sample | largest history | species runs (CAN) | batch events | over 10,240 | lost / twice | slot freed → setThreads elsewhere |', '|---|---|---|---|---|---|---|---|---|---|---|');
+    out.push('| server | samples | threads | makespan | samples/s | events per sample | largest history | species runs (CAN) | batch events | over 10,240 | lost / twice | slot freed → setThreads elsewhere |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const x of r.b3) {
       out.push(
-        `| ${x.samples} | ${x.totalThreads} | ${n(x.makespanSec, 1)} s | ${n(x.samplesPerSec)} | ${n(x.eventsPerSampleHistory.mean, 1)} | ${x.largestHistory.events} (${x.largestHistory.workflowId.split('/').pop()}) | ${Object.values(x.speciesRuns).join(' / ')} | ${x.batchEvents} | ${x.historiesOver10240} | ${x.lostRuns} / ${x.duplicatedRuns} | ${x.reallocationDelayMs.length ? ms(dist(x.reallocationDelayMs)) : '–'} |`,
+        `| ${x.server ?? 'dev server (SQLite)'} | ${x.samples} | ${x.totalThreads} | ${n(x.makespanSec, 1)} s | ${n(x.samplesPerSec)} | ${n(x.eventsPerSampleHistory.mean, 1)} | ${x.largestHistory.events} (${x.largestHistory.workflowId.split('/').pop()}) | ${Object.values(x.speciesRuns).join(' / ')} | ${x.batchEvents} | ${x.historiesOver10240} | ${x.lostRuns} / ${x.duplicatedRuns} | ${x.reallocationDelayMs.length ? ms(dist(x.reallocationDelayMs)) : '–'} |`,
       );
     }
-    if (r.b3.length > 1) {
-      const [a, z] = [r.b3[0]!, r.b3[r.b3.length - 1]!];
-      out.push('', `Cost per sample from ${a.samples} to ${z.samples} samples: ${n(1000 / a.samplesPerSec, 0)} → ${n(1000 / z.samplesPerSec, 0)} ms of makespan per sample; events per sample ${n(a.eventsPerSampleHistory.mean, 1)} → ${n(z.eventsPerSampleHistory.mean, 1)}.`);
+    const servers = [...new Set(r.b3.map((x) => x.server ?? 'dev server (SQLite)'))];
+    for (const srv of servers) {
+      const of = r.b3.filter((x) => (x.server ?? 'dev server (SQLite)') === srv);
+      if (of.length < 2) continue;
+      const [a, z] = [of[0]!, of[of.length - 1]!];
+      out.push('', `${srv}: cost per sample from ${a.samples} to ${z.samples} samples: ${n(1000 / a.samplesPerSec, 0)} → ${n(1000 / z.samplesPerSec, 0)} ms of makespan per sample; events per sample ${n(a.eventsPerSampleHistory.mean, 1)} → ${n(z.eventsPerSampleHistory.mean, 1)}.`);
     }
     out.push('');
   }
@@ -141,9 +165,14 @@ if (isMain) {
   if (only.has('b3')) {
     results.b3 = [];
     const sizes = values.b3 ? values.b3.split(',').map(Number) : quick ? B3_SIZES.quick : B3_SIZES.full;
+    const cluster = clusterTarget(log);
     for (const samples of sizes) {
-      log(`B3: ${samples} samples with in-memory activities`);
+      log(`B3: ${samples} samples with in-memory activities on the dev server`);
       results.b3.push({ label: `${samples}`, ...(await measureOrchestration({ ...b3Workload(samples), log })) });
+      if (cluster) {
+        log(`B3: ${samples} samples with in-memory activities on ${cluster.label} at ${cluster.address}`);
+        results.b3.push({ label: `${samples} cluster`, ...(await measureOrchestration({ ...b3Workload(samples), log, target: cluster })) });
+      }
     }
   }
   results.durationSec = (Date.now() - t0) / 1000;

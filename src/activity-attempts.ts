@@ -160,7 +160,9 @@ export function reportAttempts(hostId: string, client: Client): ActivityIntercep
             const line = retryLine(subjectOf(workflowId, i.workflowType), i.activityType, i.attempt, i.retryPolicy?.maximumAttempts || null, hostId, error);
             ctx.log.warn('activity attempt failed; Temporal retries it', { [HUMAN_LINE]: line });
           }
-          if (i.workflowType === 'sampleWorkflow' && workflowId) {
+          // With maximumAttempts 1 the sample retries the step itself: each attempt is its own activity and
+          // its history keeps every failure already.
+          if (i.workflowType === 'sampleWorkflow' && workflowId && i.retryPolicy?.maximumAttempts !== 1) {
             await sendReport(client, workflowId, { activity: i.activityType, activityId: i.activityId, attempt: i.attempt, host: hostId, at: new Date().toISOString(), error, type, retrying });
           }
           throw err;

@@ -74,6 +74,21 @@ export async function freeBytesOf(dir: string): Promise<number> {
   return fs.bavail * fs.bsize;
 }
 
+/**
+ * Bytes the filesystem holding dir can ever give a non-root user: its size less root's reserve. A run that
+ * needs more than this (above the floor) can never be admitted, however long it waits.
+ */
+export async function capacityBytesOf(dir: string): Promise<number> {
+  let d = dir;
+  while (!(await stat(d).then((s) => s.isDirectory(), () => false))) {
+    const up = dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  const fs = await statfs(d);
+  return (fs.blocks - fs.bfree + fs.bavail) * fs.bsize;
+}
+
 /** Bytes under a path, not following symlinks (a link out of the run dir is not ours to count). */
 export async function bytesUnder(path: string): Promise<number> {
   const st = await lstat(path).catch(() => null);
@@ -134,6 +149,7 @@ export interface DiskDeps {
   ledger: DiskLedger;
   hostId: string;
   freeBytes?: (dir: string) => Promise<number>;
+  capacityBytes?: (dir: string) => Promise<number>;
 }
 
 export function createDiskActivities(
@@ -154,6 +170,15 @@ export function createDiskActivities(
     },
 
     async reserveDisk({ run, dir, bytes, minFreeGb }) {
+      // A declared size no disk here can hold would wait for admission forever: say so at once instead.
+      const capacity = await (deps.capacityBytes ?? capacityBytesOf)(dir);
+      if (bytes + minFreeGb * GB > capacity) {
+        throw ApplicationFailure.create({
+          type: InsufficientDisk,
+          nonRetryable: true,
+          message: `run ${run} needs ${gb(bytes)} GB on disk (sizes the archive declares) plus the ${minFreeGb} GB floor (--min-free-gb), but the disk under ${dir} on host ${deps.hostId} holds ${gb(capacity)} GB in all: it can never be admitted`,
+        });
+      }
       return deps.ledger.reserve(run, dir, bytes, minFreeGb, await free(dir));
     },
 

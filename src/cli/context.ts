@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { connectClient, resolveTarget, unreachableMessage, type Target } from '../server/connection.js';
 import { startEmbeddedServer, type EmbeddedServer } from '../server/embedded.js';
+import { ensureSearchAttributes } from '../server/setup.js';
 import { DEFAULTS } from '../config/schema.js';
 import { EnvError, serverPorts } from './args.js';
 
@@ -20,7 +21,16 @@ export function embeddedStateDir(outputDir: string): string {
   return join(outputDir, '.temporal');
 }
 
-export async function openSession(values: Record<string, unknown>, mode: 'start-embedded' | 'attach'): Promise<Session> {
+export interface SessionOptions {
+  /**
+   * run, start, demo and worker on a configured server: make sure the namespace has fetchquant's search
+   * attributes (registering them where allowed) before anything starts, else exit 3 saying how to fix it.
+   */
+  searchAttributes?: boolean;
+  out?: (line: string) => void;
+}
+
+export async function openSession(values: Record<string, unknown>, mode: 'start-embedded' | 'attach', opts: SessionOptions = {}): Promise<Session> {
   let target = resolveTarget({ address: values.address as string | undefined, namespace: values.namespace as string | undefined, profile: values.profile as string | undefined });
   let uiUrl = (values['ui-url'] as string | undefined) ?? process.env.TEMPORAL_UI_URL ?? null;
   let server: EmbeddedServer | null = null;
@@ -46,9 +56,35 @@ export async function openSession(values: Record<string, unknown>, mode: 'start-
   let client: Client;
   try {
     client = await connectClient(target);
-    await client.connection.workflowService.describeNamespace({ namespace: target.namespace });
   } catch (err) {
     throw new EnvError(unreachableMessage(target, err));
+  }
+  try {
+    await client.connection.workflowService.describeNamespace({ namespace: target.namespace });
+  } catch (err) {
+    await client.connection.close();
+    if ((err as { code?: number }).code === 5 /* NOT_FOUND */) {
+      throw new EnvError(
+        `namespace ${target.namespace} does not exist on ${target.address}: create it with \`fetchquant setup\` (TEMPORAL_NAMESPACE=${target.namespace}), ` +
+          `or set TEMPORAL_NAMESPACE to an existing one`,
+      );
+    }
+    throw new EnvError(unreachableMessage(target, err));
+  }
+  if (opts.searchAttributes && target.configured) {
+    const check = await ensureSearchAttributes(client.connection, target.namespace);
+    if (check.missing.length) {
+      await client.connection.close();
+      throw new EnvError(
+        `namespace ${target.namespace} on ${target.address} lacks fetchquant's search attributes ${check.missing.join(', ')}, and they could not be registered from here (${check.error}); ` +
+          `without them a batch hangs (BAD_SEARCH_ATTRIBUTES).\n` +
+          `  register them once with \`fetchquant setup\` (TEMPORAL_NAMESPACE=${target.namespace}) as someone allowed to add search attributes, ` +
+          `or add them as Keyword attributes (temporal operator search-attribute create --namespace ${target.namespace} --type Keyword --name …)`,
+      );
+    }
+    if (check.added.length) {
+      (opts.out ?? ((l: string) => process.stdout.write(`${l}\n`)))(`registered search attributes ${check.added.join(', ')} (Keyword) on namespace ${target.namespace}`);
+    }
   }
   return {
     client,

@@ -16,7 +16,7 @@ export function batchIdOf(values: Record<string, unknown>): string {
 
 export async function cmdStart(values: Record<string, unknown>, out: Out): Promise<number> {
   const options = batchOptionsFromFlags(values);
-  const session = await openSession(values, 'attach');
+  const session = await openSession(values, 'attach', { searchAttributes: true, out });
   try {
     const h = await startBatchWorkflow(session, options);
     const workflowId = h.workflowId;

@@ -139,6 +139,13 @@ export async function sendBody(
 /** Answers a head-only error (status, 429, HTML page) for a fault; true if it answered. */
 export function answerHeadFault(req: IncomingMessage, res: ServerResponse, fault: RequestFault | null, ctx: SendContext): boolean {
   if (!fault) return false;
+  if (fault.kind === 'no-head') {
+    // The connection is open and the request read; the answer never starts.
+    const timer = setTimeout(() => res.destroy(), fault.ms);
+    res.on('close', () => clearTimeout(timer));
+    ctx.signal.addEventListener('abort', () => res.destroy(), { once: true });
+    return true;
+  }
   let status: number;
   let body: string;
   const headers: Record<string, string> = {};

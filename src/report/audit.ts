@@ -35,6 +35,8 @@ export interface ActivityAudit {
   outcome: 'completed' | 'failed' | 'timed out' | 'cancelled' | 'running';
   error?: string;
   summary?: string;
+  /** timed out waiting for its host (ScheduleToStart): the sample restarted elsewhere */
+  hostLost?: boolean;
   /** the failure of the attempt before the last one, as Temporal kept it */
   lastFailure?: string;
   /** every attempt, first to last (the earlier ones from the workers' attemptFailed reports) */
@@ -193,7 +195,10 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
       const x = byScheduled.get(String(a.scheduledEventId));
       if (x) {
         Object.assign(x, { outcome: 'timed out', endedAt: at, error: a.failure?.message ?? 'timed out' });
-        if (isScheduleToStart(a.failure?.timeoutFailureInfo?.timeoutType)) restarts++;
+        if (isScheduleToStart(a.failure?.timeoutFailureInfo?.timeoutType)) {
+          restarts++;
+          x.hostLost = true;
+        }
       }
     } else if (e.activityTaskCanceledEventAttributes) {
       const x = byScheduled.get(String(e.activityTaskCanceledEventAttributes.scheduledEventId));

@@ -115,11 +115,16 @@ function finalStageOf(a: RunAudit): string {
   return a.status.toLowerCase().replace(/_/g, ' ');
 }
 
-/** See SampleRow.retries. A download scheduled again that a lost host did not cause is the sample's own retry. */
+/**
+ * See SampleRow.retries: every failed attempt was tried again, except a failed sample's last one.
+ * Temporal's own retries show as an activity's attempt number; the sample's (one activity per attempt,
+ * or a re-download after bad reads) as failed activities. A lost host is a restart, not a retry.
+ */
 function retriesOf(a: RunAudit): number {
   const temporal = a.activities.reduce((n, x) => n + x.attempt - 1, 0);
-  const downloads = a.activities.filter((x) => x.activity === 'download').length;
-  return temporal + Math.max(0, downloads - 1 - a.restarts);
+  const failedActivities = a.activities.filter((x) => (x.outcome === 'failed' || x.outcome === 'timed out') && !x.hostLost).length;
+  const failedSample = a.outcome?.state === 'failed' || a.status === 'FAILED' ? 1 : 0;
+  return Math.max(0, temporal + failedActivities - failedSample);
 }
 
 export function sampleRow(a: RunAudit, now: string): SampleRow {
@@ -168,7 +173,14 @@ function tracksOf(a: RunAudit, row: SampleRow, now: number): Track[] {
   }
   if (tracks.length === 0) tracks.push({ run: row.run, host: a.host ?? '?', start: ms(a.start), end, bars: [], marks: [], failed: false });
   const trackAt = (at: number) => tracks.find((t) => at >= t.start && at <= t.end) ?? tracks.reduce((best, t) => (Math.abs(t.end - at) < Math.abs(best.end - at) ? t : best));
-  for (const x of a.activities) {
+  for (const [i, x] of a.activities.entries()) {
+    // the sample's own retry: the same step scheduled again after it failed (the gap is the back-off)
+    const before = a.activities.slice(0, i).reverse().find((p) => p.activity === x.activity);
+    if (before && (before.outcome === 'failed' || before.outcome === 'timed out') && !before.hostLost && before.endedAt) {
+      const from = ms(before.endedAt);
+      const to = ms(x.startedAt ?? x.endedAt ?? new Date(now).toISOString());
+      trackAt(from).marks.push({ run: row.run, kind: 'retry', start: from, end: Math.max(from, to), label: `${x.activity}: tried again after: ${before.error ?? ''}` });
+    }
     if (x.attempt > 1) {
       const from = ms(x.scheduledAt);
       const to = ms(x.startedAt ?? x.endedAt ?? new Date(now).toISOString());

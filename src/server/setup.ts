@@ -56,3 +56,38 @@ async function retryNotFound<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promi
     }
   }
 }
+
+export interface SearchAttributeCheck {
+  /** registered by this check */
+  added: string[];
+  /** still missing: set when they could not be registered (then `error` says why) */
+  missing: string[];
+  error?: string;
+}
+
+/**
+ * Before a batch runs or a worker polls on a configured server: are fetchquant's search attributes there?
+ * Without them every workflow task of the batch fails with BAD_SEARCH_ATTRIBUTES and the batch hangs with
+ * no message. Missing ones are registered where the caller may (OperatorService.AddSearchAttributes);
+ * where it may not (Temporal Cloud API keys, restricted roles) `missing` and `error` say so.
+ */
+export async function ensureSearchAttributes(conn: Pick<Connection, 'operatorService'>, namespace: string): Promise<SearchAttributeCheck> {
+  let have: Set<string>;
+  try {
+    const existing = await conn.operatorService.listSearchAttributes({ namespace });
+    have = new Set(Object.keys(existing.customAttributes ?? {}));
+  } catch (err) {
+    return { added: [], missing: [...SEARCH_ATTRIBUTE_NAMES], error: `cannot list search attributes: ${(err as Error).message}` };
+  }
+  const missing = SEARCH_ATTRIBUTE_NAMES.filter((n) => !have.has(n));
+  if (!missing.length) return { added: [], missing: [] };
+  const KEYWORD = proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  const searchAttributes: Record<string, typeof KEYWORD> = {};
+  for (const n of missing) searchAttributes[n] = KEYWORD;
+  try {
+    await conn.operatorService.addSearchAttributes({ namespace, searchAttributes });
+  } catch (err) {
+    return { added: [], missing, error: (err as Error).message };
+  }
+  return { added: missing, missing: [] };
+}

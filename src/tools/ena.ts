@@ -183,7 +183,7 @@ export function interpretFilereport(status: number, body: string, run: string, u
 export async function fetchFilereport(opts: { portalUrl: string; run: string; http: HttpClient; signal?: AbortSignal }): Promise<FilereportAnswer> {
   assertRun(opts.run);
   const url = filereportUrl(opts.portalUrl, opts.run, 'tsv');
-  const { status, body } = await opts.http.getText(url, { signal: opts.signal });
+  const { status, body } = await opts.http.getText(url, { signal: opts.signal, rateClass: 'ena' });
   return interpretFilereport(status, body, opts.run, url);
 }
 
@@ -218,7 +218,7 @@ export function parseSearch(body: string): RunMeta[] {
 export async function searchRunsByTaxon(opts: { portalUrl: string; taxonId: number; query?: string; http?: HttpClient }): Promise<RunMeta[]> {
   const http = opts.http ?? new HttpClient();
   const url = searchUrl(opts.portalUrl, opts.taxonId, opts.query);
-  const { status, body } = await http.getText(url);
+  const { status, body } = await http.getText(url, { rateClass: 'ena' });
   if (status === 204) return [];
   if (status === 400) throw enaRejected(status, body, url, SEARCH_FIELDS);
   if (status !== 200) {

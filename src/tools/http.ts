@@ -1,7 +1,8 @@
 /**
  * The one HTTP client of a worker process, on Node's built-in fetch (undici).
- * - Every request passes one token bucket, so all activities of a worker together stay under the archives'
- *   rate limits (ENA reports ~50 req/s; we default to 10 per worker so several hosts fit under it).
+ * - Every request passes the token bucket of its archive (ENA's Portal API, the SRA locator, file hosts),
+ *   shared by every activity of the worker, so together they stay under what each archive documents
+ *   (RATE_DEFAULTS). A 429 pauses that archive's bucket for everyone, not just the request that got it.
  * - 429, 5xx and network errors are retried here with exponential back-off, honouring Retry-After, so a
  *   short hiccup costs one activity attempt nothing. When retries run out it throws a retryable
  *   ApplicationFailure (ServerError / NetworkError) and Temporal retries the whole activity later.
@@ -59,15 +60,27 @@ export class RateLimiter {
     this.last = clock.now();
   }
 
-  acquire(signal?: AbortSignal): Promise<void> {
-    const turn = this.chain.then(() => this.take(signal));
+  private pausedUntil = 0;
+
+  /** Nobody gets a token for `ms` (the archive said 429): every waiter of this bucket backs off together. */
+  pauseFor(ms: number): void {
+    this.pausedUntil = Math.max(this.pausedUntil, this.clock.now() + Math.max(0, ms));
+  }
+
+  acquire(signal?: AbortSignal, skipPause = false): Promise<void> {
+    const turn = this.chain.then(() => this.take(signal, skipPause));
     // A cancelled waiter must not block the ones behind it.
     this.chain = turn.catch(() => undefined);
     return turn;
   }
 
-  private async take(signal?: AbortSignal): Promise<void> {
+  private async take(signal?: AbortSignal, skipPause = false): Promise<void> {
     if (signal?.aborted) throw abortReason(signal);
+    const paused = skipPause ? 0 : this.pausedUntil - this.clock.now();
+    if (paused > 0) {
+      this.stats.delayed++;
+      await this.clock.sleep(paused, signal);
+    }
     this.refill();
     if (this.tokens < 1) {
       this.stats.delayed++;
@@ -85,11 +98,39 @@ export class RateLimiter {
   }
 }
 
+/** Which archive a request goes to: each has its own request-rate budget. */
+export type RateClass = 'ena' | 'sra' | 'files';
+
+/**
+ * Requests per second per worker, from what the archives document: ENA's Portal API allows 50 per second
+ * per IP (answering 429 beyond); NCBI's E-utilities allow 3 per second, 10 with an API key. The SRA locator
+ * documents no figure, so it gets E-utilities' budget (NCBI_API_KEY raises it the same way). File hosts
+ * (ENA's FTP over HTTPS, NCBI/S3 links) see a few requests per file; 10 per second is far above that.
+ * FETCHQUANT_ENA_REQUESTS_PER_SEC / FETCHQUANT_SRA_REQUESTS_PER_SEC / FETCHQUANT_FILE_REQUESTS_PER_SEC
+ * override them per worker (e.g. several workers behind one IP share ENA's 50).
+ */
+export function rateDefaults(env: Record<string, string | undefined> = process.env): Record<RateClass, number> {
+  const pick = (name: string, fallback: number) => {
+    const v = Number(env[name]);
+    return env[name] !== undefined && env[name] !== '' && Number.isFinite(v) && v > 0 ? v : fallback;
+  };
+  return {
+    ena: pick('FETCHQUANT_ENA_REQUESTS_PER_SEC', 50),
+    sra: pick('FETCHQUANT_SRA_REQUESTS_PER_SEC', env.NCBI_API_KEY ? 10 : 3),
+    files: pick('FETCHQUANT_FILE_REQUESTS_PER_SEC', 10),
+  };
+}
+
+/** Redirects followed per request; more is a loop or a misconfigured host. */
+export const MAX_REDIRECTS = 5;
+
 export interface HttpClientOptions {
-  /** requests per second for the whole process (default 10) */
+  /** one rate for every archive (tests); otherwise rates, else rateDefaults() */
   requestsPerSec?: number;
+  /** requests per second per archive */
+  rates?: Partial<Record<RateClass, number>>;
   burst?: number;
-  /** share a limiter between clients (otherwise each client owns one) */
+  /** one limiter for every request of this client (tests); otherwise one per archive */
   limiter?: RateLimiter;
   /** retries after the first try for 429/5xx/network errors (default 4) */
   retries?: number;
@@ -106,6 +147,10 @@ export interface HttpClientOptions {
 export interface RequestOptions {
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** whose rate budget the request spends (default: files) */
+  rateClass?: RateClass;
+  /** time allowed until the response head arrives, for this request (a download passes its stall timeout) */
+  headersTimeoutMs?: number;
 }
 
 /** Parse Retry-After (delta seconds or an HTTP date) into milliseconds from now; null when absent/invalid. */
@@ -128,7 +173,9 @@ function isRetryableStatus(status: number): boolean {
 }
 
 export class HttpClient {
+  /** the files bucket (or the one shared limiter a test gave) */
   readonly limiter: RateLimiter;
+  readonly limiters: Record<RateClass, RateLimiter>;
   private readonly retries: number;
   private readonly baseMs: number;
   private readonly maxMs: number;
@@ -138,7 +185,10 @@ export class HttpClient {
 
   constructor(opts: HttpClientOptions = {}) {
     this.clock = opts.clock ?? systemClock;
-    this.limiter = opts.limiter ?? new RateLimiter(opts.requestsPerSec ?? 10, opts.burst, this.clock);
+    const rates = { ...rateDefaults(), ...opts.rates };
+    const make = (c: RateClass) => opts.limiter ?? new RateLimiter(opts.requestsPerSec ?? rates[c], opts.burst, this.clock);
+    this.limiters = opts.limiter ? { ena: opts.limiter, sra: opts.limiter, files: opts.limiter } : { ena: make('ena'), sra: make('sra'), files: make('files') };
+    this.limiter = this.limiters.files;
     this.retries = opts.retries ?? 4;
     this.baseMs = opts.backoffBaseMs ?? 1000;
     this.maxMs = opts.backoffMaxMs ?? 30_000;
@@ -151,21 +201,26 @@ export class HttpClient {
    * The caller owns the body. Aborting `signal` rejects with the signal's reason, never retried.
    */
   async get(url: string, opts: RequestOptions = {}): Promise<Response> {
+    const limiter = this.limiters[opts.rateClass ?? 'files'];
     let lastProblem = '';
     let lastRetryAfter: number | null = null;
     let lastWasStatus = false;
+    let lastWas429 = false;
     let tries = 0;
     for (let attempt = 0; attempt <= this.retries; attempt++) {
       if (attempt > 0) {
         const wait = lastRetryAfter ?? backoffMs(attempt, this.baseMs, this.maxMs);
         await this.clock.sleep(Math.min(wait, this.maxMs), opts.signal);
       }
-      await this.limiter.acquire(opts.signal);
+      // After its own 429 this request has just waited out the pause it set: only the others wait for it.
+      await limiter.acquire(opts.signal, lastWas429);
       tries++;
-      const res = await this.once(url, opts).catch((err: unknown) => {
+      const res = await this.follow(url, opts, limiter).catch((err: unknown) => {
+        if (err instanceof ApplicationFailure) throw err;
         if (opts.signal?.aborted) throw abortReason(opts.signal);
         lastProblem = describeNetworkError(err);
         lastWasStatus = false;
+        lastWas429 = false;
         lastRetryAfter = null;
         return null;
       });
@@ -173,6 +228,10 @@ export class HttpClient {
       if (!isRetryableStatus(res.status)) return res;
       lastRetryAfter = parseRetryAfter(res.headers.get('retry-after'), this.clock.now());
       lastWasStatus = true;
+      // 429 is about the whole archive, not this request: every request of this worker to it waits, with or
+      // without Retry-After (then for the back-off this request would have waited anyway).
+      lastWas429 = res.status === 429;
+      if (lastWas429) limiter.pauseFor(Math.min(lastRetryAfter ?? backoffMs(attempt + 1, this.baseMs, this.maxMs), this.maxMs));
       lastProblem = `HTTP ${res.status}${lastRetryAfter !== null ? ` (Retry-After ${Math.round(lastRetryAfter / 1000)} s)` : ''}`;
       // Free the connection before sleeping; the body of an error page is not needed.
       await res.body?.cancel().catch(() => undefined);
@@ -203,19 +262,55 @@ export class HttpClient {
     }
   }
 
-  /** One try. The head must arrive within headersTimeoutMs; the body is not limited here. */
+  /**
+   * One try, following redirects by hand: at most MAX_REDIRECTS, never to a URL already visited (a loop)
+   * and only to http(s). Those fail at once, non-retryable, naming the chain: retrying cannot fix them.
+   */
+  private async follow(url: string, opts: RequestOptions, limiter: RateLimiter): Promise<Response> {
+    const chain = [url];
+    let current = url;
+    for (;;) {
+      const res = await this.once(current, opts);
+      const location = res.headers.get('location');
+      if (![301, 302, 303, 307, 308].includes(res.status) || location === null) return res;
+      await res.body?.cancel().catch(() => undefined);
+      let next: string;
+      try {
+        next = new URL(location, current).toString();
+      } catch {
+        throw badRedirect(url, `HTTP ${res.status} to an invalid Location ${JSON.stringify(location)}`, chain);
+      }
+      if (!/^https?:$/.test(new URL(next).protocol)) throw badRedirect(url, `redirected to ${next} (only http and https are fetched)`, chain);
+      if (chain.includes(next)) throw badRedirect(url, `redirect loop back to ${next}`, [...chain, next]);
+      chain.push(next);
+      if (chain.length > MAX_REDIRECTS + 1) throw badRedirect(url, `more than ${MAX_REDIRECTS} redirects`, chain);
+      await limiter.acquire(opts.signal);
+      current = next;
+    }
+  }
+
+  /** One request. The head must arrive within the head timeout; the body is not limited here. */
   private async once(url: string, opts: RequestOptions): Promise<Response> {
+    const headWithin = opts.headersTimeoutMs ?? this.headersTimeoutMs;
     const ctrl = new AbortController();
     const onAbort = () => ctrl.abort(abortReason(opts.signal!));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => ctrl.abort(new Error(`no response head within ${this.headersTimeoutMs} ms`)), this.headersTimeoutMs);
+    const timer = setTimeout(() => ctrl.abort(new Error(`no response head within ${headWithin / 1000} s (connection accepted, nothing sent)`)), headWithin);
     try {
       // The caller's abort stays wired to ctrl after this returns: it is what aborts a body being read.
-      return await fetch(url, { headers: { 'user-agent': this.userAgent, ...opts.headers }, signal: ctrl.signal, redirect: 'follow' });
+      return await fetch(url, { headers: { 'user-agent': this.userAgent, ...opts.headers }, signal: ctrl.signal, redirect: 'manual' });
     } finally {
       clearTimeout(timer);
     }
   }
+}
+
+function badRedirect(url: string, what: string, chain: string[]): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FailureType.ServerError,
+    nonRetryable: true,
+    message: `GET ${url}: ${what}${chain.length > 1 ? ` (${chain.join(' -> ')})` : ''}`,
+  });
 }
 
 /** "connect ECONNREFUSED 127.0.0.1:9" instead of undici's bare "fetch failed". */

@@ -145,7 +145,7 @@ export async function locateRun(opts: { locateUrl: string; run: string; http: Ht
     throw ApplicationFailure.create({ type: FailureType.InvalidInput, message: `invalid run accession ${JSON.stringify(opts.run)}`, nonRetryable: true });
   }
   const url = locateUrl(opts.locateUrl, opts.run);
-  const { status, body } = await opts.http.getText(url, { signal: opts.signal });
+  const { status, body } = await opts.http.getText(url, { signal: opts.signal, rateClass: 'sra' });
   if (status === 404 || status === 204) return { found: false, answer: `HTTP ${status} from ${url}` };
   let a: LocateAnswer;
   try {

@@ -100,6 +100,15 @@ describe('report rendering', () => {
     expect(lost.stages.map((s) => `${s.stage}@${s.host}`)).toEqual(['queued@host-1', 'downloading@host-1', 'queued@host-2', 'downloading@host-2', 'quantifying@host-2', 'deleting@host-2', 'done@host-2']);
   });
 
+  it('reads every attempt of a step Temporal retried from the workers\' attemptFailed signals (recorded history)', () => {
+    const a = recorded('v2-sample-failed-attempts');
+    const dl = a.activities.find((x) => x.activity === 'download')!;
+    expect(dl.attempts.map((x) => [x.attempt, x.outcome, x.host, x.error])).toEqual(
+      [1, 2, 3, 4].map((n) => [n, 'failed', 'host-a', `SRR1000003: connection reset by peer (attempt ${n})`]),
+    );
+    expect(a.outcome).toMatchObject({ state: 'failed', failureType: 'NetworkError' });
+  });
+
   it('writes one TSV row per sample with attempts, restarts, seconds per stage and the error', () => {
     const lines = renderTsv(report.rows).replace(/\n$/, '').split('\n').map((l) => l.split('\t'));
     expect(lines[0]).toEqual([...TSV_COLUMNS]);

@@ -31,7 +31,8 @@ export async function startCliWorker(hostId: string, env: Record<string, string>
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`worker ${hostId} not polling after ${timeoutMs} ms:\n${text}`)), timeoutMs);
     proc.all!.on('data', () => {
-      if (text.includes('polling')) {
+      // its own line, not the SDK's "No workflows registered, not polling for workflow tasks" warning
+      if (/ polling fetchquant /.test(text)) {
         clearTimeout(timer);
         resolve();
       }

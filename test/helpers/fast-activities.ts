@@ -55,6 +55,7 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
       });
     });
   };
+  const failedSoFar = new Map<string, number>();
   const note = (kind: string, run?: string, data?: unknown) => log.events.push({ t: Date.now(), kind, run, host: hostId, data });
   const plans: SpeciesPlan[] = world.species.map((s) => ({
     speciesId: s.id,
@@ -119,8 +120,9 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
       if (failures > 0) {
         world.flakyDownloads!.set(plan.run, failures - 1);
         log.active.downloads.delete(plan.run);
-        const attempt = Context.current().info.attempt;
-        throw ApplicationFailure.create({ type: FailureType.NetworkError, message: `${plan.run}: connection reset by peer (attempt ${attempt})` });
+        const nth = (failedSoFar.get(plan.run) ?? 0) + 1;
+        failedSoFar.set(plan.run, nth);
+        throw ApplicationFailure.create({ type: FailureType.NetworkError, message: `${plan.run}: connection reset by peer (failure ${nth})` });
       }
       try {
         await wait(world.downloadMs ?? 50);

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import { searchRunsByTaxon } from '../../src/tools/ena.js';
+import { HttpClient } from '../../src/tools/http.js';
 import { FILEREPORT_FIELDS, filereportUrl, get, md5, tsvRows } from './helpers.js';
 
 let root: string;
@@ -22,7 +24,7 @@ beforeAll(async () => {
     seed: 9,
     species: [
       { name: 'Pairus primus', runs: 2, pairedFraction: 1, readsPerRun: 300, taxonId: 111 },
-      { name: 'Singulus secundus', runs: 3, pairedFraction: 0, sraOnlyFraction: 0.34, readsPerRun: 300, taxonId: 222 },
+      { name: 'Singulus secundus', runs: 3, pairedFraction: 0, sraOnlyFraction: 0.34, singleCellFraction: 0.34, readsPerRun: 300, taxonId: 222 },
     ],
   });
   mirror = await startMirror({ dataset: ds });
@@ -138,6 +140,15 @@ describe('ENA search', () => {
     expect(rows.slice(1).map((r) => r[0])).toEqual(ds.species[1]!.runs.map((r) => r.run));
     expect(rows.find((r) => r[0] === sraOnly.run)![3]).toBe('-');
     expect((await search('tax_eq(111)')).body.toString().trim().split('\n')).toHaveLength(3);
+  });
+
+  it('tells bulk from single-cell runs by library_source, and the client asks for bulk only', async () => {
+    const sc = ds.species[1]!.runs.filter((r) => r.singleCell).map((r) => r.run);
+    expect(sc).toHaveLength(1);
+    const all = tsvRows((await search('tax_eq(222) AND library_strategy="RNA-Seq"', { fields: 'run_accession,library_source' })).body.toString()).slice(1);
+    expect(all.filter((r) => r[1] === 'TRANSCRIPTOMIC SINGLE CELL').map((r) => r[0])).toEqual(sc);
+    const bulk = await searchRunsByTaxon({ portalUrl: mirror.enaPortalUrl, taxonId: 222, http: new HttpClient({ requestsPerSec: 1000 }) });
+    expect(bulk.map((r) => r.run)).toEqual(ds.species[1]!.runs.filter((r) => !r.singleCell).map((r) => r.run));
   });
 
   it('answers JSON, honours limit/offset, returns only a header for no match and 400 for a bad query', async () => {

@@ -3,7 +3,7 @@
  * disk, what the activity reports, and what the mirror saw.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { copyFile, mkdir, readdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
 import { HttpClient, RateLimiter, type Clock } from '../../src/tools/http.js';
@@ -122,6 +122,23 @@ describe('download', () => {
     const r = await download(fastHttp(), singlePlan, runDir);
     expect(r.resumedFromBytes).toBe(3000);
     await expectComplete();
+  });
+
+  it('a server that accepts the connection but never sends headers is a stall too (--stall-timeout covers the head)', async () => {
+    // Three silent answers: the client's own retries (fastHttp: 4) outlast them within one attempt.
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'no-head', ms: 60_000, times: 3 }] });
+    const started = Date.now();
+    const r = await download(fastHttp(), singlePlan, runDir, { stallTimeoutSec: 0.5 });
+    expect(Date.now() - started).toBeLessThan(20_000); // 3 x 0.5 s plus back-off, never the 60 s default head wait
+    expect(w.mirror.stats().faultsFired[w.single.run]).toEqual({ 'no-head': 3 });
+    expect(r.bytesFetched).toBe(size());
+    await expectComplete();
+    // Silent every time: the attempt fails as a retryable stall, naming it.
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'no-head', ms: 60_000 }] });
+    await rm(join(runDir, singlePlan.files[0]!.name), { force: true });
+    const err = await failureOf(download(fastHttp({ retries: 1 }), singlePlan, runDir, { stallTimeoutSec: 0.5 }));
+    expect(err.type).toBe('NetworkError');
+    expect(err.message).toMatch(/failed after 2 tries: no response head within 0\.5 s \(connection accepted, nothing sent\)/);
   });
 
   it('an HTML page instead of the file is a ChecksumMismatch and leaves nothing', async () => {

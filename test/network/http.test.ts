@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
-import { backoffMs, HttpClient, parseRetryAfter, RateLimiter, type Clock } from '../../src/tools/http.js';
+import { backoffMs, HttpClient, parseRetryAfter, RateLimiter, rateDefaults, type Clock } from '../../src/tools/http.js';
 
 /** A clock that only moves when someone sleeps: counts waits exactly, no timing in the assertion. */
 function fakeClock(): Clock & { slept: number[] } {
@@ -62,6 +62,23 @@ describe('pure helpers', () => {
   });
 });
 
+describe('request-rate budgets per archive', () => {
+  it('defaults to what the archives document: ENA 50/s, the SRA locator 3/s (10/s with NCBI_API_KEY)', () => {
+    expect(rateDefaults({})).toEqual({ ena: 50, sra: 3, files: 10 });
+    expect(rateDefaults({ NCBI_API_KEY: 'k' }).sra).toBe(10);
+    expect(rateDefaults({ FETCHQUANT_ENA_REQUESTS_PER_SEC: '12.5', FETCHQUANT_SRA_REQUESTS_PER_SEC: 'x' })).toEqual({ ena: 12.5, sra: 3, files: 10 });
+  });
+
+  it('a pause (after a 429) holds every waiter of that bucket', async () => {
+    const clock = fakeClock();
+    const limiter = new RateLimiter(100, 100, clock);
+    limiter.pauseFor(3000);
+    await Promise.all([limiter.acquire(), limiter.acquire()]);
+    expect(clock.slept[0]).toBe(3000);
+    expect(clock.now()).toBe(3000);
+  });
+});
+
 describe('HttpClient against a local server', () => {
   let server: Server;
   let base: string;
@@ -73,6 +90,12 @@ describe('HttpClient against a local server', () => {
     server = createServer((req, res) => {
       const path = req.url ?? '/';
       hits[path] = (hits[path] ?? 0) + 1;
+      if (path === '/hang') return; // accepts the connection, never answers
+      const redirect: Record<string, string> = { '/r1': '/r2', '/r2': '/r1', '/to-ftp': 'ftp://ftp.example.org/x.fastq.gz', '/moved': '/a-moved' };
+      if (redirect[path]) {
+        res.writeHead(302, { location: redirect[path]! });
+        return res.end();
+      }
       const next = plans[path]?.statuses.shift();
       if (next !== undefined) {
         res.writeHead(next, plans[path]?.retryAfter ? { 'retry-after': plans[path]!.retryAfter! } : {});
@@ -143,5 +166,56 @@ describe('HttpClient against a local server', () => {
     setTimeout(() => ctrl.abort(new Error('cancelled by test')), 50);
     await expect(p).rejects.toThrow('cancelled by test');
     expect(hits['/e']).toBe(1);
+  });
+
+  it('spends each archive\'s own budget: many locator requests wait, ENA ones do not', async () => {
+    const clock = fakeClock();
+    const http = new HttpClient({ clock, rates: { ena: 50, sra: 3 } });
+    for (let i = 0; i < 6; i++) await http.getText(`${base}/ena${i}`, { rateClass: 'ena' });
+    expect(http.limiters.ena.stats).toEqual({ granted: 6, delayed: 0 });
+    for (let i = 0; i < 6; i++) await http.getText(`${base}/sra${i}`, { rateClass: 'sra' });
+    expect(http.limiters.sra.stats).toEqual({ granted: 6, delayed: 3 });
+    expect(clock.now()).toBeCloseTo(1000, 6); // 3 past the burst of 3, at 3 per second
+  });
+
+  it('a 429 pauses every request of the worker to that archive, with or without Retry-After', async () => {
+    const clock = fakeClock();
+    const http = new HttpClient({ clock, retries: 0, backoffBaseMs: 800, rates: { ena: 1000, sra: 1000 } });
+    plans['/busy'] = { statuses: [429], retryAfter: '3' };
+    await expect(http.getText(`${base}/busy`, { rateClass: 'ena' })).rejects.toThrow(/HTTP 429 \(Retry-After 3 s\)/);
+    const before = clock.now();
+    await http.getText(`${base}/other`, { rateClass: 'ena' }); // someone else's request to ENA waits out the 429
+    expect(clock.now() - before).toBe(3000);
+    const t = clock.now();
+    await http.getText(`${base}/other`, { rateClass: 'sra' }); // the locator's budget is not paused
+    expect(clock.now()).toBe(t);
+    plans['/busy2'] = { statuses: [429] };
+    await expect(http.getText(`${base}/busy2`, { rateClass: 'ena' })).rejects.toThrow(/HTTP 429$/);
+    const t2 = clock.now();
+    await http.getText(`${base}/other`, { rateClass: 'ena' }); // no Retry-After: the back-off step
+    expect(clock.now() - t2).toBeGreaterThanOrEqual(400);
+  });
+
+  it('follows a redirect; fails a loop or a non-http(s) redirect at once, without retries, naming the chain', async () => {
+    expect((await new HttpClient({ backoffBaseMs: 1 }).getText(`${base}/moved`)).body).toBe('ok /a-moved');
+    const loop = (await new HttpClient({ backoffBaseMs: 1 }).getText(`${base}/r1`).catch((e: unknown) => e)) as ApplicationFailure;
+    expect(loop).toBeInstanceOf(ApplicationFailure);
+    expect(loop.nonRetryable).toBe(true);
+    expect(loop.message).toBe(`GET ${base}/r1: redirect loop back to ${base}/r1 (${base}/r1 -> ${base}/r2 -> ${base}/r1)`);
+    expect(hits['/r1']).toBe(1);
+    const ftp = (await new HttpClient({ backoffBaseMs: 1 }).getText(`${base}/to-ftp`).catch((e: unknown) => e)) as ApplicationFailure;
+    expect(ftp.nonRetryable).toBe(true);
+    expect(ftp.message).toBe(`GET ${base}/to-ftp: redirected to ftp://ftp.example.org/x.fastq.gz (only http and https are fetched)`);
+    expect(hits['/to-ftp']).toBe(1);
+  });
+
+  it('a server that accepts the connection but never sends headers: given up after the head timeout', async () => {
+    const started = Date.now();
+    const err = (await new HttpClient({ retries: 1, backoffBaseMs: 1 }).getText(`${base}/hang`, { headersTimeoutMs: 200 }).catch((e: unknown) => e)) as ApplicationFailure;
+    expect(err.type).toBe('NetworkError');
+    expect(err.nonRetryable).toBe(false);
+    expect(err.message).toBe(`GET ${base}/hang failed after 2 tries: no response head within 0.2 s (connection accepted, nothing sent)`);
+    expect(hits['/hang']).toBe(2);
+    expect(Date.now() - started).toBeLessThan(20_000); // never the 60 s default, never forever
   });
 });
