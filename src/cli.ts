@@ -9,6 +9,17 @@ const out = (l: string) => process.stdout.write(`${l}\n`);
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  const code = await command(cmd, rest);
+  // A command stopped by a signal exits with that signal's code, whatever it was doing when it came (SIGINT
+  // 130, SIGTERM 143); a batch that completed during the shutdown is no exception.
+  return (await import('./cli/signals.js')).interruptedCode() ?? code;
+}
+
+/** Commands that start something long-lived: their signal handlers go in before anything starts. */
+const LONG_RUNNING = ['run', 'demo', 'worker', 'server'];
+
+async function command(cmd: string | undefined, rest: string[]): Promise<number> {
+  if (cmd && LONG_RUNNING.includes(cmd)) (await import('./cli/signals.js')).watchSignals();
   if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     out(usage());
     return cmd ? EXIT.ok : EXIT.badInput;

@@ -34,6 +34,11 @@ export const FailureType = {
  * heartbeat timeout it stands in for.
  */
 export const WORKER_LOST = 'WorkerLost';
+/**
+ * A download stopped at the disk floor (--min-free-gb) while writing, its good bytes kept: the sample waits
+ * for disk, as at admission, and resumes; not a fault of the work, so it uses no retry.
+ */
+export const DISK_FLOOR = 'DiskFloor';
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** Failures that retrying cannot fix. Everything else is retried with back-off. */

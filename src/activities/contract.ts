@@ -68,7 +68,8 @@ export interface Activities {
   reserveDisk(input: { run: string; dir: string; bytes: number; minFreeGb: number }): Promise<DiskGrant>;
   releaseDisk(input: { run: string }): Promise<void>;
   /** Download every file of the plan into runDir, verified by size and md5; resumes from bytes on disk. */
-  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null }): Promise<DownloadResult>;
+  /** minFreeGb: the disk floor the transfer keeps while it writes (stops with DiskFloor, bytes kept); none if absent */
+  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + gzip; removes the .sra. Returns fastq.gz paths. */
   /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
   convertSra(input: { run: string; sraPath: string; runDir: string; threads: number; timeoutSec: number }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number }>;

@@ -14,10 +14,12 @@ import { isAbsolute, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
-import { FailureType } from '../failures.js';
+import { DISK_FLOOR, FailureType } from '../failures.js';
 import { HttpClient } from '../tools/http.js';
 import type { LocalFile, RemoteFile } from '../types.js';
 import type { Activities } from './contract.js';
+import { freeBytesOf } from './disk.js';
+import { canDownsample, downloadFirstBases } from './downsample.js';
 
 /** Names come from remote data: nothing that could leave the run dir or hide as a dot-dot. */
 const SAFE_NAME = /^[A-Za-z0-9._-]+$/;
@@ -82,9 +84,26 @@ function looksLikeHtml(chunk: Uint8Array): boolean {
 
 class Stall extends Error {}
 
+/** The disk floor (--min-free-gb) a transfer keeps, checked as it writes (issue 13: not only at admission). */
+interface Floor {
+  bytes: number;
+  gb: number;
+  free: (dir: string) => Promise<number>;
+}
+
+/** Free space is measured again after this many bytes written (statfs costs microseconds; a chunk is ~64 KiB). */
+const FLOOR_CHECK_EVERY = 1 << 20;
+
+function floorFailure(where: string, runDir: string, free: number, floor: Floor, kept: number, why = 'stopped at the disk floor'): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: DISK_FLOOR,
+    message: `${where}: ${why}: ${runDir} has ${free} bytes free, --min-free-gb ${floor.gb} keeps ${floor.bytes}; ${kept} bytes kept to resume when there is room`,
+  });
+}
+
 async function fetchFile(
   f: RemoteFile,
-  ctx: { run: string; runDir: string; http: HttpClient; stallMs: number; cancel?: AbortSignal; progress: Progress },
+  ctx: { run: string; runDir: string; http: HttpClient; stallMs: number; cancel?: AbortSignal; progress: Progress; floor?: Floor },
 ): Promise<FileOutcome> {
   const final = join(ctx.runDir, f.name);
   const part = `${final}.part`;
@@ -135,6 +154,11 @@ async function fetchFile(
   // Complete on disk but not yet renamed (killed between the last write and the rename): just verify.
   if (f.bytes !== null && offset === f.bytes && offset > 0) return finish();
 
+  // Below the floor already (another process filled the disk): do not even ask.
+  if (ctx.floor) {
+    const free = await ctx.floor.free(ctx.runDir);
+    if (free < ctx.floor.bytes) throw floorFailure(where, ctx.runDir, free, ctx.floor, offset, 'waiting for the disk floor');
+  }
   const stall = new AbortController();
   const signal = ctx.cancel ? AbortSignal.any([ctx.cancel, stall.signal]) : stall.signal;
   // identity: fetch would silently gunzip a .fastq.gz served with Content-Encoding: gzip (md5 never matches).
@@ -173,6 +197,9 @@ async function fetchFile(
     if (Date.now() - lastByteAt > ctx.stallMs) stall.abort(new Stall());
   }, Math.max(50, Math.min(1000, ctx.stallMs / 4)));
   let ok = false;
+  let checkedAt = -Infinity;
+  /** set when the floor stopped the transfer: the bytes written are good and kept */
+  let floorStop: ApplicationFailure | null = null;
   try {
     for await (const chunk of res.body ?? []) {
       const buf = chunk as Uint8Array;
@@ -185,13 +212,36 @@ async function fetchFile(
         await fh.close().catch(() => undefined);
         await reject(`more than the expected ${f.bytes} bytes`, res.body);
       }
-      await fh.write(buf);
+      if (ctx.floor && fetched + buf.length - checkedAt >= FLOOR_CHECK_EVERY) {
+        checkedAt = fetched;
+        const free = await ctx.floor.free(ctx.runDir);
+        if (free - buf.length < ctx.floor.bytes) {
+          floorStop = floorFailure(where, ctx.runDir, free, ctx.floor, offset);
+          break;
+        }
+      }
+      try {
+        // write(2) may write less than asked on a nearly full disk, without an error: finish the chunk, or
+        // the next one would land at the wrong offset.
+        for (let done = 0; done < buf.length; ) done += (await fh.write(buf, done, buf.length - done)).bytesWritten;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC' || !ctx.floor) throw err;
+        // The disk filled between two checks (another process): what is on disk is good, the rest is not.
+        await fh.sync().catch(() => undefined);
+        await fh.truncate(offset).catch(() => undefined); // a chunk half written is not kept: resume re-hashes what is there
+        floorStop = floorFailure(where, ctx.runDir, await freeBytesOf(ctx.runDir).catch(() => 0), ctx.floor, offset, 'the disk is full');
+        break;
+      }
       hash.update(buf);
       offset += buf.length;
       fetched += buf.length;
       ctx.progress.offset = offset;
     }
     await fh.sync(); // the rename below must never publish bytes still only in the page cache
+    if (floorStop) {
+      await res.body?.cancel().catch(() => undefined);
+      stall.abort(new Stall());
+    }
     ok = true;
   } catch (err) {
     if (err instanceof ApplicationFailure) throw err;
@@ -203,14 +253,16 @@ async function fetchFile(
     if (!ok) await fh.close().catch(() => undefined);
   }
   await fh.close();
+  if (floorStop) throw floorStop;
   return finish();
 }
 
-export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEveryMs?: number }): Pick<Activities, 'download'> {
+export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEveryMs?: number; freeBytes?: (dir: string) => Promise<number> }): Pick<Activities, 'download'> {
   const http = deps.http ?? new HttpClient();
   const everyMs = deps.heartbeatEveryMs ?? 1000;
   return {
-    async download({ plan, runDir, stallTimeoutSec }) {
+    async download({ plan, runDir, stallTimeoutSec, minFreeGb, maxBp }) {
+      const floor: Floor | undefined = minFreeGb === undefined ? undefined : { gb: minFreeGb, bytes: Math.round(minFreeGb * 1e9), free: deps.freeBytes ?? freeBytesOf };
       checkDownloadTarget(plan.run, runDir, plan.files);
       const context = Context.current();
       const hint = context.info.heartbeatDetails as Progress | undefined;
@@ -226,8 +278,12 @@ export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEve
       let bytesFetched = 0;
       let resumedFromBytes = 0;
       try {
+        // steps.getfastq.max_bp: only the first reads, and the transfer stops there (./downsample.ts)
+        if (maxBp && canDownsample(plan)) {
+          return await downloadFirstBases(plan, runDir, maxBp, { http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress });
+        }
         for (const f of plan.files) {
-          const out = await fetchFile(f, { run: plan.run, runDir, http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress });
+          const out = await fetchFile(f, { run: plan.run, runDir, http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress, floor });
           files.push(out.local);
           bytesFetched += out.fetched;
           resumedFromBytes += out.kept;

@@ -10,26 +10,50 @@ import { cliLogger, logFileName } from '../log.js';
 import { stateRoot } from '../state-dir.js';
 import { EnvError, EXIT, serverPorts } from './args.js';
 import { embeddedStateDir, openSession } from './context.js';
+import { nextInterrupt } from './signals.js';
 
 type Out = (l: string) => void;
 
 function waitForSignal(): Promise<void> {
-  return new Promise((r) => {
-    process.once('SIGINT', () => r());
-    process.once('SIGTERM', () => r());
-  });
+  return nextInterrupt().then(() => undefined);
 }
 
+/**
+ * `fetchquant server`: the server it starts (or adopts from a `fetchquant` process killed with -9) belongs to
+ * this command, which stays in the foreground: Ctrl-C or SIGTERM stops it, and if it dies the command says
+ * so and exits 3. A server another live fetchquant process owns is left to it, with how to stop it.
+ */
 export async function cmdServer(values: Record<string, unknown>, out: Out): Promise<number> {
   const outputDir = resolve((values['output-dir'] as string | undefined) ?? DEFAULTS.outputDir);
   const server = await startEmbeddedServer({ stateDir: embeddedStateDir(outputDir), ...serverPorts(values), owner: 'server' });
-  out(`Temporal dev server ${server.started ? 'started' : 'already running'} at ${server.address}, namespace ${server.namespace}`);
+  const how = server.owned ? (server.started ? 'started' : `adopted (pid ${server.pid}; the fetchquant process that started it, pid ${server.adoptedFrom ?? '?'}, is gone)`) : 'already running';
+  out(`Temporal dev server ${how} at ${server.address}, namespace ${server.namespace}`);
   out(`Web UI: ${server.uiUrl ?? '(headless)'}   state: ${server.dbFile}`);
   out(`workers elsewhere: TEMPORAL_ADDRESS=${server.address} fetchquant worker`);
-  if (!server.started) return EXIT.ok;
-  out('Ctrl-C stops it (state is kept)');
-  await waitForSignal();
+  if (!server.owned) {
+    const owner = server.ownerPid ? `\`fetchquant ${server.owner}\` (pid ${server.ownerPid})` : `\`fetchquant ${server.owner}\``;
+    out(`it belongs to ${owner}: stop it with Ctrl-C there${server.ownerPid ? `, or kill ${server.ownerPid}` : `, or kill ${server.pid}`}`);
+    return EXIT.ok;
+  }
+  out(`Ctrl-C stops it (state is kept); it runs as pid ${server.pid} while this command runs`);
+  // Stay in the foreground until a signal, or until the server dies under us (not left waiting on nothing).
+  let timer: NodeJS.Timeout | undefined;
+  const died = new Promise<'died'>((r) => {
+    const look = () => {
+      try {
+        process.kill(server.pid, 0);
+        timer = setTimeout(look, 500);
+      } catch {
+        r('died');
+      }
+    };
+    look();
+  });
+  const why = await Promise.race([waitForSignal().then(() => 'signal' as const), died]);
+  clearTimeout(timer);
+  if (why === 'died') throw new EnvError(`the Temporal dev server (pid ${server.pid}) exited; its state is kept in ${server.dbFile} — run \`fetchquant server\` again to start it`);
   await server.stop();
+  out('Temporal dev server stopped');
   return EXIT.ok;
 }
 

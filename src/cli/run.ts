@@ -19,6 +19,7 @@ import { batchProgressQuery } from '../workflows/messages.js';
 import { EnvError, EXIT } from './args.js';
 import { openSession, type Session } from './context.js';
 import { rates, renderProgress } from './progress.js';
+import { interruptedCode, onInterrupt } from './signals.js';
 import { join } from 'node:path';
 import { cliLogger, logFileName } from '../log.js';
 
@@ -41,35 +42,44 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     logger.terminal = (l) => (tty ? problems.push(l) : out(l));
   }
   const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded', { searchAttributes: true, out });
+  // Interrupted while the server started: stop what this run started, nothing else began.
+  if (interruptedCode() !== null) {
+    out('\ninterrupted during start-up; the batch is kept — run the same command again to resume');
+    await session.close();
+    if (session.server?.owned) await session.server.stop();
+    return interruptedCode()!;
+  }
   const hostId = (values['host-id'] as string | undefined) ?? defaultHostId();
   let worker: RunningWorker | null = null;
   let interrupted = false;
   // Our own embedded server (also one a crashed run left behind) is kept alive while we run, and stops with
   // us; a `fetchquant server` one belongs to its terminal.
   const supervisor: ServerSupervisor | null =
-    session.server?.owner === 'run'
+    session.server?.owned
       ? superviseEmbeddedServer(session.server, {
           onExit: (pid) => out(`Temporal dev server (pid ${pid}) exited unexpectedly; restarting it on ${session.server!.dbFile} at ${session.target.address}`),
           onRestarted: (s) => out(`Temporal dev server restarted (pid ${s.pid}); the worker reconnects and the batch goes on`),
         })
       : null;
   let stopping = false;
-  const stopAll = async (closeClient: boolean) => {
-    stopping = true;
-    supervisor?.stop();
-    await worker?.shutdown();
-    // On Ctrl-C the result long-poll is still open: closing the channel under it throws from a timer.
-    if (closeClient) await session.close();
-    if (supervisor) await supervisor.current().stop();
-  };
+  let stopped: Promise<void> | null = null;
+  // Once, whoever comes first: the end of the batch or a signal.
+  const stopAll = (closeClient: boolean) =>
+    (stopped ??= (async () => {
+      stopping = true;
+      supervisor?.stop();
+      await worker?.shutdown();
+      // On Ctrl-C the result long-poll is still open: closing the channel under it throws from a timer.
+      if (closeClient) await session.close();
+      if (supervisor) await supervisor.current().stop();
+    })());
   const onSignal = () => {
-    if (interrupted) process.exit(EXIT.interrupted);
     interrupted = true;
     out('\ninterrupted: stopping the worker and the server; the batch is kept — run the same command again to resume');
-    void stopAll(false).then(() => process.exit(EXIT.interrupted));
+    // The result long-poll would wait for the batch: exit as soon as the worker and the server are down.
+    void stopAll(false).then(() => process.exit(interruptedCode() ?? EXIT.interrupted));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const unsubscribe = onInterrupt(onSignal);
   try {
     if (session.server) out(`Temporal dev server ${session.server.started ? 'started' : 'attached'} at ${session.target.address} (state ${session.server.dbFile})`);
     const native = await connectNative(session.target);
@@ -112,9 +122,8 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     if (hooks.listSamples) for (const l of await sampleOutcomeLines(session, options.batchId!)) out(l);
     return result.totals.failed > 0 ? EXIT.samplesFailed : EXIT.ok;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    if (!interrupted) await stopAll(true);
+    unsubscribe();
+    await stopAll(!interrupted);
     if (logger?.path) out(`log: ${logger.path}`);
   }
 }

@@ -13,6 +13,8 @@ export interface EnaRun {
   hasFiles: boolean;
   /** a single-end run's one file is listed as RUN_1.fastq.gz */
   singleAsMate1?: boolean;
+  /** fastq_bytes declared for every file (a hostile or broken answer) */
+  declaredBytes?: number;
 }
 
 /** Unpaired reads of a 3-file run (older datasets did not record them: the generator's own formula). */
@@ -58,7 +60,7 @@ const FIELDS: Record<string, Getter> = {
   first_public: () => '2024-01-01',
   fastq_ftp: (r, host) => fastqFiles(r).map((f) => `${host}/${enaRunDir(r.run.run)}/${enaFileName(r, f)}`).join(';'),
   fastq_md5: (r) => fastqFiles(r).map((f) => f.md5).join(';'),
-  fastq_bytes: (r) => fastqFiles(r).map((f) => num(f.bytes)).join(';'),
+  fastq_bytes: (r) => fastqFiles(r).map((f) => num(r.declaredBytes ?? f.bytes)).join(';'),
   fastq_aspera: () => '',
   submitted_ftp: () => '',
   sra_ftp: (r, host) => (r.hasFiles ? `${host}/vol1/srr/${r.run.run.slice(0, 6)}/${r.run.run}` : ''),

@@ -40,6 +40,8 @@ export type Fault = Scope &
     | { kind: 'locator-error' }
     /** ENA no longer knows this field (a rename): any request for it gets 400 "Invalid fieldName(s) supplied" */
     | { kind: 'ena-reject-field'; field: string }
+    /** ENA declares this size for each of the run's files (fastq_bytes), whatever they hold */
+    | { kind: 'declared-bytes'; bytes: number }
   );
 
 /** Faults per run accession; the key '*' applies to every request (search included) after the run's own. */
@@ -50,7 +52,7 @@ export type StateFault = Extract<
   Fault,
   {
     kind: 'unknown' | 'sra-only' | 'corrupt-sra' | 'single-as-mate1' | 'sra-lite' | 'sra-pay-required' | 'sra-ce-required' | 'locator-error'
-      | 'ena-reject-field';
+      | 'ena-reject-field' | 'declared-bytes';
   }
 >;
 export type RequestFault = Exclude<Fault, StateFault>;
@@ -63,7 +65,7 @@ export interface RequestKind {
 }
 
 const STATE_KINDS = new Set([
-  'unknown', 'sra-only', 'corrupt-sra', 'single-as-mate1', 'sra-lite', 'sra-pay-required', 'sra-ce-required', 'locator-error', 'ena-reject-field',
+  'unknown', 'sra-only', 'corrupt-sra', 'single-as-mate1', 'sra-lite', 'sra-pay-required', 'sra-ce-required', 'locator-error', 'ena-reject-field', 'declared-bytes',
 ]);
 
 function targetMatches(target: FaultTarget | undefined, req: RequestKind): boolean {

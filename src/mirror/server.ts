@@ -70,6 +70,7 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     ...e,
     hasFiles: !e.run.sraOnly && !faults.hasState(e.run.run, 'sra-only'),
     singleAsMate1: faults.hasState(e.run.run, 'single-as-mate1'),
+    ...(faults.state(e.run.run, 'declared-bytes') ? { declaredBytes: faults.state(e.run.run, 'declared-bytes')!.bytes } : {}),
   });
 
   function ctxFor(path: string): SendContext {

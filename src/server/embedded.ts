@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -13,6 +14,7 @@ import { msToTs } from '@temporalio/common/lib/time.js';
 import { EnvironmentError } from '../failures.js';
 import { SEARCH_ATTRIBUTE_NAMES } from '../search-attributes.js';
 import { findTemporalCli, TEMPORAL_INSTALL_HINT } from './temporal-cli.js';
+import { processStartTime } from '../run-lease.js';
 
 export interface EmbeddedServerOptions {
   stateDir: string;
@@ -52,6 +54,16 @@ export interface EmbeddedServer {
   started: boolean;
   dbFile: string;
   owner: 'run' | 'server';
+  /**
+   * true if this process answers for the server: it started it, or adopted one whose owning fetchquant
+   * process is gone (killed with -9); such a server is stopped by its owner and never left behind. false:
+   * a live `fetchquant run` or `fetchquant server` (ownerPid) owns it.
+   */
+  owned: boolean;
+  /** the owning fetchquant process (this one when owned) */
+  ownerPid: number | null;
+  /** set when this process adopted a server whose owner (this pid) was gone */
+  adoptedFrom?: number;
   /** what a restart on the same state file needs: the same ports, so connected clients and workers recover */
   restartOptions: EmbeddedServerOptions;
   stop(): Promise<void>;
@@ -63,9 +75,27 @@ interface ServerRecord {
   uiUrl: string | null;
   namespace: string;
   owner?: 'run' | 'server';
+  /** the fetchquant process that answers for the server, and its start time (src/run-lease.ts) */
+  ownerPid?: number;
+  ownerStart?: number | null;
   /** absent in records written before these ports could be chosen */
   httpPort?: number;
   metricsPort?: number;
+}
+
+function writeRecord(stateDir: string, record: ServerRecord): void {
+  const tmp = join(stateDir, 'server.json.tmp');
+  writeFileSync(tmp, JSON.stringify(record, null, 2));
+  renameSync(tmp, join(stateDir, 'server.json'));
+}
+
+/** The owning fetchquant process still runs (same pid, same start time). Records without an owner pid: assumed alive. */
+function ownerAlive(r: ServerRecord): boolean {
+  if (!r.ownerPid) return true;
+  if (r.ownerPid === process.pid) return true;
+  if (!alive(r.ownerPid)) return false;
+  const start = processStartTime(r.ownerPid);
+  return r.ownerStart === undefined || r.ownerStart === null || start === null || start === r.ownerStart;
 }
 
 export { EnvironmentError };
@@ -166,8 +196,35 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   if (prev && alive(prev.pid)) {
     try {
       await waitForServer(prev.address, prev.namespace, 5000);
-      const restartOptions = { ...opts, port: portOf(prev.address), uiPort: prev.uiUrl ? portOf(prev.uiUrl) : 0, httpPort: prev.httpPort ?? 0, metricsPort: prev.metricsPort ?? 0, headless: prev.uiUrl === null, namespace: prev.namespace, owner: prev.owner ?? 'run' };
-      return { ...prev, owner: prev.owner ?? 'run', started: false, dbFile, restartOptions, stop: stopper(prev.pid) };
+      // A server whose owner was killed with -9 would be an orphan no command stops: adopt it. A `run`
+      // server of a run that is gone is adopted by any later command that starts servers (as before).
+      const adopt = !ownerAlive(prev) || ((prev.owner ?? 'run') === 'run' && !prev.ownerPid);
+      const owner = adopt ? (opts.owner ?? 'run') : (prev.owner ?? 'run');
+      const restartOptions = {
+        ...opts,
+        port: portOf(prev.address),
+        uiPort: prev.uiUrl ? portOf(prev.uiUrl) : 0,
+        httpPort: prev.httpPort ?? 0,
+        metricsPort: prev.metricsPort ?? 0,
+        headless: prev.uiUrl === null,
+        namespace: prev.namespace,
+        owner,
+      };
+      if (adopt) writeRecord(opts.stateDir, { ...prev, owner, ownerPid: process.pid, ownerStart: processStartTime(process.pid) });
+      return {
+        pid: prev.pid,
+        address: prev.address,
+        uiUrl: prev.uiUrl,
+        namespace: prev.namespace,
+        owner,
+        owned: adopt,
+        ownerPid: adopt ? process.pid : (prev.ownerPid ?? null),
+        ...(adopt && prev.ownerPid && prev.ownerPid !== process.pid ? { adoptedFrom: prev.ownerPid } : {}),
+        started: false,
+        dbFile,
+        restartOptions,
+        stop: stopper(prev.pid),
+      };
     } catch {
       // A stale pid that now belongs to something else: start our own.
     }
@@ -225,16 +282,45 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
       await stopper(pid)();
       const fresh = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(logStart) : '';
       if (!pinned && attempt < 3 && /address already in use/i.test(fresh)) continue;
+      const known = await explainStartFailure(fresh, dbFile, opts.stateDir);
+      if (known) throw new EnvironmentError(`${known}\n(server log: ${logFile})`);
       throw new EnvironmentError(`${(err as Error).message}\n--- ${logFile} ---\n${fresh.slice(-2000)}`);
     }
   }
   const uiUrl = opts.headless ? null : `http://127.0.0.1:${uiPort}`;
-  const record: ServerRecord = { pid, address, uiUrl, namespace, owner: opts.owner ?? 'run', httpPort, metricsPort };
-  const tmp = join(opts.stateDir, 'server.json.tmp');
-  writeFileSync(tmp, JSON.stringify(record, null, 2));
-  renameSync(tmp, join(opts.stateDir, 'server.json'));
+  const record: ServerRecord = { pid, address, uiUrl, namespace, owner: opts.owner ?? 'run', httpPort, metricsPort, ownerPid: process.pid, ownerStart: processStartTime(process.pid) };
+  writeRecord(opts.stateDir, record);
   const restartOptions = { ...opts, port, uiPort, httpPort, metricsPort, namespace, owner: record.owner ?? 'run' };
-  return { ...record, owner: record.owner ?? 'run', started: true, dbFile, restartOptions, stop: stopper(pid) };
+  return { pid, address, uiUrl, namespace, owner: record.owner ?? 'run', owned: true, ownerPid: process.pid, started: true, dbFile, restartOptions, stop: stopper(pid) };
+}
+
+/**
+ * What the user can do about a start-up failure the server's log explains (SQLite's own messages, as the
+ * Temporal CLI prints them: "file is not a database (26)", "database disk image is malformed (11)", "unable
+ * to open database file (14)", "database or disk is full (13)"); null for anything else.
+ */
+/** Below this much free space a dev server's start-up failure is put down to the disk (SQLite needs room for its WAL). */
+const NEEDS_FREE_TO_START = 16 * 1024 * 1024;
+
+export async function explainStartFailure(log: string, dbFile: string, stateDir: string): Promise<string | null> {
+  const full = /database or disk is full|no space left on device|SQLITE_FULL/i.exec(log);
+  const free = await statfs(stateDir).then((f) => f.bavail * f.bsize, () => null);
+  // On a full disk the server's log itself may stay empty: then the free space tells.
+  if (full || (free !== null && free < NEEDS_FREE_TO_START)) {
+    return (
+      `the Temporal dev server cannot start: the disk holding ${stateDir} is full (${free === null ? 'free space unknown' : `${free} bytes free`}${full ? `; SQLite: "${full[0]}"` : ''}). ` +
+      'Free space on that disk, then run the same command again: the batch is kept in its state file.'
+    );
+  }
+  const damaged = /file is not a database|database disk image is malformed|unable to open database file|malformed database schema|disk I\/O error/i.exec(log);
+  if (damaged) {
+    return (
+      `the Temporal dev server cannot read its state file ${dbFile}: it is damaged or unreadable (SQLite: "${damaged[0]}"). ` +
+      `Move it aside (mv ${dbFile} ${dbFile}.damaged, and its -wal and -shm files if present) and run the same command again: ` +
+      'a new batch starts, samples already published (abundance + provenance) are kept and skipped, and samples that were in flight start over.'
+    );
+  }
+  return null;
 }
 
 function portOf(addressOrUrl: string): number {

@@ -28,11 +28,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
+import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities/contract.js';
-import { FailureType, isRetryable } from '../failures.js';
+import { DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
-import type { DiskGrant, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
+import type { DiskGrant, DownloadResult, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
 import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
 import { hostActivityOptions, readCheckRetry, sharedActivityOptions } from './options.js';
@@ -50,6 +51,50 @@ export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
 /** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
 function isBadCopy(type: string | undefined): boolean {
   return type === FailureType.ChecksumMismatch || type === FailureType.TruncatedReads;
+}
+
+/** What the provenance says about steps.getfastq.max_bp (docs/amalgkit.md). */
+function downsamplingRecord(maxBp: number, d: DownloadResult['downsampled'], plan: SourcePlan, bytesFetched: number): NonNullable<Provenance['downsampling']> {
+  if (d) {
+    return {
+      maxBp,
+      downsampled: true,
+      reads: d.reads,
+      bases: d.bases,
+      bytesFetched,
+      integrity:
+        "the archive's md5 covers whole files and cannot be checked on a prefix; checked instead: every record whole (4 lines, @/+, sequence and quality of equal length), mates in step, the received bytes decompress as gzip, the written files pass the gzip test and read count, kallisto processed every read",
+    };
+  }
+  return {
+    maxBp,
+    downsampled: false,
+    bytesFetched,
+    integrity: plan.source === 'sra' ? 'not applied: an SRA file is fetched whole; all its reads were quantified' : 'the run holds fewer bases than max_bp: fetched whole, md5 checked',
+  };
+}
+
+/**
+ * Since this patch the sample retries its host steps itself (each activity gets one attempt) so that it can
+ * tell a fault of the work (typed failures, tool timeouts: these use --max-retries) from an attempt lost to
+ * its worker (killed: handed back as WorkerLost, or silent until the heartbeat timeout; or a server restart
+ * that outlived the heartbeat timeout), which is retried at once and costs nothing, however often it happens.
+ * A download stopped at the disk floor (DiskFloor) waits for disk as at admission and uses no retry either.
+ */
+export const COUNT_WORK_FAILURES = 'count-work-failures';
+
+/** The attempt died with its worker: nothing is known to be wrong with the work. */
+function isWorkerLost(err: unknown): boolean {
+  if (!(err instanceof ActivityFailure)) return false;
+  const c = err.cause;
+  return (c instanceof ApplicationFailure && c.type === WORKER_LOST) || (c instanceof TimeoutFailure && c.timeoutType === TimeoutType.HEARTBEAT);
+}
+
+/** The retry policy's back-off before retry number `n` (1-based), in ms. */
+function backoffMs(p: RetryPolicy, n: number): number {
+  const initial = typeof p.initialInterval === 'number' ? p.initialInterval : 1000;
+  const max = typeof p.maximumInterval === 'number' ? p.maximumInterval : initial * 100;
+  return Math.min(max, initial * (p.backoffCoefficient ?? 2) ** (n - 1));
 }
 
 function isHostLost(err: unknown): boolean {
@@ -93,6 +138,46 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     { key: SA.RunAccession, value: run.run },
   ];
   const folded = patched(FOLD_HOST_STEPS);
+  const ownRetries = patched(COUNT_WORK_FAILURES);
+  let lostAttempts = 0;
+  /**
+   * One host step under its retry policy. Patched: one attempt per activity, retried here; attempts lost to
+   * the worker are retried without counting, everything else as the policy says. Unpatched: the server retries.
+   */
+  const step = async <R>(opts: ActivityOptions, call: (o: ActivityOptions) => Promise<R>): Promise<R> => {
+    if (!ownRetries) return call(opts);
+    const policy = opts.retry ?? {};
+    const once: ActivityOptions = { ...opts, retry: { maximumAttempts: 1 } };
+    for (let failures = 0; ; ) {
+      try {
+        return await call(once);
+      } catch (err) {
+        if (isWorkerLost(err)) {
+          lostAttempts++;
+          log.warn('attempt lost with its worker; retrying without using a retry', { run: run.run, error: describe(err).reason });
+          continue;
+        }
+        if (isCancellation(err) || isHostLost(err)) throw err;
+        let inner: unknown = err;
+        while (inner instanceof ActivityFailure && inner.cause) inner = inner.cause;
+        if (inner instanceof ApplicationFailure && inner.type === DISK_FLOOR) {
+          // Stopped at the disk floor with its bytes kept: wait for room as at admission, then resume.
+          const was = status.stage;
+          enter('waiting-for-disk', { error: inner.message });
+          await sleep(Math.round(options.diskWaitSec * 1000));
+          enter(was);
+          continue;
+        }
+        // As the server would: only an ApplicationFailure's type is matched against the non-retryable list.
+        const app = inner instanceof ApplicationFailure ? inner : null;
+        const max = policy.maximumAttempts ?? 0;
+        const final = Boolean(app?.nonRetryable) || (typeof app?.type === 'string' && (policy.nonRetryableErrorTypes ?? []).includes(app.type));
+        if (final || (max > 0 && failures + 1 >= max)) throw err;
+        failures++;
+        await sleep(backoffMs(policy, failures));
+      }
+    }
+  };
   // Folded: the first claim comes first and all five search attributes go in one upsert (see the loop).
   if (!folded) upsertSearchAttributes(identity);
   enter('queued', {}, !folded);
@@ -119,6 +204,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     await upsertMemo({
       outcome,
       restarts: status.restarts,
+      ...(ownRetries ? { lostAttempts } : {}),
       files: files.map((f) => ({ name: f.path.slice(f.path.lastIndexOf('/') + 1), bytes: f.bytes, md5: f.md5 })),
       stages: status.history.map((h) => ({ stage: h.stage, host: h.host, attempt: h.attempt, startedAt: h.startedAt, endedAt: h.endedAt, error: h.error })),
     });
@@ -146,13 +232,14 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     let plan: SourcePlan | undefined;
     files = [];
     let bytesFetched = 0;
+    let downsampled: DownloadResult['downsampled'];
     /** the grant prepareSample already asked for (folded path), used by the first admission check */
     let firstGrant: DiskGrant | undefined;
     try {
       if (folded) {
-        const prep = await host.prepareSample.executeWithOptions(
+        const prep = await step(
           { ...hostActivityOptions(hostQueue(hostId), options), summary: `done? resolve ${run.run} at ${options.sources.join(', ')}, index, reserve disk` },
-          [{ run, options, quantDir: input.quantDir, readsDir: input.readsDir, indexPath: input.indexPath, fastaPaths: input.fastaPaths }],
+          (o) => host.prepareSample.executeWithOptions(o, [{ run, options, quantDir: input.quantDir, readsDir: input.readsDir, indexPath: input.indexPath, fastaPaths: input.fastaPaths }]),
         );
         if (prep.done) {
           enter('skipped');
@@ -183,19 +270,25 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
           for (let attempt = 1; !reads; attempt++) {
             // Admission: wait (never fail) until the host has room for this sample above the floor.
             for (let waited = 0; ; waited++) {
-              const grant = firstGrant ?? (await host.reserveDisk({ run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb }));
+              const reserve = { run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb };
+              const grant = firstGrant ?? (await step(hostActivityOptions(hostQueue(hostId), options), (o) => host.reserveDisk.executeWithOptions(o, [reserve])));
               firstGrant = undefined;
               if (grant.granted) break;
               if (waited === 0) enter('waiting-for-disk');
               await sleep(Math.round(options.diskWaitSec * 1000));
             }
             enter('downloading', { attempt });
-            const dl = await host.download.executeWithOptions(
+            const planNow = sourcePlan;
+            const dl = await step(
               { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
-              [{ plan: sourcePlan, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}) }],
+              (o) =>
+                host.download.executeWithOptions(o, [
+                  { plan: planNow, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}), ...(ownRetries ? { minFreeGb: options.minFreeGb } : {}) },
+                ]),
             );
             files = dl.files;
             bytesFetched += dl.bytesFetched;
+            downsampled = dl.downsampled;
             try {
               let fastq = dl.files.map((f) => f.path);
               let layout = sourcePlan.layout;
@@ -204,17 +297,21 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
               let unpairedReads: number | null | undefined = sourcePlan.unpaired ? null : undefined;
               if (sourcePlan.source === 'sra') {
                 enter('converting', { attempt });
-                const conv = await host.convertSra.executeWithOptions(
+                const conv = await step(
                   { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `vdb-validate + fasterq-dump ${run.run}` },
-                  [{ run: run.run, sraPath: dl.files[0]!.path, runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }],
+                  (o) => host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }]),
                 );
                 fastq = conv.files;
                 layout = conv.layout;
                 unpairedReads = conv.unpairedReads;
               }
-              reads = await host.verifyReads.executeWithOptions(
+              // a download cut at max_bp holds exactly the reads it counted, whatever the archive's total
+              const verifyInput = dl.downsampled
+                ? { run: run.run, files: fastq, layout, expectedReads: dl.downsampled.reads }
+                : { run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
+              reads = await step(
                 { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
-                [{ run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) }],
+                (o) => host.verifyReads.executeWithOptions(o, [verifyInput]),
               );
             } catch (err) {
               if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
@@ -266,26 +363,26 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       if (!folded) await releaseSlot(reads.reads);
 
       enter('quantifying');
-      const quanting = host.quant.executeWithOptions(
-        { ...hostActivityOptions(hostQueue(hostId), options), summary: `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)` },
-        [
+      const verified = reads;
+      const quanting = step({ ...hostActivityOptions(hostQueue(hostId), options), summary: `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)` }, (o) =>
+        host.quant.executeWithOptions(o, [
           {
             run: run.run,
             indexPath: input.indexPath,
-            reads,
+            reads: verified,
             quantDir: input.quantDir,
             // amalgkit quant's -l/-s unless the config gives fetchquant.fragment_length
             ...(ak && !ak.fragmentFromConfig
               ? { fragmentLength: amalgkitFragment(run.nominalLength).length, fragmentSd: amalgkitFragment(run.nominalLength).sd }
               : {
-                  fragmentLength: run.nominalLength && reads.layout === 'single' && !ak ? run.nominalLength : input.fragmentLength,
+                  fragmentLength: run.nominalLength && verified.layout === 'single' && !ak ? run.nominalLength : input.fragmentLength,
                   fragmentSd: input.fragmentSd,
                 }),
             kallistoThreads: options.kallistoThreads,
             quantThreads: options.quantThreads,
             timeoutSec: options.processTimeoutSec,
           },
-        ],
+        ]),
       );
       const [, quant] = await Promise.all([slotSignal, quanting]);
       const { tmpDir, ...quantRecord } = quant;
@@ -306,11 +403,11 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         runId: info.runId,
         tools: { kallisto: quant.kallistoVersion },
         finishedAt: new Date().toISOString(),
+        ...(ak?.maxBp ? { downsampling: downsamplingRecord(ak.maxBp, downsampled, sourcePlan, bytesFetched) } : {}),
       };
       if (folded) {
-        await host.publish.executeWithOptions(
-          { ...hostActivityOptions(hostQueue(hostId), options), summary: `publish ${run.run} (provenance + rename), delete its reads` },
-          [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir, ...(ak?.keepReads ? { keepReads: true } : {}) }],
+        await step({ ...hostActivityOptions(hostQueue(hostId), options), summary: `publish ${run.run} (provenance + rename), delete its reads` }, (o) =>
+          host.publish.executeWithOptions(o, [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir, ...(ak?.keepReads ? { keepReads: true } : {}) }]),
         );
       } else {
         await host.finalize({ run: run.run, quantDir: input.quantDir, tmpDir, provenance });

@@ -26,6 +26,8 @@ interface Cast {
   unknown: SyntheticRun;
   badEnaCopy: SyntheticRun;
   enaRejects: SyntheticRun;
+  /** ENA declares 1 PB per file: no disk can hold it, admission must say so at once */
+  hugeSize: SyntheticRun;
   sraPlain: SyntheticRun;
   sraLite: SyntheticRun;
   payRequired: SyntheticRun;
@@ -39,10 +41,12 @@ function cast(d: Dataset): Cast {
   const sra = runs.filter((r) => r.sraOnly);
   const threeFile = ena.find((r) => r.orphan)!;
   const mate1Only = ena.find((r) => r.layout === 'single')!;
-  const rest = ena.filter((r) => r !== threeFile && r !== mate1Only);
-  if (!threeFile || !mate1Only || rest.length < 3 || sra.length < 5) throw new Error('archive-shapes: the seeded dataset lacks the runs this test needs');
+  // The second 3-file run's ENA copy stays bad: SRA's .sra holds its unpaired spots too (fasterq-dump's RUN.fastq).
+  const badEnaCopy = ena.find((r) => r.orphan && r !== threeFile)!;
+  const rest = ena.filter((r) => r !== threeFile && r !== mate1Only && r !== badEnaCopy);
+  if (!threeFile || !mate1Only || !badEnaCopy || rest.length < 3 || sra.length < 5) throw new Error('archive-shapes: the seeded dataset lacks the runs this test needs');
   return {
-    threeFile, mate1Only, unknown: rest[0]!, badEnaCopy: rest[1]!, enaRejects: rest[2]!,
+    threeFile, mate1Only, unknown: rest[0]!, badEnaCopy, enaRejects: rest[1]!, hugeSize: rest[2]!,
     sraPlain: sra[0]!, sraLite: sra[1]!, payRequired: sra[2]!, ceRequired: sra[3]!, locatorError: sra[4]!,
   };
 }
@@ -53,6 +57,7 @@ function faultPlan(k: Cast): FaultPlan {
     [k.unknown.run]: [{ kind: 'unknown' }],
     [k.badEnaCopy.run]: [{ kind: 'wrong-bytes', target: 'fastq' }],
     [k.enaRejects.run]: [{ kind: 'ena-reject-field', field: 'read_count' }],
+    [k.hugeSize.run]: [{ kind: 'declared-bytes', bytes: 1e15 }],
     [k.sraLite.run]: [{ kind: 'sra-lite' }],
     [k.payRequired.run]: [{ kind: 'sra-pay-required' }],
     [k.ceRequired.run]: [{ kind: 'sra-ce-required' }],
@@ -91,7 +96,10 @@ describe('a batch meeting the archives\' real answer shapes (real worker, real t
     const reason = (r: SyntheticRun) => result.failures.find((f) => f.run === r.run);
 
     // ---- the unrecoverable ones, each failed with what the archive said ----
-    expect(result.failures.map((f) => f.run).sort()).toEqual([k.unknown, k.enaRejects, k.payRequired, k.ceRequired, k.locatorError].map((r) => r.run).sort());
+    expect(result.failures.map((f) => f.run).sort()).toEqual([k.unknown, k.enaRejects, k.hugeSize, k.payRequired, k.ceRequired, k.locatorError].map((r) => r.run).sort());
+    // a size no disk can hold: failed at admission, at once, saying so (it never waited for disk)
+    expect(reason(k.hugeSize)).toMatchObject({ failureType: 'InsufficientDisk' });
+    expect(reason(k.hugeSize)!.reason).toMatch(new RegExp(`run ${k.hugeSize.run} needs (1|2)000000\\.0 GB on disk \\(sizes the archive declares\\).* it can never be admitted`));
     expect(reason(k.unknown)).toMatchObject({ failureType: 'RunNotFound' });
     expect(reason(k.unknown)!.reason).toMatch(/ena: (HTTP 204 \(no content\)|no row for \w+ \(header-only answer\)) from http.*; sra: status 404 \(No data at given location/);
     // ENA's 400 is loud and final: ENA's own words, and SRA is never asked for that run
@@ -105,10 +113,10 @@ describe('a batch meeting the archives\' real answer shapes (real worker, real t
     expect(reason(k.locatorError)).toMatchObject({ failureType: 'ServerError' });
     expect(reason(k.locatorError)!.reason).toMatch(/sra: SRA locator: locator error status 500 \(Internal Server Error\) without a result/);
     const stats = mirror.stats();
-    for (const r of [k.enaRejects, k.payRequired, k.ceRequired, k.locatorError]) expect([r.run, stats.byPath[`/sra/${r.run}/${r.run}`]]).toEqual([r.run, undefined]);
+    for (const r of [k.enaRejects, k.hugeSize, k.payRequired, k.ceRequired, k.locatorError]) expect([r.run, stats.byPath[`/sra/${r.run}/${r.run}`]]).toEqual([r.run, undefined]);
 
     // ---- everything else done, from the archive's bytes ----
-    expect(result.totals).toEqual({ total: 12, done: 7, skipped: 0, failed: 5 });
+    expect(result.totals).toEqual({ total: 12, done: 6, skipped: 0, failed: 6 });
     const failed = new Set(result.failures.map((f) => f.run));
     const prov = (r: SyntheticRun) => JSON.parse(readFileSync(join(dataset.outputDir, sp.speciesId, 'quant', r.run, `${r.run}_fetchquant.json`), 'utf8')) as Provenance;
     for (const r of sp.runs.filter((x) => !failed.has(x.run))) {
@@ -129,6 +137,8 @@ describe('a batch meeting the archives\' real answer shapes (real worker, real t
     expect(prov(k.sraPlain).source.notes).toBeUndefined();
     // the ENA copy that stayed bad: fetched from SRA, and the provenance says why
     expect(prov(k.badEnaCopy).source.notes?.[0]).toMatch(/bad copy before this one: ena: .*md5 [0-9a-f]{32}, expected/);
+    // ...and fasterq-dump's unpaired spots were counted against the run table's spots (pairs + unpaired)
+    expect(prov(k.badEnaCopy)).toMatchObject({ reads: k.badEnaCopy.reads, unpairedReads: k.badEnaCopy.orphanReads, source: { expectedReads: k.badEnaCopy.reads + k.badEnaCopy.orphanReads! } });
 
     // ---- nothing left behind ----
     const leftovers = walk(dataset.outputDir).filter((p) => /\.part$|\.fastq(\.gz)?$|\.sra$|\/\.[SED]RR\d+\.tmp\/$/.test(p));

@@ -1,0 +1,131 @@
+/**
+ * Issue 13 item 2: an attempt lost with its worker (handed back as WorkerLost by the next worker on the
+ * machine, or silent until the heartbeat timeout) is not a fault of the work and must not use --max-retries:
+ * a sample survives any number of them, while typed failures of the work still count.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { DEFAULTS } from '../../src/config/schema.js';
+import { WORKER_LOST } from '../../src/failures.js';
+import type { SampleInput, SampleOutcome } from '../../src/types.js';
+import { startWorker, type RunningWorker } from '../../src/worker.js';
+import { createFastActivities, newLog } from '../helpers/fast-activities.js';
+import { maybeRecord } from '../helpers/histories.js';
+import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+
+const lost = (what: string) => ApplicationFailure.create({ type: WORKER_LOST, message: `worker killed during ${what}; retrying`, nextRetryDelay: 10 });
+
+describe('attempts lost with the worker cost no retries', () => {
+  let t: TestTemporal;
+  let worker: RunningWorker;
+  /** per run: the failures each step throws, in order, before it succeeds ('lost', 'silent' = no heartbeat until the timeout, or a failure type) */
+  const script = new Map<string, { download: string[]; quant: string[]; publish: string[] }>();
+  const calls: string[] = [];
+
+  beforeAll(async () => {
+    t = await testTemporal('wf-lost');
+    const base = createFastActivities({ species: [{ id: 'sp', runs: 1 }] }, 'lost-host', newLog());
+    const next = async (run: string, stepName: 'download' | 'quant' | 'publish') => {
+      calls.push(`${run} ${stepName}`);
+      const s = script.get(run)?.[stepName];
+      const what = s?.shift();
+      if (what === undefined) return;
+      if (what === 'lost') throw lost(stepName);
+      if (what === 'silent') {
+        // a worker that stopped answering: no heartbeat, no result, until the server times the attempt out
+        await new Promise((r) => setTimeout(r, 8000));
+        Context.current().heartbeat();
+        throw new Error('too late');
+      }
+      throw ApplicationFailure.create({ type: what, message: `${stepName} failed (${what})` });
+    };
+    worker = await startWorker({
+      connection: t.native,
+      client: t.client,
+      namespace: t.namespace,
+      hostId: 'lost-host',
+      janitor: false,
+      activities: {
+        ...base,
+        async download(input) {
+          await next(input.plan.run, 'download');
+          return base.download(input);
+        },
+        async quant(input) {
+          await next(input.run, 'quant');
+          return base.quant(input);
+        },
+        async publish(input) {
+          await next(input.run, 'publish');
+          return base.publish(input);
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await worker?.shutdown();
+    await t?.close();
+  });
+
+  const sample = (run: string, maxRetries: number) => {
+    const input: SampleInput = {
+      batchId: 'lost',
+      speciesId: 'sp',
+      speciesName: 'Sp sp',
+      speciesWorkflowId: 'fetchquant/lost/sp',
+      run: { run },
+      readsDir: '/virtual/sp/fastq',
+      quantDir: '/virtual/sp/quant',
+      indexPath: '/virtual/sp.idx',
+      fastaPaths: [],
+      fragmentLength: 200,
+      fragmentSd: 20,
+      options: { ...DEFAULTS, maxRetries, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1 },
+    };
+    // A failed sample ends its workflow Failed with its outcome in the failure's details (patched 'failed-sample-fails').
+    return (t.client.workflow.execute('sampleWorkflow', { taskQueue: 'fetchquant', workflowId: `fetchquant/lost/sp/${run}`, args: [input] }) as Promise<SampleOutcome>).catch((err: unknown) => {
+      const outcome = ((err as { cause?: { details?: unknown[] } }).cause?.details ?? [])[0];
+      if (outcome) return outcome as SampleOutcome;
+      throw err;
+    });
+  };
+
+  it('with --max-retries 0 a sample survives lost attempts at download, quant and publish, and a heartbeat timeout', async () => {
+    script.set('SRR1300001', { download: ['lost', 'lost', 'silent', 'lost'], quant: ['lost', 'lost', 'lost'], publish: ['lost', 'lost'] });
+    const out = await sample('SRR1300001', 0);
+    expect([out.state, out.reason]).toEqual(['done', undefined]);
+    // every lost attempt was retried, and the step then ran once more to completion
+    expect(calls.filter((c) => c === 'SRR1300001 download')).toHaveLength(5);
+    expect(calls.filter((c) => c === 'SRR1300001 quant')).toHaveLength(4);
+    expect(calls.filter((c) => c === 'SRR1300001 publish')).toHaveLength(3);
+    const memo = (await t.client.workflow.getHandle('fetchquant/lost/sp/SRR1300001').describe()).memo as { lostAttempts?: number };
+    expect(memo.lostAttempts).toBe(9);
+    await maybeRecord(t.client, 'fetchquant/lost/sp/SRR1300001', 'sample-lost-attempts');
+  }, 60_000);
+
+  it('a download stopped at the disk floor waits for disk and resumes, using no retry', async () => {
+    script.set('SRR1300005', { download: ['DiskFloor', 'DiskFloor'], quant: [], publish: [] });
+    const out = await sample('SRR1300005', 0);
+    expect(out.state).toBe('done');
+    expect(calls.filter((c) => c === 'SRR1300005 download')).toHaveLength(3);
+    const memo = (await t.client.workflow.getHandle('fetchquant/lost/sp/SRR1300005').describe()).memo as { stages: { stage: string; error?: string }[] };
+    expect(memo.stages.filter((st) => st.stage === 'waiting-for-disk').map((st) => st.error)).toEqual(['download failed (DiskFloor)', 'download failed (DiskFloor)']);
+  }, 60_000);
+
+  it('faults of the work still use the budget, lost attempts between them do not', async () => {
+    // --max-retries 1: one ToolFailed is retried, the second ends the sample, however many lost attempts came between
+    script.set('SRR1300002', { download: [], quant: ['lost', 'ToolFailed', 'lost', 'lost', 'ToolFailed'], publish: [] });
+    const failed = await sample('SRR1300002', 1);
+    expect([failed.state, failed.failureType, failed.reason]).toEqual(['failed', 'ToolFailed', 'quant failed (ToolFailed)']);
+    expect(calls.filter((c) => c === 'SRR1300002 quant')).toHaveLength(5);
+    await maybeRecord(t.client, 'fetchquant/lost/sp/SRR1300002', 'sample-lost-then-failed');
+    script.set('SRR1300003', { download: [], quant: ['lost', 'ToolFailed', 'lost', 'lost', 'lost'], publish: [] });
+    expect((await sample('SRR1300003', 1)).state).toBe('done');
+    // a failure retrying cannot fix is final at once
+    script.set('SRR1300004', { download: [], quant: ['lost', 'IndexError'], publish: [] });
+    const final = await sample('SRR1300004', 5);
+    expect([final.state, final.failureType]).toEqual(['failed', 'IndexError']);
+    expect(calls.filter((c) => c === 'SRR1300004 quant')).toHaveLength(2);
+  }, 60_000);
+});
