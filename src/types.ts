@@ -228,6 +228,8 @@ export interface Provenance {
   runId: string;
   tools: Record<string, string>;
   finishedAt: string;
+  /** steps.getfastq.max_bp was set: whether the run was cut, at how many reads, and which checks applied */
+  downsampling?: { maxBp: number; downsampled: boolean; reads?: number; bases?: number; bytesFetched: number; integrity: string };
 }
 
 export interface JanitorReport {

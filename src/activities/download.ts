@@ -19,6 +19,7 @@ import { HttpClient } from '../tools/http.js';
 import type { LocalFile, RemoteFile } from '../types.js';
 import type { Activities } from './contract.js';
 import { freeBytesOf } from './disk.js';
+import { canDownsample, downloadFirstBases } from './downsample.js';
 
 /** Names come from remote data: nothing that could leave the run dir or hide as a dot-dot. */
 const SAFE_NAME = /^[A-Za-z0-9._-]+$/;
@@ -260,7 +261,7 @@ export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEve
   const http = deps.http ?? new HttpClient();
   const everyMs = deps.heartbeatEveryMs ?? 1000;
   return {
-    async download({ plan, runDir, stallTimeoutSec, minFreeGb }) {
+    async download({ plan, runDir, stallTimeoutSec, minFreeGb, maxBp }) {
       const floor: Floor | undefined = minFreeGb === undefined ? undefined : { gb: minFreeGb, bytes: Math.round(minFreeGb * 1e9), free: deps.freeBytes ?? freeBytesOf };
       checkDownloadTarget(plan.run, runDir, plan.files);
       const context = Context.current();
@@ -277,6 +278,10 @@ export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEve
       let bytesFetched = 0;
       let resumedFromBytes = 0;
       try {
+        // steps.getfastq.max_bp: only the first reads, and the transfer stops there (./downsample.ts)
+        if (maxBp && canDownsample(plan)) {
+          return await downloadFirstBases(plan, runDir, maxBp, { http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress });
+        }
         for (const f of plan.files) {
           const out = await fetchFile(f, { run: plan.run, runDir, http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress, floor });
           files.push(out.local);

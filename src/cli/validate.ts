@@ -39,7 +39,10 @@ export async function validateConfigs(options: BatchOptions, cwd = process.cwd()
   await checkTools();
   // Throws InvalidInputError listing every problem of every config; main() maps it to exit 2.
   try {
-    await discoverBatch(options, options.batchId!, cwd, { searchRunsByTaxon: (o) => searchRunsByTaxon(o), dryRun: true });
+    const plan = await discoverBatch(options, options.batchId!, cwd, { searchRunsByTaxon: (o) => searchRunsByTaxon(o), dryRun: true });
+    // Before anything is downloaded, one line each: configs skipped and why, runs found at ENA, config
+    // fields not used, reads kept, downsampling (docs/amalgkit.md).
+    for (const n of plan.notes) process.stderr.write(`note: ${n}\n`);
   } catch (err) {
     if (!(err instanceof InvalidInputError)) throw err;
     // Problems with the options themselves name the flag the user typed, as batchOptionsFromFlags does.

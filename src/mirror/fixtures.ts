@@ -101,6 +101,7 @@ export async function generateDataset(opts: { root: string; species: SpeciesSpec
       });
       // Every third paired run also has unmated reads, listed first by ENA (the "three files" case).
       let orphan;
+      let orphanPlain: string | undefined;
       const orphanReads = Math.max(3, Math.round(reads / 50));
       if (isPaired && ri % 3 === 0) {
         const o = await simulateReads(seqs, {
@@ -108,8 +109,10 @@ export async function generateDataset(opts: { root: string; species: SpeciesSpec
           fragmentLength: readLength, seed: mixSeed(rseed, 7), firstRead: reads + 1,
         });
         orphan = await moveInto(o.fastqGz[0]!, join(enaDir, `${run}.fastq.gz`));
+        orphanPlain = o.fastqPlain[0];
       }
-      const sra = await makeSra(run, sim.fastqPlain, sraFileOnDisk(root, run));
+      // The .sra holds every spot of the run, unpaired ones included (spots = pairs + unpaired, as ENA counts).
+      const sra = await makeSra(run, sim.fastqPlain, sraFileOnDisk(root, run), orphanPlain);
       await Promise.all(sim.fastqPlain.map((p) => rm(p, { force: true })));
       generated.set(ri, {
         run, layout: isPaired ? 'paired' : 'single', reads, readLength,
@@ -157,7 +160,8 @@ async function writeSpeciesConfig(s: SyntheticSpecies, root: string, outputDir: 
   await writeFile(s.configPath, stringify(config));
   if (!runTable) return;
   const header = ['run', 'scientific_name', 'lib_layout', 'nominal_length', 'total_spots', 'exclusion', 'is_sampled'];
-  const rows = s.runs.map((r) => [r.run, s.name, r.layout, String(r.nominalLength), String(r.reads), 'no', 'yes']);
+  // total_spots counts a 3-file run's unpaired reads too, as the archives' run tables do.
+  const rows = s.runs.map((r) => [r.run, s.name, r.layout, String(r.nominalLength), String(r.reads + (r.orphan ? r.orphanReads ?? 0 : 0)), 'no', 'yes']);
   await mkdir(join(root, 'work', gs, 'metadata'), { recursive: true });
   await writeFile(s.runTablePath, [header, ...rows].map((r) => r.join('\t')).join('\n') + '\n');
 }

@@ -24,7 +24,11 @@ async function withMateSuffix(src: string, dest: string, mate: 1 | 2): Promise<v
   await writeFile(dest, lines.join('\n'));
 }
 
-export async function makeSra(run: string, plainFastq: string[], outPath: string): Promise<SyntheticFile> {
+/**
+ * `unpaired`: plain FASTQ of a paired run's reads without a mate. They become one-read spots of the same
+ * run, as in the real archive, so fasterq-dump --split-3 writes them to RUN.fastq beside the mates.
+ */
+export async function makeSra(run: string, plainFastq: string[], outPath: string, unpaired?: string): Promise<SyntheticFile> {
   if (!RUN_ACCESSION.test(run)) throw new Error(`makeSra: invalid run accession ${JSON.stringify(run)}`);
   if (plainFastq.length !== 1 && plainFastq.length !== 2) throw new Error(`makeSra ${run}: need 1 or 2 FASTQ files, got ${plainFastq.length}`);
   await mkdir(dirname(outPath), { recursive: true });
@@ -36,6 +40,13 @@ export async function makeSra(run: string, plainFastq: string[], outPath: string
       inputs = [join(tmp, 'r1.fastq'), join(tmp, 'r2.fastq')];
       await withMateSuffix(plainFastq[0] as string, inputs[0] as string, 1);
       await withMateSuffix(plainFastq[1] as string, inputs[1] as string, 2);
+      if (unpaired) {
+        // Appended to the first mate's file under their own names: latf-load makes them spots of one read.
+        const extra = join(tmp, 'u.fastq');
+        await withMateSuffix(unpaired, extra, 1);
+        const r1 = await readFile(inputs[0] as string, 'utf8');
+        await writeFile(inputs[0] as string, (r1.endsWith('\n') ? r1 : `${r1}\n`) + (await readFile(extra, 'utf8')));
+      }
     }
     const db = join(tmp, run);
     // latf-load prints a harmless "KQueuePop failed" on stderr; only its exit code matters. It must be

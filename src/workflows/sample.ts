@@ -33,7 +33,7 @@ import type { Activities } from '../activities/contract.js';
 import { DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
-import type { DiskGrant, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
+import type { DiskGrant, DownloadResult, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
 import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
 import { hostActivityOptions, readCheckRetry, sharedActivityOptions } from './options.js';
@@ -51,6 +51,27 @@ export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
 /** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
 function isBadCopy(type: string | undefined): boolean {
   return type === FailureType.ChecksumMismatch || type === FailureType.TruncatedReads;
+}
+
+/** What the provenance says about steps.getfastq.max_bp (docs/amalgkit.md). */
+function downsamplingRecord(maxBp: number, d: DownloadResult['downsampled'], plan: SourcePlan, bytesFetched: number): NonNullable<Provenance['downsampling']> {
+  if (d) {
+    return {
+      maxBp,
+      downsampled: true,
+      reads: d.reads,
+      bases: d.bases,
+      bytesFetched,
+      integrity:
+        "the archive's md5 covers whole files and cannot be checked on a prefix; checked instead: every record whole (4 lines, @/+, sequence and quality of equal length), mates in step, the received bytes decompress as gzip, the written files pass the gzip test and read count, kallisto processed every read",
+    };
+  }
+  return {
+    maxBp,
+    downsampled: false,
+    bytesFetched,
+    integrity: plan.source === 'sra' ? 'not applied: an SRA file is fetched whole; all its reads were quantified' : 'the run holds fewer bases than max_bp: fetched whole, md5 checked',
+  };
 }
 
 /**
@@ -219,6 +240,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
     let plan: SourcePlan | undefined;
     files = [];
     let bytesFetched = 0;
+    let downsampled: DownloadResult['downsampled'];
     /** the grant prepareSample already asked for (folded path), used by the first admission check */
     let firstGrant: DiskGrant | undefined;
     try {
@@ -274,6 +296,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
             );
             files = dl.files;
             bytesFetched += dl.bytesFetched;
+            downsampled = dl.downsampled;
             try {
               let fastq = dl.files.map((f) => f.path);
               let layout = sourcePlan.layout;
@@ -290,7 +313,10 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
                 layout = conv.layout;
                 unpairedReads = conv.unpairedReads;
               }
-              const verifyInput = { run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
+              // a download cut at max_bp holds exactly the reads it counted, whatever the archive's total
+              const verifyInput = dl.downsampled
+                ? { run: run.run, files: fastq, layout, expectedReads: dl.downsampled.reads }
+                : { run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
               reads = await step(
                 { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
                 (o) => host.verifyReads.executeWithOptions(o, [verifyInput]),
@@ -385,6 +411,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         runId: info.runId,
         tools: { kallisto: quant.kallistoVersion },
         finishedAt: new Date().toISOString(),
+        ...(ak?.maxBp ? { downsampling: downsamplingRecord(ak.maxBp, downsampled, sourcePlan, bytesFetched) } : {}),
       };
       if (folded) {
         await step({ ...hostActivityOptions(hostQueue(hostId), options), summary: `publish ${run.run} (provenance + rename), delete its reads` }, (o) =>

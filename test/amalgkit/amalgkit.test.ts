@@ -24,6 +24,9 @@ const AMALGKIT = process.env.FETCHQUANT_AMALGKIT ?? join(process.cwd(), '.tools'
 const HAVE = existsSync(AMALGKIT);
 if (!HAVE) console.warn(`amalgkit tests skipped: no ${AMALGKIT} (npm run setup installs it when ../shared/vendor has the wheel)`);
 
+/** as their configs set it (50000000 there): small enough to cut every run of this dataset */
+const MAX_BP = 100_000;
+
 type Table = { header: string[]; rows: string[][] };
 function readTsv(path: string): Table {
   const [h, ...rest] = readFileSync(path, 'utf8').trimEnd().split('\n').map((l) => l.split('\t'));
@@ -46,7 +49,7 @@ function readTsv(path: string): Table {
     // the index built there on first use, reads kept (here: so amalgkit quant can run on them afterwards)
     const cfgPath = dataset.species[0]!.configPath;
     const cfg = parse(readFileSync(cfgPath, 'utf8')) as { steps: Record<string, Record<string, unknown>> };
-    cfg.steps.getfastq = { out_dir: fastq, threads: 8, aws: 'yes', gcp: 'no', ncbi: 'no' };
+    cfg.steps.getfastq = { out_dir: fastq, threads: 8, aws: 'yes', gcp: 'no', ncbi: 'no', max_bp: MAX_BP };
     cfg.steps.quant = { out_dir: work, threads: 6, build_index: 'yes', keep_fastq: 'yes', fasta_dir: join(dir, 'fasta') };
     writeFileSync(cfgPath, stringify(cfg));
     mirror = await startMirror({ dataset });
@@ -88,6 +91,19 @@ function readTsv(path: string): Table {
       expect(readdirSync(join(fastq, 'getfastq', r.run)).filter((f) => f.endsWith('.fastq.gz')).length).toBe(r.layout === 'paired' ? 2 : 1);
     }
     expect(readdirSync(join(work, 'index'))).toContain('Apis_mellifera.idx');
+    // max_bp: every run cut at its first reads, and the provenance says so
+    for (const r of dataset.species[0]!.runs) {
+      const prov = JSON.parse(readFileSync(join(work, 'quant', r.run, `${r.run}_fetchquant.json`), 'utf8')) as {
+        reads: number;
+        downsampling: { maxBp: number; downsampled: boolean; reads: number; bases: number; integrity: string };
+        quant: { nProcessed: number };
+      };
+      const perRead = r.readLength * (r.layout === 'paired' ? 2 : 1);
+      expect(prov.downsampling).toMatchObject({ maxBp: MAX_BP, downsampled: true, reads: Math.ceil(MAX_BP / perRead) });
+      expect(prov.downsampling.integrity).toMatch(/md5 .* cannot be checked/);
+      expect(prov.reads).toBe(Math.ceil(MAX_BP / perRead));
+      expect(prov.quant.nProcessed).toBe(prov.reads);
+    }
     const table = readTsv(join(work, 'metadata', 'metadata.tsv'));
     expect(table.header).toEqual(expect.arrayContaining(['run', 'scientific_name', 'lib_layout', 'exclusion', 'is_sampled']));
     expect(table.rows.map((r) => r[0]).sort()).toEqual(dataset.species[0]!.runs.map((r) => r.run).sort());

@@ -81,6 +81,41 @@ describe('discoverBatch', () => {
     expect(s).toMatchObject({ totalRuns: 3, doneRuns: 1, quantDir: quant, configPath: join(cwd, 'cfg', 'amalgkit_apis_mellifera.yaml') });
   });
 
+  it("moves results of the old layout (<steps.quant.out_dir>/<RUN>) into amalgkit's (<out_dir>/quant/<RUN>), with a line saying so", async () => {
+    const { cwd } = setup({
+      'c/amalgkit_apis_mellifera.yaml': 'species_list: [Apis_mellifera]\nsteps: {quant: {out_dir: work}}\nfetchquant: {runs: [SRR000001, SRR000002, SRR000003]}\n',
+      // SRR000001 finished by an older release; SRR000002 only half (no provenance): not done, left alone
+      'work/SRR000001/SRR000001_abundance.tsv': 'target_id\tlength\teff_length\test_counts\ttpm\n',
+      'work/SRR000001/SRR000001_run_info.json': '{}',
+      'work/SRR000001/SRR000001_fetchquant.json': '{}',
+      'work/SRR000002/SRR000002_abundance.tsv': 'x',
+    });
+    const plan = await discoverBatch(opts({ configDir: 'c', outputDir: 'out' }), 'b1', cwd);
+    expect(plan.notes).toContain(`apis_mellifera: moved 1 finished result(s) from ${join(cwd, 'work')}/<RUN> to ${join(cwd, 'work', 'quant')}/<RUN> (amalgkit's layout)`);
+    expect(readdirSync(join(cwd, 'work', 'quant', 'SRR000001')).sort()).toEqual(['SRR000001_abundance.tsv', 'SRR000001_fetchquant.json', 'SRR000001_run_info.json']);
+    expect(readdirSync(join(cwd, 'work')).sort()).toEqual(['SRR000002', 'quant']);
+    // recognised as done: no download again
+    expect(plan.species[0]).toMatchObject({ quantDir: join(cwd, 'work', 'quant'), totalRuns: 3, doneRuns: 1 });
+  });
+
+  it("writes amalgkit's sample table where merge and sanity look, and never replaces a table fetchquant did not write", async () => {
+    const { cwd } = setup({
+      'c/amalgkit_apis_mellifera.yaml': 'species_list: [Apis_mellifera]\nsteps: {quant: {out_dir: a}}\nfetchquant: {runs: [SRR000001]}\n',
+      'c/amalgkit_bombus_terrestris.yaml': 'species_list: [Bombus_terrestris]\nsteps: {quant: {out_dir: b}}\nfetchquant: {runs: [SRR000002]}\n',
+      'b/metadata/metadata.tsv': 'run\tscientific_name\texclusion\tmy_own_column\nSRR000002\tBombus terrestris\tno\tkeep me\n',
+    });
+    const plan = await discoverBatch(opts({ configDir: 'c', outputDir: 'out' }), 'b1', cwd, { amalgkitTables: true });
+    expect(readFileSync(join(cwd, 'a', 'metadata', 'metadata.tsv'), 'utf8')).toBe(
+      'run\tscientific_name\tlib_layout\tnominal_length\ttotal_spots\texclusion\tis_sampled\nSRR000001\tApis mellifera\t\t\t\tno\tyes\n',
+    );
+    expect(readFileSync(join(cwd, 'b', 'metadata', 'metadata.tsv'), 'utf8')).toContain('keep me');
+    expect(plan.notes).toContain(`bombus_terrestris: kept the existing ${join(cwd, 'b', 'metadata', 'metadata.tsv')} (not written by fetchquant); amalgkit merge reads its runs from it`);
+    // a later batch with more runs updates fetchquant's own table
+    writeFileSync(join(cwd, 'c', 'amalgkit_apis_mellifera.yaml'), 'species_list: [Apis_mellifera]\nsteps: {quant: {out_dir: a}}\nfetchquant: {runs: [SRR000001, SRR000003]}\n');
+    await discoverBatch(opts({ configDir: 'c', outputDir: 'out' }), 'b2', cwd, { amalgkitTables: true });
+    expect(readFileSync(join(cwd, 'a', 'metadata', 'metadata.tsv'), 'utf8')).toContain('SRR000003\tApis mellifera');
+  });
+
   it('a dry run plans the same paths and writes nothing', async () => {
     const { cwd, out } = setup({ 'c/amalgkit_a_one.yaml': 'fetchquant: {runs: [SRR000001]}\n' });
     const plan = await discoverBatch(opts({ configDir: 'c', outputDir: 'out' }), 'b1', cwd, { dryRun: true });

@@ -41,10 +41,12 @@ function cast(d: Dataset): Cast {
   const sra = runs.filter((r) => r.sraOnly);
   const threeFile = ena.find((r) => r.orphan)!;
   const mate1Only = ena.find((r) => r.layout === 'single')!;
-  const rest = ena.filter((r) => r !== threeFile && r !== mate1Only);
-  if (!threeFile || !mate1Only || rest.length < 4 || sra.length < 5) throw new Error('archive-shapes: the seeded dataset lacks the runs this test needs');
+  // The second 3-file run's ENA copy stays bad: SRA's .sra holds its unpaired spots too (fasterq-dump's RUN.fastq).
+  const badEnaCopy = ena.find((r) => r.orphan && r !== threeFile)!;
+  const rest = ena.filter((r) => r !== threeFile && r !== mate1Only && r !== badEnaCopy);
+  if (!threeFile || !mate1Only || !badEnaCopy || rest.length < 3 || sra.length < 5) throw new Error('archive-shapes: the seeded dataset lacks the runs this test needs');
   return {
-    threeFile, mate1Only, unknown: rest[0]!, badEnaCopy: rest[1]!, enaRejects: rest[2]!, hugeSize: rest[3]!,
+    threeFile, mate1Only, unknown: rest[0]!, badEnaCopy, enaRejects: rest[1]!, hugeSize: rest[2]!,
     sraPlain: sra[0]!, sraLite: sra[1]!, payRequired: sra[2]!, ceRequired: sra[3]!, locatorError: sra[4]!,
   };
 }
@@ -135,6 +137,8 @@ describe('a batch meeting the archives\' real answer shapes (real worker, real t
     expect(prov(k.sraPlain).source.notes).toBeUndefined();
     // the ENA copy that stayed bad: fetched from SRA, and the provenance says why
     expect(prov(k.badEnaCopy).source.notes?.[0]).toMatch(/bad copy before this one: ena: .*md5 [0-9a-f]{32}, expected/);
+    // ...and fasterq-dump's unpaired spots were counted against the run table's spots (pairs + unpaired)
+    expect(prov(k.badEnaCopy)).toMatchObject({ reads: k.badEnaCopy.reads, unpairedReads: k.badEnaCopy.orphanReads, source: { expectedReads: k.badEnaCopy.reads + k.badEnaCopy.orphanReads! } });
 
     // ---- nothing left behind ----
     const leftovers = walk(dataset.outputDir).filter((p) => /\.part$|\.fastq(\.gz)?$|\.sra$|\/\.[SED]RR\d+\.tmp\/$/.test(p));

@@ -82,7 +82,7 @@ describe('generateDataset', () => {
     });
     const table = (await readFile(a.runTablePath, 'utf8')).trim().split('\n').map((l) => l.split('\t'));
     expect(table[0]).toEqual(['run', 'scientific_name', 'lib_layout', 'nominal_length', 'total_spots', 'exclusion', 'is_sampled']);
-    expect(table.slice(1)).toEqual(a.runs.map((r) => [r.run, 'Alpha testus', r.layout, String(r.nominalLength), '1000', 'no', 'yes']));
+    expect(table.slice(1)).toEqual(a.runs.map((r) => [r.run, 'Alpha testus', r.layout, String(r.nominalLength), String(1000 + (r.orphan ? r.orphanReads! : 0)), 'no', 'yes']));
     const yb = parse(await readFile(b.configPath, 'utf8'));
     expect(yb.taxon_id).toBe(4242);
     expect(yb.fetchquant).toEqual({ runs: ['SRR9000005', 'SRR9000006'] });
@@ -137,7 +137,15 @@ describe('the .sra files are real', () => {
         const dir = join(out, r.run);
         const d = await execa('fasterq-dump', [r.sra.path, '--split-3', '-O', dir, '-t', join(out, 'tmp')], { reject: false, timeout: 60_000 });
         expect(d.exitCode).toBe(0);
-        const files = (await readdir(dir)).sort();
+        let files = (await readdir(dir)).sort();
+        if (r.orphan) {
+          // a 3-file run: its unpaired spots come back in RUN.fastq, the same reads ENA serves as RUN.fastq.gz
+          expect(files).toEqual([`${r.run}.fastq`, `${r.run}_1.fastq`, `${r.run}_2.fastq`]);
+          const unpaired = (await readFile(join(dir, `${r.run}.fastq`), 'utf8')).split('\n');
+          const served = gunzipSync(await readFile(r.orphan.path)).toString().split('\n');
+          expect(unpaired.filter((_, k) => k % 4 === 1)).toEqual(served.filter((_, k) => k % 4 === 1));
+          files = files.slice(1);
+        }
         expect(files).toEqual(r.layout === 'paired' ? [`${r.run}_1.fastq`, `${r.run}_2.fastq`] : [`${r.run}.fastq`]);
         for (const [i, f] of files.entries()) {
           const dumped = (await readFile(join(dir, f), 'utf8')).split('\n');

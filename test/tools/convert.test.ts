@@ -48,6 +48,19 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
     expect(await countFastqGz(r.files[0]!)).toBe(300);
   });
 
+  it('a paired .sra with unpaired spots (a 3-file run): mates kept, the unpaired reads counted, not kept', async () => {
+    const run = 'SRR7300003';
+    const dir = join(root, 'src', run);
+    const sim = await simulateReads(seqs, { dir, run, reads: 200, readLength: 80, paired: true, fragmentLength: 220, seed: 31 });
+    const lone = await simulateReads(seqs, { dir: join(dir, 'u'), run, reads: 7, readLength: 80, paired: false, fragmentLength: 80, seed: 32, firstRead: 201 });
+    sras.set(run, (await makeSra(run, sim.fastqPlain, join(dir, `${run}.sra`), lone.fastqPlain[0])).path);
+    const { runDir, sraPath } = runDirWith(run);
+    const r = await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 });
+    expect(r).toEqual({ layout: 'paired', files: [join(runDir, `${run}_1.fastq.gz`), join(runDir, `${run}_2.fastq.gz`)], unpairedReads: 7 });
+    expect(readdirSync(runDir).sort()).toEqual([`${run}_1.fastq.gz`, `${run}_2.fastq.gz`]);
+    expect(await Promise.all(r.files.map((f) => countFastqGz(f)))).toEqual([200, 200]);
+  });
+
   it('paired .sra -> _1/_2.fastq.gz with equal counts', async () => {
     const run = 'SRR7300002';
     const { runDir, sraPath } = runDirWith(run);
