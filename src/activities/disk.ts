@@ -12,6 +12,11 @@ import { abundancePath, provenancePath } from '../ids.js';
 import type { DiskGrant, JanitorReport } from '../types.js';
 import type { Activities } from './contract.js';
 import { leaseState } from '../run-lease.js';
+import { existsSync } from 'node:fs';
+
+/** Marks reads a config asked to keep after quant (keep_fastq / clean_fastq: no): never an orphan. */
+export const KEPT_READS_MARK = '.fetchquant-kept';
+const keptReads = (dir: string) => existsSync(join(dir, KEPT_READS_MARK));
 
 const GB = 1e9;
 const gb = (bytes: number) => (bytes / GB).toFixed(1);
@@ -132,7 +137,7 @@ export async function listRunDirs(readsDirs: string[]): Promise<Orphan[]> {
  */
 export async function findOrphans(readsDirs: string[], inFlight: Iterable<string>): Promise<Orphan[]> {
   const busy = new Set(inFlight);
-  return (await listRunDirs(readsDirs)).filter((d) => !busy.has(d.run) && leaseState(d.path) !== 'live');
+  return (await listRunDirs(readsDirs)).filter((d) => !busy.has(d.run) && leaseState(d.path) !== 'live' && !keptReads(d.path));
 }
 
 /** Removes the given orphans; returns bytes freed. */
@@ -198,7 +203,7 @@ export function createDiskActivities(
         // The ledger and the lease are read at each removal, not once: a sample may have started since the
         // listing. A live lease is work of a live worker on this machine, maybe of another batch and server
         // that this janitor's server knows nothing of.
-        const orphan = !busy.has(o.run) && !deps.ledger.inFlight().includes(o.run) && leaseState(o.path) !== 'live';
+        const orphan = !busy.has(o.run) && !deps.ledger.inFlight().includes(o.run) && leaseState(o.path) !== 'live' && !keptReads(o.path);
         if (orphan && below && execute) {
           report.freedBytes += await removeOrphans([o]);
           report.removed.push(o.path);

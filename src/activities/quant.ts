@@ -6,7 +6,7 @@
  *   sample "done", and atomic (rename within one directory).
  * - deleteReads removes the run's reads only under .../getfastq/<RUN> and releases its disk reservation.
  */
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
@@ -17,7 +17,7 @@ import { toolVersion, toToolFailure } from '../tools/process.js';
 import type { QuantResult } from '../types.js';
 import type { Activities } from './contract.js';
 import { activityHooks } from './heartbeat.js';
-import { bytesUnder, type DiskLedger } from './disk.js';
+import { bytesUnder, KEPT_READS_MARK, type DiskLedger } from './disk.js';
 
 const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
 const isFile = (p: string) => stat(p).then((s) => s.isFile(), () => false);
@@ -202,6 +202,8 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
       }
       // keep_fastq: yes / clean_fastq: no — the reads stay; only the in-flight reservation ends
       if (keep) {
+        // marked so that neither the janitor nor `fetchquant cleanup` takes them for an orphaned download
+        await writeFile(join(runDir, KEPT_READS_MARK), 'reads kept after quant: the species config asks for it (keep_fastq / clean_fastq: no)\n').catch(() => undefined);
         deps.ledger?.release(run);
         return { removedBytes: 0 };
       }

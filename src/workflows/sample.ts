@@ -152,9 +152,15 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
       try {
         return await call(once);
       } catch (err) {
+        const stepName = err instanceof ActivityFailure && err.activityType ? err.activityType : status.stage;
         if (isWorkerLost(err)) {
           lostAttempts++;
-          log.warn('attempt lost with its worker; retrying without using a retry', { run: run.run, error: describe(err).reason });
+          const reason = describe(err).reason;
+          log.warn('attempt lost with its worker; retrying without using a retry', {
+            run: run.run,
+            error: reason,
+            [HUMAN_LINE]: retryLine(run.run, `${stepName} (worker lost, not counted)`, lostAttempts, null, status.host ?? '?', reason),
+          });
           continue;
         }
         if (isCancellation(err) || isHostLost(err)) throw err;
@@ -174,9 +180,8 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         const final = Boolean(app?.nonRetryable) || (typeof app?.type === 'string' && (policy.nonRetryableErrorTypes ?? []).includes(app.type));
         if (final || (max > 0 && failures + 1 >= max)) throw err;
         failures++;
-        const what = err instanceof ActivityFailure && err.activityType ? err.activityType : status.stage;
-        const reason = describe(err).reason;
-        log.warn('step failed; retrying', { run: run.run, step: what, error: reason, [HUMAN_LINE]: retryLine(run.run, what, failures, max || null, status.host ?? '?', reason) });
+        // The worker does not say it (one attempt per activity): the terminal's one line per retry comes from here.
+        log.warn('step failed; retrying', { run: run.run, [HUMAN_LINE]: retryLine(run.run, stepName, failures, max || null, status.host ?? '?', describe(err).reason) });
         await sleep(backoffMs(policy, failures));
       }
     }

@@ -148,14 +148,15 @@ function chaosSuite(v: Variant): void {
         const e = runs.find((x) => x.r.run === run)!;
         return existsSync(join(quantDirOf(dataset, e.sp), run, `${run}_fetchquant.json`));
       };
-      /** what a kill interrupts: a growing .part, a tool, a quant temp dir, else the steps between them */
+      /** what a kill interrupts, all at once: growing .parts, tools, quant temp dirs (else the steps between them) */
       const momentNow = (w: CliWorker): string => {
         const kids = childNames(w.pid);
-        if (kids.some((k) => k.startsWith('kallisto'))) return 'quant (kallisto)';
-        if (kids.some((k) => k.startsWith('fasterq-dump') || k.startsWith('vdb-validate'))) return `convert (${kids.join(',')})`;
-        if (files.some((f) => sizeOf(`${f.local}.part`) !== null)) return 'download';
-        if (runs.some(({ sp, r }) => existsSync(join(quantDirOf(dataset, sp), `.${r.run}.tmp`)))) return 'quant/publish';
-        return 'verify/other';
+        const now: string[] = [];
+        if (files.some((f) => sizeOf(`${f.local}.part`) !== null)) now.push('download');
+        if (kids.some((k) => k.startsWith('fasterq-dump') || k.startsWith('vdb-validate'))) now.push('convert');
+        if (kids.some((k) => k.startsWith('kallisto'))) now.push('quant');
+        else if (runs.some(({ sp, r }) => existsSync(join(quantDirOf(dataset, sp), `.${r.run}.tmp`)))) now.push('quant/publish');
+        return now.length ? now.join('+') : 'verify/other';
       };
       const lostSoFar = new Map<string, number>();
       const inFlightNow = () => {
@@ -246,7 +247,8 @@ function chaosSuite(v: Variant): void {
         samples: runs.length,
         workerKills,
         serverKills,
-        moments: kills.filter((k) => k.what === 'worker').reduce<Record<string, number>>((m, k) => ({ ...m, [k.moment.split(' ')[0]!]: (m[k.moment.split(' ')[0]!] ?? 0) + 1 }), {}),
+        // kills that caught each kind of step in flight (one kill may catch several)
+        moments: kills.filter((k) => k.what === 'worker').flatMap((k) => k.moment.split('+')).reduce<Record<string, number>>((m, x) => ({ ...m, [x]: (m[x] ?? 0) + 1 }), {}),
         diskFills: fills,
         faultsFired: Object.values(stats.faultsFired).reduce((s, m) => s + Object.values(m).reduce((a, b) => a + b, 0), 0),
         datasetFileBytes: fileBytes,
