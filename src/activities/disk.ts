@@ -65,18 +65,23 @@ export class DiskLedger {
 
 /**
  * Free bytes of the filesystem holding dir, measured on its nearest existing ancestor (dir may not exist
- * yet). statfs's bavail (what `df` shows as Avail, i.e. without root's reserve) rather than check-disk-space:
+ * yet). statfs's bavail (what `df` shows as Avail, i.e. without root's reserve) rather than a df-based package:
  * the same number without spawning `df` on every admission.
  */
 export async function freeBytesOf(dir: string): Promise<number> {
+  const fs = await statfs(await nearestDir(dir));
+  return fs.bavail * fs.bsize;
+}
+
+/** dir itself when it is a directory, else its nearest existing ancestor. */
+async function nearestDir(dir: string): Promise<string> {
   let d = dir;
   while (!(await stat(d).then((s) => s.isDirectory(), () => false))) {
     const up = dirname(d);
     if (up === d) break;
     d = up;
   }
-  const fs = await statfs(d);
-  return fs.bavail * fs.bsize;
+  return d;
 }
 
 /**
@@ -84,13 +89,7 @@ export async function freeBytesOf(dir: string): Promise<number> {
  * needs more than this (above the floor) can never be admitted, however long it waits.
  */
 export async function capacityBytesOf(dir: string): Promise<number> {
-  let d = dir;
-  while (!(await stat(d).then((s) => s.isDirectory(), () => false))) {
-    const up = dirname(d);
-    if (up === d) break;
-    d = up;
-  }
-  const fs = await statfs(d);
+  const fs = await statfs(await nearestDir(dir));
   return (fs.blocks - fs.bfree + fs.bavail) * fs.bsize;
 }
 

@@ -26,6 +26,7 @@ import { CLI, countDone, eachRun, expectEverySampleDoneOnce, killHard, runDirOf,
 import { eventually, quietRuntime } from '../helpers/temporal.js';
 import { SA } from '../../src/search-attributes.js';
 import { CLUSTER_SCRIPT } from './global-setup.js';
+import { pidAlive } from '../../src/state-dir.js';
 
 const HOSTS = ['node-a', 'node-b', 'node-c'];
 const HOST_LOST_SEC = 5;
@@ -101,14 +102,7 @@ describe('temporal-server on PostgreSQL: three CLI hosts, one lost, the server k
       return existsSync(dir) && readdirSync(dir).some((n) => n.endsWith('.part'));
     });
   const serverPid = () => Number(readFileSync(join(process.env.FQ_CLUSTER_DIR!, 'run', 'temporal-server.pid'), 'utf8').trim());
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const alive = pidAlive;
 
   it('three `fetchquant worker` hosts and `fetchquant start`; status, threads, pause and resume on the running batch', async () => {
     const workerEnv = { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace };

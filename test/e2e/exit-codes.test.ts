@@ -17,15 +17,9 @@ import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import { freePort } from '../../src/server/embedded.js';
 import { CLI, countDone, eachRun } from '../helpers/e2e.js';
 import { eventually } from '../helpers/temporal.js';
+import { pidAlive } from '../../src/state-dir.js';
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = pidAlive;
 
 describe('exit codes, server ownership and a damaged state file', () => {
   let root: string;

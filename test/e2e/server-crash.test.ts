@@ -18,20 +18,14 @@ import { createServer } from 'node:net';
 import { freePort, startEmbeddedServer, superviseEmbeddedServer } from '../../src/server/embedded.js';
 import { CLI, countDone, eachRun, expectEverySampleDoneOnce, runDirOf } from '../helpers/e2e.js';
 import { eventually } from '../helpers/temporal.js';
+import { pidAlive } from '../../src/state-dir.js';
 
 interface ServerRecord {
   pid: number;
   address: string;
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = pidAlive;
 
 describe('Temporal server killed (-9) mid-batch under `fetchquant run`', () => {
   let root: string;
