@@ -18,6 +18,7 @@ import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { mirrorInput } from '../helpers/e2e.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 const AMALGKIT = process.env.FETCHQUANT_AMALGKIT ?? join(process.cwd(), '.tools', 'amalgkit', 'bin', 'amalgkit');
@@ -57,11 +58,7 @@ function readTsv(path: string): Table {
     await new Promise<void>((resolve) => worker.stdout!.on('data', (d: Buffer) => d.toString().includes('polling') && resolve()));
     const conn = ['--address', t.address, '--namespace', t.namespace];
     const input = {
-      configDir: dataset.configDir,
-      outputDir: dataset.outputDir,
-      enaPortalUrl: mirror.enaPortalUrl,
-      sraLocateUrl: mirror.sraLocateUrl,
-      enaFileScheme: 'http',
+      ...mirrorInput(dataset, mirror),
       minFreeGb: 0.1,
       totalThreads: 3,
       monitorIntervalSec: 0.5,

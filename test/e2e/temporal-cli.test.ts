@@ -12,6 +12,7 @@ import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { mirrorInput } from '../helpers/e2e.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
@@ -40,11 +41,7 @@ describe('steering with the Temporal CLI alone', () => {
     const temporal = findTemporalCli()!;
     const conn = ['--address', t.address, '--namespace', t.namespace];
     const input = {
-      configDir: dataset.configDir,
-      outputDir: dataset.outputDir,
-      enaPortalUrl: mirror.enaPortalUrl,
-      sraLocateUrl: mirror.sraLocateUrl,
-      enaFileScheme: 'http',
+      ...mirrorInput(dataset, mirror),
       minFreeGb: 0.1,
       totalThreads: 3,
       monitorIntervalSec: 0.5,

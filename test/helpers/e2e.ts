@@ -111,6 +111,20 @@ export async function expectEverySampleDoneOnce(client: Client, d: Dataset, batc
   return provs;
 }
 
+/** The batch input fields that point a batch at a mirror-served dataset. */
+export function mirrorInput(
+  dataset: Pick<Dataset, 'configDir' | 'outputDir'>,
+  mirror: Pick<Mirror, 'enaPortalUrl' | 'sraLocateUrl' | 'enaFileScheme'>,
+) {
+  return {
+    configDir: dataset.configDir,
+    outputDir: dataset.outputDir,
+    enaPortalUrl: mirror.enaPortalUrl,
+    sraLocateUrl: mirror.sraLocateUrl,
+    enaFileScheme: mirror.enaFileScheme,
+  };
+}
+
 /**
  * A batch over a mirror-served dataset with the short intervals every end-to-end test uses (retries,
  * monitor, disk waits, one kallisto thread); `options` adds or overrides batch options.
@@ -127,11 +141,7 @@ export function startMirrorBatch(
     workflowId: batchWorkflowId(batchId),
     args: [
       {
-        configDir: dataset.configDir,
-        outputDir: dataset.outputDir,
-        enaPortalUrl: mirror.enaPortalUrl,
-        sraLocateUrl: mirror.sraLocateUrl,
-        enaFileScheme: mirror.enaFileScheme,
+        ...mirrorInput(dataset, mirror),
         retryInitialSec: 0.2,
         monitorIntervalSec: 0.5,
         checkIntervalSec: 2,
