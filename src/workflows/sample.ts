@@ -105,10 +105,15 @@ function isHostLost(err: unknown): boolean {
   );
 }
 
-function describe(err: unknown): { reason: string; type?: string } {
-  let e: unknown = err;
-  // ActivityFailure wraps the ApplicationFailure thrown by the activity: report the innermost cause.
+/** ActivityFailure wraps the failure the activity threw: that failure (err itself when it is no ActivityFailure). */
+function activityCause(err: unknown): unknown {
+  let e = err;
   while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  return e;
+}
+
+function describe(err: unknown): { reason: string; type?: string } {
+  const e = activityCause(err);
   if (e instanceof ApplicationFailure) return { reason: e.message, type: e.type ?? undefined };
   if (e instanceof TimeoutFailure) return { reason: `timed out (${String(e.timeoutType ?? 'timeout')})`, type: FailureType.ToolFailed };
   return { reason: (e as Error)?.message ?? String(e) };
@@ -164,8 +169,7 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
           continue;
         }
         if (isCancellation(err) || isHostLost(err)) throw err;
-        let inner: unknown = err;
-        while (inner instanceof ActivityFailure && inner.cause) inner = inner.cause;
+        const inner = activityCause(err);
         if (inner instanceof ApplicationFailure && inner.type === DISK_FLOOR) {
           // Stopped at the disk floor with its bytes kept: wait for room as at admission, then resume.
           const was = status.stage;
