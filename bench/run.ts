@@ -4,6 +4,8 @@
  *   B1, B2, B4  bench/real.ts           real CLI, worker, tools and the bandwidth-capped mirror
  *   B3          bench/orchestration.ts  in-memory activities, the embedded server, 1,000 and 10,000 samples;
  *               the same on temporal-server + PostgreSQL when scripts/cluster.sh's cluster is up
+ *   B5          bench/b5.ts             CPU-bound: uncapped mirror, 100+ MB runs, ~21,000 transcripts; run alone:
+ *               `npm run bench -- b5 [options]` (bench/b5.ts lists them), results in bench/results/b5-<label>.*
  * Usage: node dist/bench/run.js [--quick] [--only b1,b3] [--b3 1000,10000] [--out-dir bench/results]
  * With --only, the sections not re-measured are kept from the existing results file, labelled with their run.
  */
@@ -150,7 +152,11 @@ export function renderMarkdown(r: BenchResults): string {
 }
 
 const isMain = process.argv[1]?.endsWith('/bench/run.js');
-if (isMain) {
+if (isMain && process.argv[2] === 'b5') {
+  const { b5Main } = await import('./b5.js');
+  await b5Main(process.argv.slice(3));
+  process.exit(0);
+} else if (isMain) {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, b3: { type: 'string' }, 'out-dir': { type: 'string' } } });
   const only = new Set((values.only ?? 'b1,b2,b3,b4').split(',').map((s) => s.trim().toLowerCase()));
   const quick = Boolean(values.quick);
