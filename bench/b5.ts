@@ -30,7 +30,8 @@ import { runBaseline } from './real/baseline.js';
 import { makeScenario, neededBytes, type Scenario } from './real/workload.js';
 
 const PKG = fileURLToPath(new URL('../../', import.meta.url));
-const PROBE = fileURLToPath(new URL('./b5/probe.js', import.meta.url));
+/** not compiled: CommonJS, preloaded with -r (see the file) */
+const PROBE = fileURLToPath(new URL('../../bench/b5/probe.cjs', import.meta.url));
 const MIRROR_MAIN = fileURLToPath(new URL('../src/mirror/main.js', import.meta.url));
 
 export interface B5Options {
@@ -101,11 +102,35 @@ async function startMirrorProcess(root: string, capMBps: number): Promise<{ pid:
   return { pid: child.pid!, urls, stop: async () => (child.kill('SIGTERM'), await exited) };
 }
 
+/** What bench/b5/probe.cjs writes at the CLI's exit. */
+interface Probe {
+  selfUserSec: number;
+  selfSystemSec: number;
+  childrenUserSec: number | null;
+  childrenSystemSec: number | null;
+  gc: { ms: number; count: number };
+  eventLoopUtilization: number;
+  maxRssMB: number;
+  platformTids: number[];
+  poolTids: number[];
+  threads: { tid: number; comm: string; cpuSec: number }[];
+}
+
+/** The class of a thread of the CLI (probe.cjs tells Node's unnamed threads apart by when they started). */
+export function threadClass(tid: number, comm: string, pid: number, platform: Set<number>, pool: Set<number>): string {
+  if (tid === pid) return 'main thread';
+  if (platform.has(tid)) return 'V8 platform threads (concurrent GC, JIT)';
+  if (pool.has(tid)) return 'libuv thread pool (fs, zlib, crypto)';
+  if (comm.startsWith('tokio')) return 'Temporal core SDK (Rust)';
+  if (comm === 'node') return 'worker threads (workflow code)';
+  return `other threads (${comm})`;
+}
+
 /** One fetchquant batch through the real CLI, with the probe preloaded and its tree polled. */
 async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { enaPortalUrl: string; sraLocateUrl: string; enaFileScheme: string }; address: string; namespace: string; serverPid: number; mirrorPid: number; flags: string[]; batchId: string; work: string }): Promise<SideFigures> {
   const probeOut = join(o.work, `${o.batchId}.probe.json`);
   const args = [
-    '--import', PROBE, o.cli, 'run',
+    '-r', PROBE, o.cli, 'run',
     '--config-dir', o.scenario.configDir,
     '--output-dir', join(o.scenario.dir, 'out'),
     '--batch-id', o.batchId,
@@ -138,17 +163,28 @@ async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { e
   const serverSec = (cpuOf(o.serverPid) ?? server0) - server0;
   const mirrorSec = (cpuOf(o.mirrorPid) ?? mirror0) - mirror0;
   const probe = existsSync(probeOut)
-    ? (JSON.parse(readFileSync(probeOut, 'utf8')) as { selfUserSec: number; selfSystemSec: number; childrenUserSec: number; childrenSystemSec: number; gc: { ms: number; count: number }; eventLoopUtilization: number; maxRssMB: number })
+    ? (JSON.parse(readFileSync(probeOut, 'utf8')) as Probe)
     : null;
   if (exitCode !== 0) process.stderr.write(`fetchquant exited ${exitCode}; log ${logFile}:\n${readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n')}\n`);
   const cpu: Record<string, number> = {};
-  // The process itself: per thread kind (polled), scaled to the exact total the probe read at exit.
-  const polledSelf = Object.values(tree.threads).reduce((n, x) => n + x, 0);
-  const self = probe ? probe.selfUserSec + probe.selfSystemSec : polledSelf;
-  for (const [k, v] of Object.entries(tree.threads)) cpu[`fetchquant: ${k}`] = v;
-  if (self > polledSelf + 0.05) cpu['fetchquant: not seen by the poller (last 200 ms)'] = self - polledSelf;
+  // The process itself, per thread class: the probe's reading at exit for threads alive then, the poller's
+  // last reading for threads that ended earlier; what neither saw is the difference to the exact total.
+  const perThread = new Map<number, { comm: string; cpuSec: number }>(tree.threads);
+  for (const t of probe?.threads ?? []) perThread.set(t.tid, { comm: t.comm, cpuSec: Math.max(t.cpuSec, perThread.get(t.tid)?.cpuSec ?? 0) });
+  const platform = new Set(probe?.platformTids ?? []);
+  const pool = new Set(probe?.poolTids ?? []);
+  const threadsByName: Record<string, number> = {};
+  let seenSelf = 0;
+  for (const [tid, t] of perThread) {
+    const k = threadClass(tid, t.comm, child.pid!, platform, pool);
+    cpu[`fetchquant: ${k}`] = (cpu[`fetchquant: ${k}`] ?? 0) + t.cpuSec;
+    threadsByName[t.comm] = (threadsByName[t.comm] ?? 0) + t.cpuSec;
+    seenSelf += t.cpuSec;
+  }
+  const self = probe ? probe.selfUserSec + probe.selfSystemSec : seenSelf;
+  if (self > seenSelf + 0.05) cpu['fetchquant: threads that ended between polls'] = self - seenSelf;
   if (probe) cpu['fetchquant: of which GC pauses on the main thread'] = probe.gc.ms / 1000;
-  const childrenExact = probe ? probe.childrenUserSec + probe.childrenSystemSec : null;
+  const childrenExact = probe && probe.childrenUserSec !== null ? probe.childrenUserSec + (probe.childrenSystemSec ?? 0) : null;
   let polledChildren = 0;
   for (const [comm, v] of Object.entries(tree.children)) {
     cpu[`tool: ${comm}`] = v.cpuSec;
@@ -169,7 +205,7 @@ async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { e
       eventLoopUtilization: probe ? r2(probe.eventLoopUtilization) : null,
       maxRssMB: probe ? Math.round(probe.maxRssMB) : null,
       processes: Object.fromEntries(Object.entries(tree.children).map(([k, v]) => [k, v.processes])),
-      threadsByName: Object.fromEntries(Object.entries(tree.threadsByName).map(([k, v]) => [k, r2(v)])),
+      threadsByName: Object.fromEntries(Object.entries(threadsByName).map(([k, v]) => [k, r2(v)])),
       log: logFile,
     },
   };

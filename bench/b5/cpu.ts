@@ -53,34 +53,23 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-/** The kind a thread of a Node process belongs to, by its name (comm). */
-export function threadKind(comm: string, isMain: boolean): string {
-  if (isMain) return 'main thread';
-  if (comm.startsWith('libuv-worker')) return 'libuv thread pool';
-  if (comm.startsWith('V8 ') || comm.startsWith('v8:')) return 'V8 workers (concurrent GC, JIT)';
-  if (/^(tokio|temporal|core|rustls|hyper)/i.test(comm)) return 'Temporal core SDK (Rust)';
-  return `other threads (${comm})`;
-}
-
 export interface TreeCpu {
-  /** root's threads: kind -> CPU s (from its /proc/<pid>/task/<tid>/stat) */
-  threads: Record<string, number>;
-  /** raw per thread name, for the record */
-  threadsByName: Record<string, number>;
+  /** the root's threads by tid (from /proc/<pid>/task/<tid>/stat): name and last CPU seen */
+  threads: Map<number, { comm: string; cpuSec: number }>;
   /** descendants by comm -> CPU s, and how many processes */
   children: Record<string, { cpuSec: number; processes: number }>;
 }
 
 export function pollTree(rootPid: () => number | null, everyMs = 200): { stop(): TreeCpu } {
   const procs = new Map<string, { comm: string; cpuSec: number }>();
-  const threads = new Map<string, { comm: string; cpuSec: number; main: boolean }>();
+  const threads = new Map<number, { comm: string; cpuSec: number }>();
   const tick = () => {
     const root = rootPid();
     if (root === null) return;
     try {
       for (const t of readdirSync(`/proc/${root}/task`)) {
         const st = readStat(`/proc/${root}/task/${t}/stat`);
-        if (st) threads.set(`${t}:${st.startTicks}`, { comm: st.comm, cpuSec: st.cpuSec, main: Number(t) === root });
+        if (st) threads.set(Number(t), { comm: st.comm, cpuSec: st.cpuSec });
       }
     } catch {
       /* exited */
@@ -98,12 +87,7 @@ export function pollTree(rootPid: () => number | null, everyMs = 200): { stop():
   return {
     stop() {
       clearInterval(timer);
-      const out: TreeCpu = { threads: {}, threadsByName: {}, children: {} };
-      for (const t of threads.values()) {
-        const k = threadKind(t.comm, t.main);
-        out.threads[k] = (out.threads[k] ?? 0) + t.cpuSec;
-        out.threadsByName[t.comm] = (out.threadsByName[t.comm] ?? 0) + t.cpuSec;
-      }
+      const out: TreeCpu = { threads, children: {} };
       for (const p of procs.values()) {
         const c = (out.children[p.comm] ??= { cpuSec: 0, processes: 0 });
         c.cpuSec += p.cpuSec;
