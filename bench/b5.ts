@@ -13,10 +13,12 @@
  *   --fetchquant-dir DIR measure another built checkout's CLI (DIR/dist/src/cli.js), e.g. an older commit
  *   --auto-threads       give fetchquant no --quant-threads/--kallisto-threads (its own choice from cores);
  *                        by default both sides get the values src/cores.ts decides for the cores here
+ *   --prepare-only       generate (or find cached) the transcriptome, index and runs, measure nothing
+ *   --readme             rewrite README's B5 table from bench/results/b5-*.json, measure nothing
  * Results: bench/results/b5[-<label>].{json,md}.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,7 +189,9 @@ async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { e
   const childrenExact = probe && probe.childrenUserSec !== null ? probe.childrenUserSec + (probe.childrenSystemSec ?? 0) : null;
   let polledChildren = 0;
   for (const [comm, v] of Object.entries(tree.children)) {
-    cpu[`tool: ${comm}`] = v.cpuSec;
+    // Debian's fasterq-dump is a wrapper that runs fasterq-dump-orig (comm truncated to 15 characters)
+    const name = comm.startsWith('fasterq-dump') ? 'fasterq-dump' : comm;
+    cpu[`tool: ${name}`] = (cpu[`tool: ${name}`] ?? 0) + v.cpuSec;
     polledChildren += v.cpuSec;
   }
   if (childrenExact !== null && childrenExact > polledChildren + 0.05) cpu['tools: not seen by the poller (short-lived)'] = childrenExact - polledChildren;
@@ -348,6 +352,34 @@ export function renderB5(r: B5Results): string {
   return out.join('\n');
 }
 
+/** README's B5 lines (between `<!-- b5:begin -->` and `<!-- b5:end -->`), one per results file. */
+export function renderReadmeB5(all: B5Results[]): string {
+  const lines = ['| B5 run | network | fetchquant | `xargs -P` | bound | fq / xargs | fq / bound | CPU-s per GB of FASTQ (fq / xargs) |', '|---|---|---|---|---|---|---|---|'];
+  for (const r of all) {
+    const gb = r.workload.fastqBytes / 1e9;
+    for (const n of r.nets) {
+      lines.push(
+        `| ${r.label}: ${r.machine.date.slice(0, 16).replace('T', ' ')} UTC, fetchquant ${r.fetchquant.commit}, ${r.cores} of ${r.machine.cores} cores, load ${n.loadAvg1m.before} | ${n.capMBps > 0 ? `${n.capMBps} MB/s` : 'uncapped'} | ${n.fetchquant.makespanSec} s | ${n.baseline.makespanSec} s | ${n.boundSec} s | **${n.fetchquantOverBaseline}** | **${n.fetchquantOverBound}** | ${r2(n.fetchquant.cpuTotalSec / gb)} / ${r2(n.baseline.cpuTotalSec / gb)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** Rewrites README's B5 block from bench/results/b5-*.json. */
+function writeReadme(resultsDir: string): void {
+  const files = readdirSync(resultsDir).filter((f) => /^b5-.*\.json$/.test(f)).sort();
+  const all = files.map((f) => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')) as B5Results);
+  const readme = join(PKG, 'README.md');
+  const text = readFileSync(readme, 'utf8');
+  const a = text.indexOf('<!-- b5:begin');
+  const b = text.indexOf('<!-- b5:end -->');
+  if (a < 0 || b < a) throw new Error('README.md has no <!-- b5:begin --> … <!-- b5:end --> block');
+  const head = text.slice(a, text.indexOf('\n', a) + 1);
+  writeFileSync(readme, text.slice(0, a) + head + renderReadmeB5(all) + '\n' + text.slice(b));
+  process.stderr.write(`bench: README.md B5 block rewritten from ${files.join(', ')}\n`);
+}
+
 /** `npm run bench -- b5 …` (bench/run.ts hands over here). */
 export async function b5Main(argv: string[]): Promise<void> {
   const { parseArgs } = await import('node:util');
@@ -357,7 +389,7 @@ export async function b5Main(argv: string[]): Promise<void> {
     options: {
       runs: { type: 'string' }, 'min-mb': { type: 'string' }, 'max-mb': { type: 'string' }, genes: { type: 'string' }, seed: { type: 'string' },
       net: { type: 'string' }, cores: { type: 'string' }, 'total-threads': { type: 'string' }, 'auto-threads': { type: 'boolean' },
-      'fetchquant-dir': { type: 'string' }, label: { type: 'string' }, 'out-dir': { type: 'string' },
+      'fetchquant-dir': { type: 'string' }, label: { type: 'string' }, 'out-dir': { type: 'string' }, 'prepare-only': { type: 'boolean' }, readme: { type: 'boolean' },
     },
   });
   const log = (l: string) => process.stderr.write(`bench: ${l}\n`);
@@ -369,6 +401,15 @@ export async function b5Main(argv: string[]): Promise<void> {
   }
   const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
   const spec: B5Spec = { ...B5_FULL, runs: num(values.runs, B5_FULL.runs), minMB: num(values['min-mb'], B5_FULL.minMB), maxMB: num(values['max-mb'], B5_FULL.maxMB), genes: num(values.genes, B5_FULL.genes), seed: num(values.seed, B5_FULL.seed) };
+  const outDir = values['out-dir'] ?? join(PKG, 'bench', 'results');
+  if (values.readme) {
+    writeReadme(outDir);
+    return;
+  }
+  if (values['prepare-only']) {
+    await prepareB5(spec, log);
+    return;
+  }
   const usable = availableParallelism();
   const label = values.label ?? `${usable}core${usable > 1 ? 's' : ''}`;
   const results = await measureB5({
@@ -380,7 +421,6 @@ export async function b5Main(argv: string[]): Promise<void> {
     label,
     log,
   });
-  const outDir = values['out-dir'] ?? join(PKG, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   const base = join(outDir, `b5-${label}`);
   writeFileSync(`${base}.json`, JSON.stringify(results, null, 2) + '\n');

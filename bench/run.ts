@@ -123,10 +123,10 @@ export function renderMarkdown(r: BenchResults): string {
   }
   if (r.b3?.length) {
     out.push('## B3 — orchestration overhead and scale (in-memory activities)', '', ...keptLine(r.keptFrom?.b3));
-    out.push('| server | samples | threads | makespan | samples/s | events per sample | largest history | species runs (CAN) | batch events | over 10,240 | lost / twice | slot freed → setThreads elsewhere |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+    out.push('| server | samples | threads | makespan | samples/s | events per sample | largest history | species runs (CAN) | batch events | over 10,240 | lost / twice | slot freed → setThreads elsewhere | CPU per sample: worker / server |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const x of r.b3) {
       out.push(
-        `| ${x.server ?? 'dev server (SQLite)'} | ${x.samples} | ${x.totalThreads} | ${n(x.makespanSec, 1)} s | ${n(x.samplesPerSec)} | ${n(x.eventsPerSampleHistory.mean, 1)} | ${x.largestHistory.events} (${x.largestHistory.workflowId.split('/').pop()}) | ${Object.values(x.speciesRuns).join(' / ')} | ${x.batchEvents} | ${x.historiesOver10240} | ${x.lostRuns} / ${x.duplicatedRuns} | ${x.reallocationDelayMs.length ? ms(dist(x.reallocationDelayMs)) : '–'} |`,
+        `| ${x.server ?? 'dev server (SQLite)'} | ${x.samples} | ${x.totalThreads} | ${n(x.makespanSec, 1)} s | ${n(x.samplesPerSec)} | ${n(x.eventsPerSampleHistory.mean, 1)} | ${x.largestHistory.events} (${x.largestHistory.workflowId.split('/').pop()}) | ${Object.values(x.speciesRuns).join(' / ')} | ${x.batchEvents} | ${x.historiesOver10240} | ${x.lostRuns} / ${x.duplicatedRuns} | ${x.reallocationDelayMs.length ? ms(dist(x.reallocationDelayMs)) : '–'} | ${x.cpuMsPerSample ? `${x.cpuMsPerSample.worker} ms / ${x.cpuMsPerSample.server ?? '–'} ms` : '–'} |`,
       );
     }
     const servers = [...new Set(r.b3.map((x) => x.server ?? 'dev server (SQLite)'))];
