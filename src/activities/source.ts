@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Source } from '../config/schema.js';
-import { RUN_ACCESSION } from '../config/schema.js';
+import { archivesOf, RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import { chooseFastqFiles, fetchFilereport, layoutOf, readCountOf } from '../tools/ena.js';
 import type { HttpClient } from '../tools/http.js';
@@ -97,7 +97,7 @@ export function createSourceActivities(deps: { http: HttpClient }): Pick<Activit
       const asked: string[] = [];
       const errors: ApplicationFailure[] = [];
       let layoutHint: Layout | undefined;
-      for (const source of options.sources as Source[]) {
+      for (const source of archivesOf(options.sources)) {
         const answer = await askSource(source, run, options, deps.http, layoutHint, signal);
         if ('layout' in answer && answer.layout) layoutHint = answer.layout;
         if ('plan' in answer) return answer.plan;
