@@ -62,7 +62,12 @@ async function askSra(run: RunMeta, o: SampleOptions, http: HttpClient, layoutHi
   };
 }
 
-export function createSourceActivities(deps: { http: HttpClient }): Pick<Activities, 'resolveSource'> {
+/**
+ * deps.order: the sources in the order to ask them now. The source pacer (src/pacing.ts) puts a saturated
+ * source (every permit in use, or paused after a 429) after one with room: the run spills to the next
+ * allowed source instead of queueing (docs/pacing.md).
+ */
+export function createSourceActivities(deps: { http: HttpClient; order?: (sources: Source[]) => Promise<Source[]> }): Pick<Activities, 'resolveSource'> {
   return {
     async resolveSource({ run, options }) {
       if (typeof run?.run !== 'string' || !RUN_ACCESSION.test(run.run)) {
@@ -76,7 +81,9 @@ export function createSourceActivities(deps: { http: HttpClient }): Pick<Activit
       const asked: string[] = [];
       const errors: ApplicationFailure[] = [];
       let layoutHint: Layout | undefined;
-      for (const source of options.sources as Source[]) {
+      const configured = options.sources as Source[];
+      const sources = deps.order ? await deps.order(configured) : configured;
+      for (const source of sources) {
         let answer: Answer;
         try {
           if (source === 'ena') {
@@ -92,7 +99,12 @@ export function createSourceActivities(deps: { http: HttpClient }): Pick<Activit
           // A source that is down does not stop us asking the next one; but it is not "unknown" either.
           answer = { error: err };
         }
-        if ('plan' in answer) return answer.plan;
+        if ('plan' in answer) {
+          if (answer.plan.source !== configured[0] && sources[0] !== configured[0]) {
+            answer.plan.notes = [...(answer.plan.notes ?? []), `${configured[0]} was saturated (source pacer): spilled to ${answer.plan.source}`];
+          }
+          return answer.plan;
+        }
         if ('notFound' in answer) asked.push(`${source}: ${answer.notFound}`);
         else {
           asked.push(`${source}: ${answer.error.message}`);
