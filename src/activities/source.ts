@@ -17,7 +17,7 @@ import type { Activities } from './contract.js';
 /** SRA runs reserve this many times the .sra size. */
 export const SRA_RESERVE_FACTOR = 3;
 
-type Answer = { plan: SourcePlan } | { notFound: string } | { error: ApplicationFailure };
+export type Answer = { plan: SourcePlan } | { notFound: string } | { error: ApplicationFailure };
 
 function cancellationSignal(): AbortSignal | undefined {
   try {
@@ -35,10 +35,13 @@ async function askEna(run: RunMeta, o: SampleOptions, http: HttpClient, signal?:
   if (!choice) return { notFound: `no usable FASTQ listed (fastq_ftp=${JSON.stringify(a.row.fastq_ftp ?? '')})`, layout };
   const reserveBytes = choice.files.reduce((s, f) => s + (f.bytes ?? 0), 0);
   const plan: SourcePlan = { source: 'ena', run: run.run, layout: choice.layout, files: choice.files, expectedReads: readCountOf(a.row), reserveBytes };
+  const notes: string[] = [];
   if (choice.unpaired) {
     plan.unpaired = choice.unpaired;
-    plan.notes = [`ENA also lists ${choice.unpaired.name} (unpaired reads, ${choice.unpaired.bytes ?? 'unknown'} bytes): not downloaded, not quantified; read_count ${plan.expectedReads ?? 'unknown'} counts them`];
+    notes.push(`ENA also lists ${choice.unpaired.name} (unpaired reads, ${choice.unpaired.bytes ?? 'unknown'} bytes): not downloaded, not quantified; read_count ${plan.expectedReads ?? 'unknown'} counts them`);
   }
+  if (choice.ignored) notes.push(`ENA also lists ${choice.ignored.join(', ')} (technical, index or extra reads): not downloaded, not quantified`);
+  if (notes.length) plan.notes = notes;
   return { plan };
 }
 
@@ -63,6 +66,24 @@ async function askSra(run: RunMeta, o: SampleOptions, http: HttpClient, layoutHi
 }
 
 /**
+ * One source's answer about one run: a plan, "not found here" (with the reason), or a retryable error (the
+ * source could not answer now). Non-retryable failures (ENA refusing our request, a bad accession) and
+ * cancellation are thrown. Shared by the download path (resolveSource) and `fetchquant plan`.
+ */
+export async function askSource(
+  source: Source, run: RunMeta, o: SampleOptions, http: HttpClient, layoutHint?: Layout, signal?: AbortSignal,
+): Promise<Answer & { layout?: Layout }> {
+  try {
+    return source === 'ena' ? await askEna(run, o, http, signal) : await askSra(run, o, http, layoutHint, signal);
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    if (!(err instanceof ApplicationFailure) || err.nonRetryable) throw err;
+    // A source that is down does not stop us asking the next one; but it is not "unknown" either.
+    return { error: err };
+  }
+}
+
+/**
  * deps.order: the sources in the order to ask them now. The source pacer (src/pacing.ts) puts a saturated
  * source (every permit in use, or paused after a 429) after one with room: the run spills to the next
  * allowed source instead of queueing (docs/pacing.md).
@@ -84,21 +105,8 @@ export function createSourceActivities(deps: { http: HttpClient; order?: (source
       const configured = options.sources as Source[];
       const sources = deps.order ? await deps.order(configured) : configured;
       for (const source of sources) {
-        let answer: Answer;
-        try {
-          if (source === 'ena') {
-            const a = await askEna(run, options, deps.http, signal);
-            layoutHint = a.layout ?? layoutHint;
-            answer = a;
-          } else {
-            answer = await askSra(run, options, deps.http, layoutHint, signal);
-          }
-        } catch (err) {
-          if (signal?.aborted) throw err;
-          if (!(err instanceof ApplicationFailure) || err.nonRetryable) throw err;
-          // A source that is down does not stop us asking the next one; but it is not "unknown" either.
-          answer = { error: err };
-        }
+        const answer = await askSource(source, run, options, deps.http, layoutHint, signal);
+        if ('layout' in answer && answer.layout) layoutHint = answer.layout;
         if ('plan' in answer) {
           if (answer.plan.source !== configured[0] && sources[0] !== configured[0]) {
             answer.plan.notes = [...(answer.plan.notes ?? []), `${configured[0]} was saturated (source pacer): spilled to ${answer.plan.source}`];

@@ -30,6 +30,8 @@ export interface DiscoverDeps {
    * fetchquant did not write is there. The discover activity asks for it; unit tests of discovery do not.
    */
   amalgkitTables?: boolean;
+  /** Called with each species' resolved runs (`fetchquant plan` resolves them at the archives). */
+  onRuns?: (speciesId: string, runs: RunMeta[]) => void;
 }
 
 const NO_RUNS = 'no runs: give a run table, fetchquant.runs or taxon_id';
@@ -472,6 +474,7 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
 
   const species: SpeciesPlan[] = [];
   for (const { c, runs, fastaPaths } of resolved) {
+    deps.onRuns?.(c.speciesId, runs);
     const runListPath = snapshotPath(outputDir, batchId, c.speciesId);
     if (!deps.dryRun) {
       await writeSnapshot(runListPath, runs);

@@ -20,7 +20,7 @@ export const BATCH_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 export const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 /** Commands that start a batch: they take every batch option. */
-export const BATCH_COMMANDS: readonly Command[] = ['run', 'start', 'demo'];
+export const BATCH_COMMANDS: readonly Command[] = ['run', 'start', 'demo', 'plan'];
 /** Commands that find a batch by id or output dir. */
 const WHICH_BATCH: Command[] = ['status', 'watch', 'threads', 'pause', 'resume', 'cancel', 'report'];
 
@@ -84,7 +84,8 @@ export const CLI_OPTIONS = {
   dir: path({ default: 'output/demo', help: 'demo dataset and outputs', commands: ['demo'] }),
   faults: path({ default: null, arg: 'FILE', show: 'none', help: 'mirror fault plan (JSON, for tests)', commands: ['demo'] }),
   every: num({ default: 2, min: 0.1, max: 3600, arg: 'SEC', help: 'refresh period', commands: ['watch'] }),
-  json: toggle({ help: 'JSON instead of text', commands: ['history'] }),
+  json: toggle({ help: 'JSON instead of text', commands: ['history', 'plan'] }),
+  skipPlan: toggle({ help: 'start without resolving the runs at the archives first (the plan summary)', commands: ['run'] }),
   execute: toggle({ help: 'remove what is listed (needs a reachable server)', commands: ['cleanup'] }),
   outDir: path({ default: null, show: '<output-dir>/reports', help: 'where the report goes', commands: ['report'] }),
   retentionDays: int({ default: 30, min: 1, max: 3650, help: 'closed-workflow retention (days)', commands: ['setup'] }),
