@@ -83,7 +83,12 @@ export async function askSource(
   }
 }
 
-export function createSourceActivities(deps: { http: HttpClient }): Pick<Activities, 'resolveSource'> {
+/**
+ * deps.order: the sources in the order to ask them now. The source pacer (src/pacing.ts) puts a saturated
+ * source (every permit in use, or paused after a 429) after one with room: the run spills to the next
+ * allowed source instead of queueing (docs/pacing.md).
+ */
+export function createSourceActivities(deps: { http: HttpClient; order?: (sources: Source[]) => Promise<Source[]> }): Pick<Activities, 'resolveSource'> {
   return {
     async resolveSource({ run, options }) {
       if (typeof run?.run !== 'string' || !RUN_ACCESSION.test(run.run)) {
@@ -97,10 +102,17 @@ export function createSourceActivities(deps: { http: HttpClient }): Pick<Activit
       const asked: string[] = [];
       const errors: ApplicationFailure[] = [];
       let layoutHint: Layout | undefined;
-      for (const source of archivesOf(options.sources)) {
+      const configured = archivesOf(options.sources);
+      const sources = deps.order ? await deps.order(configured) : configured;
+      for (const source of sources) {
         const answer = await askSource(source, run, options, deps.http, layoutHint, signal);
         if ('layout' in answer && answer.layout) layoutHint = answer.layout;
-        if ('plan' in answer) return answer.plan;
+        if ('plan' in answer) {
+          if (answer.plan.source !== configured[0] && sources[0] !== configured[0]) {
+            answer.plan.notes = [...(answer.plan.notes ?? []), `${configured[0]} was saturated (source pacer): spilled to ${answer.plan.source}`];
+          }
+          return answer.plan;
+        }
         if ('notFound' in answer) asked.push(`${source}: ${answer.notFound}`);
         else {
           asked.push(`${source}: ${answer.error.message}`);

@@ -44,6 +44,11 @@ export type Fault = Scope &
     | { kind: 'ena-reject-field'; field: string }
     /** ENA declares this size for each of the run's files (fastq_bytes), whatever they hold */
     | { kind: 'declared-bytes'; bytes: number }
+    /**
+     * the run is at SRA but reaches ENA only `seconds` after this plan was set (archives synchronise runs
+     * with a delay): until then ENA answers as for an unknown run
+     */
+    | { kind: 'ena-lag'; seconds: number }
   );
 
 /** Faults per run accession; the key '*' applies to every request (search included) after the run's own. */
@@ -54,7 +59,7 @@ export type StateFault = Extract<
   Fault,
   {
     kind: 'unknown' | 'sra-only' | 'corrupt-sra' | 'single-as-mate1' | 'sra-lite' | 'sra-pay-required' | 'sra-ce-required' | 'sra-gs-free' | 'locator-error'
-      | 'ena-reject-field' | 'declared-bytes';
+      | 'ena-reject-field' | 'declared-bytes' | 'ena-lag';
   }
 >;
 export type RequestFault = Exclude<Fault, StateFault>;
@@ -68,6 +73,7 @@ export interface RequestKind {
 
 const STATE_KINDS = new Set([
   'unknown', 'sra-only', 'corrupt-sra', 'single-as-mate1', 'sra-lite', 'sra-pay-required', 'sra-ce-required', 'sra-gs-free', 'locator-error', 'ena-reject-field', 'declared-bytes',
+  'ena-lag',
 ]);
 
 function targetMatches(target: FaultTarget | undefined, req: RequestKind): boolean {
@@ -87,6 +93,8 @@ export class FaultBook {
   private left = new Map<Fault, number>();
   /** faults applied so far, per run and kind: tests check a fault really fired */
   readonly fired: Record<string, Record<string, number>> = {};
+  /** when the plan was set (ms, Date.now()): lags count from here */
+  setAt = Date.now();
 
   set(plan: FaultPlan | undefined): void {
     for (const [run, faults] of Object.entries(plan ?? {})) {
@@ -94,10 +102,17 @@ export class FaultBook {
       if (!Array.isArray(faults)) throw new Error(`fault plan: faults of ${run} must be a list`);
     }
     this.plan = plan ?? {};
+    this.setAt = Date.now();
     this.left = new Map();
     for (const faults of Object.values(this.plan)) {
       for (const f of faults) if ('times' in f && f.times !== undefined) this.left.set(f, f.times);
     }
+  }
+
+  /** ENA does not have this run yet (an ena-lag that has not run out). */
+  lagging(run: string): boolean {
+    const lag = this.state(run, 'ena-lag');
+    return lag !== undefined && Date.now() < this.setAt + lag.seconds * 1000;
   }
 
   hasState(run: string, kind: StateFault['kind']): boolean {
