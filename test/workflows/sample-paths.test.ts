@@ -36,7 +36,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       ...base,
       async resolveSource({ run, options }) {
         calls.push({ step: 'resolveSource', run: run.run, data: options.sources });
-        const source = options.sources[0]!;
+        const source = options.sources[0] === 'ena' ? 'ena' : 'sra';
         const plan: SourcePlan =
           source === 'sra'
             ? { source, run: run.run, layout: 'single', files: [{ url: `http://x/${run.run}.sra`, name: `${run.run}.sra`, bytes: 100, md5: 'x', mate: 0 }], expectedReads: 10, reserveBytes: 300 }
