@@ -66,6 +66,7 @@ export const COMMANDS: Record<Command, string> = {
   server: 'only the local dev server, with the search attributes registered',
   setup: 'register search attributes and retention on an existing namespace',
   demo: 'synthetic three-species batch served by a local mirror, end to end, offline',
+  plan: 'resolve every run at its sources before downloading: sizes, problems, disk, time; exit 1 if any run cannot be had',
 };
 
 interface Flag {

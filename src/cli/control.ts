@@ -2,7 +2,8 @@
 import { resolve } from 'node:path';
 import { batchWorkflowId, defaultBatchId, webUiWorkflowUrl } from '../ids.js';
 import { CLI_OPTIONS, DEFAULTS } from '../config/schema.js';
-import { batchProgressQuery, pauseSignal, resumeSignal, setTotalThreadsUpdate } from '../workflows/messages.js';
+import { batchProgressQuery, paceQuery, pauseSignal, resumeSignal, setTotalThreadsUpdate, type SourcePace } from '../workflows/messages.js';
+import { PACER_WORKFLOW_ID } from '../ids.js';
 import { batchOptionsFromFlags, EXIT, UsageError } from './args.js';
 import { openSession } from './context.js';
 import { rates, renderProgress } from './progress.js';
@@ -52,6 +53,9 @@ export async function cmdStatus(values: Record<string, unknown>, out: Out, watch
     }
     const p = await handle.query(batchProgressQuery);
     out(renderProgress(p, rates(null, p, 0), false));
+    // the namespace's source pacer (docs/pacing.md): absent until a worker first asked it
+    const pace = await session.client.workflow.getHandle(PACER_WORKFLOW_ID).query(paceQuery).catch(() => null);
+    for (const line of renderPace(pace)) out(line);
     return EXIT.ok;
   } finally {
     await session.close();
@@ -84,4 +88,19 @@ export async function cmdControl(kind: 'threads' | 'pause' | 'resume' | 'cancel'
   } finally {
     await session.close();
   }
+}
+
+/** One line per source: downloads in flight of the current limit, the API rate, and what moved them. */
+export function renderPace(pace: SourcePace[] | null): string[] {
+  if (!pace || pace.length === 0) return ['pace: no source paced yet (no download asked the pacer)'];
+  return pace.map((p) => {
+    const parts = [
+      `pace ${p.source}: ${p.inFlight} of ${p.limit} downloads (ceiling ${p.maxLimit})${p.waiting ? `, ${p.waiting} waiting` : ''}`,
+      `${p.ratePerSec} req/s (ceiling ${p.maxRatePerSec})`,
+      `${p.throttled} x 429, ${p.serverErrors} x 5xx, ${p.stalls} stalls`,
+    ];
+    if (p.pausedUntil) parts.push(`paused until ${p.pausedUntil}`);
+    if (p.lastChange) parts.push(`last change ${p.lastChange}`);
+    return parts.join('; ');
+  });
 }
