@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { copyFile, mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
+import { readCheckRecord } from '../../src/tools/fastq.js';
 import { HttpClient, RateLimiter, type Clock } from '../../src/tools/http.js';
 import type { SourcePlan } from '../../src/types.js';
 import { download, failureOf, fastHttp, meta, quietEnv, resolve, sameBytes, startWorld, type World } from './fixture.js';
@@ -30,9 +31,11 @@ const final = () => join(runDir, `${w.single.run}.fastq.gz`);
 const size = () => w.single.fastq[0]!.bytes;
 const sizeOnDisk = (p: string) => stat(p).then((s) => s.size, () => null);
 
+/** The file, and its check record with the reads counted as it arrived (verifyReads reads no byte of it again). */
 async function expectComplete(): Promise<void> {
   expect(await sameBytes(final(), w.single.fastq[0]!.path)).toBe(true);
-  expect(await readdir(runDir)).toEqual([`${w.single.run}.fastq.gz`]);
+  expect((await readdir(runDir)).sort()).toEqual([`.${w.single.run}.fastq.gz.checked`, `${w.single.run}.fastq.gz`]);
+  expect(await readCheckRecord(final())).toMatchObject({ records: w.single.reads, md5: w.single.fastq[0]!.md5, by: 'download' });
 }
 
 describe('download', () => {
@@ -91,12 +94,13 @@ describe('download', () => {
     await expectComplete();
   });
 
-  it('wrong bytes: md5 mismatch deletes the .part and throws a retryable ChecksumMismatch', async () => {
+  it('wrong bytes: the gzip test inflating them as they arrive stops the transfer, deletes the .part and throws a retryable ChecksumMismatch', async () => {
     w.mirror.setFaults({ [w.single.run]: [{ kind: 'wrong-bytes', times: 1 }] });
     const err = await failureOf(download(fastHttp(), singlePlan, runDir));
     expect(err.type).toBe('ChecksumMismatch');
     expect(err.nonRetryable).toBe(false);
-    expect(err.message).toContain(`expected ${w.single.fastq[0]!.md5}`);
+    // flipped bytes inside a deflate stream: a data or CRC error long before md5 could be computed
+    expect(err.message).toMatch(/gzip test failed after \d+ compressed bytes: .*the transfer stopped there; partial file deleted/);
     expect(await readdir(runDir)).toEqual([]);
     await download(fastHttp(), singlePlan, runDir);
     await expectComplete();
@@ -207,7 +211,7 @@ describe('download of other plans', () => {
     const dir = join(w.root, 'reads', 'paired', 'getfastq', w.paired.run);
     const r = await download(fastHttp(), plan, dir);
     expect(r.files.map((f) => f.path)).toEqual([join(dir, `${w.paired.run}_1.fastq.gz`), join(dir, `${w.paired.run}_2.fastq.gz`)]);
-    expect((await readdir(dir)).sort()).toEqual([`${w.paired.run}_1.fastq.gz`, `${w.paired.run}_2.fastq.gz`]);
+    expect((await readdir(dir)).sort()).toEqual([`.${w.paired.run}_1.fastq.gz.checked`, `.${w.paired.run}_2.fastq.gz.checked`, `${w.paired.run}_1.fastq.gz`, `${w.paired.run}_2.fastq.gz`]);
     for (const mate of [1, 2] as const) {
       expect(await sameBytes(join(dir, `${w.paired.run}_${mate}.fastq.gz`), w.paired.fastq.find((f) => f.mate === mate)!.path)).toBe(true);
     }
