@@ -184,8 +184,14 @@ async function fetchFile(
     } catch (err) {
       if (!(err instanceof FileCheckError)) throw err;
       await rm(part, { force: true });
-      // The archive's own bytes fail the test (md5 unknown, or it matched a bad file): this copy is bad.
-      throw fail(FailureType.TruncatedReads, `${where}: ${err.message} (${offset} bytes); partial file deleted`);
+      // A listed md5 that does not match is the plainest account of wrong bytes (the CRC may have seen them first).
+      if (f.md5 !== null && check.md5 !== null && check.md5 !== f.md5) {
+        throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${check.md5}, expected ${f.md5} (${offset} bytes; ${err.message}); partial file deleted`);
+      }
+      // Corrupt gzip is wrong bytes; whole gzip with a cut record is the archive's own short file (md5 unknown
+      // or matching): both mean this copy is bad.
+      const type = err.check === 'gzip' ? FailureType.ChecksumMismatch : FailureType.TruncatedReads;
+      throw fail(type, `${where}: ${err.message} (${offset} bytes); partial file deleted`);
     }
     if (f.md5 !== null && got.md5 !== f.md5) {
       await rm(part, { force: true });

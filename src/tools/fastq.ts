@@ -148,7 +148,7 @@ export class FileCheck {
     this.ended = new Promise<void>((resolve) => {
       g.once('end', () => resolve());
       g.once('error', (e) => {
-        this.failure ??= new FileCheckError(`gzip test failed after ${this.fed} compressed bytes: ${e.message}`);
+        this.failure ??= new FileCheckError('gzip', `gzip test failed after ${this.fed} compressed bytes: ${e.message}`);
         resolve();
       });
     });
@@ -188,18 +188,28 @@ export class FileCheck {
     }
   }
 
+  /** Wait until the inflater has taken every byte fed so far; throws its error, if any (a resumed prefix). */
+  async settle(): Promise<void> {
+    const g = this.gunzip;
+    if (g && !this.failure) await Promise.race([new Promise<void>((r) => g.flush(() => r())), this.ended]);
+    if (this.failure) throw this.failure;
+  }
+
+  /** md5 of every byte fed, once finish() has run (also when it threw: the md5 may be the clearer story). */
+  md5: string | null = null;
+
   /** All bytes fed: the md5, and the records after the gzip test and the whole-record check. */
   async finish(): Promise<CheckResult> {
     if (this.gunzip) {
       this.gunzip.end();
       await this.ended;
     }
+    const md5 = (this.md5 = this.hash.digest('hex'));
     if (this.failure) throw this.failure;
-    const md5 = this.hash.digest('hex');
     if (this.kind === null) return { md5, records: null };
-    if (this.fed === 0) throw new FileCheckError('file is empty');
+    if (this.fed === 0) throw new FileCheckError('records', 'file is empty');
     const lines = this.lines + (this.any && this.last !== NL ? 1 : 0);
-    if (lines % 4 !== 0) throw new FileCheckError(`${lines} lines is not a whole number of FASTQ records (4 lines each); the file is cut short`);
+    if (lines % 4 !== 0) throw new FileCheckError('records', `${lines} lines is not a whole number of FASTQ records (4 lines each); the file is cut short`);
     return { md5, records: lines / 4 };
   }
 
@@ -209,8 +219,15 @@ export class FileCheck {
   }
 }
 
-/** A file's bytes failed a check (gzip or whole records); the message says where. */
-export class FileCheckError extends Error {}
+/** A file's bytes failed a check: not gzip / corrupt ('gzip'), or not whole FASTQ records ('records'). */
+export class FileCheckError extends Error {
+  constructor(
+    readonly check: 'gzip' | 'records',
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * Stream the first `bytes` of a file from disk through a check (a resumed download: its checks must cover
@@ -225,6 +242,7 @@ export async function feedFromDisk(path: string, bytes: number, check: FileCheck
     n += (chunk as Buffer).length;
     opts.onProgress?.(n);
   }
+  await check.settle();
 }
 
 /**
