@@ -316,6 +316,9 @@ async function fetchFile(
       } catch (err) {
         if (!(err instanceof FileCheckError)) throw err;
         await fh.close().catch(() => undefined);
+        // The whole file is here (the CRC is in its last bytes) and the archive lists an md5: say it in md5's words.
+        const whole = f.bytes !== null && offset + batchBytes + buf.length === f.bytes;
+        if (whole && f.md5 !== null && check.digest() !== f.md5) await reject(`md5 ${check.md5}, expected ${f.md5} (${f.bytes} bytes; ${err.message})`, res.body);
         await reject(`${err.message}, the transfer stopped there`, res.body);
       }
       batch.push(buf);

@@ -195,8 +195,13 @@ export class FileCheck {
     if (this.failure) throw this.failure;
   }
 
-  /** md5 of every byte fed, once finish() has run (also when it threw: the md5 may be the clearer story). */
+  /** md5 of every byte fed, once finish() or digest() has run (also when finish threw: the md5 may be the clearer story). */
   md5: string | null = null;
+
+  /** md5 of the bytes fed so far; feed nothing after this. */
+  digest(): string {
+    return (this.md5 ??= this.hash.digest('hex'));
+  }
 
   /** All bytes fed: the md5, and the records after the gzip test and the whole-record check. */
   async finish(): Promise<CheckResult> {
@@ -204,7 +209,7 @@ export class FileCheck {
       this.gunzip.end();
       await this.ended;
     }
-    const md5 = (this.md5 = this.hash.digest('hex'));
+    const md5 = this.digest();
     if (this.failure) throw this.failure;
     if (this.kind === null) return { md5, records: null };
     if (this.fed === 0) throw new FileCheckError('records', 'file is empty');
