@@ -22,7 +22,7 @@ export const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** Commands that start a batch: they take every batch option. */
 export const BATCH_COMMANDS: readonly Command[] = ['run', 'start', 'demo', 'plan'];
 /** Commands that find a batch by id or output dir. */
-const WHICH_BATCH: Command[] = ['status', 'watch', 'threads', 'pause', 'resume', 'cancel', 'report'];
+const WHICH_BATCH: Command[] = ['status', 'watch', 'threads', 'pause', 'resume', 'cancel', 'report', 'resume-parked'];
 
 /**
  * THE DECLARATION of every batch option: type, default, range, flag, help. Each is a field of the batch
@@ -68,6 +68,9 @@ export const BATCH_OPTIONS = {
   // the retry back-off grows to 100x this
   retryInitialSec: seconds({ default: 5, min: 0.01, max: Math.floor(MAX_SECONDS / 100), help: 'first retry back-off; doubles per attempt up to 100x this' }),
   stallTimeoutSec: seconds({ default: 120, min: 0.5, help: 'a download that receives no byte this long fails its attempt' }),
+  // docs/park.md: outages and runs not yet synchronised between archives last hours to days
+  parkWaitSec: seconds({ default: 6 * 3600, min: 0.5, help: 'a run no source can serve now (outage, 5xx beyond retries, not yet at the allowed source) waits this long on a durable timer, then is tried again' }),
+  parkDeadlineSec: seconds({ default: 3 * 86400, min: 0.5, help: 'a run still parked this long after it was first parked fails (reported as parked past its deadline, with the reason)' }),
   // Temporal terminates a workflow whose history passes 51,200 events
   maxHistoryEvents: int({ default: 8000, min: 200, max: 50_000, help: 'a species workflow continues-as-new past this many history events' }),
 } satisfies Record<string, Opt>;
