@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Source } from '../config/schema.js';
-import { RUN_ACCESSION } from '../config/schema.js';
+import { archivesOf, RUN_ACCESSION } from '../config/schema.js';
 import { FailureType, NOT_YET_AVAILABLE } from '../failures.js';
 import { chooseFastqFiles, fetchFilereport, layoutOf, readCountOf } from '../tools/ena.js';
 import type { HttpClient } from '../tools/http.js';
@@ -102,7 +102,7 @@ export function createSourceActivities(deps: { http: HttpClient; order?: (source
       const asked: string[] = [];
       const errors: ApplicationFailure[] = [];
       let layoutHint: Layout | undefined;
-      const configured = options.sources as Source[];
+      const configured = archivesOf(options.sources);
       const sources = deps.order ? await deps.order(configured) : configured;
       for (const source of sources) {
         const answer = await askSource(source, run, options, deps.http, layoutHint, signal);
@@ -132,8 +132,10 @@ export function createSourceActivities(deps: { http: HttpClient; order?: (source
       // Not at the allowed sources: if another archive has it, it is on its way (the archives exchange runs
       // daily): park it rather than call it unknown (docs/park.md). Only samples that can park ask.
       if (options.parkWaitSec !== undefined) {
+        // any copy counts here (cloud services not allowed included): the question is only whether the run exists
+        const { sraServices: _allowed, ...anyCopy } = options;
         for (const other of (['ena', 'sra'] as Source[]).filter((x) => !configured.includes(x))) {
-          const probe = await askSource(other, run, options, deps.http, layoutHint, signal).catch(() => null);
+          const probe = await askSource(other, run, anyCopy, deps.http, layoutHint, signal).catch(() => null);
           if (probe && 'plan' in probe) {
             throw ApplicationFailure.create({
               type: NOT_YET_AVAILABLE,

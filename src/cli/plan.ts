@@ -3,7 +3,7 @@
  * printed for people — one line per problem, a summary. `plan` exits 0 when every run can be had, 1 otherwise.
  */
 import { hostname } from 'node:os';
-import type { BatchOptions } from '../config/schema.js';
+import { archivesOf, type BatchOptions } from '../config/schema.js';
 import { planBatch, type PlanReport, type PlanSpecies } from '../plan/plan.js';
 import { HttpClient } from '../tools/http.js';
 import type { RunMeta } from '../types.js';
@@ -21,7 +21,7 @@ export async function planInput(options: BatchOptions, opts: { checkTools: boole
     readsDir: s.readsDir,
     quantDir: s.quantDir,
     runs: runs.get(s.speciesId) ?? [],
-    sources: s.amalgkit?.sources ?? options.sources,
+    sources: s.amalgkit?.sources ?? archivesOf(options.sources),
     ...(s.amalgkit ? { sraServices: s.amalgkit.sraServices } : {}),
   }));
 }

@@ -10,6 +10,21 @@ import { COMMAND_NAMES, flagOf, HTTP_URL as HTTP_URL_RE, int, MAX_SECONDS, list,
 export { COMMAND_NAMES, flagOf, HTTP_URL, MAX_SECONDS, shownDefault, type Command, type Opt } from './option-kinds.js';
 
 export type Source = 'ena' | 'sra';
+/** What --sources may name: the two archives, or SRA's copies by where they are (amalgkit's --aws/--gcp/--ncbi). */
+export type SourceName = Source | 'aws' | 'gcp' | 'ncbi';
+export const SOURCE_NAMES = ['ena', 'sra', 'aws', 'gcp', 'ncbi'] as const;
+/** The locator service of each SRA copy name (Data Locator `service`: s3, gs, anything else is NCBI's own). */
+export const SERVICE_OF: Readonly<Record<'aws' | 'gcp' | 'ncbi', string>> = { aws: 's3', gcp: 'gs', ncbi: 'ncbi' };
+
+/** The archives a --sources list asks, in order, once each (aws, gcp and ncbi are SRA's). */
+export function archivesOf(names: readonly string[]): Source[] {
+  const out: Source[] = [];
+  for (const n of names) {
+    const a: Source = n === 'ena' ? 'ena' : 'sra';
+    if (!out.includes(a)) out.push(a);
+  }
+  return out;
+}
 
 /**
  * Batch ids become part of workflow ids, visibility queries and one directory name (the run snapshots under
@@ -53,7 +68,11 @@ export const BATCH_OPTIONS = {
     help: 'below this much free space the janitor removes orphaned partial downloads',
   }),
   kallistoThreads: int({ default: 2, min: 1, max: 1024, help: '`-t` of each kallisto run' }),
-  sources: list({ default: ['ena', 'sra'] as Source[], items: ['ena', 'sra'] as const, help: 'order of sources tried per run', message: 'must be a non-empty list of distinct "ena" and "sra"' }),
+  sources: list({
+    default: ['ena', 'sra'] as SourceName[], items: SOURCE_NAMES,
+    help: "order of sources tried per run: ena, sra (SRA's copies in amalgkit's order: AWS, GCP, NCBI) or SRA's copies by name: aws, gcp, ncbi",
+    message: 'must be a non-empty list of distinct "ena", "sra", "aws", "gcp", "ncbi"',
+  }),
   enaPortalUrl: url({ default: 'https://www.ebi.ac.uk/ena/portal/api', help: 'ENA Portal API' }),
   // ftp is not offered: the downloader speaks HTTP(S) only (ENA serves the same paths over https)
   enaFileScheme: oneOf(['https', 'http'], {

@@ -36,6 +36,8 @@ export type Fault = Scope &
     | { kind: 'sra-pay-required' }
     /** the locator's only location needs cloud credentials (ceRequired) */
     | { kind: 'sra-ce-required' }
+    /** the locator's Google Cloud location needs no credentials (as seen from inside GCP) */
+    | { kind: 'sra-gs-free' }
     /** the locator answers HTTP 200 with {"version":"2.1","status":500,"message":…} and no result */
     | { kind: 'locator-error' }
     /** ENA no longer knows this field (a rename): any request for it gets 400 "Invalid fieldName(s) supplied" */
@@ -56,7 +58,7 @@ export type FaultPlan = Record<string, Fault[]>;
 export type StateFault = Extract<
   Fault,
   {
-    kind: 'unknown' | 'sra-only' | 'corrupt-sra' | 'single-as-mate1' | 'sra-lite' | 'sra-pay-required' | 'sra-ce-required' | 'locator-error'
+    kind: 'unknown' | 'sra-only' | 'corrupt-sra' | 'single-as-mate1' | 'sra-lite' | 'sra-pay-required' | 'sra-ce-required' | 'sra-gs-free' | 'locator-error'
       | 'ena-reject-field' | 'declared-bytes' | 'ena-lag';
   }
 >;
@@ -70,7 +72,7 @@ export interface RequestKind {
 }
 
 const STATE_KINDS = new Set([
-  'unknown', 'sra-only', 'corrupt-sra', 'single-as-mate1', 'sra-lite', 'sra-pay-required', 'sra-ce-required', 'locator-error', 'ena-reject-field', 'declared-bytes',
+  'unknown', 'sra-only', 'corrupt-sra', 'single-as-mate1', 'sra-lite', 'sra-pay-required', 'sra-ce-required', 'sra-gs-free', 'locator-error', 'ena-reject-field', 'declared-bytes',
   'ena-lag',
 ]);
 

@@ -180,6 +180,7 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     const filetype = url.searchParams.get('filetype') ?? 'run';
     const stateOf = (a: string) => ({
       lite: faults.hasState(a, 'sra-lite'), payRequired: faults.hasState(a, 'sra-pay-required'), ceRequired: faults.hasState(a, 'sra-ce-required'),
+      gsFree: faults.hasState(a, 'sra-gs-free'),
     });
     const answer: ApiAnswer = accs.length === 0
       ? { status: 400, contentType: 'application/json', body: JSON.stringify({ version: '2.1', status: 400, message: 'acc is required' }) }
@@ -201,7 +202,9 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
       const file = [...e.run.fastq, ...(e.run.orphan ? [e.run.orphan] : [])].find((f) => enaFileName(er, f) === name);
       return file ? { run, file, kind: { kind: 'fastq', mate: file.mate }, corrupt: false } : null;
     }
-    m = /^\/vol1\/srr\/([SED]RR\d{3})\/([SED]RR\d{6,})$/.exec(path) ?? /^\/sra\/([SED]RR\d{6,})\/([SED]RR\d{6,})$/.exec(path);
+    // ENA's copy, then the locator's (serviceLink in sra-locate.ts): AWS, NCBI's own servers, Google Cloud
+    m = /^\/vol1\/srr\/([SED]RR\d{3})\/([SED]RR\d{6,})$/.exec(path) ?? /^\/sra\/([SED]RR\d{6,})\/([SED]RR\d{6,})$/.exec(path)
+      ?? /^\/(?:sos\/sra-pub-run-2|sra-pub-run-1)\/([SED]RR\d{6,})\/([SED]RR\d{6,})\.2$/.exec(path);
     if (m) {
       const viaEna = path.startsWith('/vol1/');
       const run = m[2]!;
@@ -217,6 +220,14 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     if (!target) {
       res.writeHead(404, { 'Content-Type': 'text/plain', 'Content-Length': '10' });
       res.end(req.method === 'HEAD' ? undefined : 'Not Found\n');
+      return;
+    }
+    if (path.startsWith('/sra-pub-run-1/') && !faults.hasState(target.run, 'sra-gs-free')) {
+      // The Google copy is requester-pays outside Google Cloud (amalgkit adds a userProject to gs links):
+      // without credentials Cloud Storage refuses it (reconstructed: its UserProjectMissing error).
+      const body = '<?xml version=\'1.0\' encoding=\'UTF-8\'?><Error><Code>UserProjectMissing</Code><Message>Bucket is a requester pays bucket but no user project provided.</Message></Error>';
+      res.writeHead(400, { 'Content-Type': 'application/xml; charset=UTF-8', 'Content-Length': String(Buffer.byteLength(body)) });
+      res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
     const fault = faults.take(target.run, target.kind);
