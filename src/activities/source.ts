@@ -132,10 +132,10 @@ export function createSourceActivities(deps: { http: HttpClient; order?: (source
       // Not at the allowed sources: if another archive has it, it is on its way (the archives exchange runs
       // daily): park it rather than call it unknown (docs/park.md). Only samples that can park ask.
       if (options.parkWaitSec !== undefined) {
-        // any copy counts here (cloud services not allowed included): the question is only whether the run exists
-        const { sraServices: _allowed, ...anyCopy } = options;
-        for (const other of (['ena', 'sra'] as Source[]).filter((x) => !configured.includes(x))) {
-          const probe = await askSource(other, run, anyCopy, deps.http, layoutHint, signal).catch(() => null);
+        // An archive the species' config switched off (steps.getfastq.aws/gcp/ncbi all no) is never asked.
+        const off = (x: Source) => x === 'sra' && options.sraServices !== undefined && options.sraServices.length === 0;
+        for (const other of (['ena', 'sra'] as Source[]).filter((x) => !configured.includes(x) && !off(x))) {
+          const probe = await askSource(other, run, options, deps.http, layoutHint, signal).catch(() => null);
           if (probe && 'plan' in probe) {
             throw ApplicationFailure.create({
               type: NOT_YET_AVAILABLE,
