@@ -58,7 +58,8 @@ export const BATCH_OPTIONS = {
   species: list({ default: null, show: 'all', help: 'keep only these species (names or ids, comma-separated)', message: 'must be a non-empty list of species names or ids' }),
   checkIntervalSec: seconds({ default: 300, min: 0.1, help: 'reconciliation sweep period (reallocation itself is event-driven)' }),
   monitorIntervalSec: seconds({ default: 60, min: 0.1, help: 'progress publication period' }),
-  quantThreads: int({ default: 10, min: 1, max: 1024, help: 'concurrent kallisto jobs per host' }),
+  // null: each host decides from its cores (src/cores.ts), so 2-core and 16-core hosts both saturate
+  quantThreads: int({ default: null, min: 1, max: 1024, show: "from the host's cores", help: 'concurrent kallisto jobs per host' }),
   maxRetries: int({ default: 3, min: 0, max: 100, help: 'retries per step before a sample fails' }),
   processTimeoutSec: seconds({ default: 3600, min: 1, help: 'limit for one attempt of any external tool' }),
   healthCheckIntervalSec: seconds({ default: 600, min: 0.1, help: 'disk janitor period per host' }),
@@ -67,7 +68,7 @@ export const BATCH_OPTIONS = {
     default: 5, min: 0, max: 1_000_000, arg: 'GB', flag: '--auto-cleanup-threshold',
     help: 'below this much free space the janitor removes orphaned partial downloads',
   }),
-  kallistoThreads: int({ default: 2, min: 1, max: 1024, help: '`-t` of each kallisto run' }),
+  kallistoThreads: int({ default: null, min: 1, max: 1024, show: "from the host's cores", help: '`-t` of each kallisto run (and fasterq-dump `-e`)' }),
   sources: list({
     default: ['ena', 'sra'] as SourceName[], items: SOURCE_NAMES,
     help: "order of sources tried per run: ena, sra (SRA's copies in amalgkit's order: AWS, GCP, NCBI) or SRA's copies by name: aws, gcp, ncbi",
