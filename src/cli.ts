@@ -42,7 +42,12 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
         const { batchOptionsFromFlags } = await import('./cli/args.js');
         const { validateConfigs } = await import('./cli/validate.js');
         const options = batchOptionsFromFlags(values);
-        await validateConfigs(options);
+        if (values['skip-plan']) await validateConfigs(options);
+        // The plan step validates the configs too, then asks each run's first source that has it.
+        else await (await import('./cli/plan.js')).planSummary(options, (l) => process.stderr.write(`${l}\n`));
+        // Ctrl-C while the runs were being resolved: nothing was started, stop here.
+        const stopped = (await import('./cli/signals.js')).interruptedCode();
+        if (stopped !== null) return stopped;
         const { runBatch } = await import('./cli/run.js');
         return await runBatch(values, options);
       }
@@ -62,6 +67,8 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
       case 'resume':
       case 'cancel':
         return await (await import('./cli/control.js')).cmdControl(cmd, values, positionals, out);
+      case 'resume-parked':
+        return await (await import('./cli/control.js')).cmdResumeParked(values, out);
       case 'history':
         return await (await import('./cli/history.js')).cmdHistory(values, positionals, out);
       case 'cleanup':
@@ -72,6 +79,10 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
         return await (await import('./cli/misc.js')).cmdSetup(values, out);
       case 'worker':
         return await (await import('./cli/misc.js')).cmdWorker(values, out);
+      case 'plan': {
+        const { batchOptionsFromFlags } = await import('./cli/args.js');
+        return await (await import('./cli/plan.js')).cmdPlan(values, batchOptionsFromFlags(values), out);
+      }
       case 'report':
         return await (await import('./cli/report.js')).cmdReport(values, out);
     }

@@ -108,3 +108,6 @@ export function amalgkitFragment(nominalLength: number | undefined): { length: n
   const l = nominalLength !== undefined && Number.isFinite(nominalLength) && nominalLength > 0 ? Math.max(200, nominalLength) : 200;
   return { length: l, sd: l / 10 };
 }
+
+/** The one source pacer of a namespace: every worker of every host takes its permits there (docs/pacing.md). */
+export const PACER_WORKFLOW_ID = 'fetchquant-pacer';

@@ -21,6 +21,7 @@ import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import { classifySplit, fasterqDump } from '../tools/fasterq-dump.js';
 import { Context } from '@temporalio/activity';
+import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { countFastq, countFastqPlain, gzipFile, writeCheckRecord } from '../tools/fastq.js';
 import { toToolFailure } from '../tools/process.js';
 import { vdbValidate } from '../tools/vdb-validate.js';
@@ -108,7 +109,7 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
         const tmpDir = join(runDir, 'tmp');
         await rm(tmpDir, { recursive: true, force: true });
         await mkdir(tmpDir, { recursive: true });
-        await fasterqDump({ sraPath, outDir: runDir, tmpDir, threads }, tool);
+        await fasterqDump({ sraPath, outDir: runDir, tmpDir, threads: threads ?? decideQuantThreads(cachedHostCores(), {}).kallistoThreads }, tool);
 
         const split = classifySplit(run, await readdir(runDir));
         if (!split) {

@@ -81,7 +81,7 @@ export async function freeBytesOf(dir: string): Promise<number> {
 }
 
 /** dir itself when it is a directory, else its nearest existing ancestor. */
-async function nearestDir(dir: string): Promise<string> {
+export async function nearestDir(dir: string): Promise<string> {
   let d = dir;
   while (!(await stat(d).then((s) => s.isDirectory(), () => false))) {
     const up = dirname(d);

@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Client } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
 import { takeLease } from '../run-lease.js';
 import { allocate } from '../allocate.js';
 import type { Activities } from './contract.js';
@@ -19,7 +20,9 @@ import { createQuantActivities } from './quant.js';
 import { createReadActivities } from './reads.js';
 import { createSampleSteps } from './sample-steps.js';
 import { createSourceActivities } from './source.js';
-import { HttpClient } from '../tools/http.js';
+import { HttpClient, rateDefaults } from '../tools/http.js';
+import { PacerClient, paceDefaults } from '../pacing.js';
+import type { Source } from '../config/schema.js';
 import { searchRunsByTaxon } from '../tools/ena.js';
 
 export interface ActivityDeps {
@@ -31,6 +34,18 @@ export interface ActivityDeps {
   http?: HttpClient;
   ledger?: DiskLedger;
   knownDirs?: KnownDirs;
+  /**
+   * the namespace's source pacer (docs/pacing.md); default: one on `client` unless FETCHQUANT_PACER=off;
+   * null: none (each process paces itself only)
+   */
+  pacer?: PacerClient | null;
+}
+
+/** The pacer of these deps: given, or made on the client (FETCHQUANT_PACER=off turns it off). */
+export function pacerOf(deps: ActivityDeps): PacerClient | null {
+  if (deps.pacer !== undefined) return deps.pacer;
+  if (!deps.client || process.env.FETCHQUANT_PACER === 'off') return null;
+  return new PacerClient({ client: deps.client, holder: deps.hostId, limits: paceDefaults(process.env, rateDefaults()) });
 }
 
 export function createActivities(deps: ActivityDeps): Activities {
@@ -42,7 +57,13 @@ export function createActivities(deps: ActivityDeps): Activities {
     knownDirs.add(input.dir);
     return disk.reserveDisk(input);
   };
-  const source = createSourceActivities({ http });
+  const pacer = pacerOf(deps);
+  if (pacer) {
+    // API requests to ENA's portal and the SRA locator spend the pacer's shared tokens (one window for all hosts)
+    http.setGate('ena', pacer.gate('ena'));
+    http.setGate('sra', pacer.gate('sra'));
+  }
+  const source = createSourceActivities({ http, ...(pacer ? { order: (s: Source[]) => pacer.order(s) as Promise<Source[]> } : {}) });
   const index = createIndexActivities();
   const quant = createQuantActivities({ ledger });
   const download = createDownloadActivities({ http });
@@ -69,7 +90,30 @@ export function createActivities(deps: ActivityDeps): Activities {
         await mkdir(input.runDir, { recursive: true });
         lease(input.runDir);
       }
-      return download.download(input);
+      if (!pacer) return download.download(input);
+      // One permit of the plan's source per download, waited for here (heartbeating: the wait may be long).
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat({ file: '', offset: 0, waitingForPermit: true }), 1000);
+      let waited = false;
+      try {
+        return await pacer.withPermit(
+          input.plan.source,
+          () => {
+            clearInterval(beat);
+            return download.download(input);
+          },
+          {
+            signal: ctx.cancellationSignal,
+            label: input.plan.run,
+            waiting: (why) => {
+              if (!waited) ctx.log.info(`download ${input.plan.run}: waiting for a ${input.plan.source} permit: ${why}`);
+              waited = true;
+            },
+          },
+        );
+      } finally {
+        clearInterval(beat);
+      }
     },
     async verifyReads(input) {
       if (input.files[0]?.startsWith('/')) lease(dirname(input.files[0]));

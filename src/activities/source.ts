@@ -6,8 +6,8 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Source } from '../config/schema.js';
-import { RUN_ACCESSION } from '../config/schema.js';
-import { FailureType } from '../failures.js';
+import { archivesOf, RUN_ACCESSION } from '../config/schema.js';
+import { FailureType, NOT_YET_AVAILABLE } from '../failures.js';
 import { chooseFastqFiles, fetchFilereport, layoutOf, readCountOf } from '../tools/ena.js';
 import type { HttpClient } from '../tools/http.js';
 import { locateRun } from '../tools/sra.js';
@@ -17,7 +17,7 @@ import type { Activities } from './contract.js';
 /** SRA runs reserve this many times the .sra size. */
 export const SRA_RESERVE_FACTOR = 3;
 
-type Answer = { plan: SourcePlan } | { notFound: string } | { error: ApplicationFailure };
+export type Answer = { plan: SourcePlan } | { notFound: string } | { error: ApplicationFailure };
 
 function cancellationSignal(): AbortSignal | undefined {
   try {
@@ -35,10 +35,13 @@ async function askEna(run: RunMeta, o: SampleOptions, http: HttpClient, signal?:
   if (!choice) return { notFound: `no usable FASTQ listed (fastq_ftp=${JSON.stringify(a.row.fastq_ftp ?? '')})`, layout };
   const reserveBytes = choice.files.reduce((s, f) => s + (f.bytes ?? 0), 0);
   const plan: SourcePlan = { source: 'ena', run: run.run, layout: choice.layout, files: choice.files, expectedReads: readCountOf(a.row), reserveBytes };
+  const notes: string[] = [];
   if (choice.unpaired) {
     plan.unpaired = choice.unpaired;
-    plan.notes = [`ENA also lists ${choice.unpaired.name} (unpaired reads, ${choice.unpaired.bytes ?? 'unknown'} bytes): not downloaded, not quantified; read_count ${plan.expectedReads ?? 'unknown'} counts them`];
+    notes.push(`ENA also lists ${choice.unpaired.name} (unpaired reads, ${choice.unpaired.bytes ?? 'unknown'} bytes): not downloaded, not quantified; read_count ${plan.expectedReads ?? 'unknown'} counts them`);
   }
+  if (choice.ignored) notes.push(`ENA also lists ${choice.ignored.join(', ')} (technical, index or extra reads): not downloaded, not quantified`);
+  if (notes.length) plan.notes = notes;
   return { plan };
 }
 
@@ -62,7 +65,30 @@ async function askSra(run: RunMeta, o: SampleOptions, http: HttpClient, layoutHi
   };
 }
 
-export function createSourceActivities(deps: { http: HttpClient }): Pick<Activities, 'resolveSource'> {
+/**
+ * One source's answer about one run: a plan, "not found here" (with the reason), or a retryable error (the
+ * source could not answer now). Non-retryable failures (ENA refusing our request, a bad accession) and
+ * cancellation are thrown. Shared by the download path (resolveSource) and `fetchquant plan`.
+ */
+export async function askSource(
+  source: Source, run: RunMeta, o: SampleOptions, http: HttpClient, layoutHint?: Layout, signal?: AbortSignal,
+): Promise<Answer & { layout?: Layout }> {
+  try {
+    return source === 'ena' ? await askEna(run, o, http, signal) : await askSra(run, o, http, layoutHint, signal);
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    if (!(err instanceof ApplicationFailure) || err.nonRetryable) throw err;
+    // A source that is down does not stop us asking the next one; but it is not "unknown" either.
+    return { error: err };
+  }
+}
+
+/**
+ * deps.order: the sources in the order to ask them now. The source pacer (src/pacing.ts) puts a saturated
+ * source (every permit in use, or paused after a 429) after one with room: the run spills to the next
+ * allowed source instead of queueing (docs/pacing.md).
+ */
+export function createSourceActivities(deps: { http: HttpClient; order?: (sources: Source[]) => Promise<Source[]> }): Pick<Activities, 'resolveSource'> {
   return {
     async resolveSource({ run, options }) {
       if (typeof run?.run !== 'string' || !RUN_ACCESSION.test(run.run)) {
@@ -76,23 +102,17 @@ export function createSourceActivities(deps: { http: HttpClient }): Pick<Activit
       const asked: string[] = [];
       const errors: ApplicationFailure[] = [];
       let layoutHint: Layout | undefined;
-      for (const source of options.sources as Source[]) {
-        let answer: Answer;
-        try {
-          if (source === 'ena') {
-            const a = await askEna(run, options, deps.http, signal);
-            layoutHint = a.layout ?? layoutHint;
-            answer = a;
-          } else {
-            answer = await askSra(run, options, deps.http, layoutHint, signal);
+      const configured = archivesOf(options.sources);
+      const sources = deps.order ? await deps.order(configured) : configured;
+      for (const source of sources) {
+        const answer = await askSource(source, run, options, deps.http, layoutHint, signal);
+        if ('layout' in answer && answer.layout) layoutHint = answer.layout;
+        if ('plan' in answer) {
+          if (answer.plan.source !== configured[0] && sources[0] !== configured[0]) {
+            answer.plan.notes = [...(answer.plan.notes ?? []), `${configured[0]} was saturated (source pacer): spilled to ${answer.plan.source}`];
           }
-        } catch (err) {
-          if (signal?.aborted) throw err;
-          if (!(err instanceof ApplicationFailure) || err.nonRetryable) throw err;
-          // A source that is down does not stop us asking the next one; but it is not "unknown" either.
-          answer = { error: err };
+          return answer.plan;
         }
-        if ('plan' in answer) return answer.plan;
         if ('notFound' in answer) asked.push(`${source}: ${answer.notFound}`);
         else {
           asked.push(`${source}: ${answer.error.message}`);
@@ -108,6 +128,22 @@ export function createSourceActivities(deps: { http: HttpClient }): Pick<Activit
           nonRetryable: false,
           nextRetryDelay: errors[0]!.nextRetryDelay ?? undefined,
         });
+      }
+      // Not at the allowed sources: if another archive has it, it is on its way (the archives exchange runs
+      // daily): park it rather than call it unknown (docs/park.md). Only samples that can park ask.
+      if (options.parkWaitSec !== undefined) {
+        // An archive the species' config switched off (steps.getfastq.aws/gcp/ncbi all no) is never asked.
+        const off = (x: Source) => x === 'sra' && options.sraServices !== undefined && options.sraServices.length === 0;
+        for (const other of (['ena', 'sra'] as Source[]).filter((x) => !configured.includes(x) && !off(x))) {
+          const probe = await askSource(other, run, options, deps.http, layoutHint, signal).catch(() => null);
+          if (probe && 'plan' in probe) {
+            throw ApplicationFailure.create({
+              type: NOT_YET_AVAILABLE,
+              nonRetryable: true,
+              message: `run ${run.run} is at ${other} but not (yet) at ${configured.join(', ')}: ${asked.join('; ')}`,
+            });
+          }
+        }
       }
       throw ApplicationFailure.create({ type: FailureType.RunNotFound, message: `not found at any source, ${summary}`, nonRetryable: true });
     },

@@ -3,7 +3,8 @@
  * package that provides it (exit 3). The batch workflow validates again, for batches started elsewhere.
  */
 import { execa } from 'execa';
-import { discoverBatch } from '../config/discover.js';
+import { discoverBatch, type DiscoverDeps } from '../config/discover.js';
+import type { BatchPlan } from '../types.js';
 import { FLAG_OF, InvalidInputError, type BatchOptions } from '../config/schema.js';
 import { searchRunsByTaxon } from '../tools/ena.js';
 import { INSTALL_HINT } from '../tools/process.js';
@@ -35,14 +36,20 @@ export async function checkTools(): Promise<void> {
   }
 }
 
-export async function validateConfigs(options: BatchOptions, cwd = process.cwd()): Promise<void> {
+export async function validateConfigs(options: BatchOptions, cwd = process.cwd(), onRuns?: DiscoverDeps['onRuns']): Promise<BatchPlan> {
   await checkTools();
+  return discoverDry(options, cwd, onRuns);
+}
+
+/** Discovery without writing anything: notes to stderr, every problem at once (exit 2), flags named as typed. */
+export async function discoverDry(options: BatchOptions, cwd = process.cwd(), onRuns?: DiscoverDeps['onRuns']): Promise<BatchPlan> {
   // Throws InvalidInputError listing every problem of every config; main() maps it to exit 2.
   try {
-    const plan = await discoverBatch(options, options.batchId!, cwd, { searchRunsByTaxon: (o) => searchRunsByTaxon(o), dryRun: true });
+    const plan = await discoverBatch(options, options.batchId!, cwd, { searchRunsByTaxon: (o) => searchRunsByTaxon(o), dryRun: true, ...(onRuns ? { onRuns } : {}) });
     // Before anything is downloaded, one line each: configs skipped and why, runs found at ENA, config
     // fields not used, reads kept, downsampling (docs/amalgkit.md).
     for (const n of plan.notes) process.stderr.write(`note: ${n}\n`);
+    return plan;
   } catch (err) {
     if (!(err instanceof InvalidInputError)) throw err;
     // Problems with the options themselves name the flag the user typed, as batchOptionsFromFlags does.

@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { abundancePath, joinPath, provenancePath, runQuantDir, runReadsDir, speciesIdOf } from '../ids.js';
 import type { BatchPlan, Layout, RunMeta, SpeciesPlan } from '../types.js';
-import { BATCH_ID, InvalidInputError, RUN_ACCESSION, type BatchOptions, type Problem, type Source } from './schema.js';
+import { archivesOf, BATCH_ID, InvalidInputError, RUN_ACCESSION, SERVICE_OF, type BatchOptions, type Problem, type Source } from './schema.js';
 import { entrezToEna } from './search.js';
 import { isSkippedStem, matchFastaFiles, normalizeSpeciesName, notASpeciesConfig, parseRunTable, readSpeciesConfig, type SpeciesConfig } from './species.js';
 import { SPECIES_ID } from './schema.js';
@@ -30,6 +30,8 @@ export interface DiscoverDeps {
    * fetchquant did not write is there. The discover activity asks for it; unit tests of discovery do not.
    */
   amalgkitTables?: boolean;
+  /** Called with each species' resolved runs (`fetchquant plan` resolves them at the archives). */
+  onRuns?: (speciesId: string, runs: RunMeta[]) => void;
 }
 
 const NO_RUNS = 'no runs: give a run table, fetchquant.runs or taxon_id';
@@ -347,16 +349,24 @@ function select(cands: Candidate[], options: BatchOptions, notes: string[], prob
   return kept;
 }
 
-/** amalgkit getfastq's --aws/--gcp/--ncbi name where SRA files may come from; --ena allows ENA. */
-function speciesSources(c: SpeciesConfig, options: BatchOptions): Source[] {
-  const g = c.getfastqSources;
-  return options.sources.filter((s) => (s === 'ena' ? g.ena : g.aws || g.gcp || g.ncbi));
+/**
+ * The SRA Data Locator services a species may download from, in the order tried: --sources names them (aws,
+ * gcp, ncbi) or says `sra` for all in amalgkit's order (AWS, GCP, NCBI: SRA_DOWNLOAD_SOURCE_PRIORITY of
+ * amalgkit 0.16 getfastq.py); the config's steps.getfastq.aws/gcp/ncbi switch each off.
+ */
+export function sraServicesOf(g: SpeciesConfig['getfastqSources'], names: readonly string[]): string[] {
+  const allowed: Record<string, boolean> = { s3: g.aws, gs: g.gcp, ncbi: g.ncbi };
+  const order: string[] = [];
+  for (const n of names) {
+    const add = n === 'sra' ? ['s3', 'gs', 'ncbi'] : n in SERVICE_OF ? [SERVICE_OF[n as keyof typeof SERVICE_OF]] : [];
+    for (const s of add) if (!order.includes(s)) order.push(s);
+  }
+  return order.filter((s) => allowed[s]);
 }
 
-/** SRA Data Locator services allowed by the config (s3 = aws, gs = gcp, ncbi = NCBI's own servers). */
-function sraServices(c: SpeciesConfig): string[] {
-  const g = c.getfastqSources;
-  return [...(g.aws ? ['s3'] : []), ...(g.gcp ? ['gs'] : []), ...(g.ncbi ? ['ncbi'] : [])];
+/** The archives a species asks, in --sources order: ENA unless steps.getfastq.ena is no, SRA while a service is left. */
+export function speciesSourcesOf(g: SpeciesConfig['getfastqSources'], names: readonly string[]): Source[] {
+  return archivesOf(names).filter((s) => (s === 'ena' ? g.ena : sraServicesOf(g, names).length > 0));
 }
 
 /**
@@ -472,6 +482,7 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
 
   const species: SpeciesPlan[] = [];
   for (const { c, runs, fastaPaths } of resolved) {
+    deps.onRuns?.(c.speciesId, runs);
     const runListPath = snapshotPath(outputDir, batchId, c.speciesId);
     if (!deps.dryRun) {
       await writeSnapshot(runListPath, runs);
@@ -494,8 +505,11 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
     }
     if (c.keepReadsField) notes.push(`${c.speciesId}: keeps every run's reads after quant (${c.keepReadsField}) under ${c.readsDir}/getfastq/<RUN>`);
     if (c.maxBp !== null) notes.push(`${c.speciesId}: downloads stop at ${c.maxBp} bases per run (steps.getfastq.max_bp: the first reads of each run)`);
-    const sources = speciesSources(c, options);
-    if (sources.join(',') !== options.sources.join(',')) notes.push(`${c.speciesId}: sources ${sources.join(', ') || 'none'} (steps.getfastq.aws/gcp/ncbi/ena)`);
+    const sources = speciesSourcesOf(c.getfastqSources, options.sources);
+    const services = sraServicesOf(c.getfastqSources, options.sources);
+    if (sources.join(',') !== archivesOf(options.sources).join(',') || (sources.includes('sra') && services.join(',') !== 's3,gs,ncbi')) {
+      notes.push(`${c.speciesId}: sources ${sources.map((s) => (s === 'sra' ? `sra (${services.join(', ')})` : s)).join(', ') || 'none'} (--sources, steps.getfastq.aws/gcp/ncbi/ena)`);
+    }
     species.push({
       speciesId: c.speciesId,
       name: c.name,
@@ -514,7 +528,7 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
         keepReads: c.keepReadsField !== null,
         fragmentFromConfig: c.fragmentFromConfig,
         sources,
-        sraServices: sraServices(c),
+        sraServices: services,
       },
     });
   }

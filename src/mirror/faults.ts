@@ -36,12 +36,19 @@ export type Fault = Scope &
     | { kind: 'sra-pay-required' }
     /** the locator's only location needs cloud credentials (ceRequired) */
     | { kind: 'sra-ce-required' }
+    /** the locator's Google Cloud location needs no credentials (as seen from inside GCP) */
+    | { kind: 'sra-gs-free' }
     /** the locator answers HTTP 200 with {"version":"2.1","status":500,"message":…} and no result */
     | { kind: 'locator-error' }
     /** ENA no longer knows this field (a rename): any request for it gets 400 "Invalid fieldName(s) supplied" */
     | { kind: 'ena-reject-field'; field: string }
     /** ENA declares this size for each of the run's files (fastq_bytes), whatever they hold */
     | { kind: 'declared-bytes'; bytes: number }
+    /**
+     * the run is at SRA but reaches ENA only `seconds` after this plan was set (archives synchronise runs
+     * with a delay): until then ENA answers as for an unknown run
+     */
+    | { kind: 'ena-lag'; seconds: number }
   );
 
 /** Faults per run accession; the key '*' applies to every request (search included) after the run's own. */
@@ -51,8 +58,8 @@ export type FaultPlan = Record<string, Fault[]>;
 export type StateFault = Extract<
   Fault,
   {
-    kind: 'unknown' | 'sra-only' | 'corrupt-sra' | 'single-as-mate1' | 'sra-lite' | 'sra-pay-required' | 'sra-ce-required' | 'locator-error'
-      | 'ena-reject-field' | 'declared-bytes';
+    kind: 'unknown' | 'sra-only' | 'corrupt-sra' | 'single-as-mate1' | 'sra-lite' | 'sra-pay-required' | 'sra-ce-required' | 'sra-gs-free' | 'locator-error'
+      | 'ena-reject-field' | 'declared-bytes' | 'ena-lag';
   }
 >;
 export type RequestFault = Exclude<Fault, StateFault>;
@@ -65,7 +72,8 @@ export interface RequestKind {
 }
 
 const STATE_KINDS = new Set([
-  'unknown', 'sra-only', 'corrupt-sra', 'single-as-mate1', 'sra-lite', 'sra-pay-required', 'sra-ce-required', 'locator-error', 'ena-reject-field', 'declared-bytes',
+  'unknown', 'sra-only', 'corrupt-sra', 'single-as-mate1', 'sra-lite', 'sra-pay-required', 'sra-ce-required', 'sra-gs-free', 'locator-error', 'ena-reject-field', 'declared-bytes',
+  'ena-lag',
 ]);
 
 function targetMatches(target: FaultTarget | undefined, req: RequestKind): boolean {
@@ -85,6 +93,8 @@ export class FaultBook {
   private left = new Map<Fault, number>();
   /** faults applied so far, per run and kind: tests check a fault really fired */
   readonly fired: Record<string, Record<string, number>> = {};
+  /** when the plan was set (ms, Date.now()): lags count from here */
+  setAt = Date.now();
 
   set(plan: FaultPlan | undefined): void {
     for (const [run, faults] of Object.entries(plan ?? {})) {
@@ -92,10 +102,17 @@ export class FaultBook {
       if (!Array.isArray(faults)) throw new Error(`fault plan: faults of ${run} must be a list`);
     }
     this.plan = plan ?? {};
+    this.setAt = Date.now();
     this.left = new Map();
     for (const faults of Object.values(this.plan)) {
       for (const f of faults) if ('times' in f && f.times !== undefined) this.left.set(f, f.times);
     }
+  }
+
+  /** ENA does not have this run yet (an ena-lag that has not run out). */
+  lagging(run: string): boolean {
+    const lag = this.state(run, 'ena-lag');
+    return lag !== undefined && Date.now() < this.setAt + lag.seconds * 1000;
   }
 
   hasState(run: string, kind: StateFault['kind']): boolean {

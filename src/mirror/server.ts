@@ -16,6 +16,7 @@ import {
 import { answerHeadFault, bufferSource, fileSource, parseRange, sendBody, type SendContext } from './send.js';
 import { locate } from './sra-locate.js';
 import { TokenBucket } from './throttle.js';
+import { Outages, SlidingWindowLimit, type LimitedService, type RateLimitSpec, type RateLimitStats } from './limits.js';
 import type { Dataset, SyntheticFile, SyntheticRun, SyntheticSpecies } from './types.js';
 
 export type { Fault, FaultPlan, FaultTarget } from './faults.js';
@@ -27,6 +28,10 @@ export interface MirrorStats {
   rangeRequests: number;
   /** faults applied, per run ('*' for plan-wide ones) and kind */
   faultsFired: Record<string, Record<string, number>>;
+  /** per rate-limited service: accepted, rejected (429) and the most accepted in any one-second window */
+  rateLimits: Partial<Record<LimitedService, RateLimitStats>>;
+  /** requests answered 503 by an outage, per service */
+  outageRefused: Partial<Record<LimitedService, number>>;
 }
 
 export interface Mirror {
@@ -38,6 +43,8 @@ export interface Mirror {
   stats(): MirrorStats;
   resetStats(): void;
   setFaults(plan: FaultPlan): void;
+  /** `source` answers 503 to everything for `ms` from now (0 ends an outage) */
+  setOutage(source: 'ena' | 'sra', ms: number): void;
 }
 
 export interface MirrorOptions {
@@ -48,11 +55,15 @@ export interface MirrorOptions {
   bandwidthBytesPerSec?: number;
   latencyMs?: number;
   faults?: FaultPlan;
+  /** requests per second each service allows (a sliding window over all clients); beyond it 429 */
+  rateLimits?: Partial<Record<LimitedService, RateLimitSpec>>;
+  /** outages from the start: source -> ms */
+  outages?: Partial<Record<'ena' | 'sra', number>>;
 }
 
 type Entry = { species: SyntheticSpecies; run: SyntheticRun };
 
-function emptyStats(): Omit<MirrorStats, 'faultsFired'> {
+function emptyStats(): Omit<MirrorStats, 'faultsFired' | 'rateLimits' | 'outageRefused'> {
   return { requests: 0, bytesServed: 0, byPath: {}, rangeRequests: 0 };
 }
 
@@ -64,8 +75,37 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
   const stopping = new AbortController();
   let stats = emptyStats();
   let host = '127.0.0.1:0';
+  const limits = new Map<LimitedService, SlidingWindowLimit>(
+    Object.entries(opts.rateLimits ?? {}).map(([k, spec]) => [k as LimitedService, new SlidingWindowLimit(spec!)]),
+  );
+  const outages = new Outages();
+  for (const [src, ms] of Object.entries(opts.outages ?? {})) outages.set(src as 'ena' | 'sra', ms!);
+  /** an outage or a rate limit answered the request (503 or 429): true */
+  function refused(res: ServerResponse, service: LimitedService, ctx: SendContext): boolean {
+    if (outages.down(service)) {
+      // what a front end says for a back end that is down: 503, an HTML page, no Retry-After
+      const body = '<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>\n';
+      res.writeHead(503, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)) });
+      res.end(body, () => ctx.count(Buffer.byteLength(body)));
+      return true;
+    }
+    const limit = limits.get(service);
+    if (!limit || limit.admit()) return false;
+    const body = JSON.stringify({ error: 'API rate limit exceeded', 'api-key': '127.0.0.1', count: String(limit.spec.perSec + 1), limit: String(limit.spec.perSec) });
+    res.writeHead(429, {
+      'Content-Type': 'application/json',
+      'Content-Length': String(Buffer.byteLength(body)),
+      'X-RateLimit-Limit': String(limit.spec.perSec),
+      'X-RateLimit-Remaining': '0',
+      ...(limit.spec.retryAfterSec !== undefined ? { 'Retry-After': String(limit.spec.retryAfterSec) } : {}),
+    });
+    res.end(body, () => ctx.count(Buffer.byteLength(body)));
+    return true;
+  }
 
   const known = (run: string) => runs.has(run) && !faults.hasState(run, 'unknown');
+  /** ENA has it: known, and not still on its way from SRA (ena-lag) */
+  const enaKnows = (run: string) => known(run) && !faults.lagging(run);
   const enaRun = (e: Entry): EnaRun => ({
     ...e,
     hasFiles: !e.run.sraOnly && !faults.hasState(e.run.run, 'sra-only'),
@@ -108,17 +148,17 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
         if (!accession) return apiError(400, 'accession is required');
         if (RUN_ACCESSION.test(accession)) {
           const e = runs.get(accession);
-          return e && known(accession) ? render(fields, [enaRun(e)], format, host) : notFound(accession, fields, format);
+          return e && enaKnows(accession) ? render(fields, [enaRun(e)], format, host) : notFound(accession, fields, format);
         }
         if (!/^(PRJ[EDN][A-Z]\d+|[SED]RP\d+)$/.test(accession)) return apiError(400, `Invalid accession: ${accession}`);
         const sp = opts.dataset.species.find((s) => s.study === accession || `SRP${s.study.slice(3)}` === accession);
-        const rows = sp ? sp.runs.filter((r) => known(r.run)).map((run) => enaRun({ species: sp, run })) : [];
+        const rows = sp ? sp.runs.filter((r) => enaKnows(r.run)).map((run) => enaRun({ species: sp, run })) : [];
         return rows.length > 0 ? render(fields, rows, format, host) : notFound(accession, fields, format);
       }
       const query = parseSearchQuery(q.get('query'));
       if ('status' in query) return query;
       let rows = [...runs.values()]
-        .filter((e) => known(e.run.run))
+        .filter((e) => enaKnows(e.run.run))
         .filter((e) => query.taxa.every((t) => t === e.species.taxonId))
         .filter(() => query.strategy === null || query.strategy.toLowerCase() === 'rna-seq')
         .filter((e) => query.source === null || query.source.toUpperCase() === (e.run.singleCell ? 'TRANSCRIPTOMIC SINGLE CELL' : 'TRANSCRIPTOMIC'))
@@ -140,6 +180,7 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     const filetype = url.searchParams.get('filetype') ?? 'run';
     const stateOf = (a: string) => ({
       lite: faults.hasState(a, 'sra-lite'), payRequired: faults.hasState(a, 'sra-pay-required'), ceRequired: faults.hasState(a, 'sra-ce-required'),
+      gsFree: faults.hasState(a, 'sra-gs-free'),
     });
     const answer: ApiAnswer = accs.length === 0
       ? { status: 400, contentType: 'application/json', body: JSON.stringify({ version: '2.1', status: 400, message: 'acc is required' }) }
@@ -156,17 +197,19 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     if (m) {
       const [, dir, run, name] = m as unknown as [string, string, string, string];
       const e = runs.get(run);
-      if (!e || run.slice(0, 6) !== dir || !known(run) || !enaRun(e).hasFiles) return null;
+      if (!e || run.slice(0, 6) !== dir || !enaKnows(run) || !enaRun(e).hasFiles) return null;
       const er = enaRun(e);
       const file = [...e.run.fastq, ...(e.run.orphan ? [e.run.orphan] : [])].find((f) => enaFileName(er, f) === name);
       return file ? { run, file, kind: { kind: 'fastq', mate: file.mate }, corrupt: false } : null;
     }
-    m = /^\/vol1\/srr\/([SED]RR\d{3})\/([SED]RR\d{6,})$/.exec(path) ?? /^\/sra\/([SED]RR\d{6,})\/([SED]RR\d{6,})$/.exec(path);
+    // ENA's copy, then the locator's (serviceLink in sra-locate.ts): AWS, NCBI's own servers, Google Cloud
+    m = /^\/vol1\/srr\/([SED]RR\d{3})\/([SED]RR\d{6,})$/.exec(path) ?? /^\/sra\/([SED]RR\d{6,})\/([SED]RR\d{6,})$/.exec(path)
+      ?? /^\/(?:sos\/sra-pub-run-2|sra-pub-run-1)\/([SED]RR\d{6,})\/([SED]RR\d{6,})\.2$/.exec(path);
     if (m) {
       const viaEna = path.startsWith('/vol1/');
       const run = m[2]!;
       const e = runs.get(run);
-      if (!e || !known(run) || (viaEna ? run.slice(0, 6) !== m[1] || !enaRun(e).hasFiles : m[1] !== run)) return null;
+      if (!e || !(viaEna ? enaKnows(run) : known(run)) || (viaEna ? run.slice(0, 6) !== m[1] || !enaRun(e).hasFiles : m[1] !== run)) return null;
       return { run, file: e.run.sra, kind: { kind: 'sra' }, corrupt: !viaEna && faults.hasState(run, 'corrupt-sra') };
     }
     return null;
@@ -177,6 +220,14 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     if (!target) {
       res.writeHead(404, { 'Content-Type': 'text/plain', 'Content-Length': '10' });
       res.end(req.method === 'HEAD' ? undefined : 'Not Found\n');
+      return;
+    }
+    if (path.startsWith('/sra-pub-run-1/') && !faults.hasState(target.run, 'sra-gs-free')) {
+      // The Google copy is requester-pays outside Google Cloud (amalgkit adds a userProject to gs links):
+      // without credentials Cloud Storage refuses it (reconstructed: its UserProjectMissing error).
+      const body = '<?xml version=\'1.0\' encoding=\'UTF-8\'?><Error><Code>UserProjectMissing</Code><Message>Bucket is a requester pays bucket but no user project provided.</Message></Error>';
+      res.writeHead(400, { 'Content-Type': 'application/xml; charset=UTF-8', 'Content-Length': String(Buffer.byteLength(body)) });
+      res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }
     const fault = faults.take(target.run, target.kind);
@@ -217,6 +268,8 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
         return void res.end();
       }
       const api = /^\/ena\/portal\/api\/(filereport|search)$/.exec(url.pathname);
+      const service: LimitedService = api ? 'ena-api' : url.pathname === '/sdl/2/retrieve' ? 'sra-api' : url.pathname.startsWith('/vol1/') ? 'ena-files' : 'sra-files';
+      if (refused(res, service, ctx)) return;
       if (api) return enaApi(req, res, url, ctx, api[1]!);
       if (url.pathname === '/sdl/2/retrieve') return sraApi(req, res, url, ctx);
       return serveFile(req, res, url.pathname, ctx);
@@ -238,12 +291,16 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     enaPortalUrl: `${baseUrl}/ena/portal/api`,
     sraLocateUrl: `${baseUrl}/sdl/2/retrieve`,
     enaFileScheme: 'http',
-    stats: () => JSON.parse(JSON.stringify({ ...stats, faultsFired: faults.fired })) as MirrorStats,
+    stats: () =>
+      JSON.parse(
+        JSON.stringify({ ...stats, faultsFired: faults.fired, rateLimits: Object.fromEntries([...limits].map(([k, l]) => [k, l.stats])), outageRefused: outages.refused }),
+      ) as MirrorStats,
     resetStats: () => {
       stats = emptyStats();
       for (const k of Object.keys(faults.fired)) delete faults.fired[k];
     },
     setFaults: (plan) => faults.set(plan),
+    setOutage: (source, ms) => outages.set(source, ms),
     stop: async () => {
       stopping.abort();
       bucket?.stop();

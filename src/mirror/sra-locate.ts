@@ -23,6 +23,19 @@ export interface LocateState {
   lite?: boolean;
   payRequired?: boolean;
   ceRequired?: boolean;
+  /** the GCP copy is free to read here (as from inside Google Cloud): no ceRequired on the gs location */
+  gsFree?: boolean;
+}
+
+/**
+ * Where the mirror serves a run's .sra per locator service, shaped like the real links
+ * (test/fixtures/archives/sdl/multiple-locations.json, ce-required.json): NCBI's own servers, the AWS Open
+ * Data bucket (sra-pub-run-odp, free to read) and Google Cloud Storage.
+ */
+export function serviceLink(base: string, service: 'ncbi' | 's3' | 'gs', acc: string): string {
+  if (service === 'ncbi') return `${base}/sos/sra-pub-run-2/${acc}/${acc}.2`;
+  if (service === 'gs') return `${base}/sra-pub-run-1/${acc}/${acc}.2`;
+  return `${base}/sra/${acc}/${acc}`;
 }
 
 /**
@@ -41,11 +54,18 @@ export function locate(
       if (!run) return { bundle: acc, status: 404, msg: 'No data at given location.run not found' };
       const st = stateOf(acc);
       const name = st.lite ? `${acc}.lite` : acc;
-      const location: LocateLocation = st.payRequired
-        ? { service: 's3', region: 'us-east-1', link: `${base}/sra/${acc}/${acc}`, payRequired: true }
+      // Normally three locations in the real answer's order (ncbi before s3, multiple-locations.json), the
+      // Google copy needing cloud credentials (ce-required.json; amalgkit reads gs copies only with a
+      // requester-pays project): a client that takes the first location never follows the config's order.
+      const locations: LocateLocation[] = st.payRequired
+        ? [{ service: 's3', region: 'us-east-1', link: serviceLink(base, 's3', acc), payRequired: true }]
         : st.ceRequired
-          ? { service: 'gs', region: 'us-east1', link: `${base}/sra/${acc}/${acc}`, ceRequired: true }
-          : { service: 's3', region: 'us-east-1', link: `${base}/sra/${acc}/${acc}` };
+          ? [{ service: 'gs', region: 'us-east1', link: serviceLink(base, 'gs', acc), ceRequired: true }]
+          : [
+              { service: 'ncbi', region: 'be-md', link: serviceLink(base, 'ncbi', acc) },
+              { service: 's3', region: 'us-east-1', link: serviceLink(base, 's3', acc) },
+              { service: 'gs', region: 'us-east1', link: serviceLink(base, 'gs', acc), ...(st.gsFree ? {} : { ceRequired: true }) },
+            ];
       return {
         bundle: acc,
         status: 200,
@@ -58,7 +78,7 @@ export function locate(
           },
           {
             object: `srapub|${name}`, accession: acc, type: 'sra', name, size: run.sra.bytes, md5: run.sra.md5,
-            modificationDate: '2024-01-01T00:00:00Z', ...(st.lite ? { noqual: true } : {}), locations: [location],
+            modificationDate: '2024-01-01T00:00:00Z', ...(st.lite ? { noqual: true } : {}), locations,
           },
           {
             object: `srapub|${acc}`, accession: acc, type: 'vdbcache', name: `${acc}.vdbcache`, size: 17615526, md5: '2eb204cedf5eefe45819c228817ee466',

@@ -103,6 +103,8 @@ export interface FastqChoice {
   files: RemoteFile[];
   /** a paired run's unpaired reads (`RUN.fastq.gz` beside `_1`/`_2`): listed, counted in read_count, not fetched */
   unpaired?: RemoteFile;
+  /** files ENA lists that are neither mate nor unpaired reads (`RUN_3.fastq.gz`, index or barcode reads): never fetched */
+  ignored?: string[];
 }
 
 /**
@@ -116,10 +118,15 @@ export function chooseFastqFiles(row: EnaRow, run: string, scheme: string): Fast
   const md5s = splitField(row.fastq_md5);
   const sizes = splitField(row.fastq_bytes);
   const byMate = new Map<0 | 1 | 2, RemoteFile>();
+  const ignored: string[] = [];
   paths.forEach((p, i) => {
     if (!p) return;
-    const mate = mateOf(p.slice(p.lastIndexOf('/') + 1), run);
-    if (mate === null || byMate.has(mate)) return;
+    const fileName = p.slice(p.lastIndexOf('/') + 1);
+    const mate = mateOf(fileName, run);
+    if (mate === null || byMate.has(mate)) {
+      ignored.push(fileName);
+      return;
+    }
     const md5 = (md5s[i] ?? '').toLowerCase();
     byMate.set(mate, {
       url: withScheme(p, scheme),
@@ -132,11 +139,12 @@ export function chooseFastqFiles(row: EnaRow, run: string, scheme: string): Fast
   const r1 = byMate.get(1);
   const r2 = byMate.get(2);
   const orphan = byMate.get(0);
-  if (r1 && r2) return { layout: 'paired', files: [r1, r2], ...(orphan ? { unpaired: orphan } : {}) };
+  const extra = ignored.length ? { ignored } : {};
+  if (r1 && r2) return { layout: 'paired', files: [r1, r2], ...(orphan ? { unpaired: orphan } : {}), ...extra };
   // Only one set of reads: a single-end run (ENA sometimes names its only file `_1`).
   const only = byMate.get(0) ?? (byMate.size === 1 ? (r1 ?? r2) : undefined);
   if (!only) return null;
-  return { layout: 'single', files: [{ ...only, name: `${run}.fastq.gz`, mate: 0 }] };
+  return { layout: 'single', files: [{ ...only, name: `${run}.fastq.gz`, mate: 0 }], ...extra };
 }
 
 export function readCountOf(row: EnaRow): number | null {

@@ -9,6 +9,7 @@
  * - It only retries getting the response head; reading the body is the caller's business (a download
  *   resumes from its bytes on disk instead).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ApplicationFailure } from '@temporalio/common';
@@ -28,6 +29,26 @@ interface Head {
  */
 export interface StreamResponse extends Head {
   body: IncomingMessage;
+}
+
+/** What one try of a request met: its status (with Retry-After), or a network error. */
+export interface HttpEvent {
+  url: string;
+  status?: number;
+  retryAfterMs?: number | null;
+  network?: boolean;
+}
+/**
+ * Whoever runs code under httpObservers.run(fn, …) hears of every try that code makes (the source pacer's
+ * permit holder learns of 429s, 5xx and network errors of its download: src/pacing.ts).
+ */
+export const httpObservers = new AsyncLocalStorage<(ev: HttpEvent) => void>();
+
+/** A wait before each try of a request of one rate class, beside the process's own bucket (the pacer's tokens). */
+export interface RequestGate {
+  acquire(signal?: AbortSignal): Promise<void>;
+  /** hears every retryable answer (429, 5xx) and network error of the class */
+  report?(ev: HttpEvent): void;
 }
 
 export interface Clock {
@@ -200,6 +221,13 @@ export class HttpClient {
   private readonly headersTimeoutMs: number;
   private readonly userAgent: string;
   private readonly clock: Clock;
+  private readonly gates: Partial<Record<RateClass, RequestGate>> = {};
+
+  /** Every request of this class also passes `gate` (e.g. the shared pacer's tokens for an archive's API). */
+  setGate(cls: RateClass, gate: RequestGate | undefined): void {
+    if (gate) this.gates[cls] = gate;
+    else delete this.gates[cls];
+  }
 
   constructor(opts: HttpClientOptions = {}) {
     this.clock = opts.clock ?? systemClock;
@@ -233,6 +261,8 @@ export class HttpClient {
 
   private async request<R extends Head>(url: string, opts: RequestOptions, once: (url: string) => Promise<R>): Promise<R> {
     const limiter = this.limiters[opts.rateClass ?? 'files'];
+    const gate = this.gates[opts.rateClass ?? 'files'];
+    const observe = httpObservers.getStore();
     let lastProblem = '';
     let lastRetryAfter: number | null = null;
     let lastWasStatus = false;
@@ -244,6 +274,7 @@ export class HttpClient {
         await this.clock.sleep(Math.min(wait, this.maxMs), opts.signal);
       }
       // After its own 429 this request has just waited out the pause it set: only the others wait for it.
+      await gate?.acquire(opts.signal);
       await limiter.acquire(opts.signal, lastWas429);
       tries++;
       const res = await this.follow(url, opts, limiter, once).catch((err: unknown) => {
@@ -253,11 +284,15 @@ export class HttpClient {
         lastWasStatus = false;
         lastWas429 = false;
         lastRetryAfter = null;
+        observe?.({ url, network: true });
+        gate?.report?.({ url, network: true });
         return null;
       });
       if (!res) continue;
       if (!isRetryableStatus(res.status)) return res;
       lastRetryAfter = parseRetryAfter(res.headers.get('retry-after'), this.clock.now());
+      observe?.({ url, status: res.status, retryAfterMs: lastRetryAfter });
+      gate?.report?.({ url, status: res.status, retryAfterMs: lastRetryAfter });
       lastWasStatus = true;
       // 429 is about the whole archive, not this request: every request of this worker to it waits, with or
       // without Retry-After (then for the back-off this request would have waited anyway).

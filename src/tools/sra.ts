@@ -59,11 +59,21 @@ interface LocatorEntry {
   files?: LocatorFile[];
 }
 
-/** amalgkit getfastq's --aws/--gcp/--ncbi as locator services: s3 = aws, gs = gcp, any other = NCBI's own. */
+/** A locator service as amalgkit getfastq's --aws/--gcp/--ncbi name it: s3 = aws, gs = gcp, any other = NCBI's own. */
+export function serviceKind(service: unknown): 's3' | 'gs' | 'ncbi' {
+  const s = String(service ?? '');
+  return s === 's3' || s === 'gs' ? s : 'ncbi';
+}
+
+/**
+ * amalgkit getfastq's order when every source is allowed (SRA_DOWNLOAD_SOURCE_PRIORITY in amalgkit 0.16's
+ * getfastq.py: AWS, GCP, NCBI); a config or --sources that lists services gives its own order.
+ */
+export const DEFAULT_SERVICE_ORDER: readonly string[] = ['s3', 'gs', 'ncbi'];
+
 export function serviceAllowed(service: unknown, allowed: string[] | undefined): boolean {
   if (!allowed) return true;
-  const s = String(service ?? '');
-  return allowed.includes(s === 's3' || s === 'gs' ? s : 'ncbi');
+  return allowed.includes(serviceKind(service));
 }
 
 /** Why a location cannot be used without credentials or payment (or is not allowed by the config), or null. */
@@ -115,8 +125,16 @@ export function parseLocate(text: string, run: string, services?: string[]): Loc
   // Full quality first; a Lite copy only when no full one can be had.
   own.sort((a, b) => Number(a.noqual === true) - Number(b.noqual === true));
   const problems: string[] = [];
+  // Locations in the order of the allowed services (amalgkit's order when none is given); the answer's own
+  // order only breaks ties. An unlisted service sorts last and is reported as not allowed.
+  const order = services ?? DEFAULT_SERVICE_ORDER;
+  const rank = (l: LocatorLocation) => {
+    const i = order.indexOf(serviceKind(l.service));
+    return i < 0 ? order.length : i;
+  };
   for (const f of own) {
-    for (const l of f.locations ?? []) {
+    const locations = [...(f.locations ?? [])].sort((a, b) => rank(a) - rank(b));
+    for (const l of locations) {
       const problem = locationProblem(l, services);
       if (problem) {
         problems.push(`${String(f.name)} at ${problem}`);

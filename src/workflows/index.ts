@@ -3,3 +3,4 @@ export { batchWorkflow } from './batch.js';
 export { speciesWorkflow } from './species.js';
 export { sampleWorkflow } from './sample.js';
 export { janitorWorkflow } from './janitor.js';
+export { sourcePacerWorkflow } from './pacer.js';

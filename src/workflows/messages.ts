@@ -19,6 +19,17 @@ export interface SpeciesProgress {
   remaining: number;
   bytes: number;
   reason?: string;
+  /** runs parked (no source can serve them now), with when each is tried again (docs/park.md) */
+  parked?: ParkedRun[];
+}
+
+export interface ParkedRun {
+  run: string;
+  /** ISO time of the next try */
+  until: string;
+  /** ISO time it was first parked; it fails at this + parkDeadlineSec */
+  since: string;
+  reason: string;
 }
 
 export interface SpeciesReport extends SpeciesProgress {
@@ -55,6 +66,8 @@ export const speciesProgressQuery = defineQuery<SpeciesProgress>('progress');
 export const readsVerifiedSignal = defineSignal<[string, number]>('readsVerified');
 /** A sample ended (done, failed or skipped). Sent by id so it reaches the species' current run. */
 export const sampleFinishedSignal = defineSignal<[SampleOutcome]>('sampleFinished');
+/** A sample parked (ParkedRun) or woke up (null): a parked run holds no download slot. */
+export const sampleParkedSignal = defineSignal<[string, ParkedRun | null]>('sampleParked');
 
 // ---- sample ----
 export interface SampleStatus {
@@ -67,6 +80,8 @@ export interface SampleStatus {
   attempts?: AttemptReport[];
 }
 export const stageQuery = defineQuery<SampleStatus>('stage');
+/** Wake a parked sample now (`fetchquant resume-parked`): it tries its sources again at once. */
+export const resumeParkedSignal = defineSignal('resumeParked');
 
 /**
  * One failed attempt of one of the sample's activities, sent by the worker that ran it (its activity
@@ -86,3 +101,59 @@ export interface AttemptReport {
   retrying: boolean;
 }
 export const attemptFailedSignal = defineSignal<[AttemptReport]>('attemptFailed');
+
+// ---- source pacer (one per namespace; src/workflows/pacer.ts) ----
+export type PaceSource = 'ena' | 'sra';
+/** The ceilings a worker knows for a source (documented limits, FETCHQUANT_*_REQUESTS_PER_SEC). */
+export interface PaceLimits {
+  maxConcurrency: number;
+  maxRatePerSec: number;
+}
+export interface PermitRequest {
+  source: PaceSource;
+  /** who holds it (host and activity), for status */
+  holder: string;
+  /** the permit expires this long after the grant unless renewed */
+  leaseSec: number;
+  /** how long the pacer may hold the call waiting for a permit (capped at 20 s) */
+  waitMs?: number;
+  limits?: PaceLimits;
+}
+export type PermitAnswer =
+  | { granted: true; leaseId: string; limit: number; ratePerSec: number; inFlight: number }
+  | { granted: false; retryInMs: number; reason: string; limit: number; inFlight: number };
+/** What a download met at its source, given back with its permit: the pacer's AIMD input. */
+export interface PermitOutcome {
+  /** 429 answers */
+  throttled: number;
+  /** 5xx answers and network errors */
+  serverErrors: number;
+  stalled: boolean;
+  /** the longest Retry-After seen (ms) */
+  retryAfterMs?: number;
+}
+export interface SourcePace {
+  source: PaceSource;
+  limit: number;
+  maxLimit: number;
+  inFlight: number;
+  waiting: number;
+  ratePerSec: number;
+  maxRatePerSec: number;
+  pausedUntil: string | null;
+  throttled: number;
+  serverErrors: number;
+  stalls: number;
+  /** download permits granted, and API tokens granted */
+  granted: number;
+  tokensGranted: number;
+  lastChange: string | null;
+}
+export const acquirePermitUpdate = defineUpdate<PermitAnswer, [PermitRequest]>('acquirePermit');
+export const releasePermitSignal = defineSignal<[{ leaseId: string; source?: PaceSource; outcome: PermitOutcome }]>('releasePermit');
+export const renewPermitsSignal = defineSignal<[{ leaseIds: string[]; leaseSec: number }]>('renewPermits');
+/** Up to `want` API requests' worth of tokens from the source's shared bucket (waits up to waitMs for one). */
+export const takeTokensUpdate = defineUpdate<{ granted: number; ratePerSec: number; retryInMs?: number }, [{ source: PaceSource; want: number; waitMs?: number; limits?: PaceLimits }]>('takeTokens');
+export const paceQuery = defineQuery<SourcePace[]>('pace');
+/** An API request of this source got 429 (sent by the worker that got it): pause and back off for everyone. */
+export const throttledSignal = defineSignal<[{ source: PaceSource; retryAfterMs?: number | null }]>('throttled');

@@ -176,10 +176,26 @@ describe('SRA Data Locator', () => {
     ]);
     expect((await get(r.files[0].locations[0].link)).status).toBe(404);
     expect(r.files[1]).toMatchObject({ type: 'sra', name: sraOnly.run, size: sraOnly.sra.bytes, md5: sraOnly.sra.md5 });
-    const link = r.files[1].locations[0].link as string;
-    expect(link).toBe(`${mirror.baseUrl}/sra/${sraOnly.run}/${sraOnly.run}`);
-    const file = await get(link);
-    expect({ status: file.status, bytes: file.body.length, md5: md5(file.body) }).toEqual({ status: 200, bytes: sraOnly.sra.bytes, md5: sraOnly.sra.md5 });
+    // NCBI's own server listed first, then the AWS Open Data bucket, then Google's requester-pays copy
+    const locations = r.files[1].locations as { service: string; link: string; ceRequired?: boolean }[];
+    expect(locations.map((l) => [l.service, l.link, l.ceRequired ?? false])).toEqual([
+      ['ncbi', `${mirror.baseUrl}/sos/sra-pub-run-2/${sraOnly.run}/${sraOnly.run}.2`, false],
+      ['s3', `${mirror.baseUrl}/sra/${sraOnly.run}/${sraOnly.run}`, false],
+      ['gs', `${mirror.baseUrl}/sra-pub-run-1/${sraOnly.run}/${sraOnly.run}.2`, true],
+    ]);
+    for (const { link } of locations.slice(0, 2)) {
+      const file = await get(link);
+      expect({ status: file.status, bytes: file.body.length, md5: md5(file.body) }).toEqual({ status: 200, bytes: sraOnly.sra.bytes, md5: sraOnly.sra.md5 });
+    }
+    // without credentials the Google copy is refused, as Cloud Storage refuses a requester-pays bucket
+    const gs = await get(locations[2]!.link);
+    expect([gs.status, gs.body.toString()]).toEqual([400, expect.stringContaining('UserProjectMissing')]);
+    mirror.setFaults({ [sraOnly.run]: [{ kind: 'sra-gs-free' }] });
+    try {
+      expect(md5((await get(locations[2]!.link)).body)).toBe(sraOnly.sra.md5);
+    } finally {
+      mirror.setFaults({});
+    }
   });
 
   it('reports an unknown run as a per-run 404 and a malformed one as 400, several accessions at once', async () => {

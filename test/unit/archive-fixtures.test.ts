@@ -108,11 +108,15 @@ describe('ENA filereport answers', () => {
 });
 
 describe('SRA Data Locator answers', () => {
-  it('several files with a .pileup (type sra) listed before the run: takes the run itself, first free location', () => {
+  it("several files with a .pileup (type sra) listed before the run: takes the run itself, at the first free location in amalgkit's order", () => {
     const a = sdl('sdl/pileup-before-run.json');
     expect(a).toMatchObject({
-      found: true, noqual: false, remoteName: 'SRR850901', service: 'ncbi',
-      file: { name: 'SRR850901.sra', bytes: 323741972, md5: '5e213b2319bd1af17c47120ee8b16dbc', url: 'https://sra-downloadb.be-md.ncbi.nlm.nih.gov/sos/sra-pub-run-2/SRR850901/SRR850901.2' },
+      found: true, noqual: false, remoteName: 'SRR850901', service: 's3',
+      file: { name: 'SRR850901.sra', bytes: 323741972, md5: '5e213b2319bd1af17c47120ee8b16dbc', url: 'https://sra-pub-run-odp.s3.amazonaws.com/sra/SRR850901/SRR850901' },
+    });
+    // NCBI's own copy when the config allows only NCBI (steps.getfastq.aws: no, gcp: no)
+    expect(parseLocate(entry('sdl/pileup-before-run.json').body, 'SRR850901', ['ncbi'])).toMatchObject({
+      found: true, service: 'ncbi', file: { url: 'https://sra-downloadb.be-md.ncbi.nlm.nih.gov/sos/sra-pub-run-2/SRR850901/SRR850901.2' },
     });
   });
 
@@ -129,8 +133,13 @@ describe('SRA Data Locator answers', () => {
     expect(parseLocate(JSON.stringify(lite), 'SRR850901')).toMatchObject({ found: true, noqual: false, remoteName: 'SRR850901' });
   });
 
-  it('two locations: the first', () => {
-    expect(sdl('sdl/multiple-locations.json')).toMatchObject({ found: true, service: 'ncbi' });
+  it("two locations: amalgkit's order (AWS first) unless the config's services give another", () => {
+    // the answer lists ncbi first; amalgkit getfastq tries AWS, GCP, NCBI in that order
+    expect(sdl('sdl/multiple-locations.json')).toMatchObject({ found: true, service: 's3', file: { url: 'https://sra-pub-run-odp.s3.amazonaws.com/sra/SRR850901/SRR850901' } });
+    const body = entry('sdl/multiple-locations.json').body;
+    expect(parseLocate(body, 'SRR850901', ['ncbi', 's3'])).toMatchObject({ found: true, service: 'ncbi' });
+    expect(parseLocate(body, 'SRR850901', ['gs', 'ncbi'])).toMatchObject({ found: true, service: 'ncbi' });
+    expect(parseLocate(body, 'SRR850901', ['gs'])).toMatchObject({ found: false, answer: expect.stringMatching(/not among the allowed services \(gs/) });
   });
 
   it('payRequired only: not available here, saying why', () => {

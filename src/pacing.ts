@@ -1,0 +1,231 @@
+/**
+ * The worker's side of the source pacer (src/workflows/pacer.ts, docs/pacing.md): a download permit per
+ * download, token batches for API requests, and the source order for "spill to the next source when the
+ * first is saturated". Round trips: one update per download (plus a signal to give it back and one per
+ * lease renewal), one update per batch of API requests; never one per HTTP request.
+ */
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { PACER_WORKFLOW_ID, TASK_QUEUE } from './ids.js';
+import { httpObservers, type HttpEvent, type RequestGate } from './tools/http.js';
+import {
+  acquirePermitUpdate,
+  paceQuery,
+  releasePermitSignal,
+  renewPermitsSignal,
+  takeTokensUpdate,
+  throttledSignal,
+  type PaceLimits,
+  type PaceSource,
+  type PermitOutcome,
+  type SourcePace,
+} from './workflows/messages.js';
+
+/**
+ * Ceilings per source. Concurrency: ENA and NCBI document no cap on parallel downloads; 8 at once is a
+ * polite default (FETCHQUANT_ENA_MAX_DOWNLOADS / FETCHQUANT_SRA_MAX_DOWNLOADS). Request rate: what each
+ * archive documents for its API, as in rateDefaults (src/tools/http.ts): ENA 50/s, NCBI 3/s (10 with a key).
+ */
+export function paceDefaults(env: Record<string, string | undefined> = process.env, rates: { ena: number; sra: number }): Record<PaceSource, PaceLimits> {
+  const pick = (name: string, fallback: number) => {
+    const v = Number(env[name]);
+    return env[name] !== undefined && env[name] !== '' && Number.isInteger(v) && v > 0 ? v : fallback;
+  };
+  return {
+    ena: { maxConcurrency: pick('FETCHQUANT_ENA_MAX_DOWNLOADS', 8), maxRatePerSec: rates.ena },
+    sra: { maxConcurrency: pick('FETCHQUANT_SRA_MAX_DOWNLOADS', 8), maxRatePerSec: rates.sra },
+  };
+}
+
+/** What a download met, collected from the HTTP client's events in the download's async context. */
+export class OutcomeRecorder {
+  readonly outcome: PermitOutcome = { throttled: 0, serverErrors: 0, stalled: false };
+  on(ev: HttpEvent): void {
+    if (ev.status === 429) {
+      this.outcome.throttled++;
+      if (ev.retryAfterMs != null) this.outcome.retryAfterMs = Math.max(this.outcome.retryAfterMs ?? 0, ev.retryAfterMs);
+    } else if ((ev.status !== undefined && ev.status >= 500) || ev.network) this.outcome.serverErrors++;
+  }
+}
+
+export interface PacerClientOptions {
+  client: Client;
+  holder: string;
+  limits: Record<PaceSource, PaceLimits>;
+  /** permit lease; renewed every third of it while the download runs */
+  leaseSec?: number;
+  /** most API tokens asked for per round trip */
+  tokenBatch?: number;
+}
+
+/** A granted API token must be spent this soon (see token()). */
+export const TOKEN_TTL_MS = 100;
+
+export class PacerClient {
+  private readonly leaseSec: number;
+  private readonly batch: number;
+  /** API tokens held per source, each usable until its expiry (ms): stale tokens would allow a burst */
+  private readonly tokens: Record<PaceSource, number[]> = { ena: [], sra: [] };
+  private readonly fetching: Partial<Record<PaceSource, Promise<void>>> = {};
+  /** requests of this worker waiting for a token, per source: the size of the next batch */
+  private readonly waiting: Record<PaceSource, number> = { ena: 0, sra: 0 };
+
+  constructor(private readonly o: PacerClientOptions) {
+    this.leaseSec = o.leaseSec ?? 120;
+    this.batch = o.tokenBatch ?? 8;
+  }
+
+  private handle() {
+    return this.o.client.workflow.getHandle(PACER_WORKFLOW_ID);
+  }
+
+  /** The pacer runs once per namespace; whoever needs it first starts it. */
+  async ensureStarted(): Promise<void> {
+    await this.o.client.workflow
+      .start('sourcePacerWorkflow', { taskQueue: TASK_QUEUE, workflowId: PACER_WORKFLOW_ID, args: [{}], workflowIdConflictPolicy: 'USE_EXISTING' })
+      .catch((err: unknown) => {
+        if (!/already/i.test((err as Error)?.message ?? '')) throw err;
+      });
+  }
+
+  /** An update to the pacer, starting it if it is not there and retrying while it continues-as-new. */
+  private async update<R>(call: () => Promise<R>, signal?: AbortSignal): Promise<R> {
+    for (let i = 0; ; i++) {
+      if (signal?.aborted) throw signal.reason;
+      try {
+        return await call();
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        const msg = (err as Error)?.message ?? '';
+        if (err instanceof WorkflowNotFoundError || /not found/i.test(msg)) await this.ensureStarted();
+        else if (!/completed|continued|closed|Update/i.test(msg) || i > 20) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(i, 4))));
+      }
+    }
+  }
+
+  /**
+   * Runs fn holding a download permit of `source`: waits for one (calling `waiting` so the activity can
+   * heartbeat), renews its lease while fn runs, and gives it back with what fn met.
+   */
+  async withPermit<T>(source: PaceSource, fn: () => Promise<T>, opts: { signal?: AbortSignal; waiting?: (why: string) => void; label?: string } = {}): Promise<T> {
+    let leaseId: string;
+    for (;;) {
+      const a = await this.update(
+        () => this.handle().executeUpdate(acquirePermitUpdate, { args: [{ source, holder: `${this.o.holder}${opts.label ? ` ${opts.label}` : ''}`, leaseSec: this.leaseSec, waitMs: 15_000, limits: this.o.limits[source] }] }),
+        opts.signal,
+      );
+      if (a.granted) {
+        leaseId = a.leaseId;
+        break;
+      }
+      opts.waiting?.(a.reason);
+      await sleep(Math.min(a.retryInMs, 15_000), opts.signal);
+    }
+    const recorder = new OutcomeRecorder();
+    const renew = setInterval(() => {
+      void this.handle().signal(renewPermitsSignal, { leaseIds: [leaseId], leaseSec: this.leaseSec }).catch(() => undefined);
+    }, (this.leaseSec * 1000) / 3);
+    try {
+      return await httpObservers.run((ev) => recorder.on(ev), fn);
+    } catch (err) {
+      if (/no byte for|no response head/.test((err as Error)?.message ?? '')) recorder.outcome.stalled = true;
+      throw err;
+    } finally {
+      clearInterval(renew);
+      // Best effort: a lost release costs one lease period, never a leaked permit.
+      await this.handle().signal(releasePermitSignal, { leaseId, source, outcome: recorder.outcome }).catch(() => undefined);
+    }
+  }
+
+  /**
+   * One API request's token from the source's shared window. Tokens are asked for in batches as large as
+   * this worker's waiting requests, and each must be spent within TOKEN_TTL_MS of its grant (the pacer
+   * counts grants over a window TOKEN_TTL_MS + a margin longer than a second), so the sum over every host
+   * stays within the archive's per-second limit even though the requests leave from many places.
+   */
+  async token(source: PaceSource, signal?: AbortSignal): Promise<void> {
+    this.waiting[source]++;
+    try {
+      for (;;) {
+        if (signal?.aborted) throw signal.reason;
+        const held = this.tokens[source];
+        const now = Date.now();
+        while (held.length > 0 && held[0]! <= now) held.shift();
+        if (held.length > 0) {
+          held.shift();
+          return;
+        }
+        this.fetching[source] ??= (async () => {
+          try {
+            const want = Math.max(1, Math.min(this.batch, this.waiting[source]));
+            const r = await this.update(
+              () => this.handle().executeUpdate(takeTokensUpdate, { args: [{ source, want, waitMs: 15_000, limits: this.o.limits[source] }] }),
+              signal,
+            );
+            const t = Date.now();
+            for (let i = 0; i < r.granted; i++) this.tokens[source].push(t + TOKEN_TTL_MS);
+            if (r.granted === 0) await sleep(r.retryInMs ?? 200, signal);
+          } finally {
+            delete this.fetching[source];
+          }
+        })();
+        await this.fetching[source];
+      }
+    } finally {
+      this.waiting[source]--;
+    }
+  }
+
+  private lastReport: Record<PaceSource, number> = { ena: 0, sra: 0 };
+  /** The gate of a source's API requests for the HTTP client: shared tokens, and 429s told to the pacer. */
+  gate(source: PaceSource): RequestGate {
+    return {
+      acquire: (signal) => this.token(source, signal),
+      report: (ev) => {
+        if (ev.status !== 429) return;
+        // one report per second per source and worker is enough: the pacer halves once per event anyway
+        const now = Date.now();
+        if (now - this.lastReport[source] < 1000) return;
+        this.lastReport[source] = now;
+        void this.handle().signal(throttledSignal, { source, retryAfterMs: ev.retryAfterMs ?? null }).catch(() => undefined);
+      },
+    };
+  }
+
+  /** Sources reordered so a saturated one comes after one that has a permit free (spill). */
+  async order(sources: PaceSource[]): Promise<PaceSource[]> {
+    if (sources.length < 2) return sources;
+    let pace: SourcePace[];
+    try {
+      pace = await this.handle().query(paceQuery);
+    } catch {
+      return sources;
+    }
+    const now = Date.now();
+    const saturated = (s: PaceSource) => {
+      const p = pace.find((x) => x.source === s);
+      return Boolean(p && (p.inFlight + p.waiting >= p.limit || (p.pausedUntil && Date.parse(p.pausedUntil) > now)));
+    };
+    return [...sources.filter((s) => !saturated(s)), ...sources.filter(saturated)];
+  }
+
+  async pace(): Promise<SourcePace[]> {
+    return this.handle().query(paceQuery);
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
