@@ -19,6 +19,7 @@ import type { BatchResult } from '../src/workflows/batch.js';
 import { createFastActivities, newLog } from '../test/helpers/fast-activities.js';
 import { slotMoves, tailSlotsFreed } from './real/figures.js';
 import { readSpeciesSignals } from './real/histories.js';
+import { cpuOf } from './b5/cpu.js';
 
 export interface OrchestrationFigures {
   /** which server: 'dev server (SQLite)' or 'temporal-server + PostgreSQL' */
@@ -41,6 +42,12 @@ export interface OrchestrationFigures {
   duplicatedRuns: number;
   /** sp0's tail slots freed -> setThreads elsewhere, ms */
   reallocationDelayMs: number[];
+  /**
+   * CPU per sample, ms: the worker (this process: worker, in-memory activities, the bench's client) and the
+   * embedded Temporal server (its process; absent for a server given by address). The fixed costs of
+   * issue 15 item 3, with the tools' work taken out.
+   */
+  cpuMsPerSample?: { worker: number; server: number | null };
 }
 
 async function historyLengths(client: Client, query: string): Promise<{ id: string; events: number }[]> {
@@ -98,6 +105,8 @@ export async function measureOrchestration(o: {
   const worker = await startWorker({ connection: native, client, namespace, hostId: 'bench', activities: createFastActivities(world, 'bench', log), janitor: false });
   try {
     const t0 = Date.now();
+    const cpu0 = process.cpuUsage();
+    const server0 = server ? cpuOf(server.pid) : null;
     const h = await client.workflow.start('batchWorkflow', {
       taskQueue: 'fetchquant',
       workflowId: batchWorkflowId(batchId),
@@ -111,6 +120,12 @@ export async function measureOrchestration(o: {
     const result = (await h.result().finally(() => clearInterval(progress))) as BatchResult;
     const makespanSec = (Date.now() - t0) / 1000;
     const samples = result.totals.done;
+    const cpu1 = process.cpuUsage(cpu0);
+    const server1 = server && server0 !== null ? cpuOf(server.pid) : null;
+    const cpuMsPerSample = {
+      worker: Math.round(((cpu1.user + cpu1.system) / 1000 / Math.max(1, samples)) * 10) / 10,
+      server: server1 !== null && server0 !== null ? Math.round((((server1 - server0) * 1000) / Math.max(1, samples)) * 10) / 10 : null,
+    };
 
     const sampleLens = await historyLengths(client, `${ofBatch} AND WorkflowType = 'sampleWorkflow'`);
     const speciesRuns: Record<string, number> = {};
@@ -155,6 +170,7 @@ export async function measureOrchestration(o: {
       lostRuns,
       duplicatedRuns,
       reallocationDelayMs: delays,
+      cpuMsPerSample,
     };
   } finally {
     await worker.shutdown();

@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { batchWorkflowId } from '../src/ids.js';
 import { DEFAULTS, SPECIES_DEFAULTS } from '../src/config/schema.js';
+import { decideQuantThreads, hostCores } from '../src/cores.js';
 import { startMirror } from '../src/mirror/server.js';
 import { freePort, startEmbeddedServer } from '../src/server/embedded.js';
 import { runBaseline } from './real/baseline.js';
@@ -74,6 +75,8 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
   const speciesIds = dataset.species.map((s) => s.speciesId);
   const stamp = Date.now().toString(36);
   const ideal = needed / w.bandwidthBytesPerSec;
+  // fetchquant runs with its defaults, so kallisto's -t comes from this host's cores: the baseline gets the same.
+  const kallistoT = decideQuantThreads(hostCores(), {}).kallistoThreads;
   const load = () => Math.round(loadavg()[0]! * 100) / 100;
   const logs: string[] = [];
   const keepLog = (file: string, name: string) => {
@@ -103,7 +106,7 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
     const base = await makeScenario(dataset, join(work, 'baseline'));
     mirror.resetStats();
     const loadBase: [number, number] = [load(), 0];
-    const bl = await runBaseline({ dataset, scenario: base, baseUrl: mirror.baseUrl, threads: w.totalThreads, kallistoThreads: DEFAULTS.kallistoThreads, fragmentSd: SPECIES_DEFAULTS.fragmentSd });
+    const bl = await runBaseline({ dataset, scenario: base, baseUrl: mirror.baseUrl, threads: w.totalThreads, kallistoThreads: kallistoT, fragmentSd: SPECIES_DEFAULTS.fragmentSd });
     const blServed = fileBytesServed(mirror);
     loadBase[1] = load();
     log(`  makespan ${bl.makespanSec.toFixed(1)} s, exit ${bl.exitCode}, ${bl.failed.length} failed`);
@@ -161,7 +164,7 @@ export async function measureReal(o: { quick?: boolean; log?: (line: string) => 
         bandwidthCapBytesPerSec: w.bandwidthBytesPerSec,
         latencyMs: w.latencyMs,
         totalThreads: w.totalThreads,
-        kallistoThreads: DEFAULTS.kallistoThreads,
+        kallistoThreads: kallistoT,
         extraFlags,
       },
       b1: {

@@ -4,6 +4,8 @@
  *   B1, B2, B4  bench/real.ts           real CLI, worker, tools and the bandwidth-capped mirror
  *   B3          bench/orchestration.ts  in-memory activities, the embedded server, 1,000 and 10,000 samples;
  *               the same on temporal-server + PostgreSQL when scripts/cluster.sh's cluster is up
+ *   B5          bench/b5.ts             CPU-bound: uncapped mirror, 100+ MB runs, ~21,000 transcripts; run alone:
+ *               `npm run bench -- b5 [options]` (bench/b5.ts lists them), results in bench/results/b5-<label>.*
  * Usage: node dist/bench/run.js [--quick] [--only b1,b3] [--b3 1000,10000] [--out-dir bench/results]
  * With --only, the sections not re-measured are kept from the existing results file, labelled with their run.
  */
@@ -121,10 +123,10 @@ export function renderMarkdown(r: BenchResults): string {
   }
   if (r.b3?.length) {
     out.push('## B3 — orchestration overhead and scale (in-memory activities)', '', ...keptLine(r.keptFrom?.b3));
-    out.push('| server | samples | threads | makespan | samples/s | events per sample | largest history | species runs (CAN) | batch events | over 10,240 | lost / twice | slot freed → setThreads elsewhere |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+    out.push('| server | samples | threads | makespan | samples/s | events per sample | largest history | species runs (CAN) | batch events | over 10,240 | lost / twice | slot freed → setThreads elsewhere | CPU per sample: worker / server |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|');
     for (const x of r.b3) {
       out.push(
-        `| ${x.server ?? 'dev server (SQLite)'} | ${x.samples} | ${x.totalThreads} | ${n(x.makespanSec, 1)} s | ${n(x.samplesPerSec)} | ${n(x.eventsPerSampleHistory.mean, 1)} | ${x.largestHistory.events} (${x.largestHistory.workflowId.split('/').pop()}) | ${Object.values(x.speciesRuns).join(' / ')} | ${x.batchEvents} | ${x.historiesOver10240} | ${x.lostRuns} / ${x.duplicatedRuns} | ${x.reallocationDelayMs.length ? ms(dist(x.reallocationDelayMs)) : '–'} |`,
+        `| ${x.server ?? 'dev server (SQLite)'} | ${x.samples} | ${x.totalThreads} | ${n(x.makespanSec, 1)} s | ${n(x.samplesPerSec)} | ${n(x.eventsPerSampleHistory.mean, 1)} | ${x.largestHistory.events} (${x.largestHistory.workflowId.split('/').pop()}) | ${Object.values(x.speciesRuns).join(' / ')} | ${x.batchEvents} | ${x.historiesOver10240} | ${x.lostRuns} / ${x.duplicatedRuns} | ${x.reallocationDelayMs.length ? ms(dist(x.reallocationDelayMs)) : '–'} | ${x.cpuMsPerSample ? `${x.cpuMsPerSample.worker} ms / ${x.cpuMsPerSample.server ?? '–'} ms` : '–'} |`,
       );
     }
     const servers = [...new Set(r.b3.map((x) => x.server ?? 'dev server (SQLite)'))];
@@ -150,7 +152,11 @@ export function renderMarkdown(r: BenchResults): string {
 }
 
 const isMain = process.argv[1]?.endsWith('/bench/run.js');
-if (isMain) {
+if (isMain && process.argv[2] === 'b5') {
+  const { b5Main } = await import('./b5.js');
+  await b5Main(process.argv.slice(3));
+  process.exit(0);
+} else if (isMain) {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, b3: { type: 'string' }, 'out-dir': { type: 'string' } } });
   const only = new Set((values.only ?? 'b1,b2,b3,b4').split(',').map((s) => s.trim().toLowerCase()));
   const quick = Boolean(values.quick);

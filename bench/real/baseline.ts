@@ -26,7 +26,11 @@ export interface BaselineRun {
 
 const SAFE = /^[A-Za-z0-9._\/:-]+$/;
 
-export async function runBaseline(o: { dataset: Dataset; scenario: Scenario; baseUrl: string; threads: number; kallistoThreads: number; fragmentSd: number }): Promise<BaselineRun> {
+/**
+ * `cpuLog` (B5): each tool's CPU goes there (baseline.sh's CPU_LOG), and the whole script's children's CPU
+ * (bash `times`, exact) to `<cpuLog>.total`.
+ */
+export async function runBaseline(o: { dataset: Dataset; scenario: Scenario; baseUrl: string; threads: number; kallistoThreads: number; fragmentSd: number; cpuLog?: string }): Promise<BaselineRun> {
   const { scenario } = o;
   const readsDir = join(scenario.dir, 'reads');
   const perSpecies: string[][] = [];
@@ -54,7 +58,10 @@ export async function runBaseline(o: { dataset: Dataset; scenario: Scenario; bas
 
   const poll = pollDisk(() => [readsDir]);
   const startedAt = Date.now();
-  const r = await execa('bash', [BASELINE_SH, String(o.threads), jobsFile, readsDir, eventsFile], { reject: false });
+  const args = [BASELINE_SH, String(o.threads), jobsFile, readsDir, eventsFile];
+  const r = o.cpuLog
+    ? await execa('bash', ['-c', 'rc=0; bash "$0" "$@" || rc=$?; times > "$CPU_LOG.total"; exit $rc', ...args], { reject: false, env: { CPU_LOG: o.cpuLog } })
+    : await execa('bash', args, { reject: false });
   const endedAt = Date.now();
   const disk = await poll.stop();
 

@@ -71,7 +71,7 @@ export interface Activities {
   download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + gzip; removes the .sra. Returns fastq.gz paths. */
   /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
-  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number; timeoutSec: number }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number }>;
+  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number }>;
   /**
    * gzip test, mate counts equal, counts against expectedReads (spots) when known. Throws TruncatedReads.
    * unpairedReads: absent = the run has exactly these files (pairs/reads must equal spots); a number = that
@@ -87,8 +87,9 @@ export interface Activities {
     quantDir: string;
     fragmentLength: number;
     fragmentSd: number;
-    kallistoThreads: number;
-    quantThreads: number;
+    /** null: decided from this host's cores with quantThreads (src/cores.ts) */
+    kallistoThreads: number | null;
+    quantThreads: number | null;
     timeoutSec: number;
   }): Promise<QuantResult>;
   /** Writes the provenance file into tmpDir and renames tmpDir to <quantDir>/<RUN> atomically. */

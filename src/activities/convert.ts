@@ -14,6 +14,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import { classifySplit, fasterqDump } from '../tools/fasterq-dump.js';
+import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { countFastqPlain, gzipFile } from '../tools/fastq.js';
 import { toToolFailure } from '../tools/process.js';
 import { vdbValidate } from '../tools/vdb-validate.js';
@@ -66,7 +67,7 @@ export function createConvertActivities(): Pick<Activities, 'convertSra'> {
         const tmpDir = join(runDir, 'tmp');
         await rm(tmpDir, { recursive: true, force: true });
         await mkdir(tmpDir, { recursive: true });
-        await fasterqDump({ sraPath, outDir: runDir, tmpDir, threads }, tool);
+        await fasterqDump({ sraPath, outDir: runDir, tmpDir, threads: threads ?? decideQuantThreads(cachedHostCores(), {}).kallistoThreads }, tool);
 
         const split = classifySplit(run, await readdir(runDir));
         if (!split) {

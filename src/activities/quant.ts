@@ -13,6 +13,7 @@ import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import { abundancePath, provenancePath, runQuantDir, runQuantTmpDir } from '../ids.js';
 import { kallistoQuant, parseRunInfo, quantArgs, verifyRunInfo, KALLISTO } from '../tools/kallisto.js';
+import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { toolVersion, toToolFailure } from '../tools/process.js';
 import type { QuantResult } from '../types.js';
 import type { Activities } from './contract.js';
@@ -107,17 +108,19 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
       checkDir(run, 'quantDir', quantDir);
       const hooks = activityHooks();
       const outDir = runQuantTmpDir(quantDir, run);
+      // Unset by the user: from this host's cores (src/cores.ts); a value the user gave wins.
+      const plan = decideQuantThreads(cachedHostCores(), input);
       const q = {
         index: indexPath,
         outDir,
-        threads: input.kallistoThreads,
+        threads: plan.kallistoThreads,
         reads: reads.files,
         layout: reads.layout,
         fragmentLength: input.fragmentLength,
         fragmentSd: input.fragmentSd,
       };
       const args = quantArgs(q);
-      const release = await slots.acquire(input.quantThreads, hooks.signal, () => hooks.heartbeat({ waitingForQuantSlot: true }));
+      const release = await slots.acquire(plan.quantThreads, hooks.signal, () => hooks.heartbeat({ waitingForQuantSlot: true }));
       try {
         // Leftovers of an attempt killed mid-run would otherwise mix with this one's outputs.
         await rm(outDir, { recursive: true, force: true });

@@ -37,7 +37,7 @@ export const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** Commands that start a batch: they take every batch option. */
 export const BATCH_COMMANDS: readonly Command[] = ['run', 'start', 'demo', 'plan'];
 /** Commands that find a batch by id or output dir. */
-const WHICH_BATCH: Command[] = ['status', 'watch', 'threads', 'pause', 'resume', 'cancel', 'report'];
+const WHICH_BATCH: Command[] = ['status', 'watch', 'threads', 'pause', 'resume', 'cancel', 'report', 'resume-parked'];
 
 /**
  * THE DECLARATION of every batch option: type, default, range, flag, help. Each is a field of the batch
@@ -58,7 +58,8 @@ export const BATCH_OPTIONS = {
   species: list({ default: null, show: 'all', help: 'keep only these species (names or ids, comma-separated)', message: 'must be a non-empty list of species names or ids' }),
   checkIntervalSec: seconds({ default: 300, min: 0.1, help: 'reconciliation sweep period (reallocation itself is event-driven)' }),
   monitorIntervalSec: seconds({ default: 60, min: 0.1, help: 'progress publication period' }),
-  quantThreads: int({ default: 10, min: 1, max: 1024, help: 'concurrent kallisto jobs per host' }),
+  // null: each host decides from its cores (src/cores.ts), so 2-core and 16-core hosts both saturate
+  quantThreads: int({ default: null, min: 1, max: 1024, show: "from the host's cores", help: 'concurrent kallisto jobs per host' }),
   maxRetries: int({ default: 3, min: 0, max: 100, help: 'retries per step before a sample fails' }),
   processTimeoutSec: seconds({ default: 3600, min: 1, help: 'limit for one attempt of any external tool' }),
   healthCheckIntervalSec: seconds({ default: 600, min: 0.1, help: 'disk janitor period per host' }),
@@ -67,7 +68,7 @@ export const BATCH_OPTIONS = {
     default: 5, min: 0, max: 1_000_000, arg: 'GB', flag: '--auto-cleanup-threshold',
     help: 'below this much free space the janitor removes orphaned partial downloads',
   }),
-  kallistoThreads: int({ default: 2, min: 1, max: 1024, help: '`-t` of each kallisto run' }),
+  kallistoThreads: int({ default: null, min: 1, max: 1024, show: "from the host's cores", help: '`-t` of each kallisto run (and fasterq-dump `-e`)' }),
   sources: list({
     default: ['ena', 'sra'] as SourceName[], items: SOURCE_NAMES,
     help: "order of sources tried per run: ena, sra (SRA's copies in amalgkit's order: AWS, GCP, NCBI) or SRA's copies by name: aws, gcp, ncbi",
@@ -88,6 +89,9 @@ export const BATCH_OPTIONS = {
   // the retry back-off grows to 100x this
   retryInitialSec: seconds({ default: 5, min: 0.01, max: Math.floor(MAX_SECONDS / 100), help: 'first retry back-off; doubles per attempt up to 100x this' }),
   stallTimeoutSec: seconds({ default: 120, min: 0.5, help: 'a download that receives no byte this long fails its attempt' }),
+  // docs/park.md: outages and runs not yet synchronised between archives last hours to days
+  parkWaitSec: seconds({ default: 6 * 3600, min: 0.5, help: 'a run no source can serve now (outage, 5xx beyond retries, not yet at the allowed source) waits this long on a durable timer, then is tried again' }),
+  parkDeadlineSec: seconds({ default: 3 * 86400, min: 0.5, help: 'a run still parked this long after it was first parked fails (reported as parked past its deadline, with the reason)' }),
   // Temporal terminates a workflow whose history passes 51,200 events
   maxHistoryEvents: int({ default: 8000, min: 200, max: 50_000, help: 'a species workflow continues-as-new past this many history events' }),
 } satisfies Record<string, Opt>;

@@ -142,8 +142,8 @@ async function moveInto(file: { path: string; bytes: number; md5: string }, dest
   return { name: dest.slice(dest.lastIndexOf('/') + 1), path: dest, bytes: file.bytes, md5: file.md5, mate: 0 as const };
 }
 
-/** The amalgkit YAML (docs/architecture.md §2.1) and, unless runTable is false, the run table it points at. */
-async function writeSpeciesConfig(s: SyntheticSpecies, root: string, outputDir: string, runTable: boolean): Promise<void> {
+/** The amalgkit YAML (docs/architecture.md §2.1) and, unless runTable is false, the run table it points at (also bench/b5/dataset.ts). */
+export async function writeSpeciesConfig(s: SyntheticSpecies, root: string, outputDir: string, runTable: boolean): Promise<void> {
   const gs = genusSpeciesOf(s.name);
   const base = join(outputDir, s.speciesId);
   const config: Record<string, unknown> = {

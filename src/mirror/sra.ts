@@ -9,6 +9,7 @@ import { RUN_ACCESSION } from '../config/schema.js';
 import { fileInfo } from './simulate.js';
 import type { SyntheticFile } from './types.js';
 
+/** for the few-MB runs of tests; bench/b5/dataset.ts gives 100+ MB runs longer */
 const TOOL_TIMEOUT_MS = 60_000;
 
 /**
@@ -28,7 +29,8 @@ async function withMateSuffix(src: string, dest: string, mate: 1 | 2): Promise<v
  * `unpaired`: plain FASTQ of a paired run's reads without a mate. They become one-read spots of the same
  * run, as in the real archive, so fasterq-dump --split-3 writes them to RUN.fastq beside the mates.
  */
-export async function makeSra(run: string, plainFastq: string[], outPath: string, unpaired?: string): Promise<SyntheticFile> {
+export async function makeSra(run: string, plainFastq: string[], outPath: string, unpaired?: string, opts: { timeoutMs?: number } = {}): Promise<SyntheticFile> {
+  const timeout = opts.timeoutMs ?? TOOL_TIMEOUT_MS;
   if (!RUN_ACCESSION.test(run)) throw new Error(`makeSra: invalid run accession ${JSON.stringify(run)}`);
   if (plainFastq.length !== 1 && plainFastq.length !== 2) throw new Error(`makeSra ${run}: need 1 or 2 FASTQ files, got ${plainFastq.length}`);
   await mkdir(dirname(outPath), { recursive: true });
@@ -54,10 +56,10 @@ export async function makeSra(run: string, plainFastq: string[], outPath: string
     const load = await execa('latf-load', ['--platform', 'ILLUMINA', '--quality', 'PHRED_33', '-o', db, ...inputs], {
       cwd: tmp,
       reject: false,
-      timeout: TOOL_TIMEOUT_MS,
+      timeout,
     });
     if (load.exitCode !== 0) throw new Error(`makeSra ${run}: latf-load exited ${load.exitCode}: ${String(load.stderr).slice(-500)}`);
-    const kar = await execa('kar', ['--create', outPath, '-d', db, '-f'], { cwd: tmp, reject: false, timeout: TOOL_TIMEOUT_MS });
+    const kar = await execa('kar', ['--create', outPath, '-d', db, '-f'], { cwd: tmp, reject: false, timeout });
     if (kar.exitCode !== 0) throw new Error(`makeSra ${run}: kar exited ${kar.exitCode}: ${String(kar.stderr).slice(-500)}`);
   } finally {
     await rm(tmp, { recursive: true, force: true });

@@ -1,20 +1,30 @@
 /**
- * One run: claim a host -> skip if done -> resolve source -> index -> reserve disk -> download (+convert)
- * -> verify reads (frees the species' download slot) -> quant -> finalize -> delete reads.
+ * One run, as a short sequence of steps on one host (each a method of SampleRun below):
+ *
+ *   claimHost -> admit (done already? source, index, first disk grant) -> fetchVerified (wait for disk,
+ *   download, convert an .sra, verify; a bad local copy is fetched again, a copy that stays bad is fetched
+ *   from the next source) -> quantify (frees the species' download slot first) -> publish (provenance,
+ *   rename, delete the reads).
+ *
  * Every file step runs on the claimed host's queue; if that host disappears the sample starts over elsewhere.
+ * A failure ends the sample (failed), a cancellation removes its files.
  *
- * Since patch FOLD_HOST_STEPS the host is claimed by a local activity and the short steps travel in two
- * round trips (prepareSample, publish) instead of six; histories started before it replay the old path.
- *
- * Since patch FAIL_LOUD a failed sample tells its species (sampleFinished, which also frees its slot)
- * and then ends Failed, so the Web UI's ExecutionStatus filter finds it; it no longer sends readsVerified
- * for reads it never verified.
+ * Older paths kept because recorded histories (test/replay/histories) still take them:
+ * - FOLD_HOST_STEPS: before it, claimHost was a normal activity and admit/publish were six activities
+ *   (v1-sample-*).
+ * - COUNT_WORK_FAILURES: before it, the server retried each step (sample-done, sample-host-lost, v2-*).
+ * - FAIL_LOUD: before it, a failed sample sent readsVerified and completed (sample-run-not-found,
+ *   sample-lost-then-failed, v1-sample-run-not-found).
+ * AMALGKIT_RUN_SETTINGS and FALLBACK_ON_BAD_COPY are deprecated (deprecatePatch): every recorded history that
+ * reaches them (v3-sample-bad-copy-fallback, v3-sample-no-good-copy) was recorded with the patch, so only
+ * the new path is left; the call stays so their markers keep their place.
  */
 import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   TimeoutFailure,
+  deprecatePatch,
   getExternalWorkflowHandle,
   isCancellation,
   log,
@@ -28,12 +38,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
-import type { ActivityOptions, RetryPolicy } from '@temporalio/workflow';
+import type { ActivityInterfaceFor, ActivityOptions, ExternalWorkflowHandle, RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities/contract.js';
 import { DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
-import type { DiskGrant, DownloadResult, LocalFile, Provenance, ReadSet, SampleInput, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
+import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
 import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
 import { hostActivityOptions, readCheckRetry, sharedActivityOptions } from './options.js';
@@ -43,9 +53,9 @@ import { targetClosed } from './signal.js';
 export const FOLD_HOST_STEPS = 'fold-host-steps';
 /** A failed sample ends its workflow Failed (after telling its species), and sends no readsVerified. */
 export const FAIL_LOUD = 'failed-sample-fails';
-/** The species' amalgkit settings (max_bp, keep reads, sources, amalgkit's -l/-s) reach the sample's steps. */
+/** The species' amalgkit settings (max_bp, keep reads, sources, amalgkit's -l/-s) reach the sample's steps. Deprecated. */
 export const AMALGKIT_RUN_SETTINGS = 'amalgkit-run-settings';
-/** A copy that stays bad at one source is fetched from the next configured source before the sample fails. */
+/** A copy that stays bad at one source is fetched from the next configured source before the sample fails. Deprecated. */
 export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
 
 /** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
@@ -119,52 +129,379 @@ function describe(err: unknown): { reason: string; type?: string } {
   return { reason: (e as Error)?.message ?? String(e) };
 }
 
-export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome> {
-  const { run } = input;
-  let { options } = input;
-  const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(options) });
-  const status: SampleStatus = { run: run.run, stage: 'queued', host: null, restarts: 0, history: [], attempts: [] };
-  setHandler(stageQuery, () => status);
-  // Each failed activity attempt, as its worker reported it (the signal itself is the durable record).
-  setHandler(attemptFailedSignal, (r) => void status.attempts!.push(r));
-  const species = getExternalWorkflowHandle(input.speciesWorkflowId);
+/** The step that failed: the activity, else the stage the sample was in. */
+function failedStep(err: unknown, stage: SampleStage): string {
+  return err instanceof ActivityFailure && err.activityType ? err.activityType : stage;
+}
 
-  const enter = (stage: SampleStage, extra: Partial<StageRecord> = {}, upsert = true) => {
-    const now = new Date().toISOString();
-    const last = status.history[status.history.length - 1];
-    if (last && !last.endedAt) last.endedAt = now;
-    status.stage = stage;
-    status.history.push({ stage, host: status.host, startedAt: now, ...extra });
-    if (upsert) upsertSearchAttributes([{ key: SA.SampleStage, value: stage }]);
-  };
-  const identity = [
-    { key: SA.BatchId, value: input.batchId },
-    { key: SA.Species, value: input.speciesId },
-    { key: SA.RunAccession, value: run.run },
-  ];
-  const folded = patched(FOLD_HOST_STEPS);
-  const ownRetries = patched(COUNT_WORK_FAILURES);
-  let lostAttempts = 0;
+/** One try of the sample on one host: what its steps learned so far. */
+interface OnHost {
+  hostId: string;
+  host: ActivityInterfaceFor<Activities>;
+  runDir: string;
+  /** where the reads come from (the next source's plan after a bad copy) */
+  plan?: SourcePlan;
+  /** the grant admit already asked for (folded path), used by the first admission check */
+  firstGrant?: DiskGrant;
+  bytesFetched: number;
+  downsampled: DownloadResult['downsampled'];
+}
+
+export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome> {
+  const sample = new SampleRun(input);
+  for (;;) {
+    const at = await sample.claimHost();
+    try {
+      if (!(await sample.admit(at))) return await sample.skip(at);
+      const reads = await sample.fetchVerified(at);
+      const quant = await sample.quantify(at, reads);
+      return await sample.publish(at, reads, quant);
+    } catch (err) {
+      if (isCancellation(err)) return await sample.cancelled(at, err);
+      if (isHostLost(err)) {
+        sample.hostLost(at);
+        continue;
+      }
+      return await sample.failed(at, err);
+    }
+  }
+}
+
+/** A sample's state between its steps, and the steps. Commands go out in the order recorded histories hold. */
+class SampleRun {
+  private readonly run: SampleInput['run'];
+  private options: SampleOptions;
+  private readonly status: SampleStatus;
+  private readonly species: ExternalWorkflowHandle;
+  private readonly shared: ActivityInterfaceFor<Activities>;
+  private readonly local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds' });
+  private readonly identity: { key: (typeof SA)[keyof typeof SA]; value: string }[];
+  /** patched FOLD_HOST_STEPS (see the header) */
+  private readonly folded: boolean;
+  /** patched COUNT_WORK_FAILURES: the sample retries its steps itself (see runStep) */
+  private readonly ownRetries: boolean;
+  /** what the species' amalgkit config asks of this run (docs/amalgkit.md); samples of older plans have none */
+  private readonly ak: AmalgkitRunSettings | undefined;
+  private lostAttempts = 0;
+  private firstClaim = true;
+  private slotReleased = false;
+  /** the verified files of the current host attempt (memo + provenance) */
+  private files: LocalFile[] = [];
+
+  constructor(private readonly input: SampleInput) {
+    this.run = input.run;
+    this.options = input.options;
+    this.shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(this.options) });
+    const status: SampleStatus = { run: this.run.run, stage: 'queued', host: null, restarts: 0, history: [], attempts: [] };
+    this.status = status;
+    setHandler(stageQuery, () => status);
+    // Each failed activity attempt, as its worker reported it (the signal itself is the durable record).
+    setHandler(attemptFailedSignal, (r) => void status.attempts!.push(r));
+    this.species = getExternalWorkflowHandle(input.speciesWorkflowId);
+    this.identity = [
+      { key: SA.BatchId, value: input.batchId },
+      { key: SA.Species, value: input.speciesId },
+      { key: SA.RunAccession, value: this.run.run },
+    ];
+    this.folded = patched(FOLD_HOST_STEPS);
+    this.ownRetries = patched(COUNT_WORK_FAILURES);
+    // Folded: the first claim comes first and all five search attributes go in one upsert (claimHost).
+    if (!this.folded) upsertSearchAttributes(this.identity);
+    this.enter('queued', {}, !this.folded);
+    if (input.amalgkit) deprecatePatch(AMALGKIT_RUN_SETTINGS);
+    this.ak = input.amalgkit;
+    if (this.ak) this.options = { ...this.options, sources: this.ak.sources, sraServices: this.ak.sraServices };
+  }
+
+  /** The host is whichever worker runs this workflow task: it is alive now, which is all a claim needs. */
+  async claimHost(): Promise<OnHost> {
+    const { hostId } = this.folded ? await this.local.claimHost() : await this.shared.claimHost();
+    this.status.host = hostId;
+    if (this.folded && this.firstClaim) upsertSearchAttributes([...this.identity, { key: SA.SampleStage, value: 'queued' }, { key: SA.WorkerHost, value: hostId }]);
+    else upsertSearchAttributes([{ key: SA.WorkerHost, value: hostId }]);
+    this.firstClaim = false;
+    this.files = [];
+    return { hostId, host: proxyActivities<Activities>(this.hostOptions(hostId)), runDir: runReadsDir(this.input.readsDir, this.run.run), bytesFetched: 0, downsampled: undefined };
+  }
+
+  /** Not done yet? Then where the reads come from, the index, and (folded) a first disk grant. False: done already. */
+  async admit(at: OnHost): Promise<boolean> {
+    const { run, options, input } = this;
+    if (!this.folded) return this.admitUnfolded(at);
+    const prep = await this.runStep({ ...this.hostOptions(at.hostId), summary: `done? resolve ${run.run} at ${options.sources.join(', ')}, index, reserve disk` }, (o) =>
+      at.host.prepareSample.executeWithOptions(o, [{ run, options, quantDir: input.quantDir, readsDir: input.readsDir, indexPath: input.indexPath, fastaPaths: input.fastaPaths }]),
+    );
+    if (prep.done) return false;
+    at.plan = prep.plan;
+    at.firstGrant = prep.grant;
+    return true;
+  }
+
+  /** Before FOLD_HOST_STEPS: three activities, the disk is reserved later. */
+  private async admitUnfolded(at: OnHost): Promise<boolean> {
+    const { run, options, input } = this;
+    if (await at.host.checkDone({ quantDir: input.quantDir, run: run.run })) return false;
+    at.plan = await this.shared.resolveSource.executeWithOptions({ ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, summary: `resolve ${run.run} at ${options.sources.join(', ')}` }, [{ run, options }]);
+    await at.host.ensureIndex({ indexPath: input.indexPath, fastaPaths: input.fastaPaths, timeoutSec: options.processTimeoutSec });
+    return true;
+  }
+
+  async skip(at: OnHost): Promise<SampleOutcome> {
+    this.enter('skipped');
+    return this.finish({ run: this.run.run, speciesId: this.input.speciesId, state: 'skipped', host: at.hostId });
+  }
+
+  /** Verified reads on the host: from the planned source, or the next one when its copy stays bad. */
+  async fetchVerified(at: OnHost): Promise<ReadSet> {
+    /** what each source's copy did, when one turned out bad and the next source was asked */
+    const badCopies: string[] = [];
+    for (;;) {
+      try {
+        return await this.fetchFromSource(at);
+      } catch (err) {
+        await this.nextSource(at, err, badCopies);
+      }
+    }
+  }
+
   /**
-   * One host step under its retry policy. Patched: one attempt per activity, retried here; attempts lost to
-   * the worker are retried without counting, everything else as the policy says. Unpatched: the server retries.
+   * Download (after admission) and verify, from at.plan's source. A verification failure after a checksum-clean
+   * download, or a .sra that vdb-validate rejects, means the local copy is bad: delete it and fetch again
+   * (complete, verified files are kept), up to --max-retries times.
    */
-  const step = async <R>(opts: ActivityOptions, call: (o: ActivityOptions) => Promise<R>): Promise<R> => {
-    if (!ownRetries) return call(opts);
+  private async fetchFromSource(at: OnHost): Promise<ReadSet> {
+    const { run, options } = this;
+    for (let attempt = 1; ; attempt++) {
+      await this.waitForDisk(at);
+      this.enter('downloading', { attempt });
+      const dl = await this.download(at);
+      try {
+        return await this.verify(at, dl, attempt);
+      } catch (err) {
+        if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
+        const { reason } = describe(err);
+        log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: reason, [HUMAN_LINE]: retryLine(run.run, `${this.status.stage} (reads bad, downloading again)`, attempt, options.maxRetries + 1, at.hostId, reason) });
+        await at.host.deleteReads({ run: run.run, runDir: at.runDir });
+        await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  /** Admission: wait (never fail) until the host has room for this sample above the floor. */
+  private async waitForDisk(at: OnHost): Promise<void> {
+    for (let waited = 0; ; waited++) {
+      const reserve = { run: this.run.run, dir: this.input.readsDir, bytes: at.plan!.reserveBytes, minFreeGb: this.options.minFreeGb };
+      const grant = at.firstGrant ?? (await this.runStep(this.hostOptions(at.hostId), (o) => at.host.reserveDisk.executeWithOptions(o, [reserve])));
+      at.firstGrant = undefined;
+      if (grant.granted) return;
+      if (waited === 0) this.enter('waiting-for-disk');
+      await sleep(Math.round(this.options.diskWaitSec * 1000));
+    }
+  }
+
+  private async download(at: OnHost): Promise<DownloadResult> {
+    const { ak, options } = this;
+    const plan = at.plan!;
+    const dl = await this.runStep({ ...this.hostOptions(at.hostId), summary: `${plan.source} ${plan.files.map((f) => f.name).join(' + ')}` }, (o) =>
+      at.host.download.executeWithOptions(o, [
+        { plan, runDir: at.runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}), ...(this.ownRetries ? { minFreeGb: options.minFreeGb } : {}) },
+      ]),
+    );
+    this.files = dl.files;
+    at.bytesFetched += dl.bytesFetched;
+    at.downsampled = dl.downsampled;
+    return dl;
+  }
+
+  /** Convert an .sra, then check the reads (gzip test, read counts). */
+  private async verify(at: OnHost, dl: DownloadResult, attempt: number): Promise<ReadSet> {
+    const { run, options } = this;
+    const plan = at.plan!;
+    // Before FOLD_HOST_STEPS read checks were tried once.
+    const checkRetry = this.folded ? readCheckRetry(options) : { maximumAttempts: 1 };
+    let fastq = dl.files.map((f) => f.path);
+    let layout = plan.layout;
+    // Unpaired reads of a paired run: listed by ENA but not fetched (null), or counted by the conversion.
+    // Data only (no new command), so recorded histories replay unchanged.
+    let unpairedReads: number | null | undefined = plan.unpaired ? null : undefined;
+    if (plan.source === 'sra') {
+      this.enter('converting', { attempt });
+      const conv = await this.runStep({ ...this.hostOptions(at.hostId), retry: checkRetry, summary: `vdb-validate + fasterq-dump ${run.run}` }, (o) =>
+        at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }]),
+      );
+      fastq = conv.files;
+      layout = conv.layout;
+      unpairedReads = conv.unpairedReads;
+    }
+    // a download cut at max_bp holds exactly the reads it counted, whatever the archive's total
+    const verifyInput = dl.downsampled
+      ? { run: run.run, files: fastq, layout, expectedReads: dl.downsampled.reads }
+      : { run: run.run, files: fastq, layout, expectedReads: plan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
+    return this.runStep({ ...this.hostOptions(at.hostId), retry: checkRetry, summary: `gzip test + read counts ${run.run}` }, (o) => at.host.verifyReads.executeWithOptions(o, [verifyInput]));
+  }
+
+  /**
+   * A copy that keeps failing integrity (md5 after the download's retries, gzip/count/vdb-validate after
+   * maxRetries downloads) is this source's problem: the next source may hold a good one. Rethrows anything else,
+   * and fails the sample when no source is left.
+   */
+  private async nextSource(at: OnHost, err: unknown, badCopies: string[]): Promise<void> {
+    const { run, options } = this;
+    const from = at.plan!;
+    const bad = describe(err);
+    const rest = options.sources.slice(options.sources.indexOf(from.source) + 1);
+    if (isHostLost(err) || isCancellation(err) || !isBadCopy(bad.type)) throw err;
+    // Asked only here, so a clean sample's history gets no marker.
+    deprecatePatch(FALLBACK_ON_BAD_COPY);
+    badCopies.push(`${from.source}: ${bad.reason}`);
+    if (rest.length === 0) {
+      if (badCopies.length === 1) throw err;
+      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${badCopies.join('; ')}` });
+    }
+    log.warn('the copy at this source stays bad; asking the next source', {
+      run: run.run,
+      source: from.source,
+      error: bad.reason,
+      [HUMAN_LINE]: retryLine(run.run, `${this.status.stage} (bad copy at ${from.source}, asking ${rest.join(', ')})`, badCopies.length, null, at.hostId, bad.reason),
+    });
+    await at.host.deleteReads({ run: run.run, runDir: at.runDir });
+    this.files = [];
+    try {
+      const next = await this.shared.resolveSource.executeWithOptions(
+        { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, summary: `resolve ${run.run} at ${rest.join(', ')} (bad copy at ${from.source})` },
+        [{ run, options: { ...options, sources: rest } }],
+      );
+      // The provenance says why these reads come from the second choice.
+      at.plan = { ...next, notes: [...(next.notes ?? []), `bad copy before this one: ${badCopies.join('; ')}`] };
+    } catch (e) {
+      if (isCancellation(e)) throw e;
+      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: ${badCopies.join('; ')}; then ${describe(e).reason}` });
+    }
+  }
+
+  /** Free the species' download slot, then kallisto quant. */
+  async quantify(at: OnHost, reads: ReadSet): Promise<QuantResult> {
+    const { run, input, ak, options } = this;
+    // Folded: the slot signal and the quant go out in the same workflow task, so quant does not wait a
+    // round trip for the species to acknowledge the freed slot.
+    const slotSignal = this.folded ? this.releaseSlot(reads.reads) : undefined;
+    if (!this.folded) await this.releaseSlot(reads.reads);
+    this.enter('quantifying');
+    const quanting = this.runStep({ ...this.hostOptions(at.hostId), summary: `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)` }, (o) =>
+      at.host.quant.executeWithOptions(o, [
+        {
+          run: run.run,
+          indexPath: input.indexPath,
+          reads,
+          quantDir: input.quantDir,
+          // amalgkit quant's -l/-s unless the config gives fetchquant.fragment_length
+          ...(ak && !ak.fragmentFromConfig
+            ? { fragmentLength: amalgkitFragment(run.nominalLength).length, fragmentSd: amalgkitFragment(run.nominalLength).sd }
+            : {
+                fragmentLength: run.nominalLength && reads.layout === 'single' && !ak ? run.nominalLength : input.fragmentLength,
+                fragmentSd: input.fragmentSd,
+              }),
+          kallistoThreads: options.kallistoThreads,
+          quantThreads: options.quantThreads,
+          timeoutSec: options.processTimeoutSec,
+        },
+      ]),
+    );
+    const [, quant] = await Promise.all([slotSignal, quanting]);
+    return quant;
+  }
+
+  /** Provenance and the quant's rename into place, then the reads deleted (kept if the config says so). */
+  async publish(at: OnHost, reads: ReadSet, quant: QuantResult): Promise<SampleOutcome> {
+    const { run, input, ak, status } = this;
+    const plan = at.plan!;
+    const { tmpDir, ...quantRecord } = quant;
+    const info = workflowInfo();
+    this.enter('deleting');
+    const provenance: Provenance = {
+      run: run.run,
+      species: input.speciesName,
+      source: plan,
+      files: this.files,
+      reads: reads.reads,
+      ...(reads.unpairedReads !== undefined ? { unpairedReads: reads.unpairedReads } : {}),
+      quant: quantRecord,
+      host: at.hostId,
+      stages: status.history,
+      restarts: status.restarts,
+      workflowId: info.workflowId,
+      runId: info.runId,
+      tools: { kallisto: quant.kallistoVersion },
+      finishedAt: new Date().toISOString(),
+      ...(ak?.maxBp ? { downsampling: downsamplingRecord(ak.maxBp, at.downsampled, plan, at.bytesFetched) } : {}),
+    };
+    if (this.folded) {
+      await this.runStep({ ...this.hostOptions(at.hostId), summary: `publish ${run.run} (provenance + rename), delete its reads` }, (o) =>
+        at.host.publish.executeWithOptions(o, [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}) }]),
+      );
+    } else {
+      await at.host.finalize({ run: run.run, quantDir: input.quantDir, tmpDir, provenance });
+      await at.host.deleteReads({ run: run.run, runDir: at.runDir, ...(ak?.keepReads ? { keep: true } : {}) });
+    }
+    this.enter('done');
+    return this.finish({ run: run.run, speciesId: input.speciesId, state: 'done', host: at.hostId, source: plan.source, bytes: at.bytesFetched });
+  }
+
+  /** Cancelled batch: leave no partial files behind, then let the cancellation through. */
+  async cancelled(at: OnHost, err: unknown): Promise<never> {
+    await CancellationScope.nonCancellable(async () => {
+      await at.host.deleteReads({ run: this.run.run, runDir: at.runDir, quantDir: this.input.quantDir }).catch(() => undefined);
+    });
+    throw err;
+  }
+
+  hostLost(at: OnHost): void {
+    const { run, status } = this;
+    status.restarts++;
+    log.warn('host lost; restarting the sample on another host', { run: run.run, host: at.hostId, [HUMAN_LINE]: retryLine(run.run, `${status.stage} (host lost, restarting elsewhere)`, status.restarts, null, at.hostId, `no worker of ${at.hostId} took the task`) });
+    this.enter('queued', { error: `host ${at.hostId} lost` });
+  }
+
+  /** Tell the species, then (FAIL_LOUD) end the workflow Failed with the outcome in the failure's details. */
+  async failed(at: OnHost, err: unknown): Promise<SampleOutcome> {
+    const { run, input } = this;
+    const { reason, type } = describe(err);
+    const step = failedStep(err, this.status.stage);
+    this.enter('failed', { error: reason });
+    log.warn('sample failed', { run: run.run, step, error: reason, [HUMAN_LINE]: failedLine(run.run, step, reason, type) });
+    // Reads of a failed sample are useless and occupy the disk floor: remove them (best effort).
+    await at.host.deleteReads({ run: run.run, runDir: at.runDir, quantDir: input.quantDir }).catch(() => undefined);
+    const loud = patched(FAIL_LOUD);
+    // The species frees the slot on sampleFinished as well; readsVerified would claim reads that never were.
+    if (!loud) await this.releaseSlot(0);
+    const outcome: SampleOutcome = { run: run.run, speciesId: input.speciesId, state: 'failed', reason, failureType: type, host: at.hostId, source: at.plan?.source, bytes: at.bytesFetched };
+    await this.finish(outcome);
+    if (!loud) return outcome;
+    throw ApplicationFailure.create({ type: type ?? 'SampleFailed', message: `${run.run} failed while ${step}: ${reason}`, nonRetryable: true, details: [outcome] });
+  }
+
+  /**
+   * One host step under its retry policy. COUNT_WORK_FAILURES: one attempt per activity, retried here; attempts
+   * lost to the worker are retried without counting, a download stopped at the disk floor waits for disk,
+   * everything else as the policy says. Before it: the server retries.
+   */
+  private async runStep<R>(opts: ActivityOptions, call: (o: ActivityOptions) => Promise<R>): Promise<R> {
+    if (!this.ownRetries) return call(opts);
+    const { run, status } = this;
     const policy = opts.retry ?? {};
     const once: ActivityOptions = { ...opts, retry: { maximumAttempts: 1 } };
     for (let failures = 0; ; ) {
       try {
         return await call(once);
       } catch (err) {
-        const stepName = err instanceof ActivityFailure && err.activityType ? err.activityType : status.stage;
+        const stepName = failedStep(err, status.stage);
         if (isWorkerLost(err)) {
-          lostAttempts++;
+          this.lostAttempts++;
           const reason = describe(err).reason;
           log.warn('attempt lost with its worker; retrying without using a retry', {
             run: run.run,
             error: reason,
-            [HUMAN_LINE]: retryLine(run.run, `${stepName} (worker lost, not counted)`, lostAttempts, null, status.host ?? '?', reason),
+            [HUMAN_LINE]: retryLine(run.run, `${stepName} (worker lost, not counted)`, this.lostAttempts, null, status.host ?? '?', reason),
           });
           continue;
         }
@@ -173,9 +510,9 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         if (inner instanceof ApplicationFailure && inner.type === DISK_FLOOR) {
           // Stopped at the disk floor with its bytes kept: wait for room as at admission, then resume.
           const was = status.stage;
-          enter('waiting-for-disk', { error: inner.message });
-          await sleep(Math.round(options.diskWaitSec * 1000));
-          enter(was);
+          this.enter('waiting-for-disk', { error: inner.message });
+          await sleep(Math.round(this.options.diskWaitSec * 1000));
+          this.enter(was);
           continue;
         }
         // As the server would: only an ApplicationFailure's type is matched against the non-retryable list.
@@ -189,289 +526,50 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         await sleep(backoffMs(policy, failures));
       }
     }
-  };
-  // Folded: the first claim comes first and all five search attributes go in one upsert (see the loop).
-  if (!folded) upsertSearchAttributes(identity);
-  enter('queued', {}, !folded);
-  // The host is whichever worker runs this workflow task: it is alive now, which is all a claim needs.
-  const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds' });
-  let firstClaim = true;
+  }
 
-  let slotReleased = false;
-  /** the verified files of the current host attempt (memo + provenance) */
-  let files: LocalFile[] = [];
-  const releaseSlot = async (reads: number) => {
-    if (slotReleased) return;
-    slotReleased = true;
+  private hostOptions(hostId: string): ActivityOptions {
+    return hostActivityOptions(hostQueue(hostId), this.options);
+  }
+
+  private enter(stage: SampleStage, extra: Partial<StageRecord> = {}, upsert = true): void {
+    const { status } = this;
+    const now = new Date().toISOString();
+    const last = status.history[status.history.length - 1];
+    if (last && !last.endedAt) last.endedAt = now;
+    status.stage = stage;
+    status.history.push({ stage, host: status.host, startedAt: now, ...extra });
+    if (upsert) upsertSearchAttributes([{ key: SA.SampleStage, value: stage }]);
+  }
+
+  private async releaseSlot(reads: number): Promise<void> {
+    if (this.slotReleased) return;
+    this.slotReleased = true;
     try {
-      await species.signal(readsVerifiedSignal, run.run, reads);
+      await this.species.signal(readsVerifiedSignal, this.run.run, reads);
     } catch (err) {
-      if (!targetClosed(err, input.speciesWorkflowId)) throw err;
+      if (!targetClosed(err, this.input.speciesWorkflowId)) throw err;
     }
-  };
-  const finish = async (outcome: SampleOutcome): Promise<SampleOutcome> => {
+  }
+
+  private async finish(outcome: SampleOutcome): Promise<SampleOutcome> {
+    const { status } = this;
     const last = status.history[status.history.length - 1];
     if (last && !last.endedAt) last.endedAt = new Date().toISOString();
     // What the Web UI shows without opening the history: outcome, verified files with md5, every stage and attempt.
     await upsertMemo({
       outcome,
       restarts: status.restarts,
-      ...(ownRetries ? { lostAttempts } : {}),
-      files: files.map((f) => ({ name: f.path.slice(f.path.lastIndexOf('/') + 1), bytes: f.bytes, md5: f.md5 })),
+      ...(this.ownRetries ? { lostAttempts: this.lostAttempts } : {}),
+      files: this.files.map((f) => ({ name: f.path.slice(f.path.lastIndexOf('/') + 1), bytes: f.bytes, md5: f.md5 })),
       stages: status.history.map((h) => ({ stage: h.stage, host: h.host, attempt: h.attempt, startedAt: h.startedAt, endedAt: h.endedAt, error: h.error })),
     });
     // Signalled by workflow id, so it reaches the species even after it continued-as-new.
     try {
-      await CancellationScope.nonCancellable(() => species.signal(sampleFinishedSignal, outcome));
+      await CancellationScope.nonCancellable(() => this.species.signal(sampleFinishedSignal, outcome));
     } catch (err) {
-      if (!targetClosed(err, input.speciesWorkflowId)) throw err;
+      if (!targetClosed(err, this.input.speciesWorkflowId)) throw err;
     }
     return outcome;
-  };
-
-  // What the species' amalgkit config asks of this run (docs/amalgkit.md); samples of older plans have none.
-  const ak = input.amalgkit && patched(AMALGKIT_RUN_SETTINGS) ? input.amalgkit : undefined;
-  if (ak) options = { ...options, sources: ak.sources, sraServices: ak.sraServices };
-
-  for (;;) {
-    const { hostId } = folded ? await local.claimHost() : await shared.claimHost();
-    status.host = hostId;
-    if (folded && firstClaim) upsertSearchAttributes([...identity, { key: SA.SampleStage, value: 'queued' }, { key: SA.WorkerHost, value: hostId }]);
-    else upsertSearchAttributes([{ key: SA.WorkerHost, value: hostId }]);
-    firstClaim = false;
-    const host = proxyActivities<Activities>(hostActivityOptions(hostQueue(hostId), options));
-    const runDir = runReadsDir(input.readsDir, run.run);
-    let plan: SourcePlan | undefined;
-    files = [];
-    let bytesFetched = 0;
-    let downsampled: DownloadResult['downsampled'];
-    /** the grant prepareSample already asked for (folded path), used by the first admission check */
-    let firstGrant: DiskGrant | undefined;
-    try {
-      if (folded) {
-        const prep = await step(
-          { ...hostActivityOptions(hostQueue(hostId), options), summary: `done? resolve ${run.run} at ${options.sources.join(', ')}, index, reserve disk` },
-          (o) => host.prepareSample.executeWithOptions(o, [{ run, options, quantDir: input.quantDir, readsDir: input.readsDir, indexPath: input.indexPath, fastaPaths: input.fastaPaths }]),
-        );
-        if (prep.done) {
-          enter('skipped');
-          return await finish({ run: run.run, speciesId: input.speciesId, state: 'skipped', host: hostId });
-        }
-        plan = prep.plan;
-        firstGrant = prep.grant;
-      } else {
-        if (await host.checkDone({ quantDir: input.quantDir, run: run.run })) {
-          enter('skipped');
-          return await finish({ run: run.run, speciesId: input.speciesId, state: 'skipped', host: hostId });
-        }
-        plan = await shared.resolveSource.executeWithOptions(
-          { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, summary: `resolve ${run.run} at ${options.sources.join(', ')}` },
-          [{ run, options }],
-        );
-        await host.ensureIndex({ indexPath: input.indexPath, fastaPaths: input.fastaPaths, timeoutSec: options.processTimeoutSec });
-      }
-      let sourcePlan: SourcePlan = plan;
-      /** what each source's copy did, when one turned out bad and the next source was asked */
-      const badCopies: string[] = [];
-
-      let reads: ReadSet | undefined;
-      for (;;) {
-        try {
-          // A verification failure after a checksum-clean download, or a .sra that vdb-validate rejects,
-          // means the local copy is bad: delete it and fetch again (complete, verified files are kept).
-          for (let attempt = 1; !reads; attempt++) {
-            // Admission: wait (never fail) until the host has room for this sample above the floor.
-            for (let waited = 0; ; waited++) {
-              const reserve = { run: run.run, dir: input.readsDir, bytes: sourcePlan.reserveBytes, minFreeGb: options.minFreeGb };
-              const grant = firstGrant ?? (await step(hostActivityOptions(hostQueue(hostId), options), (o) => host.reserveDisk.executeWithOptions(o, [reserve])));
-              firstGrant = undefined;
-              if (grant.granted) break;
-              if (waited === 0) enter('waiting-for-disk');
-              await sleep(Math.round(options.diskWaitSec * 1000));
-            }
-            enter('downloading', { attempt });
-            const planNow = sourcePlan;
-            const dl = await step(
-              { ...hostActivityOptions(hostQueue(hostId), options), summary: `${sourcePlan.source} ${sourcePlan.files.map((f) => f.name).join(' + ')}` },
-              (o) =>
-                host.download.executeWithOptions(o, [
-                  { plan: planNow, runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}), ...(ownRetries ? { minFreeGb: options.minFreeGb } : {}) },
-                ]),
-            );
-            files = dl.files;
-            bytesFetched += dl.bytesFetched;
-            downsampled = dl.downsampled;
-            try {
-              let fastq = dl.files.map((f) => f.path);
-              let layout = sourcePlan.layout;
-              // Unpaired reads of a paired run: listed by ENA but not fetched (null), or counted by the conversion.
-              // Data only (no new command), so recorded histories replay unchanged.
-              let unpairedReads: number | null | undefined = sourcePlan.unpaired ? null : undefined;
-              if (sourcePlan.source === 'sra') {
-                enter('converting', { attempt });
-                const conv = await step(
-                  { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `vdb-validate + fasterq-dump ${run.run}` },
-                  (o) => host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }]),
-                );
-                fastq = conv.files;
-                layout = conv.layout;
-                unpairedReads = conv.unpairedReads;
-              }
-              // a download cut at max_bp holds exactly the reads it counted, whatever the archive's total
-              const verifyInput = dl.downsampled
-                ? { run: run.run, files: fastq, layout, expectedReads: dl.downsampled.reads }
-                : { run: run.run, files: fastq, layout, expectedReads: sourcePlan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
-              reads = await step(
-                { ...hostActivityOptions(hostQueue(hostId), options), retry: folded ? readCheckRetry(options) : { maximumAttempts: 1 }, summary: `gzip test + read counts ${run.run}` },
-                (o) => host.verifyReads.executeWithOptions(o, [verifyInput]),
-              );
-            } catch (err) {
-              if (isHostLost(err) || attempt > options.maxRetries || !isRetryable(describe(err).type)) throw err;
-              const { reason } = describe(err);
-              log.warn('local reads are bad; downloading again', { run: run.run, attempt, error: reason, [HUMAN_LINE]: retryLine(run.run, `${status.stage} (reads bad, downloading again)`, attempt, options.maxRetries + 1, hostId, reason) });
-              await host.deleteReads({ run: run.run, runDir });
-              await sleep(Math.round(options.retryInitialSec * 1000 * 2 ** (attempt - 1)));
-            }
-          }
-          break;
-        } catch (err) {
-          // A copy that keeps failing integrity (md5 after the download's retries, gzip/count/vdb-validate after
-          // maxRetries downloads) is this source's problem: the next source may hold a good one.
-          const bad = describe(err);
-          const rest = options.sources.slice(options.sources.indexOf(sourcePlan.source) + 1);
-          if (isHostLost(err) || isCancellation(err) || !isBadCopy(bad.type)) throw err;
-          // Asked only here, so a clean sample's history gets no marker; older histories replay the old failure.
-          if (!patched(FALLBACK_ON_BAD_COPY)) throw err;
-          badCopies.push(`${sourcePlan.source}: ${bad.reason}`);
-          if (rest.length === 0) {
-            if (badCopies.length === 1) throw err;
-            throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${badCopies.join('; ')}` });
-          }
-          log.warn('the copy at this source stays bad; asking the next source', {
-            run: run.run,
-            source: sourcePlan.source,
-            error: bad.reason,
-            [HUMAN_LINE]: retryLine(run.run, `${status.stage} (bad copy at ${sourcePlan.source}, asking ${rest.join(', ')})`, badCopies.length, null, hostId, bad.reason),
-          });
-          await host.deleteReads({ run: run.run, runDir });
-          files = [];
-          try {
-            const next = await shared.resolveSource.executeWithOptions(
-              { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, summary: `resolve ${run.run} at ${rest.join(', ')} (bad copy at ${sourcePlan.source})` },
-              [{ run, options: { ...options, sources: rest } }],
-            );
-            // The provenance says why these reads come from the second choice.
-            sourcePlan = { ...next, notes: [...(next.notes ?? []), `bad copy before this one: ${badCopies.join('; ')}`] };
-          } catch (e) {
-            if (isCancellation(e)) throw e;
-            throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: ${badCopies.join('; ')}; then ${describe(e).reason}` });
-          }
-          plan = sourcePlan;
-        }
-      }
-      // Folded: the slot signal and the quant go out in the same workflow task, so quant does not wait a
-      // round trip for the species to acknowledge the freed slot.
-      const slotSignal = folded ? releaseSlot(reads.reads) : undefined;
-      if (!folded) await releaseSlot(reads.reads);
-
-      enter('quantifying');
-      const verified = reads;
-      const quanting = step({ ...hostActivityOptions(hostQueue(hostId), options), summary: `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)` }, (o) =>
-        host.quant.executeWithOptions(o, [
-          {
-            run: run.run,
-            indexPath: input.indexPath,
-            reads: verified,
-            quantDir: input.quantDir,
-            // amalgkit quant's -l/-s unless the config gives fetchquant.fragment_length
-            ...(ak && !ak.fragmentFromConfig
-              ? { fragmentLength: amalgkitFragment(run.nominalLength).length, fragmentSd: amalgkitFragment(run.nominalLength).sd }
-              : {
-                  fragmentLength: run.nominalLength && verified.layout === 'single' && !ak ? run.nominalLength : input.fragmentLength,
-                  fragmentSd: input.fragmentSd,
-                }),
-            kallistoThreads: options.kallistoThreads,
-            quantThreads: options.quantThreads,
-            timeoutSec: options.processTimeoutSec,
-          },
-        ]),
-      );
-      const [, quant] = await Promise.all([slotSignal, quanting]);
-      const { tmpDir, ...quantRecord } = quant;
-      const info = workflowInfo();
-      enter('deleting');
-      const provenance: Provenance = {
-        run: run.run,
-        species: input.speciesName,
-        source: sourcePlan,
-        files,
-        reads: reads.reads,
-        ...(reads.unpairedReads !== undefined ? { unpairedReads: reads.unpairedReads } : {}),
-        quant: quantRecord,
-        host: hostId,
-        stages: status.history,
-        restarts: status.restarts,
-        workflowId: info.workflowId,
-        runId: info.runId,
-        tools: { kallisto: quant.kallistoVersion },
-        finishedAt: new Date().toISOString(),
-        ...(ak?.maxBp ? { downsampling: downsamplingRecord(ak.maxBp, downsampled, sourcePlan, bytesFetched) } : {}),
-      };
-      if (folded) {
-        await step({ ...hostActivityOptions(hostQueue(hostId), options), summary: `publish ${run.run} (provenance + rename), delete its reads` }, (o) =>
-          host.publish.executeWithOptions(o, [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir, ...(ak?.keepReads ? { keepReads: true } : {}) }]),
-        );
-      } else {
-        await host.finalize({ run: run.run, quantDir: input.quantDir, tmpDir, provenance });
-        await host.deleteReads({ run: run.run, runDir, ...(ak?.keepReads ? { keep: true } : {}) });
-      }
-      enter('done');
-      return await finish({
-        run: run.run,
-        speciesId: input.speciesId,
-        state: 'done',
-        host: hostId,
-        source: sourcePlan.source,
-        bytes: bytesFetched,
-      });
-    } catch (err) {
-      if (isCancellation(err)) {
-        // Cancelled batch: leave no partial files behind, then let the cancellation through.
-        await CancellationScope.nonCancellable(async () => {
-          await host.deleteReads({ run: run.run, runDir, quantDir: input.quantDir }).catch(() => undefined);
-        });
-        throw err;
-      }
-      if (isHostLost(err)) {
-        status.restarts++;
-        log.warn('host lost; restarting the sample on another host', { run: run.run, host: hostId, [HUMAN_LINE]: retryLine(run.run, `${status.stage} (host lost, restarting elsewhere)`, status.restarts, null, hostId, `no worker of ${hostId} took the task`) });
-        enter('queued', { error: `host ${hostId} lost` });
-        continue;
-      }
-      const { reason, type } = describe(err);
-      // the step: the activity that failed, else the stage the sample was in
-      const step = err instanceof ActivityFailure && err.activityType ? err.activityType : status.stage;
-      enter('failed', { error: reason });
-      log.warn('sample failed', { run: run.run, step, error: reason, [HUMAN_LINE]: failedLine(run.run, step, reason, type) });
-      // Reads of a failed sample are useless and occupy the disk floor: remove them (best effort).
-      await host.deleteReads({ run: run.run, runDir, quantDir: input.quantDir }).catch(() => undefined);
-      const loud = patched(FAIL_LOUD);
-      // The species frees the slot on sampleFinished as well; readsVerified would claim reads that never were.
-      if (!loud) await releaseSlot(0);
-      const outcome: SampleOutcome = {
-        run: run.run,
-        speciesId: input.speciesId,
-        state: 'failed',
-        reason,
-        failureType: type,
-        host: hostId,
-        source: plan?.source,
-        bytes: bytesFetched,
-      };
-      await finish(outcome);
-      if (!loud) return outcome;
-      // Told the species first (finish), then fail: the outcome rides in the failure's details.
-      throw ApplicationFailure.create({ type: type ?? 'SampleFailed', message: `${run.run} failed while ${step}: ${reason}`, nonRetryable: true, details: [outcome] });
-    }
   }
 }

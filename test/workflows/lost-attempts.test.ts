@@ -8,10 +8,11 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { DEFAULTS } from '../../src/config/schema.js';
 import { WORKER_LOST } from '../../src/failures.js';
-import type { SampleInput, SampleOutcome } from '../../src/types.js';
+import type { SampleInput } from '../../src/types.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { createFastActivities, newLog } from '../helpers/fast-activities.js';
 import { maybeRecord } from '../helpers/histories.js';
+import { sampleOutcome } from '../helpers/sample.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
 
 const lost = (what: string) => ApplicationFailure.create({ type: WORKER_LOST, message: `worker killed during ${what}; retrying`, nextRetryDelay: 10 });
@@ -83,12 +84,7 @@ describe('attempts lost with the worker cost no retries', () => {
       fragmentSd: 20,
       options: { ...DEFAULTS, maxRetries, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1 },
     };
-    // A failed sample ends its workflow Failed with its outcome in the failure's details (patched 'failed-sample-fails').
-    return (t.client.workflow.execute('sampleWorkflow', { taskQueue: 'fetchquant', workflowId: `fetchquant/lost/sp/${run}`, args: [input] }) as Promise<SampleOutcome>).catch((err: unknown) => {
-      const outcome = ((err as { cause?: { details?: unknown[] } }).cause?.details ?? [])[0];
-      if (outcome) return outcome as SampleOutcome;
-      throw err;
-    });
+    return sampleOutcome(t.client, `fetchquant/lost/sp/${run}`, input);
   };
 
   it('with --max-retries 0 a sample survives lost attempts at download, quant and publish, and a heartbeat timeout', async () => {

@@ -1,0 +1,165 @@
+/**
+ * The sample's less travelled paths, each end to end on the suite's dev server with fast activities: a copy
+ * that stays bad at ENA is fetched from SRA (fallback on a bad copy), converted, found bad once and fetched
+ * again; admission waits for disk; the species' amalgkit settings reach the steps; no source with a good
+ * copy fails the sample naming both. Their histories are recorded fixtures (v3-sample-*) for the replay test.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ApplicationFailure } from '@temporalio/common';
+import { DEFAULTS } from '../../src/config/schema.js';
+import { createSampleSteps } from '../../src/activities/sample-steps.js';
+import type { Activities } from '../../src/activities/contract.js';
+import { FailureType } from '../../src/failures.js';
+import type { AmalgkitRunSettings, SampleInput, SourcePlan } from '../../src/types.js';
+import { startWorker, type RunningWorker } from '../../src/worker.js';
+import { createFastActivities, newLog } from '../helpers/fast-activities.js';
+import { maybeRecord } from '../helpers/histories.js';
+import { sampleOutcome } from '../helpers/sample.js';
+import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+
+describe("a sample's less travelled paths (real workflows, fast activities)", () => {
+  let t: TestTemporal;
+  let worker: RunningWorker;
+  /** every call a step made, with the inputs the tests look at */
+  const calls: { step: string; run: string; data?: unknown }[] = [];
+  /** runs whose copy is bad at a source (ChecksumMismatch on every download from it) */
+  const badAt = new Map<string, Set<string>>();
+  /** runs whose local reads fail verification this many more times */
+  const badReads = new Map<string, number>();
+  /** runs whose disk reservation is refused this many more times */
+  const noRoom = new Map<string, number>();
+
+  beforeAll(async () => {
+    t = await testTemporal('wf-paths');
+    const base = createFastActivities({ species: [{ id: 'sp', runs: 1 }] }, 'paths-host', newLog());
+    const parts: Omit<Activities, 'prepareSample' | 'publish'> = {
+      ...base,
+      async resolveSource({ run, options }) {
+        calls.push({ step: 'resolveSource', run: run.run, data: options.sources });
+        const source = options.sources[0] === 'ena' ? 'ena' : 'sra';
+        const plan: SourcePlan =
+          source === 'sra'
+            ? { source, run: run.run, layout: 'single', files: [{ url: `http://x/${run.run}.sra`, name: `${run.run}.sra`, bytes: 100, md5: 'x', mate: 0 }], expectedReads: 10, reserveBytes: 300 }
+            : { source, run: run.run, layout: 'single', files: [{ url: `http://x/${run.run}.fastq.gz`, name: `${run.run}.fastq.gz`, bytes: 100, md5: 'x', mate: 0 }], expectedReads: 10, reserveBytes: 100 };
+        return plan;
+      },
+      async reserveDisk(input) {
+        const left = noRoom.get(input.run) ?? 0;
+        calls.push({ step: 'reserveDisk', run: input.run, data: left === 0 });
+        if (left > 0) {
+          noRoom.set(input.run, left - 1);
+          return { granted: false, freeBytes: 0, reservedBytes: 0, neededBytes: input.bytes };
+        }
+        return base.reserveDisk(input);
+      },
+      async download(input) {
+        calls.push({ step: 'download', run: input.plan.run, data: { source: input.plan.source, maxBp: input.maxBp } });
+        if (badAt.get(input.plan.run)?.has(input.plan.source)) {
+          throw ApplicationFailure.create({ type: FailureType.ChecksumMismatch, message: `${input.plan.run}: md5 ${'0'.repeat(32)}, expected ${'1'.repeat(32)}` });
+        }
+        return base.download(input);
+      },
+      async convertSra({ run, sraPath }) {
+        calls.push({ step: 'convertSra', run, data: sraPath });
+        return { files: [`/virtual/${run}.fastq`], layout: 'single' };
+      },
+      async verifyReads(input) {
+        const left = badReads.get(input.run) ?? 0;
+        calls.push({ step: 'verifyReads', run: input.run, data: input.files });
+        if (left > 0) {
+          badReads.set(input.run, left - 1);
+          throw ApplicationFailure.create({ type: FailureType.TruncatedReads, message: `${input.run}: gzip test failed` });
+        }
+        return base.verifyReads(input);
+      },
+      async quant(input) {
+        calls.push({ step: 'quant', run: input.run, data: { l: input.fragmentLength, s: input.fragmentSd } });
+        return base.quant(input);
+      },
+      async deleteReads(input) {
+        calls.push({ step: 'deleteReads', run: input.run, data: input.keep ?? false });
+        return base.deleteReads(input);
+      },
+    };
+    worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'paths-host', janitor: false, activities: { ...parts, ...createSampleSteps(parts) } });
+  });
+  afterAll(async () => {
+    await worker?.shutdown();
+    await t?.close();
+  });
+
+  const sample = (run: string, amalgkit?: AmalgkitRunSettings) => {
+    const input: SampleInput = {
+      batchId: 'paths',
+      speciesId: 'sp',
+      speciesName: 'Sp sp',
+      speciesWorkflowId: 'fetchquant/paths/sp',
+      run: { run, nominalLength: 250 },
+      readsDir: '/virtual/sp/fastq',
+      quantDir: '/virtual/sp/quant',
+      indexPath: '/virtual/sp.idx',
+      fastaPaths: [],
+      fragmentLength: 200,
+      fragmentSd: 20,
+      options: { ...DEFAULTS, sources: ['ena', 'sra'], maxRetries: 1, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1 },
+      ...(amalgkit ? { amalgkit } : {}),
+    };
+    return sampleOutcome(t.client, `fetchquant/paths/sp/${run}`, input);
+  };
+  const of = (run: string) => calls.filter((c) => c.run === run).map((c) => c.step);
+
+  it('fetches a copy that stays bad at ENA from SRA, fetches bad local reads again, waits for disk, and follows the amalgkit settings', async () => {
+    const run = 'SRR1400001';
+    badAt.set(run, new Set(['ena']));
+    badReads.set(run, 1);
+    noRoom.set(run, 1);
+    const out = await sample(run, { maxBp: 5_000_000, keepReads: true, fragmentFromConfig: false, sources: ['ena', 'sra'], sraServices: ['ncbi'] });
+    expect([out.state, out.source, out.reason]).toEqual(['done', 'sra', undefined]);
+    expect(of(run)).toEqual([
+      'resolveSource', // prepareSample
+      'reserveDisk', // refused: waits for disk
+      'reserveDisk',
+      'download', // ENA, bad; one retry (--max-retries 1)
+      'download',
+      'deleteReads', // the bad copy
+      'resolveSource', // SRA only
+      'reserveDisk',
+      'download',
+      'convertSra',
+      'verifyReads', // bad reads: deleted, fetched again
+      'deleteReads',
+      'reserveDisk',
+      'download',
+      'convertSra',
+      'verifyReads',
+      'quant',
+      'deleteReads', // publish, reads kept (keep_fastq)
+    ]);
+    const data = (step: string) => calls.filter((c) => c.run === run && c.step === step).map((c) => c.data);
+    expect(data('resolveSource')).toEqual([['ena', 'sra'], ['sra']]);
+    expect(data('download')).toEqual([
+      { source: 'ena', maxBp: 5_000_000 },
+      { source: 'ena', maxBp: 5_000_000 },
+      { source: 'sra', maxBp: 5_000_000 },
+      { source: 'sra', maxBp: 5_000_000 },
+    ]);
+    expect(data('deleteReads')).toEqual([false, false, true]);
+    // amalgkit quant's -l/-s from the run's nominal length, not the config's 200/20
+    expect(data('quant')).toEqual([{ l: 250, s: 25 }]);
+    const memo = (await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).describe()).memo as { stages: { stage: string }[] };
+    expect(memo.stages.map((s) => s.stage)).toEqual(['queued', 'waiting-for-disk', 'downloading', 'downloading', 'converting', 'downloading', 'converting', 'quantifying', 'deleting', 'done']);
+    await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v3-sample-bad-copy-fallback');
+  }, 60_000);
+
+  it('fails a sample no source has a good copy of, naming both; its workflow ends Failed', async () => {
+    const run = 'SRR1400002';
+    badAt.set(run, new Set(['ena', 'sra']));
+    const out = await sample(run);
+    expect([out.state, out.failureType]).toEqual(['failed', FailureType.ChecksumMismatch]);
+    expect(out.reason).toMatch(/no source has a good copy: ena: .*md5.*; sra: .*md5/);
+    expect(of(run)).toEqual(['resolveSource', 'reserveDisk', 'download', 'download', 'deleteReads', 'resolveSource', 'reserveDisk', 'download', 'download', 'deleteReads']);
+    const { status } = await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).describe();
+    expect(status.name).toBe('FAILED');
+    await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v3-sample-no-good-copy');
+  }, 60_000);
+});
