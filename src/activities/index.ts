@@ -24,6 +24,7 @@ import { HttpClient, rateDefaults } from '../tools/http.js';
 import { PacerClient, paceDefaults } from '../pacing.js';
 import type { Source } from '../config/schema.js';
 import { searchRunsByTaxon } from '../tools/ena.js';
+import { expandProject } from '../tools/projects.js';
 
 export interface ActivityDeps {
   hostId: string;
@@ -77,7 +78,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     if (dir) takeLease(dir, deps.hostId);
   };
   return {
-    ...createDiscoverActivities({ cwd: deps.cwd, searchRunsByTaxon: (o) => searchRunsByTaxon({ ...o, http }) }),
+    ...createDiscoverActivities({ cwd: deps.cwd, searchRunsByTaxon: (o) => searchRunsByTaxon({ ...o, http }), expandProject: (o) => expandProject({ ...o, http }) }),
     async allocate({ totalThreads, species }) {
       return allocate(totalThreads, species);
     },
