@@ -67,6 +67,8 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
       case 'resume':
       case 'cancel':
         return await (await import('./cli/control.js')).cmdControl(cmd, values, positionals, out);
+      case 'resume-parked':
+        return await (await import('./cli/control.js')).cmdResumeParked(values, out);
       case 'history':
         return await (await import('./cli/history.js')).cmdHistory(values, positionals, out);
       case 'cleanup':

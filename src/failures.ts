@@ -41,6 +41,24 @@ export const WORKER_LOST = 'WorkerLost';
 export const DISK_FLOOR = 'DiskFloor';
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
+/**
+ * The run is not at any allowed source yet, but another archive has it (runs reach ENA from SRA only after
+ * the archives' daily exchange): a park, not a failure. Thrown non-retryable so the step does not spin; kept
+ * out of FailureType so the retry policies of recorded histories stay as they were.
+ */
+export const NOT_YET_AVAILABLE = 'NotYetAvailable';
+/** A parked run still unavailable when --park-deadline ran out: the sample fails with this type and the reason. */
+export const PARKED_PAST_DEADLINE = 'ParkedPastDeadline';
+
+/**
+ * Failures that park a run instead of failing its sample (docs/park.md): no source can serve it *now* —
+ * an archive down or answering 5xx/429 beyond every retry, the network to it gone, or the run not yet
+ * synchronised to the allowed source.
+ */
+export function isParkable(type: string | undefined | null): boolean {
+  return type === FailureType.ServerError || type === FailureType.NetworkError || type === NOT_YET_AVAILABLE;
+}
+
 /** Failures that retrying cannot fix. Everything else is retried with back-off. */
 export const NON_RETRYABLE: readonly FailureType[] = [
   FailureType.RunNotFound,

@@ -71,6 +71,9 @@ export interface RunPage {
 export type SampleOptions = SampleOptionsBase & {
   /** SRA Data Locator services this species may download from (s3, gs, ncbi); absent = any */
   sraServices?: string[];
+  /** park instead of failing (docs/park.md); absent in samples started before parking existed */
+  parkWaitSec?: number;
+  parkDeadlineSec?: number;
 };
 type SampleOptionsBase = Pick<
   BatchOptions,
@@ -188,7 +191,9 @@ export type SampleStage =
   | 'deleting'
   | 'done'
   | 'failed'
-  | 'skipped';
+  | 'skipped'
+  /** no source can serve the run now: waiting on a durable timer (docs/park.md) */
+  | 'parked';
 
 export interface StageRecord {
   stage: SampleStage;

@@ -7,7 +7,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Source } from '../config/schema.js';
 import { archivesOf, RUN_ACCESSION } from '../config/schema.js';
-import { FailureType } from '../failures.js';
+import { FailureType, NOT_YET_AVAILABLE } from '../failures.js';
 import { chooseFastqFiles, fetchFilereport, layoutOf, readCountOf } from '../tools/ena.js';
 import type { HttpClient } from '../tools/http.js';
 import { locateRun } from '../tools/sra.js';
@@ -128,6 +128,22 @@ export function createSourceActivities(deps: { http: HttpClient; order?: (source
           nonRetryable: false,
           nextRetryDelay: errors[0]!.nextRetryDelay ?? undefined,
         });
+      }
+      // Not at the allowed sources: if another archive has it, it is on its way (the archives exchange runs
+      // daily): park it rather than call it unknown (docs/park.md). Only samples that can park ask.
+      if (options.parkWaitSec !== undefined) {
+        // An archive the species' config switched off (steps.getfastq.aws/gcp/ncbi all no) is never asked.
+        const off = (x: Source) => x === 'sra' && options.sraServices !== undefined && options.sraServices.length === 0;
+        for (const other of (['ena', 'sra'] as Source[]).filter((x) => !configured.includes(x) && !off(x))) {
+          const probe = await askSource(other, run, options, deps.http, layoutHint, signal).catch(() => null);
+          if (probe && 'plan' in probe) {
+            throw ApplicationFailure.create({
+              type: NOT_YET_AVAILABLE,
+              nonRetryable: true,
+              message: `run ${run.run} is at ${other} but not (yet) at ${configured.join(', ')}: ${asked.join('; ')}`,
+            });
+          }
+        }
       }
       throw ApplicationFailure.create({ type: FailureType.RunNotFound, message: `not found at any source, ${summary}`, nonRetryable: true });
     },

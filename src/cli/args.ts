@@ -59,6 +59,7 @@ export const COMMANDS: Record<Command, string> = {
   threads: 'threads <n>: change total threads of a running batch',
   pause: 'stop starting new downloads (samples in flight finish)',
   resume: 'undo pause',
+  'resume-parked': 'try every parked run of a batch again now (runs no source could serve: outage, not yet synchronised)',
   cancel: 'cancel a batch; samples clean up their partial files',
   history: 'history <RUN>: every stage, attempt, host, error and timing of a run',
   cleanup: 'cleanup <reads dirs>: list orphaned partial downloads; --execute removes them',

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { batchWorkflowId, defaultBatchId, webUiWorkflowUrl } from '../ids.js';
 import { CLI_OPTIONS, DEFAULTS } from '../config/schema.js';
-import { batchProgressQuery, paceQuery, pauseSignal, resumeSignal, setTotalThreadsUpdate, type SourcePace } from '../workflows/messages.js';
+import { batchProgressQuery, paceQuery, pauseSignal, resumeParkedSignal, resumeSignal, setTotalThreadsUpdate, type BatchProgress, type SourcePace } from '../workflows/messages.js';
 import { PACER_WORKFLOW_ID } from '../ids.js';
 import { batchOptionsFromFlags, EXIT, UsageError } from './args.js';
 import { openSession } from './context.js';
@@ -53,6 +53,7 @@ export async function cmdStatus(values: Record<string, unknown>, out: Out, watch
     }
     const p = await handle.query(batchProgressQuery);
     out(renderProgress(p, rates(null, p, 0), false));
+    for (const line of renderParked(p)) out(line);
     // the namespace's source pacer (docs/pacing.md): absent until a worker first asked it
     const pace = await session.client.workflow.getHandle(PACER_WORKFLOW_ID).query(paceQuery).catch(() => null);
     for (const line of renderPace(pace)) out(line);
@@ -103,4 +104,37 @@ export function renderPace(pace: SourcePace[] | null): string[] {
     if (p.lastChange) parts.push(`last change ${p.lastChange}`);
     return parts.join('; ');
   });
+}
+
+/** Parked runs of a batch (docs/park.md): when each is tried again and why it waits. */
+export function renderParked(p: BatchProgress): string[] {
+  const parked = p.species.flatMap((s) => (s.parked ?? []).map((r) => ({ species: s.speciesId, ...r })));
+  if (parked.length === 0) return [];
+  return [
+    `parked: ${parked.length} run(s); \`fetchquant resume-parked\` tries them now`,
+    ...parked.map((r) => `  ${r.run} (${r.species}): back at ${r.until}; parked since ${r.since}: ${r.reason}`),
+  ];
+}
+
+/** Wakes every parked sample of the batch (found by visibility: SampleStage = 'parked'). */
+export async function cmdResumeParked(values: Record<string, unknown>, out: Out): Promise<number> {
+  const session = await openSession(values, 'attach');
+  try {
+    const batchId = batchIdOf(values);
+    const query = `BatchId = '${batchId}' AND SampleStage = 'parked' AND ExecutionStatus = 'Running'`;
+    let n = 0;
+    for await (const wf of session.client.workflow.list({ query })) {
+      await session.client.workflow.getHandle(wf.workflowId).signal(resumeParkedSignal).then(
+        () => {
+          n++;
+          out(`resumed ${wf.workflowId}`);
+        },
+        (err: Error) => out(`${wf.workflowId}: ${err.message}`),
+      );
+    }
+    out(n === 0 ? `no parked runs in batch ${batchId}` : `${n} parked run(s) of batch ${batchId} tried again now`);
+    return EXIT.ok;
+  } finally {
+    await session.close();
+  }
 }

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 
 /** The commands of the CLI (src/cli.ts). An option names the ones that take it. */
-export const COMMAND_NAMES = ['run', 'worker', 'start', 'status', 'watch', 'threads', 'pause', 'resume', 'cancel', 'history', 'cleanup', 'report', 'server', 'setup', 'demo', 'plan'] as const;
+export const COMMAND_NAMES = ['run', 'worker', 'start', 'status', 'watch', 'threads', 'pause', 'resume', 'cancel', 'history', 'cleanup', 'report', 'server', 'setup', 'demo', 'plan', 'resume-parked'] as const;
 export type Command = (typeof COMMAND_NAMES)[number];
 
 export type Checked<T> = { value: T } | { error: string };

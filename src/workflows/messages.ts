@@ -19,6 +19,17 @@ export interface SpeciesProgress {
   remaining: number;
   bytes: number;
   reason?: string;
+  /** runs parked (no source can serve them now), with when each is tried again (docs/park.md) */
+  parked?: ParkedRun[];
+}
+
+export interface ParkedRun {
+  run: string;
+  /** ISO time of the next try */
+  until: string;
+  /** ISO time it was first parked; it fails at this + parkDeadlineSec */
+  since: string;
+  reason: string;
 }
 
 export interface SpeciesReport extends SpeciesProgress {
@@ -55,6 +66,8 @@ export const speciesProgressQuery = defineQuery<SpeciesProgress>('progress');
 export const readsVerifiedSignal = defineSignal<[string, number]>('readsVerified');
 /** A sample ended (done, failed or skipped). Sent by id so it reaches the species' current run. */
 export const sampleFinishedSignal = defineSignal<[SampleOutcome]>('sampleFinished');
+/** A sample parked (ParkedRun) or woke up (null): a parked run holds no download slot. */
+export const sampleParkedSignal = defineSignal<[string, ParkedRun | null]>('sampleParked');
 
 // ---- sample ----
 export interface SampleStatus {
@@ -67,6 +80,8 @@ export interface SampleStatus {
   attempts?: AttemptReport[];
 }
 export const stageQuery = defineQuery<SampleStatus>('stage');
+/** Wake a parked sample now (`fetchquant resume-parked`): it tries its sources again at once. */
+export const resumeParkedSignal = defineSignal('resumeParked');
 
 /**
  * One failed attempt of one of the sample's activities, sent by the worker that ran it (its activity

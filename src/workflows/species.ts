@@ -30,6 +30,8 @@ import type { RunMeta, SampleOptions, SampleOutcome, SpeciesPlan } from '../type
 import {
   readsVerifiedSignal,
   sampleFinishedSignal,
+  sampleParkedSignal,
+  type ParkedRun,
   setThreadsSignal,
   speciesProgressQuery,
   speciesReportSignal,
@@ -60,6 +62,8 @@ export interface SpeciesState {
   failures: { run: string; reason: string; failureType?: string }[];
   indexReady: boolean;
   continuedAsNew: number;
+  /** parked runs (they hold no download slot; they are among `processing` until they finish) */
+  parked?: ParkedRun[];
 }
 
 export interface SpeciesInput {
@@ -106,6 +110,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
   let dirty = true;
   const downloading = new Set(s.downloading);
   const processing = new Set(s.processing);
+  const parked = new Map((s.parked ?? []).map((p) => [p.run, p]));
 
   const remaining = () => {
     const unlisted = Math.max(0, plan.totalRuns - plan.doneRuns - s.listedRuns);
@@ -125,6 +130,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
     remaining: remaining(),
     bytes: s.bytes,
     reason,
+    ...(parked.size > 0 ? { parked: [...parked.values()] } : {}),
   });
   setHandler(speciesProgressQuery, progress);
   setHandler(setThreadsSignal, (n) => {
@@ -135,7 +141,16 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
     if (downloading.delete(run)) processing.add(run);
     dirty = true;
   });
+  setHandler(sampleParkedSignal, (run, p) => {
+    // parked: its download slot goes to the next run; it stays among the runs this species waits for
+    if (p) {
+      parked.set(run, p);
+      if (downloading.delete(run)) processing.add(run);
+    } else parked.delete(run);
+    dirty = true;
+  });
   setHandler(sampleFinishedSignal, (o: SampleOutcome) => {
+    parked.delete(o.run);
     const known = downloading.delete(o.run) || processing.delete(o.run);
     if (!known) return; // a duplicate or a late signal of a sample counted already
     if (o.state === 'done') s.done++;
@@ -157,7 +172,8 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
   let lastReportAt = 0;
   const report = async (finished: boolean) => {
     const r: SpeciesReport = { ...progress(), failures: finished ? s.failures : [], finished };
-    const key = JSON.stringify([r.remaining, r.done, r.failed, r.skipped, r.status, finished]);
+    // parked runs only make a difference to samples that can park: older histories always have none
+    const key = JSON.stringify([r.remaining, r.done, r.failed, r.skipped, r.status, finished, ...(r.parked ? [r.parked.map((p) => p.until)] : [])]);
     const now = Date.now();
     // The batch reallocates on remaining < allotment; otherwise progress only needs the monitor cadence.
     const urgent = finished || r.remaining < threads;
@@ -217,6 +233,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
         await condition(allHandlersFinished);
         s.downloading = [...downloading];
         s.processing = [...processing];
+        s.parked = [...parked.values()];
         s.continuedAsNew++;
         return await continueAsNew<typeof speciesWorkflow>({ ...input, threads, state: s });
       }
@@ -295,5 +312,7 @@ function pickSampleOptions(o: SpeciesOptions): SampleOptions {
     diskWaitSec: o.diskWaitSec,
     retryInitialSec: o.retryInitialSec,
     stallTimeoutSec: o.stallTimeoutSec,
+    // options of batches started before parking existed have none: their samples fail as before
+    ...(o.parkWaitSec !== undefined ? { parkWaitSec: o.parkWaitSec, parkDeadlineSec: o.parkDeadlineSec } : {}),
   };
 }
