@@ -11,7 +11,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../failures.js';
+import { causeChain, FailureType } from '../failures.js';
 
 /** What one try of a request met: its status (with Retry-After), or a network error. */
 export interface HttpEvent {
@@ -350,7 +350,8 @@ function badRedirect(url: string, what: string, chain: string[]): ApplicationFai
 
 /** "connect ECONNREFUSED 127.0.0.1:9" instead of undici's bare "fetch failed". */
 export function describeNetworkError(err: unknown): string {
-  const e = err as { message?: string; cause?: { message?: string; code?: string } };
-  const cause = e?.cause?.message ?? e?.cause?.code;
-  return cause ? `${e.message ?? 'error'}: ${cause}` : (e?.message ?? String(err));
+  const e = err as { message?: string } | undefined;
+  const wrapped = causeChain(err)[1] as { message?: string; code?: string } | undefined;
+  const cause = wrapped?.message ?? wrapped?.code;
+  return cause ? `${e?.message ?? 'error'}: ${cause}` : (e?.message ?? String(err));
 }
