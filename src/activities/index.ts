@@ -69,7 +69,7 @@ export function createActivities(deps: ActivityDeps): Activities {
   const quant = createQuantActivities({ ledger });
   const download = createDownloadActivities({ http });
   const reads = createReadActivities();
-  const convert = createConvertActivities();
+  const convert = createConvertActivities({ ledger });
   // Every step that touches a run dir first takes its lease (src/run-lease.ts): while this worker lives, no
   // janitor on the machine, of any batch, treats the dir as an orphan. A retry on a restarted worker takes
   // the lease of the dead one over.

@@ -149,7 +149,7 @@ export function parseCommand(cmd: Command, argv: string[], env: NodeJS.ProcessEn
   }
   if (cmd === 'cleanup') {
     positionals.forEach((p, i) => {
-      const r = pathSchema.safeParse(p);
+      const r = pathSchema().safeParse(p);
       if (!r.success) problems.push({ where: 'command line', field: `<reads dir> ${i + 1}`, value: p, message: r.error.issues[0]!.message });
     });
   }
