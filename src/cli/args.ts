@@ -40,7 +40,6 @@ export class UsageError extends InvalidInputError {
     this.name = 'UsageError';
   }
 }
-export { InvalidInputError as InputProblems, EnvironmentError as EnvError };
 
 /** The exit code an error stands for, and whether it is one we expect (a message) or a bug (a stack trace). */
 export function exitCodeOf(err: unknown): { code: number; expected: boolean } {

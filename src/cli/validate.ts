@@ -10,7 +10,7 @@ import { searchRunsByTaxon } from '../tools/ena.js';
 import { HttpClient } from '../tools/http.js';
 import { expandProject } from '../tools/projects.js';
 import { INSTALL_HINT } from '../tools/process.js';
-import { EnvError } from './args.js';
+import { EnvironmentError } from '../failures.js';
 
 /** The tools a sample needs, with the argument that makes each print its version and exit. */
 const TOOLS: [string, string[]][] = [
@@ -34,7 +34,7 @@ export async function checkTools(): Promise<void> {
     }
   }
   if (missing.length) {
-    throw new EnvError(`missing tools: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${[...pkgs].join(' ')}   (or run npm run setup)`);
+    throw new EnvironmentError(`missing tools: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${[...pkgs].join(' ')}   (or run npm run setup)`);
   }
 }
 
@@ -54,7 +54,7 @@ export async function discoverDry(options: BatchOptions, cwd = process.cwd(), on
     return plan;
   } catch (err) {
     // An archive that could not answer while projects were expanded: nothing started, say so and which.
-    if ((err as { nonRetryable?: boolean }).nonRetryable === false) throw new EnvError(`could not ask the archives before starting: ${(err as Error).message}`);
+    if ((err as { nonRetryable?: boolean }).nonRetryable === false) throw new EnvironmentError(`could not ask the archives before starting: ${(err as Error).message}`);
     if (!(err instanceof InvalidInputError)) throw err;
     // Problems with the options themselves name the flag the user typed, as batchOptionsFromFlags does.
     throw new InvalidInputError(

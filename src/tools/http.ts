@@ -13,7 +13,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../failures.js';
+import { causeChain, FailureType } from '../failures.js';
 
 /** What the retry and redirect logic needs of a response, whatever the transport. */
 interface Head {
@@ -413,7 +413,8 @@ function badRedirect(url: string, what: string, chain: string[]): ApplicationFai
 
 /** "connect ECONNREFUSED 127.0.0.1:9" instead of undici's bare "fetch failed". */
 export function describeNetworkError(err: unknown): string {
-  const e = err as { message?: string; cause?: { message?: string; code?: string } };
-  const cause = e?.cause?.message ?? e?.cause?.code;
-  return cause ? `${e.message ?? 'error'}: ${cause}` : (e?.message ?? String(err));
+  const e = err as { message?: string } | undefined;
+  const wrapped = causeChain(err)[1] as { message?: string; code?: string } | undefined;
+  const cause = wrapped?.message ?? wrapped?.code;
+  return cause ? `${e?.message ?? 'error'}: ${cause}` : (e?.message ?? String(err));
 }

@@ -41,7 +41,7 @@ import { TimeoutType } from '@temporalio/common';
 import type { ActivityInterfaceFor, ActivityOptions, ExternalWorkflowHandle, RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities/contract.js';
 import { archivesOf, type Source, type SourceName } from '../config/schema.js';
-import { DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
+import { causeChain, DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
@@ -130,9 +130,8 @@ function isHostLost(err: unknown): boolean {
 
 /** ActivityFailure wraps the failure the activity threw: that failure (err itself when it is no ActivityFailure). */
 function activityCause(err: unknown): unknown {
-  let e = err;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
-  return e;
+  const chain = causeChain(err);
+  return chain.find((e) => !(e instanceof ActivityFailure)) ?? chain.at(-1) ?? err;
 }
 
 function describe(err: unknown): { reason: string; type?: string } {
