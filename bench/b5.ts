@@ -262,6 +262,8 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
   const fastqBytes = Object.values(data.fastqBytes).reduce((n, x) => n + x, 0);
   const download = neededBytes(dataset);
   const machine = describeMachine();
+  // read now: the checkout may move while the bench runs (the CLI already started runs what was built)
+  const fqCommit = o.fetchquantCommit ?? gitCommit(o.fetchquantDir);
   machine.note = [machine.note, `B5 ${o.label}`, `${cores} cores usable`].filter(Boolean).join(' · ');
   const work = mkdtempSync(join(tmpdir(), 'fq-b5-'));
   const server = await startEmbeddedServer({ stateDir: join(work, 'temporal'), port: await freePort(), headless: true });
@@ -310,7 +312,7 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
     machine,
     label: o.label,
     cores,
-    fetchquant: { dir: resolve(o.fetchquantDir), commit: o.fetchquantCommit ?? gitCommit(o.fetchquantDir), flags },
+    fetchquant: { dir: resolve(o.fetchquantDir), commit: fqCommit, flags },
     workload: {
       runs: runs.length,
       sraOnly: runs.filter((r) => r.sraOnly).length,
