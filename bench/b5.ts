@@ -215,12 +215,15 @@ async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { e
   };
 }
 
-async function runBaselineSide(o: { scenario: Scenario; dataset: Awaited<ReturnType<typeof prepareB5>>['dataset']; baseUrl: string; threads: number; kallistoThreads: number; mirrorPid: number; work: string; name: string }): Promise<SideFigures & { kallistoCpuSec: number }> {
+async function runBaselineSide(o: { scenario: Scenario; dataset: Awaited<ReturnType<typeof prepareB5>>['dataset']; baseUrl: string; threads: number; kallistoThreads: number; mirrorPid: number; serverPid: number; work: string; name: string }): Promise<SideFigures & { kallistoCpuSec: number }> {
   const cpuLog = join(o.work, `${o.name}.cpu.log`);
   writeFileSync(cpuLog, '');
   const mirror0 = cpuOf(o.mirrorPid) ?? 0;
+  const server0 = cpuOf(o.serverPid) ?? 0;
   const bl = await runBaseline({ dataset: o.dataset, scenario: o.scenario, baseUrl: o.baseUrl, threads: o.threads, kallistoThreads: o.kallistoThreads, fragmentSd: SPECIES_DEFAULTS.fragmentSd, cpuLog });
   const mirrorSec = (cpuOf(o.mirrorPid) ?? mirror0) - mirror0;
+  // Not the baseline's: the idle Temporal server's own background work over the same span, for reference.
+  const serverIdleSec = (cpuOf(o.serverPid) ?? server0) - server0;
   const cpu: Record<string, number> = {};
   for (const line of readFileSync(cpuLog, 'utf8').split('\n')) {
     const [, tool, ...rest] = line.split(' ');
@@ -238,7 +241,7 @@ async function runBaselineSide(o: { scenario: Scenario; dataset: Awaited<ReturnT
     cpu: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, r2(v)])),
     cpuTotalSec: r2(total),
     kallistoCpuSec: cpu['tool: kallisto'] ?? 0,
-    notes: { failedRuns: bl.failed },
+    notes: { failedRuns: bl.failed, temporalServerIdleCpuSec: r2(serverIdleSec), temporalServerIdleCpuPerSec: r2(serverIdleSec / bl.makespanSec) },
   };
 }
 
@@ -271,7 +274,7 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
         o.log(`  ${fq.makespanSec} s, exit ${fq.exitCode}, ${fq.cpuTotalSec} CPU-s`);
         rmSync(join(work, `fq-${name}`, 'out'), { recursive: true, force: true });
         o.log(`B5 ${name}: baseline xargs -P ${o.totalThreads} (load ${load()})`);
-        const bl = await runBaselineSide({ scenario: await makeScenario(dataset, join(work, `bl-${name}`)), dataset, baseUrl: mirror.urls.baseUrl, threads: o.totalThreads, kallistoThreads: plan.kallistoThreads, mirrorPid: mirror.pid, work, name });
+        const bl = await runBaselineSide({ scenario: await makeScenario(dataset, join(work, `bl-${name}`)), dataset, baseUrl: mirror.urls.baseUrl, threads: o.totalThreads, kallistoThreads: plan.kallistoThreads, mirrorPid: mirror.pid, serverPid: server.pid, work, name });
         o.log(`  ${bl.makespanSec} s, exit ${bl.exitCode}, ${bl.cpuTotalSec} CPU-s`);
         const transferSec = cap > 0 ? download / (cap * 1e6) : 0;
         const kallistoBound = bl.kallistoCpuSec / cores;
@@ -346,7 +349,7 @@ export function renderB5(r: B5Results): string {
     for (const k of keys) out.push(`| ${k} | ${cell(n.fetchquant.cpu[k])} | ${cell(n.baseline.cpu[k])} |`);
     out.push(`| **total (without the mirror)** | **${cell(n.fetchquant.cpuTotalSec)}** | **${cell(n.baseline.cpuTotalSec)}** |`);
     out.push(`| per sample: fetchquant process + Temporal server | ${r2(((n.fetchquant.cpuTotalSec - Object.entries(n.fetchquant.cpu).filter(([k]) => k.startsWith('tool')).reduce((s, [, v]) => s + v, 0)) / w.runs))} s | – |`);
-    out.push('', `fetchquant start-up (CLI start → batch running): ${n.fetchquant.notes.startupSec ?? '–'} s; GC pauses ${n.fetchquant.notes.gcPauses ?? '–'}; event-loop utilisation ${n.fetchquant.notes.eventLoopUtilization ?? '–'}; max RSS ${n.fetchquant.notes.maxRssMB ?? '–'} MB; kallisto CPU in the baseline ${n.kallistoCpuSec} s.`, '');
+    out.push('', `The Temporal server idle (during the baseline): ${n.baseline.notes.temporalServerIdleCpuPerSec ?? '–'} CPU-s per second of wall time. fetchquant start-up (CLI start → batch running): ${n.fetchquant.notes.startupSec ?? '–'} s; GC pauses ${n.fetchquant.notes.gcPauses ?? '–'}; event-loop utilisation ${n.fetchquant.notes.eventLoopUtilization ?? '–'}; max RSS ${n.fetchquant.notes.maxRssMB ?? '–'} MB; kallisto CPU in the baseline ${n.kallistoCpuSec} s.`, '');
   }
   out.push('Raw figures: the `.json` beside this file. Method: docs/benchmarks.md (B5).', '');
   return out.join('\n');

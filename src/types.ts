@@ -144,6 +144,8 @@ export interface SourcePlan {
   unpaired?: RemoteFile;
   /** what a reader of the provenance should know about this copy (e.g. an SRA Lite copy has no quality scores) */
   notes?: string[];
+  /** the SRA Data Locator service the copy comes from (s3, gs, ncbi, …): which cloud copy was chosen */
+  service?: string;
 }
 
 export interface LocalFile {

@@ -69,7 +69,7 @@ export interface Activities {
   /** Download every file of the plan into runDir, verified by size and md5; resumes from bytes on disk. */
   /** minFreeGb: the disk floor the transfer keeps while it writes (stops with DiskFloor, bytes kept); none if absent */
   download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number }): Promise<DownloadResult>;
-  /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + gzip; removes the .sra. Returns fastq.gz paths. */
+  /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + one counting pass (+ gzip only when the disk needs it); removes the .sra. Returns FASTQ paths (.fastq or .fastq.gz). */
   /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
   convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number }>;
   /**

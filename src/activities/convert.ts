@@ -1,12 +1,18 @@
 /**
- * convertSra: .sra -> <RUN>.fastq.gz (single) or <RUN>_1/_2.fastq.gz (paired), inside the run's dir.
- * Order matters for retries and crashes:
+ * convertSra: .sra -> <RUN>.fastq (single) or <RUN>_1/_2.fastq (paired), inside the run's dir; gzipped
+ * (.fastq.gz) only when the disk needs the room. Order matters for retries and crashes:
  *  1. vdb-validate first: fasterq-dump converts a damaged .sra with rc 0 and altered reads. A bad .sra is
  *     deleted so the next download fetches it again instead of resuming the damaged bytes.
  *  2. fasterq-dump --split-3 with its temp dir in <runDir>/tmp (the disk reserved for this run).
- *  3. gzip each kept file through a temp name; only then delete plain FASTQ, tmp and, last, the .sra.
- * So a final .fastq.gz on disk is always complete, and an attempt that finds the .sra gone but the
- * outputs present (a crash after step 3) returns them instead of failing.
+ *  3. One pass over each kept file counts its records (whole records or it fails). kallisto reads plain
+ *     FASTQ, so the files stay plain when admission allows it: the run holds a reservation on this worker
+ *     (src/activities/disk.ts DiskLedger), the FASTQ fits in it, and free space less the other runs'
+ *     reservations is still above the floor. Otherwise each file is gzipped (level 1) through a temp name,
+ *     and the log says why. Gzipping only to gunzip again cost ~11 CPU-s per GB of FASTQ (issue 15).
+ *  4. A check record per file (src/tools/fastq.ts) carries the count to verifyReads; then plain FASTQ
+ *     that was gzipped, tmp and, last, the .sra are deleted.
+ * So final outputs beside a missing .sra are always complete, and an attempt that finds the .sra gone but
+ * the outputs present (a crash after step 4) returns them instead of failing.
  */
 import { readdir, rm, mkdir, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
@@ -14,27 +20,63 @@ import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import { classifySplit, fasterqDump } from '../tools/fasterq-dump.js';
+import { Context } from '@temporalio/activity';
 import { cachedHostCores, decideQuantThreads } from '../cores.js';
-import { countFastqPlain, gzipFile } from '../tools/fastq.js';
+import { countFastq, countFastqPlain, gzipFile, writeCheckRecord } from '../tools/fastq.js';
 import { toToolFailure } from '../tools/process.js';
 import { vdbValidate } from '../tools/vdb-validate.js';
 import type { Layout } from '../types.js';
 import type { Activities } from './contract.js';
+import { freeBytesOf, type DiskLedger } from './disk.js';
 import { activityHooks, withHeartbeat } from './heartbeat.js';
+
+const GB = 1e9;
+
+/** Info to the activity's log (the worker's log file); nothing outside an activity (unit use). */
+function logInfo(message: string): void {
+  try {
+    Context.current().log.info(message);
+  } catch {
+    /* not in an activity */
+  }
+}
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
 
-/** Outputs of a previous attempt that completed (all .gz present), or null. */
+/** Outputs of a previous attempt that completed (plain or gzipped, the .sra already gone), or null. */
 async function finishedOutputs(run: string, runDir: string): Promise<{ files: string[]; layout: Layout } | null> {
-  const paired = [join(runDir, `${run}_1.fastq.gz`), join(runDir, `${run}_2.fastq.gz`)];
-  if ((await exists(paired[0]!)) && (await exists(paired[1]!))) return { files: paired, layout: 'paired' };
-  const single = join(runDir, `${run}.fastq.gz`);
-  if (await exists(single)) return { files: [single], layout: 'single' };
+  for (const ext of ['.fastq', '.fastq.gz']) {
+    const paired = [join(runDir, `${run}_1${ext}`), join(runDir, `${run}_2${ext}`)];
+    if ((await exists(paired[0]!)) && (await exists(paired[1]!))) return { files: paired, layout: 'paired' };
+  }
+  for (const ext of ['.fastq', '.fastq.gz']) {
+    const single = join(runDir, `${run}${ext}`);
+    if (await exists(single)) return { files: [single], layout: 'single' };
+  }
   return null;
 }
 
-export function createConvertActivities(): Pick<Activities, 'convertSra'> {
+export interface ConvertDeps {
+  /** this worker's admissions: whether the run's reservation holds its plain FASTQ (absent: always gzip) */
+  ledger?: DiskLedger;
+  freeBytes?: (dir: string) => Promise<number>;
+}
+
+/** Why the FASTQ must be gzipped to leave the disk as admission planned, or null when plain fits. */
+async function gzipReason(run: string, runDir: string, plainBytes: number, deps: ConvertDeps): Promise<string | null> {
+  const r = deps.ledger?.reservation(run);
+  if (!deps.ledger || !r) return 'this worker holds no disk reservation for the run (restarted since admission?)';
+  if (plainBytes > r.bytes) return `its plain FASTQ (${plainBytes} bytes) is more than the ${r.bytes} bytes reserved for the run`;
+  const free = await (deps.freeBytes ?? freeBytesOf)(runDir);
+  const others = deps.ledger.reservedExcept(run);
+  if (free - others < r.minFreeGb * GB) {
+    return `${free} bytes free less ${others} reserved by other runs is below the --min-free-gb ${r.minFreeGb} floor`;
+  }
+  return null;
+}
+
+export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities, 'convertSra'> {
   return {
     async convertSra({ run, sraPath, runDir, threads, timeoutSec }) {
       if (!RUN_ACCESSION.test(run)) throw invalid(`invalid run accession ${JSON.stringify(run)}`);
@@ -54,7 +96,7 @@ export function createConvertActivities(): Pick<Activities, 'convertSra'> {
 
       try {
         // Outputs beside a present .sra are from an older conversion (or an older download): never reuse them.
-        const stale = (await readdir(runDir)).filter((n) => n.startsWith(run) && /\.fastq(\.gz)?(\.part)?$/.test(n));
+        const stale = (await readdir(runDir)).filter((n) => (n.startsWith(run) || n.startsWith(`.${run}`)) && /\.fastq(\.gz)?(\.part|\.checked)?$/.test(n));
         await Promise.all(stale.map((n) => rm(join(runDir, n), { force: true })));
         const v = await vdbValidate(sraPath, tool);
         if (!v.consistent) {
@@ -76,11 +118,24 @@ export function createConvertActivities(): Pick<Activities, 'convertSra'> {
             message: `run ${run}: fasterq-dump --split-3 exited 0 but wrote neither ${run}.fastq nor ${run}_1.fastq + ${run}_2.fastq into ${runDir}`,
           });
         }
-        const files = split.keep.map((n) => join(runDir, `${n}.gz`));
+        const plain = split.keep.map((n) => join(runDir, n));
         // A paired run's unpaired spots land in RUN.fastq: counted (the run's spots include them), not kept.
         const unpairedReads = split.layout === 'paired' && split.discard.length > 0 ? await countFastqPlain(join(runDir, split.discard[0]!), hooks.signal) : undefined;
-        await withHeartbeat(hooks, () => Promise.all(split.keep.map((n) => gzipFile(join(runDir, n), join(runDir, `${n}.gz`), { signal: hooks.signal }))));
-        await Promise.all([...split.keep, ...split.discard].map((n) => rm(join(runDir, n), { force: true })));
+        await Promise.all(split.discard.map((n) => rm(join(runDir, n), { force: true })));
+        // The one pass over the output: whole records counted (fasterq-dump exits 0 on a damaged .sra).
+        const counts = await withHeartbeat(hooks, () => Promise.all(plain.map((p) => countFastq(p, { signal: hooks.signal }))));
+        const plainBytes = (await Promise.all(plain.map((p) => stat(p)))).reduce((n, s) => n + s.size, 0);
+        const why = await gzipReason(run, runDir, plainBytes, deps);
+        let files = plain;
+        if (why) {
+          logInfo(`convertSra ${run}: gzipping ${split.keep.join(' and ')} (${plainBytes} bytes) because ${why}`);
+          files = plain.map((p) => `${p}.gz`);
+          await withHeartbeat(hooks, () => Promise.all(plain.map((p) => gzipFile(p, `${p}.gz`, { signal: hooks.signal }))));
+        } else {
+          logInfo(`convertSra ${run}: keeping ${split.keep.join(' and ')} plain (${plainBytes} bytes, within the run's reservation and above the floor)`);
+        }
+        await Promise.all(files.map((p, i) => writeCheckRecord(p, { records: counts[i]!, md5: null, by: 'convert' })));
+        if (why) await Promise.all(plain.map((p) => rm(p, { force: true })));
         await rm(tmpDir, { recursive: true, force: true });
         // The .sra goes last: until here a crash leaves it for the retry to convert again.
         await rm(sraPath, { force: true });

@@ -4,7 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import { discoverBatch, isRunDone, readSnapshot, type SearchRunsByTaxon } from '../config/discover.js';
+import { discoverBatch, isRunDone, readSnapshot, type ExpandProject, type SearchRunsByTaxon } from '../config/discover.js';
 import { formatProblem, InvalidInputError } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import type { RunMeta } from '../types.js';
@@ -16,6 +16,7 @@ export interface DiscoverActivityDeps {
   /** directory relative config paths resolve against */
   cwd: string;
   searchRunsByTaxon?: SearchRunsByTaxon;
+  expandProject?: ExpandProject;
 }
 
 function invalid(message: string, details?: unknown[]): ApplicationFailure {
@@ -53,7 +54,7 @@ export function createDiscoverActivities(deps: DiscoverActivityDeps): Pick<Activ
   return {
     async discoverBatch({ options, batchId }) {
       try {
-        return await discoverBatch(options, batchId, deps.cwd, { searchRunsByTaxon: deps.searchRunsByTaxon, amalgkitTables: true });
+        return await discoverBatch(options, batchId, deps.cwd, { searchRunsByTaxon: deps.searchRunsByTaxon, ...(deps.expandProject ? { expandProject: deps.expandProject } : {}), amalgkitTables: true });
       } catch (err) {
         if (err instanceof InvalidInputError) {
           const lines = err.problems.map(formatProblem);

@@ -21,9 +21,11 @@ const keptReads = (dir: string) => existsSync(join(dir, KEPT_READS_MARK));
 const GB = 1e9;
 const gb = (bytes: number) => (bytes / GB).toFixed(1);
 
-interface Reservation {
+export interface Reservation {
   dir: string;
   bytes: number;
+  /** the floor the run was admitted against */
+  minFreeGb: number;
 }
 
 export class DiskLedger {
@@ -39,12 +41,17 @@ export class DiskLedger {
     const neededBytes = Math.max(0, bytes);
     if (this.byRun.has(run)) {
       // The latest plan's size is the truth (a retry may have switched source, e.g. ENA -> SRA's 3x).
-      this.byRun.set(run, { dir, bytes: neededBytes });
+      this.byRun.set(run, { dir, bytes: neededBytes, minFreeGb });
       return { granted: true, freeBytes, reservedBytes, neededBytes };
     }
     const granted = freeBytes - reservedBytes - neededBytes >= minFreeGb * GB;
-    if (granted) this.byRun.set(run, { dir, bytes: neededBytes });
+    if (granted) this.byRun.set(run, { dir, bytes: neededBytes, minFreeGb });
     return { granted, freeBytes, reservedBytes, neededBytes };
+  }
+
+  /** What the run holds now, if this worker admitted it. */
+  reservation(run: string): Reservation | undefined {
+    return this.byRun.get(run);
   }
 
   release(run: string): void {

@@ -1,20 +1,26 @@
 /**
- * download: fetch every file of a SourcePlan into the run's dir, verified by size and md5.
+ * download: fetch every file of a SourcePlan into the run's dir, verified by size and md5 and, for FASTQ,
+ * gzip-tested and counted as the bytes arrive (src/tools/fastq.ts FileCheck): nothing reads the reads again.
  * - Bytes go to `<name>.part`; only a verified file is renamed to its final name, so a final name on disk
- *   always means "complete" and a later attempt skips it.
+ *   always means "complete" and a later attempt skips it. Its check record (`.<name>.checked`: records,
+ *   md5, the file's identity) is written before the rename; verifyReads takes the count from it.
  * - The bytes on disk are the truth for resuming (heartbeat details are only a hint: a worker killed with
- *   -9 may have written more than it reported). A resume re-hashes them first so the md5 covers the file.
+ *   -9 may have written more than it reported). md5 and inflate state cannot be saved, so a resume feeds
+ *   the bytes already on disk through the checks once (only that prefix is read again), then the network's.
  * - A broken connection or a stall fails the attempt but keeps the .part: Temporal retries the activity and
- *   it resumes with `Range`. Wrong bytes (md5, size, an HTML page) delete the .part: resuming them is futile.
+ *   it resumes with `Range`. Wrong bytes (md5, size, an HTML page, a gzip error, a cut record) delete the
+ *   .part: resuming them is futile. A gzip error stops the transfer at the chunk that shows it.
+ * - The transfer reads with node:http and writes in batches of ~1 MiB (one writev each): fetch's web
+ *   streams and a write per 64 KiB chunk cost 3-5x curl's CPU (bench/download-cpu.ts, docs/benchmarks.md).
  */
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { DISK_FLOOR, FailureType } from '../failures.js';
+import { feedFromDisk, FileCheck, FileCheckError, readCheckRecord, readsKind, writeCheckRecord, checkRecordPath, type CheckResult } from '../tools/fastq.js';
 import { HttpClient } from '../tools/http.js';
 import type { LocalFile, RemoteFile } from '../types.js';
 import type { Activities } from './contract.js';
@@ -44,19 +50,6 @@ export function checkDownloadTarget(run: string, runDir: string, files: RemoteFi
 
 async function sizeOf(path: string): Promise<number | null> {
   return stat(path).then((s) => s.size, () => null);
-}
-
-/** md5 state over the first `bytes` of a file, streamed in chunks so a large file never blocks the loop. */
-async function hashPrefix(path: string, bytes: number, onProgress: (n: number) => void, signal?: AbortSignal): Promise<Hash> {
-  const hash = createHash('md5');
-  if (bytes <= 0) return hash;
-  let n = 0;
-  for await (const chunk of createReadStream(path, { start: 0, end: bytes - 1, highWaterMark: 1 << 20, signal })) {
-    hash.update(chunk as Buffer);
-    n += (chunk as Buffer).length;
-    onProgress(n);
-  }
-  return hash;
 }
 
 /** Where a transfer stands; the heartbeat timer reports it. */
@@ -91,14 +84,34 @@ interface Floor {
   free: (dir: string) => Promise<number>;
 }
 
-/** Free space is measured again after this many bytes written (statfs costs microseconds; a chunk is ~64 KiB). */
-const FLOOR_CHECK_EVERY = 1 << 20;
+/**
+ * Bytes gathered before one writev, and so how often free space is measured against the floor: statfs and
+ * the write each cost one thread-pool round trip, paid per MiB instead of per 64 KiB socket read.
+ */
+const WRITE_BATCH = 1 << 20;
 
 function floorFailure(where: string, runDir: string, free: number, floor: Floor, kept: number, why = 'stopped at the disk floor'): ApplicationFailure {
   return ApplicationFailure.create({
     type: DISK_FLOOR,
     message: `${where}: ${why}: ${runDir} has ${free} bytes free, --min-free-gb ${floor.gb} keeps ${floor.bytes}; ${kept} bytes kept to resume when there is room`,
   });
+}
+
+/** Write every byte of bufs at the end of the file: writev may write less than asked on a nearly full disk. */
+async function writeAll(fh: FileHandle, bufs: Uint8Array[]): Promise<void> {
+  let rest = bufs;
+  while (rest.length > 0) {
+    let n = (await fh.writev(rest)).bytesWritten;
+    const next: Uint8Array[] = [];
+    for (const b of rest) {
+      if (n >= b.length) n -= b.length;
+      else {
+        next.push(n > 0 ? b.subarray(n) : b);
+        n = 0;
+      }
+    }
+    rest = next;
+  }
 }
 
 async function fetchFile(
@@ -108,18 +121,35 @@ async function fetchFile(
   const final = join(ctx.runDir, f.name);
   const part = `${final}.part`;
   const where = `run ${ctx.run}: ${f.name} from ${f.url}`;
+  const kind = readsKind(f.name);
   ctx.progress.file = f.name;
   ctx.progress.offset = 0;
   const progress = (n: number) => (ctx.progress.offset = n);
+  const feedOpts = { ...(ctx.cancel ? { signal: ctx.cancel } : {}), onProgress: progress };
 
   const finalSize = await sizeOf(final);
   if (finalSize !== null) {
     if (f.bytes === null || finalSize === f.bytes) {
-      const md5 = (await hashPrefix(final, finalSize, progress, ctx.cancel)).digest('hex');
-      if (f.md5 === null || md5 === f.md5) return { local: { path: final, bytes: finalSize, md5 }, fetched: 0, kept: finalSize };
+      // Checked when it was written and unchanged since: nothing to read.
+      const rec = await readCheckRecord(final);
+      if (rec && rec.md5 !== null && (f.md5 === null || rec.md5 === f.md5)) return { local: { path: final, bytes: finalSize, md5: rec.md5 }, fetched: 0, kept: finalSize };
+      // No record (a crash between the rename and... nothing: the record is written first; or a file from elsewhere): check it whole, once.
+      const check = new FileCheck(kind);
+      const got = await feedFromDisk(final, finalSize, check, feedOpts)
+        .then(() => check.finish())
+        .catch((err: unknown) => {
+          check.destroy();
+          if (err instanceof FileCheckError) return null;
+          throw err;
+        });
+      if (got && (f.md5 === null || got.md5 === f.md5)) {
+        await writeCheckRecord(final, { records: got.records, md5: got.md5, by: 'download' });
+        return { local: { path: final, bytes: finalSize, md5: got.md5 }, fetched: 0, kept: finalSize };
+      }
     }
     // Only something outside this activity can have left a wrong file under the final name.
     await rm(final, { force: true });
+    await rm(checkRecordPath(final), { force: true });
   }
 
   let offset = (await sizeOf(part)) ?? 0;
@@ -127,26 +157,54 @@ async function fetchFile(
     await rm(part, { force: true });
     offset = 0;
   }
-  let hash = await hashPrefix(part, offset, progress, ctx.cancel);
+  let check = new FileCheck(kind);
+  try {
+    await feedFromDisk(part, offset, check, feedOpts);
+  } catch (err) {
+    check.destroy();
+    if (!(err instanceof FileCheckError)) throw err;
+    // The bytes kept by an earlier attempt are not gzip: resuming them is futile, start over.
+    await rm(part, { force: true });
+    offset = 0;
+    check = new FileCheck(kind);
+  }
   let kept = offset;
   let fetched = 0;
 
   const finish = async (): Promise<FileOutcome> => {
-    const md5 = hash.digest('hex');
     if (f.bytes !== null && offset !== f.bytes) {
+      check.destroy();
       if (offset > f.bytes) await rm(part, { force: true });
       // A short body is a cut connection, not bad bytes: keep them and resume next attempt.
       throw fail(offset > f.bytes ? FailureType.ChecksumMismatch : FailureType.NetworkError, `${where}: ended at ${offset} of ${f.bytes} bytes`);
     }
-    if (f.md5 !== null && md5 !== f.md5) {
+    let got: CheckResult;
+    try {
+      got = await check.finish();
+    } catch (err) {
+      if (!(err instanceof FileCheckError)) throw err;
       await rm(part, { force: true });
-      throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${md5}, expected ${f.md5} (${offset} bytes); partial file deleted`);
+      // A listed md5 that does not match is the plainest account of wrong bytes (the CRC may have seen them first).
+      if (f.md5 !== null && check.md5 !== null && check.md5 !== f.md5) {
+        throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${check.md5}, expected ${f.md5} (${offset} bytes; ${err.message}); partial file deleted`);
+      }
+      // Corrupt gzip is wrong bytes; whole gzip with a cut record is the archive's own short file (md5 unknown
+      // or matching): both mean this copy is bad.
+      const type = err.check === 'gzip' ? FailureType.ChecksumMismatch : FailureType.TruncatedReads;
+      throw fail(type, `${where}: ${err.message} (${offset} bytes); partial file deleted`);
     }
+    if (f.md5 !== null && got.md5 !== f.md5) {
+      await rm(part, { force: true });
+      throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${got.md5}, expected ${f.md5} (${offset} bytes); partial file deleted`);
+    }
+    // The record goes first: a crash before the rename leaves a whole .part, checked again next attempt.
+    await writeCheckRecord(final, { records: got.records, md5: got.md5, by: 'download' }, part);
     await rename(part, final);
-    return { local: { path: final, bytes: offset, md5 }, fetched, kept };
+    return { local: { path: final, bytes: offset, md5: got.md5 }, fetched, kept };
   };
-  const reject = async (why: string, body?: ReadableStream | null): Promise<never> => {
-    await body?.cancel().catch(() => undefined);
+  const reject = async (why: string, body?: { destroy(): void } | null): Promise<never> => {
+    body?.destroy();
+    check.destroy();
     await rm(part, { force: true });
     throw fail(FailureType.ChecksumMismatch, `${where}: ${why}; partial file deleted`);
   };
@@ -157,31 +215,39 @@ async function fetchFile(
   // Below the floor already (another process filled the disk): do not even ask.
   if (ctx.floor) {
     const free = await ctx.floor.free(ctx.runDir);
-    if (free < ctx.floor.bytes) throw floorFailure(where, ctx.runDir, free, ctx.floor, offset, 'waiting for the disk floor');
+    if (free < ctx.floor.bytes) {
+      check.destroy();
+      throw floorFailure(where, ctx.runDir, free, ctx.floor, offset, 'waiting for the disk floor');
+    }
   }
   const stall = new AbortController();
   const signal = ctx.cancel ? AbortSignal.any([ctx.cancel, stall.signal]) : stall.signal;
-  // identity: fetch would silently gunzip a .fastq.gz served with Content-Encoding: gzip (md5 never matches).
+  // identity: a .fastq.gz served with Content-Encoding: gzip must arrive as the archive's bytes (its md5).
   const headers: Record<string, string> = { 'accept-encoding': 'identity', ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) };
   // A server that accepts the connection and never answers is a stall too: the head gets the same limit.
-  const res = await ctx.http.get(f.url, { headers, signal, headersTimeoutMs: ctx.stallMs });
+  const res = await ctx.http.getStream(f.url, { headers, signal, headersTimeoutMs: ctx.stallMs }).catch((err: unknown) => {
+    check.destroy();
+    throw err;
+  });
 
   if (res.status === 416 && offset > 0) {
     // Nothing after our last byte: the part is whole (md5 decides), unless the plan expects more bytes
     // than the server has — then resuming can never succeed.
     if (f.bytes !== null && offset !== f.bytes) await reject(`server has nothing after byte ${offset} (HTTP 416), expected ${f.bytes} bytes`, res.body);
-    await res.body?.cancel().catch(() => undefined);
+    await res.discard();
     return finish();
   }
   if (res.status !== 200 && res.status !== 206) {
-    await res.body?.cancel().catch(() => undefined);
+    await res.discard();
+    check.destroy();
     throw fail(FailureType.ServerError, `${where}: HTTP ${res.status} (expected 200 or 206)`);
   }
   if (res.status === 200 && offset > 0) {
     // The server ignored our Range: it sends the whole file, so start over from byte 0.
     offset = 0;
     kept = 0;
-    hash = createHash('md5');
+    check.destroy();
+    check = new FileCheck(kind);
   } else if (res.status === 206 && rangeStart(res.headers.get('content-range')) !== offset) {
     await reject(`asked for bytes=${offset}- but got Content-Range ${res.headers.get('content-range')}`, res.body);
   }
@@ -197,54 +263,82 @@ async function fetchFile(
     if (Date.now() - lastByteAt > ctx.stallMs) stall.abort(new Stall());
   }, Math.max(50, Math.min(1000, ctx.stallMs / 4)));
   let ok = false;
-  let checkedAt = -Infinity;
   /** set when the floor stopped the transfer: the bytes written are good and kept */
   let floorStop: ApplicationFailure | null = null;
-  try {
-    for await (const chunk of res.body ?? []) {
-      const buf = chunk as Uint8Array;
-      lastByteAt = Date.now();
-      if (offset === 0 && fetched === 0 && (looksLikeHtml(buf) || (f.name.endsWith('.gz') && (buf[0] !== 0x1f || (buf.length > 1 && buf[1] !== 0x8b))))) {
-        await fh.close().catch(() => undefined);
-        await reject(looksLikeHtml(buf) ? 'server sent an HTML page' : 'content is not gzip', res.body);
+  let batch: Uint8Array[] = [];
+  let batchBytes = 0;
+  /** received bytes, checked but not yet written */
+  const flush = async (): Promise<boolean> => {
+    if (batchBytes === 0) return true;
+    if (ctx.floor) {
+      const free = await ctx.floor.free(ctx.runDir);
+      if (free - batchBytes < ctx.floor.bytes) {
+        floorStop = floorFailure(where, ctx.runDir, free, ctx.floor, offset);
+        return false;
       }
-      if (f.bytes !== null && offset + buf.length > f.bytes) {
+    }
+    try {
+      await writeAll(fh, batch);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC' || !ctx.floor) throw err;
+      // The disk filled between two checks (another process): what is on disk is good, the rest is not.
+      await fh.sync().catch(() => undefined);
+      await fh.truncate(offset).catch(() => undefined); // a batch half written is not kept: resume re-checks what is there
+      floorStop = floorFailure(where, ctx.runDir, await freeBytesOf(ctx.runDir).catch(() => 0), ctx.floor, offset, 'the disk is full');
+      return false;
+    }
+    offset += batchBytes;
+    fetched += batchBytes;
+    ctx.progress.offset = offset;
+    batch = [];
+    batchBytes = 0;
+    return true;
+  };
+  try {
+    let first = offset === 0;
+    for await (const chunk of res.body) {
+      const buf = chunk as Buffer;
+      lastByteAt = Date.now();
+      if (first) {
+        first = false;
+        if (looksLikeHtml(buf) || (kind === 'gz' && (buf[0] !== 0x1f || (buf.length > 1 && buf[1] !== 0x8b)))) {
+          await fh.close().catch(() => undefined);
+          await reject(looksLikeHtml(buf) ? 'server sent an HTML page' : 'content is not gzip', res.body);
+        }
+      }
+      if (f.bytes !== null && offset + batchBytes + buf.length > f.bytes) {
         await fh.close().catch(() => undefined);
         await reject(`more than the expected ${f.bytes} bytes`, res.body);
       }
-      if (ctx.floor && fetched + buf.length - checkedAt >= FLOOR_CHECK_EVERY) {
-        checkedAt = fetched;
-        const free = await ctx.floor.free(ctx.runDir);
-        if (free - buf.length < ctx.floor.bytes) {
-          floorStop = floorFailure(where, ctx.runDir, free, ctx.floor, offset);
-          break;
-        }
-      }
       try {
-        // write(2) may write less than asked on a nearly full disk, without an error: finish the chunk, or
-        // the next one would land at the wrong offset.
-        for (let done = 0; done < buf.length; ) done += (await fh.write(buf, done, buf.length - done)).bytesWritten;
+        // md5, and for .gz the inflater: it runs on the thread pool while the socket delivers the next bytes.
+        await check.update(buf);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC' || !ctx.floor) throw err;
-        // The disk filled between two checks (another process): what is on disk is good, the rest is not.
-        await fh.sync().catch(() => undefined);
-        await fh.truncate(offset).catch(() => undefined); // a chunk half written is not kept: resume re-hashes what is there
-        floorStop = floorFailure(where, ctx.runDir, await freeBytesOf(ctx.runDir).catch(() => 0), ctx.floor, offset, 'the disk is full');
-        break;
+        if (!(err instanceof FileCheckError)) throw err;
+        await fh.close().catch(() => undefined);
+        // The whole file is here (the CRC is in its last bytes) and the archive lists an md5: say it in md5's words.
+        const whole = f.bytes !== null && offset + batchBytes + buf.length === f.bytes;
+        if (whole && f.md5 !== null && check.digest() !== f.md5) await reject(`md5 ${check.md5}, expected ${f.md5} (${f.bytes} bytes; ${err.message})`, res.body);
+        await reject(`${err.message}, the transfer stopped there`, res.body);
       }
-      hash.update(buf);
-      offset += buf.length;
-      fetched += buf.length;
-      ctx.progress.offset = offset;
+      batch.push(buf);
+      batchBytes += buf.length;
+      ctx.progress.offset = offset + batchBytes; // received and checked; on disk at the next flush (or the failure's)
+      if (batchBytes >= WRITE_BATCH && !(await flush())) break;
     }
+    if (!floorStop) await flush();
     await fh.sync(); // the rename below must never publish bytes still only in the page cache
     if (floorStop) {
-      await res.body?.cancel().catch(() => undefined);
+      res.body.destroy();
       stall.abort(new Stall());
+      check.destroy();
     }
     ok = true;
   } catch (err) {
+    check.destroy();
     if (err instanceof ApplicationFailure) throw err;
+    // Bytes received before the break are good (in order, already hashed): keep them for the resume.
+    await flush().catch(() => false);
     if (ctx.cancel?.aborted) throw ctx.cancel.reason ?? err; // keep the .part: a later attempt resumes
     const how = stall.signal.aborted ? `no byte for ${ctx.stallMs / 1000} s` : `connection lost (${(err as Error).message})`;
     throw fail(FailureType.NetworkError, `${where}: ${how} at byte ${offset}; ${offset} bytes kept to resume`);

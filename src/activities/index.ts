@@ -24,6 +24,7 @@ import { HttpClient, rateDefaults } from '../tools/http.js';
 import { PacerClient, paceDefaults } from '../pacing.js';
 import type { Source } from '../config/schema.js';
 import { searchRunsByTaxon } from '../tools/ena.js';
+import { expandProject } from '../tools/projects.js';
 
 export interface ActivityDeps {
   hostId: string;
@@ -68,7 +69,7 @@ export function createActivities(deps: ActivityDeps): Activities {
   const quant = createQuantActivities({ ledger });
   const download = createDownloadActivities({ http });
   const reads = createReadActivities();
-  const convert = createConvertActivities();
+  const convert = createConvertActivities({ ledger });
   // Every step that touches a run dir first takes its lease (src/run-lease.ts): while this worker lives, no
   // janitor on the machine, of any batch, treats the dir as an orphan. A retry on a restarted worker takes
   // the lease of the dead one over.
@@ -77,7 +78,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     if (dir) takeLease(dir, deps.hostId);
   };
   return {
-    ...createDiscoverActivities({ cwd: deps.cwd, searchRunsByTaxon: (o) => searchRunsByTaxon({ ...o, http }) }),
+    ...createDiscoverActivities({ cwd: deps.cwd, searchRunsByTaxon: (o) => searchRunsByTaxon({ ...o, http }), expandProject: (o) => expandProject({ ...o, http }) }),
     async allocate({ totalThreads, species }) {
       return allocate(totalThreads, species);
     },

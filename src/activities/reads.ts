@@ -1,18 +1,28 @@
 /**
  * verifyReads: the gate between download and quant (docs/architecture.md §5.2 "integrity"). kallisto exits 0 on a
  * truncated .gz and on mates of unequal length, and spins forever on a corrupted one, so every file is
- * gzip-tested and counted here first; mates must agree, and agree with the source's count when known.
+ * gzip-tested and counted before it gets here; mates must agree, and agree with the source's count when known.
+ * The counts come from the check record the download (or conversion) wrote while it wrote the file
+ * (src/tools/fastq.ts); a file without a record that still matches it on disk is gzip-tested and counted
+ * here, once, so nothing unverified ever reaches kallisto.
  */
 import { isAbsolute } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
-import { countFastqGz } from '../tools/fastq.js';
+import { countFastq, readCheckRecord } from '../tools/fastq.js';
 import type { ReadSet } from '../types.js';
 import type { Activities } from './contract.js';
 import { activityHooks, withHeartbeat } from './heartbeat.js';
 
 const name = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+
+/** The count made while the file was written, when its record still matches the file; else a count now. */
+async function countOnce(path: string, opts: { signal: AbortSignal; onProgress: (n: number) => void }): Promise<number> {
+  const rec = await readCheckRecord(path);
+  if (rec && rec.records !== null) return rec.records;
+  return countFastq(path, opts);
+}
 
 export function createReadActivities(): Pick<Activities, 'verifyReads'> {
   return {
@@ -25,7 +35,7 @@ export function createReadActivities(): Pick<Activities, 'verifyReads'> {
         throw ApplicationFailure.create({
           type: FailureType.InvalidInput,
           nonRetryable: true,
-          message: `run ${run}: ${layout} reads need ${want} absolute fastq.gz path(s), got ${JSON.stringify(files)}`,
+          message: `run ${run}: ${layout} reads need ${want} absolute FASTQ path(s), got ${JSON.stringify(files)}`,
         });
       }
       const hooks = activityHooks();
@@ -34,7 +44,7 @@ export function createReadActivities(): Pick<Activities, 'verifyReads'> {
         // Mates are read in parallel: gunzip runs on libuv's thread pool, so two files take the time of one.
         Promise.all(
           files.map((f) =>
-            countFastqGz(f, { signal: hooks.signal, onProgress: (n) => (progress[name(f)] = n) }).catch((err: unknown) => {
+            countOnce(f, { signal: hooks.signal, onProgress: (n) => (progress[name(f)] = n) }).catch((err: unknown) => {
               if (err instanceof ApplicationFailure) {
                 throw ApplicationFailure.create({ type: err.type ?? FailureType.TruncatedReads, message: `run ${run}: ${err.message}` });
               }

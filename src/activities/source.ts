@@ -55,6 +55,7 @@ async function askSra(run: RunMeta, o: SampleOptions, http: HttpClient, layoutHi
     plan: {
       ...(notes ? { notes } : {}),
       source: 'sra',
+      ...(a.service ? { service: a.service } : {}),
       run: run.run,
       // Only a hint: fasterq-dump --split-3 decides the real layout from the reads themselves.
       layout: run.layout ?? layoutHint ?? 'single',

@@ -40,7 +40,6 @@ export class UsageError extends InvalidInputError {
     this.name = 'UsageError';
   }
 }
-export { InvalidInputError as InputProblems, EnvironmentError as EnvError };
 
 /** The exit code an error stands for, and whether it is one we expect (a message) or a bug (a stack trace). */
 export function exitCodeOf(err: unknown): { code: number; expected: boolean } {
@@ -150,7 +149,7 @@ export function parseCommand(cmd: Command, argv: string[], env: NodeJS.ProcessEn
   }
   if (cmd === 'cleanup') {
     positionals.forEach((p, i) => {
-      const r = pathSchema.safeParse(p);
+      const r = pathSchema().safeParse(p);
       if (!r.success) problems.push({ where: 'command line', field: `<reads dir> ${i + 1}`, value: p, message: r.error.issues[0]!.message });
     });
   }

@@ -6,7 +6,8 @@ import { connectClient, resolveTarget, unreachableMessage, type Target } from '.
 import { startEmbeddedServer, type EmbeddedServer } from '../server/embedded.js';
 import { ensureSearchAttributes } from '../server/setup.js';
 import { DEFAULTS } from '../config/schema.js';
-import { EnvError, serverPorts } from './args.js';
+import { serverPorts } from './args.js';
+import { EnvironmentError } from '../failures.js';
 
 export interface Session {
   client: Client;
@@ -57,25 +58,25 @@ export async function openSession(values: Record<string, unknown>, mode: 'start-
   try {
     client = await connectClient(target);
   } catch (err) {
-    throw new EnvError(unreachableMessage(target, err));
+    throw new EnvironmentError(unreachableMessage(target, err));
   }
   try {
     await client.connection.workflowService.describeNamespace({ namespace: target.namespace });
   } catch (err) {
     await client.connection.close();
     if ((err as { code?: number }).code === 5 /* NOT_FOUND */) {
-      throw new EnvError(
+      throw new EnvironmentError(
         `namespace ${target.namespace} does not exist on ${target.address}: create it with \`fetchquant setup\` (TEMPORAL_NAMESPACE=${target.namespace}), ` +
           `or set TEMPORAL_NAMESPACE to an existing one`,
       );
     }
-    throw new EnvError(unreachableMessage(target, err));
+    throw new EnvironmentError(unreachableMessage(target, err));
   }
   if (opts.searchAttributes && target.configured) {
     const check = await ensureSearchAttributes(client.connection, target.namespace);
     if (check.missing.length) {
       await client.connection.close();
-      throw new EnvError(
+      throw new EnvironmentError(
         `namespace ${target.namespace} on ${target.address} lacks fetchquant's search attributes ${check.missing.join(', ')}, and they could not be registered from here (${check.error}); ` +
           `without them a batch hangs (BAD_SEARCH_ATTRIBUTES).\n` +
           `  register them once with \`fetchquant setup\` (TEMPORAL_NAMESPACE=${target.namespace}) as someone allowed to add search attributes, ` +

@@ -57,7 +57,7 @@ export async function cmdDemo(values: Record<string, unknown>, out: Out): Promis
   out(`local archive mirror: ENA ${mirror.enaPortalUrl}  SRA ${mirror.sraLocateUrl}`);
   try {
     // Demo-sized defaults (demo-defaults.ts, also shown by `demo --help`); any flag the user gives wins.
-    const base = { ...DEMO_DEFAULTS, configDir: dataset.configDir, outputDir: dataset.outputDir, enaPortalUrl: mirror.enaPortalUrl, sraLocateUrl: mirror.sraLocateUrl };
+    const base = { ...DEMO_DEFAULTS, configDir: dataset.configDir, outputDir: dataset.outputDir, enaPortalUrl: mirror.enaPortalUrl, sraLocateUrl: mirror.sraLocateUrl, eutilsUrl: mirror.eutilsUrl };
     const options = batchOptionsFromFlags(values, process.cwd(), base);
     const code = await runBatch(values, options, { out, listSamples: true });
     out(`outputs: ${dataset.outputDir}/<species>/quant/<RUN>/<RUN>_abundance.tsv`);

@@ -8,9 +8,10 @@ import { setupNamespace } from '../server/setup.js';
 import { defaultHostId, startWorker } from '../worker.js';
 import { cliLogger, logFileName } from '../log.js';
 import { stateRoot } from '../state-dir.js';
-import { EnvError, EXIT, serverPorts } from './args.js';
+import { EXIT, serverPorts } from './args.js';
 import { embeddedStateDir, openSession } from './context.js';
 import { nextInterrupt } from './signals.js';
+import { EnvironmentError } from '../failures.js';
 
 type Out = (l: string) => void;
 
@@ -51,7 +52,7 @@ export async function cmdServer(values: Record<string, unknown>, out: Out): Prom
   });
   const why = await Promise.race([waitForSignal().then(() => 'signal' as const), died]);
   clearTimeout(timer);
-  if (why === 'died') throw new EnvError(`the Temporal dev server (pid ${server.pid}) exited; its state is kept in ${server.dbFile} — run \`fetchquant server\` again to start it`);
+  if (why === 'died') throw new EnvironmentError(`the Temporal dev server (pid ${server.pid}) exited; its state is kept in ${server.dbFile} — run \`fetchquant server\` again to start it`);
   await server.stop();
   out('Temporal dev server stopped');
   return EXIT.ok;
@@ -63,7 +64,7 @@ export async function cmdSetup(values: Record<string, unknown>, out: Out): Promi
   try {
     conn = await Connection.connect({ ...target.options, address: target.address, connectTimeout: 10_000 });
   } catch (err) {
-    throw new EnvError(unreachableMessage(target, err));
+    throw new EnvironmentError(unreachableMessage(target, err));
   }
   try {
     const r = await setupNamespace(conn, target.namespace, Number(values['retention-days'] ?? CLI_OPTIONS.retentionDays.default));
@@ -109,7 +110,7 @@ export async function cmdCleanup(values: Record<string, unknown>, positionals: s
     out('warning: no Temporal server reachable, so no run can be proven in flight; only listing');
   }
   const dirs = positionals.length ? positionals.map((p) => resolve(p)) : [];
-  if (dirs.length === 0) throw new EnvError('cleanup: name the reads dirs to check, e.g. fetchquant cleanup output/amalgkit/*/fastq');
+  if (dirs.length === 0) throw new EnvironmentError('cleanup: name the reads dirs to check, e.g. fetchquant cleanup output/amalgkit/*/fastq');
   const orphans = await findOrphans(dirs, inFlight);
   for (const o of orphans) out(`${o.path}\t${o.bytes}`);
   out(`${orphans.length} orphaned partial download(s), ${orphans.reduce((a, o) => a + o.bytes, 0)} bytes`);

@@ -16,13 +16,14 @@ import { startWorker, defaultHostId, type RunningWorker } from '../worker.js';
 import type { BatchResult } from '../workflows/batch.js';
 import type { BatchProgress } from '../workflows/messages.js';
 import { batchProgressQuery } from '../workflows/messages.js';
-import { EnvError, EXIT } from './args.js';
+import { EXIT } from './args.js';
 import { openSession, type Session } from './context.js';
 import { rates, renderProgress } from './progress.js';
 import { interruptedCode, onInterrupt } from './signals.js';
 import { join } from 'node:path';
 import { cliLogger, logFileName } from '../log.js';
 import { SA } from '../search-attributes.js';
+import { EnvironmentError } from '../failures.js';
 
 export interface RunHooks {
   /** printed once the batch is running (demo prints its mirror here) */
@@ -101,11 +102,11 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     const workerStopped = new Promise<never>((_, reject) => {
       const again = 'the batch is kept — run the same command again to resume';
       worker!.done.then(
-        () => !stopping && reject(new EnvError(`the worker stopped unexpectedly; ${again}`)),
-        (err: Error) => !stopping && reject(new EnvError(`the worker failed: ${err.message}; ${again}`)),
+        () => !stopping && reject(new EnvironmentError(`the worker stopped unexpectedly; ${again}`)),
+        (err: Error) => !stopping && reject(new EnvironmentError(`the worker failed: ${err.message}; ${again}`)),
       );
     });
-    const serverLost = supervisor ? supervisor.failed.catch((err: Error) => Promise.reject(new EnvError(`${err.message}\nthe batch is kept in that file — run the same command again to resume`))) : null;
+    const serverLost = supervisor ? supervisor.failed.catch((err: Error) => Promise.reject(new EnvironmentError(`${err.message}\nthe batch is kept in that file — run the same command again to resume`))) : null;
     try {
       result = await Promise.race([watchUntilDone(handle, out, Math.min(options.monitorIntervalSec, 10), !supervisor, problems), workerStopped, ...(serverLost ? [serverLost] : [])]);
     } catch (err) {

@@ -7,8 +7,10 @@ import { discoverBatch, type DiscoverDeps } from '../config/discover.js';
 import type { BatchPlan } from '../types.js';
 import { FLAG_OF, InvalidInputError, type BatchOptions } from '../config/schema.js';
 import { searchRunsByTaxon } from '../tools/ena.js';
+import { HttpClient } from '../tools/http.js';
+import { expandProject } from '../tools/projects.js';
 import { INSTALL_HINT } from '../tools/process.js';
-import { EnvError } from './args.js';
+import { EnvironmentError } from '../failures.js';
 
 /** The tools a sample needs, with the argument that makes each print its version and exit. */
 const TOOLS: [string, string[]][] = [
@@ -32,7 +34,7 @@ export async function checkTools(): Promise<void> {
     }
   }
   if (missing.length) {
-    throw new EnvError(`missing tools: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${[...pkgs].join(' ')}   (or run npm run setup)`);
+    throw new EnvironmentError(`missing tools: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${[...pkgs].join(' ')}   (or run npm run setup)`);
   }
 }
 
@@ -45,12 +47,14 @@ export async function validateConfigs(options: BatchOptions, cwd = process.cwd()
 export async function discoverDry(options: BatchOptions, cwd = process.cwd(), onRuns?: DiscoverDeps['onRuns']): Promise<BatchPlan> {
   // Throws InvalidInputError listing every problem of every config; main() maps it to exit 2.
   try {
-    const plan = await discoverBatch(options, options.batchId!, cwd, { searchRunsByTaxon: (o) => searchRunsByTaxon(o), dryRun: true, ...(onRuns ? { onRuns } : {}) });
+    const plan = await discoverBatch(options, options.batchId!, cwd, { searchRunsByTaxon: (o) => searchRunsByTaxon(o), expandProject: (o) => expandProject({ ...o, http: new HttpClient() }), dryRun: true, ...(onRuns ? { onRuns } : {}) });
     // Before anything is downloaded, one line each: configs skipped and why, runs found at ENA, config
     // fields not used, reads kept, downsampling (docs/amalgkit.md).
     for (const n of plan.notes) process.stderr.write(`note: ${n}\n`);
     return plan;
   } catch (err) {
+    // An archive that could not answer while projects were expanded: nothing started, say so and which.
+    if ((err as { nonRetryable?: boolean }).nonRetryable === false) throw new EnvironmentError(`could not ask the archives before starting: ${(err as Error).message}`);
     if (!(err instanceof InvalidInputError)) throw err;
     // Problems with the options themselves name the flag the user typed, as batchOptionsFromFlags does.
     throw new InvalidInputError(

@@ -14,12 +14,16 @@ import { isSkippedStem, matchFastaFiles, normalizeSpeciesName, notASpeciesConfig
 import { SPECIES_ID } from './schema.js';
 import { findIndexFile, speciesToken } from './index-file.js';
 import { moveOldLayout, writeMetadataTable } from './amalgkit-layout.js';
+import { formatRecord, parseRecord, rowExclusion, rowToRun, type Expansion } from '../tools/projects.js';
 
 export type SearchRunsByTaxon = (o: { portalUrl: string; taxonId: number; query?: string }) => Promise<RunMeta[]>;
+export type ExpandProject = (o: { accession: string; portalUrl: string; eutilsUrl: string }) => Promise<Expansion>;
 
 export interface DiscoverDeps {
   /** ENA search for species with only a taxon_id; absent -> such species are a problem. */
   searchRunsByTaxon?: SearchRunsByTaxon;
+  /** Runs of a project, study or GEO series (fetchquant.projects); absent -> such configs are a problem. */
+  expandProject?: ExpandProject;
   /**
    * Validate and plan without writing snapshots: the CLI's check before it starts a batch. Rewriting the
    * snapshot of a batch that is already running could shift the rows its species workflows are paging.
@@ -34,7 +38,7 @@ export interface DiscoverDeps {
   onRuns?: (speciesId: string, runs: RunMeta[]) => void;
 }
 
-const NO_RUNS = 'no runs: give a run table, fetchquant.runs or taxon_id';
+const NO_RUNS = 'no runs: give a run table, fetchquant.runs, fetchquant.projects or taxon_id';
 
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
@@ -104,8 +108,86 @@ async function readTable(path: string, where: string, field: string, problems: P
   return parsed.runs;
 }
 
-/** docs/architecture.md §2.1 precedence: fetchquant.runs > explicit metadata > <work_dir>/metadata/metadata.tsv > ENA by taxon. */
-async function resolveRuns(c: SpeciesConfig, options: BatchOptions, deps: DiscoverDeps, problems: Problem[], notes: string[]): Promise<RunMeta[] | null> {
+export function projectRecordPath(outputDir: string, accession: string): string {
+  return joinPath(outputDir, '.fetchquant', 'projects', `${accession}.tsv`);
+}
+
+/**
+ * fetchquant.projects expanded to runs. Each accession's expansion is recorded once under
+ * <output dir>/.fetchquant/projects/<ACC>.tsv and read from there afterwards, so a re-run sees the same runs
+ * even when the archive has added some since; deleting the file asks again. Written to a temporary name and
+ * renamed; never rewritten (also in a dry run: the CLI's check and the batch then agree).
+ */
+async function projectRuns(c: SpeciesConfig, projects: string[], options: BatchOptions, outputDir: string, deps: DiscoverDeps, problems: Problem[], notes: string[]): Promise<RunMeta[] | null> {
+  const runs: RunMeta[] = [];
+  let ok = true;
+  for (const [i, acc] of projects.entries()) {
+    const path = projectRecordPath(outputDir, acc);
+    let e: Expansion;
+    let recorded = false;
+    const text = await readFile(path, 'utf8').catch(() => null);
+    if (text !== null) {
+      try {
+        e = parseRecord(text, path);
+        recorded = true;
+      } catch (err) {
+        problems.push({ where: path, field: '(file)', value: null, message: errText(err) });
+        ok = false;
+        continue;
+      }
+    } else if (!deps.expandProject) {
+      problems.push({ where: c.file, field: `fetchquant.projects[${i}]`, value: acc, message: 'projects cannot be expanded here (no archive access)' });
+      ok = false;
+      continue;
+    } else {
+      try {
+        e = await deps.expandProject({ accession: acc, portalUrl: options.enaPortalUrl, eutilsUrl: options.eutilsUrl });
+      } catch (err) {
+        const retry = (err as { nonRetryable?: boolean }).nonRetryable === false;
+        // An archive that is down is not bad input: the activity retries it; the CLI reports it and stops.
+        if (retry) throw err;
+        problems.push({ where: c.file, field: `fetchquant.projects[${i}]`, value: acc, message: errText(err) });
+        ok = false;
+        continue;
+      }
+      const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(tmp, formatRecord(e, new Date().toISOString()));
+      await rename(tmp, path);
+    }
+    const dropped = new Map<string, number>();
+    let kept = 0;
+    for (const row of e.rows) {
+      const why = rowExclusion(row, c.name);
+      if (why) dropped.set(why, (dropped.get(why) ?? 0) + 1);
+      else {
+        runs.push(rowToRun(row));
+        kept++;
+      }
+    }
+    const left = [...dropped].map(([why, n]) => `${n} ${why}`).join(', ');
+    notes.push(
+      `${c.speciesId}: ${acc}${e.resolvedAs ? ` -> ${e.resolvedAs}` : ''}: ${kept} of ${e.rows.length} run(s) are bulk RNA-Seq of ${c.name}` +
+        `${left ? ` (left out: ${left})` : ''}; ${recorded ? 'as recorded in' : 'recorded in'} ${path} (delete it to ask the archives again)`,
+    );
+    if (kept === 0) {
+      problems.push({ where: c.file, field: `fetchquant.projects[${i}]`, value: acc, message: `lists no bulk RNA-Seq run of ${c.name}${left ? ` (${left})` : ''}` });
+      ok = false;
+    }
+  }
+  return ok ? runs : null;
+}
+
+/** docs/architecture.md §2.1 precedence: fetchquant.runs (+ fetchquant.projects) > explicit metadata > <work_dir>/metadata/metadata.tsv > ENA by taxon. */
+async function resolveRuns(c: SpeciesConfig, options: BatchOptions, outputDir: string, deps: DiscoverDeps, problems: Problem[], notes: string[]): Promise<RunMeta[] | null> {
+  // a malformed run or project list is already a problem: ask no archive about the rest
+  if (c.projects && !c.runSourceBroken) {
+    const fromProjects = await projectRuns(c, c.projects, options, outputDir, deps, problems, notes);
+    if (fromProjects === null) return null;
+    // fetchquant.runs first, then each project's runs once (a run listed twice is fetched once)
+    const seen = new Set((c.runs ?? []).map((r) => r.run));
+    return [...(c.runs ?? []), ...fromProjects.filter((r) => !seen.has(r.run) && seen.add(r.run))];
+  }
   if (c.runs) return c.runs;
   if (c.runSourceBroken) return null;
   if (c.metadataPath) return readTable(c.metadataPath, c.file, 'steps.getfastq.metadata', problems, c, notes);
@@ -471,7 +553,7 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
     problems.push(...cand.problems);
     const c = cand.config;
     if (!c) continue;
-    const runs = await resolveRuns(c, options, deps, problems, notes);
+    const runs = await resolveRuns(c, options, outputDir, deps, problems, notes);
     const fastaPaths = await resolveIndex(c, problems, notes);
     await checkDirs(c, problems, outputDirBad !== null);
     if (runs) resolved.push({ c, runs, fastaPaths });

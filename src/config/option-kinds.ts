@@ -39,15 +39,23 @@ interface Common {
   arg?: string;
 }
 
-/** The first problem zod finds is the one reported: one message per field, as users fix one thing at a time. */
-function fromZod<T>(schema: z.ZodType<T>): (v: unknown) => Checked<T> {
+/**
+ * The first problem zod finds is the one reported: one message per field, as users fix one thing at a time.
+ * The schema is built on the first check, not at declaration: the workflow bundle imports these declarations,
+ * and the Temporal SDK evaluates the bundle's modules again for every workflow it starts, so building ~40 zod
+ * schemas at import cost every sample workflow CPU it never used (B3 profile: ~10 % of the worker's workflow
+ * thread).
+ */
+function fromZod<T>(make: () => z.ZodType<T>): (v: unknown) => Checked<T> {
+  let schema: z.ZodType<T> | undefined;
   return (v) => {
+    schema ??= make();
     const r = schema.safeParse(v);
     return r.success ? { value: r.data } : { error: r.error.issues[0]?.message ?? 'is not valid' };
   };
 }
 
-function opt<T>(schema: z.ZodType<T>, o: Common & { default: T; arg: string; range?: string }): Opt<T> {
+function opt<T>(schema: () => z.ZodType<T>, o: Common & { default: T; arg: string; range?: string }): Opt<T> {
   return {
     default: o.default,
     check: fromZod(schema),
@@ -73,12 +81,12 @@ function numeric(whole: boolean, min: number, max: number) {
 
 /** A whole number in [min, max]; strings in decimal notation are read as numbers (flags are strings). */
 export function int<D extends number | null>(o: Common & { default: D; min: number; max: number }): Opt<number | D> {
-  return opt<number | D>(numeric(true, o.min, o.max), { arg: 'N', ...o, range: `${o.min}..${o.max}` });
+  return opt<number | D>(() => numeric(true, o.min, o.max), { arg: 'N', ...o, range: `${o.min}..${o.max}` });
 }
 
 /** A number in [min, max]. */
 export function num<D extends number | null>(o: Common & { default: D; min: number; max: number }): Opt<number | D> {
-  return opt<number | D>(numeric(false, o.min, o.max), { arg: 'N', ...o, range: `${o.min}..${o.max}` });
+  return opt<number | D>(() => numeric(false, o.min, o.max), { arg: 'N', ...o, range: `${o.min}..${o.max}` });
 }
 
 /**
@@ -94,10 +102,11 @@ export function seconds(o: Common & { default: number; min: number; max?: number
 
 const PATH_MESSAGE = 'must be a non-empty path';
 /** A path as written: not empty, no NUL, no leading ~ (no shell between us and the user to expand it). */
-export const pathSchema = z
-  .string({ error: PATH_MESSAGE })
-  .refine((s) => s.trim().length > 0 && !s.includes('\0'), { error: PATH_MESSAGE })
-  .refine((s) => !s.startsWith('~'), { error: 'a leading ~ is not expanded here: give the full path' });
+export const pathSchema = () =>
+  z
+    .string({ error: PATH_MESSAGE })
+    .refine((s) => s.trim().length > 0 && !s.includes('\0'), { error: PATH_MESSAGE })
+    .refine((s) => !s.startsWith('~'), { error: 'a leading ~ is not expanded here: give the full path' });
 
 export function path<D extends string | null>(o: Common & { default: D }): Opt<string | D> {
   return opt<string | D>(pathSchema, { arg: 'DIR', ...o });
@@ -109,28 +118,29 @@ export const HTTP_URL = /^https?:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{
 /** An http(s) URL; trailing slashes are dropped (paths are appended to it). */
 export function url<D extends string | null>(o: Common & { default: D }): Opt<string | D> {
   const message = 'must be an http(s) URL without query or fragment';
-  const schema = z
-    .string({ error: message })
-    .regex(HTTP_URL, { error: message })
-    .transform((s) => s.replace(/\/+$/, ''));
+  const schema = () =>
+    z
+      .string({ error: message })
+      .regex(HTTP_URL, { error: message })
+      .transform((s) => s.replace(/\/+$/, ''));
   return opt<string | D>(schema, { arg: 'URL', ...o });
 }
 
 /** A name that must match a pattern (ids that become workflow ids, queries and directory names). */
 export function pattern<D extends string | null>(re: RegExp, o: Common & { default: D }): Opt<string | D> {
   const message = `must match ${re.source}`;
-  return opt<string | D>(z.string({ error: message }).regex(re, { error: message }), { arg: 'ID', ...o });
+  return opt<string | D>(() => z.string({ error: message }).regex(re, { error: message }), { arg: 'ID', ...o });
 }
 
 /** Free text handed on as it is (a server address, a namespace). */
 export function text<D extends string | null>(o: Common & { default: D }): Opt<string | D> {
-  return opt<string | D>(z.string(), { arg: 'TEXT', ...o });
+  return opt<string | D>(() => z.string(), { arg: 'TEXT', ...o });
 }
 
 /** One of a few words. */
 export function oneOf<const V extends string>(values: readonly V[], o: Common & { default: V; message?: string }): Opt<V> {
   const message = o.message ?? `must be one of ${values.join(', ')}`;
-  return opt<V>(z.enum(values as [V, ...V[]], { error: message }), { arg: values.join('|'), ...o });
+  return opt<V>(() => z.enum(values as [V, ...V[]], { error: message }), { arg: values.join('|'), ...o });
 }
 
 /**
@@ -140,14 +150,16 @@ export function oneOf<const V extends string>(values: readonly V[], o: Common & 
 export function list<V extends string, D extends V[] | null>(o: Common & { default: D; items?: readonly V[]; message: string }): Opt<V[] | D> {
   const m = { error: o.message };
   const split = (v: unknown) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => o.items || s) : v);
-  const item = o.items ? z.enum(o.items as [V, ...V[]], m) : z.string(m).refine((s) => s.trim().length > 0, m);
-  const schema = z.preprocess(split, z.array(item, m).min(1, m).refine((a) => new Set(a).size === a.length || !o.items, m));
-  return opt<V[] | D>(schema as unknown as z.ZodType<V[]>, { arg: 'LIST', ...o });
+  const schema = () => {
+    const item = o.items ? z.enum(o.items as [V, ...V[]], m) : z.string(m).refine((s) => s.trim().length > 0, m);
+    return z.preprocess(split, z.array(item, m).min(1, m).refine((a) => new Set(a).size === a.length || !o.items, m)) as unknown as z.ZodType<V[]>;
+  };
+  return opt<V[] | D>(schema, { arg: 'LIST', ...o });
 }
 
 /** A switch: present or not, no value. */
 export function toggle(o: Common): Opt<boolean> {
-  return opt<boolean>(z.boolean(), { ...o, arg: '', default: false });
+  return opt<boolean>(() => z.boolean(), { ...o, arg: '', default: false });
 }
 
 /** `--kebab-case` of a key, without a trailing `Sec` (seconds are said in the help). */

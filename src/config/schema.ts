@@ -82,6 +82,7 @@ export const BATCH_OPTIONS = {
     message: 'must be https or http (ftp is not supported; ENA serves the same paths over https)',
   }),
   sraLocateUrl: url({ default: 'https://locate.ncbi.nlm.nih.gov/sdl/2/retrieve', help: 'NCBI SRA Data Locator' }),
+  eutilsUrl: url({ default: 'https://eutils.ncbi.nlm.nih.gov/entrez/eutils', help: 'NCBI E-utilities (a GEO series in fetchquant.projects to its BioProject)' }),
   batchId: pattern(BATCH_ID, { default: null, show: 'derived from the output dir', help: "names the batch's workflows", commands: WHICH_BATCH }),
   hostLostTimeoutSec: seconds({ default: 600, min: 1, help: "a sample whose host's queue is not polled this long restarts on another host" }),
   diskWaitSec: seconds({ default: 30, min: 0.05, help: 'how long a sample waits before asking for disk again' }),
@@ -186,6 +187,21 @@ export function runAccessionProblem(v: unknown): string {
   const parts = t.split(/[\s,;]+/);
   if (parts.length > 1 && parts.every((x) => RUN_ACCESSION.test(x))) return `${base} (one accession each: this holds ${parts.length})`;
   if (/^[SED]R[XSPA][0-9]+$/i.test(t)) return `${base} (${t.slice(0, 3).toUpperCase()} is an experiment, sample, study or submission accession, not a run)`;
+  return base;
+}
+
+/** PRJNA/PRJEB/PRJDB BioProjects, SRP/ERP/DRP studies, GSE series (ENA's accession formats; GEO's GSE). */
+export const PROJECT_ACCESSION = /^(?:PRJ[EDN][A-Z][0-9]{1,12}|[SED]RP[0-9]{6,12}|GSE[0-9]{1,12})$/;
+
+/** What is wrong with a would-be project accession, with a hint for the usual mistakes. */
+export function projectAccessionProblem(v: unknown): string {
+  const base = 'must be a BioProject (PRJNA…, PRJEB…, PRJDB…), a study (SRP…, ERP…, DRP…) or a GEO series (GSE…)';
+  if (typeof v !== 'string') return base;
+  const t = v.trim();
+  if (PROJECT_ACCESSION.test(t.toUpperCase())) return `${base} (accessions are upper case: ${t.toUpperCase()})`;
+  if (RUN_ACCESSION.test(t)) return `${base}; ${t} is a run: list it under fetchquant.runs`;
+  if (/^GSM[0-9]+$/i.test(t)) return `${base}; ${t} is a GEO sample, not a series`;
+  if (/^(SAM[EDN]|[SED]R[SX])/i.test(t)) return `${base}; ${t} is a sample or experiment accession`;
   return base;
 }
 

@@ -6,7 +6,7 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import { genusSpeciesOf, indexPathOf, joinPath, speciesIdOf } from '../ids.js';
 import type { Layout, RunMeta } from '../types.js';
-import { RUN_ACCESSION, runAccessionProblem, SPECIES_DEFAULTS, SPECIES_ID, type Problem } from './schema.js';
+import { PROJECT_ACCESSION, projectAccessionProblem, RUN_ACCESSION, runAccessionProblem, SPECIES_DEFAULTS, SPECIES_ID, type Problem } from './schema.js';
 
 /** One species config with every path absolute; where its runs come from is decided by discovery. */
 export interface SpeciesConfig {
@@ -24,6 +24,8 @@ export interface SpeciesConfig {
   fragmentSd: number;
   /** fetchquant.runs, validated */
   runs: RunMeta[] | null;
+  /** fetchquant.projects: BioProjects, studies and GEO series whose runs are added (expanded at discovery) */
+  projects: string[] | null;
   /** steps.getfastq.metadata: must exist */
   metadataPath: string | null;
   /** <work_dir>/metadata/metadata.tsv: used only if it exists */
@@ -203,8 +205,35 @@ function readRunList(r: FieldReader, field: string): RunMeta[] | null {
   return runs;
 }
 
+/** fetchquant.projects: a non-empty list of distinct project, study or GEO series accessions (checked before any URL). */
+function readProjectList(r: FieldReader, field: string): string[] | null {
+  const v = r.get(field);
+  if (v === undefined) return null;
+  if (!Array.isArray(v) || v.length === 0) {
+    r.problem(field, v, `must be a non-empty list of project accessions (PRJNA…, PRJEB…, PRJDB…, SRP…, ERP…, DRP…, GSE…), found ${typeName(v)}`);
+    return null;
+  }
+  const seen = new Map<string, number>();
+  const out: string[] = [];
+  v.forEach((item, i) => {
+    const f = `${field}[${i}]`;
+    const acc = typeof item === 'string' ? item.trim() : '';
+    if (!PROJECT_ACCESSION.test(acc)) {
+      r.problem(f, item, projectAccessionProblem(item));
+      return;
+    }
+    const first = seen.get(acc);
+    if (first !== undefined) r.problem(f, acc, `duplicate project (also ${field}[${first}])`);
+    else {
+      seen.set(acc, i);
+      out.push(acc);
+    }
+  });
+  return out;
+}
+
 /** fetchquant's own extensions: amalgkit never reads them, so a typo there would otherwise be silently ignored. */
-const FETCHQUANT_FIELDS = ['runs', 'fragment_length', 'fragment_sd'];
+const FETCHQUANT_FIELDS = ['runs', 'projects', 'fragment_length', 'fragment_sd'];
 
 /** Reports unknown fields under `fetchquant:`; false when `fetchquant` is there but not a mapping. */
 function checkFetchquantFields(r: FieldReader): boolean {
@@ -260,6 +289,7 @@ export function readSpeciesConfig(
   const metadataPath = r.path('steps.getfastq.metadata', { inferred: true }) ?? null;
   const taxonId = r.number('taxon_id', { int: true, min: 1 }) ?? null;
   const runs = readRunList(r, 'fetchquant.runs');
+  const projects = readProjectList(r, 'fetchquant.projects');
   const runSourceBroken = !extOk || problems.length > before || (raw !== null && raw !== undefined && !isMap(raw));
   const readsDir = r.path('steps.getfastq.out_dir');
   const quantOut = r.path('steps.quant.out_dir');
@@ -326,6 +356,7 @@ export function readSpeciesConfig(
       fragmentLength: fragmentLength ?? SPECIES_DEFAULTS.fragmentLength,
       fragmentSd: fragmentSd ?? (fragmentLength !== undefined ? fragmentLength / 10 : SPECIES_DEFAULTS.fragmentSd),
       runs,
+      projects,
       metadataPath,
       workDirTable: workDir === undefined ? null : joinPath(workDir, 'metadata', 'metadata.tsv'),
       taxonId,

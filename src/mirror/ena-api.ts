@@ -36,12 +36,16 @@ function fastqFiles(r: EnaRun) {
   return r.run.orphan ? [r.run.orphan, ...r.run.fastq] : r.run.fastq;
 }
 const num = (n: number) => String(n);
+/** The SRA study accession of a synthetic study (PRJEB900001 -> SRP900001). */
+export function secondaryStudyOf(study: string): string {
+  return `SRP${study.replace(/\D/g, '')}`;
+}
 const suffix = (run: string) => run.slice(3);
 
 const FIELDS: Record<string, Getter> = {
   run_accession: (r) => r.run.run,
   study_accession: (r) => r.species.study,
-  secondary_study_accession: (r) => `SRP${suffix(r.species.study)}`,
+  secondary_study_accession: (r) => secondaryStudyOf(r.species.study),
   sample_accession: (r) => `SAMN${suffix(r.run.run)}`,
   secondary_sample_accession: (r) => `SRS${suffix(r.run.run)}`,
   experiment_accession: (r) => `SRX${suffix(r.run.run)}`,

@@ -66,6 +66,7 @@ export async function main(argv: string[]): Promise<Mirror> {
       baseUrl: mirror.baseUrl,
       enaPortalUrl: mirror.enaPortalUrl,
       sraLocateUrl: mirror.sraLocateUrl,
+      eutilsUrl: mirror.eutilsUrl,
       enaFileScheme: mirror.enaFileScheme,
       root: dataset.root,
       configDir: dataset.configDir,

@@ -11,9 +11,10 @@ import { FaultBook, type FaultPlan, type RequestFault, type RequestKind } from '
 import { runsByAccession } from './fixtures.js';
 import {
   DEFAULT_FILEREPORT_FIELDS, DEFAULT_SEARCH_FIELDS, notFound, parseFields, parseFormat, parseSearchQuery, render,
-  apiError, enaFileName, type ApiAnswer, type EnaRun,
+  apiError, enaFileName, secondaryStudyOf, type ApiAnswer, type EnaRun,
 } from './ena-api.js';
 import { answerHeadFault, bufferSource, fileSource, parseRange, sendBody, type SendContext } from './send.js';
+import { eutilsAnswer } from './eutils.js';
 import { locate } from './sra-locate.js';
 import { TokenBucket } from './throttle.js';
 import { Outages, SlidingWindowLimit, type LimitedService, type RateLimitSpec, type RateLimitStats } from './limits.js';
@@ -38,6 +39,8 @@ export interface Mirror {
   baseUrl: string;
   enaPortalUrl: string;
   sraLocateUrl: string;
+  /** NCBI E-utilities (GEO series -> BioProject) */
+  eutilsUrl: string;
   enaFileScheme: 'http';
   stop(): Promise<void>;
   stats(): MirrorStats;
@@ -151,7 +154,7 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
           return e && enaKnows(accession) ? render(fields, [enaRun(e)], format, host) : notFound(accession, fields, format);
         }
         if (!/^(PRJ[EDN][A-Z]\d+|[SED]RP\d+)$/.test(accession)) return apiError(400, `Invalid accession: ${accession}`);
-        const sp = opts.dataset.species.find((s) => s.study === accession || `SRP${s.study.slice(3)}` === accession);
+        const sp = opts.dataset.species.find((s) => s.study === accession || secondaryStudyOf(s.study) === accession);
         const rows = sp ? sp.runs.filter((r) => enaKnows(r.run)).map((run) => enaRun({ species: sp, run })) : [];
         return rows.length > 0 ? render(fields, rows, format, host) : notFound(accession, fields, format);
       }
@@ -268,8 +271,10 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
         return void res.end();
       }
       const api = /^\/ena\/portal\/api\/(filereport|search)$/.exec(url.pathname);
-      const service: LimitedService = api ? 'ena-api' : url.pathname === '/sdl/2/retrieve' ? 'sra-api' : url.pathname.startsWith('/vol1/') ? 'ena-files' : 'sra-files';
+      const eutils = /^\/entrez\/eutils\/(esearch|esummary)\.fcgi$/.exec(url.pathname);
+      const service: LimitedService = api ? 'ena-api' : url.pathname === '/sdl/2/retrieve' || eutils ? 'sra-api' : url.pathname.startsWith('/vol1/') ? 'ena-files' : 'sra-files';
       if (refused(res, service, ctx)) return;
+      if (eutils) return sendApi(req, res, eutilsAnswer(eutils[1] as 'esearch' | 'esummary', url.searchParams, opts.dataset.species), null, ctx);
       if (api) return enaApi(req, res, url, ctx, api[1]!);
       if (url.pathname === '/sdl/2/retrieve') return sraApi(req, res, url, ctx);
       return serveFile(req, res, url.pathname, ctx);
@@ -290,6 +295,7 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     baseUrl,
     enaPortalUrl: `${baseUrl}/ena/portal/api`,
     sraLocateUrl: `${baseUrl}/sdl/2/retrieve`,
+    eutilsUrl: `${baseUrl}/entrez/eutils`,
     enaFileScheme: 'http',
     stats: () =>
       JSON.parse(

@@ -273,7 +273,8 @@ export async function planBatch(input: PlanInput): Promise<PlanReport> {
   for (const v of verdicts) {
     if (!v.chosen) continue;
     const b = v.chosen.files.reduce((s, f) => s + (f.bytes ?? 0), 0);
-    const s = (bySource[v.chosen.source] ??= { runs: 0, bytes: 0 });
+    const key = v.chosen.service ? `${v.chosen.source} (${v.chosen.service})` : v.chosen.source;
+    const s = (bySource[key] ??= { runs: 0, bytes: 0 });
     s.runs++;
     s.bytes += b;
     totalBytes += b;

@@ -98,8 +98,6 @@ function ownerAlive(r: ServerRecord): boolean {
   return r.ownerStart === undefined || r.ownerStart === null || start === null || start === r.ownerStart;
 }
 
-export { EnvironmentError };
-
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();

@@ -10,8 +10,26 @@
  *   resumes from its bytes on disk instead).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { ApplicationFailure } from '@temporalio/common';
-import { FailureType } from '../failures.js';
+import { causeChain, FailureType } from '../failures.js';
+
+/** What the retry and redirect logic needs of a response, whatever the transport. */
+interface Head {
+  status: number;
+  headers: { get(name: string): string | null };
+  /** drop the body and free the connection */
+  discard(): Promise<void>;
+}
+
+/**
+ * A response read with node:http (getStream): the body is the IncomingMessage itself. Reads take this path
+ * because it costs about half the CPU of fetch's web streams per byte (bench/download-cpu.ts, docs/benchmarks.md).
+ */
+export interface StreamResponse extends Head {
+  body: IncomingMessage;
+}
 
 /** What one try of a request met: its status (with Retry-After), or a network error. */
 export interface HttpEvent {
@@ -229,6 +247,19 @@ export class HttpClient {
    * The caller owns the body. Aborting `signal` rejects with the signal's reason, never retried.
    */
   async get(url: string, opts: RequestOptions = {}): Promise<Response> {
+    const head = await this.request(url, opts, (u) => this.onceFetch(u, opts));
+    return head.res;
+  }
+
+  /**
+   * GET url like get(), through node:http(s) instead of fetch: for reading large bodies (downloads). The
+   * caller owns `body` and must consume or discard it; aborting `signal` destroys it.
+   */
+  async getStream(url: string, opts: RequestOptions = {}): Promise<StreamResponse> {
+    return this.request(url, opts, (u) => this.onceNode(u, opts));
+  }
+
+  private async request<R extends Head>(url: string, opts: RequestOptions, once: (url: string) => Promise<R>): Promise<R> {
     const limiter = this.limiters[opts.rateClass ?? 'files'];
     const gate = this.gates[opts.rateClass ?? 'files'];
     const observe = httpObservers.getStore();
@@ -246,7 +277,7 @@ export class HttpClient {
       await gate?.acquire(opts.signal);
       await limiter.acquire(opts.signal, lastWas429);
       tries++;
-      const res = await this.follow(url, opts, limiter).catch((err: unknown) => {
+      const res = await this.follow(url, opts, limiter, once).catch((err: unknown) => {
         if (err instanceof ApplicationFailure) throw err;
         if (opts.signal?.aborted) throw abortReason(opts.signal);
         lastProblem = describeNetworkError(err);
@@ -269,7 +300,7 @@ export class HttpClient {
       if (lastWas429) limiter.pauseFor(Math.min(lastRetryAfter ?? backoffMs(attempt + 1, this.baseMs, this.maxMs), this.maxMs));
       lastProblem = `HTTP ${res.status}${lastRetryAfter !== null ? ` (Retry-After ${Math.round(lastRetryAfter / 1000)} s)` : ''}`;
       // Free the connection before sleeping; the body of an error page is not needed.
-      await res.body?.cancel().catch(() => undefined);
+      await res.discard();
       // Waiting longer than the cap inside one attempt would eat the activity's timeout: hand the wait to
       // Temporal instead, which retries the activity after exactly that delay.
       if (lastRetryAfter !== null && lastRetryAfter > this.maxMs) break;
@@ -301,14 +332,14 @@ export class HttpClient {
    * One try, following redirects by hand: at most MAX_REDIRECTS, never to a URL already visited (a loop)
    * and only to http(s). Those fail at once, non-retryable, naming the chain: retrying cannot fix them.
    */
-  private async follow(url: string, opts: RequestOptions, limiter: RateLimiter): Promise<Response> {
+  private async follow<R extends Head>(url: string, opts: RequestOptions, limiter: RateLimiter, once: (url: string) => Promise<R>): Promise<R> {
     const chain = [url];
     let current = url;
     for (;;) {
-      const res = await this.once(current, opts);
+      const res = await once(current);
       const location = res.headers.get('location');
       if (![301, 302, 303, 307, 308].includes(res.status) || location === null) return res;
-      await res.body?.cancel().catch(() => undefined);
+      await res.discard();
       let next: string;
       try {
         next = new URL(location, current).toString();
@@ -324,8 +355,40 @@ export class HttpClient {
     }
   }
 
-  /** One request. The head must arrive within the head timeout; the body is not limited here. */
-  private async once(url: string, opts: RequestOptions): Promise<Response> {
+  /** One request with fetch. The head must arrive within the head timeout; the body is not limited here. */
+  private async onceFetch(url: string, opts: RequestOptions): Promise<Head & { res: Response }> {
+    const res = await this.fetchOnce(url, opts);
+    return { status: res.status, headers: res.headers, res, discard: () => res.body?.cancel().catch(() => undefined) ?? Promise.resolve() };
+  }
+
+  /** One request with node:http(s), same head timeout; the caller's signal also destroys the body later. */
+  private onceNode(url: string, opts: RequestOptions): Promise<StreamResponse> {
+    const headWithin = opts.headersTimeoutMs ?? this.headersTimeoutMs;
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method: 'GET', headers: { 'user-agent': this.userAgent, ...opts.headers }, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
+        clearTimeout(timer);
+        const get = (name: string): string | null => {
+          const v = res.headers[name.toLowerCase()];
+          return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+        };
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: { get },
+          body: res,
+          discard: async () => void res.destroy(),
+        });
+      });
+      const timer = setTimeout(() => req.destroy(new Error(`no response head within ${headWithin / 1000} s (connection accepted, nothing sent)`)), headWithin);
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.end();
+    });
+  }
+
+  private async fetchOnce(url: string, opts: RequestOptions): Promise<Response> {
     const headWithin = opts.headersTimeoutMs ?? this.headersTimeoutMs;
     const ctrl = new AbortController();
     const onAbort = () => ctrl.abort(abortReason(opts.signal!));
@@ -350,7 +413,8 @@ function badRedirect(url: string, what: string, chain: string[]): ApplicationFai
 
 /** "connect ECONNREFUSED 127.0.0.1:9" instead of undici's bare "fetch failed". */
 export function describeNetworkError(err: unknown): string {
-  const e = err as { message?: string; cause?: { message?: string; code?: string } };
-  const cause = e?.cause?.message ?? e?.cause?.code;
-  return cause ? `${e.message ?? 'error'}: ${cause}` : (e?.message ?? String(err));
+  const e = err as { message?: string } | undefined;
+  const wrapped = causeChain(err)[1] as { message?: string; code?: string } | undefined;
+  const cause = wrapped?.message ?? wrapped?.code;
+  return cause ? `${e?.message ?? 'error'}: ${cause}` : (e?.message ?? String(err));
 }

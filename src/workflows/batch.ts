@@ -54,6 +54,11 @@ export const SPARE_DRAINED_SPECIES = 'spare-drained-species';
  * moment later. Taken at once, the batch could complete under the arriving report (UnhandledCommand).
  */
 export const RECONCILE_ON_SECOND_SIGHT = 'reconcile-on-second-sight';
+/**
+ * Patch: the loop is the one owner of reallocation. setTotalThreads records the new total, wakes the loop
+ * and answers with the allocation the loop then makes; it used to allocate itself, overlapping the loop.
+ */
+export const LOOP_REALLOCATES = 'loop-reallocates';
 
 interface SpeciesEntry {
   plan: SpeciesPlan;
@@ -121,6 +126,9 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
   const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(o) });
   let dirty = true;
   let lastAllocation: Record<string, number> = {};
+  /** setTotalThreads asks (LOOP_REALLOCATES): asked counts the asks, served the asks an allocation has answered */
+  let reallocationsAsked = 0;
+  let reallocationsServed = 0;
 
   setHandler(batchProgressQuery, (): BatchProgress => ({
     batchId: state.batchId,
@@ -150,7 +158,14 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     async (n) => {
       o.totalThreads = n;
       dirty = true;
-      await reallocate();
+      // Before LOOP_REALLOCATES the update allocated itself, racing the loop (see SERIALIZE_REALLOCATE).
+      if (!patched(LOOP_REALLOCATES)) {
+        await reallocate();
+        return lastAllocation;
+      }
+      // The loop owns reallocation: ask it, and answer with the first allocation that began after the ask.
+      const ticket = ++reallocationsAsked;
+      await condition(() => reallocationsServed >= ticket);
       return lastAllocation;
     },
     {
@@ -172,6 +187,7 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
       while (reallocating) await condition(() => !reallocating);
     }
     reallocating = true;
+    const serving = reallocationsAsked;
     try {
       dirty = false;
       const open = state.species.filter((e) => !e.report.finished && e.report.status !== 'failed');
@@ -180,6 +196,7 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
         species: open.map((e) => ({ speciesId: e.plan.speciesId, remaining: e.report.remaining, current: e.threads })),
       });
       lastAllocation = alloc;
+      reallocationsServed = serving;
       await Promise.all(
         open.map(async (e) => {
           const n = alloc[e.plan.speciesId] ?? 0;
@@ -278,6 +295,8 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
         lastPublish = now;
         await upsertMemo({ progress: summarize(state) });
       }
+      // An ask that came in since this iteration's allocation is answered before the batch ends or continues as new.
+      if (reallocationsAsked > reallocationsServed) continue;
       if (state.species.every((e) => e.report.finished || e.report.status === 'failed')) break;
       if (workflowInfo().historyLength > o.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
         await condition(allHandlersFinished);

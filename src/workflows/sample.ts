@@ -40,7 +40,8 @@ import {
 import { TimeoutType } from '@temporalio/common';
 import type { ActivityInterfaceFor, ActivityOptions, ExternalWorkflowHandle, RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities/contract.js';
-import { DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
+import { archivesOf, type Source, type SourceName } from '../config/schema.js';
+import { causeChain, DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
@@ -62,6 +63,18 @@ export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
 /** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
 function isBadCopy(type: string | undefined): boolean {
   return type === FailureType.ChecksumMismatch || type === FailureType.TruncatedReads;
+}
+
+/**
+ * The --sources names after the last one that names `archive` (aws, gcp and ncbi are SRA's copies, all asked
+ * by one SRA resolve): what is left to ask once that archive's copy stayed bad.
+ */
+function sourcesAfter(names: readonly SourceName[], archive: Source): SourceName[] {
+  let last = -1;
+  names.forEach((n, i) => {
+    if (archivesOf([n])[0] === archive) last = i;
+  });
+  return names.slice(last + 1);
 }
 
 /** What the provenance says about steps.getfastq.max_bp (docs/amalgkit.md). */
@@ -118,9 +131,8 @@ function isHostLost(err: unknown): boolean {
 
 /** ActivityFailure wraps the failure the activity threw: that failure (err itself when it is no ActivityFailure). */
 function activityCause(err: unknown): unknown {
-  let e = err;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
-  return e;
+  const chain = causeChain(err);
+  return chain.find((e) => !(e instanceof ActivityFailure)) ?? chain.at(-1) ?? err;
 }
 
 function describe(err: unknown): { reason: string; type?: string } {
@@ -359,7 +371,7 @@ class SampleRun {
     const { run, options } = this;
     const from = at.plan!;
     const bad = describe(err);
-    const rest = options.sources.slice(options.sources.indexOf(from.source) + 1);
+    const rest = sourcesAfter(options.sources, from.source);
     if (isHostLost(err) || isCancellation(err) || !isBadCopy(bad.type)) throw err;
     // Asked only here, so a clean sample's history gets no marker.
     deprecatePatch(FALLBACK_ON_BAD_COPY);

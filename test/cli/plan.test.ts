@@ -63,7 +63,8 @@ describe('fetchquant plan', () => {
     expect(r.stdout).toMatch(/plan: 6 run\(s\), 0 already done, 6 to fetch; 6 can be had now, 0 cannot/);
     const enaBytes = ds.species.flatMap((s) => s.runs).filter((x) => !x.sraOnly).reduce((n, x) => n + x.fastq.reduce((m, f) => m + f.bytes, 0), 0);
     expect(r.stdout).toContain(`from ena: 5 run(s), ${humanBytes(enaBytes)}`);
-    expect(r.stdout).toContain(`from sra: 1 run(s)`);
+    // the AWS copy: amalgkit's order, the locator lists NCBI's first
+    expect(r.stdout).toContain(`from sra (s3): 1 run(s)`);
     expect(r.stdout).toMatch(/1 three-file runs \(unpaired reads listed, not fetched\)/);
     expect(r.stdout).toMatch(/1 runs with only an SRA Lite copy/);
     expect(r.stdout).toContain(`note  ${sraOnly.run}  planus_secundus  only an SRA Lite copy exists`);
@@ -111,6 +112,7 @@ describe('fetchquant plan', () => {
       expect(r.exitCode).toBe(0);
       expect(r.stdout).toMatch(/plan: 7 run\(s\), 1 already done, 6 to fetch/);
       expect(requestsTo('/ena/portal/api/filereport')).toBe(0);
+      expect(r.stdout).toMatch(/from sra \(s3\): 6 run\(s\)/);
       // 6 runs to fetch, the duplicate asked once
       expect(requestsTo('/sdl/2/retrieve')).toBe(5);
       expect(r.stdout).toContain(`note  ${dup} is listed by planus_primus, planus_tertius: downloaded and quantified once for each`);
@@ -119,6 +121,13 @@ describe('fetchquant plan', () => {
       rmSync(join(ds.configDir, 'amalgkit_Planus_tertius.yaml'));
       rmSync(join(ds.outputDir, 'planus_secundus', 'quant', doneRun), { recursive: true });
     }
+  });
+
+  it('--sources ena,ncbi: the SRA copies come from NCBI\'s own servers', async () => {
+    mirror.setFaults({});
+    const r = await plan(['--sources', 'ena,ncbi']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toContain('from sra (ncbi): 1 run(s)');
   });
 
   it('asks through the per-archive rate limiters the download path uses', async () => {

@@ -158,7 +158,7 @@ describe('discoverBatch', () => {
   it('without an ENA client a taxon-only species is a problem', async () => {
     const { cwd } = setup({ 'c/amalgkit_a_one.yaml': 'taxon_id: 7460\n' });
     expect(await problemsOf(discoverBatch(opts({ configDir: 'c' }), 'b1', cwd))).toEqual([
-      'taxon_id: no runs: give a run table, fetchquant.runs or taxon_id (ENA search is not available here)',
+      'taxon_id: no runs: give a run table, fetchquant.runs, fetchquant.projects or taxon_id (ENA search is not available here)',
     ]);
   });
 

@@ -17,3 +17,15 @@ export async function maybeRecord(client: Client, workflowId: string, name: stri
   // Temporal's canonical history JSON (what `temporal workflow show --output json` writes)
   writeFileSync(join(HISTORY_DIR, `${name}.json`), `{"workflowId":${JSON.stringify(workflowId)},"history":${historyToJSON(history)}}`);
 }
+
+/** The patch ids a history's markers record, in order (Temporal's core_patch markers). */
+export function patchMarkers(history: Awaited<ReturnType<ReturnType<Client['workflow']['getHandle']>['fetchHistory']>>): string[] {
+  const ids: string[] = [];
+  for (const e of history.events ?? []) {
+    const m = e.markerRecordedEventAttributes;
+    if (m?.markerName !== 'core_patch') continue;
+    const data = m.details?.['patch-data']?.payloads?.[0]?.data;
+    if (data) ids.push((JSON.parse(new TextDecoder().decode(data)) as { id: string }).id);
+  }
+  return ids;
+}

@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { createDownloadActivities } from '../../src/activities/download.js';
 import { DISK_FLOOR } from '../../src/failures.js';
@@ -23,17 +24,26 @@ import { failureOf, quietEnv } from './fixture.js';
 const MiB = 1 << 20;
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
-/** A body that looks like gzip to the first-chunk check, deterministic so a prefix can be compared. */
+/**
+ * A real .fastq.gz of about `bytes` (stored deflate blocks, level 0, so its size is the FASTQ's): the
+ * download gzip-tests and counts what it writes, so the body must be gzip all through. Deterministic, so a
+ * prefix can be compared.
+ */
 function body(bytes: number): Buffer {
-  const b = Buffer.alloc(bytes);
   let x = 12345;
-  for (let i = 0; i < bytes; i++) {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    b[i] = x >>> 16;
+  const recs: string[] = [];
+  let n = 0;
+  for (let r = 0; n < bytes - 4096; r++) {
+    let seq = '';
+    for (let i = 0; i < 100; i++) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      seq += 'ACGT'[x >>> 29]!;
+    }
+    const rec = `@r${r}\n${seq}\n+\n${'I'.repeat(100)}\n`;
+    recs.push(rec);
+    n += rec.length;
   }
-  b[0] = 0x1f;
-  b[1] = 0x8b;
-  return b;
+  return gzipSync(recs.join(''), { level: 0 });
 }
 
 function tryMount(dir: string, size: string): string | null {

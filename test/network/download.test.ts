@@ -3,9 +3,14 @@
  * disk, what the activity reports, and what the mirror saw.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { copyFile, mkdir, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
+import { createReadActivities } from '../../src/activities/reads.js';
+import { readCheckRecord } from '../../src/tools/fastq.js';
 import { HttpClient, RateLimiter, type Clock } from '../../src/tools/http.js';
 import type { SourcePlan } from '../../src/types.js';
 import { download, failureOf, fastHttp, meta, quietEnv, resolve, sameBytes, startWorld, type World } from './fixture.js';
@@ -30,9 +35,11 @@ const final = () => join(runDir, `${w.single.run}.fastq.gz`);
 const size = () => w.single.fastq[0]!.bytes;
 const sizeOnDisk = (p: string) => stat(p).then((s) => s.size, () => null);
 
+/** The file, and its check record with the reads counted as it arrived (verifyReads reads no byte of it again). */
 async function expectComplete(): Promise<void> {
   expect(await sameBytes(final(), w.single.fastq[0]!.path)).toBe(true);
-  expect(await readdir(runDir)).toEqual([`${w.single.run}.fastq.gz`]);
+  expect((await readdir(runDir)).sort()).toEqual([`.${w.single.run}.fastq.gz.checked`, `${w.single.run}.fastq.gz`]);
+  expect(await readCheckRecord(final())).toMatchObject({ records: w.single.reads, md5: w.single.fastq[0]!.md5, by: 'download' });
 }
 
 describe('download', () => {
@@ -96,7 +103,8 @@ describe('download', () => {
     const err = await failureOf(download(fastHttp(), singlePlan, runDir));
     expect(err.type).toBe('ChecksumMismatch');
     expect(err.nonRetryable).toBe(false);
-    expect(err.message).toContain(`expected ${w.single.fastq[0]!.md5}`);
+    // these flipped bytes still inflate; the gzip trailer's CRC sees them with the last bytes, and the md5 says it plainest
+    expect(err.message).toMatch(new RegExp(`md5 [0-9a-f]{32}, expected ${w.single.fastq[0]!.md5} \\(\\d+ bytes; gzip test failed after \\d+ compressed bytes: incorrect data check\\)`));
     expect(await readdir(runDir)).toEqual([]);
     await download(fastHttp(), singlePlan, runDir);
     await expectComplete();
@@ -207,7 +215,7 @@ describe('download of other plans', () => {
     const dir = join(w.root, 'reads', 'paired', 'getfastq', w.paired.run);
     const r = await download(fastHttp(), plan, dir);
     expect(r.files.map((f) => f.path)).toEqual([join(dir, `${w.paired.run}_1.fastq.gz`), join(dir, `${w.paired.run}_2.fastq.gz`)]);
-    expect((await readdir(dir)).sort()).toEqual([`${w.paired.run}_1.fastq.gz`, `${w.paired.run}_2.fastq.gz`]);
+    expect((await readdir(dir)).sort()).toEqual([`.${w.paired.run}_1.fastq.gz.checked`, `.${w.paired.run}_2.fastq.gz.checked`, `${w.paired.run}_1.fastq.gz`, `${w.paired.run}_2.fastq.gz`]);
     for (const mate of [1, 2] as const) {
       expect(await sameBytes(join(dir, `${w.paired.run}_${mate}.fastq.gz`), w.paired.fastq.find((f) => f.mate === mate)!.path)).toBe(true);
     }
@@ -244,5 +252,106 @@ describe('download of other plans', () => {
     expect(requests).toBe(2 + 3); // two filereports, three files
     expect(http.limiter.stats).toEqual({ granted: requests, delayed: requests - 1 });
     expect(slept.reduce((a, b) => a + b, 0)).toBeCloseTo((requests - 1) * 200, 6);
+  });
+});
+
+/**
+ * Issue 15: the checks ride on the bytes as they arrive. Bodies here come from a tiny local server so a
+ * test can serve an archive's own bad file (the md5 it lists matches, or it lists none): only the gzip test
+ * and the record count made during the transfer stand between such a file and kallisto.
+ */
+describe('single-pass checks during the transfer', () => {
+  let server: Server;
+  let base = '';
+  const bodies = new Map<string, Buffer>();
+  let served = 0;
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const b = bodies.get(req.url ?? '');
+      if (!b) return void res.writeHead(404).end();
+      const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      const from = m ? Number(m[1]) : 0;
+      res.writeHead(m ? 206 : 200, { 'content-length': b.length - from, ...(m ? { 'content-range': `bytes ${from}-${b.length - 1}/${b.length}` } : {}) });
+      served += b.length - from;
+      res.end(b.subarray(from));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(async () => new Promise((r) => server.close(r)));
+
+  const RUN = 'SRR1500001';
+  const planFor = (path: string, body: Buffer, md5: string | null): SourcePlan => {
+    bodies.set(path, body);
+    return { source: 'ena', run: RUN, layout: 'single', files: [{ url: `${base}${path}`, name: `${RUN}.fastq.gz`, bytes: body.length, md5, mate: 0 }], expectedReads: null, reserveBytes: body.length };
+  };
+  const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+  const dirFor = (name: string) => join(w.root, 'reads', 'single-pass', name, 'getfastq', RUN);
+
+  it('a corrupt gzip tail (CRC) is caught by the transfer itself, with no md5 listed: nothing is kept', async () => {
+    const good = await readFile(w.single.fastq[0]!.path);
+    const bad = Buffer.from(good);
+    bad[bad.length - 6]! ^= 0xff; // inside the gzip trailer's CRC32
+    const dir = dirFor('crc');
+    const err = await failureOf(download(fastHttp(), planFor('/crc', bad, null), dir));
+    expect([err.type, err.nonRetryable]).toEqual(['ChecksumMismatch', false]);
+    expect(err.message).toMatch(new RegExp(`${RUN}.fastq.gz from .*: gzip test failed after \\d+ compressed bytes: incorrect data check`));
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("an archive's own file that is cut inside a record (its md5 matches) is TruncatedReads and never renamed", async () => {
+    const text = gunzipSync(await readFile(w.single.fastq[0]!.path)).toString('latin1').split('\n');
+    const cut = gzipSync(`${text.slice(0, 4 * 10 + 2).join('\n')}\n`);
+    const dir = dirFor('cut');
+    const err = await failureOf(download(fastHttp(), planFor('/cut', cut, md5(cut)), dir));
+    expect(err.type).toBe('TruncatedReads');
+    expect(err.message).toMatch(/42 lines is not a whole number of FASTQ records/);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('a resume feeds the kept bytes through the checks: a .part that is not gzip at all is found before any request and fetched again from byte 0', async () => {
+    const good = await readFile(w.single.fastq[0]!.path);
+    const plan = planFor('/resume', good, null);
+    const dir = dirFor('resume');
+    await mkdir(dir, { recursive: true });
+    // e.g. an error page some other downloader saved under the name
+    await writeFile(join(dir, `${RUN}.fastq.gz.part`), `<html><body>${'x'.repeat(5000)}</body></html>`);
+    served = 0;
+    const r = await download(fastHttp(), plan, dir);
+    expect(r).toMatchObject({ resumedFromBytes: 0, bytesFetched: good.length });
+    expect(served).toBe(good.length);
+    expect((await readFile(join(dir, `${RUN}.fastq.gz`))).equals(good)).toBe(true);
+    expect(await readCheckRecord(join(dir, `${RUN}.fastq.gz`))).toMatchObject({ records: w.single.reads, md5: md5(good) });
+  });
+
+  it('a resume whose kept bytes hold one flipped byte (still valid deflate: only the CRC shows it) fails at the end, no md5 listed, and is never renamed', async () => {
+    const good = await readFile(w.single.fastq[0]!.path);
+    const plan = planFor('/resume-flip', good, null);
+    const dir = dirFor('resume-flip');
+    await mkdir(dir, { recursive: true });
+    const kept = Buffer.from(good.subarray(0, Math.floor(good.length / 2)));
+    kept[kept.length >> 1]! ^= 0x01;
+    await writeFile(join(dir, `${RUN}.fastq.gz.part`), kept);
+    const err = await failureOf(download(fastHttp(), plan, dir));
+    expect(err.type).toBe('ChecksumMismatch');
+    expect(err.message).toMatch(/gzip test failed after \d+ compressed bytes: (incorrect data check|invalid)/);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('a good .part is resumed with Range and the count covers the whole file (prefix from disk, rest from the network)', async () => {
+    const good = await readFile(w.single.fastq[0]!.path);
+    const plan = planFor('/resume-good', good, md5(good));
+    const dir = dirFor('resume-good');
+    await mkdir(dir, { recursive: true });
+    const half = Math.floor(good.length / 2);
+    await writeFile(join(dir, `${RUN}.fastq.gz.part`), good.subarray(0, half));
+    served = 0;
+    const r = await download(fastHttp(), plan, dir);
+    expect(r).toMatchObject({ resumedFromBytes: half, bytesFetched: good.length - half });
+    expect(served).toBe(good.length - half);
+    expect(await readCheckRecord(join(dir, `${RUN}.fastq.gz`))).toMatchObject({ records: w.single.reads, by: 'download' });
+    // verifyReads takes that count: the gate passes without reading the file again
+    const reads = await quietEnv().run(createReadActivities().verifyReads, { run: RUN, files: [join(dir, `${RUN}.fastq.gz`)], layout: 'single' as const, expectedReads: w.single.reads });
+    expect(reads).toEqual({ layout: 'single', files: [join(dir, `${RUN}.fastq.gz`)], reads: w.single.reads });
   });
 });

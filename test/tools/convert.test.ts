@@ -4,12 +4,19 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } fro
 import { join } from 'node:path';
 import { createConvertActivities } from '../../src/activities/convert.js';
 import { makeSra, makeTranscriptome, simulateReads } from '../../src/mirror/fixtures.js';
-import { countFastqGz } from '../../src/tools/fastq.js';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { DiskLedger } from '../../src/activities/disk.js';
+import { createReadActivities } from '../../src/activities/reads.js';
+import { countFastqGz, readCheckRecord } from '../../src/tools/fastq.js';
 import { fasterqDump } from '../../src/tools/fasterq-dump.js';
 import { vdbValidate } from '../../src/tools/vdb-validate.js';
 import { act, cleanTempDirs, failureOf, quiet, tempDir } from './util.js';
 
+// No ledger: no reservation is known, so the outputs are gzipped (the conservative path).
 const { convertSra } = createConvertActivities();
+/** The check records a conversion leaves beside its outputs (the counts verifyReads takes). */
+const withRecords = (names: string[]) => [...names, ...names.map((n) => `.${n}.checked`)].sort();
 let root: string;
 let seqs: string[];
 const sras = new Map<string, string>();
@@ -44,8 +51,9 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
     const { runDir, sraPath } = runDirWith(run);
     const r = await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 });
     expect(r).toEqual({ layout: 'single', files: [join(runDir, `${run}.fastq.gz`)] });
-    expect(readdirSync(runDir)).toEqual([`${run}.fastq.gz`]);
+    expect(readdirSync(runDir).sort()).toEqual(withRecords([`${run}.fastq.gz`]));
     expect(await countFastqGz(r.files[0]!)).toBe(300);
+    expect(await readCheckRecord(r.files[0]!)).toMatchObject({ records: 300, by: 'convert' });
   });
 
   it('a paired .sra with unpaired spots (a 3-file run): mates kept, the unpaired reads counted, not kept', async () => {
@@ -57,7 +65,7 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
     const { runDir, sraPath } = runDirWith(run);
     const r = await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 });
     expect(r).toEqual({ layout: 'paired', files: [join(runDir, `${run}_1.fastq.gz`), join(runDir, `${run}_2.fastq.gz`)], unpairedReads: 7 });
-    expect(readdirSync(runDir).sort()).toEqual([`${run}_1.fastq.gz`, `${run}_2.fastq.gz`]);
+    expect(readdirSync(runDir).sort()).toEqual(withRecords([`${run}_1.fastq.gz`, `${run}_2.fastq.gz`]));
     expect(await Promise.all(r.files.map((f) => countFastqGz(f)))).toEqual([200, 200]);
   });
 
@@ -66,10 +74,57 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
     const { runDir, sraPath } = runDirWith(run);
     const r = await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 });
     expect(r).toEqual({ layout: 'paired', files: [join(runDir, `${run}_1.fastq.gz`), join(runDir, `${run}_2.fastq.gz`)] });
-    expect(readdirSync(runDir).sort()).toEqual([`${run}_1.fastq.gz`, `${run}_2.fastq.gz`]);
+    expect(readdirSync(runDir).sort()).toEqual(withRecords([`${run}_1.fastq.gz`, `${run}_2.fastq.gz`]));
     expect(await Promise.all(r.files.map((f) => countFastqGz(f)))).toEqual([400, 400]);
     // A retry after the .sra was already converted and removed returns the finished outputs.
     expect(await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 })).toEqual(r);
+  });
+
+  it('an admitted run keeps plain FASTQ (no gzip), counted in one pass; verifyReads takes the count and re-counts a file changed since', async () => {
+    const run = 'SRR7300004';
+    await sraFor(run, true, 300);
+    const { runDir, sraPath } = runDirWith(run);
+    const ledger = new DiskLedger();
+    expect(ledger.reserve(run, runDir, 100e6, 0, 1e15).granted).toBe(true);
+    const logs: string[] = [];
+    const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('INFO', (e) => logs.push(e.message)) });
+    const r = await act(env, createConvertActivities({ ledger, freeBytes: async () => 1e15 }).convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 });
+    expect(r).toEqual({ layout: 'paired', files: [join(runDir, `${run}_1.fastq`), join(runDir, `${run}_2.fastq`)] });
+    expect(readdirSync(runDir).sort()).toEqual(withRecords([`${run}_1.fastq`, `${run}_2.fastq`]));
+    expect(logs.some((l) => l.includes(`keeping ${run}_1.fastq and ${run}_2.fastq plain`))).toBe(true);
+    expect(readFileSync(r.files[0]!, 'latin1').startsWith('@')).toBe(true);
+    expect(await Promise.all(r.files.map((f) => readCheckRecord(f)))).toMatchObject([{ records: 300 }, { records: 300 }]);
+    const verify = (files: string[]) => act(quiet(), createReadActivities().verifyReads, { run, files, layout: 'paired', expectedReads: 300 });
+    expect(await verify(r.files)).toEqual({ layout: 'paired', files: r.files, reads: 300 });
+    // The record names the file's identity: a file rewritten since (one record cut off) is counted again.
+    const text = readFileSync(r.files[1]!, 'latin1').split('\n');
+    writeFileSync(r.files[1]!, `${text.slice(0, -5).join('\n')}\n`);
+    const f = await failureOf(verify(r.files));
+    expect(f.type).toBe('TruncatedReads');
+    expect(f.message).toMatch(/mates differ: .*_1.fastq has 300 reads, .*_2.fastq has 299/);
+    // A retry after the .sra was converted and removed returns the plain outputs.
+    expect((await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 })).files).toEqual(r.files);
+  });
+
+  it('gzips only when the disk needs it, and the log says why (FASTQ bigger than the reservation; below the floor)', async () => {
+    const run = 'SRR7300005';
+    await sraFor(run, false, 200);
+    for (const [reserved, free, why] of [
+      [1000, 1e15, /is more than the 1000 bytes reserved/],
+      [100e6, 5e9 + 50e6, /below the --min-free-gb 5 floor/],
+    ] as const) {
+      const { runDir, sraPath } = runDirWith(run);
+      const ledger = new DiskLedger();
+      ledger.reserve(run, runDir, reserved, 5, 1e15);
+      ledger.reserve('SRR7300099', runDir, 100e6, 5, 1e15); // another run's reservation eats into the free space
+      const logs: string[] = [];
+      const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('INFO', (e) => logs.push(e.message)) });
+      const r = await act(env, createConvertActivities({ ledger, freeBytes: async () => free }).convertSra, { run, sraPath, runDir, threads: 1, timeoutSec: 120 });
+      expect(r.files).toEqual([join(runDir, `${run}.fastq.gz`)]);
+      expect(readdirSync(runDir).sort()).toEqual(withRecords([`${run}.fastq.gz`]));
+      expect(logs.find((l) => l.includes(`gzipping ${run}.fastq`))).toMatch(why);
+      expect(await countFastqGz(r.files[0]!)).toBe(200);
+    }
   });
 
   it('a corrupted .sra converts with rc 0 (the trap), but vdb-validate catches it and the .sra is deleted', async () => {

@@ -66,6 +66,23 @@ describe('verifyReads + quant (real kallisto)', () => {
     });
   }
 
+  it('plain FASTQ (an SRA run kept plain, issue 15): counted by verifyReads, quantified by kallisto with every read processed', async () => {
+    const run = 'SRR7100005';
+    const sim = await simulate(run, true, 800);
+    const files = sim.fastqPlain;
+    expect(files.every((f) => f.endsWith('.fastq'))).toBe(true);
+    const rs = await act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 800 });
+    expect(rs).toEqual({ layout: 'paired', files, reads: 800 });
+    const q = await act(quiet(), quant.quant, quantInput(run, rs));
+    expect(q.nProcessed).toBe(800);
+    expect(q.command.slice(-2)).toEqual(files);
+    // a plain file cut inside a record fails the gate like a cut .gz
+    const text = readFileSync(files[1]!, 'latin1').split('\n');
+    writeFileSync(files[1]!, text.slice(0, -3).join('\n'));
+    const f = await failureOf(act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 800 }));
+    expect([f.type, f.message]).toEqual(['TruncatedReads', expect.stringMatching(/SRR7100005_2.fastq: \d+ lines is not a whole number of FASTQ records/)]);
+  });
+
   it('a retried quant clears the previous attempt\'s leftovers', async () => {
     const run = 'SRR7100003';
     const sim = await simulate(run, false, 500);

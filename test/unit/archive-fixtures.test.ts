@@ -10,7 +10,7 @@ import { parseLocate } from '../../src/tools/sra.js';
 // Compiled to dist/test/unit: the fixtures stay in the source tree.
 const DIR = fileURLToPath(new URL('../../../test/fixtures/archives/', import.meta.url));
 interface Entry { file: string; status: number; contentType: string; run?: string; format?: 'tsv' | 'json'; source: string }
-const index = JSON.parse(readFileSync(`${DIR}index.json`, 'utf8')) as { ena: Entry[]; sdl: Entry[] };
+const index = JSON.parse(readFileSync(`${DIR}index.json`, 'utf8')) as { ena: Entry[]; sdl: Entry[]; eutils: Entry[] };
 const entry = (file: string): Entry & { body: string } => {
   const e = [...index.ena, ...index.sdl].find((x) => x.file === file);
   if (!e) throw new Error(`fixture ${file} is not in index.json`);
@@ -28,11 +28,11 @@ const sdl = (file: string) => {
 
 describe('fixture index', () => {
   it('names a source for every fixture, and every file in ena/ and sdl/ is indexed', () => {
-    for (const e of [...index.ena, ...index.sdl]) {
+    for (const e of [...index.ena, ...index.sdl, ...index.eutils]) {
       expect(e.source.length).toBeGreaterThan(20);
       expect(() => readFileSync(`${DIR}${e.file}`)).not.toThrow();
     }
-    expect(index.ena.length + index.sdl.length).toBe(18);
+    expect([index.ena.length, index.sdl.length, index.eutils.length]).toEqual([11, 8, 4]);
   });
 });
 

@@ -88,7 +88,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     await t?.close();
   });
 
-  const sample = (run: string, amalgkit?: AmalgkitRunSettings) => {
+  const sample = (run: string, amalgkit?: AmalgkitRunSettings, sources: SampleInput['options']['sources'] = ['ena', 'sra']) => {
     const input: SampleInput = {
       batchId: 'paths',
       speciesId: 'sp',
@@ -101,7 +101,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       fastaPaths: [],
       fragmentLength: 200,
       fragmentSd: 20,
-      options: { ...DEFAULTS, sources: ['ena', 'sra'], maxRetries: 1, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1 },
+      options: { ...DEFAULTS, sources, maxRetries: 1, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1 },
       ...(amalgkit ? { amalgkit } : {}),
     };
     return sampleOutcome(t.client, `fetchquant/paths/sp/${run}`, input);
@@ -161,5 +161,17 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     const { status } = await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).describe();
     expect(status.name).toBe('FAILED');
     await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v3-sample-no-good-copy');
+  }, 60_000);
+
+  it("asks SRA's copies (named aws, ncbi) once: bad at ENA and at SRA fails the sample, it does not go back to ENA", async () => {
+    const run = 'SRR1400003';
+    badAt.set(run, new Set(['ena', 'sra']));
+    const out = await sample(run, undefined, ['ena', 'aws', 'ncbi']);
+    expect([out.state, out.failureType]).toEqual(['failed', FailureType.ChecksumMismatch]);
+    expect(out.reason).toMatch(/no source has a good copy: ena: .*; sra: .*md5/);
+    expect(calls.filter((c) => c.run === run && c.step === 'resolveSource').map((c) => c.data)).toEqual([
+      ['ena', 'aws', 'ncbi'],
+      ['aws', 'ncbi'],
+    ]);
   }, 60_000);
 });
