@@ -46,9 +46,10 @@ import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js'
 import { SA } from '../search-attributes.js';
 import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
-import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
+import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, sampleParkedSignal, stageQuery, type ParkedRun, type SampleStatus } from './messages.js';
 import { hostActivityOptions, readCheckRetry, sharedActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
+import { Parking, type ParkDecision } from './park.js';
 
 /** Fewer round trips per sample: local claimHost, prepareSample and publish (see the header). */
 export const FOLD_HOST_STEPS = 'fold-host-steps';
@@ -65,15 +66,12 @@ function isBadCopy(type: string | undefined): boolean {
 }
 
 /**
- * The --sources names after the last one that names `archive` (aws, gcp and ncbi are SRA's copies, all asked
- * by one SRA resolve): what is left to ask once that archive's copy stayed bad.
+ * The --sources names whose archive has not had a bad copy yet (aws, gcp and ncbi are SRA's copies, all asked by
+ * one SRA resolve), in their order: what is left to ask. Not "the names after this one": the source pacer may
+ * have spilled a run to a later source first.
  */
-function sourcesAfter(names: readonly SourceName[], archive: Source): SourceName[] {
-  let last = -1;
-  names.forEach((n, i) => {
-    if (archivesOf([n])[0] === archive) last = i;
-  });
-  return names.slice(last + 1);
+function sourcesLeft(names: readonly SourceName[], bad: readonly Source[]): SourceName[] {
+  return names.filter((n) => !bad.includes(archivesOf([n])[0]!));
 }
 
 /** What the provenance says about steps.getfastq.max_bp (docs/amalgkit.md). */
@@ -174,7 +172,10 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         sample.hostLost(at);
         continue;
       }
-      return await sample.failed(at, err);
+      // No source can serve the run now: wait on a timer and start over (docs/park.md), or fail past the deadline.
+      const parked = await sample.park(at, err);
+      if (parked?.kind === 'again') continue;
+      return await sample.failed(at, parked?.kind === 'fail' ? parked.error : err);
     }
   }
 }
@@ -199,6 +200,8 @@ class SampleRun {
   private slotReleased = false;
   /** the verified files of the current host attempt (memo + provenance) */
   private files: LocalFile[] = [];
+  /** park and revisit (./park.ts): its resumeParked handler is registered with the others */
+  private readonly parking: Parking;
 
   constructor(private readonly input: SampleInput) {
     this.run = input.run;
@@ -222,7 +225,11 @@ class SampleRun {
     this.enter('queued', {}, !this.folded);
     if (input.amalgkit) deprecatePatch(AMALGKIT_RUN_SETTINGS);
     this.ak = input.amalgkit;
-    if (this.ak) this.options = { ...this.options, sources: this.ak.sources, sraServices: this.ak.sraServices };
+    if (this.ak) {
+      const probe = this.ak.sraProbeServices;
+      this.options = { ...this.options, sources: this.ak.sources, sraServices: this.ak.sraServices, ...(probe ? { sraProbeServices: probe } : {}) };
+    }
+    this.parking = new Parking(this.run.run, this.options);
   }
 
   /** The host is whichever worker runs this workflow task: it is alive now, which is all a claim needs. */
@@ -266,7 +273,7 @@ class SampleRun {
   /** Verified reads on the host: from the planned source, or the next one when its copy stays bad. */
   async fetchVerified(at: OnHost): Promise<ReadSet> {
     /** what each source's copy did, when one turned out bad and the next source was asked */
-    const badCopies: string[] = [];
+    const badCopies: { source: Source; reason: string }[] = [];
     for (;;) {
       try {
         return await this.fetchFromSource(at);
@@ -357,18 +364,19 @@ class SampleRun {
    * maxRetries downloads) is this source's problem: the next source may hold a good one. Rethrows anything else,
    * and fails the sample when no source is left.
    */
-  private async nextSource(at: OnHost, err: unknown, badCopies: string[]): Promise<void> {
+  private async nextSource(at: OnHost, err: unknown, badCopies: { source: Source; reason: string }[]): Promise<void> {
     const { run, options } = this;
     const from = at.plan!;
     const bad = describe(err);
-    const rest = sourcesAfter(options.sources, from.source);
+    const rest = sourcesLeft(options.sources, [...badCopies.map((b) => b.source), from.source]);
     if (isHostLost(err) || isCancellation(err) || !isBadCopy(bad.type)) throw err;
     // Asked only here, so a clean sample's history gets no marker.
     deprecatePatch(FALLBACK_ON_BAD_COPY);
-    badCopies.push(`${from.source}: ${bad.reason}`);
+    badCopies.push({ source: from.source, reason: bad.reason });
+    const said = badCopies.map((b) => `${b.source}: ${b.reason}`).join('; ');
     if (rest.length === 0) {
       if (badCopies.length === 1) throw err;
-      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${badCopies.join('; ')}` });
+      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${said}` });
     }
     log.warn('the copy at this source stays bad; asking the next source', {
       run: run.run,
@@ -384,10 +392,10 @@ class SampleRun {
         [{ run, options: { ...options, sources: rest } }],
       );
       // The provenance says why these reads come from the second choice.
-      at.plan = { ...next, notes: [...(next.notes ?? []), `bad copy before this one: ${badCopies.join('; ')}`] };
+      at.plan = { ...next, notes: [...(next.notes ?? []), `bad copy before this one: ${said}`] };
     } catch (e) {
       if (isCancellation(e)) throw e;
-      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: ${badCopies.join('; ')}; then ${describe(e).reason}` });
+      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: ${said}; then ${describe(e).reason}` });
     }
   }
 
@@ -472,6 +480,39 @@ class SampleRun {
     status.restarts++;
     log.warn('host lost; restarting the sample on another host', { run: run.run, host: at.hostId, [HUMAN_LINE]: retryLine(run.run, `${status.stage} (host lost, restarting elsewhere)`, status.restarts, null, at.hostId, `no worker of ${at.hostId} took the task`) });
     this.enter('queued', { error: `host ${at.hostId} lost` });
+  }
+
+  /**
+   * A failure no source can help with now (outage, 5xx beyond retries, not yet at the allowed source): park
+   * the run (reads deleted, stage 'parked', the species frees its slot), wait, and say 'again'; past the
+   * deadline, the ParkedPastDeadline failure to end with; null: not a parking matter (./park.ts).
+   */
+  async park(at: OnHost, err: unknown): Promise<ParkDecision> {
+    const { run, input } = this;
+    const tell = async (p: ParkedRun | null) => {
+      try {
+        await this.species.signal(sampleParkedSignal, run.run, p);
+      } catch (e) {
+        if (!targetClosed(e, input.speciesWorkflowId)) throw e;
+      }
+    };
+    return this.parking.decide(err, {
+      describe,
+      clear: async () => {
+        await at.host.deleteReads({ run: run.run, runDir: at.runDir }).catch(() => undefined);
+      },
+      parked: async (p) => {
+        this.enter('parked', { error: p.reason });
+        log.warn('no source can serve the run now: parked', { run: run.run, until: p.until, error: p.reason, [HUMAN_LINE]: `${run.run}: parked until ${p.until} (no source can serve it now): ${p.reason}` });
+        await upsertMemo({ parked: p });
+        await tell(p);
+      },
+      unparked: async () => {
+        await upsertMemo({ parked: null });
+        await tell(null);
+        this.enter('queued');
+      },
+    });
   }
 
   /** Tell the species, then (FAIL_LOUD) end the workflow Failed with the outcome in the failure's details. */
