@@ -11,6 +11,7 @@
  *        [--cores N] [--total-threads N] [--auto-threads] [--fetchquant-dir DIR] [--label NAME]
  *   --cores N            run everything under `taskset -c 0..N-1` (B5 at 1 core: --cores 1)
  *   --fetchquant-dir DIR measure another built checkout's CLI (DIR/dist/src/cli.js), e.g. an older commit
+ *                        (--fetchquant-commit names it when DIR is not a git checkout)
  *   --auto-threads       give fetchquant no --quant-threads/--kallisto-threads (its own choice from cores);
  *                        by default both sides get the values src/cores.ts decides for the cores here
  *   --prepare-only       generate (or find cached) the transcriptome, index and runs, measure nothing
@@ -43,6 +44,8 @@ export interface B5Options {
   totalThreads: number;
   autoThreads: boolean;
   fetchquantDir: string;
+  /** what --fetchquant-dir holds when it is not a git checkout (e.g. `git archive ba82d74`) */
+  fetchquantCommit?: string;
   label: string;
   log: (l: string) => void;
 }
@@ -185,7 +188,8 @@ async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { e
   }
   const self = probe ? probe.selfUserSec + probe.selfSystemSec : seenSelf;
   if (self > seenSelf + 0.05) cpu['fetchquant: threads that ended between polls'] = self - seenSelf;
-  if (probe) cpu['fetchquant: of which GC pauses on the main thread'] = probe.gc.ms / 1000;
+  // PerformanceObserver gives GC pauses in wall time: on a loaded machine that overstates their CPU.
+  if (probe) cpu['fetchquant: GC pauses on the main thread (wall time, part of the main thread)'] = probe.gc.ms / 1000;
   const childrenExact = probe && probe.childrenUserSec !== null ? probe.childrenUserSec + (probe.childrenSystemSec ?? 0) : null;
   let polledChildren = 0;
   for (const [comm, v] of Object.entries(tree.children)) {
@@ -306,7 +310,7 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
     machine,
     label: o.label,
     cores,
-    fetchquant: { dir: resolve(o.fetchquantDir), commit: gitCommit(o.fetchquantDir), flags },
+    fetchquant: { dir: resolve(o.fetchquantDir), commit: o.fetchquantCommit ?? gitCommit(o.fetchquantDir), flags },
     workload: {
       runs: runs.length,
       sraOnly: runs.filter((r) => r.sraOnly).length,
@@ -392,7 +396,7 @@ export async function b5Main(argv: string[]): Promise<void> {
     options: {
       runs: { type: 'string' }, 'min-mb': { type: 'string' }, 'max-mb': { type: 'string' }, genes: { type: 'string' }, seed: { type: 'string' },
       net: { type: 'string' }, cores: { type: 'string' }, 'total-threads': { type: 'string' }, 'auto-threads': { type: 'boolean' },
-      'fetchquant-dir': { type: 'string' }, label: { type: 'string' }, 'out-dir': { type: 'string' }, 'prepare-only': { type: 'boolean' }, readme: { type: 'boolean' },
+      'fetchquant-dir': { type: 'string' }, 'fetchquant-commit': { type: 'string' }, label: { type: 'string' }, 'out-dir': { type: 'string' }, 'prepare-only': { type: 'boolean' }, readme: { type: 'boolean' },
     },
   });
   const log = (l: string) => process.stderr.write(`bench: ${l}\n`);
@@ -421,6 +425,7 @@ export async function b5Main(argv: string[]): Promise<void> {
     totalThreads: num(values['total-threads'], 2 * usable),
     autoThreads: Boolean(values['auto-threads']),
     fetchquantDir: values['fetchquant-dir'] ?? PKG,
+    ...(values['fetchquant-commit'] ? { fetchquantCommit: values['fetchquant-commit'] } : {}),
     label,
     log,
   });

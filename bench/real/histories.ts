@@ -7,7 +7,8 @@
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { speciesWorkflowId } from '../../src/ids.js';
-import { parseSampleHistory, ts, type RunAudit } from '../../src/report/audit.js';
+import { ts, type RunAudit } from '../../src/report/audit.js';
+import { auditListed } from '../../src/cli/history.js';
 
 type Event = temporal.api.history.v1.IHistoryEvent;
 
@@ -121,14 +122,7 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
     await Promise.all(
       metas.slice(i, i + 8).map(async (wf) => {
         const events = await historyOf(client, wf.workflowId, wf.runId);
-        const audit = parseSampleHistory(events, {
-          workflowId: wf.workflowId,
-          runId: wf.runId,
-          status: wf.status.name,
-          start: wf.startTime.toISOString(),
-          close: wf.closeTime?.toISOString(),
-          searchAttributes: wf.typedSearchAttributes,
-        });
+        const audit = auditListed(wf, events);
         const last = (name: string) => [...audit.activities].reverse().find((a) => a.activity === name);
         const verify = [...audit.activities].reverse().find((a) => a.activity === 'verifyReads' && a.outcome === 'completed');
         const quant = last('quant');

@@ -12,22 +12,25 @@ import { openSession } from './context.js';
 
 export type { ActivityAudit, RunAudit } from '../report/audit.js';
 
+/** The audit of a sample workflow execution as visibility lists it, from its history's events. */
+export function auditListed(wf: WorkflowExecutionInfo, events: Parameters<typeof parseSampleHistory>[0]): RunAudit {
+  return parseSampleHistory(events, {
+    workflowId: wf.workflowId,
+    runId: wf.runId,
+    status: wf.status.name,
+    start: wf.startTime.toISOString(),
+    close: wf.closeTime?.toISOString(),
+    searchAttributes: wf.typedSearchAttributes,
+  });
+}
+
 /** Audits of every sample workflow execution the visibility query finds, oldest first. */
 export async function auditQuery(client: Client, query: string, keep: (wf: WorkflowExecutionInfo) => boolean = () => true): Promise<RunAudit[]> {
   const audits: RunAudit[] = [];
   for await (const wf of client.workflow.list({ query })) {
     if (!keep(wf)) continue;
     const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
-    audits.push(
-      parseSampleHistory(history.events ?? [], {
-        workflowId: wf.workflowId,
-        runId: wf.runId,
-        status: wf.status.name,
-        start: wf.startTime.toISOString(),
-        close: wf.closeTime?.toISOString(),
-        searchAttributes: wf.typedSearchAttributes,
-      }),
-    );
+    audits.push(auditListed(wf, history.events ?? []));
   }
   return audits.sort((a, b) => a.start.localeCompare(b.start));
 }

@@ -18,7 +18,7 @@ import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { mirrorInput } from '../helpers/e2e.js';
+import { smallMirrorBatchInput } from '../helpers/e2e.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 const AMALGKIT = process.env.FETCHQUANT_AMALGKIT ?? join(process.cwd(), '.tools', 'amalgkit', 'bin', 'amalgkit');
@@ -57,13 +57,7 @@ function readTsv(path: string): Table {
     worker = execa('node', [CLI, 'worker', '--host-id', 'amk'], { env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace }, reject: false });
     await new Promise<void>((resolve) => worker.stdout!.on('data', (d: Buffer) => d.toString().includes('polling') && resolve()));
     const conn = ['--address', t.address, '--namespace', t.namespace];
-    const input = {
-      ...mirrorInput(dataset, mirror),
-      minFreeGb: 0.1,
-      totalThreads: 3,
-      monitorIntervalSec: 0.5,
-      checkIntervalSec: 2,
-    };
+    const input = smallMirrorBatchInput(dataset, mirror);
     const temporal = findTemporalCli()!;
     await execa(temporal, ['workflow', 'start', ...conn, '--type', 'batchWorkflow', '--task-queue', 'fetchquant', '--workflow-id', 'fetchquant/amk', '--input', JSON.stringify(input)]);
     const result = await execa(temporal, ['workflow', 'result', ...conn, '--workflow-id', 'fetchquant/amk', '--output', 'json'], { timeout: 180_000 });

@@ -14,7 +14,7 @@ import { startMirror, type FaultPlan, type Mirror } from '../../src/mirror/serve
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { startMirrorBatch } from '../helpers/e2e.js';
+import { startMirrorBatch, walk } from '../helpers/e2e.js';
 
 const MAX_RETRIES = 2;
 
@@ -74,16 +74,6 @@ function enaPath(run: string, name: string): string {
   return `/vol1/fastq/${run.slice(0, 6)}/${run}/${name}`;
 }
 
-/** Every file and directory under root, relative. */
-function walk(root: string, rel = ''): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(join(root, rel), { withFileTypes: true })) {
-    const p = rel ? `${rel}/${e.name}` : e.name;
-    out.push(e.isDirectory() ? `${p}/` : p);
-    if (e.isDirectory()) out.push(...walk(root, p));
-  }
-  return out;
-}
 
 describe('a batch with faults on a third of its runs (real worker, real tools, real HTTP)', () => {
   let t: TestTemporal;

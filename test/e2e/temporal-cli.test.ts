@@ -12,7 +12,7 @@ import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { mirrorInput } from '../helpers/e2e.js';
+import { smallMirrorBatchInput } from '../helpers/e2e.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
@@ -40,13 +40,7 @@ describe('steering with the Temporal CLI alone', () => {
   it('temporal workflow start with a JSON input runs a real batch to completion', async () => {
     const temporal = findTemporalCli()!;
     const conn = ['--address', t.address, '--namespace', t.namespace];
-    const input = {
-      ...mirrorInput(dataset, mirror),
-      minFreeGb: 0.1,
-      totalThreads: 3,
-      monitorIntervalSec: 0.5,
-      checkIntervalSec: 2,
-    };
+    const input = smallMirrorBatchInput(dataset, mirror);
     await execa(temporal, ['workflow', 'start', ...conn, '--type', 'batchWorkflow', '--task-queue', 'fetchquant', '--workflow-id', 'fetchquant/b1', '--input', JSON.stringify(input)]);
     const result = await execa(temporal, ['workflow', 'result', ...conn, '--workflow-id', 'fetchquant/b1', '--output', 'json'], { timeout: 180_000 });
     const parsed = JSON.parse(result.stdout);

@@ -125,6 +125,11 @@ export function mirrorInput(
   };
 }
 
+/** A small batch's JSON input against the mirror, as a user hands it to `temporal workflow start --input`. */
+export function smallMirrorBatchInput(dataset: Parameters<typeof mirrorInput>[0], mirror: Parameters<typeof mirrorInput>[1]) {
+  return { ...mirrorInput(dataset, mirror), minFreeGb: 0.1, totalThreads: 3, monitorIntervalSec: 0.5, checkIntervalSec: 2 };
+}
+
 /**
  * A batch over a mirror-served dataset with the short intervals every end-to-end test uses (retries,
  * monitor, disk waits, one kallisto thread); `options` adds or overrides batch options.

@@ -1,6 +1,7 @@
 /** Running one sample workflow directly, as its species would, for workflow tests. */
 import type { Client } from '@temporalio/client';
-import type { SampleInput, SampleOutcome } from '../../src/types.js';
+import { DEFAULTS } from '../../src/config/schema.js';
+import type { AmalgkitRunSettings, RunMeta, SampleInput, SampleOptions, SampleOutcome } from '../../src/types.js';
 
 /**
  * The sample's outcome: its result, or for a failed sample (which ends its workflow Failed, patch
@@ -14,4 +15,27 @@ export async function sampleOutcome(client: Client, workflowId: string, input: S
     if (outcome) return outcome as SampleOutcome;
     throw err;
   }
+}
+
+/**
+ * One run of species 'sp' (virtual paths, for fast activities) in batch `batchId`, with fast retries and waits
+ * (options override them), as workflow `fetchquant/<batchId>/sp/<run>`: its outcome.
+ */
+export function runVirtualSample(client: Client, batchId: string, run: RunMeta, options: Partial<SampleOptions>, amalgkit?: AmalgkitRunSettings): Promise<SampleOutcome> {
+  const input: SampleInput = {
+    batchId,
+    speciesId: 'sp',
+    speciesName: 'Sp sp',
+    speciesWorkflowId: `fetchquant/${batchId}/sp`,
+    run,
+    readsDir: '/virtual/sp/fastq',
+    quantDir: '/virtual/sp/quant',
+    indexPath: '/virtual/sp.idx',
+    fastaPaths: [],
+    fragmentLength: 200,
+    fragmentSd: 20,
+    options: { ...DEFAULTS, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1, ...options },
+    ...(amalgkit ? { amalgkit } : {}),
+  };
+  return sampleOutcome(client, `fetchquant/${batchId}/sp/${run.run}`, input);
 }

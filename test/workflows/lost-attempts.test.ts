@@ -6,13 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { DEFAULTS } from '../../src/config/schema.js';
 import { WORKER_LOST } from '../../src/failures.js';
-import type { SampleInput } from '../../src/types.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { createFastActivities, newLog } from '../helpers/fast-activities.js';
 import { maybeRecord } from '../helpers/histories.js';
-import { sampleOutcome } from '../helpers/sample.js';
+import { runVirtualSample } from '../helpers/sample.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
 
 const lost = (what: string) => ApplicationFailure.create({ type: WORKER_LOST, message: `worker killed during ${what}; retrying`, nextRetryDelay: 10 });
@@ -69,23 +67,7 @@ describe('attempts lost with the worker cost no retries', () => {
     await t?.close();
   });
 
-  const sample = (run: string, maxRetries: number) => {
-    const input: SampleInput = {
-      batchId: 'lost',
-      speciesId: 'sp',
-      speciesName: 'Sp sp',
-      speciesWorkflowId: 'fetchquant/lost/sp',
-      run: { run },
-      readsDir: '/virtual/sp/fastq',
-      quantDir: '/virtual/sp/quant',
-      indexPath: '/virtual/sp.idx',
-      fastaPaths: [],
-      fragmentLength: 200,
-      fragmentSd: 20,
-      options: { ...DEFAULTS, maxRetries, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1 },
-    };
-    return sampleOutcome(t.client, `fetchquant/lost/sp/${run}`, input);
-  };
+  const sample = (run: string, maxRetries: number) => runVirtualSample(t.client, 'lost', { run }, { maxRetries });
 
   it('with --max-retries 0 a sample survives lost attempts at download, quant and publish, and a heartbeat timeout', async () => {
     script.set('SRR1300001', { download: ['lost', 'lost', 'silent', 'lost'], quant: ['lost', 'lost', 'lost'], publish: ['lost', 'lost'] });

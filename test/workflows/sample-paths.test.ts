@@ -6,15 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ApplicationFailure } from '@temporalio/common';
-import { DEFAULTS } from '../../src/config/schema.js';
 import { createSampleSteps } from '../../src/activities/sample-steps.js';
 import type { Activities } from '../../src/activities/contract.js';
 import { FailureType } from '../../src/failures.js';
-import type { AmalgkitRunSettings, SampleInput, SourcePlan } from '../../src/types.js';
+import type { AmalgkitRunSettings, SampleOptions, SourcePlan } from '../../src/types.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { createFastActivities, newLog } from '../helpers/fast-activities.js';
 import { maybeRecord } from '../helpers/histories.js';
-import { sampleOutcome } from '../helpers/sample.js';
+import { runVirtualSample } from '../helpers/sample.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
 
 describe("a sample's less travelled paths (real workflows, fast activities)", () => {
@@ -88,24 +87,8 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     await t?.close();
   });
 
-  const sample = (run: string, amalgkit?: AmalgkitRunSettings, sources: SampleInput['options']['sources'] = ['ena', 'sra']) => {
-    const input: SampleInput = {
-      batchId: 'paths',
-      speciesId: 'sp',
-      speciesName: 'Sp sp',
-      speciesWorkflowId: 'fetchquant/paths/sp',
-      run: { run, nominalLength: 250 },
-      readsDir: '/virtual/sp/fastq',
-      quantDir: '/virtual/sp/quant',
-      indexPath: '/virtual/sp.idx',
-      fastaPaths: [],
-      fragmentLength: 200,
-      fragmentSd: 20,
-      options: { ...DEFAULTS, sources, maxRetries: 1, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1 },
-      ...(amalgkit ? { amalgkit } : {}),
-    };
-    return sampleOutcome(t.client, `fetchquant/paths/sp/${run}`, input);
-  };
+  const sample = (run: string, amalgkit?: AmalgkitRunSettings, sources: SampleOptions['sources'] = ['ena', 'sra']) =>
+    runVirtualSample(t.client, 'paths', { run, nominalLength: 250 }, { sources, maxRetries: 1 }, amalgkit);
   const of = (run: string) => calls.filter((c) => c.run === run).map((c) => c.step);
 
   it('fetches a copy that stays bad at ENA from SRA, fetches bad local reads again, waits for disk, and follows the amalgkit settings', async () => {
