@@ -22,8 +22,9 @@ import {
 } from './workflows/messages.js';
 
 /**
- * Ceilings per source. Concurrency: ENA and NCBI document no cap on parallel downloads; 8 at once is a
- * polite default (FETCHQUANT_ENA_MAX_DOWNLOADS / FETCHQUANT_SRA_MAX_DOWNLOADS). Request rate: what each
+ * Ceilings per source. Concurrency: ENA and NCBI document no cap on parallel downloads; 32 (above the default
+ * --total-threads 24) leaves the batch's budget in charge until an archive pushes back
+ * (FETCHQUANT_ENA_MAX_DOWNLOADS / FETCHQUANT_SRA_MAX_DOWNLOADS). Request rate: what each
  * archive documents for its API, as in rateDefaults (src/tools/http.ts): ENA 50/s, NCBI 3/s (10 with a key).
  */
 export function paceDefaults(env: Record<string, string | undefined> = process.env, rates: { ena: number; sra: number }): Record<PaceSource, PaceLimits> {
@@ -32,8 +33,8 @@ export function paceDefaults(env: Record<string, string | undefined> = process.e
     return env[name] !== undefined && env[name] !== '' && Number.isInteger(v) && v > 0 ? v : fallback;
   };
   return {
-    ena: { maxConcurrency: pick('FETCHQUANT_ENA_MAX_DOWNLOADS', 8), maxRatePerSec: rates.ena },
-    sra: { maxConcurrency: pick('FETCHQUANT_SRA_MAX_DOWNLOADS', 8), maxRatePerSec: rates.sra },
+    ena: { maxConcurrency: pick('FETCHQUANT_ENA_MAX_DOWNLOADS', 32), maxRatePerSec: rates.ena },
+    sra: { maxConcurrency: pick('FETCHQUANT_SRA_MAX_DOWNLOADS', 32), maxRatePerSec: rates.sra },
   };
 }
 
@@ -205,7 +206,9 @@ export class PacerClient {
     const now = Date.now();
     const saturated = (s: PaceSource) => {
       const p = pace.find((x) => x.source === s);
-      return Boolean(p && (p.inFlight + p.waiting >= p.limit || (p.pausedUntil && Date.parse(p.pausedUntil) > now)));
+        // saturated = the archive pushed back: paused after a 429, or backed off below its ceiling and full.
+      // Our own ceiling alone is no reason to fetch from a costlier source (SRA needs a conversion).
+      return Boolean(p && ((p.pausedUntil && Date.parse(p.pausedUntil) > now) || (p.limit < p.maxLimit && p.inFlight + p.waiting >= p.limit)));
     };
     return [...sources.filter((s) => !saturated(s)), ...sources.filter(saturated)];
   }

@@ -40,6 +40,11 @@ export interface AmalgkitRunSettings {
   sources: Source[];
   /** SRA Data Locator services allowed (s3, gs, ncbi) */
   sraServices: string[];
+  /**
+   * the services the config allows whatever --sources says: where a run missing at the allowed sources may be
+   * looked up (never fetched) to tell "not yet synchronised" from "unknown" (docs/park.md); [] = never ask SRA
+   */
+  sraProbeServices?: string[];
 }
 
 export interface BatchPlan {
@@ -71,6 +76,8 @@ export interface RunPage {
 export type SampleOptions = SampleOptionsBase & {
   /** SRA Data Locator services this species may download from (s3, gs, ncbi); absent = any */
   sraServices?: string[];
+  /** the SRA services a not-yet-available lookup may ask (AmalgkitRunSettings.sraProbeServices) */
+  sraProbeServices?: string[];
   /** park instead of failing (docs/park.md); absent in samples started before parking existed */
   parkWaitSec?: number;
   parkDeadlineSec?: number;

@@ -133,10 +133,12 @@ export function createSourceActivities(deps: { http: HttpClient; order?: (source
       // Not at the allowed sources: if another archive has it, it is on its way (the archives exchange runs
       // daily): park it rather than call it unknown (docs/park.md). Only samples that can park ask.
       if (options.parkWaitSec !== undefined) {
-        // An archive the species' config switched off (steps.getfastq.aws/gcp/ncbi all no) is never asked.
-        const off = (x: Source) => x === 'sra' && options.sraServices !== undefined && options.sraServices.length === 0;
+        // An archive the species' config switched off (steps.getfastq.aws/gcp/ncbi all no) is never asked;
+        // one only --sources leaves out is looked up (any service the config allows), never fetched from.
+        const services = options.sraProbeServices ?? options.sraServices;
+        const off = (x: Source) => x === 'sra' && services !== undefined && services.length === 0;
         for (const other of (['ena', 'sra'] as Source[]).filter((x) => !configured.includes(x) && !off(x))) {
-          const probe = await askSource(other, run, options, deps.http, layoutHint, signal).catch(() => null);
+          const probe = await askSource(other, run, { ...options, ...(services ? { sraServices: services } : {}) }, deps.http, layoutHint, signal).catch(() => null);
           if (probe && 'plan' in probe) {
             throw ApplicationFailure.create({
               type: NOT_YET_AVAILABLE,

@@ -611,6 +611,7 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
         fragmentFromConfig: c.fragmentFromConfig,
         sources,
         sraServices: services,
+        sraProbeServices: sraServicesOf(c.getfastqSources, ['sra']),
       },
     });
   }

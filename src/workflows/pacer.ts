@@ -55,6 +55,8 @@ interface PaceState {
   lastChange: string | null;
   /** when the pace last went down (workflow ms): reports of one event from many holders halve it once */
   lastDownAt: number;
+  /** when downloads released with 5xx, network errors or stalls (workflow ms), within TROUBLE_WINDOW_MS */
+  troubleAt?: number[];
 }
 
 export interface PacerState {
@@ -75,6 +77,8 @@ export const MAX_WAIT_MS = 20_000;
 export const DEFAULT_PAUSE_MS = 5_000;
 /** Reports within this long of a back-off are the same trouble: the pace is halved once. */
 export const BACKOFF_EVERY_MS = 2_000;
+/** 5xx/stalls of two downloads within this long back a source off; one download's alone does not. */
+export const TROUBLE_WINDOW_MS = 30_000;
 /** The API rate grows again only after this long without trouble. */
 export const RECOVER_AFTER_MS = 5_000;
 /** The rate never falls below this fraction of its ceiling. */
@@ -271,7 +275,11 @@ export async function sourcePacerWorkflow(input: PacerInput = {}): Promise<void>
       p.pausedUntil = Math.max(p.pausedUntil, now() + (o.retryAfterMs ?? DEFAULT_PAUSE_MS));
       backOff(p, `${o.throttled} x 429${o.retryAfterMs !== undefined ? ` (Retry-After ${Math.round(o.retryAfterMs / 1000)} s)` : ''}`);
     } else if (o.serverErrors > 0 || o.stalled) {
-      backOff(p, o.stalled ? 'stall' : `${o.serverErrors} x 5xx`);
+      // one download's trouble is often that run's (a bad file, a reset): the source backs off when a second
+      // download reports trouble within TROUBLE_WINDOW_MS
+      const t = now();
+      p.troubleAt = [...(p.troubleAt ?? []).filter((x) => x > t - TROUBLE_WINDOW_MS), t];
+      if (p.troubleAt.length >= 2) backOff(p, o.stalled ? 'stalls' : `5xx/network errors from ${p.troubleAt.length} downloads`);
     } else if (lease) {
       // additive increase: one more permit after `limit` clean downloads; the rate by 1/20 of its ceiling
       p.rate = Math.min(p.maxRate, p.rate + p.maxRate / 20);

@@ -46,9 +46,10 @@ import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js'
 import { SA } from '../search-attributes.js';
 import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
-import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, stageQuery, type SampleStatus } from './messages.js';
+import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, sampleParkedSignal, stageQuery, type ParkedRun, type SampleStatus } from './messages.js';
 import { hostActivityOptions, readCheckRetry, sharedActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
+import { Parking, type ParkDecision } from './park.js';
 
 /** Fewer round trips per sample: local claimHost, prepareSample and publish (see the header). */
 export const FOLD_HOST_STEPS = 'fold-host-steps';
@@ -174,7 +175,10 @@ export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome>
         sample.hostLost(at);
         continue;
       }
-      return await sample.failed(at, err);
+      // No source can serve the run now: wait on a timer and start over (docs/park.md), or fail past the deadline.
+      const parked = await sample.park(at, err);
+      if (parked?.kind === 'again') continue;
+      return await sample.failed(at, parked?.kind === 'fail' ? parked.error : err);
     }
   }
 }
@@ -199,6 +203,8 @@ class SampleRun {
   private slotReleased = false;
   /** the verified files of the current host attempt (memo + provenance) */
   private files: LocalFile[] = [];
+  /** park and revisit (./park.ts): its resumeParked handler is registered with the others */
+  private readonly parking: Parking;
 
   constructor(private readonly input: SampleInput) {
     this.run = input.run;
@@ -222,7 +228,11 @@ class SampleRun {
     this.enter('queued', {}, !this.folded);
     if (input.amalgkit) deprecatePatch(AMALGKIT_RUN_SETTINGS);
     this.ak = input.amalgkit;
-    if (this.ak) this.options = { ...this.options, sources: this.ak.sources, sraServices: this.ak.sraServices };
+    if (this.ak) {
+      const probe = this.ak.sraProbeServices;
+      this.options = { ...this.options, sources: this.ak.sources, sraServices: this.ak.sraServices, ...(probe ? { sraProbeServices: probe } : {}) };
+    }
+    this.parking = new Parking(this.run.run, this.options);
   }
 
   /** The host is whichever worker runs this workflow task: it is alive now, which is all a claim needs. */
@@ -472,6 +482,39 @@ class SampleRun {
     status.restarts++;
     log.warn('host lost; restarting the sample on another host', { run: run.run, host: at.hostId, [HUMAN_LINE]: retryLine(run.run, `${status.stage} (host lost, restarting elsewhere)`, status.restarts, null, at.hostId, `no worker of ${at.hostId} took the task`) });
     this.enter('queued', { error: `host ${at.hostId} lost` });
+  }
+
+  /**
+   * A failure no source can help with now (outage, 5xx beyond retries, not yet at the allowed source): park
+   * the run (reads deleted, stage 'parked', the species frees its slot), wait, and say 'again'; past the
+   * deadline, the ParkedPastDeadline failure to end with; null: not a parking matter (./park.ts).
+   */
+  async park(at: OnHost, err: unknown): Promise<ParkDecision> {
+    const { run, input } = this;
+    const tell = async (p: ParkedRun | null) => {
+      try {
+        await this.species.signal(sampleParkedSignal, run.run, p);
+      } catch (e) {
+        if (!targetClosed(e, input.speciesWorkflowId)) throw e;
+      }
+    };
+    return this.parking.decide(err, {
+      describe,
+      clear: async () => {
+        await at.host.deleteReads({ run: run.run, runDir: at.runDir }).catch(() => undefined);
+      },
+      parked: async (p) => {
+        this.enter('parked', { error: p.reason });
+        log.warn('no source can serve the run now: parked', { run: run.run, until: p.until, error: p.reason, [HUMAN_LINE]: `${run.run}: parked until ${p.until} (no source can serve it now): ${p.reason}` });
+        await upsertMemo({ parked: p });
+        await tell(p);
+      },
+      unparked: async () => {
+        await upsertMemo({ parked: null });
+        await tell(null);
+        this.enter('queued');
+      },
+    });
   }
 
   /** Tell the species, then (FAIL_LOUD) end the workflow Failed with the outcome in the failure's details. */

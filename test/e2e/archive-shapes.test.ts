@@ -90,7 +90,8 @@ describe('a batch meeting the archives\' real answer shapes (real worker, real t
   });
 
   it('finishes every recoverable run done and fails the rest naming the archive\'s answer', async () => {
-    const handle = await startMirrorBatch(t.client, 'shapes', dataset, mirror, { totalThreads: 6, maxRetries: 1 });
+    // a run no source can serve now parks (docs/park.md): short waits, so the locator's lasting error ends the batch
+    const handle = await startMirrorBatch(t.client, 'shapes', dataset, mirror, { totalThreads: 6, maxRetries: 1, parkWaitSec: 0.5, parkDeadlineSec: 1.5 });
     const result = (await handle.result()) as BatchResult;
     const sp = dataset.species[0]!;
     const reason = (r: SyntheticRun) => result.failures.find((f) => f.run === r.run);
@@ -109,8 +110,9 @@ describe('a batch meeting the archives\' real answer shapes (real worker, real t
     expect(reason(k.payRequired)).toMatchObject({ failureType: 'RunNotFound' });
     expect(reason(k.payRequired)!.reason).toMatch(/ena: no usable FASTQ listed \(fastq_ftp=""\); sra: status 200 but no copy is free to download: \w+ at s3 us-east-1 needs payment \(payRequired\)/);
     expect(reason(k.ceRequired)!.reason).toMatch(/sra: status 200 but no copy is free to download: \w+ at gs us-east1 needs cloud credentials \(ceRequired\)/);
-    // a locator that failed as a whole is retried as a server error, never "not found"
-    expect(reason(k.locatorError)).toMatchObject({ failureType: 'ServerError' });
+    // a locator that failed as a whole is retried as a server error, never "not found", then parked; still
+    // failing at the park deadline, it fails naming the locator's answer
+    expect(reason(k.locatorError)).toMatchObject({ failureType: 'ParkedPastDeadline' });
     expect(reason(k.locatorError)!.reason).toMatch(/sra: SRA locator: locator error status 500 \(Internal Server Error\) without a result/);
     const stats = mirror.stats();
     for (const r of [k.enaRejects, k.hugeSize, k.payRequired, k.ceRequired, k.locatorError]) expect([r.run, stats.byPath[`/sra/${r.run}/${r.run}`]]).toEqual([r.run, undefined]);

@@ -94,18 +94,27 @@ describe('sourcePacerWorkflow', () => {
     if (later.granted) await h.signal(releasePermitSignal, { leaseId: later.leaseId, outcome: { throttled: 0, serverErrors: 0, stalled: false } });
   });
 
-  it('spills: a saturated source is asked after one with a permit free', async () => {
+  it('spills: a source that pushed back is asked after one with a permit free; our own ceiling alone never spills', async () => {
     const a = client('host-a');
-    expect(await a.order(['ena', 'sra'])).toEqual(['ena', 'sra']);
+    const { httpObservers } = await import('../../src/tools/http.js');
     let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const holding = Promise.all([a.withPermit('ena', () => held), a.withPermit('ena', () => held)]);
+    let held = new Promise<void>((r) => (release = r));
+    // every permit of ENA taken at its ceiling: full, but the archive did not push back
+    let holding: Promise<unknown> = Promise.all([a.withPermit('ena', () => held), a.withPermit('ena', () => held)]);
     await sleep(300);
     expect((await pace('ena')).inFlight).toBe(2);
+    expect(await a.order(['ena', 'sra'])).toEqual(['ena', 'sra']);
+    release();
+    await holding;
+    // two downloads meet 5xx: ENA backs off to one permit; with it taken, runs spill to SRA
+    await Promise.all([1, 2].map(() => a.withPermit('ena', async () => httpObservers.getStore()?.({ url: 'x', status: 503 }))));
+    expect((await pace('ena')).limit).toBe(1);
+    held = new Promise<void>((r) => (release = r));
+    holding = Promise.all([a.withPermit('ena', () => held)]);
+    await sleep(300);
     expect(await a.order(['ena', 'sra'])).toEqual(['sra', 'ena']);
     release();
     await holding;
-    expect(await a.order(['ena', 'sra'])).toEqual(['ena', 'sra']);
   });
 
   it('API requests of two hosts share one window: within a 3/s mirror, no 429', async () => {

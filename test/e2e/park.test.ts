@@ -1,0 +1,139 @@
+/**
+ * Park and revisit (docs/park.md), end to end with a real worker, kallisto and the mirror:
+ * - both archives down for a while: the runs park instead of failing, `status` lists them with when they
+ *   return, and after the outage every run completes, its provenance showing the parked stage;
+ * - runs at SRA that reach ENA only later, with `--sources ena`: parked as not yet available, woken at once
+ *   by `fetchquant resume-parked` once ENA has it; a run that never arrives fails at its deadline as
+ *   ParkedPastDeadline, naming why, and the batch ends.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { createActivities } from '../../src/activities/index.js';
+import { batchWorkflowId } from '../../src/ids.js';
+import { generateDataset, type Dataset, type SyntheticSpecies } from '../../src/mirror/fixtures.js';
+import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import { HttpClient } from '../../src/tools/http.js';
+import type { Provenance } from '../../src/types.js';
+import { startWorker, type RunningWorker } from '../../src/worker.js';
+import type { BatchResult } from '../../src/workflows/batch.js';
+import { batchProgressQuery } from '../../src/workflows/messages.js';
+import { renderParked } from '../../src/cli/control.js';
+import { CLI, provenanceOf, startMirrorBatch } from '../helpers/e2e.js';
+import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
+
+describe('park and revisit', () => {
+  let t: TestTemporal;
+  let root: string;
+  let dataset: Dataset;
+  let mirror: Mirror;
+  let worker: RunningWorker;
+  let alpha: SyntheticSpecies;
+  let beta: SyntheticSpecies;
+
+  beforeAll(async () => {
+    t = await testTemporal('e2e-park');
+    root = await mkdtemp(join(tmpdir(), 'fq-park-'));
+    dataset = await generateDataset({
+      root,
+      seed: 17,
+      species: [
+        { name: 'Parkus alpha', runs: 3, pairedFraction: 0.5, sraOnlyFraction: 0, readsPerRun: 1000 },
+        { name: 'Parkus beta', runs: 2, pairedFraction: 0, sraOnlyFraction: 0, readsPerRun: 1000 },
+      ],
+    });
+    [alpha, beta] = dataset.species as [SyntheticSpecies, SyntheticSpecies];
+    mirror = await startMirror({ dataset });
+    // the HTTP client's own back-off in milliseconds, so an outage exhausts the retries in a test's time
+    const http = new HttpClient({ backoffBaseMs: 20, backoffMaxMs: 200 });
+    worker = await startWorker({
+      connection: t.native,
+      client: t.client,
+      namespace: t.namespace,
+      hostId: 'park-host',
+      janitor: false,
+      shutdownGraceTimeMs: 1000,
+      activities: createActivities({ hostId: 'park-host', cwd: root, client: t.client, http }),
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await worker?.shutdown();
+    await mirror?.stop();
+    await t?.close();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('parks the runs of an outage of both archives and completes them when it is over', async () => {
+    // both archives down until the runs are seen parked (the window's end is the test's to choose)
+    mirror.setOutage('ena', 600_000);
+    mirror.setOutage('sra', 600_000);
+    const handle = await startMirrorBatch(t.client, 'park-outage', dataset, mirror, {
+      species: [alpha.speciesId],
+      totalThreads: 3,
+      maxRetries: 1,
+      parkWaitSec: 2,
+      parkDeadlineSec: 120,
+    });
+    // while the archives are down, status lists the parked runs and when they come back; each run parks,
+    // wakes after --park-wait, meets the outage again and parks again: wait until every run was seen parked
+    const seen = new Set<string>();
+    let lines: string[] = [];
+    await eventually(async () => {
+      const p = await handle.query(batchProgressQuery);
+      for (const r of p.species[0]?.parked ?? []) seen.add(r.run);
+      const l = renderParked(p);
+      if (l.length > 1) lines = l;
+      return seen.size === 3;
+    }, 60_000);
+    mirror.setOutage('ena', 0);
+    mirror.setOutage('sra', 0);
+    expect(lines[0]).toMatch(/^parked: [1-3] run\(s\); `fetchquant resume-parked` tries them now$/);
+    expect(lines[1]).toMatch(/SRR\d+ \(parkus_alpha\): back at .*; parked since .*: .*503/);
+    const result = (await handle.result()) as BatchResult;
+    expect(result.totals).toEqual({ total: 3, done: 3, skipped: 0, failed: 0 });
+    expect(mirror.stats().outageRefused['ena-api']).toBeGreaterThan(0);
+    // each run's provenance records its wait: a 'parked' stage with the outage's answer
+    const parkedStages = alpha.runs.map((r) => (JSON.parse(readFileSync(provenanceOf(dataset, alpha, r.run), 'utf8')) as Provenance).stages.filter((s) => s.stage === 'parked'));
+    expect(parkedStages.every((s) => s.length >= 1)).toBe(true);
+    expect(parkedStages[0]![0]!.error).toMatch(/503/);
+  }, 90_000);
+
+  it('parks runs not yet at ENA, resume-parked fetches one once ENA has it, and one that never comes fails at its deadline', async () => {
+    const [late, never] = beta.runs as [(typeof beta.runs)[0], (typeof beta.runs)[0]];
+    // both are at SRA; `late` reaches ENA after 12 s (after both parked), `never` not within the test
+    const lagEnd = Date.now() + 12_000;
+    mirror.setFaults({ [late.run]: [{ kind: 'ena-lag', seconds: 12 }], [never.run]: [{ kind: 'ena-lag', seconds: 3600 }] });
+    const batchId = 'park-lag';
+    const handle = await startMirrorBatch(t.client, batchId, dataset, mirror, {
+      species: [beta.speciesId],
+      sources: ['ena'],
+      totalThreads: 2,
+      maxRetries: 1,
+      parkWaitSec: 600, // far beyond the test: only resume-parked (or the deadline) ends the wait
+      parkDeadlineSec: 35,
+    });
+    await eventually(async () => ((await handle.query(batchProgressQuery)).species[0]?.parked?.length ?? 0) === 2, 30_000);
+    const p = await handle.query(batchProgressQuery);
+    expect(p.species[0]!.parked!.map((r) => r.reason).join('\n')).toMatch(/is at sra but not \(yet\) at ena/);
+    await new Promise((r) => setTimeout(r, Math.max(0, lagEnd - Date.now()) + 500)); // ENA has `late` now
+    const resumed = await execa(process.execPath, [CLI, 'resume-parked', '--batch-id', batchId], {
+      env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace },
+      reject: false,
+      timeout: 60_000,
+    });
+    expect(resumed.exitCode).toBe(0);
+    expect(resumed.stdout).toMatch(/2 parked run\(s\) of batch park-lag tried again now/);
+    const result = (await handle.result()) as BatchResult;
+    expect(result.totals).toEqual({ total: 2, done: 1, skipped: 0, failed: 1 });
+    const failure = result.failures.find((f) => f.run === never.run)!;
+    expect(failure.failureType).toBe('ParkedPastDeadline');
+    expect(failure.reason).toMatch(/parked since .* still unavailable at its deadline: .*is at sra but not \(yet\) at ena/);
+    const prov = JSON.parse(readFileSync(provenanceOf(dataset, beta, late.run), 'utf8')) as Provenance;
+    expect(prov.source.source).toBe('ena');
+    expect(await t.client.workflow.getHandle(batchWorkflowId(batchId)).describe().then((d) => d.status.name)).toBe('COMPLETED');
+  }, 90_000);
+});
