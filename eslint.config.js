@@ -15,6 +15,12 @@ export default tseslint.config(
     },
   },
   {
+    // CommonJS on purpose (a -r preload, bench/b5/probe.cjs): require is how it imports.
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly', module: 'writable' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // Type-aware, as in Temporal's samples: a promise nobody awaits is a step that may never run, or an
     // error nobody sees (in a workflow, a command issued out of order). Mark the deliberate ones with `void`.
     files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],

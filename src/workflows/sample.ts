@@ -66,15 +66,12 @@ function isBadCopy(type: string | undefined): boolean {
 }
 
 /**
- * The --sources names after the last one that names `archive` (aws, gcp and ncbi are SRA's copies, all asked
- * by one SRA resolve): what is left to ask once that archive's copy stayed bad.
+ * The --sources names whose archive has not had a bad copy yet (aws, gcp and ncbi are SRA's copies, all asked by
+ * one SRA resolve), in their order: what is left to ask. Not "the names after this one": the source pacer may
+ * have spilled a run to a later source first.
  */
-function sourcesAfter(names: readonly SourceName[], archive: Source): SourceName[] {
-  let last = -1;
-  names.forEach((n, i) => {
-    if (archivesOf([n])[0] === archive) last = i;
-  });
-  return names.slice(last + 1);
+function sourcesLeft(names: readonly SourceName[], bad: readonly Source[]): SourceName[] {
+  return names.filter((n) => !bad.includes(archivesOf([n])[0]!));
 }
 
 /** What the provenance says about steps.getfastq.max_bp (docs/amalgkit.md). */
@@ -276,7 +273,7 @@ class SampleRun {
   /** Verified reads on the host: from the planned source, or the next one when its copy stays bad. */
   async fetchVerified(at: OnHost): Promise<ReadSet> {
     /** what each source's copy did, when one turned out bad and the next source was asked */
-    const badCopies: string[] = [];
+    const badCopies: { source: Source; reason: string }[] = [];
     for (;;) {
       try {
         return await this.fetchFromSource(at);
@@ -367,18 +364,19 @@ class SampleRun {
    * maxRetries downloads) is this source's problem: the next source may hold a good one. Rethrows anything else,
    * and fails the sample when no source is left.
    */
-  private async nextSource(at: OnHost, err: unknown, badCopies: string[]): Promise<void> {
+  private async nextSource(at: OnHost, err: unknown, badCopies: { source: Source; reason: string }[]): Promise<void> {
     const { run, options } = this;
     const from = at.plan!;
     const bad = describe(err);
-    const rest = sourcesAfter(options.sources, from.source);
+    const rest = sourcesLeft(options.sources, [...badCopies.map((b) => b.source), from.source]);
     if (isHostLost(err) || isCancellation(err) || !isBadCopy(bad.type)) throw err;
     // Asked only here, so a clean sample's history gets no marker.
     deprecatePatch(FALLBACK_ON_BAD_COPY);
-    badCopies.push(`${from.source}: ${bad.reason}`);
+    badCopies.push({ source: from.source, reason: bad.reason });
+    const said = badCopies.map((b) => `${b.source}: ${b.reason}`).join('; ');
     if (rest.length === 0) {
       if (badCopies.length === 1) throw err;
-      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${badCopies.join('; ')}` });
+      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: no source has a good copy: ${said}` });
     }
     log.warn('the copy at this source stays bad; asking the next source', {
       run: run.run,
@@ -394,10 +392,10 @@ class SampleRun {
         [{ run, options: { ...options, sources: rest } }],
       );
       // The provenance says why these reads come from the second choice.
-      at.plan = { ...next, notes: [...(next.notes ?? []), `bad copy before this one: ${badCopies.join('; ')}`] };
+      at.plan = { ...next, notes: [...(next.notes ?? []), `bad copy before this one: ${said}`] };
     } catch (e) {
       if (isCancellation(e)) throw e;
-      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: ${badCopies.join('; ')}; then ${describe(e).reason}` });
+      throw ApplicationFailure.create({ type: bad.type, nonRetryable: true, message: `run ${run.run}: ${said}; then ${describe(e).reason}` });
     }
   }
 

@@ -8,16 +8,14 @@
  * done; every other one failed with a reason that names the archive's answer.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readFileSync, rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
-import { startMirror, type FaultPlan, type Mirror } from '../../src/mirror/server.js';
+import type { Dataset, SyntheticRun } from '../../src/mirror/fixtures.js';
+import type { FaultPlan, Mirror } from '../../src/mirror/server.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import type { Provenance } from '../../src/types.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
-import { startMirrorBatch, walk } from '../helpers/e2e.js';
+import { startMirrorBatch, startMirrorWorld, walk, type MirrorWorld } from '../helpers/e2e.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
 
 interface Cast {
@@ -67,7 +65,7 @@ function faultPlan(k: Cast): FaultPlan {
 
 describe('a batch meeting the archives\' real answer shapes (real worker, real tools, real HTTP)', () => {
   let t: TestTemporal;
-  let root: string;
+  let world: MirrorWorld;
   let dataset: Dataset;
   let mirror: Mirror;
   let worker: RunningWorker;
@@ -75,18 +73,15 @@ describe('a batch meeting the archives\' real answer shapes (real worker, real t
 
   beforeAll(async () => {
     t = await testTemporal('e2e-archive-shapes');
-    root = await mkdtemp(join(tmpdir(), 'fq-shapes-'));
-    dataset = await generateDataset({ root, seed: 5, species: [{ name: 'Archivus realis', runs: 12, pairedFraction: 0.5, sraOnlyFraction: 0.5, readsPerRun: 400 }] });
-    k = cast(dataset);
-    mirror = await startMirror({ dataset, faults: faultPlan(k) });
+    world = await startMirrorWorld('shapes', { seed: 5, species: [{ name: 'Archivus realis', runs: 12, pairedFraction: 0.5, sraOnlyFraction: 0.5, readsPerRun: 400 }] }, (d) => ({ faults: faultPlan((k = cast(d))) }));
+    ({ dataset, mirror } = world);
     worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'shapes-host', janitor: false, shutdownGraceTimeMs: 1000 });
   }, 60_000);
 
   afterAll(async () => {
     await worker?.shutdown();
-    await mirror?.stop();
+    await world?.stop();
     await t?.close();
-    if (root) rmSync(root, { recursive: true, force: true });
   });
 
   it('finishes every recoverable run done and fails the rest naming the archive\'s answer', async () => {

@@ -5,16 +5,14 @@
  * unrecoverable one failed with a reason that names its fault, and nothing may be left on disk.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateDataset, type Dataset, type SyntheticRun, type SyntheticSpecies } from '../../src/mirror/fixtures.js';
-import { startMirror, type FaultPlan, type Mirror } from '../../src/mirror/server.js';
+import type { Dataset, SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
+import type { FaultPlan, Mirror } from '../../src/mirror/server.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { startMirrorBatch, walk } from '../helpers/e2e.js';
+import { startMirrorBatch, startMirrorWorld, walk, type MirrorWorld } from '../helpers/e2e.js';
 
 const MAX_RETRIES = 2;
 
@@ -77,7 +75,7 @@ function enaPath(run: string, name: string): string {
 
 describe('a batch with faults on a third of its runs (real worker, real tools, real HTTP)', () => {
   let t: TestTemporal;
-  let root: string;
+  let world: MirrorWorld;
   let dataset: Dataset;
   let mirror: Mirror;
   let worker: RunningWorker;
@@ -85,26 +83,23 @@ describe('a batch with faults on a third of its runs (real worker, real tools, r
 
   beforeAll(async () => {
     t = await testTemporal('e2e-faults');
-    root = await mkdtemp(join(tmpdir(), 'fq-faults-'));
     // 4000 reads make ~110 KB files, so the mid-body faults (at 50-60 %) land well inside a body.
-    dataset = await generateDataset({
-      root,
-      seed: 5,
-      species: ['Faultus alpha', 'Faultus beta', 'Faultus gamma'].map((name) => ({ name, runs: 9, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 4000 })),
-    });
-    k = cast(dataset);
     // A bandwidth cap, like any real archive's uplink: bodies arrive in tick-sized pieces (30 KB per 20 ms),
     // not as one write followed at once by the reset. (Bytes still queued in fetch's body stream when a connection dies are
     // dropped by the stream; with whole-file writes the reset would discard everything received.)
-    mirror = await startMirror({ dataset, faults: faultPlan(k), bandwidthBytesPerSec: 1_500_000 });
+    world = await startMirrorWorld(
+      'faults',
+      { seed: 5, species: ['Faultus alpha', 'Faultus beta', 'Faultus gamma'].map((name) => ({ name, runs: 9, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 4000 })) },
+      (d) => ({ faults: faultPlan((k = cast(d))), bandwidthBytesPerSec: 1_500_000 }),
+    );
+    ({ dataset, mirror } = world);
     worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'faults-host', janitor: false, shutdownGraceTimeMs: 1000 });
   }, 60_000);
 
   afterAll(async () => {
     await worker?.shutdown();
-    await mirror?.stop();
+    await world?.stop();
     await t?.close();
-    if (root) rmSync(root, { recursive: true, force: true });
   });
 
   it('ends every recoverable run done, every unrecoverable one failed naming its fault, and leaves no reads', async () => {

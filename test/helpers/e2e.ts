@@ -3,14 +3,16 @@
  * processes, what a dataset's samples left on disk, and "every sample done exactly once" from both the
  * files and the server's visibility.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from '@jest/globals';
 import type { Client } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
 import { batchWorkflowId, sampleWorkflowId, TASK_QUEUE } from '../../src/ids.js';
-import type { Dataset, SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
-import type { Mirror } from '../../src/mirror/server.js';
+import { generateDataset, type Dataset, type SyntheticRun, type SyntheticSpecies } from '../../src/mirror/fixtures.js';
+import { startMirror, type Mirror, type MirrorOptions } from '../../src/mirror/server.js';
 import type { Provenance, SampleOutcome } from '../../src/types.js';
 
 export const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
@@ -158,4 +160,38 @@ export function startMirrorBatch(
       },
     ],
   });
+}
+
+/** A synthetic dataset in a fresh temp dir, served by the loopback mirror; stop() stops it and removes the dir. */
+export interface MirrorWorld {
+  root: string;
+  dataset: Dataset;
+  mirror: Mirror;
+  stop(): Promise<void>;
+}
+
+/** `mirror` gets the generated dataset (fault plans name its runs). */
+export async function startMirrorWorld(
+  prefix: string,
+  data: Omit<Parameters<typeof generateDataset>[0], 'root'>,
+  mirror: (dataset: Dataset) => Omit<MirrorOptions, 'dataset'> = () => ({}),
+): Promise<MirrorWorld> {
+  const root = await mkdtemp(join(tmpdir(), `fq-${prefix}-`));
+  const remove = () => rmSync(root, { recursive: true, force: true });
+  try {
+    const dataset = await generateDataset({ root, ...data });
+    const m = await startMirror({ dataset, ...mirror(dataset) });
+    return {
+      root,
+      dataset,
+      mirror: m,
+      stop: async () => {
+        await m.stop();
+        remove();
+      },
+    };
+  } catch (err) {
+    remove();
+    throw err;
+  }
 }

@@ -25,6 +25,8 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
   const badAt = new Map<string, Set<string>>();
   /** runs whose local reads fail verification this many more times */
   const badReads = new Map<string, number>();
+  /** runs resolved at SRA first (as when the source pacer spills them from a saturated ENA) */
+  const spilled = new Set<string>();
   /** runs whose disk reservation is refused this many more times */
   const noRoom = new Map<string, number>();
 
@@ -35,7 +37,8 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       ...base,
       async resolveSource({ run, options }) {
         calls.push({ step: 'resolveSource', run: run.run, data: options.sources });
-        const source = options.sources[0] === 'ena' ? 'ena' : 'sra';
+        // a run the source pacer spills: SRA first although ENA is listed first
+        const source = options.sources[0] === 'ena' && (!spilled.has(run.run) || !options.sources.includes('sra')) ? 'ena' : 'sra';
         const plan: SourcePlan =
           source === 'sra'
             ? { source, run: run.run, layout: 'single', files: [{ url: `http://x/${run.run}.sra`, name: `${run.run}.sra`, bytes: 100, md5: 'x', mate: 0 }], expectedReads: 10, reserveBytes: 300 }
@@ -144,6 +147,15 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     const { status } = await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).describe();
     expect(status.name).toBe('FAILED');
     await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v3-sample-no-good-copy');
+  }, 60_000);
+
+  it('after a bad copy at a source the pacer spilled to first, asks the source it skipped', async () => {
+    const run = 'SRR1400004';
+    spilled.add(run);
+    badAt.set(run, new Set(['sra']));
+    const out = await sample(run);
+    expect([out.state, out.source]).toEqual(['done', 'ena']);
+    expect(calls.filter((c) => c.run === run && c.step === 'resolveSource').map((c) => c.data)).toEqual([['ena', 'sra'], ['ena']]);
   }, 60_000);
 
   it("asks SRA's copies (named aws, ncbi) once: bad at ENA and at SRA fails the sample, it does not go back to ENA", async () => {
