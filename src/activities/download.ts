@@ -10,7 +10,7 @@
  * - A broken connection or a stall fails the attempt but keeps the .part: Temporal retries the activity and
  *   it resumes with `Range`. Wrong bytes (md5, size, an HTML page, a gzip error, a cut record) delete the
  *   .part: resuming them is futile. A gzip error stops the transfer at the chunk that shows it.
- * - The transfer reads with node:http and writes in batches of ~1 MiB (one writev each): fetch's web
+ * - The transfer reads with node:http and writes in batches of ~1 MiB or 200 ms (one writev each): fetch's web
  *   streams and a write per 64 KiB chunk cost 3-5x curl's CPU (bench/download-cpu.ts, docs/benchmarks.md).
  */
 import type { FileHandle } from 'node:fs/promises';
@@ -89,6 +89,11 @@ interface Floor {
  * the write each cost one thread-pool round trip, paid per MiB instead of per 64 KiB socket read.
  */
 const WRITE_BATCH = 1 << 20;
+/**
+ * ...or after this long, whichever comes first: on a slow link the bytes reach the disk (and a resume after
+ * kill -9 keeps them) within a fraction of a second instead of waiting for a whole MiB.
+ */
+const WRITE_EVERY_MS = 200;
 
 function floorFailure(where: string, runDir: string, free: number, floor: Floor, kept: number, why = 'stopped at the disk floor'): ApplicationFailure {
   return ApplicationFailure.create({
@@ -267,6 +272,7 @@ async function fetchFile(
   let floorStop: ApplicationFailure | null = null;
   let batch: Uint8Array[] = [];
   let batchBytes = 0;
+  let flushedAt = Date.now();
   /** received bytes, checked but not yet written */
   const flush = async (): Promise<boolean> => {
     if (batchBytes === 0) return true;
@@ -292,6 +298,7 @@ async function fetchFile(
     ctx.progress.offset = offset;
     batch = [];
     batchBytes = 0;
+    flushedAt = Date.now();
     return true;
   };
   try {
@@ -324,7 +331,7 @@ async function fetchFile(
       batch.push(buf);
       batchBytes += buf.length;
       ctx.progress.offset = offset + batchBytes; // received and checked; on disk at the next flush (or the failure's)
-      if (batchBytes >= WRITE_BATCH && !(await flush())) break;
+      if ((batchBytes >= WRITE_BATCH || lastByteAt - flushedAt >= WRITE_EVERY_MS) && !(await flush())) break;
     }
     if (!floorStop) await flush();
     await fh.sync(); // the rename below must never publish bytes still only in the page cache

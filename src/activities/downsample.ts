@@ -11,13 +11,14 @@
  * An interrupted attempt starts over (the prefix is small by design; resuming mid-gzip is not possible).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { createGunzip, createGzip } from 'node:zlib';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../failures.js';
+import { writeCheckRecord } from '../tools/fastq.js';
 import type { HttpClient } from '../tools/http.js';
 import type { DownloadResult, LocalFile, SourcePlan } from '../types.js';
 
@@ -129,7 +130,10 @@ export async function downloadFirstBases(plan: SourcePlan, runDir: string, maxBp
       const gz = createGzip();
       const out = createWriteStream(part);
       gz.pipe(out);
-      const s = { f, res, reader, gunzip, md5, raw: 0, part, gz, out, complete: false };
+      // md5 of what is written, as it is written (no second read of the file)
+      const outMd5 = createHash('md5');
+      gz.on('data', (c: Buffer) => outMd5.update(c));
+      const s = { f, res, reader, gunzip, md5, raw: 0, part, gz, out, outMd5, complete: false };
       // Pump raw bytes: hashed (for the whole-file case) and decompressed; paused while records pile up.
       void (async () => {
         try {
@@ -220,16 +224,13 @@ export async function downloadFirstBases(plan: SourcePlan, runDir: string, maxBp
       }
     }
     const final = join(runDir, s.f.name);
+    const md5 = s.outMd5.digest('hex');
+    // every file holds exactly the `reads` whole records taken: the count verifyReads takes (src/tools/fastq.ts)
+    await writeCheckRecord(final, { records: reads, md5, by: 'downsample' }, s.part);
     await rename(s.part, final);
     const written = await stat(final);
-    local.push({ path: final, bytes: written.size, md5: await md5OfFile(final) });
+    local.push({ path: final, bytes: written.size, md5 });
   }
   const bytesFetched = streams.reduce((n, s) => n + s.raw, 0);
   return { files: local, bytesFetched, resumedFromBytes: 0, ...(cut ? { downsampled: { maxBp, reads, bases } } : {}) };
-}
-
-async function md5OfFile(path: string): Promise<string> {
-  const h = createHash('md5');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
 }

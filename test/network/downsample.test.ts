@@ -3,6 +3,7 @@
  * keeps the run's first reads (whole records, mates in step) and fetches far less than the files.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { createDownloadActivities } from '../../src/activities/download.js';
 import { createReadActivities } from '../../src/activities/reads.js';
 import { DEFAULTS } from '../../src/config/schema.js';
+import { readCheckRecord } from '../../src/tools/fastq.js';
 import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import type { DownloadResult, ReadSet, SampleOptions, SourcePlan } from '../../src/types.js';
@@ -71,6 +73,11 @@ describe('max_bp: the first reads of a run, and no more of the files than they n
     // the read gate accepts them as they are: gzip test, equal mate counts, the count the download reports
     const rs = (await quietEnv().run(createReadActivities().verifyReads, { run: plan.run, files: r.files.map((f) => f.path), layout: 'paired' as const, expectedReads: 2500 })) as ReadSet;
     expect(rs.reads).toBe(2500);
+    // ...from the record written with the files (their md5 hashed as written, equal to the bytes on disk)
+    for (const f of r.files) {
+      expect(await readCheckRecord(f.path)).toMatchObject({ records: 2500, by: 'downsample', md5: createHash('md5').update(await readFile(f.path)).digest('hex') });
+      expect(f.md5).toBe(createHash('md5').update(await readFile(f.path)).digest('hex'));
+    }
   });
 
   it('single-end: stops at the read that reaches max_bp', async () => {
