@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { createActivities } from '../../src/activities/index.js';
-import { batchWorkflowId } from '../../src/ids.js';
+import { batchWorkflowId, sampleWorkflowId } from '../../src/ids.js';
+import { maybeRecord, patchMarkers } from '../helpers/histories.js';
+import { PARK_UNAVAILABLE } from '../../src/workflows/park.js';
 import { generateDataset, type Dataset, type SyntheticSpecies } from '../../src/mirror/fixtures.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import { HttpClient } from '../../src/tools/http.js';
@@ -100,6 +102,10 @@ describe('park and revisit', () => {
     const parkedStages = alpha.runs.map((r) => (JSON.parse(readFileSync(provenanceOf(dataset, alpha, r.run), 'utf8')) as Provenance).stages.filter((s) => s.stage === 'parked'));
     expect(parkedStages.every((s) => s.length >= 1)).toBe(true);
     expect(parkedStages[0]![0]!.error).toMatch(/503/);
+    // the park path is behind its patch marker; recorded as a replay fixture (FQ_RECORD_HISTORIES=1)
+    const id = sampleWorkflowId('park-outage', alpha.speciesId, alpha.runs[0]!.run);
+    expect(patchMarkers(await t.client.workflow.getHandle(id).fetchHistory())).toContain(PARK_UNAVAILABLE);
+    await maybeRecord(t.client, id, 'v4-sample-parked-outage');
   }, 90_000);
 
   it('parks runs not yet at ENA, resume-parked fetches one once ENA has it, and one that never comes fails at its deadline', async () => {
@@ -135,5 +141,7 @@ describe('park and revisit', () => {
     const prov = JSON.parse(readFileSync(provenanceOf(dataset, beta, late.run), 'utf8')) as Provenance;
     expect(prov.source.source).toBe('ena');
     expect(await t.client.workflow.getHandle(batchWorkflowId(batchId)).describe().then((d) => d.status.name)).toBe('COMPLETED');
+    await maybeRecord(t.client, sampleWorkflowId(batchId, beta.speciesId, late.run), 'v4-sample-parked-resumed');
+    await maybeRecord(t.client, sampleWorkflowId(batchId, beta.speciesId, never.run), 'v4-sample-parked-past-deadline');
   }, 90_000);
 });
