@@ -183,7 +183,7 @@ describe('bad batch inputs started on a real Temporal server (as with the Tempor
     expect(lines).toEqual([
       'batch input: totalThreads = 0: must be at least 1',
       'batch input: quantThreads = "4x": must be a whole number',
-      'batch input: sources = ["ena","ftp"]: must be a non-empty list of distinct "ena" and "sra"',
+      'batch input: sources = ["ena","ftp"]: must be a non-empty list of distinct "ena", "sra", "aws", "gcp", "ncbi"',
       'batch input: enaFileScheme = "ftp": must be https or http (ftp is not supported; ENA serves the same paths over https)',
       'batch input: processTimeoutSec = 3000000: must be at most 2147483',
       'batch input: enaPortalUrl = "file:///etc/passwd": must be an http(s) URL without query or fragment',
