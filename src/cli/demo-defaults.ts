@@ -13,6 +13,8 @@ export const DEMO_DEFAULTS: Partial<BatchOptions> = {
   monitorIntervalSec: 1,
   retryInitialSec: 1,
   processTimeoutSec: 600,
+  // the demo's always-failing runs fail at once, so the demo ends in a minute (a real batch parks them for hours)
+  parkWaitSec: 0,
 };
 
 /** Set per demo dir and mirror (see cmdDemo); shown so in help. */

@@ -90,7 +90,7 @@ export const BATCH_OPTIONS = {
   retryInitialSec: seconds({ default: 5, min: 0.01, max: Math.floor(MAX_SECONDS / 100), help: 'first retry back-off; doubles per attempt up to 100x this' }),
   stallTimeoutSec: seconds({ default: 120, min: 0.5, help: 'a download that receives no byte this long fails its attempt' }),
   // docs/park.md: outages and runs not yet synchronised between archives last hours to days
-  parkWaitSec: seconds({ default: 6 * 3600, min: 0.5, help: 'a run no source can serve now (outage, 5xx beyond retries, not yet at the allowed source) waits this long on a durable timer, then is tried again' }),
+  parkWaitSec: seconds({ default: 6 * 3600, min: 0, help: 'a run no source can serve now (outage, 5xx beyond retries, not yet at the allowed source) waits this long on a durable timer, then is tried again; 0: never park, such a run fails at once' }),
   parkDeadlineSec: seconds({ default: 3 * 86400, min: 0.5, help: 'a run still parked this long after it was first parked fails (reported as parked past its deadline, with the reason)' }),
   // Temporal terminates a workflow whose history passes 51,200 events
   maxHistoryEvents: int({ default: 8000, min: 200, max: 50_000, help: 'a species workflow continues-as-new past this many history events' }),

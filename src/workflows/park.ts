@@ -52,7 +52,8 @@ export class Parking {
    */
   async decide(err: unknown, hooks: ParkHooks): Promise<ParkDecision> {
     const waitSec = this.options.parkWaitSec;
-    if (waitSec === undefined) return null;
+    // 0: the user chose to fail at once (decided before patched(), so such a sample's history is as before parking)
+    if (waitSec === undefined || waitSec === 0) return null;
     const { reason, type } = hooks.describe(err);
     if (!isParkable(type)) return null;
     if (!patched(PARK_UNAVAILABLE)) return null;

@@ -14,7 +14,8 @@ import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal
 import { maybeRecord } from '../helpers/histories.js';
 import { createFastActivities, newLog, runName } from '../helpers/fast-activities.js';
 
-const FAST = { checkIntervalSec: 1, monitorIntervalSec: 0.2, retryInitialSec: 0.05, hostLostTimeoutSec: 5, diskWaitSec: 0.1, stallTimeoutSec: 5 };
+// parkWaitSec 0: the failing samples fail at once (they would park for hours by default: docs/park.md)
+const FAST = { parkWaitSec: 0, checkIntervalSec: 1, monitorIntervalSec: 0.2, retryInitialSec: 0.05, hostLostTimeoutSec: 5, diskWaitSec: 0.1, stallTimeoutSec: 5 };
 
 /** Event kinds (the `...EventAttributes` field set on each event) of every workflow of a batch. */
 async function eventKinds(client: Client, batchId: string): Promise<Map<string, string[]>> {
