@@ -94,7 +94,9 @@ export class PacerClient {
     for (let i = 0; ; i++) {
       if (signal?.aborted) throw signal.reason;
       try {
-        return await call();
+        // The pacer runs on this task queue: while the worker shuts down nobody processes the update, so an
+        // unanswered update must give way to the activity's cancellation (else shutdown waits for ever).
+        return await abortable(call(), signal);
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         const msg = (err as Error)?.message ?? '';
@@ -216,6 +218,26 @@ export class PacerClient {
   async pace(): Promise<SourcePace[]> {
     return this.handle().query(paceQuery);
   }
+}
+
+/** p, or the signal's reason as soon as it aborts (p is left to settle on its own). */
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
