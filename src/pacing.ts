@@ -7,7 +7,7 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { PACER_WORKFLOW_ID, TASK_QUEUE } from './ids.js';
-import { httpObservers, type HttpEvent, type RequestGate } from './tools/http.js';
+import { httpObservers, systemClock, type HttpEvent, type RequestGate } from './tools/http.js';
 import {
   acquirePermitUpdate,
   paceQuery,
@@ -123,7 +123,7 @@ export class PacerClient {
         break;
       }
       opts.waiting?.(a.reason);
-      await sleep(Math.min(a.retryInMs, 15_000), opts.signal);
+      await systemClock.sleep(Math.min(a.retryInMs, 15_000), opts.signal);
     }
     const recorder = new OutcomeRecorder();
     const renew = setInterval(() => {
@@ -168,7 +168,7 @@ export class PacerClient {
             );
             const t = Date.now();
             for (let i = 0; i < r.granted; i++) this.tokens[source].push(t + TOKEN_TTL_MS);
-            if (r.granted === 0) await sleep(r.retryInMs ?? 200, signal);
+            if (r.granted === 0) await systemClock.sleep(r.retryInMs ?? 200, signal);
           } finally {
             delete this.fetching[source];
           }
@@ -237,20 +237,5 @@ function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
         reject(e);
       },
     );
-  });
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, Math.max(0, ms));
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
