@@ -10,10 +10,9 @@
  *   resumes from its bytes on disk instead).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { ApplicationFailure } from '@temporalio/common';
 import { causeChain, FailureType } from '../failures.js';
+import { socketGet, type SocketBody } from './socket-get.js';
 
 /** What the retry and redirect logic needs of a response, whatever the transport. */
 interface Head {
@@ -24,11 +23,12 @@ interface Head {
 }
 
 /**
- * A response read with node:http (getStream): the body is the IncomingMessage itself. Reads take this path
- * because it costs about half the CPU of fetch's web streams per byte (bench/download-cpu.ts, docs/benchmarks.md).
+ * A response read straight off the socket (getStream, ./socket-get.ts): downloads take this path because it
+ * costs a fraction of the CPU per byte of node:http, itself half of fetch's web streams (bench/download-cpu.ts,
+ * docs/benchmarks.md).
  */
 export interface StreamResponse extends Head {
-  body: IncomingMessage;
+  body: SocketBody;
 }
 
 /** What one try of a request met: its status (with Retry-After), or a network error. */
@@ -252,11 +252,11 @@ export class HttpClient {
   }
 
   /**
-   * GET url like get(), through node:http(s) instead of fetch: for reading large bodies (downloads). The
+   * GET url like get(), read off the socket instead of through fetch: for large bodies (downloads). The
    * caller owns `body` and must consume or discard it; aborting `signal` destroys it.
    */
   async getStream(url: string, opts: RequestOptions = {}): Promise<StreamResponse> {
-    return this.request(url, opts, (u) => this.onceNode(u, opts));
+    return this.request(url, opts, (u) => this.onceSocket(u, opts));
   }
 
   private async request<R extends Head>(url: string, opts: RequestOptions, once: (url: string) => Promise<R>): Promise<R> {
@@ -361,31 +361,14 @@ export class HttpClient {
     return { status: res.status, headers: res.headers, res, discard: () => res.body?.cancel().catch(() => undefined) ?? Promise.resolve() };
   }
 
-  /** One request with node:http(s), same head timeout; the caller's signal also destroys the body later. */
-  private onceNode(url: string, opts: RequestOptions): Promise<StreamResponse> {
-    const headWithin = opts.headersTimeoutMs ?? this.headersTimeoutMs;
-    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = send(url, { method: 'GET', headers: { 'user-agent': this.userAgent, ...opts.headers }, ...(opts.signal ? { signal: opts.signal } : {}) }, (res) => {
-        clearTimeout(timer);
-        const get = (name: string): string | null => {
-          const v = res.headers[name.toLowerCase()];
-          return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-        };
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: { get },
-          body: res,
-          discard: async () => void res.destroy(),
-        });
-      });
-      const timer = setTimeout(() => req.destroy(new Error(`no response head within ${headWithin / 1000} s (connection accepted, nothing sent)`)), headWithin);
-      req.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      req.end();
+  /** One request on its own connection (./socket-get.ts), same head timeout; the caller's signal also ends the body later. */
+  private async onceSocket(url: string, opts: RequestOptions): Promise<StreamResponse> {
+    const res = await socketGet(url, {
+      headers: { 'user-agent': this.userAgent, ...opts.headers },
+      headWithinMs: opts.headersTimeoutMs ?? this.headersTimeoutMs,
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    return { status: res.status, headers: { get: (name) => res.headers.get(name.toLowerCase()) ?? null }, body: res.body, discard: async () => res.body.destroy() };
   }
 
   private async fetchOnce(url: string, opts: RequestOptions): Promise<Response> {
