@@ -162,6 +162,8 @@ export interface DownloadResult {
   bytesFetched: number;
   /** bytes found on disk and kept when the attempt started */
   resumedFromBytes: number;
+  /** the reads, checked as verifyReads checks them, when the workflow asked for it and they passed */
+  verified?: ReadSet;
 }
 
 /** Verified reads, ready for quant. */

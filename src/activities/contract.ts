@@ -68,10 +68,12 @@ export interface Activities {
   reserveDisk(input: { run: string; dir: string; bytes: number; minFreeGb: number }): Promise<DiskGrant>;
   /** Download every file of the plan into runDir, verified by size and md5; resumes from bytes on disk. */
   /** minFreeGb: the disk floor the transfer keeps while it writes (stops with DiskFloor, bytes kept); none if absent */
-  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number }): Promise<DownloadResult>;
+  /** verify: also check the reads as verifyReads would, and return them as `verified` when they pass (FASTQ plans) */
+  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number; verify?: boolean }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + one counting pass (+ gzip only when the disk needs it); removes the .sra. Returns FASTQ paths (.fastq or .fastq.gz). */
   /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
-  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number }>;
+  /** verify: also check the reads against the source's count as verifyReads would; `verified` when they pass */
+  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number; verify?: { expectedReads: number | null } }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number; verified?: ReadSet }>;
   /**
    * gzip test, mate counts equal, counts against expectedReads (spots) when known. Throws TruncatedReads.
    * unpairedReads: absent = the run has exactly these files (pairs/reads must equal spots); a number = that

@@ -23,6 +23,7 @@ import { classifySplit, fasterqDump } from '../tools/fasterq-dump.js';
 import { Context } from '@temporalio/activity';
 import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { countFastq, countFastqPlain, gzipFile, writeCheckRecord } from '../tools/fastq.js';
+import { verifiedInStep } from './reads.js';
 import { toToolFailure } from '../tools/process.js';
 import { vdbValidate } from '../tools/vdb-validate.js';
 import type { Layout } from '../types.js';
@@ -78,71 +79,79 @@ async function gzipReason(run: string, runDir: string, plainBytes: number, deps:
 
 export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities, 'convertSra'> {
   return {
-    async convertSra({ run, sraPath, runDir, threads, timeoutSec }) {
-      if (!RUN_ACCESSION.test(run)) throw invalid(`invalid run accession ${JSON.stringify(run)}`);
-      if (!isAbsolute(runDir) || runDir.split('/').includes('..')) throw invalid(`run ${run}: runDir must be absolute without '..' (got ${runDir})`);
-      if (sraPath !== join(runDir, `${run}.sra`)) throw invalid(`run ${run}: expected the .sra at ${join(runDir, `${run}.sra`)}, got ${sraPath}`);
-      const hooks = activityHooks();
-      const tool = { timeoutSec, signal: hooks.signal, onHeartbeat: () => hooks.heartbeat() };
-
-      if (!(await exists(sraPath))) {
-        const done = await finishedOutputs(run, runDir);
-        if (done) return done;
-        throw ApplicationFailure.create({
-          type: FailureType.ChecksumMismatch,
-          message: `run ${run}: ${sraPath} is missing (removed after a failed validation?) and no converted reads are there; download it again`,
-        });
-      }
-
-      try {
-        // Outputs beside a present .sra are from an older conversion (or an older download): never reuse them.
-        const stale = (await readdir(runDir)).filter((n) => (n.startsWith(run) || n.startsWith(`.${run}`)) && /\.fastq(\.gz)?(\.part|\.checked)?$/.test(n));
-        await Promise.all(stale.map((n) => rm(join(runDir, n), { force: true })));
-        const v = await vdbValidate(sraPath, tool);
-        if (!v.consistent) {
-          await rm(sraPath, { force: true });
-          throw ApplicationFailure.create({
-            type: FailureType.ChecksumMismatch,
-            message: `run ${run}: vdb-validate ${sraPath} found bad data (exit ${v.exitCode}: ${v.detail}); deleted it so the next attempt downloads it again`,
-          });
-        }
-        const tmpDir = join(runDir, 'tmp');
-        await rm(tmpDir, { recursive: true, force: true });
-        await mkdir(tmpDir, { recursive: true });
-        await fasterqDump({ sraPath, outDir: runDir, tmpDir, threads: threads ?? decideQuantThreads(cachedHostCores(), {}).kallistoThreads }, tool);
-
-        const split = classifySplit(run, await readdir(runDir));
-        if (!split) {
-          throw ApplicationFailure.create({
-            type: FailureType.ToolFailed,
-            message: `run ${run}: fasterq-dump --split-3 exited 0 but wrote neither ${run}.fastq nor ${run}_1.fastq + ${run}_2.fastq into ${runDir}`,
-          });
-        }
-        const plain = split.keep.map((n) => join(runDir, n));
-        // A paired run's unpaired spots land in RUN.fastq: counted (the run's spots include them), not kept.
-        const unpairedReads = split.layout === 'paired' && split.discard.length > 0 ? await countFastqPlain(join(runDir, split.discard[0]!), hooks.signal) : undefined;
-        await Promise.all(split.discard.map((n) => rm(join(runDir, n), { force: true })));
-        // The one pass over the output: whole records counted (fasterq-dump exits 0 on a damaged .sra).
-        const counts = await withHeartbeat(hooks, () => Promise.all(plain.map((p) => countFastq(p, { signal: hooks.signal }))));
-        const plainBytes = (await Promise.all(plain.map((p) => stat(p)))).reduce((n, s) => n + s.size, 0);
-        const why = await gzipReason(run, runDir, plainBytes, deps);
-        let files = plain;
-        if (why) {
-          logInfo(`convertSra ${run}: gzipping ${split.keep.join(' and ')} (${plainBytes} bytes) because ${why}`);
-          files = plain.map((p) => `${p}.gz`);
-          await withHeartbeat(hooks, () => Promise.all(plain.map((p) => gzipFile(p, `${p}.gz`, { signal: hooks.signal }))));
-        } else {
-          logInfo(`convertSra ${run}: keeping ${split.keep.join(' and ')} plain (${plainBytes} bytes, within the run's reservation and above the floor)`);
-        }
-        await Promise.all(files.map((p, i) => writeCheckRecord(p, { records: counts[i]!, md5: null, by: 'convert' })));
-        if (why) await Promise.all(plain.map((p) => rm(p, { force: true })));
-        await rm(tmpDir, { recursive: true, force: true });
-        // The .sra goes last: until here a crash leaves it for the retry to convert again.
-        await rm(sraPath, { force: true });
-        return { files, layout: split.layout, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
-      } catch (err) {
-        throw toToolFailure(err, `run ${run}: converting ${sraPath}`);
-      }
+    async convertSra(input) {
+      const r = await convert(input);
+      if (!input.verify) return r;
+      const check = { run: input.run, files: r.files, layout: r.layout, expectedReads: input.verify.expectedReads, ...(r.unpairedReads !== undefined ? { unpairedReads: r.unpairedReads } : {}) };
+      const verified = await verifiedInStep(check);
+      return verified ? { ...r, verified } : r;
     },
   };
+
+  async function convert({ run, sraPath, runDir, threads, timeoutSec }: Parameters<Activities['convertSra']>[0]): Promise<Awaited<ReturnType<Activities['convertSra']>>> {
+    if (!RUN_ACCESSION.test(run)) throw invalid(`invalid run accession ${JSON.stringify(run)}`);
+    if (!isAbsolute(runDir) || runDir.split('/').includes('..')) throw invalid(`run ${run}: runDir must be absolute without '..' (got ${runDir})`);
+    if (sraPath !== join(runDir, `${run}.sra`)) throw invalid(`run ${run}: expected the .sra at ${join(runDir, `${run}.sra`)}, got ${sraPath}`);
+    const hooks = activityHooks();
+    const tool = { timeoutSec, signal: hooks.signal, onHeartbeat: () => hooks.heartbeat() };
+
+    if (!(await exists(sraPath))) {
+      const done = await finishedOutputs(run, runDir);
+      if (done) return done;
+      throw ApplicationFailure.create({
+        type: FailureType.ChecksumMismatch,
+        message: `run ${run}: ${sraPath} is missing (removed after a failed validation?) and no converted reads are there; download it again`,
+      });
+    }
+
+    try {
+      // Outputs beside a present .sra are from an older conversion (or an older download): never reuse them.
+      const stale = (await readdir(runDir)).filter((n) => (n.startsWith(run) || n.startsWith(`.${run}`)) && /\.fastq(\.gz)?(\.part|\.checked)?$/.test(n));
+      await Promise.all(stale.map((n) => rm(join(runDir, n), { force: true })));
+      const v = await vdbValidate(sraPath, tool);
+      if (!v.consistent) {
+        await rm(sraPath, { force: true });
+        throw ApplicationFailure.create({
+          type: FailureType.ChecksumMismatch,
+          message: `run ${run}: vdb-validate ${sraPath} found bad data (exit ${v.exitCode}: ${v.detail}); deleted it so the next attempt downloads it again`,
+        });
+      }
+      const tmpDir = join(runDir, 'tmp');
+      await rm(tmpDir, { recursive: true, force: true });
+      await mkdir(tmpDir, { recursive: true });
+      await fasterqDump({ sraPath, outDir: runDir, tmpDir, threads: threads ?? decideQuantThreads(cachedHostCores(), {}).kallistoThreads }, tool);
+
+      const split = classifySplit(run, await readdir(runDir));
+      if (!split) {
+        throw ApplicationFailure.create({
+          type: FailureType.ToolFailed,
+          message: `run ${run}: fasterq-dump --split-3 exited 0 but wrote neither ${run}.fastq nor ${run}_1.fastq + ${run}_2.fastq into ${runDir}`,
+        });
+      }
+      const plain = split.keep.map((n) => join(runDir, n));
+      // A paired run's unpaired spots land in RUN.fastq: counted (the run's spots include them), not kept.
+      const unpairedReads = split.layout === 'paired' && split.discard.length > 0 ? await countFastqPlain(join(runDir, split.discard[0]!), hooks.signal) : undefined;
+      await Promise.all(split.discard.map((n) => rm(join(runDir, n), { force: true })));
+      // The one pass over the output: whole records counted (fasterq-dump exits 0 on a damaged .sra).
+      const counts = await withHeartbeat(hooks, () => Promise.all(plain.map((p) => countFastq(p, { signal: hooks.signal }))));
+      const plainBytes = (await Promise.all(plain.map((p) => stat(p)))).reduce((n, s) => n + s.size, 0);
+      const why = await gzipReason(run, runDir, plainBytes, deps);
+      let files = plain;
+      if (why) {
+        logInfo(`convertSra ${run}: gzipping ${split.keep.join(' and ')} (${plainBytes} bytes) because ${why}`);
+        files = plain.map((p) => `${p}.gz`);
+        await withHeartbeat(hooks, () => Promise.all(plain.map((p) => gzipFile(p, `${p}.gz`, { signal: hooks.signal }))));
+      } else {
+        logInfo(`convertSra ${run}: keeping ${split.keep.join(' and ')} plain (${plainBytes} bytes, within the run's reservation and above the floor)`);
+      }
+      await Promise.all(files.map((p, i) => writeCheckRecord(p, { records: counts[i]!, md5: null, by: 'convert' })));
+      if (why) await Promise.all(plain.map((p) => rm(p, { force: true })));
+      await rm(tmpDir, { recursive: true, force: true });
+      // The .sra goes last: until here a crash leaves it for the retry to convert again.
+      await rm(sraPath, { force: true });
+      return { files, layout: split.layout, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
+    } catch (err) {
+      throw toToolFailure(err, `run ${run}: converting ${sraPath}`);
+    }
+  }
 }

@@ -22,10 +22,12 @@ import { RUN_ACCESSION } from '../config/schema.js';
 import { DISK_FLOOR, FailureType } from '../failures.js';
 import { feedFromDisk, FileCheck, FileCheckError, readCheckRecord, readsKind, writeCheckRecord, checkRecordPath, type CheckResult } from '../tools/fastq.js';
 import { HttpClient } from '../tools/http.js';
-import type { LocalFile, RemoteFile } from '../types.js';
+import { readsCheckOf } from '../reads-check.js';
+import type { DownloadResult, LocalFile, RemoteFile } from '../types.js';
 import type { Activities } from './contract.js';
 import { freeBytesOf } from './disk.js';
 import { canDownsample, downloadFirstBases } from './downsample.js';
+import { verifiedInStep } from './reads.js';
 
 /** Names come from remote data: nothing that could leave the run dir or hide as a dot-dot. */
 const SAFE_NAME = /^[A-Za-z0-9._-]+$/;
@@ -362,38 +364,46 @@ export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEve
   const http = deps.http ?? new HttpClient();
   const everyMs = deps.heartbeatEveryMs ?? 1000;
   return {
-    async download({ plan, runDir, stallTimeoutSec, minFreeGb, maxBp }) {
-      const floor: Floor | undefined = minFreeGb === undefined ? undefined : { gb: minFreeGb, bytes: Math.round(minFreeGb * 1e9), free: deps.freeBytes ?? freeBytesOf };
-      checkDownloadTarget(plan.run, runDir, plan.files);
-      const context = Context.current();
-      const hint = context.info.heartbeatDetails as Progress | undefined;
-      if (hint?.file) context.log.info(`download ${plan.run}: previous attempt reported ${hint.file} at byte ${hint.offset}; resuming from what is on disk`);
-      await mkdir(runDir, { recursive: true });
-      const progress: Progress = { file: '', offset: 0 };
-      // Heartbeat on a timer, not per chunk: a stalled stream must still deliver cancellation, and the
-      // SDK throttles anyway.
-      const beat = () => context.heartbeat({ file: progress.file, offset: progress.offset });
-      beat();
-      const timer = setInterval(beat, everyMs);
-      const files: LocalFile[] = [];
-      let bytesFetched = 0;
-      let resumedFromBytes = 0;
-      try {
-        // steps.getfastq.max_bp: only the first reads, and the transfer stops there (./downsample.ts)
-        if (maxBp && canDownsample(plan)) {
-          return await downloadFirstBases(plan, runDir, maxBp, { http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress });
-        }
-        for (const f of plan.files) {
-          const out = await fetchFile(f, { run: plan.run, runDir, http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress, floor });
-          files.push(out.local);
-          bytesFetched += out.fetched;
-          resumedFromBytes += out.kept;
-        }
-      } finally {
-        clearInterval(timer);
-      }
-      beat();
-      return { files, bytesFetched, resumedFromBytes };
+    async download(input) {
+      const r = await fetchPlan(input);
+      if (!input.verify || input.plan.source === 'sra') return r;
+      // The reads are checked here, where they were just written (the count is in their check records).
+      const { plan } = input;
+      const verified = await verifiedInStep(readsCheckOf(plan, r.files.map((f) => f.path), plan.layout, r.downsampled, plan.unpaired ? null : undefined));
+      return verified ? { ...r, verified } : r;
     },
   };
+  async function fetchPlan({ plan, runDir, stallTimeoutSec, minFreeGb, maxBp }: Parameters<Activities['download']>[0]): Promise<DownloadResult> {
+    const floor: Floor | undefined = minFreeGb === undefined ? undefined : { gb: minFreeGb, bytes: Math.round(minFreeGb * 1e9), free: deps.freeBytes ?? freeBytesOf };
+    checkDownloadTarget(plan.run, runDir, plan.files);
+    const context = Context.current();
+    const hint = context.info.heartbeatDetails as Progress | undefined;
+    if (hint?.file) context.log.info(`download ${plan.run}: previous attempt reported ${hint.file} at byte ${hint.offset}; resuming from what is on disk`);
+    await mkdir(runDir, { recursive: true });
+    const progress: Progress = { file: '', offset: 0 };
+    // Heartbeat on a timer, not per chunk: a stalled stream must still deliver cancellation, and the
+    // SDK throttles anyway.
+    const beat = () => context.heartbeat({ file: progress.file, offset: progress.offset });
+    beat();
+    const timer = setInterval(beat, everyMs);
+    const files: LocalFile[] = [];
+    let bytesFetched = 0;
+    let resumedFromBytes = 0;
+    try {
+      // steps.getfastq.max_bp: only the first reads, and the transfer stops there (./downsample.ts)
+      if (maxBp && canDownsample(plan)) {
+        return await downloadFirstBases(plan, runDir, maxBp, { http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress });
+      }
+      for (const f of plan.files) {
+        const out = await fetchFile(f, { run: plan.run, runDir, http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress, floor });
+        files.push(out.local);
+        bytesFetched += out.fetched;
+        resumedFromBytes += out.kept;
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    beat();
+    return { files, bytesFetched, resumedFromBytes };
+  }
 }

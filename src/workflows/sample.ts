@@ -15,6 +15,8 @@
  * - COUNT_WORK_FAILURES: before it, the server retried each step (sample-done, sample-host-lost, v2-*).
  * - FAIL_LOUD: before it, a failed sample sent readsVerified and completed (sample-run-not-found,
  *   sample-lost-then-failed, v1-sample-run-not-found).
+ * VERIFIED_IN_STEP (new): the download or conversion checks the reads it wrote and returns them verified, so a
+ * clean sample needs no verifyReads round trip; histories without its marker still ask verifyReads.
  * AMALGKIT_RUN_SETTINGS and FALLBACK_ON_BAD_COPY are deprecated (deprecatePatch): every recorded history that
  * reaches them (v3-sample-bad-copy-fallback, v3-sample-no-good-copy) was recorded with the patch, so only
  * the new path is left; the call stays so their markers keep their place.
@@ -44,6 +46,7 @@ import { archivesOf, type Source, type SourceName } from '../config/schema.js';
 import { causeChain, DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
+import { readsCheckOf } from '../reads-check.js';
 import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
 import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, sampleParkedSignal, stageQuery, type ParkedRun, type SampleStatus } from './messages.js';
@@ -59,6 +62,8 @@ export const FAIL_LOUD = 'failed-sample-fails';
 export const AMALGKIT_RUN_SETTINGS = 'amalgkit-run-settings';
 /** A copy that stays bad at one source is fetched from the next configured source before the sample fails. Deprecated. */
 export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
+/** The download (or the .sra's conversion) checks the reads it wrote: verifyReads runs only when that check fails. */
+export const VERIFIED_IN_STEP = 'verified-in-step';
 
 /** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
 function isBadCopy(type: string | undefined): boolean {
@@ -193,6 +198,8 @@ class SampleRun {
   private readonly folded: boolean;
   /** patched COUNT_WORK_FAILURES: the sample retries its steps itself (see runStep) */
   private readonly ownRetries: boolean;
+  /** patched VERIFIED_IN_STEP: download/convertSra check the reads; verifyReads only when that check fails */
+  private readonly verifiedInStep: boolean;
   /** what the species' amalgkit config asks of this run (docs/amalgkit.md); samples of older plans have none */
   private readonly ak: AmalgkitRunSettings | undefined;
   private lostAttempts = 0;
@@ -220,6 +227,7 @@ class SampleRun {
     ];
     this.folded = patched(FOLD_HOST_STEPS);
     this.ownRetries = patched(COUNT_WORK_FAILURES);
+    this.verifiedInStep = patched(VERIFIED_IN_STEP);
     // Folded: the first claim comes first and all five search attributes go in one upsert (claimHost).
     if (!this.folded) upsertSearchAttributes(this.identity);
     this.enter('queued', {}, !this.folded);
@@ -323,7 +331,14 @@ class SampleRun {
     const plan = at.plan!;
     const dl = await this.runStep({ ...this.hostOptions(at.hostId), summary: `${plan.source} ${plan.files.map((f) => f.name).join(' + ')}` }, (o) =>
       at.host.download.executeWithOptions(o, [
-        { plan, runDir: at.runDir, stallTimeoutSec: options.stallTimeoutSec, ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}), ...(this.ownRetries ? { minFreeGb: options.minFreeGb } : {}) },
+        {
+          plan,
+          runDir: at.runDir,
+          stallTimeoutSec: options.stallTimeoutSec,
+          ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}),
+          ...(this.ownRetries ? { minFreeGb: options.minFreeGb } : {}),
+          ...(this.verifiedInStep ? { verify: true } : {}),
+        },
       ]),
     );
     this.files = dl.files;
@@ -343,19 +358,22 @@ class SampleRun {
     // Unpaired reads of a paired run: listed by ENA but not fetched (null), or counted by the conversion.
     // Data only (no new command), so recorded histories replay unchanged.
     let unpairedReads: number | null | undefined = plan.unpaired ? null : undefined;
+    let verified = dl.verified;
     if (plan.source === 'sra') {
       this.enter('converting', { attempt });
+      const verify = this.verifiedInStep ? { verify: { expectedReads: readsCheckOf(plan, [], layout, dl.downsampled, undefined).expectedReads } } : {};
       const conv = await this.runStep({ ...this.hostOptions(at.hostId), retry: checkRetry, summary: `vdb-validate + fasterq-dump ${run.run}` }, (o) =>
-        at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec }]),
+        at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec, ...verify }]),
       );
       fastq = conv.files;
       layout = conv.layout;
       unpairedReads = conv.unpairedReads;
+      verified = conv.verified;
     }
-    // a download cut at max_bp holds exactly the reads it counted, whatever the archive's total
-    const verifyInput = dl.downsampled
-      ? { run: run.run, files: fastq, layout, expectedReads: dl.downsampled.reads }
-      : { run: run.run, files: fastq, layout, expectedReads: plan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
+    // Checked already by the step that wrote them: no verifyReads round trip. Otherwise (not asked, or the
+    // check failed) verifyReads checks them and fails with the reason, as before VERIFIED_IN_STEP.
+    if (verified) return verified;
+    const verifyInput = readsCheckOf(plan, fastq, layout, dl.downsampled, unpairedReads);
     return this.runStep({ ...this.hostOptions(at.hostId), retry: checkRetry, summary: `gzip test + read counts ${run.run}` }, (o) => at.host.verifyReads.executeWithOptions(o, [verifyInput]));
   }
 

@@ -112,7 +112,7 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
     async reserveDisk({ bytes }) {
       return { granted: true, freeBytes: 1e12, reservedBytes: 0, neededBytes: bytes };
     },
-    async download({ plan }) {
+    async download({ plan, verify }) {
       log.active.downloads.set(plan.run, Date.now());
       log.active.maxDownloads = Math.max(log.active.maxDownloads, log.active.downloads.size);
       note('download-start', plan.run);
@@ -130,7 +130,9 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
         log.active.downloads.delete(plan.run);
       }
       note('download-end', plan.run);
-      return { files: [{ path: `/virtual/${plan.run}.fastq.gz`, bytes: 100, md5: 'x' }], bytesFetched: 100, resumedFromBytes: 0 };
+      const files = [{ path: `/virtual/${plan.run}.fastq.gz`, bytes: 100, md5: 'x' }];
+      // checked where written, as the real download does when asked (same answer as verifyReads below)
+      return { files, bytesFetched: 100, resumedFromBytes: 0, ...(verify ? { verified: { layout: plan.layout, files: files.map((f) => f.path), reads: 10 } } : {}) };
     },
     async convertSra() {
       throw new Error('not used');

@@ -53,6 +53,15 @@ describe('download', () => {
     expect(w.mirror.stats().requests).toBe(0);
   });
 
+  it('asked to verify, returns the reads checked as verifyReads would; a count the source disagrees with returns none', async () => {
+    const r = await download(fastHttp(), singlePlan, runDir, { verify: true });
+    expect(r.verified).toEqual({ layout: 'single', files: [final()], reads: singlePlan.expectedReads });
+    await rm(runDir, { recursive: true, force: true });
+    const off = await download(fastHttp(), { ...singlePlan, expectedReads: singlePlan.expectedReads! + 1 }, runDir, { verify: true });
+    expect(off.files).toHaveLength(1);
+    expect(off.verified).toBeUndefined();
+  });
+
   it('retries 5xx within the attempt', async () => {
     w.mirror.setFaults({ [w.single.run]: [{ kind: 'status', status: 503, times: 2 }] });
     const r = await download(fastHttp(), singlePlan, runDir);

@@ -81,10 +81,10 @@ export async function download(
   http: HttpClient,
   plan: SourcePlan,
   runDir: string,
-  opts: { stallTimeoutSec?: number; env?: MockActivityEnvironment } = {},
+  opts: { stallTimeoutSec?: number; env?: MockActivityEnvironment; verify?: boolean } = {},
 ): Promise<DownloadResult> {
   const { download: dl } = createDownloadActivities({ http, heartbeatEveryMs: 20 });
-  return (opts.env ?? quietEnv()).run(dl, { plan, runDir, stallTimeoutSec: opts.stallTimeoutSec ?? 30 });
+  return (opts.env ?? quietEnv()).run(dl, { plan, runDir, stallTimeoutSec: opts.stallTimeoutSec ?? 30, ...(opts.verify ? { verify: true } : {}) });
 }
 
 /** The failure an activity threw, for asserting its type and message. */

@@ -11,8 +11,9 @@ import type { Activities } from '../../src/activities/contract.js';
 import { FailureType } from '../../src/failures.js';
 import type { AmalgkitRunSettings, SampleOptions, SourcePlan } from '../../src/types.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
+import { VERIFIED_IN_STEP } from '../../src/workflows/sample.js';
 import { createFastActivities, newLog } from '../helpers/fast-activities.js';
-import { maybeRecord } from '../helpers/histories.js';
+import { maybeRecord, patchMarkers } from '../helpers/histories.js';
 import { runVirtualSample } from '../helpers/sample.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
 
@@ -147,6 +148,19 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     const { status } = await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).describe();
     expect(status.name).toBe('FAILED');
     await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v3-sample-no-good-copy');
+  }, 60_000);
+
+  it('a clean run is checked by the download that wrote it: no verifyReads round trip (VERIFIED_IN_STEP); an unchecked one still gets it', async () => {
+    const run = 'SRR1400005';
+    const out = await sample(run, undefined, ['ena']);
+    expect([out.state, out.source]).toEqual(['done', 'ena']);
+    expect(of(run)).toEqual(['resolveSource', 'reserveDisk', 'download', 'quant', 'deleteReads']);
+    const history = await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).fetchHistory();
+    expect(patchMarkers(history)).toContain(VERIFIED_IN_STEP);
+    const activities = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    expect(activities).not.toContain('verifyReads');
+    // the conversion above (this test's double) returns no check of its own: verifyReads runs, as in the first test
+    expect(calls.filter((c) => c.step === 'verifyReads' && c.run === 'SRR1400001')).toHaveLength(2);
   }, 60_000);
 
   it('after a bad copy at a source the pacer spilled to first, asks the source it skipped', async () => {
