@@ -134,7 +134,11 @@ export function threadClass(tid: number, comm: string, pid: number, platform: Se
 /** One fetchquant batch through the real CLI, with the probe preloaded and its tree polled. */
 async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { enaPortalUrl: string; sraLocateUrl: string; enaFileScheme: string }; address: string; namespace: string; serverPid: number; mirrorPid: number; flags: string[]; batchId: string; work: string }): Promise<SideFigures> {
   const probeOut = join(o.work, `${o.batchId}.probe.json`);
+  // FQ_B5_NODE_ARGS: extra node flags for the fetchquant side only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  // (NODE_OPTIONS refuses --cpu-prof, and would profile the mirror and the bench too).
+  const nodeArgs = (process.env.FQ_B5_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
   const args = [
+    ...nodeArgs,
     '-r', PROBE, o.cli, 'run',
     '--config-dir', o.scenario.configDir,
     '--output-dir', join(o.scenario.dir, 'out'),

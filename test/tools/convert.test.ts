@@ -1,6 +1,6 @@
 // convertSra with the real sra-toolkit on .sra files made by latf-load + kar from simulated reads.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConvertActivities } from '../../src/activities/convert.js';
 import { makeSra, makeTranscriptome, simulateReads } from '../../src/mirror/fixtures.js';
@@ -106,11 +106,27 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
     expect((await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 })).files).toEqual(r.files);
   });
 
-  it('gzips only when the disk needs it, and the log says why (FASTQ bigger than the reservation; below the floor)', async () => {
+  it('FASTQ bigger than its reservation stays plain when the disk has room, and the reservation grows to it', async () => {
+    const run = 'SRR7300006';
+    await sraFor(run, false, 200);
+    const { runDir, sraPath } = runDirWith(run);
+    const ledger = new DiskLedger();
+    ledger.reserve(run, runDir, 1000, 5, 1e15);
+    const logs: string[] = [];
+    const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('INFO', (e) => logs.push(e.message)) });
+    const r = await act(env, createConvertActivities({ ledger, freeBytes: async () => 1e15 }).convertSra, { run, sraPath, runDir, threads: 1, timeoutSec: 120 });
+    expect(r.files).toEqual([join(runDir, `${run}.fastq`)]);
+    const plain = statSync(r.files[0]!).size;
+    expect(ledger.reservation(run)?.bytes).toBe(plain);
+    expect(logs.find((l) => l.includes('more than the 1000 bytes reserved'))).toMatch(/the disk has room, so the reservation grows/);
+    expect(logs.some((l) => l.includes('gzipping'))).toBe(false);
+  });
+
+  it('gzips only when the disk needs it, and the log says why (below the floor, whatever the reservation)', async () => {
     const run = 'SRR7300005';
     await sraFor(run, false, 200);
     for (const [reserved, free, why] of [
-      [1000, 1e15, /is more than the 1000 bytes reserved/],
+      [1000, 5e9 + 50e6, /below the --min-free-gb 5 floor/],
       [100e6, 5e9 + 50e6, /below the --min-free-gb 5 floor/],
     ] as const) {
       const { runDir, sraPath } = runDirWith(run);
