@@ -282,7 +282,7 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
         o.log(`B5 ${name}: fetchquant (load ${before})`);
         const fq = await runFetchquantSide({ cli, scenario: await makeScenario(dataset, join(work, `fq-${name}`)), urls: mirror.urls, address: server.address, namespace: server.namespace, serverPid: server.pid, mirrorPid: mirror.pid, flags, batchId: `b5-${name}-${Date.now().toString(36)}`, work });
         o.log(`  ${fq.makespanSec} s, exit ${fq.exitCode}, ${fq.cpuTotalSec} CPU-s`);
-        rmSync(join(work, `fq-${name}`, 'out'), { recursive: true, force: true });
+        if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `fq-${name}`, 'out'), { recursive: true, force: true });
         o.log(`B5 ${name}: baseline xargs -P ${o.totalThreads} (load ${load()})`);
         const bl = await runBaselineSide({ scenario: await makeScenario(dataset, join(work, `bl-${name}`)), dataset, baseUrl: mirror.urls.baseUrl, threads: o.totalThreads, kallistoThreads: plan.kallistoThreads, mirrorPid: mirror.pid, serverPid: server.pid, work, name });
         o.log(`  ${bl.makespanSec} s, exit ${bl.exitCode}, ${bl.cpuTotalSec} CPU-s`);
