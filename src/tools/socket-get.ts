@@ -129,6 +129,11 @@ export class SocketBody implements AsyncIterable<Buffer> {
       if (end >= 0) {
         const rest = acc.subarray(end + 4);
         const head = parseHead(acc.subarray(0, end).toString('latin1'));
+        if (head.status >= 100 && head.status < 200) {
+          // an interim answer (100 Continue, 103 Early Hints): the real one follows
+          acc = Buffer.from(rest);
+          continue;
+        }
         this.framing = framingOf(head.status, head.headers);
         if (rest.length > 0) this.tails.unshift(rest);
         return head;
@@ -236,7 +241,7 @@ function parseHead(text: string): { status: number; headers: Map<string, string>
 }
 
 function framingOf(status: number, headers: Map<string, string>): Framing {
-  if (status === 204 || status === 304 || (status >= 100 && status < 200)) return { kind: 'length', left: 0 };
+  if (status === 204 || status === 304) return { kind: 'length', left: 0 };
   const te = headers.get('transfer-encoding');
   if (te !== undefined) {
     if (/(^|,)\s*chunked\s*$/i.test(te)) return { kind: 'chunked' };

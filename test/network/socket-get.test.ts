@@ -81,6 +81,13 @@ describe('socketGet', () => {
     expect(Buffer.concat(await readAll(res.body)).toString()).toBe(data.join(''));
   });
 
+  it('skips interim answers (103 Early Hints) to the real head', async () => {
+    scripts.set('/early', { pieces: ['HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'] });
+    const res = await socketGet(`${base}/early`, { headers: {}, headWithinMs: 5000 });
+    expect(res.status).toBe(200);
+    expect(Buffer.concat(await readAll(res.body)).toString()).toBe('ok');
+  });
+
   it('a connection closed before Content-Length is reached is an error, with the bytes before it delivered', async () => {
     scripts.set('/cut', { pieces: ['HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n', 'x'.repeat(600)] });
     const res = await socketGet(`${base}/cut`, { headers: {}, headWithinMs: 5000 });
