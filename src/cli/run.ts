@@ -139,11 +139,37 @@ export async function resultThroughOutages(handle: WorkflowHandle, onOutage: (er
     try {
       return (await handle.result()) as BatchResult;
     } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        // The client's error says only "Workflow execution failed": add what the history says ended the run.
+        const why = await howItEnded(handle).catch(() => '');
+        if (why) err.message = `${err.message}: ${why}`;
+        throw err;
+      }
       if (!isUnavailable(err)) throw err;
       onOutage(err);
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
+}
+
+/** The closing event of the workflow's last run, in one line: failure message and type, or who terminated it and why. */
+async function howItEnded(handle: WorkflowHandle): Promise<string> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const last = events[events.length - 1];
+  if (!last) return '';
+  const failed = last.workflowExecutionFailedEventAttributes;
+  if (failed) {
+    const chain: string[] = [];
+    for (let f = failed.failure; f && chain.length < 5; f = f.cause) {
+      const type = f.applicationFailureInfo?.type ?? (f.timeoutFailureInfo ? 'timeout' : f.canceledFailureInfo ? 'cancelled' : f.terminatedFailureInfo ? 'terminated' : '');
+      chain.push(`${f.message || '(no message)'}${type ? ` [${type}]` : ''}${f.stackTrace ? ` at ${f.stackTrace.split('\n').slice(0, 2).join(' < ').trim()}` : ''}`);
+    }
+    return `failed at event ${last.eventId}: ${chain.join(' <- ')}`;
+  }
+  const term = last.workflowExecutionTerminatedEventAttributes;
+  if (term) return `terminated at event ${last.eventId} by ${term.identity || '?'}: ${term.reason || '(no reason)'}`;
+  if (last.workflowExecutionTimedOutEventAttributes) return `timed out at event ${last.eventId}`;
+  return `last event ${last.eventId} is ${String(last.eventType)}`;
 }
 
 /**

@@ -40,7 +40,7 @@ import {
   type SpeciesProgress,
   type SpeciesReport,
 } from './messages.js';
-import { sharedActivityOptions } from './options.js';
+import { bookkeepingActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
 import { speciesWorkflow, type SpeciesOptions } from './species.js';
 
@@ -123,7 +123,7 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     };
   }
   const o = state.options;
-  const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(o) });
+  const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...bookkeepingActivityOptions(o) });
   let dirty = true;
   let lastAllocation: Record<string, number> = {};
   /** setTotalThreads asks (LOOP_REALLOCATES): asked counts the asks, served the asks an allocation has answered */

@@ -16,6 +16,16 @@ export function retryPolicy(o: Pick<SampleOptions, 'maxRetries' | 'retryInitialS
   };
 }
 
+/**
+ * The batch's and the species' own calls (discover, preflight, describe the species, list runs, the index):
+ * one of them failing ends the batch or the species, so a lost worker (kill -9, handed back as WorkerLost) or
+ * a timeout must not use up a small --max-retries: at least 10 attempts (with --max-retries 0 the first lost
+ * worker failed the whole batch). Typed non-retryable failures still stop at once.
+ */
+export function bookkeepingActivityOptions(o: Pick<SampleOptions, 'maxRetries' | 'retryInitialSec'>): ActivityOptions {
+  return { startToCloseTimeout: '2 minutes', retry: { ...retryPolicy(o), maximumAttempts: Math.max(10, o.maxRetries + 1) } };
+}
+
 /** Short host-free calls (archive metadata, allocation): a minute is plenty even behind a rate limit. */
 export function sharedActivityOptions(o: Pick<SampleOptions, 'maxRetries' | 'retryInitialSec'>): ActivityOptions {
   return { startToCloseTimeout: '2 minutes', retry: retryPolicy(o) };

@@ -38,7 +38,7 @@ import {
   type SpeciesProgress,
   type SpeciesReport,
 } from './messages.js';
-import { sharedActivityOptions } from './options.js';
+import { bookkeepingActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
 import { sampleWorkflow } from './sample.js';
 
@@ -89,7 +89,7 @@ const LINGER_MS = 2000;
 
 export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesReport> {
   const { plan, options } = input;
-  const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...sharedActivityOptions(options) });
+  const shared = proxyActivities<Activities>({ taskQueue: TASK_QUEUE, ...bookkeepingActivityOptions(options) });
   const s: SpeciesState = input.state ?? {
     cursor: 0,
     buffer: [],
@@ -193,7 +193,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
       // Index before any download: a species without an index fails fast and downloads nothing.
       try {
         await shared.ensureIndex.executeWithOptions(
-          { ...sharedActivityOptions(options), taskQueue: TASK_QUEUE, startToCloseTimeout: (options.processTimeoutSec + 60) * 1000, summary: `index ${plan.indexPath}` },
+          { ...bookkeepingActivityOptions(options), taskQueue: TASK_QUEUE, startToCloseTimeout: (options.processTimeoutSec + 60) * 1000, summary: `index ${plan.indexPath}` },
           [{ indexPath: plan.indexPath, fastaPaths: plan.fastaPaths, timeoutSec: options.processTimeoutSec }],
         );
         s.indexReady = true;

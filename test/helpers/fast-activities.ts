@@ -10,7 +10,7 @@ import { allocate } from '../../src/allocate.js';
 import { describeWorkflows } from '../../src/activities/in-flight.js';
 import type { Activities } from '../../src/activities/contract.js';
 import { createSampleSteps } from '../../src/activities/sample-steps.js';
-import { FailureType } from '../../src/failures.js';
+import { FailureType, WORKER_LOST } from '../../src/failures.js';
 import type { BatchPlan, RunMeta, SpeciesPlan } from '../../src/types.js';
 
 export interface FastWorld {
@@ -26,6 +26,8 @@ export interface FastWorld {
   doneRuns?: Set<string>;
   /** lets describeWorkflows answer from the real server */
   client?: Client;
+  /** bookkeeping activities (by name) whose next attempts fail as a killed worker's do (WorkerLost, retryable) */
+  lostAttempts?: Map<string, number>;
 }
 
 export interface FastLog {
@@ -75,11 +77,20 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
     const i = world.species.findIndex((s) => `/virtual/${s.id}.runs` === path);
     return Array.from({ length: world.species[i]!.runs }, (_, k) => ({ run: runName(i, k), layout: 'single' as const }));
   };
+  /** An attempt lost with its worker, as the restarted worker hands it back (src/activity-attempts.ts). */
+  const lose = (name: string) => {
+    const left = world.lostAttempts?.get(name) ?? 0;
+    if (left <= 0) return;
+    world.lostAttempts!.set(name, left - 1);
+    throw ApplicationFailure.create({ type: WORKER_LOST, message: `${name}: the worker running this attempt was killed (handed back)` });
+  };
   const base: Omit<Activities, 'prepareSample' | 'publish'> = {
     async discoverBatch({ batchId }): Promise<BatchPlan> {
+      lose('discoverBatch');
       return { batchId, outputDir: '/virtual', species: plans, notes: [] };
     },
     async listRuns({ runListPath, cursor, limit }) {
+      lose('listRuns');
       const all = runsOf(runListPath);
       const page = all.slice(cursor, cursor + limit);
       const skipped = page.filter((r) => world.doneRuns?.has(r.run)).map((r) => r.run);

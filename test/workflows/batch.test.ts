@@ -4,7 +4,7 @@ import { batchWorkflowId } from '../../src/ids.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
 import { maybeRecord } from '../helpers/histories.js';
-import { createFastActivities, newLog, runName, type FastLog } from '../helpers/fast-activities.js';
+import { createFastActivities, newLog, runName, type FastLog, type FastWorld } from '../helpers/fast-activities.js';
 
 const FAST = { checkIntervalSec: 1, monitorIntervalSec: 0.2, retryInitialSec: 0.05, hostLostTimeoutSec: 5, diskWaitSec: 0.1, stallTimeoutSec: 5 };
 
@@ -12,11 +12,12 @@ describe('batchWorkflow on a real dev server (fast activities)', () => {
   let t: TestTemporal;
   let worker: RunningWorker;
   let log: FastLog;
+  let world: FastWorld;
 
   beforeAll(async () => {
     t = await testTemporal('wf-batch');
     log = newLog();
-    const world = {
+    world = {
       species: [
         { id: 'alpha_one', runs: 3 },
         { id: 'beta_two', runs: 12 },
@@ -87,4 +88,21 @@ describe('batchWorkflow on a real dev server (fast activities)', () => {
     await maybeRecord(t.client, `fetchquant/b1/beta_two/${runName(1, 0)}`, 'sample-done');
     await maybeRecord(t.client, `fetchquant/b1/beta_two/${runName(1, 5)}`, 'sample-run-not-found');
   });
+
+  it('with --max-retries 0, attempts lost with a killed worker do not fail the batch or a species (its own calls get at least 10)', async () => {
+    // Before: the batch's and species' calls used --max-retries + 1 attempts, so the first WorkerLost ended the batch.
+    world.lostAttempts = new Map([
+      ['discoverBatch', 2],
+      ['listRuns', 2],
+    ]);
+    const handle = await t.client.workflow.start('batchWorkflow', {
+      taskQueue: 'fetchquant',
+      workflowId: batchWorkflowId('b-lost'),
+      args: [{ ...FAST, totalThreads: 4, maxRetries: 0 }],
+    });
+    const result = (await handle.result()) as BatchResult;
+    expect(world.lostAttempts).toEqual(new Map([['discoverBatch', 0], ['listRuns', 0]]));
+    const byId = Object.fromEntries(result.species.map((s) => [s.speciesId, s]));
+    expect(byId.alpha_one).toMatchObject({ done: 3, failed: 0 });
+  }, 60_000);
 });
