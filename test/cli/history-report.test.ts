@@ -92,10 +92,12 @@ describe('fetchquant history and report (real demo batch)', () => {
     const r = await cli(['history', done]);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`fetchquant/.*/${done}\\s+COMPLETED\\s+stage=done\\s+host=${HOST}`));
-    // claimHost is a local activity (a marker, not listed); the short host steps are folded into prepareSample and publish
-    for (const act of ['prepareSample', 'download', 'verifyReads', 'quant', 'publish']) {
+    // claimHost is a local activity (a marker, not listed); the short host steps are folded into prepareSample and publish;
+    // the download checks the reads it wrote, so a clean sample has no verifyReads (VERIFIED_IN_STEP)
+    for (const act of ['prepareSample', 'download', 'quant', 'publish']) {
       expect(r.stdout).toMatch(new RegExp(`${act}\\s+attempt 1\\s+host ${HOST}\\s+completed`));
     }
+    expect(r.stdout).not.toMatch(/verifyReads/);
     expect(r.stdout).toMatch(new RegExp(`stages: queued@${HOST} .*downloading@${HOST} .*quantifying@${HOST} .*done@${HOST}`));
   });
 
