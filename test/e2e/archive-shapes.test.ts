@@ -15,7 +15,8 @@ import type { FaultPlan, Mirror } from '../../src/mirror/server.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import type { Provenance } from '../../src/types.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
-import { startMirrorBatch, startMirrorWorld, walk, type MirrorWorld } from '../helpers/e2e.js';
+import { startMirrorBatch, walk } from '../helpers/e2e.js';
+import { startMirrorWorld, type MirrorWorld } from '../helpers/world.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
 
 interface Cast {

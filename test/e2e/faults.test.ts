@@ -12,7 +12,8 @@ import type { FaultPlan, Mirror } from '../../src/mirror/server.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { startMirrorBatch, startMirrorWorld, walk, type MirrorWorld } from '../helpers/e2e.js';
+import { startMirrorBatch, walk } from '../helpers/e2e.js';
+import { startMirrorWorld, type MirrorWorld } from '../helpers/world.js';
 
 const MAX_RETRIES = 2;
 
