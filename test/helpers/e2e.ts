@@ -12,8 +12,10 @@ import type { Activities } from '../../src/activities/contract.js';
 import { batchWorkflowId, sampleWorkflowId, TASK_QUEUE } from '../../src/ids.js';
 import type { Dataset, SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
 import type { Mirror, MirrorOptions } from '../../src/mirror/server.js';
+import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import type { Provenance, SampleOutcome } from '../../src/types.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
+import type { BatchResult } from '../../src/workflows/batch.js';
 import { testTemporal, type TestTemporal } from './temporal.js';
 import { startMirrorWorld, type DatasetSpec, type MirrorWorld } from './world.js';
 
@@ -135,6 +137,19 @@ export function smallMirrorBatchInput(dataset: Parameters<typeof mirrorInput>[0]
 }
 
 /**
+ * A batch started and awaited with the Temporal CLI alone, as a user without fetchquant's CLI would:
+ * `temporal workflow start --type batchWorkflow --input <json>`, then `temporal workflow result`. Its result.
+ */
+export async function temporalCliBatch(t: Pick<TestTemporal, 'address' | 'namespace'>, workflowId: string, input: unknown): Promise<BatchResult> {
+  const temporal = findTemporalCli()!;
+  const conn = ['--address', t.address, '--namespace', t.namespace];
+  await execa(temporal, ['workflow', 'start', ...conn, '--type', 'batchWorkflow', '--task-queue', 'fetchquant', '--workflow-id', workflowId, '--input', JSON.stringify(input)]);
+  const result = await execa(temporal, ['workflow', 'result', ...conn, '--workflow-id', workflowId, '--output', 'json'], { timeout: 180_000 });
+  const parsed = JSON.parse(result.stdout);
+  return parsed.result ?? parsed;
+}
+
+/**
  * A batch over a mirror-served dataset with the short intervals every end-to-end test uses (retries,
  * monitor, disk waits, one kallisto thread); `options` adds or overrides batch options.
  */
@@ -182,8 +197,8 @@ export interface E2eWorldOptions {
   mirror?: (dataset: Dataset) => Omit<MirrorOptions, 'dataset'>;
   /** an in-process worker with this host id: real activities, or those `activities` makes */
   worker?: { hostId: string; activities?: (world: E2eWorld) => Activities };
-  /** beforeAll's timeout */
-  timeoutMs: number;
+  /** beforeAll's timeout; jest's own when unset */
+  timeoutMs?: number;
 }
 
 /**
