@@ -24,13 +24,7 @@ describe('three hosts, one lost for good mid-batch (real CLI workers, real tools
   const world = useE2eWorld({
     label: 'e2e-hosts',
     prefix: 'hosts',
-    data: {
-      seed: 23,
-      species: [
-        { name: 'Hostus alpha', runs: 4, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 15_000 },
-        { name: 'Hostus beta', runs: 4, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 15_000 },
-      ],
-    },
+    data: { seed: 23, species: ['Hostus alpha', 'Hostus beta'].map((name) => ({ name, runs: 4, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 15_000 })) },
     // ~400 KB files, six at once through 300 KB/s: every host holds samples mid-download for seconds.
     mirror: () => ({ bandwidthBytesPerSec: 300_000 }),
     timeoutMs: 300_000,
