@@ -6,46 +6,19 @@
  * the archive must have sent again only about the bytes that were in flight at the kills, not whole files.
  */
 import { describe, expect, it } from '@jest/globals';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Dataset, SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
+import type { SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { eventually } from '../helpers/temporal.js';
-import { eachRun, expectEverySampleDoneOnce, provenanceOf, quantDirOf, runDirOf, startMirrorBatch, useE2eWorld, walk, type CliWorker } from '../helpers/e2e.js';
+import { childrenOf, debugTrace, sizeOf, trackedFiles, type Tracked } from '../helpers/kills.js';
+import { eachRun, expectEverySampleDoneOnce, provenanceOf, quantDirOf, startMirrorBatch, useE2eWorld, walk, type CliWorker } from '../helpers/e2e.js';
 
 const LONG = Boolean(process.env.FETCHQUANT_LONG);
 const BATCH = 'crash';
 /** Bytes a socket may still hold for a request nobody reads any more: a little slack per in-flight file. */
 const SLACK_PER_FILE = 16 * 1024;
-const debug = (line: string) => {
-  if (process.env.FQ_DEBUG) process.stderr.write(`[crash ${new Date().toISOString().slice(11, 23)}] ${line}\n`);
-};
-
-/** One downloadable file of the dataset as the worker sees it: where it lands, the URL path the mirror counts it under. */
-interface Tracked {
-  run: string;
-  local: string;
-  urlPath: string;
-  bytes: number;
-}
-
-function trackedFiles(d: Dataset): Tracked[] {
-  const out: Tracked[] = [];
-  for (const { sp, r } of eachRun(d)) {
-    const dir = runDirOf(d, sp, r.run);
-    if (r.sraOnly) out.push({ run: r.run, local: join(dir, `${r.run}.sra`), urlPath: `/sra/${r.run}/${r.run}`, bytes: r.sra.bytes });
-    else for (const f of r.fastq) out.push({ run: r.run, local: join(dir, f.name), urlPath: `/vol1/fastq/${r.run.slice(0, 6)}/${r.run}/${f.name}`, bytes: f.bytes });
-  }
-  return out;
-}
-
-const sizeOf = (p: string) => {
-  try {
-    return statSync(p).size;
-  } catch {
-    return null;
-  }
-};
+const debug = debugTrace('crash');
 
 /** What a kill caught: which moment, the files mid-transfer and the bytes the mirror sent that never reached their disk. */
 type Moment = 'mid-download' | 'mid-convert' | 'mid-quant';
@@ -60,22 +33,6 @@ interface KillRecord {
   kallistoRunning: boolean;
   /** seconds since the batch started */
   sec: number;
-}
-
-/** Children of pid named `name` (the worker's tools are its direct children in their own process groups). */
-function childrenNamed(pid: number, name: string): number[] {
-  const found: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
-      if (m && m[1] === name && Number(m[2]) === pid) found.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
 }
 
 /** A kallisto process that is still running (not a zombie). Orphaned by a kill, it belongs to init, not the worker. */
@@ -152,7 +109,7 @@ function crashSuite(v: Variant): void {
       const quantRunning = (kallisto: boolean) => (): string | null => {
         for (const { sp, r } of runs) {
           if (quantKilled.has(r.run) || done(sp, r) || !existsSync(quantTmp(sp, r))) continue;
-          kallistoSeen = childrenNamed(worker!.pid, 'kallisto');
+          kallistoSeen = childrenOf(worker!.pid).filter((c) => c.name === 'kallisto').map((c) => c.pid);
           if (kallisto && kallistoSeen.length === 0) continue;
           return r.run;
         }
@@ -162,7 +119,7 @@ function crashSuite(v: Variant): void {
       // What the kills must catch, taken in whatever order the batch offers them (downloads end early).
       const windows: [number, number][] = [[0.2, 0.8], [0.4, 0.95], [0.05, 0.6]];
       // A kill between download and quant must cost no download either: the reads on disk are good.
-      const converting = () => ['vdb-validate', 'fasterq-dump'].find((n) => childrenNamed(worker!.pid, n).length > 0) ?? null;
+      const converting = () => ['vdb-validate', 'fasterq-dump'].find((n) => childrenOf(worker!.pid).some((c) => c.name === n)) ?? null;
       const wanted: { moment: Moment; find: () => string | null }[] = [
         ...Array.from({ length: v.downloadKills }, (_, i) => ({ moment: 'mid-download' as const, find: () => growingPart(...windows[i % windows.length]!)?.local ?? null })),
         // the first quant kill waits for kallisto itself to be running
