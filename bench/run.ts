@@ -9,7 +9,6 @@
  * Usage: node dist/bench/run.js [--quick] [--only b1,b3] [--b3 1000,10000] [--out-dir bench/results]
  * With --only, the sections not re-measured are kept from the existing results file, labelled with their run.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,6 +16,7 @@ import { describeMachine, type Machine } from './machine.js';
 import { CLUSTER_BENCH_NAMESPACE, measureOrchestration, type OrchestrationFigures } from './orchestration.js';
 import { measureReal, type RealFigures } from './real.js';
 import { dist } from './real/figures.js';
+import { clusterEnv, clusterRunning } from '../test/helpers/cluster.js';
 
 export interface BenchResults {
   machine: Machine;
@@ -52,17 +52,11 @@ export function mergeKept(fresh: BenchResults, previous: BenchResults | undefine
  * of its own); `scripts/cluster.sh up` first to include it.
  */
 function clusterTarget(log: (l: string) => void): { address: string; namespace: string; label: string } | null {
-  const script = join(process.cwd(), 'scripts', 'cluster.sh');
-  if (spawnSync('bash', [script, 'status'], { stdio: 'ignore' }).status !== 0) {
+  if (!clusterRunning()) {
     log('B3: no cluster running (scripts/cluster.sh up to measure temporal-server + PostgreSQL as well): dev server only');
     return null;
   }
-  const env = Object.fromEntries(
-    execFileSync('bash', [script, 'env'], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  ) as Record<string, string>;
+  const env = clusterEnv();
   return { address: env.TEMPORAL_ADDRESS!, namespace: CLUSTER_BENCH_NAMESPACE, label: 'temporal-server + PostgreSQL' };
 }
 

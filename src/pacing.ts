@@ -8,18 +8,7 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { PACER_WORKFLOW_ID, TASK_QUEUE } from './ids.js';
 import { httpObservers, systemClock, type HttpEvent, type RequestGate } from './tools/http.js';
-import {
-  acquirePermitUpdate,
-  paceQuery,
-  releasePermitSignal,
-  renewPermitsSignal,
-  takeTokensUpdate,
-  throttledSignal,
-  type PaceLimits,
-  type PaceSource,
-  type PermitOutcome,
-  type SourcePace,
-} from './workflows/messages.js';
+import { pacerMessages, type PaceLimits, type PaceSource, type PermitOutcome, type SourcePace } from './workflows/messages.js';
 
 /**
  * Ceilings per source. Concurrency: ENA and NCBI document no cap on parallel downloads; 32 (above the default
@@ -115,7 +104,7 @@ export class PacerClient {
     let leaseId: string;
     for (;;) {
       const a = await this.update(
-        () => this.handle().executeUpdate(acquirePermitUpdate, { args: [{ source, holder: `${this.o.holder}${opts.label ? ` ${opts.label}` : ''}`, leaseSec: this.leaseSec, waitMs: 15_000, limits: this.o.limits[source] }] }),
+        () => this.handle().executeUpdate(pacerMessages.acquirePermit, { args: [{ source, holder: `${this.o.holder}${opts.label ? ` ${opts.label}` : ''}`, leaseSec: this.leaseSec, waitMs: 15_000, limits: this.o.limits[source] }] }),
         opts.signal,
       );
       if (a.granted) {
@@ -127,7 +116,7 @@ export class PacerClient {
     }
     const recorder = new OutcomeRecorder();
     const renew = setInterval(() => {
-      void this.handle().signal(renewPermitsSignal, { leaseIds: [leaseId], leaseSec: this.leaseSec }).catch(() => undefined);
+      void this.handle().signal(pacerMessages.renewPermits, { leaseIds: [leaseId], leaseSec: this.leaseSec }).catch(() => undefined);
     }, (this.leaseSec * 1000) / 3);
     try {
       return await httpObservers.run((ev) => recorder.on(ev), fn);
@@ -137,7 +126,7 @@ export class PacerClient {
     } finally {
       clearInterval(renew);
       // Best effort: a lost release costs one lease period, never a leaked permit.
-      await this.handle().signal(releasePermitSignal, { leaseId, source, outcome: recorder.outcome }).catch(() => undefined);
+      await this.handle().signal(pacerMessages.releasePermit, { leaseId, source, outcome: recorder.outcome }).catch(() => undefined);
     }
   }
 
@@ -163,7 +152,7 @@ export class PacerClient {
           try {
             const want = Math.max(1, Math.min(this.batch, this.waiting[source]));
             const r = await this.update(
-              () => this.handle().executeUpdate(takeTokensUpdate, { args: [{ source, want, waitMs: 15_000, limits: this.o.limits[source] }] }),
+              () => this.handle().executeUpdate(pacerMessages.takeTokens, { args: [{ source, want, waitMs: 15_000, limits: this.o.limits[source] }] }),
               signal,
             );
             const t = Date.now();
@@ -191,7 +180,7 @@ export class PacerClient {
         const now = Date.now();
         if (now - this.lastReport[source] < 1000) return;
         this.lastReport[source] = now;
-        void this.handle().signal(throttledSignal, { source, retryAfterMs: ev.retryAfterMs ?? null }).catch(() => undefined);
+        void this.handle().signal(pacerMessages.throttled, { source, retryAfterMs: ev.retryAfterMs ?? null }).catch(() => undefined);
       },
     };
   }
@@ -201,7 +190,7 @@ export class PacerClient {
     if (sources.length < 2) return sources;
     let pace: SourcePace[];
     try {
-      pace = await this.handle().query(paceQuery);
+      pace = await this.handle().query(pacerMessages.pace);
     } catch {
       return sources;
     }
@@ -216,7 +205,7 @@ export class PacerClient {
   }
 
   async pace(): Promise<SourcePace[]> {
-    return this.handle().query(paceQuery);
+    return this.handle().query(pacerMessages.pace);
   }
 }
 

@@ -31,19 +31,3 @@ export async function withHeartbeat<T>(hooks: ActivityHooks, fn: () => Promise<T
     clearInterval(t);
   }
 }
-
-/** Sleeps `ms`, rejecting with the cancellation reason as soon as the activity is cancelled. */
-export function cancellableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}

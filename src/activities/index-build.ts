@@ -16,7 +16,8 @@ import { indexKmers, kallistoIndex } from '../tools/kallisto.js';
 import { pidAlive } from '../state-dir.js';
 import { ToolFailedError, ToolMissingError, toToolFailure } from '../tools/process.js';
 import type { Activities } from './contract.js';
-import { activityHooks, cancellableSleep, type ActivityHooks } from './heartbeat.js';
+import { systemClock } from '../tools/http.js';
+import { activityHooks, type ActivityHooks } from './heartbeat.js';
 
 const LOCK_POLL_MS = 500;
 
@@ -108,7 +109,7 @@ export async function ensureIndexOnce(
         await rm(lockPath, { force: true });
       }
     }
-    await cancellableSleep(LOCK_POLL_MS, hooks.signal);
+    await systemClock.sleep(LOCK_POLL_MS, hooks.signal);
   }
 }
 

@@ -6,8 +6,6 @@
  */
 import {
   ApplicationFailure,
-  CancellationScope,
-  ParentClosePolicy,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -29,6 +27,7 @@ import { FailureType } from '../failures.js';
 import { batchIdFromWorkflowId, speciesWorkflowId, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { SpeciesPlan } from '../types.js';
+import { abandonedChild, cancelChildren } from './children.js';
 import {
   batchProgressQuery,
   pauseSignal,
@@ -229,10 +228,7 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     e.report = { ...e.report, status: 'indexing', threads };
     try {
       await startChild(speciesWorkflow, {
-        workflowId: speciesWorkflowId(state.batchId, e.plan.speciesId),
-        taskQueue: TASK_QUEUE,
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        staticSummary: `${e.plan.name}: ${e.plan.totalRuns} runs`,
+        ...abandonedChild(speciesWorkflowId(state.batchId, e.plan.speciesId), `${e.plan.name}: ${e.plan.totalRuns} runs`),
         args: [{ batchId: state.batchId, batchWorkflowId: workflowInfo().workflowId, plan: e.plan, threads, options: speciesOptions }],
       });
     } catch (err) {
@@ -310,13 +306,7 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     return result;
   } catch (err) {
     if (isCancellation(err)) {
-      await CancellationScope.nonCancellable(async () => {
-        await Promise.all(
-          state.species
-            .filter((e) => e.started && !e.report.finished)
-            .map((e) => getExternalWorkflowHandle(speciesWorkflowId(state.batchId, e.plan.speciesId)).cancel().catch(() => undefined)),
-        );
-      });
+      await cancelChildren(state.species.filter((e) => e.started && !e.report.finished).map((e) => speciesWorkflowId(state.batchId, e.plan.speciesId)));
     }
     throw err;
   }

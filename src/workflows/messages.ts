@@ -157,3 +157,15 @@ export const takeTokensUpdate = defineUpdate<{ granted: number; ratePerSec: numb
 export const paceQuery = defineQuery<SourcePace[]>('pace');
 /** An API request of this source got 429 (sent by the worker that got it): pause and back off for everyone. */
 export const throttledSignal = defineSignal<[{ source: PaceSource; retryAfterMs?: number | null }]>('throttled');
+/**
+ * The source pacer's protocol as one set: src/workflows/pacer.ts answers every message of it and
+ * src/pacing.ts sends every one, so both ends name them from here.
+ */
+export const pacerMessages = {
+  acquirePermit: acquirePermitUpdate,
+  releasePermit: releasePermitSignal,
+  renewPermits: renewPermitsSignal,
+  takeTokens: takeTokensUpdate,
+  pace: paceQuery,
+  throttled: throttledSignal,
+} as const;

@@ -16,17 +16,7 @@
  * The pacer continues-as-new (carrying leases and pace) before its history grows long.
  */
 import { allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
-import {
-  acquirePermitUpdate,
-  paceQuery,
-  releasePermitSignal,
-  renewPermitsSignal,
-  takeTokensUpdate,
-  throttledSignal,
-  type PaceSource,
-  type PermitAnswer,
-  type SourcePace,
-} from './messages.js';
+import { pacerMessages, type PaceSource, type PermitAnswer, type SourcePace } from './messages.js';
 
 export interface PacerLease {
   id: string;
@@ -174,10 +164,10 @@ export async function sourcePacerWorkflow(input: PacerInput = {}): Promise<void>
     });
   };
 
-  setHandler(paceQuery, view);
+  setHandler(pacerMessages.pace, view);
 
   setHandler(
-    acquirePermitUpdate,
+    pacerMessages.acquirePermit,
     async (req): Promise<PermitAnswer> => {
       const p = paceOf(req.source, req.limits);
       const ticket = nextTicket++;
@@ -231,7 +221,7 @@ export async function sourcePacerWorkflow(input: PacerInput = {}): Promise<void>
   );
 
   setHandler(
-    takeTokensUpdate,
+    pacerMessages.takeTokens,
     async (req) => {
       const p = paceOf(req.source, req.limits);
       const deadline = now() + Math.min(MAX_WAIT_MS, Math.max(0, req.waitMs ?? MAX_WAIT_MS));
@@ -261,7 +251,7 @@ export async function sourcePacerWorkflow(input: PacerInput = {}): Promise<void>
     },
   );
 
-  setHandler(releasePermitSignal, (r) => {
+  setHandler(pacerMessages.releasePermit, (r) => {
     const lease = state.leases.find((l) => l.id === r.leaseId);
     state.leases = state.leases.filter((l) => l.id !== r.leaseId);
     const source = lease?.source ?? r.source;
@@ -292,7 +282,7 @@ export async function sourcePacerWorkflow(input: PacerInput = {}): Promise<void>
     version++;
   });
 
-  setHandler(throttledSignal, (r) => {
+  setHandler(pacerMessages.throttled, (r) => {
     const p = paceOf(r.source);
     p.throttled++;
     p.pausedUntil = Math.max(p.pausedUntil, now() + (r.retryAfterMs ?? DEFAULT_PAUSE_MS));
@@ -300,7 +290,7 @@ export async function sourcePacerWorkflow(input: PacerInput = {}): Promise<void>
     version++;
   });
 
-  setHandler(renewPermitsSignal, (r) => {
+  setHandler(pacerMessages.renewPermits, (r) => {
     const t = now();
     for (const l of state.leases) if (r.leaseIds.includes(l.id)) l.expiresAt = Math.max(l.expiresAt, t + r.leaseSec * 1000);
   });

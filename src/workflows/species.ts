@@ -6,8 +6,6 @@
  */
 import {
   ApplicationFailure,
-  CancellationScope,
-  ParentClosePolicy,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -27,6 +25,7 @@ import { rootCause } from '../failures.js';
 import { sampleWorkflowId, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { RunMeta, SampleOptions, SampleOutcome, SpeciesPlan } from '../types.js';
+import { abandonedChild, cancelChildren } from './children.js';
 import {
   readsVerifiedSignal,
   sampleFinishedSignal,
@@ -246,15 +245,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
   } catch (err) {
     if (isCancellation(err)) {
       // ABANDONed children do not follow us: cancel each one so it cleans up its files.
-      await CancellationScope.nonCancellable(async () => {
-        await Promise.all(
-          children().map((run) =>
-            getExternalWorkflowHandle(sampleWorkflowId(input.batchId, plan.speciesId, run))
-              .cancel()
-              .catch(() => undefined),
-          ),
-        );
-      });
+      await cancelChildren(children().map((run) => sampleWorkflowId(input.batchId, plan.speciesId, run)));
     }
     throw err;
   }
@@ -266,10 +257,7 @@ async function startSample(input: SpeciesInput, run: RunMeta, downloading: Set<s
   downloading.add(run.run);
   try {
     await startChild(sampleWorkflow, {
-      workflowId,
-      taskQueue: TASK_QUEUE,
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-      staticSummary: `${plan.name} ${run.run}`,
+      ...abandonedChild(workflowId, `${plan.name} ${run.run}`),
       args: [
         {
           batchId: input.batchId,

@@ -8,19 +8,13 @@
  *   amalgkit quant  on the same reads and index, in a directory of its own
  * Skipped, saying so, when amalgkit is not installed (set-up never requires it).
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
-import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror } from '../../src/mirror/server.js';
-import { findTemporalCli } from '../../src/server/temporal-cli.js';
-import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { smallMirrorBatchInput } from '../helpers/e2e.js';
+import { smallMirrorBatchInput, temporalCliBatch, useE2eWorld } from '../helpers/e2e.js';
 
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 const AMALGKIT = process.env.FETCHQUANT_AMALGKIT ?? join(process.cwd(), '.tools', 'amalgkit', 'bin', 'amalgkit');
 const HAVE = existsSync(AMALGKIT);
 if (!HAVE) console.warn(`amalgkit tests skipped: no ${AMALGKIT} (npm run setup installs it when ../shared/vendor has the wheel)`);
@@ -35,55 +29,40 @@ function readTsv(path: string): Table {
 }
 
 (HAVE ? describe : describe.skip)('amalgkit merge, sanity and quant over a finished batch', () => {
-  let t: TestTemporal;
-  let dataset: Dataset;
-  let mirror: Mirror;
-  let worker: ResultPromise;
-  const dir = mkdtempSync(join(tmpdir(), 'fq-amalgkit-'));
-  const work = join(dir, 'output', 'apis_mellifera', 'work');
-  const fastq = join(dir, 'output', 'apis_mellifera', 'fastq');
+  const world = useE2eWorld({
+    label: 'amalgkit',
+    prefix: 'amalgkit',
+    data: { species: [{ name: 'Apis mellifera', runs: 3, pairedFraction: 0.5, transcripts: 12 }], seed: 11 },
+  });
+  let work: string;
+  let fastq: string;
 
   beforeAll(async () => {
-    t = await testTemporal('amalgkit');
-    dataset = await generateDataset({ root: dir, species: [{ name: 'Apis mellifera', runs: 3, pairedFraction: 0.5, transcripts: 12 }], seed: 11 });
+    work = join(world.root, 'output', 'apis_mellifera', 'work');
+    fastq = join(world.root, 'output', 'apis_mellifera', 'fastq');
     // the config as MetaInformAnt writes them (their amalgkit_pbarbatus_5sample.yaml): results into the work dir,
     // the index built there on first use, reads kept (here: so amalgkit quant can run on them afterwards)
-    const cfgPath = dataset.species[0]!.configPath;
+    const cfgPath = world.dataset.species[0]!.configPath;
     const cfg = parse(readFileSync(cfgPath, 'utf8')) as { steps: Record<string, Record<string, unknown>> };
     cfg.steps.getfastq = { out_dir: fastq, threads: 8, aws: 'yes', gcp: 'no', ncbi: 'no', max_bp: MAX_BP };
-    cfg.steps.quant = { out_dir: work, threads: 6, build_index: 'yes', keep_fastq: 'yes', fasta_dir: join(dir, 'fasta') };
+    cfg.steps.quant = { out_dir: work, threads: 6, build_index: 'yes', keep_fastq: 'yes', fasta_dir: join(world.root, 'fasta') };
     writeFileSync(cfgPath, stringify(cfg));
-    mirror = await startMirror({ dataset });
-    worker = execa('node', [CLI, 'worker', '--host-id', 'amk'], { env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace }, reject: false });
-    await new Promise<void>((resolve) => worker.stdout!.on('data', (d: Buffer) => d.toString().includes('polling') && resolve()));
-    const conn = ['--address', t.address, '--namespace', t.namespace];
-    const input = smallMirrorBatchInput(dataset, mirror);
-    const temporal = findTemporalCli()!;
-    await execa(temporal, ['workflow', 'start', ...conn, '--type', 'batchWorkflow', '--task-queue', 'fetchquant', '--workflow-id', 'fetchquant/amk', '--input', JSON.stringify(input)]);
-    const result = await execa(temporal, ['workflow', 'result', ...conn, '--workflow-id', 'fetchquant/amk', '--output', 'json'], { timeout: 180_000 });
-    const parsed = JSON.parse(result.stdout);
-    expect((parsed.result ?? parsed).totals).toEqual({ total: 3, done: 3, skipped: 0, failed: 0 });
+    await world.cliWorker('amk');
+    const result = await temporalCliBatch(world.t, 'fetchquant/amk', smallMirrorBatchInput(world.dataset, world.mirror));
+    expect(result.totals).toEqual({ total: 3, done: 3, skipped: 0, failed: 0 });
   }, 240_000);
-
-  afterAll(async () => {
-    worker?.kill('SIGTERM');
-    await worker;
-    await mirror?.stop();
-    await t?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   it("the batch wrote amalgkit's layout: <out_dir>/quant/<RUN>/<RUN>_*, <out_dir>/index, <out_dir>/metadata/metadata.tsv", () => {
     // both layouts, so amalgkit's single-end -l/-s are compared below too
-    expect(new Set(dataset.species[0]!.runs.map((r) => r.layout))).toEqual(new Set(['single', 'paired']));
-    for (const r of dataset.species[0]!.runs) {
+    expect(new Set(world.dataset.species[0]!.runs.map((r) => r.layout))).toEqual(new Set(['single', 'paired']));
+    for (const r of world.dataset.species[0]!.runs) {
       expect(readdirSync(join(work, 'quant', r.run)).sort()).toEqual([`${r.run}_abundance.tsv`, `${r.run}_fetchquant.json`, `${r.run}_run_info.json`]);
       // keep_fastq: yes
       expect(readdirSync(join(fastq, 'getfastq', r.run)).filter((f) => f.endsWith('.fastq.gz')).length).toBe(r.layout === 'paired' ? 2 : 1);
     }
     expect(readdirSync(join(work, 'index'))).toContain('Apis_mellifera.idx');
     // max_bp: every run cut at its first reads, and the provenance says so
-    for (const r of dataset.species[0]!.runs) {
+    for (const r of world.dataset.species[0]!.runs) {
       const prov = JSON.parse(readFileSync(join(work, 'quant', r.run, `${r.run}_fetchquant.json`), 'utf8')) as {
         reads: number;
         downsampling: { maxBp: number; downsampled: boolean; reads: number; bases: number; integrity: string };
@@ -97,7 +76,7 @@ function readTsv(path: string): Table {
     }
     const table = readTsv(join(work, 'metadata', 'metadata.tsv'));
     expect(table.header).toEqual(expect.arrayContaining(['run', 'scientific_name', 'lib_layout', 'exclusion', 'is_sampled']));
-    expect(table.rows.map((r) => r[0]).sort()).toEqual(dataset.species[0]!.runs.map((r) => r.run).sort());
+    expect(table.rows.map((r) => r[0]).sort()).toEqual(world.dataset.species[0]!.runs.map((r) => r.run).sort());
   });
 
   it('amalgkit merge finds every result, and its matrices equal the per-run files', async () => {
@@ -111,7 +90,7 @@ function readTsv(path: string): Table {
     ] as const) {
       const merged = readTsv(join(work, 'merge', 'Apis_mellifera', `Apis_mellifera_${name}.tsv`));
       expect(merged.header[0]).toBe('target_id');
-      expect(merged.header.slice(1).sort()).toEqual(dataset.species[0]!.runs.map((r) => r.run).sort());
+      expect(merged.header.slice(1).sort()).toEqual(world.dataset.species[0]!.runs.map((r) => r.run).sort());
       for (const run of merged.header.slice(1)) {
         const own = readTsv(join(work, 'quant', run, `${run}_abundance.tsv`));
         const ownBy = new Map(own.rows.map((r) => [r[0], Number(r[col])]));
@@ -131,8 +110,8 @@ function readTsv(path: string): Table {
   }, 150_000);
 
   it('amalgkit quant on the same reads and index gives the identical abundance', async () => {
-    const own = join(dir, 'amalgkit-own');
-    const sp = dataset.species[0]!;
+    const own = join(world.root, 'amalgkit-own');
+    const sp = world.dataset.species[0]!;
     for (const r of sp.runs) cpSync(join(fastq, 'getfastq', r.run), join(own, 'getfastq', r.run), { recursive: true });
     // amalgkit quant reads amalgkit's own metadata columns (spot_length / total_bases, as `amalgkit metadata` writes)
     const header = ['run', 'scientific_name', 'lib_layout', 'nominal_length', 'total_spots', 'spot_length', 'total_bases', 'exclusion'];

@@ -15,8 +15,8 @@ import { batchWorkflowId } from '../../src/ids.js';
 import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { CLI } from '../helpers/e2e.js';
 
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 const CORPUS = join(process.cwd(), 'test', 'corpus');
 
 interface Case {

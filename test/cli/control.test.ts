@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { batchWorkflowId, defaultBatchId } from '../../src/ids.js';
 import { testTemporal, eventually, type TestTemporal } from '../helpers/temporal.js';
-
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+import { CLI } from '../helpers/e2e.js';
 
 describe('fetchquant threads / pause / resume / status / cancel on a running batch', () => {
   let t: TestTemporal;

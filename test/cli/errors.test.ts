@@ -7,8 +7,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlin
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { CLI } from '../helpers/e2e.js';
 
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 const CORPUS = join(process.cwd(), 'test', 'corpus');
 
 function cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {

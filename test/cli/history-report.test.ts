@@ -11,8 +11,8 @@ import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
 import { DEMO_SPECIES } from '../../src/cli/demo.js';
 import { TSV_COLUMNS } from '../../src/report/tsv.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { CLI } from '../helpers/e2e.js';
 
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 const HOST = 'clihost';
 
 describe('fetchquant history and report (real demo batch)', () => {

@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { freePort, startEmbeddedServer } from '../../src/server/embedded.js';
-
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+import { CLI } from '../helpers/e2e.js';
 
 describe('fetchquant server: every port chosen by flag', () => {
   const root = mkdtempSync(join(tmpdir(), 'fq-ports-'));

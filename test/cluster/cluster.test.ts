@@ -25,7 +25,7 @@ import type { Provenance } from '../../src/types.js';
 import { CLI, countDone, eachRun, expectEverySampleDoneOnce, killHard, runDirOf, startCliWorker, type CliWorker } from '../helpers/e2e.js';
 import { eventually, quietRuntime } from '../helpers/temporal.js';
 import { SA } from '../../src/search-attributes.js';
-import { CLUSTER_SCRIPT } from './global-setup.js';
+import { CLUSTER_SCRIPT } from '../helpers/cluster.js';
 import { pidAlive } from '../../src/state-dir.js';
 
 const HOSTS = ['node-a', 'node-b', 'node-c'];

@@ -3,22 +3,16 @@
  * already; .ci/run brings it up before and down after). Tests find it in FQ_CLUSTER_ADDRESS /
  * FQ_CLUSTER_NAMESPACE / FQ_CLUSTER_DIR; host state of the workers they start goes to a temp dir.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-export const CLUSTER_SCRIPT = join(process.cwd(), 'scripts', 'cluster.sh');
+import { CLUSTER_SCRIPT, clusterEnv, clusterRunning } from '../helpers/cluster.js';
 
 export default async function globalSetup(): Promise<void> {
-  const wasUp = spawnSync('bash', [CLUSTER_SCRIPT, 'status'], { stdio: 'ignore' }).status === 0;
+  const wasUp = clusterRunning();
   execFileSync('bash', [CLUSTER_SCRIPT, 'up'], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const env = Object.fromEntries(
-    execFileSync('bash', [CLUSTER_SCRIPT, 'env'], { encoding: 'utf8' })
-      .trim()
-      .split('\n')
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-  ) as Record<string, string>;
+  const env = clusterEnv();
   process.env.FQ_CLUSTER_ADDRESS = env.TEMPORAL_ADDRESS;
   process.env.FQ_CLUSTER_NAMESPACE = env.TEMPORAL_NAMESPACE;
   process.env.FQ_CLUSTER_DIR = env.FQ_CLUSTER_DIR;

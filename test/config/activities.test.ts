@@ -3,32 +3,13 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
 import { createDiscoverActivities } from '../../src/activities/discover.js';
 import { writeSnapshot } from '../../src/config/discover.js';
 import { DEFAULTS, formatProblem, type BatchOptions, type Problem } from '../../src/config/schema.js';
 import { abundancePath, provenancePath } from '../../src/ids.js';
+import { act, failureOf, quiet } from '../tools/util.js';
 
 const options = (over: Partial<BatchOptions>): BatchOptions => ({ ...DEFAULTS, sources: [...DEFAULTS.sources], ...over });
-
-// The environment logs every failed activity at WARN; these failures are the point of the tests.
-const quiet = () => new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
-/** env.run with the activity's own types (its signature loses them). */
-function run<I, O>(env: MockActivityEnvironment, fn: (i: I) => Promise<O>, input: I): Promise<O> {
-  return env.run(fn, input) as Promise<O>;
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof ApplicationFailure) return err;
-    throw err;
-  }
-  throw new Error('expected an ApplicationFailure');
-}
 
 describe('discover activities', () => {
   it('discoverBatch turns every problem into one non-retryable InvalidInput failure', async () => {
@@ -37,7 +18,7 @@ describe('discover activities', () => {
     writeFileSync(join(cwd, 'c/amalgkit_a_one.yaml'), 'fetchquant: {runs: [SRR1]}\n');
     writeFileSync(join(cwd, 'c/amalgkit_b_two.yaml'), 'steps: {quant: {out_dir: 3}}\nfetchquant: {runs: [SRR000002]}\n');
     const acts = createDiscoverActivities({ cwd });
-    const f = await failureOf(run(quiet(), acts.discoverBatch, { options: options({ configDir: 'c' }), batchId: 'b1' }));
+    const f = await failureOf(act(quiet(), acts.discoverBatch, { options: options({ configDir: 'c' }), batchId: 'b1' }));
     expect(f.type).toBe('InvalidInput');
     expect(f.nonRetryable).toBe(true);
     const problems = f.details?.[0] as Problem[];
@@ -50,7 +31,7 @@ describe('discover activities', () => {
     mkdirSync(join(cwd, 'c'));
     writeFileSync(join(cwd, 'c/amalgkit_a_one.yaml'), 'fetchquant: {runs: [SRR000001, SRR000002]}\n');
     const acts = createDiscoverActivities({ cwd });
-    const plan = await run(quiet(), acts.discoverBatch, { options: options({ configDir: 'c', outputDir: 'o' }), batchId: 'b1' });
+    const plan = await act(quiet(), acts.discoverBatch, { options: options({ configDir: 'c', outputDir: 'o' }), batchId: 'b1' });
     expect(plan.species.map((s) => [s.speciesId, s.totalRuns, s.runListPath])).toEqual([['a_one', 2, join(cwd, 'o/.fetchquant/b1/a_one.runs.tsv')]]);
   });
 
@@ -71,22 +52,22 @@ describe('discover activities', () => {
     }
     const { listRuns } = createDiscoverActivities({ cwd: dir });
     const env = quiet();
-    const p1 = await run(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 0, limit: 2 });
+    const p1 = await act(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 0, limit: 2 });
     expect(p1).toEqual({ runs: [{ run: 'SRR000001', layout: 'paired', nominalLength: 300, spots: 10 }], skipped: ['SRR000002'], nextCursor: 2 });
-    const p2 = await run(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 2, limit: 2 });
+    const p2 = await act(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 2, limit: 2 });
     // SRR000004 has an abundance but no provenance: not done, so it is listed to run again.
     expect(p2).toEqual({ runs: [{ run: 'SRR000003', layout: 'single' }, { run: 'SRR000004' }], skipped: [], nextCursor: 4 });
-    const p3 = await run(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 4, limit: 2 });
+    const p3 = await act(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 4, limit: 2 });
     expect(p3).toEqual({ runs: [{ run: 'SRR000005' }], skipped: [], nextCursor: null });
-    const past = await run(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 9, limit: 2 });
+    const past = await act(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 9, limit: 2 });
     expect(past).toEqual({ runs: [], skipped: [], nextCursor: null });
 
     // A rewritten snapshot is read again, not served from the cache.
     await writeSnapshot(snap, [{ run: 'ERR000009' }]);
-    expect((await run(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 0, limit: 5 })).runs).toEqual([{ run: 'ERR000009' }]);
+    expect((await act(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 0, limit: 5 })).runs).toEqual([{ run: 'ERR000009' }]);
 
     rmSync(snap);
-    const gone = await failureOf(run(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 0, limit: 5 }));
+    const gone = await failureOf(act(env, listRuns, { runListPath: snap, quantDir: quant, cursor: 0, limit: 5 }));
     expect(gone.type).toBe('InvalidInput');
     expect(gone.message).toContain(snap);
   });
@@ -96,7 +77,7 @@ describe('discover activities', () => {
     const snap = join(dir, 'x.runs.tsv');
     writeFileSync(snap, 'run\tlayout\tnominal_length\tspots\nSRR000001\t\t\t\n../../etc\t\t\t\n');
     const { listRuns } = createDiscoverActivities({ cwd: dir });
-    const f = await failureOf(run(quiet(), listRuns, { runListPath: snap, quantDir: dir, cursor: 0, limit: 5 }));
+    const f = await failureOf(act(quiet(), listRuns, { runListPath: snap, quantDir: dir, cursor: 0, limit: 5 }));
     expect(f).toMatchObject({ type: 'InvalidInput', nonRetryable: true });
     expect(f.message).toContain('line 3: invalid run accession "../../etc"');
   });

@@ -7,16 +7,14 @@
  * field with 400, and an ENA copy that stays bad (fetched from SRA instead). Every recoverable run must end
  * done; every other one failed with a reason that names the archive's answer.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset, SyntheticRun } from '../../src/mirror/fixtures.js';
-import type { FaultPlan, Mirror } from '../../src/mirror/server.js';
-import { startWorker, type RunningWorker } from '../../src/worker.js';
+import type { FaultPlan } from '../../src/mirror/server.js';
 import type { Provenance } from '../../src/types.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
-import { startMirrorBatch, startMirrorWorld, walk, type MirrorWorld } from '../helpers/e2e.js';
-import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { startMirrorBatch, useE2eWorld, walk } from '../helpers/e2e.js';
 
 interface Cast {
   threeFile: SyntheticRun;
@@ -64,31 +62,21 @@ function faultPlan(k: Cast): FaultPlan {
 }
 
 describe('a batch meeting the archives\' real answer shapes (real worker, real tools, real HTTP)', () => {
-  let t: TestTemporal;
-  let world: MirrorWorld;
-  let dataset: Dataset;
-  let mirror: Mirror;
-  let worker: RunningWorker;
   let k: Cast;
-
-  beforeAll(async () => {
-    t = await testTemporal('e2e-archive-shapes');
-    world = await startMirrorWorld('shapes', { seed: 5, species: [{ name: 'Archivus realis', runs: 12, pairedFraction: 0.5, sraOnlyFraction: 0.5, readsPerRun: 400 }] }, (d) => ({ faults: faultPlan((k = cast(d))) }));
-    ({ dataset, mirror } = world);
-    worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'shapes-host', janitor: false, shutdownGraceTimeMs: 1000 });
-  }, 60_000);
-
-  afterAll(async () => {
-    await worker?.shutdown();
-    await world?.stop();
-    await t?.close();
+  const world = useE2eWorld({
+    label: 'e2e-archive-shapes',
+    prefix: 'shapes',
+    data: { seed: 5, species: [{ name: 'Archivus realis', runs: 12, pairedFraction: 0.5, sraOnlyFraction: 0.5, readsPerRun: 400 }] },
+    mirror: (d) => ({ faults: faultPlan((k = cast(d))) }),
+    worker: { hostId: 'shapes-host' },
+    timeoutMs: 60_000,
   });
 
   it('finishes every recoverable run done and fails the rest naming the archive\'s answer', async () => {
     // a run no source can serve now parks (docs/park.md): short waits, so the locator's lasting error ends the batch
-    const handle = await startMirrorBatch(t.client, 'shapes', dataset, mirror, { totalThreads: 6, maxRetries: 1, parkWaitSec: 0.5, parkDeadlineSec: 1.5 });
+    const handle = await startMirrorBatch(world.t.client, 'shapes', world.dataset, world.mirror, { totalThreads: 6, maxRetries: 1, parkWaitSec: 0.5, parkDeadlineSec: 1.5 });
     const result = (await handle.result()) as BatchResult;
-    const sp = dataset.species[0]!;
+    const sp = world.dataset.species[0]!;
     const reason = (r: SyntheticRun) => result.failures.find((f) => f.run === r.run);
 
     // ---- the unrecoverable ones, each failed with what the archive said ----
@@ -109,15 +97,15 @@ describe('a batch meeting the archives\' real answer shapes (real worker, real t
     // failing at the park deadline, it fails naming the locator's answer
     expect(reason(k.locatorError)).toMatchObject({ failureType: 'ParkedPastDeadline' });
     expect(reason(k.locatorError)!.reason).toMatch(/sra: SRA locator: locator error status 500 \(Internal Server Error\) without a result/);
-    const stats = mirror.stats();
+    const stats = world.mirror.stats();
     for (const r of [k.enaRejects, k.hugeSize, k.payRequired, k.ceRequired, k.locatorError]) expect([r.run, stats.byPath[`/sra/${r.run}/${r.run}`]]).toEqual([r.run, undefined]);
 
     // ---- everything else done, from the archive's bytes ----
     expect(result.totals).toEqual({ total: 12, done: 6, skipped: 0, failed: 6 });
     const failed = new Set(result.failures.map((f) => f.run));
-    const prov = (r: SyntheticRun) => JSON.parse(readFileSync(join(dataset.outputDir, sp.speciesId, 'quant', r.run, `${r.run}_fetchquant.json`), 'utf8')) as Provenance;
+    const prov = (r: SyntheticRun) => JSON.parse(readFileSync(join(world.dataset.outputDir, sp.speciesId, 'quant', r.run, `${r.run}_fetchquant.json`), 'utf8')) as Provenance;
     for (const r of sp.runs.filter((x) => !failed.has(x.run))) {
-      const info = JSON.parse(readFileSync(join(dataset.outputDir, sp.speciesId, 'quant', r.run, `${r.run}_run_info.json`), 'utf8'));
+      const info = JSON.parse(readFileSync(join(world.dataset.outputDir, sp.speciesId, 'quant', r.run, `${r.run}_run_info.json`), 'utf8'));
       expect([r.run, info.n_processed]).toEqual([r.run, r.reads]);
       const viaSra = r.sraOnly || r === k.badEnaCopy;
       expect([r.run, prov(r).source.source, prov(r).files.map((f) => f.md5)]).toEqual([r.run, viaSra ? 'sra' : 'ena', viaSra ? [r.sra.md5] : r.fastq.map((f) => f.md5)]);
@@ -138,7 +126,7 @@ describe('a batch meeting the archives\' real answer shapes (real worker, real t
     expect(prov(k.badEnaCopy)).toMatchObject({ reads: k.badEnaCopy.reads, unpairedReads: k.badEnaCopy.orphanReads, source: { expectedReads: k.badEnaCopy.reads + k.badEnaCopy.orphanReads! } });
 
     // ---- nothing left behind ----
-    const leftovers = walk(dataset.outputDir).filter((p) => /\.part$|\.fastq(\.gz)?$|\.sra$|\/\.[SED]RR\d+\.tmp\/$/.test(p));
+    const leftovers = walk(world.dataset.outputDir).filter((p) => /\.part$|\.fastq(\.gz)?$|\.sra$|\/\.[SED]RR\d+\.tmp\/$/.test(p));
     expect(leftovers).toEqual([]);
   }, 150_000);
 });

@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -21,19 +21,11 @@ import { freePort, startEmbeddedServer, type EmbeddedServer } from '../../src/se
 import { resultThroughOutages } from '../../src/cli/run.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { Prng } from '../../src/mirror/prng.js';
-import { eachRun, expectEverySampleDoneOnce, killHard, quantDirOf, runDirOf, startCliWorker, startMirrorBatch, type CliWorker } from '../helpers/e2e.js';
+import { eachRun, expectEverySampleDoneOnce, killHard, quantDirOf, startCliWorker, startMirrorBatch, type CliWorker } from '../helpers/e2e.js';
+import { childrenOf, debugTrace, sizeOf, trackedFiles } from '../helpers/kills.js';
 
 const LONG = Boolean(process.env.FETCHQUANT_LONG);
-const debug = (line: string) => {
-  if (process.env.FQ_DEBUG) process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 23)}] ${line}\n`);
-};
-const sizeOf = (p: string) => {
-  try {
-    return statSync(p).size;
-  } catch {
-    return null;
-  }
-};
+const debug = debugTrace('chaos');
 
 /** Processes (name, pid, parent) whose command line mentions `needle`: the tools of this test's batch. */
 function toolsUnder(needle: string): { pid: number; name: string }[] {
@@ -52,21 +44,6 @@ function toolsUnder(needle: string): { pid: number; name: string }[] {
     }
   }
   return out;
-}
-
-/** Children of pid by name (the worker's tools run as its direct children, in their own process groups). */
-function childNames(pid: number): string[] {
-  const names: string[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(readFileSync(`/proc/${e}/stat`, 'utf8'));
-      if (m && Number(m[2]) === pid) names.push(m[1]!);
-    } catch {
-      // gone
-    }
-  }
-  return names;
 }
 
 interface Variant {
@@ -139,18 +116,14 @@ function chaosSuite(v: Variant): void {
     it('every sample done exactly once, refetched bytes about the bytes in flight, no tool left', async () => {
       const env = { TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: server.namespace };
       const runs = eachRun(dataset);
-      const files = runs.flatMap(({ sp, r }) =>
-        r.sraOnly
-          ? [{ run: r.run, local: join(runDirOf(dataset, sp, r.run), `${r.run}.sra`), urlPath: `/sra/${r.run}/${r.run}`, bytes: r.sra.bytes }]
-          : r.fastq.map((f) => ({ run: r.run, local: join(runDirOf(dataset, sp, r.run), f.name), urlPath: `/vol1/fastq/${r.run.slice(0, 6)}/${r.run}/${f.name}`, bytes: f.bytes })),
-      );
+      const files = trackedFiles(dataset);
       const done = (run: string) => {
         const e = runs.find((x) => x.r.run === run)!;
         return existsSync(join(quantDirOf(dataset, e.sp), run, `${run}_fetchquant.json`));
       };
       /** what a kill interrupts, all at once: growing .parts, tools, quant temp dirs (else the steps between them) */
       const momentNow = (w: CliWorker): string => {
-        const kids = childNames(w.pid);
+        const kids = childrenOf(w.pid).map((c) => c.name);
         const now: string[] = [];
         if (files.some((f) => sizeOf(`${f.local}.part`) !== null)) now.push('download');
         if (kids.some((k) => k.startsWith('fasterq-dump') || k.startsWith('vdb-validate'))) now.push('convert');

@@ -5,50 +5,20 @@
  * mid-quant (the quant temp dir present) — and restarted each time. The batch must end with every sample done exactly once, nothing left on disk, and
  * the archive must have sent again only about the bytes that were in flight at the kills, not whole files.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from '@jest/globals';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateDataset, type Dataset, type SyntheticRun, type SyntheticSpecies } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import type { SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
-import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { eachRun, expectEverySampleDoneOnce, killHard, provenanceOf, quantDirOf, runDirOf, startCliWorker, startMirrorBatch, walk, type CliWorker } from '../helpers/e2e.js';
+import { eventually } from '../helpers/temporal.js';
+import { childrenOf, debugTrace, sizeOf, trackedFiles, type Tracked } from '../helpers/kills.js';
+import { eachRun, expectEverySampleDoneOnce, provenanceOf, quantDirOf, startMirrorBatch, useE2eWorld, walk, type CliWorker } from '../helpers/e2e.js';
 
 const LONG = Boolean(process.env.FETCHQUANT_LONG);
 const BATCH = 'crash';
 /** Bytes a socket may still hold for a request nobody reads any more: a little slack per in-flight file. */
 const SLACK_PER_FILE = 16 * 1024;
-const debug = (line: string) => {
-  if (process.env.FQ_DEBUG) process.stderr.write(`[crash ${new Date().toISOString().slice(11, 23)}] ${line}\n`);
-};
-
-/** One downloadable file of the dataset as the worker sees it: where it lands, the URL path the mirror counts it under. */
-interface Tracked {
-  run: string;
-  local: string;
-  urlPath: string;
-  bytes: number;
-}
-
-function trackedFiles(d: Dataset): Tracked[] {
-  const out: Tracked[] = [];
-  for (const { sp, r } of eachRun(d)) {
-    const dir = runDirOf(d, sp, r.run);
-    if (r.sraOnly) out.push({ run: r.run, local: join(dir, `${r.run}.sra`), urlPath: `/sra/${r.run}/${r.run}`, bytes: r.sra.bytes });
-    else for (const f of r.fastq) out.push({ run: r.run, local: join(dir, f.name), urlPath: `/vol1/fastq/${r.run.slice(0, 6)}/${r.run}/${f.name}`, bytes: f.bytes });
-  }
-  return out;
-}
-
-const sizeOf = (p: string) => {
-  try {
-    return statSync(p).size;
-  } catch {
-    return null;
-  }
-};
+const debug = debugTrace('crash');
 
 /** What a kill caught: which moment, the files mid-transfer and the bytes the mirror sent that never reached their disk. */
 type Moment = 'mid-download' | 'mid-convert' | 'mid-quant';
@@ -63,22 +33,6 @@ interface KillRecord {
   kallistoRunning: boolean;
   /** seconds since the batch started */
   sec: number;
-}
-
-/** Children of pid named `name` (the worker's tools are its direct children in their own process groups). */
-function childrenNamed(pid: number, name: string): number[] {
-  const found: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(stat);
-      if (m && m[1] === name && Number(m[2]) === pid) found.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
 }
 
 /** A kallisto process that is still running (not a zombie). Orphaned by a kill, it belongs to init, not the worker. */
@@ -102,41 +56,27 @@ interface Variant {
 
 function crashSuite(v: Variant): void {
   describe(v.title, () => {
-    let t: TestTemporal;
-    let root: string;
-    let dataset: Dataset;
-    let mirror: Mirror;
-    let worker: CliWorker | null = null;
-    let env: Record<string, string>;
-
-    beforeAll(async () => {
-      t = await testTemporal('e2e-crash');
-      env = { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace };
-      root = await mkdtemp(join(tmpdir(), 'fq-crash-'));
+    const world = useE2eWorld({
+      label: 'e2e-crash',
+      prefix: 'crash',
       // ~1.1 MB per FASTQ and per .sra: several seconds each at a third of the capped link.
-      dataset = await generateDataset({
-        root,
+      data: {
         seed: 11,
         species: [
           { name: 'Crashus alpha', runs: v.runsPerSpecies[0], pairedFraction: 0.67, sraOnlyFraction: 0.34, readsPerRun: 40_000 },
           { name: 'Crashus beta', runs: v.runsPerSpecies[1], pairedFraction: 0.5, sraOnlyFraction: 0.5, readsPerRun: 40_000 },
         ],
-      });
-      mirror = await startMirror({ dataset, bandwidthBytesPerSec: 400_000 });
-    }, 300_000);
-
-    afterAll(async () => {
-      if (worker) await killHard(worker);
-      await mirror?.stop();
-      await t?.close();
-      if (root) rmSync(root, { recursive: true, force: true });
+      },
+      mirror: () => ({ bandwidthBytesPerSec: 400_000 }),
+      timeoutMs: 300_000,
     });
+    let worker: CliWorker | null = null;
 
     it('ends every sample done exactly once and refetches only the bytes in flight at the kills', async () => {
-      const files = trackedFiles(dataset);
-      const runs = eachRun(dataset);
-      const quantTmp = (sp: SyntheticSpecies, r: SyntheticRun) => join(quantDirOf(dataset, sp), `.${r.run}.tmp`);
-      const done = (sp: SyntheticSpecies, r: SyntheticRun) => existsSync(provenanceOf(dataset, sp, r.run));
+      const files = trackedFiles(world.dataset);
+      const runs = eachRun(world.dataset);
+      const quantTmp = (sp: SyntheticSpecies, r: SyntheticRun) => join(quantDirOf(world.dataset, sp), `.${r.run}.tmp`);
+      const done = (sp: SyntheticSpecies, r: SyntheticRun) => existsSync(provenanceOf(world.dataset, sp, r.run));
 
       /** a .sra converts into these and is deleted after them */
       const converted = (f: Tracked) => f.local.endsWith('.sra') && [`${f.run}.fastq.gz`, `${f.run}_1.fastq.gz`].some((n) => existsSync(join(f.local, '..', n)));
@@ -169,7 +109,7 @@ function crashSuite(v: Variant): void {
       const quantRunning = (kallisto: boolean) => (): string | null => {
         for (const { sp, r } of runs) {
           if (quantKilled.has(r.run) || done(sp, r) || !existsSync(quantTmp(sp, r))) continue;
-          kallistoSeen = childrenNamed(worker!.pid, 'kallisto');
+          kallistoSeen = childrenOf(worker!.pid).filter((c) => c.name === 'kallisto').map((c) => c.pid);
           if (kallisto && kallistoSeen.length === 0) continue;
           return r.run;
         }
@@ -179,7 +119,7 @@ function crashSuite(v: Variant): void {
       // What the kills must catch, taken in whatever order the batch offers them (downloads end early).
       const windows: [number, number][] = [[0.2, 0.8], [0.4, 0.95], [0.05, 0.6]];
       // A kill between download and quant must cost no download either: the reads on disk are good.
-      const converting = () => ['vdb-validate', 'fasterq-dump'].find((n) => childrenNamed(worker!.pid, n).length > 0) ?? null;
+      const converting = () => ['vdb-validate', 'fasterq-dump'].find((n) => childrenOf(worker!.pid).some((c) => c.name === n)) ?? null;
       const wanted: { moment: Moment; find: () => string | null }[] = [
         ...Array.from({ length: v.downloadKills }, (_, i) => ({ moment: 'mid-download' as const, find: () => growingPart(...windows[i % windows.length]!)?.local ?? null })),
         // the first quant kill waits for kallisto itself to be running
@@ -187,8 +127,8 @@ function crashSuite(v: Variant): void {
         ...Array.from({ length: v.quantKills }, (_, i) => ({ moment: 'mid-quant' as const, find: quantRunning(i === 0) })),
       ];
 
-      worker = await startCliWorker('crash-host', env);
-      const handle = await startMirrorBatch(t.client, BATCH, dataset, mirror, {
+      worker = await world.cliWorker('crash-host');
+      const handle = await startMirrorBatch(world.t.client, BATCH, world.dataset, world.mirror, {
         totalThreads: 3,
         // An attempt lost with the killed worker is retried without using --max-retries (issue 13): with no
         // retries at all, every sample must still survive every kill.
@@ -213,7 +153,7 @@ function crashSuite(v: Variant): void {
           }
           return false;
         }, 150_000, 10).catch((err: Error) => {
-          throw new Error(`kill ${kills.length + 1} (still wanted: ${wanted.map((w) => w.moment).join(', ')}): ${err.message}\nworker output:\n${worker?.output()}\nfiles:\n${walk(dataset.outputDir).join('\n')}`);
+          throw new Error(`kill ${kills.length + 1} (still wanted: ${wanted.map((w) => w.moment).join(', ')}): ${err.message}\nworker output:\n${worker?.output()}\nfiles:\n${walk(world.dataset.outputDir).join('\n')}`);
         });
         const w = worker!;
         const seen = moment === 'mid-quant' ? kallistoSeen : [];
@@ -225,7 +165,7 @@ function crashSuite(v: Variant): void {
         worker = null;
         // Let the mirror see the sockets close, so its counts are final for the requests the kill cut.
         await new Promise((r) => setTimeout(r, 300));
-        const served = mirror.stats().byPath;
+        const served = world.mirror.stats().byPath;
         const rec: KillRecord = { moment, detail: detail!, filesInFlight: [], bytesInFlight: 0, kallistoRunning, sec: Math.round((Date.now() - started) / 1000) };
         for (const f of files) {
           const sent = served[f.urlPath]?.bytes ?? 0;
@@ -240,7 +180,7 @@ function crashSuite(v: Variant): void {
         kills.push(rec);
         debug(`kill ${kills.length}: ${JSON.stringify(rec)}`);
         partsGrowing.clear();
-        worker = await startCliWorker('crash-host', env);
+        worker = await world.cliWorker('crash-host');
         debug('worker restarted');
       }
       expect(kills.filter((k) => k.moment === 'mid-download').length).toBe(v.downloadKills);
@@ -253,12 +193,12 @@ function crashSuite(v: Variant): void {
       expect(result.failures).toEqual([]);
       expect(result.totals).toEqual({ total: runs.length, done: runs.length, skipped: 0, failed: 0 });
 
-      const provs = await expectEverySampleDoneOnce(t.client, dataset, BATCH);
+      const provs = await expectEverySampleDoneOnce(world.t.client, world.dataset, BATCH);
       // The same host came back each time: work continued where it was, no sample was started over.
       for (const p of provs.values()) expect([p.run, p.restarts]).toEqual([p.run, 0]);
 
       // ---- bytes: what was sent again is what was in flight, not the files the kills interrupted ----
-      const stats = mirror.stats();
+      const stats = world.mirror.stats();
       const fileBytes = files.reduce((s, f) => s + f.bytes, 0);
       let servedFiles = 0;
       for (const f of files) {

@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Dataset } from '../../src/mirror/fixtures.js';
 import { testTemporal, type TestTemporal, eventually } from '../helpers/temporal.js';
-
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
+import { CLI } from '../helpers/e2e.js';
 
 function countProvenance(dir: string): number {
   if (!existsSync(join(dir, 'dataset.json'))) return 0;

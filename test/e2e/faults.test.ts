@@ -4,15 +4,13 @@
  * files) on the suite's Temporal server. Every recoverable run must end done with correct outputs, every
  * unrecoverable one failed with a reason that names its fault, and nothing may be left on disk.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataset, SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
-import type { FaultPlan, Mirror } from '../../src/mirror/server.js';
-import { startWorker, type RunningWorker } from '../../src/worker.js';
+import type { FaultPlan } from '../../src/mirror/server.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
-import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { startMirrorBatch, startMirrorWorld, walk, type MirrorWorld } from '../helpers/e2e.js';
+import { startMirrorBatch, useE2eWorld, walk } from '../helpers/e2e.js';
 
 const MAX_RETRIES = 2;
 
@@ -74,46 +72,32 @@ function enaPath(run: string, name: string): string {
 
 
 describe('a batch with faults on a third of its runs (real worker, real tools, real HTTP)', () => {
-  let t: TestTemporal;
-  let world: MirrorWorld;
-  let dataset: Dataset;
-  let mirror: Mirror;
-  let worker: RunningWorker;
   let k: Cast;
-
-  beforeAll(async () => {
-    t = await testTemporal('e2e-faults');
-    // 4000 reads make ~110 KB files, so the mid-body faults (at 50-60 %) land well inside a body.
-    // A bandwidth cap, like any real archive's uplink: bodies arrive in tick-sized pieces (30 KB per 20 ms),
-    // not as one write followed at once by the reset. (Bytes still queued in fetch's body stream when a connection dies are
-    // dropped by the stream; with whole-file writes the reset would discard everything received.)
-    world = await startMirrorWorld(
-      'faults',
-      { seed: 5, species: ['Faultus alpha', 'Faultus beta', 'Faultus gamma'].map((name) => ({ name, runs: 9, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 4000 })) },
-      (d) => ({ faults: faultPlan((k = cast(d))), bandwidthBytesPerSec: 1_500_000 }),
-    );
-    ({ dataset, mirror } = world);
-    worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'faults-host', janitor: false, shutdownGraceTimeMs: 1000 });
-  }, 120_000);
-
-  afterAll(async () => {
-    await worker?.shutdown();
-    await world?.stop();
-    await t?.close();
+  // 4000 reads make ~110 KB files, so the mid-body faults (at 50-60 %) land well inside a body.
+  // A bandwidth cap, like any real archive's uplink: bodies arrive in tick-sized pieces (30 KB per 20 ms),
+  // not as one write followed at once by the reset. (Bytes still queued in fetch's body stream when a connection dies are
+  // dropped by the stream; with whole-file writes the reset would discard everything received.)
+  const world = useE2eWorld({
+    label: 'e2e-faults',
+    prefix: 'faults',
+    data: { seed: 5, species: ['Faultus alpha', 'Faultus beta', 'Faultus gamma'].map((name) => ({ name, runs: 9, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 4000 })) },
+    mirror: (d) => ({ faults: faultPlan((k = cast(d))), bandwidthBytesPerSec: 1_500_000 }),
+    worker: { hostId: 'faults-host' },
+    timeoutMs: 120_000,
   });
 
   it('ends every recoverable run done, every unrecoverable one failed naming its fault, and leaves no reads', async () => {
-    const handle = await startMirrorBatch(t.client, 'faults', dataset, mirror, {
+    const handle = await startMirrorBatch(world.t.client, 'faults', world.dataset, world.mirror, {
       totalThreads: 9,
       maxRetries: MAX_RETRIES,
       stallTimeoutSec: 2,
     });
     const result = (await handle.result()) as BatchResult;
-    const stats = mirror.stats();
+    const stats = world.mirror.stats();
 
     // ---- counts ----
     const bySpecies = Object.fromEntries(result.species.map((s) => [s.speciesId, s]));
-    const [a, b, c] = dataset.species as [SyntheticSpecies, SyntheticSpecies, SyntheticSpecies];
+    const [a, b, c] = world.dataset.species as [SyntheticSpecies, SyntheticSpecies, SyntheticSpecies];
     expect(bySpecies[a.speciesId]).toMatchObject({ total: 9, done: 9, failed: 0, skipped: 0, status: 'done' });
     expect(bySpecies[b.speciesId]).toMatchObject({ total: 9, done: 8, failed: 1, skipped: 0, status: 'done' });
     expect(bySpecies[c.speciesId]).toMatchObject({ total: 9, done: 7, failed: 2, skipped: 0, status: 'done' });
@@ -139,16 +123,16 @@ describe('a batch with faults on a third of its runs (real worker, real tools, r
     expect(stats.byPath[`/sra/${sc.run}/${sc.run}`]?.requests).toBe(MAX_RETRIES + 1);
     expect(stats.byPath[enaPath(k.unknown.run, k.unknown.fastq[0]!.name)]).toBeUndefined();
     for (const [sp, r] of [[b, k.unknown], [c, k.wrongBytesAlways], [c, sc]] as const) {
-      expect(existsSync(join(dataset.outputDir, sp.speciesId, 'quant', r.run))).toBe(false);
-      expect(existsSync(join(dataset.outputDir, sp.speciesId, 'fastq', 'getfastq', r.run))).toBe(false);
+      expect(existsSync(join(world.dataset.outputDir, sp.speciesId, 'quant', r.run))).toBe(false);
+      expect(existsSync(join(world.dataset.outputDir, sp.speciesId, 'fastq', 'getfastq', r.run))).toBe(false);
     }
 
     // ---- recoverable (and fault-free): done, with verified outputs from the right bytes ----
     const failed = new Set(result.failures.map((f) => f.run));
     const sourceOf: Record<string, string> = {};
-    for (const sp of dataset.species) {
+    for (const sp of world.dataset.species) {
       for (const r of sp.runs.filter((x) => !failed.has(x.run))) {
-        const dir = join(dataset.outputDir, sp.speciesId, 'quant', r.run);
+        const dir = join(world.dataset.outputDir, sp.speciesId, 'quant', r.run);
         expect(readFileSync(join(dir, `${r.run}_abundance.tsv`), 'utf8')).toMatch(/^target_id\tlength\teff_length\test_counts\ttpm\n/);
         const info = JSON.parse(readFileSync(join(dir, `${r.run}_run_info.json`), 'utf8'));
         expect([r.run, info.n_processed]).toEqual([r.run, r.reads]);
@@ -191,11 +175,11 @@ describe('a batch with faults on a third of its runs (real worker, real tools, r
     process.stdout.write(`bytes served / file size for resumed runs: ${JSON.stringify(served)}; restarted (ignore-range): ${(stats.byPath[ti.path]!.bytes / ti.bytes).toFixed(2)}; sources: ${JSON.stringify(sourceOf)}\n`);
 
     // ---- nothing left behind: no reads, no .part, no quant temp dirs ----
-    for (const sp of dataset.species) {
-      const getfastq = join(dataset.outputDir, sp.speciesId, 'fastq', 'getfastq');
+    for (const sp of world.dataset.species) {
+      const getfastq = join(world.dataset.outputDir, sp.speciesId, 'fastq', 'getfastq');
       expect([sp.speciesId, existsSync(getfastq) ? readdirSync(getfastq) : []]).toEqual([sp.speciesId, []]);
     }
-    const leftovers = walk(dataset.outputDir).filter((p) => /\.part$|\.fastq(\.gz)?$|\.sra$|\/\.[SED]RR\d+\.tmp\/$/.test(p));
+    const leftovers = walk(world.dataset.outputDir).filter((p) => /\.part$|\.fastq(\.gz)?$|\.sra$|\/\.[SED]RR\d+\.tmp\/$/.test(p));
     expect(leftovers).toEqual([]);
   }, 150_000);
 });

@@ -4,53 +4,35 @@
  * heartbeat timeout (20 s here) or the retry back-off (30 s here). The retried download resumes from the
  * bytes on disk; the batch ends with every sample done once.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readdirSync, rmSync, statSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from '@jest/globals';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import { attemptsDir } from '../../src/activity-attempts.js';
 import { WORKER_LOST } from '../../src/failures.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
-import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { eachRun, expectEverySampleDoneOnce, killHard, runDirOf, startCliWorker, startMirrorBatch, type CliWorker } from '../helpers/e2e.js';
+import { eventually } from '../helpers/temporal.js';
+import { eachRun, expectEverySampleDoneOnce, killHard, runDirOf, startMirrorBatch, useE2eWorld } from '../helpers/e2e.js';
 
 const BATCH = 'handback';
 
 describe('a worker restarted after kill -9 hands back the attempts it left', () => {
-  let t: TestTemporal;
-  let root: string;
-  let dataset: Dataset;
-  let mirror: Mirror;
-  const workers: CliWorker[] = [];
-
-  beforeAll(async () => {
-    t = await testTemporal('e2e-handback');
-    root = await mkdtemp(join(tmpdir(), 'fq-handback-'));
+  const world = useE2eWorld({
+    label: 'e2e-handback',
+    prefix: 'handback',
     // Two ~1.1 MB FASTQ through 150 KB/s: each download takes ~15 s, so the kill lands mid-transfer.
-    dataset = await generateDataset({ root, seed: 5, species: [{ name: 'Handbackus alpha', runs: 2, pairedFraction: 0, sraOnlyFraction: 0, readsPerRun: 40_000 }] });
-    mirror = await startMirror({ dataset, bandwidthBytesPerSec: 150_000 });
-  }, 300_000);
-
-  afterAll(async () => {
-    for (const w of workers) await killHard(w).catch(() => undefined);
-    await mirror?.stop();
-    await t?.close();
-    if (root) rmSync(root, { recursive: true, force: true });
+    data: { seed: 5, species: [{ name: 'Handbackus alpha', runs: 2, pairedFraction: 0, sraOnlyFraction: 0, readsPerRun: 40_000 }] },
+    mirror: () => ({ bandwidthBytesPerSec: 150_000 }),
+    timeoutMs: 300_000,
   });
 
   it('fails them as WorkerLost at start, long before the heartbeat timeout, and the batch completes', async () => {
-    const env = { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace };
-    const first = await startCliWorker('handback-host', env);
-    workers.push(first);
+    const first = await world.cliWorker('handback-host');
     // stall timeout 60 s: the host heartbeat timeout is its 20 s cap
     // and a 30 s retry back-off, which a handed-back attempt skips
-    const handle = await startMirrorBatch(t.client, BATCH, dataset, mirror, { totalThreads: 2, stallTimeoutSec: 60, retryInitialSec: 30 });
+    const handle = await startMirrorBatch(world.t.client, BATCH, world.dataset, world.mirror, { totalThreads: 2, stallTimeoutSec: 60, retryInitialSec: 30 });
     const parts = () =>
-      eachRun(dataset).flatMap(({ sp, r }) => {
-        const dir = runDirOf(dataset, sp, r.run);
+      eachRun(world.dataset).flatMap(({ sp, r }) => {
+        const dir = runDirOf(world.dataset, sp, r.run);
         try {
           return readdirSync(dir).filter((n) => n.endsWith('.part')).map((n) => statSync(join(dir, n)).size);
         } catch {
@@ -62,21 +44,20 @@ describe('a worker restarted after kill -9 hands back the attempts it left', () 
     expect(attemptsBefore.length).toBeGreaterThanOrEqual(2); // both downloads recorded while they ran
 
     await killHard(first);
-    const second = await startCliWorker('handback-host', env);
+    const second = await world.cliWorker('handback-host');
     const secondUp = Date.now();
-    workers.push(second);
     // Printed before it polls: both downloads went back to the server at start.
     expect(second.output().match(/handed back download attempt 1 of /g)?.length).toBe(2);
     expect(readdirSync(attemptsDir()).filter((n) => n.startsWith(`${first.pid}-`))).toEqual([]);
 
     const r = (await handle.result()) as BatchResult;
     expect(r.totals).toEqual({ total: 2, done: 2, skipped: 0, failed: 0 });
-    await expectEverySampleDoneOnce(t.client, dataset, BATCH);
+    await expectEverySampleDoneOnce(world.t.client, world.dataset, BATCH);
     // Each sample's download was retried after a WorkerLost failure, not after a heartbeat timeout.
-    for (const { r: run } of eachRun(dataset)) {
+    for (const { r: run } of eachRun(world.dataset)) {
       const query = `BatchId = '${BATCH}' AND RunAccession = '${run.run}'`;
-      for await (const wf of t.client.workflow.list({ query })) {
-        const events = (await t.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()).events ?? [];
+      for await (const wf of world.t.client.workflow.list({ query })) {
+        const events = (await world.t.client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory()).events ?? [];
         // The sample retries its steps itself (one attempt per activity): the handed-back attempt ended
         // failed as WorkerLost, none timed out, and a new download started soon after the restart.
         const failedTypes = events.filter((e) => e.activityTaskFailedEventAttributes).map((e) => e.activityTaskFailedEventAttributes!.failure?.applicationFailureInfo?.type);

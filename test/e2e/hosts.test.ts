@@ -4,16 +4,10 @@
  * After --host-lost-timeout its samples restart on the other hosts, and the batch completes with every
  * sample done exactly once; the restarted samples say so in their provenance and memo.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import { describe, expect, it } from '@jest/globals';
 import type { BatchResult } from '../../src/workflows/batch.js';
-import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { countDone, eachRun, expectEverySampleDoneOnce, killHard, startCliWorker, startMirrorBatch, type CliWorker } from '../helpers/e2e.js';
+import { eventually } from '../helpers/temporal.js';
+import { countDone, eachRun, expectEverySampleDoneOnce, killHard, startMirrorBatch, useE2eWorld, type CliWorker } from '../helpers/e2e.js';
 import { SA } from '../../src/search-attributes.js';
 
 const BATCH = 'hosts';
@@ -27,39 +21,21 @@ interface Running {
 }
 
 describe('three hosts, one lost for good mid-batch (real CLI workers, real tools)', () => {
-  let t: TestTemporal;
-  let root: string;
-  let dataset: Dataset;
-  let mirror: Mirror;
-  const workers = new Map<string, CliWorker>();
-
-  beforeAll(async () => {
-    t = await testTemporal('e2e-hosts');
-    root = await mkdtemp(join(tmpdir(), 'fq-hosts-'));
-    dataset = await generateDataset({
-      root,
-      seed: 23,
-      species: [
-        { name: 'Hostus alpha', runs: 4, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 15_000 },
-        { name: 'Hostus beta', runs: 4, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 15_000 },
-      ],
-    });
+  const world = useE2eWorld({
+    label: 'e2e-hosts',
+    prefix: 'hosts',
+    data: { seed: 23, species: ['Hostus alpha', 'Hostus beta'].map((name) => ({ name, runs: 4, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 15_000 })) },
     // ~400 KB files, six at once through 300 KB/s: every host holds samples mid-download for seconds.
-    mirror = await startMirror({ dataset, bandwidthBytesPerSec: 300_000 });
-  }, 300_000);
-
-  afterAll(async () => {
-    for (const w of workers.values()) await killHard(w);
-    await mirror?.stop();
-    await t?.close();
-    if (root) rmSync(root, { recursive: true, force: true });
+    mirror: () => ({ bandwidthBytesPerSec: 300_000 }),
+    timeoutMs: 300_000,
   });
+  const workers = new Map<string, CliWorker>();
 
   /** Running samples of the batch, by host and stage, from visibility. */
   async function runningSamples(): Promise<Running[]> {
     const out: Running[] = [];
     const query = `BatchId = '${BATCH}' AND WorkflowType = 'sampleWorkflow' AND ExecutionStatus = 'Running'`;
-    for await (const wf of t.client.workflow.list({ query })) {
+    for await (const wf of world.t.client.workflow.list({ query })) {
       const one = (k: keyof typeof SA) => wf.typedSearchAttributes.get(SA[k]) ?? '';
       out.push({ run: one('RunAccession'), host: one('WorkerHost'), stage: one('SampleStage') });
     }
@@ -67,10 +43,9 @@ describe('three hosts, one lost for good mid-batch (real CLI workers, real tools
   }
 
   it(`restarts a lost host's samples elsewhere after --host-lost-timeout; every sample done exactly once`, async () => {
-    const env = { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace };
-    for (const [i, w] of (await Promise.all(HOSTS.map((h) => startCliWorker(h, env)))).entries()) workers.set(HOSTS[i]!, w);
-    const runs = eachRun(dataset);
-    const handle = await startMirrorBatch(t.client, BATCH, dataset, mirror, {
+    for (const [i, w] of (await Promise.all(HOSTS.map((h) => world.cliWorker(h)))).entries()) workers.set(HOSTS[i]!, w);
+    const runs = eachRun(world.dataset);
+    const handle = await startMirrorBatch(world.t.client, BATCH, world.dataset, world.mirror, {
       totalThreads: 6,
       hostLostTimeoutSec: HOST_LOST_SEC,
       maxRetries: 3,
@@ -91,7 +66,7 @@ describe('three hosts, one lost for good mid-batch (real CLI workers, real tools
       inFlight = running.filter((r) => r.host === victim);
       return true;
     }, 180_000, 100);
-    const doneBefore = countDone(dataset);
+    const doneBefore = countDone(world.dataset);
     await killHard(workers.get(victim)!);
     workers.delete(victim);
     const lostAt = Date.now();
@@ -102,12 +77,12 @@ describe('three hosts, one lost for good mid-batch (real CLI workers, real tools
     const batchSec = (Date.now() - lostAt) / 1000;
     expect(result.failures).toEqual([]);
     expect(result.totals).toEqual({ total: runs.length, done: runs.length, skipped: 0, failed: 0 });
-    const provs = await expectEverySampleDoneOnce(t.client, dataset, BATCH);
+    const provs = await expectEverySampleDoneOnce(world.t.client, world.dataset, BATCH);
 
     const restarted: { run: string; host: string; restarts: number }[] = [];
     for (const { r } of runs) {
       const prov = provs.get(r.run)!;
-      const memo = (await t.client.workflow.getHandle(prov.workflowId).describe()).memo as { restarts: number; stages: { stage: string; host: string | null; error?: string }[] };
+      const memo = (await world.t.client.workflow.getHandle(prov.workflowId).describe()).memo as { restarts: number; stages: { stage: string; host: string | null; error?: string }[] };
       const lostStage = memo.stages.find((s) => s.error === `host ${victim} lost`);
       expect(HOSTS).toContain(prov.host);
       expect(memo.restarts).toBe(prov.restarts);

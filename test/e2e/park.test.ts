@@ -6,74 +6,52 @@
  *   by `fetchquant resume-parked` once ENA has it; a run that never arrives fails at its deadline as
  *   ParkedPastDeadline, naming why, and the batch ends.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { readFileSync, rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { createActivities } from '../../src/activities/index.js';
 import { batchWorkflowId, sampleWorkflowId } from '../../src/ids.js';
 import { maybeRecord, patchMarkers } from '../helpers/histories.js';
 import { PARK_UNAVAILABLE } from '../../src/workflows/park.js';
-import { generateDataset, type Dataset, type SyntheticSpecies } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import { type SyntheticSpecies } from '../../src/mirror/fixtures.js';
 import { HttpClient } from '../../src/tools/http.js';
 import type { Provenance } from '../../src/types.js';
-import { startWorker, type RunningWorker } from '../../src/worker.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { batchProgressQuery } from '../../src/workflows/messages.js';
 import { renderParked } from '../../src/cli/control.js';
-import { CLI, provenanceOf, startMirrorBatch } from '../helpers/e2e.js';
-import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { CLI, provenanceOf, startMirrorBatch, useE2eWorld } from '../helpers/e2e.js';
+import { eventually } from '../helpers/temporal.js';
 
 describe('park and revisit', () => {
-  let t: TestTemporal;
-  let root: string;
-  let dataset: Dataset;
-  let mirror: Mirror;
-  let worker: RunningWorker;
-  let alpha: SyntheticSpecies;
-  let beta: SyntheticSpecies;
-
-  beforeAll(async () => {
-    t = await testTemporal('e2e-park');
-    root = await mkdtemp(join(tmpdir(), 'fq-park-'));
-    dataset = await generateDataset({
-      root,
+  const world = useE2eWorld({
+    label: 'e2e-park',
+    prefix: 'park',
+    data: {
       seed: 17,
       species: [
         { name: 'Parkus alpha', runs: 3, pairedFraction: 0.5, sraOnlyFraction: 0, readsPerRun: 1000 },
         { name: 'Parkus beta', runs: 2, pairedFraction: 0, sraOnlyFraction: 0, readsPerRun: 1000 },
       ],
-    });
-    [alpha, beta] = dataset.species as [SyntheticSpecies, SyntheticSpecies];
-    mirror = await startMirror({ dataset });
-    // the HTTP client's own back-off in milliseconds, so an outage exhausts the retries in a test's time
-    const http = new HttpClient({ backoffBaseMs: 20, backoffMaxMs: 200 });
-    worker = await startWorker({
-      connection: t.native,
-      client: t.client,
-      namespace: t.namespace,
+    },
+    worker: {
       hostId: 'park-host',
-      janitor: false,
-      shutdownGraceTimeMs: 1000,
-      activities: createActivities({ hostId: 'park-host', cwd: root, client: t.client, http }),
-    });
-  }, 60_000);
-
-  afterAll(async () => {
-    await worker?.shutdown();
-    await mirror?.stop();
-    await t?.close();
-    if (root) rmSync(root, { recursive: true, force: true });
+      // the HTTP client's own back-off in milliseconds, so an outage exhausts the retries in a test's time
+      activities: ({ root, t }) =>
+        createActivities({ hostId: 'park-host', cwd: root, client: t.client, http: new HttpClient({ backoffBaseMs: 20, backoffMaxMs: 200 }) }),
+    },
+    timeoutMs: 60_000,
+  });
+  let alpha: SyntheticSpecies;
+  let beta: SyntheticSpecies;
+  beforeAll(() => {
+    [alpha, beta] = world.dataset.species as [SyntheticSpecies, SyntheticSpecies];
   });
 
   it('parks the runs of an outage of both archives and completes them when it is over', async () => {
     // both archives down until the runs are seen parked (the window's end is the test's to choose)
-    mirror.setOutage('ena', 600_000);
-    mirror.setOutage('sra', 600_000);
-    const handle = await startMirrorBatch(t.client, 'park-outage', dataset, mirror, {
+    world.mirror.setOutage('ena', 600_000);
+    world.mirror.setOutage('sra', 600_000);
+    const handle = await startMirrorBatch(world.t.client, 'park-outage', world.dataset, world.mirror, {
       species: [alpha.speciesId],
       totalThreads: 3,
       maxRetries: 1,
@@ -91,30 +69,30 @@ describe('park and revisit', () => {
       if (l.length > 1) lines = l;
       return seen.size === 3;
     }, 60_000);
-    mirror.setOutage('ena', 0);
-    mirror.setOutage('sra', 0);
+    world.mirror.setOutage('ena', 0);
+    world.mirror.setOutage('sra', 0);
     expect(lines[0]).toMatch(/^parked: [1-3] run\(s\); `fetchquant resume-parked` tries them now$/);
     expect(lines[1]).toMatch(/SRR\d+ \(parkus_alpha\): back at .*; parked since .*: .*503/);
     const result = (await handle.result()) as BatchResult;
     expect(result.totals).toEqual({ total: 3, done: 3, skipped: 0, failed: 0 });
-    expect(mirror.stats().outageRefused['ena-api']).toBeGreaterThan(0);
+    expect(world.mirror.stats().outageRefused['ena-api']).toBeGreaterThan(0);
     // each run's provenance records its wait: a 'parked' stage with the outage's answer
-    const parkedStages = alpha.runs.map((r) => (JSON.parse(readFileSync(provenanceOf(dataset, alpha, r.run), 'utf8')) as Provenance).stages.filter((s) => s.stage === 'parked'));
+    const parkedStages = alpha.runs.map((r) => (JSON.parse(readFileSync(provenanceOf(world.dataset, alpha, r.run), 'utf8')) as Provenance).stages.filter((s) => s.stage === 'parked'));
     expect(parkedStages.every((s) => s.length >= 1)).toBe(true);
     expect(parkedStages[0]![0]!.error).toMatch(/503/);
     // the park path is behind its patch marker; recorded as a replay fixture (FQ_RECORD_HISTORIES=1)
     const id = sampleWorkflowId('park-outage', alpha.speciesId, alpha.runs[0]!.run);
-    expect(patchMarkers(await t.client.workflow.getHandle(id).fetchHistory())).toContain(PARK_UNAVAILABLE);
-    await maybeRecord(t.client, id, 'v4-sample-parked-outage');
+    expect(patchMarkers(await world.t.client.workflow.getHandle(id).fetchHistory())).toContain(PARK_UNAVAILABLE);
+    await maybeRecord(world.t.client, id, 'v4-sample-parked-outage');
   }, 90_000);
 
   it('parks runs not yet at ENA, resume-parked fetches one once ENA has it, and one that never comes fails at its deadline', async () => {
     const [late, never] = beta.runs as [(typeof beta.runs)[0], (typeof beta.runs)[0]];
     // both are at SRA; `late` reaches ENA after 12 s (after both parked), `never` not within the test
     const lagEnd = Date.now() + 12_000;
-    mirror.setFaults({ [late.run]: [{ kind: 'ena-lag', seconds: 12 }], [never.run]: [{ kind: 'ena-lag', seconds: 3600 }] });
+    world.mirror.setFaults({ [late.run]: [{ kind: 'ena-lag', seconds: 12 }], [never.run]: [{ kind: 'ena-lag', seconds: 3600 }] });
     const batchId = 'park-lag';
-    const handle = await startMirrorBatch(t.client, batchId, dataset, mirror, {
+    const handle = await startMirrorBatch(world.t.client, batchId, world.dataset, world.mirror, {
       species: [beta.speciesId],
       sources: ['ena'],
       totalThreads: 2,
@@ -127,7 +105,7 @@ describe('park and revisit', () => {
     expect(p.species[0]!.parked!.map((r) => r.reason).join('\n')).toMatch(/is at sra but not \(yet\) at ena/);
     await new Promise((r) => setTimeout(r, Math.max(0, lagEnd - Date.now()) + 500)); // ENA has `late` now
     const resumed = await execa(process.execPath, [CLI, 'resume-parked', '--batch-id', batchId], {
-      env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace },
+      env: { TEMPORAL_ADDRESS: world.t.address, TEMPORAL_NAMESPACE: world.t.namespace },
       reject: false,
       timeout: 60_000,
     });
@@ -138,10 +116,10 @@ describe('park and revisit', () => {
     const failure = result.failures.find((f) => f.run === never.run)!;
     expect(failure.failureType).toBe('ParkedPastDeadline');
     expect(failure.reason).toMatch(/parked since .* still unavailable at its deadline: .*is at sra but not \(yet\) at ena/);
-    const prov = JSON.parse(readFileSync(provenanceOf(dataset, beta, late.run), 'utf8')) as Provenance;
+    const prov = JSON.parse(readFileSync(provenanceOf(world.dataset, beta, late.run), 'utf8')) as Provenance;
     expect(prov.source.source).toBe('ena');
-    expect(await t.client.workflow.getHandle(batchWorkflowId(batchId)).describe().then((d) => d.status.name)).toBe('COMPLETED');
-    await maybeRecord(t.client, sampleWorkflowId(batchId, beta.speciesId, late.run), 'v4-sample-parked-resumed');
-    await maybeRecord(t.client, sampleWorkflowId(batchId, beta.speciesId, never.run), 'v4-sample-parked-past-deadline');
+    expect(await world.t.client.workflow.getHandle(batchWorkflowId(batchId)).describe().then((d) => d.status.name)).toBe('COMPLETED');
+    await maybeRecord(world.t.client, sampleWorkflowId(batchId, beta.speciesId, late.run), 'v4-sample-parked-resumed');
+    await maybeRecord(world.t.client, sampleWorkflowId(batchId, beta.speciesId, never.run), 'v4-sample-parked-past-deadline');
   }, 90_000);
 });

@@ -4,20 +4,17 @@
  * same file and port, says so, and the same worker and client carry on: the batch completes, every sample
  * done exactly once. Real mirror (bandwidth-capped so the batch lasts), real tools, real files.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from '@jest/globals';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { execa } from 'execa';
 import { defaultBatchId } from '../../src/ids.js';
-import { generateDataset, type Dataset } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror } from '../../src/mirror/server.js';
 import { createServer } from 'node:net';
 import { freePort, startEmbeddedServer, superviseEmbeddedServer } from '../../src/server/embedded.js';
 import { CLI, countDone, eachRun, expectEverySampleDoneOnce, runDirOf } from '../helpers/e2e.js';
 import { eventually } from '../helpers/temporal.js';
+import { useMirrorWorld } from '../helpers/world.js';
 import { pidAlive } from '../../src/state-dir.js';
 
 interface ServerRecord {
@@ -28,42 +25,33 @@ interface ServerRecord {
 const alive = pidAlive;
 
 describe('Temporal server killed (-9) mid-batch under `fetchquant run`', () => {
-  let root: string;
-  let dataset: Dataset;
-  let mirror: Mirror;
-
-  beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'fq-srvcrash-'));
-    dataset = await generateDataset({
-      root,
+  const world = useMirrorWorld(
+    'srvcrash',
+    {
       seed: 17,
       species: [
         { name: 'Serverus alpha', runs: 3, pairedFraction: 0.67, sraOnlyFraction: 0.34, readsPerRun: 15_000 },
         { name: 'Serverus beta', runs: 3, pairedFraction: 0.34, sraOnlyFraction: 0.34, readsPerRun: 15_000 },
       ],
-    });
+    },
     // ~400 KB files at 250 KB/s shared by two slots: each download takes a few seconds.
-    mirror = await startMirror({ dataset, bandwidthBytesPerSec: 250_000 });
-  }, 300_000);
-
-  afterAll(async () => {
-    await mirror?.stop();
-    if (root) rmSync(root, { recursive: true, force: true });
-  });
+    () => ({ bandwidthBytesPerSec: 250_000 }),
+    300_000,
+  );
 
   it('restarts the server on the same SQLite file and port, and the batch completes with every sample done once', async () => {
-    const stateDir = join(dataset.outputDir, '.temporal');
+    const stateDir = join(world.dataset.outputDir, '.temporal');
     const recordOf = () => JSON.parse(readFileSync(join(stateDir, 'server.json'), 'utf8')) as ServerRecord;
     const port = await freePort();
-    const runs = eachRun(dataset);
+    const runs = eachRun(world.dataset);
     const partGrowing = () => runs.some(({ sp, r }) => {
-      const dir = runDirOf(dataset, sp, r.run);
+      const dir = runDirOf(world.dataset, sp, r.run);
       return existsSync(dir) && readdirSync(dir).some((n) => n.endsWith('.part'));
     });
     const args = [
       CLI, 'run', '--port', String(port),
-      '--config-dir', dataset.configDir, '--output-dir', dataset.outputDir,
-      '--ena-portal-url', mirror.enaPortalUrl, '--sra-locate-url', mirror.sraLocateUrl, '--ena-file-scheme', 'http',
+      '--config-dir', world.dataset.configDir, '--output-dir', world.dataset.outputDir,
+      '--ena-portal-url', world.mirror.enaPortalUrl, '--sra-locate-url', world.mirror.sraLocateUrl, '--ena-file-scheme', 'http',
       '--total-threads', '2', '--min-free-gb', '0.01', '--kallisto-threads', '1',
       '--stall-timeout', '5', '--retry-initial', '0.2', '--monitor-interval', '1', '--check-interval', '2', '--disk-wait', '0.5',
     ];
@@ -74,17 +62,17 @@ describe('Temporal server killed (-9) mid-batch under `fetchquant run`', () => {
     const killed: number[] = [];
     try {
       // 1: once a sample is done and downloads are on the wire
-      await eventually(async () => existsSync(join(stateDir, 'server.json')) && countDone(dataset) >= 1 && partGrowing(), 180_000, 50);
+      await eventually(async () => existsSync(join(stateDir, 'server.json')) && countDone(world.dataset) >= 1 && partGrowing(), 180_000, 50);
       const first = recordOf();
       expect(first.address).toBe(`127.0.0.1:${port}`);
       process.kill(first.pid, 'SIGKILL');
       killed.push(first.pid);
       await eventually(async () => /Temporal dev server restarted/.test(output) && recordOf().pid !== first.pid && alive(recordOf().pid), 120_000);
       // 2: again, later in the batch, while downloads run on the restarted one
-      const doneAtFirst = countDone(dataset);
-      await eventually(async () => countDone(dataset) > doneAtFirst && countDone(dataset) < runs.length && partGrowing(), 180_000, 50).catch(() => undefined);
+      const doneAtFirst = countDone(world.dataset);
+      await eventually(async () => countDone(world.dataset) > doneAtFirst && countDone(world.dataset) < runs.length && partGrowing(), 180_000, 50).catch(() => undefined);
       const second = recordOf();
-      if (countDone(dataset) < runs.length) {
+      if (countDone(world.dataset) < runs.length) {
         process.kill(second.pid, 'SIGKILL');
         killed.push(second.pid);
       }
@@ -94,7 +82,7 @@ describe('Temporal server killed (-9) mid-batch under `fetchquant run`', () => {
     }
     const r = await run;
     if (process.env.FQ_DEBUG) process.stderr.write(`--- fetchquant run output ---\n${output}\n`);
-    const doneAfter = countDone(dataset);
+    const doneAfter = countDone(world.dataset);
     expect([r.exitCode, output]).toEqual([0, expect.any(String)]);
     expect(doneAfter).toBe(runs.length);
     expect(killed.length).toBeGreaterThanOrEqual(1);
@@ -114,7 +102,7 @@ describe('Temporal server killed (-9) mid-batch under `fetchquant run`', () => {
     const server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
     const connection = await Connection.connect({ address: server.address });
     try {
-      await expectEverySampleDoneOnce(new Client({ connection, namespace: server.namespace }), dataset, defaultBatchId(dataset.outputDir));
+      await expectEverySampleDoneOnce(new Client({ connection, namespace: server.namespace }), world.dataset, defaultBatchId(world.dataset.outputDir));
     } finally {
       await connection.close();
       await server.stop();
@@ -123,7 +111,7 @@ describe('Temporal server killed (-9) mid-batch under `fetchquant run`', () => {
   }, 420_000);
 
   it('a server that cannot be started again (its port taken meanwhile) is reported, naming the state file', async () => {
-    const stateDir = join(root, 'gives-up');
+    const stateDir = join(world.root, 'gives-up');
     const server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
     const exits: number[] = [];
     const supervisor = superviseEmbeddedServer(server, { everyMs: 200, attempts: 2, onExit: (pid) => exits.push(pid) });

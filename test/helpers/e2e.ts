@@ -1,19 +1,23 @@
 /**
- * Shared parts of the crash, server-crash and several-hosts end-to-end tests: real `fetchquant worker`
- * processes, what a dataset's samples left on disk, and "every sample done exactly once" from both the
- * files and the server's visibility.
+ * Shared parts of the end-to-end tests: their set-up (useE2eWorld), real `fetchquant worker` processes,
+ * what a dataset's samples left on disk, and "every sample done exactly once" from both the files and the
+ * server's visibility.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from '@jest/globals';
+import { afterAll, beforeAll, expect } from '@jest/globals';
 import type { Client } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
+import type { Activities } from '../../src/activities/contract.js';
 import { batchWorkflowId, sampleWorkflowId, TASK_QUEUE } from '../../src/ids.js';
-import { generateDataset, type Dataset, type SyntheticRun, type SyntheticSpecies } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror, type MirrorOptions } from '../../src/mirror/server.js';
+import type { Dataset, SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
+import type { Mirror, MirrorOptions } from '../../src/mirror/server.js';
+import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import type { Provenance, SampleOutcome } from '../../src/types.js';
+import { startWorker, type RunningWorker } from '../../src/worker.js';
+import type { BatchResult } from '../../src/workflows/batch.js';
+import { testTemporal, type TestTemporal } from './temporal.js';
+import { startMirrorWorld, type DatasetSpec, type MirrorWorld } from './world.js';
 
 export const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
 
@@ -133,6 +137,19 @@ export function smallMirrorBatchInput(dataset: Parameters<typeof mirrorInput>[0]
 }
 
 /**
+ * A batch started and awaited with the Temporal CLI alone, as a user without fetchquant's CLI would:
+ * `temporal workflow start --type batchWorkflow --input <json>`, then `temporal workflow result`. Its result.
+ */
+export async function temporalCliBatch(t: Pick<TestTemporal, 'address' | 'namespace'>, workflowId: string, input: unknown): Promise<BatchResult> {
+  const temporal = findTemporalCli()!;
+  const conn = ['--address', t.address, '--namespace', t.namespace];
+  await execa(temporal, ['workflow', 'start', ...conn, '--type', 'batchWorkflow', '--task-queue', 'fetchquant', '--workflow-id', workflowId, '--input', JSON.stringify(input)]);
+  const result = await execa(temporal, ['workflow', 'result', ...conn, '--workflow-id', workflowId, '--output', 'json'], { timeout: 180_000 });
+  const parsed = JSON.parse(result.stdout);
+  return parsed.result ?? parsed;
+}
+
+/**
  * A batch over a mirror-served dataset with the short intervals every end-to-end test uses (retries,
  * monitor, disk waits, one kallisto thread); `options` adds or overrides batch options.
  */
@@ -162,36 +179,65 @@ export function startMirrorBatch(
   });
 }
 
-/** A synthetic dataset in a fresh temp dir, served by the loopback mirror; stop() stops it and removes the dir. */
-export interface MirrorWorld {
-  root: string;
-  dataset: Dataset;
-  mirror: Mirror;
-  stop(): Promise<void>;
+/** What an end-to-end test runs against: its own namespace, a mirror-served dataset, its workers. */
+export interface E2eWorld extends MirrorWorld {
+  t: TestTemporal;
+  /** the in-process worker, when the options asked for one */
+  worker?: RunningWorker;
+  /** `fetchquant worker --host-id <hostId>` on t's namespace (startCliWorker), killed (-9) after the tests */
+  cliWorker(hostId: string): Promise<CliWorker>;
 }
 
-/** `mirror` gets the generated dataset (fault plans name its runs). */
-export async function startMirrorWorld(
-  prefix: string,
-  data: Omit<Parameters<typeof generateDataset>[0], 'root'>,
-  mirror: (dataset: Dataset) => Omit<MirrorOptions, 'dataset'> = () => ({}),
-): Promise<MirrorWorld> {
-  const root = await mkdtemp(join(tmpdir(), `fq-${prefix}-`));
-  const remove = () => rmSync(root, { recursive: true, force: true });
-  try {
-    const dataset = await generateDataset({ root, ...data });
-    const m = await startMirror({ dataset, ...mirror(dataset) });
-    return {
-      root,
-      dataset,
-      mirror: m,
-      stop: async () => {
-        await m.stop();
-        remove();
-      },
-    };
-  } catch (err) {
-    remove();
-    throw err;
-  }
+export interface E2eWorldOptions {
+  /** the namespace's label (testTemporal) */
+  label: string;
+  /** the temp dir's prefix, the dataset and the mirror's options (startMirrorWorld) */
+  prefix: string;
+  data: DatasetSpec;
+  mirror?: (dataset: Dataset) => Omit<MirrorOptions, 'dataset'>;
+  /** an in-process worker with this host id: real activities, or those `activities` makes */
+  worker?: { hostId: string; activities?: (world: E2eWorld) => Activities };
+  /** beforeAll's timeout; jest's own when unset */
+  timeoutMs?: number;
+}
+
+/**
+ * Registers the beforeAll and afterAll of the describe block it is called in: before the tests a fresh
+ * namespace, the mirror world and the worker asked for; after them the workers (processes killed, the
+ * in-process one shut down), then the mirror and the temp dir, then the connections. beforeAll fills in
+ * the object returned.
+ */
+export function useE2eWorld(o: E2eWorldOptions): E2eWorld {
+  const processes: CliWorker[] = [];
+  const world = {
+    async cliWorker(hostId: string) {
+      const w = await startCliWorker(hostId, { TEMPORAL_ADDRESS: world.t.address, TEMPORAL_NAMESPACE: world.t.namespace });
+      processes.push(w);
+      return w;
+    },
+  } as E2eWorld;
+  beforeAll(async () => {
+    world.t = await testTemporal(o.label);
+    Object.assign(world, await startMirrorWorld(o.prefix, o.data, o.mirror));
+    if (o.worker) {
+      const { t } = world;
+      const activities = o.worker.activities?.(world);
+      world.worker = await startWorker({
+        connection: t.native,
+        client: t.client,
+        namespace: t.namespace,
+        hostId: o.worker.hostId,
+        janitor: false,
+        shutdownGraceTimeMs: 1000,
+        ...(activities ? { activities } : {}),
+      });
+    }
+  }, o.timeoutMs);
+  afterAll(async () => {
+    for (const w of processes) await killHard(w).catch(() => undefined);
+    await world.worker?.shutdown();
+    await world.stop?.();
+    await world.t?.close();
+  });
+  return world;
 }

@@ -1,6 +1,6 @@
 // The synthetic dataset is only worth something if the real tools accept it: md5s right, .sra valid,
 // fasterq-dump gives the reads back, kallisto pseudoaligns them. Real tools, real files.
-import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
+import { describe, it, expect } from '@jest/globals';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,24 +10,15 @@ import { execa } from 'execa';
 import { parse } from 'yaml';
 import { generateDataset, loadDataset, makeSra, type Dataset } from '../../src/mirror/fixtures.js';
 import { speciesIdOf } from '../../src/ids.js';
+import { useTempDataset } from '../helpers/world.js';
 import { md5 } from './helpers.js';
 
-let root: string;
-let ds: Dataset;
-
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'fq-mirror-fixtures-'));
-  ds = await generateDataset({
-    root,
-    seed: 3,
-    species: [
-      { name: 'Alpha testus', runs: 4, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 1000 },
-      { name: 'Beta listus', runs: 2, pairedFraction: 1, readsPerRun: 500, runTable: false, taxonId: 4242 },
-    ],
-  });
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
+const tmp = useTempDataset('mirror-fixtures', {
+  seed: 3,
+  species: [
+    { name: 'Alpha testus', runs: 4, pairedFraction: 0.5, sraOnlyFraction: 0.25, readsPerRun: 1000 },
+    { name: 'Beta listus', runs: 2, pairedFraction: 1, readsPerRun: 500, runTable: false, taxonId: 4242 },
+  ],
 });
 
 function fastqCount(text: string): number {
@@ -36,22 +27,22 @@ function fastqCount(text: string): number {
 
 describe('generateDataset', () => {
   it('numbers runs from 9000001, with the requested layouts and sra-only share', () => {
-    const runs = ds.species.flatMap((s) => s.runs);
+    const runs = tmp.dataset.species.flatMap((s) => s.runs);
     expect(runs.map((r) => r.run)).toEqual(['SRR9000001', 'SRR9000002', 'SRR9000003', 'SRR9000004', 'SRR9000005', 'SRR9000006']);
-    const a = ds.species[0]!;
+    const a = tmp.dataset.species[0]!;
     expect(a.runs.filter((r) => r.layout === 'paired')).toHaveLength(2);
     expect(a.runs.filter((r) => r.sraOnly)).toHaveLength(1);
-    expect(ds.species[1]!.runs.every((r) => r.layout === 'paired' && !r.sraOnly)).toBe(true);
+    expect(tmp.dataset.species[1]!.runs.every((r) => r.layout === 'paired' && !r.sraOnly)).toBe(true);
     for (const r of runs) {
       expect(r.fastq.map((f) => f.name)).toEqual(r.layout === 'paired' ? [`${r.run}_1.fastq.gz`, `${r.run}_2.fastq.gz`] : [`${r.run}.fastq.gz`]);
       expect(r.nominalLength).toBe(r.layout === 'paired' ? 250 : 200);
     }
     // the first paired run of a species carries unmated reads (ENA's three-file listing)
-    expect(ds.species[1]!.runs[0]!.orphan?.name).toBe('SRR9000005.fastq.gz');
+    expect(tmp.dataset.species[1]!.runs[0]!.orphan?.name).toBe('SRR9000005.fastq.gz');
   });
 
   it('writes every file with the recorded size and md5, read names @RUN.n and I qualities', async () => {
-    for (const r of ds.species.flatMap((s) => s.runs)) {
+    for (const r of tmp.dataset.species.flatMap((s) => s.runs)) {
       for (const f of [...r.fastq, r.sra, ...(r.orphan ? [r.orphan] : [])]) {
         const data = await readFile(f.path);
         expect({ name: f.name, bytes: data.length, md5: md5(data) }).toEqual({ name: f.name, bytes: f.bytes, md5: f.md5 });
@@ -67,17 +58,17 @@ describe('generateDataset', () => {
   });
 
   it('writes amalgkit YAML configs and run tables (or fetchquant.runs when runTable is false)', async () => {
-    const [a, b] = ds.species as [Dataset['species'][0], Dataset['species'][0]];
+    const [a, b] = tmp.dataset.species as [Dataset['species'][0], Dataset['species'][0]];
     expect(a.speciesId).toBe(speciesIdOf('Alpha testus'));
-    expect(a.fastaPath).toBe(join(root, 'fasta', 'Alpha_testus.fa'));
+    expect(a.fastaPath).toBe(join(tmp.root, 'fasta', 'Alpha_testus.fa'));
     const ya = parse(await readFile(a.configPath, 'utf8'));
     expect(ya).toEqual({
       species_list: ['Alpha_testus'],
       taxon_id: a.taxonId,
-      work_dir: join(root, 'work', 'Alpha_testus'),
+      work_dir: join(tmp.root, 'work', 'Alpha_testus'),
       steps: {
-        getfastq: { out_dir: join(root, 'output', 'alpha_testus', 'fastq') },
-        quant: { out_dir: join(root, 'output', 'alpha_testus'), index_dir: join(root, 'output', 'alpha_testus', 'index'), fasta_dir: join(root, 'fasta') },
+        getfastq: { out_dir: join(tmp.root, 'output', 'alpha_testus', 'fastq') },
+        quant: { out_dir: join(tmp.root, 'output', 'alpha_testus'), index_dir: join(tmp.root, 'output', 'alpha_testus', 'index'), fasta_dir: join(tmp.root, 'fasta') },
       },
     });
     const table = (await readFile(a.runTablePath, 'utf8')).trim().split('\n').map((l) => l.split('\t'));
@@ -87,11 +78,11 @@ describe('generateDataset', () => {
     expect(yb.taxon_id).toBe(4242);
     expect(yb.fetchquant).toEqual({ runs: ['SRR9000005', 'SRR9000006'] });
     expect(existsSync(b.runTablePath)).toBe(false);
-    expect(existsSync(join(root, 'output', 'alpha_testus', 'index'))).toBe(false);
+    expect(existsSync(join(tmp.root, 'output', 'alpha_testus', 'index'))).toBe(false);
   });
 
   it('round-trips through dataset.json and leaves no latf-load temp dirs or plain FASTQ behind', async () => {
-    expect(await loadDataset(root)).toEqual(ds);
+    expect(await loadDataset(tmp.root)).toEqual(tmp.dataset);
     const leftovers: string[] = [];
     const walk = async (dir: string): Promise<void> => {
       for (const e of await readdir(dir, { withFileTypes: true })) {
@@ -99,9 +90,9 @@ describe('generateDataset', () => {
         if (e.isDirectory()) await walk(join(dir, e.name));
       }
     };
-    await walk(root);
+    await walk(tmp.root);
     expect(leftovers).toEqual([]);
-    await expect(loadDataset(join(root, 'nope'))).rejects.toThrow(/no dataset at .*nope\/dataset.json/);
+    await expect(loadDataset(join(tmp.root, 'nope'))).rejects.toThrow(/no dataset at .*nope\/dataset.json/);
   });
 
   it('is deterministic for a seed (same reads, same md5) and differs for another seed', async () => {
@@ -121,8 +112,8 @@ describe('generateDataset', () => {
   });
 
   it('rejects a duplicate species and a bad accession', async () => {
-    await expect(generateDataset({ root: join(root, 'dup'), species: [{ name: 'A b', runs: 1 }, { name: 'a  B', runs: 1 }] })).rejects.toThrow(/given twice/);
-    await expect(makeSra('SRR12', [], join(root, 'x.sra'))).rejects.toThrow(/invalid run accession "SRR12"/);
+    await expect(generateDataset({ root: join(tmp.root, 'dup'), species: [{ name: 'A b', runs: 1 }, { name: 'a  B', runs: 1 }] })).rejects.toThrow(/given twice/);
+    await expect(makeSra('SRR12', [], join(tmp.root, 'x.sra'))).rejects.toThrow(/invalid run accession "SRR12"/);
   });
 });
 
@@ -130,7 +121,7 @@ describe('the .sra files are real', () => {
   it('pass vdb-validate, and fasterq-dump --split-3 gives back the same reads', async () => {
     const out = await mkdtemp(join(tmpdir(), 'fq-mirror-fqd-'));
     try {
-      for (const r of [ds.species[0]!.runs.find((x) => x.layout === 'single')!, ds.species[1]!.runs[0]!]) {
+      for (const r of [tmp.dataset.species[0]!.runs.find((x) => x.layout === 'single')!, tmp.dataset.species[1]!.runs[0]!]) {
         const v = await execa('vdb-validate', [r.sra.path], { reject: false, timeout: 60_000 });
         expect({ run: r.run, exitCode: v.exitCode }).toEqual({ run: r.run, exitCode: 0 });
         expect(v.stderr).toMatch(/is consistent/);
@@ -165,7 +156,7 @@ describe('the reads pseudoalign', () => {
   it('kallisto quant pseudoaligns > 50 % of a paired and a single run against the species fasta', async () => {
     const work = await mkdtemp(join(tmpdir(), 'fq-mirror-kallisto-'));
     try {
-      const sp = ds.species[0]!;
+      const sp = tmp.dataset.species[0]!;
       const idx = join(work, 'idx');
       await execa('kallisto', ['index', '-i', idx, sp.fastaPath], { timeout: 60_000 });
       for (const r of [sp.runs.find((x) => x.layout === 'paired')!, sp.runs.find((x) => x.layout === 'single')!]) {

@@ -3,26 +3,19 @@
  * test/fixtures/archives/README.md "Rate limits, outages, lagging runs"): the 429 NCBI sends beyond its
  * per-second limit, a source that answers 503 for a window, and a run that reaches ENA only after SRA.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import type { Dataset, SyntheticRun } from '../../src/mirror/fixtures.js';
 import { SlidingWindowLimit } from '../../src/mirror/limits.js';
 import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import { useTempDataset } from '../helpers/world.js';
 import { get } from './helpers.js';
 
-let root: string;
+const tmp = useTempDataset('mirror-limits', { seed: 3, species: [{ name: 'Lentus tardus', runs: 1, pairedFraction: 0, readsPerRun: 200, taxonId: 333 }] });
 let ds: Dataset;
 let run: SyntheticRun;
-
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'fq-mirror-limits-'));
-  ds = await generateDataset({ root, seed: 3, species: [{ name: 'Lentus tardus', runs: 1, pairedFraction: 0, readsPerRun: 200, taxonId: 333 }] });
+beforeAll(() => {
+  ds = tmp.dataset;
   run = ds.species[0]!.runs[0]!;
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
 });
 
 const filereport = (m: Mirror, acc: string) => `${m.enaPortalUrl}/filereport?accession=${acc}&result=read_run&fields=run_accession,fastq_ftp&format=tsv`;

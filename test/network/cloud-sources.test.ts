@@ -4,49 +4,37 @@
  * downloaded from follows the species config (steps.getfastq.aws/gcp/ncbi/ena) and --sources, through
  * discovery and resolveSource, and the chosen link serves the run's bytes.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { readFile, writeFile } from 'node:fs/promises';
 import { parse, stringify } from 'yaml';
 import { discoverBatch } from '../../src/config/discover.js';
 import { defaultBatchOptions, type SourceName } from '../../src/config/schema.js';
-import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import type { SyntheticRun } from '../../src/mirror/fixtures.js';
 import type { SampleOptions } from '../../src/types.js';
 import { failureOf, fastHttp, resolve } from './fixture.js';
 import { get, md5 } from '../mirror/helpers.js';
+import { useMirrorWorld } from '../helpers/world.js';
 
-let root: string;
-let ds: Dataset;
-let mirror: Mirror;
+// the run is SRA-only: ENA lists it without files, so the copy comes from the locator
+const world = useMirrorWorld('cloud', { seed: 5, species: [{ name: 'Nubes prima', runs: 1, pairedFraction: 0, sraOnlyFraction: 1, readsPerRun: 300 }] });
 let run: SyntheticRun;
 let original: string;
-
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'fq-cloud-'));
-  // the run is SRA-only: ENA lists it without files, so the copy comes from the locator
-  ds = await generateDataset({ root, seed: 5, species: [{ name: 'Nubes prima', runs: 1, pairedFraction: 0, sraOnlyFraction: 1, readsPerRun: 300 }] });
-  run = ds.species[0]!.runs[0]!;
-  original = await readFile(ds.species[0]!.configPath, 'utf8');
-  mirror = await startMirror({ dataset: ds });
-});
-afterAll(async () => {
-  await mirror.stop();
-  await rm(root, { recursive: true, force: true });
+  run = world.dataset.species[0]!.runs[0]!;
+  original = await readFile(world.dataset.species[0]!.configPath, 'utf8');
 });
 
 /** The sample options discovery gives this species under `getfastq` flags and --sources. */
 async function optionsFor(getfastq: Record<string, string>, sources: SourceName[]): Promise<{ options: SampleOptions; notes: string[] }> {
   const cfg = parse(original) as { steps: { getfastq: Record<string, unknown> } };
   Object.assign(cfg.steps.getfastq, getfastq);
-  await writeFile(ds.species[0]!.configPath, stringify(cfg));
-  const batch = { ...defaultBatchOptions(), configDir: ds.configDir, outputDir: ds.outputDir, sources };
-  const plan = await discoverBatch(batch, 'cloud', root, { dryRun: true });
+  await writeFile(world.dataset.species[0]!.configPath, stringify(cfg));
+  const batch = { ...defaultBatchOptions(), configDir: world.dataset.configDir, outputDir: world.dataset.outputDir, sources };
+  const plan = await discoverBatch(batch, 'cloud', world.root, { dryRun: true });
   const ak = plan.species[0]!.amalgkit!;
   const options: SampleOptions = {
     ...batch, sources: ak.sources, sraServices: ak.sraServices,
-    enaPortalUrl: mirror.enaPortalUrl, enaFileScheme: mirror.enaFileScheme, sraLocateUrl: mirror.sraLocateUrl,
+    enaPortalUrl: world.mirror.enaPortalUrl, enaFileScheme: world.mirror.enaFileScheme, sraLocateUrl: world.mirror.sraLocateUrl,
   };
   return { options, notes: plan.notes };
 }
@@ -67,52 +55,52 @@ const GS = () => `/sra-pub-run-1/${run.run}/${run.run}.2`;
 
 describe('cloud copies follow steps.getfastq.aws/gcp/ncbi and --sources', () => {
   it("every source allowed: the AWS Open Data copy (amalgkit's order AWS, GCP, NCBI), not the locator's first listing", async () => {
-    mirror.setFaults({});
+    world.mirror.setFaults({});
     expect(await chosenPath({}, ['ena', 'sra'])).toBe(S3());
   });
 
   it('aws: no -> the Google copy needs credentials, so NCBI; the discovery note says which services are left', async () => {
-    mirror.setFaults({});
+    world.mirror.setFaults({});
     const { notes } = await optionsFor({ aws: 'no' }, ['ena', 'sra']);
     expect(notes).toContain('nubes_prima: sources ena, sra (gs, ncbi) (--sources, steps.getfastq.aws/gcp/ncbi/ena)');
     expect(await chosenPath({ aws: 'no' }, ['ena', 'sra'])).toBe(NCBI());
   });
 
   it('gcp only: no free copy (named why); with a free Google copy (inside GCP) it is taken', async () => {
-    mirror.setFaults({});
+    world.mirror.setFaults({});
     const { options } = await optionsFor({ aws: 'no', ncbi: 'no' }, ['ena', 'sra']);
     const f = await failureOf(resolve(fastHttp(), { run: run.run }, options));
     expect(f.type).toBe('RunNotFound');
     expect(f.message).toMatch(/gs us-east1 needs cloud credentials \(ceRequired\)/);
-    mirror.setFaults({ [run.run]: [{ kind: 'sra-gs-free' }] });
+    world.mirror.setFaults({ [run.run]: [{ kind: 'sra-gs-free' }] });
     try {
       expect(await chosenPath({ aws: 'no', ncbi: 'no' }, ['ena', 'sra'])).toBe(GS());
     } finally {
-      mirror.setFaults({});
+      world.mirror.setFaults({});
     }
   });
 
   it('--sources names the copies: its order wins over amalgkit\'s, and what it leaves out is never used', async () => {
-    mirror.setFaults({});
+    world.mirror.setFaults({});
     expect(await chosenPath({}, ['ena', 'ncbi', 'aws'])).toBe(NCBI());
     expect(await chosenPath({}, ['ena', 'gcp', 'aws'])).toBe(S3());
-    mirror.setFaults({ [run.run]: [{ kind: 'sra-gs-free' }] });
+    world.mirror.setFaults({ [run.run]: [{ kind: 'sra-gs-free' }] });
     try {
       expect(await chosenPath({}, ['gcp', 'aws'])).toBe(GS());
       // the config switches off what --sources names: aws: no leaves only the Google copy
       expect(await chosenPath({ aws: 'no' }, ['aws', 'gcp'])).toBe(GS());
     } finally {
-      mirror.setFaults({});
+      world.mirror.setFaults({});
     }
   });
 
   it('aws, gcp and ncbi all no: SRA is not asked at all', async () => {
-    mirror.setFaults({});
+    world.mirror.setFaults({});
     const { options } = await optionsFor({ aws: 'no', gcp: 'no', ncbi: 'no' }, ['ena', 'sra']);
     expect(options.sources).toEqual(['ena']);
-    mirror.resetStats();
+    world.mirror.resetStats();
     const f = await failureOf(resolve(fastHttp(), { run: run.run }, options));
     expect(f.type).toBe('RunNotFound');
-    expect(mirror.stats().byPath['/sdl/2/retrieve']).toBeUndefined();
+    expect(world.mirror.stats().byPath['/sdl/2/retrieve']).toBeUndefined();
   });
 });

@@ -20,10 +20,9 @@ import { DISK_FLOOR } from '../../src/failures.js';
 import { HttpClient } from '../../src/tools/http.js';
 import type { DownloadResult, SourcePlan } from '../../src/types.js';
 import { failureOf, quietEnv } from './fixture.js';
+import { CLI } from '../helpers/e2e.js';
 
 const MiB = 1 << 20;
-const CLI = join(process.cwd(), 'dist', 'src', 'cli.js');
-
 /**
  * A real .fastq.gz of about `bytes` (stored deflate blocks, level 0, so its size is the FASTQ's): the
  * download gzip-tests and counts what it writes, so the body must be gzip all through. Deterministic, so a

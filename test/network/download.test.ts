@@ -166,21 +166,22 @@ describe('download', () => {
     expect(await readdir(runDir)).toEqual([]);
   });
 
-  it('a complete .part left by a killed attempt is verified and renamed without a request', async () => {
+  /** The whole file left as .part by a killed attempt, then `plan` downloaded over it: not a byte fetched. */
+  async function downloadOverCompletePart(plan: SourcePlan): Promise<void> {
     await mkdir(runDir, { recursive: true });
     await copyFile(w.single.fastq[0]!.path, part());
-    const r = await download(fastHttp(), singlePlan, runDir);
+    const r = await download(fastHttp(), plan, runDir);
     expect(r).toMatchObject({ bytesFetched: 0, resumedFromBytes: size() });
+  }
+
+  it('a complete .part left by a killed attempt is verified and renamed without a request', async () => {
+    await downloadOverCompletePart(singlePlan);
     expect(w.mirror.stats().requests).toBe(0);
     await expectComplete();
   });
 
   it('416 for a whole .part of unknown size: verified by md5 and renamed', async () => {
-    await mkdir(runDir, { recursive: true });
-    await copyFile(w.single.fastq[0]!.path, part());
-    const plan = { ...singlePlan, files: [{ ...singlePlan.files[0]!, bytes: null }] };
-    const r = await download(fastHttp(), plan, runDir);
-    expect(r).toMatchObject({ bytesFetched: 0, resumedFromBytes: size() });
+    await downloadOverCompletePart({ ...singlePlan, files: [{ ...singlePlan.files[0]!, bytes: null }] });
     expect(w.mirror.stats().rangeRequests).toBe(1);
     await expectComplete();
   });

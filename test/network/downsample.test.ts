@@ -2,51 +2,45 @@
  * steps.getfastq.max_bp against the local mirror: the download stops once the reads hold max_bp bases,
  * keeps the run's first reads (whole records, mates in step) and fetches far less than the files.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createDownloadActivities } from '../../src/activities/download.js';
 import { createReadActivities } from '../../src/activities/reads.js';
 import { DEFAULTS } from '../../src/config/schema.js';
 import { readCheckRecord } from '../../src/tools/fastq.js';
-import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import type { SyntheticRun } from '../../src/mirror/fixtures.js';
 import type { DownloadResult, ReadSet, SampleOptions, SourcePlan } from '../../src/types.js';
+import { useMirrorWorld } from '../helpers/world.js';
 import { fastHttp, meta, quietEnv, resolve } from './fixture.js';
 
-let root: string;
-let dataset: Dataset;
-let mirror: Mirror;
-let options: SampleOptions;
-let paired: SyntheticRun;
-let single: SyntheticRun;
-let n = 0;
-
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'fq-maxbp-'));
-  dataset = await generateDataset({
-    root,
+const world = useMirrorWorld(
+  'maxbp',
+  {
     seed: 21,
     species: [
       { name: 'Pairus primus', runs: 1, pairedFraction: 1, readsPerRun: 40000 },
       { name: 'Singulus secundus', runs: 1, pairedFraction: 0, readsPerRun: 40000 },
     ],
-  });
-  mirror = await startMirror({ dataset });
+  },
+  undefined,
+  180_000,
+);
+let options: SampleOptions;
+let paired: SyntheticRun;
+let single: SyntheticRun;
+let n = 0;
+beforeAll(() => {
+  const { dataset, mirror } = world;
   paired = dataset.species[0]!.runs[0]!;
   single = dataset.species[1]!.runs[0]!;
   options = { ...DEFAULTS, sources: ['ena'], enaPortalUrl: mirror.enaPortalUrl, enaFileScheme: mirror.enaFileScheme, sraLocateUrl: mirror.sraLocateUrl };
-}, 180_000);
-afterAll(async () => {
-  await mirror?.stop();
-  await rm(root, { recursive: true, force: true });
 });
 
 async function downloadMax(plan: SourcePlan, maxBp: number): Promise<{ r: DownloadResult; runDir: string }> {
-  const runDir = join(root, 'reads', `t${++n}`, 'getfastq', plan.run);
+  const runDir = join(world.root, 'reads', `t${++n}`, 'getfastq', plan.run);
   const { download } = createDownloadActivities({ http: fastHttp(), heartbeatEveryMs: 20 });
   const r = (await quietEnv().run(download, { plan, runDir, stallTimeoutSec: 30, maxBp })) as DownloadResult;
   return { r, runDir };

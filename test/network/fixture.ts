@@ -1,17 +1,19 @@
 /** One synthetic dataset and mirror shared by the network tests of a file; each test sets its own faults. */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
-import { ApplicationFailure } from '@temporalio/common';
+import { readFile } from 'node:fs/promises';
+import type { MockActivityEnvironment } from '@temporalio/testing';
 import { createDownloadActivities } from '../../src/activities/download.js';
 import { createSourceActivities } from '../../src/activities/source.js';
 import { DEFAULTS } from '../../src/config/schema.js';
-import { generateDataset, type Dataset, type SyntheticRun } from '../../src/mirror/fixtures.js';
-import { startMirror, type Mirror } from '../../src/mirror/server.js';
+import type { Dataset, SyntheticRun } from '../../src/mirror/fixtures.js';
+import type { Mirror } from '../../src/mirror/server.js';
 import { HttpClient } from '../../src/tools/http.js';
 import type { DownloadResult, RunMeta, SampleOptions, SourcePlan } from '../../src/types.js';
+import { startMirrorWorld } from '../helpers/world.js';
+import { failureOf, quiet as quietEnv } from '../tools/util.js';
+
+// An activity context whose expected failures do not flood the test output, and the failure an activity
+// threw: the tools tests' own (test/tools/util.ts).
+export { failureOf, quietEnv };
 
 export interface World {
   root: string;
@@ -26,17 +28,14 @@ export interface World {
 }
 
 export async function startWorld(): Promise<World> {
-  const root = await mkdtemp(join(tmpdir(), 'fq-network-'));
   // Enough reads that a file is a few hundred KB: faults "after N bytes" land mid-body.
-  const dataset = await generateDataset({
-    root,
+  const { root, dataset, mirror, stop } = await startMirrorWorld('network', {
     seed: 11,
     species: [
       { name: 'Pairus primus', runs: 1, pairedFraction: 1, readsPerRun: 8000 },
       { name: 'Singulus secundus', runs: 2, pairedFraction: 0, sraOnlyFraction: 0.5, readsPerRun: 8000 },
     ],
   });
-  const mirror = await startMirror({ dataset });
   const [p, s] = dataset.species;
   const paired = p!.runs[0]!;
   const single = s!.runs.find((r) => !r.sraOnly)!;
@@ -49,13 +48,7 @@ export async function startWorld(): Promise<World> {
     enaFileScheme: mirror.enaFileScheme,
     sraLocateUrl: mirror.sraLocateUrl,
   };
-  return {
-    root, dataset, mirror, paired, single, sraOnly, options,
-    async stop() {
-      await mirror.stop();
-      await rm(root, { recursive: true, force: true });
-    },
-  };
+  return { root, dataset, mirror, paired, single, sraOnly, options, stop };
 }
 
 /** A client with tiny back-off so retries cost milliseconds, not seconds. */
@@ -65,11 +58,6 @@ export function fastHttp(extra: ConstructorParameters<typeof HttpClient>[0] = {}
 
 export function meta(r: SyntheticRun, withSpots = true): RunMeta {
   return { run: r.run, layout: r.layout, nominalLength: r.nominalLength, ...(withSpots ? { spots: r.reads } : {}) };
-}
-
-/** An activity context whose expected failures do not flood the test output. */
-export function quietEnv(): MockActivityEnvironment {
-  return new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
 }
 
 export async function resolve(http: HttpClient, run: RunMeta, options: SampleOptions): Promise<SourcePlan> {
@@ -85,18 +73,6 @@ export async function download(
 ): Promise<DownloadResult> {
   const { download: dl } = createDownloadActivities({ http, heartbeatEveryMs: 20 });
   return (opts.env ?? quietEnv()).run(dl, { plan, runDir, stallTimeoutSec: opts.stallTimeoutSec ?? 30, ...(opts.verify ? { verify: true } : {}) });
-}
-
-/** The failure an activity threw, for asserting its type and message. */
-export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected the activity to fail, it succeeded');
-    },
-    (e: unknown) => e,
-  );
-  if (!(err instanceof ApplicationFailure)) throw new Error(`expected an ApplicationFailure, got ${String(err)}`);
-  return err;
 }
 
 export async function sameBytes(a: string, b: string): Promise<boolean> {
