@@ -19,6 +19,12 @@ export interface ReadsCheck {
  * counted by the conversion (a number).
  */
 export function readsCheckOf(plan: SourcePlan, files: string[], layout: Layout, downsampled: DownloadResult['downsampled'], unpairedReads: number | null | undefined): ReadsCheck {
-  if (downsampled) return { run: plan.run, files, layout, expectedReads: downsampled.reads };
-  return { run: plan.run, files, layout, expectedReads: plan.expectedReads, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
+  // a cut download holds exactly the reads it counted: no unpaired reads to account for
+  const unpaired = !downsampled && unpairedReads !== undefined ? { unpairedReads } : {};
+  return { run: plan.run, files, layout, expectedReads: expectedReadsOf(plan, downsampled), ...unpaired };
+}
+
+/** The reads the fetched files must hold: the archive's count, or what a download cut at max_bp counted. */
+export function expectedReadsOf(plan: SourcePlan, downsampled: DownloadResult['downsampled']): number | null {
+  return downsampled ? downsampled.reads : plan.expectedReads;
 }

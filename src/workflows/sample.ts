@@ -46,7 +46,7 @@ import { archivesOf, type Source, type SourceName } from '../config/schema.js';
 import { causeChain, DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
-import { readsCheckOf } from '../reads-check.js';
+import { expectedReadsOf, readsCheckOf } from '../reads-check.js';
 import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
 import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, sampleParkedSignal, stageQuery, type ParkedRun, type SampleStatus } from './messages.js';
@@ -361,7 +361,7 @@ class SampleRun {
     let verified = dl.verified;
     if (plan.source === 'sra') {
       this.enter('converting', { attempt });
-      const verify = this.verifiedInStep ? { verify: { expectedReads: readsCheckOf(plan, [], layout, dl.downsampled, undefined).expectedReads } } : {};
+      const verify = this.verifiedInStep ? { verify: { expectedReads: expectedReadsOf(plan, dl.downsampled) } } : {};
       const conv = await this.runStep({ ...this.hostOptions(at.hostId), retry: checkRetry, summary: `vdb-validate + fasterq-dump ${run.run}` }, (o) =>
         at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec, ...verify }]),
       );
