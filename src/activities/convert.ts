@@ -3,19 +3,26 @@
  * (.fastq.gz) only when the disk needs the room. Order matters for retries and crashes:
  *  1. vdb-validate first: fasterq-dump converts a damaged .sra with rc 0 and altered reads. A bad .sra is
  *     deleted so the next download fetches it again instead of resuming the damaged bytes.
- *  2. fasterq-dump --split-3 with its temp dir in <runDir>/tmp (the disk reserved for this run).
+ *  2. fasterq-dump --split-3 into a directory of this attempt's own, <runDir>/.convert-<pid>-<random>, temp
+ *     files inside it (the disk reserved for this run). Never into the run dir itself: an older attempt may
+ *     still run (a host lost to the server keeps converting; a worker killed -9 leaves its fasterq-dump
+ *     behind), and fasterq-dump ends by renaming its first part onto the output name and appending the rest
+ *     to it by path, so a late one replaced the reads this attempt had checked with a file still growing
+ *     (kallisto then read 13,830 of 15,000 reads in test/cluster/cluster.test.ts). Older attempts' dirs are
+ *     removed first; their tools then fail on a missing dir.
  *  3. One pass over each kept file counts its records (whole records or it fails). kallisto reads plain
  *     FASTQ, so the files stay plain when admission allows it: the run holds a reservation on this worker
  *     (src/activities/disk.ts DiskLedger), the FASTQ fits in it, and free space less the other runs'
  *     reservations is still above the floor. Otherwise each file is gzipped (level 1) through a temp name,
  *     and the log says why. Gzipping only to gunzip again cost ~11 CPU-s per GB of FASTQ (issue 15).
- *  4. A check record per file (src/tools/fastq.ts) carries the count to verifyReads; then plain FASTQ
- *     that was gzipped, tmp and, last, the .sra are deleted.
+ *  4. A check record per file (src/tools/fastq.ts) carries the count to verifyReads; each file is renamed
+ *     into the run dir (the rename publishes it whole), then the attempt's dir and, last, the .sra are deleted.
  * So final outputs beside a missing .sra are always complete, and an attempt that finds the .sra gone but
  * the outputs present (a crash after step 4) returns them instead of failing.
  */
-import { readdir, rm, mkdir, stat } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { readdir, rename, rm, mkdir, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, isAbsolute, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
@@ -41,6 +48,10 @@ function logInfo(message: string): void {
     /* not in an activity */
   }
 }
+
+/** This attempt's own working dir in the run dir: see step 2 above. */
+export const CONVERT_DIR_PREFIX = '.convert-';
+const isAttemptDir = (n: string) => n.startsWith(CONVERT_DIR_PREFIX) || n === 'tmp'; // 'tmp': the shared temp dir of older releases
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
@@ -125,42 +136,51 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
           message: `run ${run}: vdb-validate ${sraPath} found bad data (exit ${v.exitCode}: ${v.detail}); deleted it so the next attempt downloads it again`,
         });
       }
-      const tmpDir = join(runDir, 'tmp');
-      await rm(tmpDir, { recursive: true, force: true });
-      await mkdir(tmpDir, { recursive: true });
-      await fasterqDump({ sraPath, outDir: runDir, tmpDir, threads: threads ?? decideQuantThreads(cachedHostCores(), {}).kallistoThreads }, tool);
+      // Older attempts' dirs (their tools, if still running, fail on the missing dir), then this attempt's own.
+      await Promise.all((await readdir(runDir)).filter(isAttemptDir).map((n) => rm(join(runDir, n), { recursive: true, force: true })));
+      const work = join(runDir, `${CONVERT_DIR_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+      await mkdir(join(work, 'tmp'), { recursive: true });
+      try {
+        return await convertIn(work);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    } catch (err) {
+      throw toToolFailure(err, `run ${run}: converting ${sraPath}`);
+    }
 
-      const split = classifySplit(run, await readdir(runDir));
+    async function convertIn(work: string): Promise<Awaited<ReturnType<Activities['convertSra']>>> {
+      await fasterqDump({ sraPath, outDir: work, tmpDir: join(work, 'tmp'), threads: threads ?? decideQuantThreads(cachedHostCores(), {}).kallistoThreads }, tool);
+
+      const split = classifySplit(run, await readdir(work));
       if (!split) {
         throw ApplicationFailure.create({
           type: FailureType.ToolFailed,
-          message: `run ${run}: fasterq-dump --split-3 exited 0 but wrote neither ${run}.fastq nor ${run}_1.fastq + ${run}_2.fastq into ${runDir}`,
+          message: `run ${run}: fasterq-dump --split-3 exited 0 but wrote neither ${run}.fastq nor ${run}_1.fastq + ${run}_2.fastq into ${work}`,
         });
       }
-      const plain = split.keep.map((n) => join(runDir, n));
+      const plain = split.keep.map((n) => join(work, n));
       // A paired run's unpaired spots land in RUN.fastq: counted (the run's spots include them), not kept.
-      const unpairedReads = split.layout === 'paired' && split.discard.length > 0 ? await countFastqPlain(join(runDir, split.discard[0]!), hooks.signal) : undefined;
-      await Promise.all(split.discard.map((n) => rm(join(runDir, n), { force: true })));
+      const unpairedReads = split.layout === 'paired' && split.discard.length > 0 ? await countFastqPlain(join(work, split.discard[0]!), hooks.signal) : undefined;
       // The one pass over the output: whole records counted (fasterq-dump exits 0 on a damaged .sra).
       const counts = await withHeartbeat(hooks, () => Promise.all(plain.map((p) => countFastq(p, { signal: hooks.signal }))));
       const plainBytes = (await Promise.all(plain.map((p) => stat(p)))).reduce((n, s) => n + s.size, 0);
       const why = await gzipReason(run, runDir, plainBytes, deps);
-      let files = plain;
+      let made = plain;
       if (why) {
         logInfo(`convertSra ${run}: gzipping ${split.keep.join(' and ')} (${plainBytes} bytes) because ${why}`);
-        files = plain.map((p) => `${p}.gz`);
+        made = plain.map((p) => `${p}.gz`);
         await withHeartbeat(hooks, () => Promise.all(plain.map((p) => gzipFile(p, `${p}.gz`, { signal: hooks.signal }))));
       } else {
-        logInfo(`convertSra ${run}: keeping ${split.keep.join(' and ')} plain (${plainBytes} bytes, within the run's reservation and above the floor)`);
+        logInfo(`convertSra ${run}: keeping ${split.keep.join(' and ')} plain (${plainBytes} bytes; the disk stays above the floor)`);
       }
-      await Promise.all(files.map((p, i) => writeCheckRecord(p, { records: counts[i]!, md5: null, by: 'convert' })));
-      if (why) await Promise.all(plain.map((p) => rm(p, { force: true })));
-      await rm(tmpDir, { recursive: true, force: true });
+      const files = made.map((p) => join(runDir, basename(p)));
+      // The record first (it names the final file, stat-ing this one: a rename keeps inode and mtime), then the rename.
+      await Promise.all(files.map((f, i) => writeCheckRecord(f, { records: counts[i]!, md5: null, by: 'convert' }, made[i])));
+      for (const [i, f] of files.entries()) await rename(made[i]!, f);
       // The .sra goes last: until here a crash leaves it for the retry to convert again.
       await rm(sraPath, { force: true });
       return { files, layout: split.layout, ...(unpairedReads !== undefined ? { unpairedReads } : {}) };
-    } catch (err) {
-      throw toToolFailure(err, `run ${run}: converting ${sraPath}`);
     }
   }
 }

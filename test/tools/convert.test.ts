@@ -8,7 +8,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { DiskLedger } from '../../src/activities/disk.js';
 import { createReadActivities } from '../../src/activities/reads.js';
-import { countFastqGz, readCheckRecord } from '../../src/tools/fastq.js';
+import { countFastqGz, countFastqPlain, readCheckRecord } from '../../src/tools/fastq.js';
 import { fasterqDump } from '../../src/tools/fasterq-dump.js';
 import { vdbValidate } from '../../src/tools/vdb-validate.js';
 import { act, cleanTempDirs, failureOf, quiet, tempDir } from './util.js';
@@ -179,6 +179,72 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
     expect(f.type).toBe('ChecksumMismatch');
     expect(f.message).toMatch(/without "is consistent"/);
   });
+
+  it('an older attempt that wakes up after a newer one finished (a host cut off from the server) never leaves a reader a partial file', async () => {
+    // The cluster test's failure: kallisto read 13,830 of the 15,000 reads the conversion had counted. An
+    // attempt the server had given up on converted on; fasterq-dump ends by renaming its first part onto the
+    // output name and appending the rest by path, so its late output replaced the checked reads with a
+    // growing file. Here the older attempt is held (SIGSTOP) in vdb-validate while a newer one converts, then
+    // let go while a reader polls the files the newer attempt returned, as kallisto would open them.
+    const run = 'SRR7300010';
+    await sraFor(run, false, 60_000);
+    const { runDir, sraPath } = runDirWith(run);
+    const ledger = new DiskLedger();
+    ledger.reserve(run, runDir, 100e6, 0, 1e15);
+    const { convertSra: convertPlain } = createConvertActivities({ ledger, freeBytes: async () => 1e15 });
+    const older = act(quiet(), convertPlain, { run, sraPath, runDir, threads: 2, timeoutSec: 120 }).then(
+      (r) => r,
+      (e: unknown) => e,
+    );
+    const validating = async (): Promise<number | null> => {
+      for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+        const argv = (() => {
+          try {
+            return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+          } catch {
+            return [];
+          }
+        })();
+        if (argv[0]?.endsWith('vdb-validate') && argv.includes(sraPath)) return Number(pid);
+      }
+      return null;
+    };
+    let pid: number | null = null;
+    for (let i = 0; i < 2000 && pid === null; i++) {
+      pid = await validating();
+      if (pid === null) await new Promise((res) => setTimeout(res, 5));
+    }
+    expect(pid).not.toBeNull();
+    process.kill(-pid!, 'SIGSTOP'); // runTool makes each tool lead its own process group
+    const newer = await act(quiet(), convertPlain, { run, sraPath: join(runDir, `${run}.sra`), runDir, threads: 2, timeoutSec: 120 }).catch(async (e: unknown) => {
+      process.kill(-pid!, 'SIGCONT');
+      throw e;
+    });
+    expect(newer.files).toEqual([join(runDir, `${run}.fastq`)]);
+    const whole = statSync(newer.files[0]!).size;
+    // The .sra is gone once the newer attempt is done: the older one, held before fasterq-dump, gets a copy back
+    // (as on a host whose fasterq-dump had opened it before the newer attempt deleted it).
+    copyFileSync(sras.get(run)!, sraPath);
+    const seen = new Set<number>();
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        try {
+          seen.add(statSync(newer.files[0]!).size);
+        } catch {
+          seen.add(-1);
+        }
+        await new Promise((res) => setImmediate(res));
+      }
+    })();
+    process.kill(-pid!, 'SIGCONT');
+    await older;
+    polling = false;
+    await poll;
+    expect([...seen]).toEqual([whole]);
+    expect(await countFastqPlain(newer.files[0]!)).toBe(60_000);
+    expect(readdirSync(runDir).filter((n) => !n.startsWith('.') || n.startsWith('.convert-'))).toEqual([`${run}.fastq`]);
+  }, 120_000);
 
   it('refuses an .sra path outside the run dir', async () => {
     const run = 'SRR7300001';
