@@ -1,11 +1,13 @@
 /**
  * quant -> finalize -> deleteReads: the tail of a sample, each step safe to repeat.
- * - quant works in <quantDir>/.<RUN>.tmp (cleared first), renames kallisto's outputs to amalgkit's names
+ * - quant works in <quantDir>/.<RUN>.tmp (cleared first; kallisto in a dir of the attempt's own inside it),
+ *   moves kallisto's outputs up under amalgkit's names
  *   and checks run_info.json against the reads we counted; nothing outside the temp dir changes.
  * - finalize adds the provenance file and renames the temp dir into place: the only step that makes a
  *   sample "done", and atomic (rename within one directory).
  * - deleteReads removes the run's reads only under .../getfastq/<RUN> and releases its disk reservation.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -108,11 +110,15 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
       checkDir(run, 'quantDir', quantDir);
       const hooks = activityHooks();
       const outDir = runQuantTmpDir(quantDir, run);
+      // kallisto writes into a dir of this attempt's own inside it: an older attempt's kallisto still running
+      // (a worker killed -9 leaves it behind; a host cut off from the server runs on) writes abundance.tsv and
+      // run_info.json by path when it ends, and must not land them beside this attempt's outputs.
+      const work = join(outDir, `.kallisto-${process.pid}-${randomBytes(4).toString('hex')}`);
       // Unset by the user: from this host's cores (src/cores.ts); a value the user gave wins.
       const plan = decideQuantThreads(cachedHostCores(), input);
       const q = {
         index: indexPath,
-        outDir,
+        outDir: work,
         threads: plan.kallistoThreads,
         reads: reads.files,
         layout: reads.layout,
@@ -124,12 +130,12 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
       try {
         // Leftovers of an attempt killed mid-run would otherwise mix with this one's outputs.
         await rm(outDir, { recursive: true, force: true });
-        await mkdir(outDir, { recursive: true });
+        await mkdir(work, { recursive: true });
         const [res, version] = await Promise.all([
           kallistoQuant(q, { timeoutSec: input.timeoutSec, signal: hooks.signal, onHeartbeat: () => hooks.heartbeat() }),
           toolVersion(KALLISTO),
         ]);
-        const infoFile = join(outDir, 'run_info.json');
+        const infoFile = join(work, 'run_info.json');
         const text = await readFile(infoFile, 'utf8').catch(() => null);
         if (text === null) {
           throw ApplicationFailure.create({
@@ -142,13 +148,14 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
         if (res.exitCode !== 0) {
           throw ApplicationFailure.create({ type: FailureType.ToolFailed, message: `run ${run}: kallisto quant exited ${res.exitCode}: ${res.stderr.trim().slice(-800)}` });
         }
-        if (!(await isFile(join(outDir, 'abundance.tsv')))) {
-          throw ApplicationFailure.create({ type: FailureType.ToolFailed, message: `run ${run}: kallisto quant wrote no abundance.tsv in ${outDir}` });
+        if (!(await isFile(join(work, 'abundance.tsv')))) {
+          throw ApplicationFailure.create({ type: FailureType.ToolFailed, message: `run ${run}: kallisto quant wrote no abundance.tsv in ${work}` });
         }
         // amalgkit's names (quant.py rename_kallisto_outputs); abundance.h5 only where kallisto wrote one
-        await rename(join(outDir, 'abundance.tsv'), join(outDir, `${run}_abundance.tsv`));
+        await rename(join(work, 'abundance.tsv'), join(outDir, `${run}_abundance.tsv`));
         await rename(infoFile, join(outDir, `${run}_run_info.json`));
-        if (await isFile(join(outDir, 'abundance.h5'))) await rename(join(outDir, 'abundance.h5'), join(outDir, `${run}_abundance.h5`));
+        if (await isFile(join(work, 'abundance.h5'))) await rename(join(work, 'abundance.h5'), join(outDir, `${run}_abundance.h5`));
+        await rm(work, { recursive: true, force: true });
         return {
           nProcessed: info.nProcessed,
           nPseudoaligned: info.nPseudoaligned,

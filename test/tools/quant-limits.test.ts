@@ -15,13 +15,14 @@ let indexPath: string;
 let good: ReadSet;
 let spinning: ReadSet;
 
-/** pids of kallisto processes writing into outDir, from /proc (only ours use these temp paths). */
+/** pids of kallisto processes writing into outDir (kallisto's -o is a dir of the attempt's own inside it), from /proc. */
 function kallistoPids(outDir: string): number[] {
   const pids: number[] = [];
   for (const p of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      if (cmd[0]?.endsWith('kallisto') && cmd.includes(outDir) && !pidGone(Number(p))) pids.push(Number(p));
+      const o = cmd[cmd.indexOf('-o') + 1] ?? '';
+      if (cmd[0]?.endsWith('kallisto') && o.startsWith(`${outDir}/`) && !pidGone(Number(p))) pids.push(Number(p));
     } catch {
       // exited while we looked
     }

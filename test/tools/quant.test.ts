@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { createIndexActivities } from '../../src/activities/index-build.js';
 import { createQuantActivities } from '../../src/activities/quant.js';
 import { createReadActivities } from '../../src/activities/reads.js';
@@ -54,7 +55,8 @@ describe('verifyReads + quant (real kallisto)', () => {
       expect(q.nPseudoaligned).toBeGreaterThan(READS * 0.8);
       expect(q.kallistoVersion).toBe('0.48.0');
       // amalgkit quant's own spelling: -i for paired, --index for single-end
-      expect(q.command.slice(0, 8)).toEqual(['kallisto', 'quant', '--threads', '1', paired ? '-i' : '--index', indexPath, '-o', q.tmpDir]);
+      // kallisto's -o: a dir of this attempt's own inside the temp dir (an older attempt's kallisto cannot write beside it)
+      expect(q.command.slice(0, 8)).toEqual(['kallisto', 'quant', '--threads', '1', paired ? '-i' : '--index', indexPath, '-o', expect.stringMatching(new RegExp(`^${q.tmpDir}/\\.kallisto-\\d+-[0-9a-f]{8}$`))]);
       expect(q.command.slice(-files.length)).toEqual(files);
       expect(q.command.includes('--single')).toBe(!paired);
       const info = JSON.parse(readFileSync(join(q.tmpDir, `${run}_run_info.json`), 'utf8')) as { n_processed: number };
@@ -93,6 +95,24 @@ describe('verifyReads + quant (real kallisto)', () => {
     await act(quiet(), quant.quant, quantInput(run, rs));
     expect(readdirSync(tmp).sort()).toEqual([`${run}_abundance.tsv`, `${run}_run_info.json`]);
   });
+
+  it("an older attempt's kallisto left running (its worker killed -9) writes nothing beside a newer attempt's outputs", async () => {
+    const run = 'SRR7100006';
+    const sim = await simulate(run, false, 100_000);
+    const rs: ReadSet = { layout: 'single', files: [sim.fastqGz[0]!.path], reads: 100_000 };
+    const tmp = join(root, 'quant', `.${run}.tmp`);
+    const first = await act(quiet(), quant.quant, quantInput(run, rs));
+    // The older attempt's kallisto, exactly as it ran, held just after start-up (its output dir made)...
+    const outArg = first.command[first.command.indexOf('-o') + 1]!;
+    const orphan = execa(first.command[0]!, first.command.slice(1), { reject: false, detached: true });
+    while (!existsSync(outArg)) await new Promise((r) => setTimeout(r, 1));
+    process.kill(orphan.pid!, 'SIGSTOP');
+    // ...while the retry runs, then let go to write its outputs by path.
+    await act(quiet(), quant.quant, quantInput(run, rs));
+    process.kill(orphan.pid!, 'SIGCONT');
+    await orphan;
+    expect(readdirSync(tmp).sort()).toEqual([`${run}_abundance.tsv`, `${run}_run_info.json`]);
+  }, 120_000);
 
   it('reads that do not belong to the index: QuantInvalid saying nothing pseudoaligned', async () => {
     const run = 'SRR7100004';
