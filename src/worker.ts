@@ -32,6 +32,8 @@ export interface WorkerConfig {
   cwd?: string;
   /** override activities (tests hand in fast ones); default: the real ones */
   activities?: Activities;
+  /** how often tools left running by dead workers of this machine are killed (default 15 s) */
+  reapEveryMs?: number;
   /** start (or keep) this host's janitor workflow */
   janitor?: { readsDirs: string[]; healthCheckIntervalSec?: number; autoCleanupThresholdGb?: number } | false;
   /** also poll the shared queue (workflows + host-free activities); default true */
@@ -46,11 +48,15 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
-  // Tools a crashed worker of this machine left running would write into what the retries clear and refill.
+function reapAndSay(): void {
   for (const g of reapOrphanTools()) {
     process.stderr.write(`fetchquant: killed ${g.cmd} (process group ${g.pgid}) left running by worker ${g.workerPid}, which is gone\n`);
   }
+}
+
+export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
+  // Tools a crashed worker of this machine left running would write into what the retries clear and refill.
+  reapAndSay();
   // Their activity attempts go back to the server now, not after the heartbeat timeout.
   for (const a of await reclaimDeadAttempts(cfg.client, cfg.namespace)) {
     if (a.failed) process.stderr.write(`fetchquant: handed back ${a.activityType} attempt ${a.attempt} of ${a.workflowId} (worker ${a.workerPid} is gone)\n`);
@@ -87,7 +93,17 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
   workers.push(
     await Worker.create({ ...common, taskQueue: hostQueue(cfg.hostId), activities, interceptors: { activity: [recordAttempts(cfg.hostId), reportAttempts(cfg.hostId, cfg.client)] } } as WorkerOptions),
   );
-  const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  // A worker of this machine killed while this one runs leaves its tools running too: reap them as they
+  // appear, not only when the next worker starts (two workers on one host; a host's worker replaced).
+  const reaper = setInterval(reapAndSay, cfg.reapEveryMs ?? 15_000);
+  reaper.unref();
+  const done = Promise.all(workers.map((w) => w.run())).then(
+    () => clearInterval(reaper),
+    (err: unknown) => {
+      clearInterval(reaper);
+      throw err;
+    },
+  );
 
   if (cfg.janitor) {
     await cfg.client.workflow

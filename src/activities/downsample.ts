@@ -21,6 +21,7 @@ import { FailureType } from '../failures.js';
 import { writeCheckRecord } from '../tools/fastq.js';
 import type { HttpClient } from '../tools/http.js';
 import type { DownloadResult, LocalFile, SourcePlan } from '../types.js';
+import { freshPart } from './part-file.js';
 
 const fail = (type: FailureType, message: string, nonRetryable = false) => ApplicationFailure.create({ type, message, nonRetryable });
 
@@ -126,7 +127,8 @@ export async function downloadFirstBases(plan: SourcePlan, runDir: string, maxBp
       gunzip.on('end', () => reader.end());
       gunzip.on('error', (e) => reader.end(new Error(`not gzip: ${e.message}`)));
       const md5 = createHash('md5');
-      const part = join(runDir, `${f.name}.part`);
+      // A file of this attempt's own: an older attempt still running writes only its own (./part-file.ts).
+      const part = await freshPart(join(runDir, f.name));
       const gz = createGzip();
       const out = createWriteStream(part);
       gz.pipe(out);

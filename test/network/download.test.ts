@@ -365,3 +365,70 @@ describe('single-pass checks during the transfer', () => {
     expect(reads).toEqual({ layout: 'single', files: [join(dir, `${RUN}.fastq.gz`)], reads: w.single.reads });
   });
 });
+
+describe('two attempts of one download at once (an attempt the server gave up on runs on)', () => {
+  it("the older attempt's late bytes never reach the file the newer one verified and named", async () => {
+    // A heartbeat timeout (a host cut off from the server, a server restarted) starts the retry while the
+    // first attempt still writes. Before each attempt wrote a file of its own, the first one's bytes landed in
+    // the .part the retry was appending to, and the retry renamed a file its md5 had never seen.
+    const data = await readFile(w.single.fastq[0]!.path);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    let letOlderOn!: () => void;
+    const olderOn = new Promise<void>((r) => (letOlderOn = r));
+    let letOlderEnd!: () => void;
+    const olderEnd = new Promise<void>((r) => (letOlderEnd = r));
+    let requests = 0;
+    const server: Server = createServer((req, res) => {
+      void (async () => {
+        const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+        const start = m ? Number(m[1]) : 0;
+        const body = data.subarray(start);
+        res.writeHead(m ? 206 : 200, {
+          'content-type': 'application/octet-stream',
+          'content-length': body.length,
+          ...(m ? { 'content-range': `bytes ${start}-${data.length - 1}/${data.length}` } : {}),
+        });
+        if (++requests === 1) {
+          // the older attempt: 4000 bytes on disk, then it waits (as if cut off)...
+          res.write(body.subarray(0, 3000));
+          await sleep(250);
+          res.write(body.subarray(3000, 4000));
+          await olderOn;
+          // ...and writes on while the newer attempt transfers (a flush per chunk: 200 ms apart)
+          for (let at = 4000; at < 10_000; at += 2000) {
+            res.write(body.subarray(at, at + 2000));
+            await sleep(250);
+          }
+          await olderEnd;
+          res.end(body.subarray(10_000));
+        } else {
+          letOlderOn();
+          await sleep(900);
+          res.end(body);
+        }
+      })();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const plan = { ...singlePlan, files: [{ ...singlePlan.files[0]!, url: `http://127.0.0.1:${port}/f.fastq.gz` }] };
+      const older = download(fastHttp(), plan, runDir, { stallTimeoutSec: 60 }).then(
+        (r) => r,
+        (e: unknown) => e,
+      );
+      while (((await sizeOnDisk(part())) ?? 0) < 4000) await sleep(10);
+      const newer = await download(fastHttp(), plan, runDir, { stallTimeoutSec: 60 });
+      expect(newer.resumedFromBytes).toBe(4000);
+      expect(await sameBytes(final(), w.single.fastq[0]!.path)).toBe(true);
+      // the older attempt ends (whole file, md5 right) but has nothing left to rename: the named file stands
+      letOlderEnd();
+      expect(String(await older)).toMatch(/ENOENT/);
+      await expectComplete();
+    } finally {
+      letOlderOn();
+      letOlderEnd();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});

@@ -12,6 +12,11 @@ import { createFastActivities, newLog } from '../helpers/fast-activities.js';
 import { maybeRecord } from '../helpers/histories.js';
 import { runVirtualSample } from '../helpers/sample.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { eventually, pidGone, tempDir } from '../tools/util.js';
 
 const lost = (what: string) => ApplicationFailure.create({ type: WORKER_LOST, message: `worker killed during ${what}; retrying`, nextRetryDelay: 10 });
 
@@ -107,3 +112,41 @@ describe('attempts lost with the worker cost no retries', () => {
     expect(calls.filter((c) => c === 'SRR1300004 quant')).toHaveLength(2);
   }, 60_000);
 });
+
+describe('a running worker kills the tools a dead worker of its machine left running', () => {
+  it('within its reaping interval, not only when the next worker starts', async () => {
+    const t = await testTemporal('wf-reap');
+    const state = tempDir('fq-reap-');
+    const saved = process.env.FETCHQUANT_STATE_DIR;
+    process.env.FETCHQUANT_STATE_DIR = state;
+    let live: RunningWorker | undefined;
+    let orphanPgid = 0;
+    try {
+      // This worker is up first: its start-up reap finds nothing.
+      live = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'reap-host', janitor: false, reapEveryMs: 200, activities: createFastActivities({ species: [{ id: 'sp', runs: 1 }] }, 'reap-host', newLog()) });
+      // Then another worker of the machine dies with -9 while its tool runs (the cluster test's lost host).
+      const processModule = fileURLToPath(new URL('../../src/tools/process.js', import.meta.url));
+      const other = spawn(process.execPath, ['--input-type=module', '-e', `const { runTool } = await import(${JSON.stringify(processModule)}); await runTool('sleep', ['300'], { timeoutSec: 600 });`], { env: process.env, stdio: 'ignore' });
+      const groups = join(state, 'tool-groups');
+      expect(await eventually(() => existsSync(groups) && readdirSync(groups).length === 1)).toBe(true);
+      orphanPgid = (JSON.parse(readFileSync(join(groups, readdirSync(groups)[0]!), 'utf8')) as { pgid: number }).pgid;
+      other.kill('SIGKILL');
+      expect(await eventually(() => pidGone(other.pid!))).toBe(true);
+      expect(await eventually(() => pidGone(orphanPgid), 50)).toBe(true);
+      expect(readdirSync(groups)).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.FETCHQUANT_STATE_DIR;
+      else process.env.FETCHQUANT_STATE_DIR = saved;
+      if (orphanPgid) {
+        try {
+          process.kill(-orphanPgid, 'SIGKILL');
+        } catch {
+          /* reaped */
+        }
+      }
+      await live?.shutdown();
+      await t.close();
+    }
+  });
+});
+

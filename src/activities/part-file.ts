@@ -1,0 +1,116 @@
+/**
+ * A download's partial file, written by one attempt only.
+ *
+ * Temporal runs an activity at least once, and sometimes twice at the same time: an attempt the server has
+ * given up on (its heartbeats stopped reaching a restarted server, or its host was declared lost) runs on
+ * while the retry starts. Two attempts appending to one `<name>.part` interleave their bytes, and the one
+ * that renames it publishes bytes its md5 never saw; the older one may even write into the file after the
+ * newer renamed it to its final name. So each attempt writes a file of its own, `<name>.<pid>-<hex>-<n>.part`,
+ * and only ever renames that one:
+ * - `<name>.part` is a second hard link to the newest attempt's file: what a resume starts from, and what
+ *   anyone watching the transfer sees grow;
+ * - a new attempt copies those bytes into its own file (a reflink where the file system has them) and
+ *   moves the link to it; the older attempt keeps writing into its own inode, now unnamed or nearly, and
+ *   its other names are removed, so it can never rename anything into place;
+ * - a retry in the same process whose earlier attempt is over takes its file back without a copy (the
+ *   common case: a connection lost, Temporal retries on the same worker).
+ */
+import { constants } from 'node:fs';
+import { copyFile, link, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+
+/** This process's mark in its files' names: pid and a random part (a reused pid gets another). */
+const PROCESS_TOKEN = `${process.pid}-${randomBytes(3).toString('hex')}`;
+let serial = 0;
+/** Own files of this process that an attempt is writing now. */
+const writing = new Set<string>();
+
+export interface PartFile {
+  /** `<final>.part`: the newest attempt's bytes, by a second name */
+  shared: string;
+  /** this attempt's own file: the only one it writes, truncates, renames or deletes */
+  own: string;
+}
+
+const sameFile = (a: { dev: number; ino: number } | null, b: { dev: number; ino: number } | null) => !!a && !!b && a.dev === b.dev && a.ino === b.ino;
+const statOf = (p: string) => stat(p).catch(() => null);
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Every attempt's own file of `final` (and a link half made by a crash), by name. */
+async function ownFilesOf(final: string): Promise<string[]> {
+  const re = new RegExp(`^${escape(basename(final))}\\.\\d+-[0-9a-f]+-\\d+\\.part(\\.link)?$`);
+  return (await readdir(dirname(final)).catch(() => [] as string[])).filter((n) => re.test(n)).map((n) => join(dirname(final), n));
+}
+
+/**
+ * This attempt's own partial file for `final`, holding the bytes the newest earlier attempt left (none when
+ * it left more than `maxBytes`, which cannot be the file). The caller must end with publishPart, dropPart
+ * or releasePart.
+ */
+export async function claimPart(final: string, maxBytes: number | null): Promise<{ part: PartFile; offset: number }> {
+  const shared = `${final}.part`;
+  const sharedSt = await statOf(shared);
+  let own: string | undefined;
+  // An earlier attempt of this process, over now: its file is the shared one, take it back as it is.
+  for (const p of await ownFilesOf(final)) {
+    if (own === undefined && basename(p).startsWith(`${basename(final)}.${PROCESS_TOKEN}-`) && !p.endsWith('.link') && !writing.has(p) && sameFile(sharedSt, await statOf(p))) own = p;
+  }
+  if (own === undefined) {
+    own = `${final}.${PROCESS_TOKEN}-${++serial}.part`;
+    if (sharedSt && sharedSt.size > 0 && (maxBytes === null || sharedSt.size <= maxBytes)) {
+      // Another process's bytes (it may still be writing them): a copy of our own, never its inode.
+      await copyFile(shared, own, constants.COPYFILE_FICLONE);
+    } else {
+      await writeFile(own, '');
+    }
+    const tmp = `${own}.link`;
+    await rm(tmp, { force: true });
+    await link(own, tmp);
+    await rename(tmp, shared);
+  }
+  writing.add(own);
+  // Older attempts' files: without their names they can publish nothing.
+  await Promise.all((await ownFilesOf(final)).filter((p) => p !== own).map((p) => rm(p, { force: true })));
+  let offset = (await stat(own)).size;
+  if (maxBytes !== null && offset > maxBytes) {
+    await truncate(own, 0);
+    offset = 0;
+  }
+  return { part: { shared, own }, offset };
+}
+
+/** Removes `shared` while it still names this attempt's file (a newer attempt may have moved it). */
+async function unlinkShared(part: PartFile, ownSt: { dev: number; ino: number } | null): Promise<void> {
+  if (ownSt && sameFile(ownSt, await statOf(part.shared))) await rm(part.shared, { force: true });
+}
+
+/** Renames this attempt's whole, verified file to `final` and drops the shared name. */
+export async function publishPart(part: PartFile, final: string): Promise<void> {
+  const st = await statOf(part.own);
+  await rename(part.own, final);
+  await unlinkShared(part, st);
+  writing.delete(part.own);
+}
+
+/** Deletes this attempt's bytes (wrong bytes: resuming them is futile). */
+export async function dropPart(part: PartFile): Promise<void> {
+  const st = await statOf(part.own);
+  await rm(part.own, { force: true });
+  await unlinkShared(part, st);
+  writing.delete(part.own);
+}
+
+/** This attempt is over and keeps its bytes for the next one (a broken connection, a stall, a cancel). */
+export function releasePart(part: PartFile): void {
+  writing.delete(part.own);
+}
+
+/**
+ * A new own file for an attempt that never resumes (the first bases of a run, ./downsample.ts): older
+ * attempts' files and the shared name go, so none of them can be renamed into place after this one.
+ */
+export async function freshPart(final: string): Promise<string> {
+  await Promise.all([...(await ownFilesOf(final)), `${final}.part`].map((p) => rm(p, { force: true })));
+  return `${final}.${PROCESS_TOKEN}-${++serial}.part`;
+}
