@@ -5,6 +5,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isSharedPartName } from '../../src/activities/part-file.js';
 
 export interface DiskSnapshot {
   at: number;
@@ -18,7 +19,7 @@ export interface DiskSnapshot {
   perRun: Map<string, number>;
 }
 
-type Acc = { bytes: number; partBytes: number; partFiles: number; parts: Map<string, number>; run: string };
+type Acc = { bytes: number; partBytes: number; partFiles: number; parts: Map<string, number>; run: string; seen: Set<string> };
 
 async function sizeUnder(path: string, acc: Acc): Promise<void> {
   let entries;
@@ -33,8 +34,11 @@ async function sizeUnder(path: string, acc: Acc): Promise<void> {
       if (e.isDirectory()) return sizeUnder(p, acc);
       const st = await stat(p).catch(() => null);
       if (!st) return;
-      acc.bytes += st.size;
-      if (e.name.endsWith('.part')) {
+      // A download in progress has two names, its own and `<name>.part` (src/activities/part-file.ts): counted once.
+      const id = `${st.dev}:${st.ino}`;
+      if (!acc.seen.has(id)) acc.bytes += st.size;
+      acc.seen.add(id);
+      if (isSharedPartName(e.name)) {
         acc.partBytes += st.size;
         acc.partFiles++;
         acc.parts.set(`${acc.run}/${e.name}`, st.size);
@@ -54,7 +58,7 @@ export async function snapshot(parents: string[]): Promise<DiskSnapshot> {
     }
     await Promise.all(
       runs.map(async (run) => {
-        const acc: Acc = { bytes: 0, partBytes: 0, partFiles: 0, parts: snap.parts, run };
+        const acc: Acc = { bytes: 0, partBytes: 0, partFiles: 0, parts: snap.parts, run, seen: new Set() };
         await sizeUnder(join(parent, run), acc);
         snap.runDirs++;
         snap.totalBytes += acc.bytes;

@@ -13,15 +13,31 @@
  *   moves the link to it; the older attempt keeps writing into its own inode, now unnamed or nearly, and
  *   its other names are removed, so it can never rename anything into place;
  * - a retry in the same process whose earlier attempt is over takes its file back without a copy (the
- *   common case: a connection lost, Temporal retries on the same worker).
+ *   common case: a connection lost, Temporal retries on the same worker), and so does one whose earlier
+ *   attempt's process is provably gone (same machine and boot, pid not alive: a worker killed -9 and
+ *   restarted);
+ * - a copy the disk has no room for starts the file over, rather than failing every attempt.
  */
 import { constants } from 'node:fs';
 import { copyFile, link, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
+import { bootId } from '../run-lease.js';
+import { pidAlive } from '../state-dir.js';
 
-/** This process's mark in its files' names: pid and a random part (a reused pid gets another). */
-const PROCESS_TOKEN = `${process.pid}-${randomBytes(3).toString('hex')}`;
+/** This machine and boot, as 8 hex digits of its boot id (random where there is none: never matches). */
+const BOOT = /^[0-9a-f]{8}/.exec(bootId()?.replace(/-/g, '') ?? '')?.[0] ?? randomBytes(4).toString('hex');
+/** This process's mark in its files' names: pid, boot, and a random part (a reused pid gets another). */
+const PROCESS_TOKEN = `${process.pid}-${BOOT}${randomBytes(3).toString('hex')}`;
+
+/** True when the file's writer was a process of this machine and boot that is gone. */
+function writerGone(path: string): boolean {
+  const m = /\.(\d+)-([0-9a-f]{8})[0-9a-f]*-\d+\.part$/.exec(path);
+  return !!m && m[2] === BOOT && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
+}
+/** `<name>.part`, not an attempt's own file: one per transfer, for those who watch transfers by name. */
+export const isSharedPartName = (name: string): boolean => name.endsWith('.part') && !/\.\d+-[0-9a-f]+-\d+\.part$/.test(name);
+
 let serial = 0;
 /** Own files of this process that an attempt is writing now. */
 const writing = new Set<string>();
@@ -58,16 +74,26 @@ export async function claimPart(final: string, maxBytes: number | null): Promise
   }
   if (own === undefined) {
     own = `${final}.${PROCESS_TOKEN}-${++serial}.part`;
-    if (sharedSt && sharedSt.size > 0 && (maxBytes === null || sharedSt.size <= maxBytes)) {
-      // Another process's bytes (it may still be writing them): a copy of our own, never its inode.
-      await copyFile(shared, own, constants.COPYFILE_FICLONE);
+    let dead: string | undefined;
+    for (const p of await ownFilesOf(final)) if (!p.endsWith('.link') && writerGone(p) && sameFile(sharedSt, await statOf(p))) dead = p;
+    if (dead !== undefined) {
+      // Its writer is gone: nobody else can write into it, so it becomes ours by name (`shared` still links it).
+      await rename(dead, own);
     } else {
-      await writeFile(own, '');
+      if (sharedSt && sharedSt.size > 0 && (maxBytes === null || sharedSt.size <= maxBytes)) {
+        // Another process's bytes (it may still be writing them): a copy of our own, never its inode.
+        await copyFile(shared, own, constants.COPYFILE_FICLONE).catch(async (err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOSPC') throw err;
+          await writeFile(own!, ''); // no room for a copy: the bytes are fetched again
+        });
+      } else {
+        await writeFile(own, '');
+      }
+      const tmp = `${own}.link`;
+      await rm(tmp, { force: true });
+      await link(own, tmp);
+      await rename(tmp, shared);
     }
-    const tmp = `${own}.link`;
-    await rm(tmp, { force: true });
-    await link(own, tmp);
-    await rename(tmp, shared);
   }
   writing.add(own);
   // Older attempts' files: without their names they can publish nothing.

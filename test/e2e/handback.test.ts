@@ -12,6 +12,7 @@ import { WORKER_LOST } from '../../src/failures.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { eventually } from '../helpers/temporal.js';
 import { eachRun, expectEverySampleDoneOnce, killHard, runDirOf, startMirrorBatch, useE2eWorld } from '../helpers/e2e.js';
+import { isSharedPartName } from '../../src/activities/part-file.js';
 
 const BATCH = 'handback';
 
@@ -34,7 +35,7 @@ describe('a worker restarted after kill -9 hands back the attempts it left', () 
       eachRun(world.dataset).flatMap(({ sp, r }) => {
         const dir = runDirOf(world.dataset, sp, r.run);
         try {
-          return readdirSync(dir).filter((n) => n.endsWith('.part')).map((n) => statSync(join(dir, n)).size);
+          return readdirSync(dir).filter(isSharedPartName).map((n) => statSync(join(dir, n)).size);
         } catch {
           return [];
         }

@@ -4,7 +4,9 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -346,6 +348,35 @@ describe('single-pass checks during the transfer', () => {
     expect(err.type).toBe('ChecksumMismatch');
     expect(err.message).toMatch(/gzip test failed after \d+ compressed bytes: (incorrect data check|invalid)/);
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("another process's kept bytes: taken over by name when that process is gone from this machine, copied while it lives", async () => {
+    const good = await readFile(w.single.fastq[0]!.path);
+    const half = Math.floor(good.length / 2);
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').replace(/-/g, '').slice(0, 8);
+    const exited = spawn('true');
+    await new Promise((r) => exited.on('exit', r));
+    const alive = spawn('sleep', ['60']);
+    try {
+      for (const [label, pid, copied] of [['gone', exited.pid!, false], ['alive', alive.pid!, true]] as const) {
+        const plan = planFor(`/adopt-${label}`, good, md5(good));
+        const dir = dirFor(`adopt-${label}`);
+        await mkdir(dir, { recursive: true });
+        // what an attempt of that process left: its own file, and the shared name linked to it
+        const theirs = join(dir, `${RUN}.fastq.gz.${pid}-${boot}abcdef-1.part`);
+        await writeFile(theirs, good.subarray(0, half));
+        await link(theirs, join(dir, `${RUN}.fastq.gz.part`));
+        const ino = (await stat(theirs)).ino;
+        served = 0;
+        const r = await download(fastHttp(), plan, dir);
+        expect([label, r.resumedFromBytes, served]).toEqual([label, half, good.length - half]);
+        expect([label, (await stat(join(dir, `${RUN}.fastq.gz`))).ino !== ino]).toEqual([label, copied]);
+        expect([label, (await readdir(dir)).sort()]).toEqual([label, [`.${RUN}.fastq.gz.checked`, `${RUN}.fastq.gz`]]);
+        expect(await sameBytes(join(dir, `${RUN}.fastq.gz`), w.single.fastq[0]!.path)).toBe(true);
+      }
+    } finally {
+      alive.kill();
+    }
   });
 
   it('a good .part is resumed with Range and the count covers the whole file (prefix from disk, rest from the network)', async () => {
