@@ -76,12 +76,12 @@ export interface ConvertDeps {
 }
 
 /**
- * Why the FASTQ must be gzipped, or null when plain FASTQ leaves the disk above the floor: only the disk decides
- * (gzip -1 costs ~7 CPU-s per GB and kallisto pays again to inflate it). Plain FASTQ bigger than the run's
- * reservation (~3x the .sra; real ratios vary with the qualities) is kept when the disk has room, and the
- * reservation grows to it so later admissions count it.
+ * Keeps the FASTQ plain (null) or says why it must be gzipped: only the disk decides, plain FASTQ must leave
+ * it above the floor (gzip -1 costs ~7 CPU-s per GB and kallisto pays again to inflate it). Plain FASTQ bigger
+ * than the run's reservation (~3x the .sra; real ratios vary with the qualities) is kept when the disk has
+ * room, and the reservation in the ledger grows to it so later admissions count it.
  */
-async function gzipReason(run: string, runDir: string, plainBytes: number, deps: ConvertDeps): Promise<string | null> {
+async function plainOrWhyGzip(run: string, runDir: string, plainBytes: number, deps: ConvertDeps): Promise<string | null> {
   const r = deps.ledger?.reservation(run);
   if (!deps.ledger || !r) return 'this worker holds no disk reservation for the run (restarted since admission?)';
   // Measured now: the plain FASTQ and the .sra are both in it, so this is conservative.
@@ -165,7 +165,7 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
       // The one pass over the output: whole records counted (fasterq-dump exits 0 on a damaged .sra).
       const counts = await withHeartbeat(hooks, () => Promise.all(plain.map((p) => countFastq(p, { signal: hooks.signal }))));
       const plainBytes = (await Promise.all(plain.map((p) => stat(p)))).reduce((n, s) => n + s.size, 0);
-      const why = await gzipReason(run, runDir, plainBytes, deps);
+      const why = await plainOrWhyGzip(run, runDir, plainBytes, deps);
       let made = plain;
       if (why) {
         logInfo(`convertSra ${run}: gzipping ${split.keep.join(' and ')} (${plainBytes} bytes) because ${why}`);
