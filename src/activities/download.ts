@@ -20,7 +20,7 @@ import { isAbsolute, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
-import { DISK_FLOOR, FailureType } from '../failures.js';
+import { DISK_FLOOR, FailureType, WORKER_LOST } from '../failures.js';
 import { feedFromDisk, FileCheck, FileCheckError, readCheckRecord, readsKind, writeCheckRecord, checkRecordPath, type CheckResult } from '../tools/fastq.js';
 import { HttpClient } from '../tools/http.js';
 import { readsCheckOf } from '../reads-check.js';
@@ -28,7 +28,7 @@ import type { DownloadResult, LocalFile, RemoteFile } from '../types.js';
 import type { Activities } from './contract.js';
 import { freeBytesOf } from './disk.js';
 import { canDownsample, downloadFirstBases } from './downsample.js';
-import { claimPart, dropPart, publishPart, releasePart } from './part-file.js';
+import { claimPart, dropPart, partStillOwn, publishPart, releasePart } from './part-file.js';
 import { verifiedInStep } from './reads.js';
 
 /** Names come from remote data: nothing that could leave the run dir or hide as a dot-dot. */
@@ -208,6 +208,10 @@ async function fetchFile(
       if (f.md5 !== null && got.md5 !== f.md5) {
         await dropPart(part);
         throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${got.md5}, expected ${f.md5} (${offset} bytes); partial file deleted`);
+      }
+      // A newer attempt took this one's file away (./part-file.ts): this attempt is over, and not by a fault of the work.
+      if (!(await partStillOwn(part))) {
+        throw ApplicationFailure.create({ type: WORKER_LOST, message: `${where}: a newer attempt of this download took over its partial file; this attempt stops` });
       }
       // The record goes first: a crash before the rename leaves a whole .part, checked again next attempt.
       await writeCheckRecord(final, { records: got.records, md5: got.md5, by: 'download' }, part.own);

@@ -111,6 +111,11 @@ async function unlinkShared(part: PartFile, ownSt: { dev: number; ino: number } 
   if (ownSt && sameFile(ownSt, await statOf(part.shared))) await rm(part.shared, { force: true });
 }
 
+/** False once a newer attempt has removed this attempt's file by name: it must then publish nothing. */
+export async function partStillOwn(part: PartFile): Promise<boolean> {
+  return (await statOf(part.own)) !== null;
+}
+
 /** Renames this attempt's whole, verified file to `final` and drops the shared name. */
 export async function publishPart(part: PartFile, final: string): Promise<void> {
   const st = await statOf(part.own);

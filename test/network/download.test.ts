@@ -453,7 +453,8 @@ describe('two attempts of one download at once (an attempt the server gave up on
       expect(await sameBytes(final(), w.single.fastq[0]!.path)).toBe(true);
       // the older attempt ends (whole file, md5 right) but has nothing left to rename: the named file stands
       letOlderEnd();
-      expect(String(await older)).toMatch(/ENOENT/);
+      const lost = (await older) as { type?: string; message?: string };
+      expect([lost.type, lost.message]).toEqual(['WorkerLost', expect.stringMatching(/a newer attempt of this download took over its partial file; this attempt stops$/)]);
       await expectComplete();
     } finally {
       letOlderOn();
