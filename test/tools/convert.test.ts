@@ -38,6 +38,14 @@ function runDirWith(run: string): { runDir: string; sraPath: string } {
   return { runDir, sraPath };
 }
 
+/** A fresh run dir with its .sra, and a ledger holding the run's reservation (as admission would leave it). */
+function admitted(run: string, bytes: number, floorGb: number): { runDir: string; sraPath: string; ledger: DiskLedger; granted: boolean } {
+  const { runDir, sraPath } = runDirWith(run);
+  const ledger = new DiskLedger();
+  const granted = ledger.reserve(run, runDir, bytes, floorGb, 1e15).granted;
+  return { runDir, sraPath, ledger, granted };
+}
+
 beforeAll(async () => {
   root = tempDir('fq-convert-');
   seqs = await makeTranscriptome(join(root, 'tx.fa'), { transcripts: 5, length: 800, seed: 3 });
@@ -83,9 +91,8 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
   it('an admitted run keeps plain FASTQ (no gzip), counted in one pass; verifyReads takes the count and re-counts a file changed since', async () => {
     const run = 'SRR7300004';
     await sraFor(run, true, 300);
-    const { runDir, sraPath } = runDirWith(run);
-    const ledger = new DiskLedger();
-    expect(ledger.reserve(run, runDir, 100e6, 0, 1e15).granted).toBe(true);
+    const { runDir, sraPath, ledger, granted } = admitted(run, 100e6, 0);
+    expect(granted).toBe(true);
     const logs: string[] = [];
     const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('INFO', (e) => logs.push(e.message)) });
     const r = await act(env, createConvertActivities({ ledger, freeBytes: async () => 1e15 }).convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 });
@@ -109,9 +116,7 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
   it('FASTQ bigger than its reservation stays plain when the disk has room, and the reservation grows to it', async () => {
     const run = 'SRR7300006';
     await sraFor(run, false, 200);
-    const { runDir, sraPath } = runDirWith(run);
-    const ledger = new DiskLedger();
-    ledger.reserve(run, runDir, 1000, 5, 1e15);
+    const { runDir, sraPath, ledger } = admitted(run, 1000, 5);
     const logs: string[] = [];
     const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('INFO', (e) => logs.push(e.message)) });
     const r = await act(env, createConvertActivities({ ledger, freeBytes: async () => 1e15 }).convertSra, { run, sraPath, runDir, threads: 1, timeoutSec: 120 });
@@ -129,9 +134,7 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
       [1000, 5e9 + 50e6, /below the --min-free-gb 5 floor/],
       [100e6, 5e9 + 50e6, /below the --min-free-gb 5 floor/],
     ] as const) {
-      const { runDir, sraPath } = runDirWith(run);
-      const ledger = new DiskLedger();
-      ledger.reserve(run, runDir, reserved, 5, 1e15);
+      const { runDir, sraPath, ledger } = admitted(run, reserved, 5);
       ledger.reserve('SRR7300099', runDir, 100e6, 5, 1e15); // another run's reservation eats into the free space
       const logs: string[] = [];
       const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('INFO', (e) => logs.push(e.message)) });
@@ -188,9 +191,7 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
     // let go while a reader polls the files the newer attempt returned, as kallisto would open them.
     const run = 'SRR7300010';
     await sraFor(run, false, 60_000);
-    const { runDir, sraPath } = runDirWith(run);
-    const ledger = new DiskLedger();
-    ledger.reserve(run, runDir, 100e6, 0, 1e15);
+    const { runDir, sraPath, ledger } = admitted(run, 100e6, 0);
     const { convertSra: convertPlain } = createConvertActivities({ ledger, freeBytes: async () => 1e15 });
     const older = act(quiet(), convertPlain, { run, sraPath, runDir, threads: 2, timeoutSec: 120 }).then(
       (r) => r,
