@@ -30,13 +30,16 @@ const BOOT = /^[0-9a-f]{8}/.exec(bootId()?.replace(/-/g, '') ?? '')?.[0] ?? rand
 /** This process's mark in its files' names: pid, boot, and a random part (a reused pid gets another). */
 const PROCESS_TOKEN = `${process.pid}-${BOOT}${randomBytes(3).toString('hex')}`;
 
+/** An attempt's own file, `<name>.<pid>-<boot><hex>-<n>.part`, or a link to it half made by a crash (`.link`). */
+const OWN_SUFFIX = /\.(\d+)-([0-9a-f]+)-\d+\.part(\.link)?$/;
+
 /** True when the file's writer was a process of this machine and boot that is gone. */
-function writerGone(path: string): boolean {
-  const m = /\.(\d+)-([0-9a-f]{8})[0-9a-f]*-\d+\.part$/.exec(path);
-  return !!m && m[2] === BOOT && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
+function writerGone(name: string): boolean {
+  const m = OWN_SUFFIX.exec(name);
+  return !!m && !m[3] && m[2]!.startsWith(BOOT) && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
 }
 /** `<name>.part`, not an attempt's own file: one per transfer, for those who watch transfers by name. */
-export const isSharedPartName = (name: string): boolean => name.endsWith('.part') && !/\.\d+-[0-9a-f]+-\d+\.part$/.test(name);
+export const isSharedPartName = (name: string): boolean => name.endsWith('.part') && !OWN_SUFFIX.test(name);
 
 let serial = 0;
 /** Own files of this process that an attempt is writing now. */
@@ -49,14 +52,15 @@ export interface PartFile {
   own: string;
 }
 
-const sameFile = (a: { dev: number; ino: number } | null, b: { dev: number; ino: number } | null) => !!a && !!b && a.dev === b.dev && a.ino === b.ino;
+type Ident = { dev: number; ino: number };
+const sameFile = (a: Ident | null, b: Ident | null) => !!a && !!b && a.dev === b.dev && a.ino === b.ino;
 const statOf = (p: string) => stat(p).catch(() => null);
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Every attempt's own file of `final` (and a link half made by a crash), by name. */
+/** Every attempt's own file of `final` (and a link half made by a crash), by path. */
 async function ownFilesOf(final: string): Promise<string[]> {
-  const re = new RegExp(`^${escape(basename(final))}\\.\\d+-[0-9a-f]+-\\d+\\.part(\\.link)?$`);
-  return (await readdir(dirname(final)).catch(() => [] as string[])).filter((n) => re.test(n)).map((n) => join(dirname(final), n));
+  const base = basename(final);
+  const names = await readdir(dirname(final)).catch(() => [] as string[]);
+  return names.filter((n) => OWN_SUFFIX.exec(n)?.index === base.length && n.startsWith(`${base}.`)).map((n) => join(dirname(final), n));
 }
 
 /**
@@ -67,37 +71,38 @@ async function ownFilesOf(final: string): Promise<string[]> {
 export async function claimPart(final: string, maxBytes: number | null): Promise<{ part: PartFile; offset: number }> {
   const shared = `${final}.part`;
   const sharedSt = await statOf(shared);
-  let own: string | undefined;
-  // An earlier attempt of this process, over now: its file is the shared one, take it back as it is.
-  for (const p of await ownFilesOf(final)) {
-    if (own === undefined && basename(p).startsWith(`${basename(final)}.${PROCESS_TOKEN}-`) && !p.endsWith('.link') && !writing.has(p) && sameFile(sharedSt, await statOf(p))) own = p;
-  }
-  if (own === undefined) {
+  const others = await ownFilesOf(final);
+  // The own file `shared` links, and whether it can be taken as it is: an earlier attempt of this process
+  // that is over, or a writer provably gone.
+  let newest: string | undefined;
+  for (const p of others) if (!p.endsWith('.link') && sameFile(sharedSt, await statOf(p))) newest = p;
+  const mine = newest !== undefined && basename(newest).startsWith(`${basename(final)}.${PROCESS_TOKEN}-`) && !writing.has(newest);
+  let own: string;
+  if (newest !== undefined && mine) {
+    own = newest;
+  } else if (newest !== undefined && writerGone(basename(newest))) {
+    // Its writer is gone: nobody else can write into it, so it becomes ours by name (`shared` still links it).
     own = `${final}.${PROCESS_TOKEN}-${++serial}.part`;
-    let dead: string | undefined;
-    for (const p of await ownFilesOf(final)) if (!p.endsWith('.link') && writerGone(p) && sameFile(sharedSt, await statOf(p))) dead = p;
-    if (dead !== undefined) {
-      // Its writer is gone: nobody else can write into it, so it becomes ours by name (`shared` still links it).
-      await rename(dead, own);
+    await rename(newest, own);
+  } else {
+    own = `${final}.${PROCESS_TOKEN}-${++serial}.part`;
+    if (sharedSt && sharedSt.size > 0 && (maxBytes === null || sharedSt.size <= maxBytes)) {
+      // Another process's bytes (it may still be writing them): a copy of our own, never its inode.
+      await copyFile(shared, own, constants.COPYFILE_FICLONE).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOSPC') throw err;
+        await writeFile(own, ''); // no room for a copy: the bytes are fetched again
+      });
     } else {
-      if (sharedSt && sharedSt.size > 0 && (maxBytes === null || sharedSt.size <= maxBytes)) {
-        // Another process's bytes (it may still be writing them): a copy of our own, never its inode.
-        await copyFile(shared, own, constants.COPYFILE_FICLONE).catch(async (err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOSPC') throw err;
-          await writeFile(own!, ''); // no room for a copy: the bytes are fetched again
-        });
-      } else {
-        await writeFile(own, '');
-      }
-      const tmp = `${own}.link`;
-      await rm(tmp, { force: true });
-      await link(own, tmp);
-      await rename(tmp, shared);
+      await writeFile(own, '');
     }
+    const tmp = `${own}.link`;
+    await rm(tmp, { force: true });
+    await link(own, tmp);
+    await rename(tmp, shared);
   }
   writing.add(own);
   // Older attempts' files: without their names they can publish nothing.
-  await Promise.all((await ownFilesOf(final)).filter((p) => p !== own).map((p) => rm(p, { force: true })));
+  await Promise.all(others.filter((p) => p !== own).map((p) => rm(p, { force: true })));
   let offset = (await stat(own)).size;
   if (maxBytes !== null && offset > maxBytes) {
     await truncate(own, 0);
@@ -107,7 +112,7 @@ export async function claimPart(final: string, maxBytes: number | null): Promise
 }
 
 /** Removes `shared` while it still names this attempt's file (a newer attempt may have moved it). */
-async function unlinkShared(part: PartFile, ownSt: { dev: number; ino: number } | null): Promise<void> {
+async function unlinkShared(part: PartFile, ownSt: Ident | null): Promise<void> {
   if (ownSt && sameFile(ownSt, await statOf(part.shared))) await rm(part.shared, { force: true });
 }
 

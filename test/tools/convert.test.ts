@@ -11,7 +11,7 @@ import { createReadActivities } from '../../src/activities/reads.js';
 import { countFastqGz, countFastqPlain, readCheckRecord } from '../../src/tools/fastq.js';
 import { fasterqDump } from '../../src/tools/fasterq-dump.js';
 import { vdbValidate } from '../../src/tools/vdb-validate.js';
-import { act, cleanTempDirs, failureOf, quiet, tempDir } from './util.js';
+import { act, cleanTempDirs, failureOf, livePids, quiet, tempDir } from './util.js';
 
 // No ledger: no reservation is known, so the outputs are gzipped (the conservative path).
 const { convertSra } = createConvertActivities();
@@ -197,22 +197,10 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
       (r) => r,
       (e: unknown) => e,
     );
-    const validating = async (): Promise<number | null> => {
-      for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-        const argv = (() => {
-          try {
-            return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-          } catch {
-            return [];
-          }
-        })();
-        if (argv[0]?.endsWith('vdb-validate') && argv.includes(sraPath)) return Number(pid);
-      }
-      return null;
-    };
+    const validating = (): number | null => livePids((argv) => !!argv[0]?.endsWith('vdb-validate') && argv.includes(sraPath))[0] ?? null;
     let pid: number | null = null;
     for (let i = 0; i < 2000 && pid === null; i++) {
-      pid = await validating();
+      pid = validating();
       if (pid === null) await new Promise((res) => setTimeout(res, 5));
     }
     expect(pid).not.toBeNull();

@@ -8,27 +8,16 @@ import { createIndexActivities } from '../../src/activities/index-build.js';
 import { createQuantActivities, QuantSlots } from '../../src/activities/quant.js';
 import { makeTranscriptome, simulateReads } from '../../src/mirror/fixtures.js';
 import type { ReadSet } from '../../src/types.js';
-import { act, cleanTempDirs, errorOf, eventually, failureOf, pidGone, quiet, tempDir } from './util.js';
+import { act, cleanTempDirs, errorOf, eventually, failureOf, livePids, pidGone, quiet, tempDir } from './util.js';
 
 let root: string;
 let indexPath: string;
 let good: ReadSet;
 let spinning: ReadSet;
 
-/** pids of kallisto processes writing into outDir (kallisto's -o is a dir of the attempt's own inside it), from /proc. */
-function kallistoPids(outDir: string): number[] {
-  const pids: number[] = [];
-  for (const p of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-      const o = cmd[cmd.indexOf('-o') + 1] ?? '';
-      if (cmd[0]?.endsWith('kallisto') && o.startsWith(`${outDir}/`) && !pidGone(Number(p))) pids.push(Number(p));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return pids;
-}
+/** pids of kallisto processes writing into outDir (kallisto's -o is a dir of the attempt's own inside it). */
+const kallistoPids = (outDir: string): number[] =>
+  livePids((argv) => !!argv[0]?.endsWith('kallisto') && (argv[argv.indexOf('-o') + 1] ?? '').startsWith(`${outDir}/`));
 
 beforeAll(async () => {
   root = tempDir('fq-qlimit-');

@@ -1,5 +1,5 @@
 // Shared bits of the tools/activities tests: temp dirs, a quiet activity environment, failure capture.
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,4 +63,17 @@ export async function eventually(cond: () => boolean, tries = 100): Promise<bool
     await new Promise((r) => setTimeout(r, 100));
   }
   return cond();
+}
+
+/** pids of live processes whose argv (from /proc) satisfies `match`: the tools a test started. */
+export function livePids(match: (argv: string[]) => boolean): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      if (match(readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')) && !pidGone(Number(p))) pids.push(Number(p));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
 }
