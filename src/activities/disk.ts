@@ -76,7 +76,11 @@ export class DiskLedger {
  * the same number without spawning `df` on every admission.
  */
 export async function freeBytesOf(dir: string): Promise<number> {
-  const fs = await statfs(await nearestDir(dir));
+  // statfs of dir itself first: a transfer asks once per MiB written, and its dir exists (one call, not two).
+  const fs = await statfs(dir).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT' && err.code !== 'ENOTDIR') throw err;
+    return statfs(await nearestDir(dir));
+  });
   return fs.bavail * fs.bsize;
 }
 

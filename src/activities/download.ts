@@ -170,203 +170,208 @@ async function fetchFile(
   async function transfer(from: number): Promise<FileOutcome> {
     let offset = from;
     let check = new FileCheck(kind);
+    // Every way out stops the thread's work for this file (a no-op once finish() has run).
     try {
-      await feedFromDisk(part.own, offset, check, feedOpts);
-    } catch (err) {
-      check.destroy();
-      if (!(err instanceof FileCheckError)) throw err;
-      // The bytes kept by an earlier attempt are not gzip: resuming them is futile, start over.
-      await truncate(part.own, 0);
-      offset = 0;
-      check = new FileCheck(kind);
-    }
-    let kept = offset;
-    let fetched = 0;
-
-    const finish = async (): Promise<FileOutcome> => {
-      if (f.bytes !== null && offset !== f.bytes) {
-        check.destroy();
-        if (offset > f.bytes) await dropPart(part);
-        // A short body is a cut connection, not bad bytes: keep them and resume next attempt.
-        throw fail(offset > f.bytes ? FailureType.ChecksumMismatch : FailureType.NetworkError, `${where}: ended at ${offset} of ${f.bytes} bytes`);
-      }
-      let got: CheckResult;
       try {
-        got = await check.finish();
+        await feedFromDisk(part.own, offset, check, feedOpts);
       } catch (err) {
+        check.destroy();
         if (!(err instanceof FileCheckError)) throw err;
-        await dropPart(part);
-        // A listed md5 that does not match is the plainest account of wrong bytes (the CRC may have seen them first).
-        if (f.md5 !== null && check.md5 !== null && check.md5 !== f.md5) {
-          throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${check.md5}, expected ${f.md5} (${offset} bytes; ${err.message}); partial file deleted`);
-        }
-        // Corrupt gzip is wrong bytes; whole gzip with a cut record is the archive's own short file (md5 unknown
-        // or matching): both mean this copy is bad.
-        const type = err.check === 'gzip' ? FailureType.ChecksumMismatch : FailureType.TruncatedReads;
-        throw fail(type, `${where}: ${err.message} (${offset} bytes); partial file deleted`);
+        // The bytes kept by an earlier attempt are not gzip: resuming them is futile, start over.
+        await truncate(part.own, 0);
+        offset = 0;
+        check = new FileCheck(kind);
       }
-      if (f.md5 !== null && got.md5 !== f.md5) {
-        await dropPart(part);
-        throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${got.md5}, expected ${f.md5} (${offset} bytes); partial file deleted`);
-      }
-      // A newer attempt took this one's file away (./part-file.ts): this attempt is over, and not by a fault of the work.
-      if (!(await partStillOwn(part))) {
-        throw ApplicationFailure.create({ type: WORKER_LOST, message: `${where}: a newer attempt of this download took over its partial file; this attempt stops` });
-      }
-      // The record goes first: a crash before the rename leaves a whole .part, checked again next attempt.
-      await writeCheckRecord(final, { records: got.records, md5: got.md5, by: 'download' }, part.own);
-      await publishPart(part, final);
-      return { local: { path: final, bytes: offset, md5: got.md5 }, fetched, kept };
-    };
-    const reject = async (why: string, body?: { destroy(): void } | null): Promise<never> => {
-      body?.destroy();
-      check.destroy();
-      await dropPart(part);
-      throw fail(FailureType.ChecksumMismatch, `${where}: ${why}; partial file deleted`);
-    };
+      let kept = offset;
+      let fetched = 0;
 
-    // Complete on disk but not yet renamed (killed between the last write and the rename): just verify.
-    if (f.bytes !== null && offset === f.bytes && offset > 0) return finish();
-
-    // Below the floor already (another process filled the disk): do not even ask.
-    if (ctx.floor) {
-      const free = await ctx.floor.free(ctx.runDir);
-      if (free < ctx.floor.bytes) {
-        check.destroy();
-        throw floorFailure(where, ctx.runDir, free, ctx.floor, offset, 'waiting for the disk floor');
-      }
-    }
-    const stall = new AbortController();
-    const signal = ctx.cancel ? AbortSignal.any([ctx.cancel, stall.signal]) : stall.signal;
-    // identity: a .fastq.gz served with Content-Encoding: gzip must arrive as the archive's bytes (its md5).
-    const headers: Record<string, string> = { 'accept-encoding': 'identity', ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) };
-    // A server that accepts the connection and never answers is a stall too: the head gets the same limit.
-    const res = await ctx.http.getStream(f.url, { headers, signal, headersTimeoutMs: ctx.stallMs }).catch((err: unknown) => {
-      check.destroy();
-      throw err;
-    });
-
-    if (res.status === 416 && offset > 0) {
-      // Nothing after our last byte: the part is whole (md5 decides), unless the plan expects more bytes
-      // than the server has — then resuming can never succeed.
-      if (f.bytes !== null && offset !== f.bytes) await reject(`server has nothing after byte ${offset} (HTTP 416), expected ${f.bytes} bytes`, res.body);
-      await res.discard();
-      return finish();
-    }
-    if (res.status !== 200 && res.status !== 206) {
-      await res.discard();
-      check.destroy();
-      throw fail(FailureType.ServerError, `${where}: HTTP ${res.status} (expected 200 or 206)`);
-    }
-    if (res.status === 200 && offset > 0) {
-      // The server ignored our Range: it sends the whole file, so start over from byte 0.
-      offset = 0;
-      kept = 0;
-      check.destroy();
-      check = new FileCheck(kind);
-    } else if (res.status === 206 && rangeStart(res.headers.get('content-range')) !== offset) {
-      await reject(`asked for bytes=${offset}- but got Content-Range ${res.headers.get('content-range')}`, res.body);
-    }
-    if (/text\/html/i.test(res.headers.get('content-type') ?? '')) await reject('server sent an HTML page', res.body);
-    const length = Number(res.headers.get('content-length') ?? NaN);
-    if (f.bytes !== null && Number.isFinite(length) && offset + length !== f.bytes) {
-      await reject(`server announces ${offset + length} bytes, expected ${f.bytes}`, res.body);
-    }
-
-    const fh = await open(part.own, offset === 0 ? 'w' : 'a');
-    let lastByteAt = Date.now();
-    const watchdog = setInterval(() => {
-      if (Date.now() - lastByteAt > ctx.stallMs) stall.abort(new Stall());
-    }, Math.max(50, Math.min(1000, ctx.stallMs / 4)));
-    let ok = false;
-    /** set when the floor stopped the transfer: the bytes written are good and kept */
-    let floorStop: ApplicationFailure | null = null;
-    let batch: Uint8Array[] = [];
-    let batchBytes = 0;
-    let flushedAt = Date.now();
-    /** received bytes, checked but not yet written */
-    const flush = async (): Promise<boolean> => {
-      if (batchBytes === 0) return true;
-      if (ctx.floor) {
-        const free = await ctx.floor.free(ctx.runDir);
-        if (free - batchBytes < ctx.floor.bytes) {
-          floorStop = floorFailure(where, ctx.runDir, free, ctx.floor, offset);
-          return false;
+      const finish = async (): Promise<FileOutcome> => {
+        if (f.bytes !== null && offset !== f.bytes) {
+          check.destroy();
+          if (offset > f.bytes) await dropPart(part);
+          // A short body is a cut connection, not bad bytes: keep them and resume next attempt.
+          throw fail(offset > f.bytes ? FailureType.ChecksumMismatch : FailureType.NetworkError, `${where}: ended at ${offset} of ${f.bytes} bytes`);
         }
-      }
-      try {
-        await writeAll(fh, batch);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC' || !ctx.floor) throw err;
-        // The disk filled between two checks (another process): what is on disk is good, the rest is not.
-        await fh.sync().catch(() => undefined);
-        await fh.truncate(offset).catch(() => undefined); // a batch half written is not kept: resume re-checks what is there
-        floorStop = floorFailure(where, ctx.runDir, await freeBytesOf(ctx.runDir).catch(() => 0), ctx.floor, offset, 'the disk is full');
-        return false;
-      }
-      offset += batchBytes;
-      fetched += batchBytes;
-      ctx.progress.offset = offset;
-      batch = [];
-      batchBytes = 0;
-      flushedAt = Date.now();
-      return true;
-    };
-    try {
-      let first = offset === 0;
-      for await (const chunk of res.body) {
-        const buf = chunk as Buffer;
-        lastByteAt = Date.now();
-        if (first) {
-          first = false;
-          if (looksLikeHtml(buf) || (kind === 'gz' && (buf[0] !== 0x1f || (buf.length > 1 && buf[1] !== 0x8b)))) {
-            await fh.close().catch(() => undefined);
-            await reject(looksLikeHtml(buf) ? 'server sent an HTML page' : 'content is not gzip', res.body);
-          }
-        }
-        if (f.bytes !== null && offset + batchBytes + buf.length > f.bytes) {
-          await fh.close().catch(() => undefined);
-          await reject(`more than the expected ${f.bytes} bytes`, res.body);
-        }
+        let got: CheckResult;
         try {
-          // md5, and for .gz the inflater: it runs on the thread pool while the socket delivers the next bytes.
-          await check.update(buf);
+          got = await check.finish();
         } catch (err) {
           if (!(err instanceof FileCheckError)) throw err;
-          await fh.close().catch(() => undefined);
-          // The whole file is here (the CRC is in its last bytes) and the archive lists an md5: say it in md5's words.
-          const whole = f.bytes !== null && offset + batchBytes + buf.length === f.bytes;
-          if (whole && f.md5 !== null && check.digest() !== f.md5) await reject(`md5 ${check.md5}, expected ${f.md5} (${f.bytes} bytes; ${err.message})`, res.body);
-          await reject(`${err.message}, the transfer stopped there`, res.body);
+          await dropPart(part);
+          // A listed md5 that does not match is the plainest account of wrong bytes (the CRC may have seen them first).
+          if (f.md5 !== null && check.md5 !== null && check.md5 !== f.md5) {
+            throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${check.md5}, expected ${f.md5} (${offset} bytes; ${err.message}); partial file deleted`);
+          }
+          // Corrupt gzip is wrong bytes; whole gzip with a cut record is the archive's own short file (md5 unknown
+          // or matching): both mean this copy is bad.
+          const type = err.check === 'gzip' ? FailureType.ChecksumMismatch : FailureType.TruncatedReads;
+          throw fail(type, `${where}: ${err.message} (${offset} bytes); partial file deleted`);
         }
-        batch.push(buf);
-        batchBytes += buf.length;
-        ctx.progress.offset = offset + batchBytes; // received and checked; on disk at the next flush (or the failure's)
-        if ((batchBytes >= WRITE_BATCH || lastByteAt - flushedAt >= WRITE_EVERY_MS) && !(await flush())) break;
-      }
-      if (!floorStop) await flush();
-      await fh.sync(); // the rename below must never publish bytes still only in the page cache
-      if (floorStop) {
-        res.body.destroy();
-        stall.abort(new Stall());
+        if (f.md5 !== null && got.md5 !== f.md5) {
+          await dropPart(part);
+          throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${got.md5}, expected ${f.md5} (${offset} bytes); partial file deleted`);
+        }
+        // A newer attempt took this one's file away (./part-file.ts): this attempt is over, and not by a fault of the work.
+        if (!(await partStillOwn(part))) {
+          throw ApplicationFailure.create({ type: WORKER_LOST, message: `${where}: a newer attempt of this download took over its partial file; this attempt stops` });
+        }
+        // The record goes first: a crash before the rename leaves a whole .part, checked again next attempt.
+        await writeCheckRecord(final, { records: got.records, md5: got.md5, by: 'download' }, part.own);
+        await publishPart(part, final);
+        return { local: { path: final, bytes: offset, md5: got.md5 }, fetched, kept };
+      };
+      const reject = async (why: string, body?: { destroy(): void } | null): Promise<never> => {
+        body?.destroy();
         check.destroy();
+        await dropPart(part);
+        throw fail(FailureType.ChecksumMismatch, `${where}: ${why}; partial file deleted`);
+      };
+
+      // Complete on disk but not yet renamed (killed between the last write and the rename): just verify.
+      if (f.bytes !== null && offset === f.bytes && offset > 0) return await finish();
+
+      // Below the floor already (another process filled the disk): do not even ask.
+      if (ctx.floor) {
+        const free = await ctx.floor.free(ctx.runDir);
+        if (free < ctx.floor.bytes) {
+          check.destroy();
+          throw floorFailure(where, ctx.runDir, free, ctx.floor, offset, 'waiting for the disk floor');
+        }
       }
-      ok = true;
-    } catch (err) {
-      check.destroy();
-      if (err instanceof ApplicationFailure) throw err;
-      // Bytes received before the break are good (in order, already hashed): keep them for the resume.
-      await flush().catch(() => false);
-      if (ctx.cancel?.aborted) throw ctx.cancel.reason ?? err; // keep the .part: a later attempt resumes
-      const how = stall.signal.aborted ? `no byte for ${ctx.stallMs / 1000} s` : `connection lost (${(err as Error).message})`;
-      throw fail(FailureType.NetworkError, `${where}: ${how} at byte ${offset}; ${offset} bytes kept to resume`);
+      const stall = new AbortController();
+      const signal = ctx.cancel ? AbortSignal.any([ctx.cancel, stall.signal]) : stall.signal;
+      // identity: a .fastq.gz served with Content-Encoding: gzip must arrive as the archive's bytes (its md5).
+      const headers: Record<string, string> = { 'accept-encoding': 'identity', ...(offset > 0 ? { range: `bytes=${offset}-` } : {}) };
+      // A server that accepts the connection and never answers is a stall too: the head gets the same limit.
+      const res = await ctx.http.getStream(f.url, { headers, signal, headersTimeoutMs: ctx.stallMs }).catch((err: unknown) => {
+        check.destroy();
+        throw err;
+      });
+
+      if (res.status === 416 && offset > 0) {
+        // Nothing after our last byte: the part is whole (md5 decides), unless the plan expects more bytes
+        // than the server has — then resuming can never succeed.
+        if (f.bytes !== null && offset !== f.bytes) await reject(`server has nothing after byte ${offset} (HTTP 416), expected ${f.bytes} bytes`, res.body);
+        await res.discard();
+        return await finish();
+      }
+      if (res.status !== 200 && res.status !== 206) {
+        await res.discard();
+        check.destroy();
+        throw fail(FailureType.ServerError, `${where}: HTTP ${res.status} (expected 200 or 206)`);
+      }
+      if (res.status === 200 && offset > 0) {
+        // The server ignored our Range: it sends the whole file, so start over from byte 0.
+        offset = 0;
+        kept = 0;
+        check.destroy();
+        check = new FileCheck(kind);
+      } else if (res.status === 206 && rangeStart(res.headers.get('content-range')) !== offset) {
+        await reject(`asked for bytes=${offset}- but got Content-Range ${res.headers.get('content-range')}`, res.body);
+      }
+      if (/text\/html/i.test(res.headers.get('content-type') ?? '')) await reject('server sent an HTML page', res.body);
+      const length = Number(res.headers.get('content-length') ?? NaN);
+      if (f.bytes !== null && Number.isFinite(length) && offset + length !== f.bytes) {
+        await reject(`server announces ${offset + length} bytes, expected ${f.bytes}`, res.body);
+      }
+
+      const fh = await open(part.own, offset === 0 ? 'w' : 'a');
+      let lastByteAt = Date.now();
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastByteAt > ctx.stallMs) stall.abort(new Stall());
+      }, Math.max(50, Math.min(1000, ctx.stallMs / 4)));
+      let ok = false;
+      /** set when the floor stopped the transfer: the bytes written are good and kept */
+      let floorStop: ApplicationFailure | null = null;
+      let batch: Uint8Array[] = [];
+      let batchBytes = 0;
+      let flushedAt = Date.now();
+      /** received bytes, checked but not yet written */
+      const flush = async (): Promise<boolean> => {
+        if (batchBytes === 0) return true;
+        if (ctx.floor) {
+          const free = await ctx.floor.free(ctx.runDir);
+          if (free - batchBytes < ctx.floor.bytes) {
+            floorStop = floorFailure(where, ctx.runDir, free, ctx.floor, offset);
+            return false;
+          }
+        }
+        try {
+          await writeAll(fh, batch);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC' || !ctx.floor) throw err;
+          // The disk filled between two checks (another process): what is on disk is good, the rest is not.
+          await fh.sync().catch(() => undefined);
+          await fh.truncate(offset).catch(() => undefined); // a batch half written is not kept: resume re-checks what is there
+          floorStop = floorFailure(where, ctx.runDir, await freeBytesOf(ctx.runDir).catch(() => 0), ctx.floor, offset, 'the disk is full');
+          return false;
+        }
+        offset += batchBytes;
+        fetched += batchBytes;
+        ctx.progress.offset = offset;
+        batch = [];
+        batchBytes = 0;
+        flushedAt = Date.now();
+        return true;
+      };
+      try {
+        let first = offset === 0;
+        for await (const chunk of res.body) {
+          const buf = chunk as Buffer;
+          lastByteAt = Date.now();
+          if (first) {
+            first = false;
+            if (looksLikeHtml(buf) || (kind === 'gz' && (buf[0] !== 0x1f || (buf.length > 1 && buf[1] !== 0x8b)))) {
+              await fh.close().catch(() => undefined);
+              await reject(looksLikeHtml(buf) ? 'server sent an HTML page' : 'content is not gzip', res.body);
+            }
+          }
+          if (f.bytes !== null && offset + batchBytes + buf.length > f.bytes) {
+            await fh.close().catch(() => undefined);
+            await reject(`more than the expected ${f.bytes} bytes`, res.body);
+          }
+          try {
+            // md5, and for .gz the inflater: it runs on the thread pool while the socket delivers the next bytes.
+            await check.update(buf);
+          } catch (err) {
+            if (!(err instanceof FileCheckError)) throw err;
+            await fh.close().catch(() => undefined);
+            // The whole file is here (the CRC is in its last bytes) and the archive lists an md5: say it in md5's words.
+            const whole = f.bytes !== null && offset + batchBytes + buf.length === f.bytes;
+            if (whole && f.md5 !== null && (await check.digest()) !== f.md5) await reject(`md5 ${check.md5}, expected ${f.md5} (${f.bytes} bytes; ${err.message})`, res.body);
+            await reject(`${err.message}, the transfer stopped there`, res.body);
+          }
+          batch.push(buf);
+          batchBytes += buf.length;
+          ctx.progress.offset = offset + batchBytes; // received and checked; on disk at the next flush (or the failure's)
+          if ((batchBytes >= WRITE_BATCH || lastByteAt - flushedAt >= WRITE_EVERY_MS) && !(await flush())) break;
+        }
+        if (!floorStop) await flush();
+        await fh.sync(); // the rename below must never publish bytes still only in the page cache
+        if (floorStop) {
+          res.body.destroy();
+          stall.abort(new Stall());
+          check.destroy();
+        }
+        ok = true;
+      } catch (err) {
+        check.destroy();
+        if (err instanceof ApplicationFailure) throw err;
+        // Bytes received before the break are good (in order, already hashed): keep them for the resume.
+        await flush().catch(() => false);
+        if (ctx.cancel?.aborted) throw ctx.cancel.reason ?? err; // keep the .part: a later attempt resumes
+        const how = stall.signal.aborted ? `no byte for ${ctx.stallMs / 1000} s` : `connection lost (${(err as Error).message})`;
+        throw fail(FailureType.NetworkError, `${where}: ${how} at byte ${offset}; ${offset} bytes kept to resume`);
+      } finally {
+        clearInterval(watchdog);
+        if (!ok) await fh.close().catch(() => undefined);
+      }
+      await fh.close();
+      if (floorStop) throw floorStop;
+      return await finish();
     } finally {
-      clearInterval(watchdog);
-      if (!ok) await fh.close().catch(() => undefined);
+      check.destroy();
     }
-    await fh.close();
-    if (floorStop) throw floorStop;
-    return finish();
   }
 }
 

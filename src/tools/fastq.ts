@@ -4,13 +4,13 @@
  * become TruncatedReads naming the file, so the sample downloads again instead of feeding kallisto a
  * file it would spin on forever or half-quantify with exit 0.
  */
-import { createHash, type Hash } from 'node:crypto';
-import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip, type Gunzip } from 'node:zlib';
+import { Worker } from 'node:worker_threads';
+import { createGunzip, createGzip } from 'node:zlib';
+import type { FromThread, ToThread } from './check-thread.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../failures.js';
 
@@ -84,18 +84,41 @@ export async function gzipFile(src: string, dst: string, opts: { signal?: AbortS
   }
 }
 
-/** Records in a plain FASTQ (fasterq-dump's unpaired RUN.fastq); a trailing partial record counts as one. */
-export async function countFastqPlain(path: string, signal?: AbortSignal): Promise<number> {
+/**
+ * Lines of a plain file, read through one reused buffer: no md5 (nothing asks for the md5 of a file we wrote)
+ * and no buffer per chunk for the garbage collector, which a GB of fasterq-dump output made a visible cost
+ * (issue 15). `last` is the last byte (NL for an empty file).
+ */
+async function plainLines(path: string, opts: CountOptions = {}): Promise<{ lines: number; last: number; bytes: number }> {
+  const fh = await open(path, 'r');
+  const buf = Buffer.allocUnsafe(PLAIN_READ);
   let lines = 0;
   let last = NL;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) {
-    const c = chunk as Buffer;
-    if (c.length === 0) continue;
-    for (let i = c.indexOf(NL); i !== -1; i = c.indexOf(NL, i + 1)) lines++;
-    last = c[c.length - 1] as number;
+  let bytes = 0;
+  try {
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const { bytesRead } = await fh.read(buf, 0, buf.length, bytes);
+      if (bytesRead === 0) break;
+      const c = bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+      lines += newlines(c);
+      last = c[bytesRead - 1] as number;
+      bytes += bytesRead;
+      opts.onProgress?.(bytes);
+    }
+  } finally {
+    await fh.close();
   }
-  if (last !== NL) lines++;
-  return Math.ceil(lines / 4);
+  return { lines, last, bytes };
+}
+
+/** The read size of plainLines: one thread-pool round trip per MiB. */
+const PLAIN_READ = 1 << 20;
+
+/** Records in a plain FASTQ (fasterq-dump's unpaired RUN.fastq); a trailing partial record counts as one. */
+export async function countFastqPlain(path: string, signal?: AbortSignal): Promise<number> {
+  const { lines, last } = await plainLines(path, signal ? { signal } : {});
+  return Math.ceil((lines + (last !== NL ? 1 : 0)) / 4);
 }
 
 /** Newlines in a chunk (memchr-backed indexOf: one native call per line). */
@@ -122,44 +145,78 @@ export interface CheckResult {
 /**
  * The checks that ride on a file's bytes as they are written, so nothing reads the file again: md5 and, for
  * FASTQ, the record count; for .gz also the gzip test (inflated as the bytes arrive, CRC and length
- * included, on libuv's thread pool). A gzip error or a cut record is a FileCheckError naming the offset.
+ * included). A gzip error or a cut record is a FileCheckError naming the offset.
  *
- * md5 runs on the calling thread: ~1.5 CPU-s per GB here, i.e. ~15 % of one core at 100 MB/s; a worker
- * thread would add a copy or transfer per chunk and save no CPU, so it stays (docs/benchmarks.md).
+ * The work runs on a worker thread (./check-thread.ts says why: the garbage collector). update() copies the
+ * chunk into one of the check's SLOTS shared slots and returns; it waits only when all slots are still being
+ * worked on, so the caller reads no further ahead than the thread can follow.
  */
 export class FileCheck {
-  private readonly hash: Hash = createHash('md5');
-  private readonly gunzip: Gunzip | null;
-  private lines = 0;
-  private last = NL;
-  private any = false;
+  private readonly thread: CheckThread;
+  private readonly id: number;
+  private readonly ring: Ring;
+  private next = 0;
+  private inFlight = 0;
   private fed = 0;
   private failure: Error | null = null;
-  private readonly ended: Promise<void> | null;
+  private closed = false;
+  private destroyed = false;
+  /** resolves the wait for a free slot / an answer of the thread */
+  private wake: (() => void) | null = null;
+  private answer: FromThread | null = null;
+  /** bytes the thread has read itself (feedFile), for the caller's progress */
+  private fileProgress: ((n: number) => void) | null = null;
 
   constructor(readonly kind: 'gz' | 'plain' | null) {
-    if (kind !== 'gz') {
-      this.gunzip = null;
-      this.ended = null;
-      return;
-    }
-    const g = createGunzip({ chunkSize: INFLATE_CHUNK });
-    g.on('data', (c: Buffer) => this.count(c));
-    this.ended = new Promise<void>((resolve) => {
-      g.once('end', () => resolve());
-      g.once('error', (e) => {
-        this.failure ??= new FileCheckError('gzip', `gzip test failed after ${this.fed} compressed bytes: ${e.message}`);
-        resolve();
-      });
-    });
-    this.gunzip = g;
+    this.thread = checkThread();
+    this.ring = takeRing();
+    this.id = this.thread.open(this, kind, this.ring);
   }
 
-  private count(c: Buffer): void {
-    if (c.length === 0) return;
-    this.any = true;
-    this.lines += newlines(c);
-    this.last = c[c.length - 1] as number;
+  /** From the thread (CheckThread routes by id). */
+  receive(m: FromThread): void {
+    switch (m.t) {
+      case 'ack':
+        this.inFlight--;
+        break;
+      case 'progress':
+        this.fileProgress?.(m.fed);
+        return;
+      case 'failed':
+        this.failure ??= m.check === 'io' ? Object.assign(new Error(m.message), m.code ? { code: m.code } : {}) : new FileCheckError(m.check, m.message);
+        break;
+      case 'closed':
+        this.closed = true;
+        giveRing(this.ring);
+        this.thread.close(this.id);
+        break;
+      default:
+        this.answer = m;
+    }
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private async until(ready: () => boolean): Promise<void> {
+    if (ready()) return;
+    this.thread.hold(1);
+    try {
+      while (!ready()) {
+        if (this.thread.dead) throw this.thread.dead;
+        if (this.destroyed) throw new Error('the file check was stopped');
+        await new Promise<void>((r) => (this.wake = r));
+      }
+    } finally {
+      this.thread.hold(-1);
+    }
+  }
+
+  private async ask<T extends FromThread['t']>(m: ToThread, t: T): Promise<Extract<FromThread, { t: T }>> {
+    this.answer = null;
+    this.thread.post(m);
+    await this.until(() => this.answer?.t === t);
+    return this.answer as unknown as Extract<FromThread, { t: T }>;
   }
 
   /** Bytes fed so far. */
@@ -173,25 +230,49 @@ export class FileCheck {
   }
 
   /**
-   * Feed the next bytes of the file, in order. Resolves at once unless the inflater is behind (then when it
-   * has drained): the caller reads no further ahead than zlib can follow. Throws the gzip error, if any.
+   * Feed the next bytes of the file, in order (the caller may reuse `buf` once this resolves). Resolves at once
+   * while a slot is free; throws the gzip error, if any.
    */
   async update(buf: Uint8Array): Promise<void> {
-    if (this.failure) throw this.failure;
-    this.hash.update(buf);
-    this.fed += buf.length;
-    if (this.gunzip) {
-      if (!this.gunzip.write(buf)) await Promise.race([once(this.gunzip, 'drain'), this.ended]);
+    for (let at = 0; at < buf.length; ) {
       if (this.failure) throw this.failure;
-    } else if (this.kind === 'plain') {
-      this.count(buf as Buffer);
+      await this.until(() => this.inFlight < SLOTS || this.failure !== null);
+      if (this.failure) throw this.failure;
+      const len = Math.min(SLOT_BYTES, buf.length - at);
+      const slot = this.next;
+      this.next = (this.next + 1) % SLOTS;
+      this.ring.bytes.set(buf.subarray(at, at + len), slot * SLOT_BYTES);
+      this.inFlight++;
+      this.thread.post({ t: 'data', id: this.id, slot, len });
+      at += len;
+      this.fed += len;
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * The first `bytes` of a file on disk, read and fed by the thread itself (a resumed download: the checks must
+   * cover the bytes an earlier attempt wrote, and hash or inflate state cannot be persisted, so the prefix is
+   * read once more, and only it). Throws the file's read error or the check's failure.
+   */
+  async feedFile(path: string, bytes: number, onProgress?: (n: number) => void): Promise<void> {
+    if (bytes <= 0) return;
+    const before = this.fed;
+    this.fileProgress = (n) => {
+      this.fed = before + n;
+      onProgress?.(n);
+    };
+    try {
+      await this.settle(['file', path, bytes]);
+    } finally {
+      this.fileProgress = null;
     }
   }
 
-  /** Wait until the inflater has taken every byte fed so far; throws its error, if any (a resumed prefix). */
-  async settle(): Promise<void> {
-    const g = this.gunzip;
-    if (g && !this.failure) await Promise.race([new Promise<void>((r) => g.flush(() => r())), this.ended]);
+  /** Wait until the thread has taken every byte fed so far; throws its error, if any (a resumed prefix). */
+  async settle(file?: ['file', string, number]): Promise<void> {
+    if (file) this.thread.post({ t: 'file', id: this.id, path: file[1], bytes: file[2] });
+    await this.ask({ t: 'settle', id: this.id }, 'settled');
     if (this.failure) throw this.failure;
   }
 
@@ -199,29 +280,118 @@ export class FileCheck {
   md5: string | null = null;
 
   /** md5 of the bytes fed so far; feed nothing after this. */
-  digest(): string {
-    return (this.md5 ??= this.hash.digest('hex'));
+  async digest(): Promise<string> {
+    if (this.md5 === null) this.md5 = (await this.ask({ t: 'digest', id: this.id }, 'digest')).md5;
+    return this.md5;
   }
 
   /** All bytes fed: the md5, and the records after the gzip test and the whole-record check. */
   async finish(): Promise<CheckResult> {
-    if (this.gunzip) {
-      this.gunzip.end();
-      await this.ended;
-    }
-    const md5 = this.digest();
+    const done = await this.ask({ t: 'end', id: this.id }, 'done');
+    this.md5 ??= done.md5;
+    const md5 = this.md5;
     if (this.failure) throw this.failure;
     if (this.kind === null) return { md5, records: null };
-    if (this.fed === 0) throw new FileCheckError('records', 'file is empty');
-    const lines = this.lines + (this.any && this.last !== NL ? 1 : 0);
+    if (done.fed === 0) throw new FileCheckError('records', 'file is empty');
+    const lines = done.lines + (done.fed > 0 && done.last !== NL ? 1 : 0);
     if (lines % 4 !== 0) throw new FileCheckError('records', `${lines} lines is not a whole number of FASTQ records (4 lines each); the file is cut short`);
     return { md5, records: lines / 4 };
   }
 
-  /** Stop inflating (the transfer failed): frees zlib's memory and thread-pool work. */
+  /** Stop (the transfer failed): frees zlib's memory and the thread's work. */
   destroy(): void {
-    this.gunzip?.destroy();
+    if (this.destroyed || this.closed) return;
+    this.destroyed = true;
+    this.thread.post({ t: 'destroy', id: this.id });
+    const w = this.wake;
+    this.wake = null;
+    w?.();
   }
+}
+
+/** Chunks the main side may hand the thread ahead of it, and the largest chunk per message. */
+const SLOTS = 4;
+const SLOT_BYTES = 1 << 20;
+
+interface Ring {
+  shared: SharedArrayBuffer;
+  bytes: Uint8Array;
+}
+/** Rings of checks that are over, for the next check: one allocation per concurrent check, not per file. */
+const freeRings: Ring[] = [];
+function takeRing(): Ring {
+  const r = freeRings.pop();
+  if (r) return r;
+  const shared = new SharedArrayBuffer(SLOTS * SLOT_BYTES);
+  return { shared, bytes: new Uint8Array(shared) };
+}
+function giveRing(r: Ring): void {
+  if (freeRings.length < 16) freeRings.push(r);
+}
+
+/**
+ * One worker thread running ./check-thread.ts for many checks at once. It keeps the process alive only while
+ * someone waits for its answer (a check abandoned without destroy() does not). If it dies, every open check
+ * fails with the reason.
+ */
+class CheckThread {
+  private readonly worker: Worker;
+  private readonly open_ = new Map<number, FileCheck>();
+  private nextId = 1;
+  private waiting = 0;
+  dead: Error | null = null;
+
+  constructor() {
+    this.worker = new Worker(new URL('./check-thread.js', import.meta.url));
+    this.worker.unref();
+    this.worker.on('message', (m: FromThread) => this.open_.get(m.id)?.receive(m));
+    const die = (err: Error) => {
+      this.dead ??= err;
+      const i = threads.indexOf(this);
+      if (i >= 0) threads.splice(i, 1);
+      for (const c of this.open_.values()) c.receive({ t: 'failed', id: 0, check: 'io', message: `the check thread stopped: ${err.message}` });
+      this.open_.clear();
+    };
+    this.worker.on('error', die);
+    this.worker.on('exit', (code) => die(new Error(`exit code ${code}`)));
+  }
+
+  get load(): number {
+    return this.open_.size;
+  }
+
+  open(c: FileCheck, kind: 'gz' | 'plain' | null, ring: Ring): number {
+    const id = this.nextId++;
+    this.open_.set(id, c);
+    this.post({ t: 'open', id, kind, ring: ring.shared, slotBytes: SLOT_BYTES });
+    return id;
+  }
+
+  close(id: number): void {
+    this.open_.delete(id);
+  }
+
+  /** One more (+1) or one fewer (-1) caller waiting for an answer. */
+  hold(n: 1 | -1): void {
+    this.waiting += n;
+    if (n === 1 && this.waiting === 1) this.worker.ref();
+    if (n === -1 && this.waiting === 0) this.worker.unref();
+  }
+
+  post(m: ToThread): void {
+    if (!this.dead) this.worker.postMessage(m);
+  }
+}
+
+/** Check threads: at most this many, each taking new checks while it has the fewest open. */
+const MAX_THREADS = 2;
+const threads: CheckThread[] = [];
+function checkThread(): CheckThread {
+  const least = threads.reduce<CheckThread | null>((a, t) => (a && a.load <= t.load ? a : t), null);
+  if (least && (least.load === 0 || threads.length >= MAX_THREADS)) return least;
+  const t = new CheckThread();
+  threads.push(t);
+  return t;
 }
 
 /** A file's bytes failed a check: not gzip / corrupt ('gzip'), or not whole FASTQ records ('records'). */
@@ -234,20 +404,20 @@ export class FileCheckError extends Error {
   }
 }
 
-/**
- * Stream the first `bytes` of a file from disk through a check (a resumed download: its checks must cover
- * the bytes an earlier attempt wrote, and hash or inflate state cannot be persisted, so the prefix is read
- * once more, and only it).
- */
+/** The first `bytes` of a file on disk through a check (see FileCheck.feedFile). */
 export async function feedFromDisk(path: string, bytes: number, check: FileCheck, opts: { signal?: AbortSignal; onProgress?: (n: number) => void } = {}): Promise<void> {
-  if (bytes <= 0) return;
-  let n = 0;
-  for await (const chunk of createReadStream(path, { start: 0, end: bytes - 1, highWaterMark: 1 << 20, signal: opts.signal })) {
-    await check.update(chunk as Buffer);
-    n += (chunk as Buffer).length;
-    opts.onProgress?.(n);
+  opts.signal?.throwIfAborted();
+  const onAbort = () => check.destroy();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await check.feedFile(path, bytes, opts.onProgress);
+  } catch (err) {
+    if (opts.signal?.aborted) throw opts.signal.reason ?? err;
+    throw err;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
   }
-  await check.settle();
+  opts.signal?.throwIfAborted();
 }
 
 /**
@@ -295,14 +465,17 @@ export async function readCheckRecord(path: string): Promise<CheckRecord | null>
 /** Records of a FASTQ, gzipped or plain by its name, read from disk (a file with no check record). */
 export async function countFastq(path: string, opts: CountOptions = {}): Promise<number> {
   if (readsKind(path) === 'gz') return countFastqGz(path, opts);
-  const check = new FileCheck('plain');
+  let counted: { lines: number; last: number; bytes: number };
   try {
-    await feedFromDisk(path, Number.MAX_SAFE_INTEGER, check, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-    return (await check.finish()).records!;
+    counted = await plainLines(path, opts);
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason ?? err;
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') throw truncated(`${basename(path)}: file is missing (${path})`);
     throw truncated(`${basename(path)}: ${e.message} (${path})`);
   }
+  if (counted.bytes === 0) throw truncated(`${basename(path)}: file is empty (${path})`);
+  const lines = counted.lines + (counted.last !== NL ? 1 : 0);
+  if (lines % 4 !== 0) throw truncated(`${basename(path)}: ${lines} lines is not a whole number of FASTQ records (4 lines each); the file is cut short (${path})`);
+  return lines / 4;
 }
