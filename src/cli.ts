@@ -42,13 +42,20 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
         const { batchOptionsFromFlags } = await import('./cli/args.js');
         const { validateConfigs } = await import('./cli/validate.js');
         const options = batchOptionsFromFlags(values);
+        // The Temporal SDK's modules (~1 s) load while the plan waits on the archives (issue 15: start-up pause).
+        let running: Promise<typeof import('./cli/run.js')> | null = null;
+        const loadRun = () => {
+          running ??= import('./cli/run.js');
+          running.catch(() => undefined);
+        };
         if (values['skip-plan']) await validateConfigs(options);
         // The plan step validates the configs too, then asks each run's first source that has it.
-        else await (await import('./cli/plan.js')).planSummary(options, (l) => process.stderr.write(`${l}\n`));
+        else await (await import('./cli/plan.js')).planSummary(options, (l) => process.stderr.write(`${l}\n`), loadRun);
         // Ctrl-C while the runs were being resolved: nothing was started, stop here.
         const stopped = (await import('./cli/signals.js')).interruptedCode();
         if (stopped !== null) return stopped;
-        const { runBatch } = await import('./cli/run.js');
+        loadRun();
+        const { runBatch } = await running!;
         return await runBatch(values, options);
       }
       case 'demo':

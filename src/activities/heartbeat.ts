@@ -9,15 +9,22 @@ import { Context } from '@temporalio/activity';
 export interface ActivityHooks {
   signal: AbortSignal;
   heartbeat: (details?: unknown) => void;
+  /**
+   * How often an activity that only waits (for a quant slot) heartbeats: half its heartbeat timeout. Each
+   * heartbeat that reaches the server is a write there (~3 ms of a dev server's CPU in B5), and waiting
+   * activities were most of them; a cancellation reaches a waiter this much later, which costs nothing.
+   */
+  idleBeatMs: number;
 }
 
 /** The current activity's hooks; outside an activity (plain unit use) a never-aborted signal and a no-op. */
 export function activityHooks(): ActivityHooks {
   try {
     const ctx = Context.current();
-    return { signal: ctx.cancellationSignal, heartbeat: (d?: unknown) => ctx.heartbeat(d) };
+    const timeout = ctx.info.heartbeatTimeoutMs;
+    return { signal: ctx.cancellationSignal, heartbeat: (d?: unknown) => ctx.heartbeat(d), idleBeatMs: timeout ? Math.max(1000, timeout / 2) : 1000 };
   } catch {
-    return { signal: new AbortController().signal, heartbeat: () => undefined };
+    return { signal: new AbortController().signal, heartbeat: () => undefined, idleBeatMs: 1000 };
   }
 }
 

@@ -43,13 +43,13 @@ export class QuantSlots {
   private readonly waiters: { limit: number; grant: () => void }[] = [];
 
   /** Resolves with a release function once a slot is free; rejects with the signal's reason if cancelled first. */
-  async acquire(limit: number, signal: AbortSignal, onWait: () => void): Promise<() => void> {
+  async acquire(limit: number, signal: AbortSignal, onWait: () => void, everyMs = 1000): Promise<() => void> {
     if (signal.aborted) throw signal.reason;
     if (this.waiters.length === 0 && this.running < Math.max(1, limit)) {
       this.running++;
     } else {
       await new Promise<void>((resolve, reject) => {
-        const beat = setInterval(onWait, 1000);
+        const beat = setInterval(onWait, everyMs);
         const me = {
           limit,
           grant: () => {
@@ -126,7 +126,7 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
         fragmentSd: input.fragmentSd,
       };
       const args = quantArgs(q);
-      const release = await slots.acquire(plan.quantThreads, hooks.signal, () => hooks.heartbeat({ waitingForQuantSlot: true }));
+      const release = await slots.acquire(plan.quantThreads, hooks.signal, () => hooks.heartbeat({ waitingForQuantSlot: true }), hooks.idleBeatMs);
       try {
         // Leftovers of an attempt killed mid-run would otherwise mix with this one's outputs.
         await rm(outDir, { recursive: true, force: true });

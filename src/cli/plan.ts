@@ -78,10 +78,13 @@ export async function cmdPlan(values: Values, options: BatchOptions, out: (l: st
   return report.problems.length ? EXIT.samplesFailed : EXIT.ok;
 }
 
-/** `run`'s first step: the runs asked at their first source that has them, a short summary to stderr. */
-export async function planSummary(options: BatchOptions, err: (l: string) => void): Promise<void> {
+/** `run`'s first step: the runs asked at their first source that has them, a short summary to stderr; `whileAsking` runs once the asking has begun. */
+export async function planSummary(options: BatchOptions, err: (l: string) => void, whileAsking?: () => void): Promise<void> {
   const species = await planInput(options, { checkTools: true });
-  const report = await planBatch({ species, options, http: new HttpClient(), askAll: false });
+  const asking = planBatch({ species, options, http: new HttpClient(), askAll: false });
+  // The configs are valid: what comes next may start loading while the archives answer.
+  whileAsking?.();
+  const report = await asking;
   for (const l of planLines(report, options, false).slice(0, 40)) err(l);
   if (report.problems.length > 37) err(`… ${report.problems.length} problems in all: \`fetchquant plan\` lists every one`);
 }
