@@ -635,7 +635,8 @@ class SampleRun {
       files: this.files.map((f) => ({ name: f.path.slice(f.path.lastIndexOf('/') + 1), bytes: f.bytes, md5: f.md5 })),
       stages: status.history.map((h) => ({ stage: h.stage, host: h.host, attempt: h.attempt, startedAt: h.startedAt, endedAt: h.endedAt, error: h.error })),
     });
-    // Signalled by workflow id, so it reaches the species even after it continued-as-new.
+    // Signalled by workflow id, so it reaches the species even after it continued-as-new. Awaited, never sent
+    // in the workflow task that completes the sample: the server would drop it (docs/architecture.md §4).
     try {
       await CancellationScope.nonCancellable(() => this.species.signal(sampleFinishedSignal, outcome));
     } catch (err) {

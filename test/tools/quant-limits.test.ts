@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import { createIndexActivities } from '../../src/activities/index-build.js';
 import { createQuantActivities, QuantSlots } from '../../src/activities/quant.js';
 import { makeTranscriptome, simulateReads } from '../../src/mirror/fixtures.js';
@@ -91,7 +93,7 @@ describe('quant slots', () => {
     expect(slots.inUse).toBe(0);
   });
 
-  it('a quant waits (heartbeating) while the host\'s quant limit is taken, then runs', async () => {
+  it('a quant waits (heartbeating every half heartbeat timeout) while the host\'s quant limit is taken, then runs', async () => {
     const slots = new QuantSlots();
     const acts = createQuantActivities({ quantSlots: slots });
     const quantDir = tempDir();
@@ -99,12 +101,17 @@ describe('quant slots', () => {
     const first = errorOf(act(holder, acts.quant, input('SRR7600002', spinning, quantDir, { quantThreads: 1 })));
     expect(await eventually(() => kallistoPids(join(quantDir, '.SRR7600002.tmp')).length === 1)).toBe(true);
 
-    const waiter = quiet();
+    // Each heartbeat that reaches the server is a write there: a waiter beats every 3 s under a 6 s timeout
+    // (it beat every second before, 3 times in the 2.5 s below).
+    const waiter = new MockActivityEnvironment({ heartbeatTimeoutMs: 6000 }, { logger: new DefaultLogger('ERROR') });
     const details: unknown[] = [];
     waiter.on('heartbeat', (d: unknown) => details.push(d));
     const second = act(waiter, acts.quant, input('SRR7600001', good, quantDir, { quantThreads: 1 }));
     expect(await eventually(() => slots.waiting === 1 && details.length > 0)).toBe(true);
     expect(details[0]).toEqual({ waitingForQuantSlot: true });
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(details).toHaveLength(1);
+    expect(await eventually(() => details.length === 2, 50)).toBe(true);
     expect(readdirSync(quantDir)).toEqual(['.SRR7600002.tmp']); // the second has not started kallisto
 
     holder.cancel();
