@@ -4,6 +4,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { COMMANDS, EXIT, exitCodeOf, parseCommand, usage, UsageError } from './cli/args.js';
 import type { Command } from './config/schema.js';
+import type { PlanSpecies } from './plan/plan.js';
 
 const out = (l: string) => process.stdout.write(`${l}\n`);
 
@@ -42,21 +43,16 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
         const { batchOptionsFromFlags } = await import('./cli/args.js');
         const { validateConfigs } = await import('./cli/validate.js');
         const options = batchOptionsFromFlags(values);
-        // The Temporal SDK's modules (~1 s) load while the plan waits on the archives (issue 15: start-up pause).
-        let running: Promise<typeof import('./cli/run.js')> | null = null;
-        const loadRun = () => {
-          running ??= import('./cli/run.js');
-          running.catch(() => undefined);
-        };
+        // Bad input stops here, before anything starts: configs, tools, each species' runs and what is done.
+        let plan: PlanSpecies[] | null = null;
         if (values['skip-plan']) await validateConfigs(options);
-        // The plan step validates the configs too, then asks each run's first source that has it.
-        else await (await import('./cli/plan.js')).planSummary(options, (l) => process.stderr.write(`${l}\n`), loadRun);
-        // Ctrl-C while the runs were being resolved: nothing was started, stop here.
+        else plan = await (await import('./cli/plan.js')).planInput(options, { checkTools: true });
+        // Ctrl-C while the configs were read: nothing was started, stop here.
         const stopped = (await import('./cli/signals.js')).interruptedCode();
         if (stopped !== null) return stopped;
-        loadRun();
-        const { runBatch } = await running!;
-        return await runBatch(values, options);
+        const { runBatch } = await import('./cli/run.js');
+        // The plan summary (every run asked at its sources) is printed while the batch already runs.
+        return await runBatch(values, options, plan ? { plan } : {});
       }
       case 'demo':
         return await (await import('./cli/demo.js')).cmdDemo(values, out);

@@ -10,6 +10,7 @@ import { hostQueue, janitorWorkflowId, TASK_QUEUE } from './ids.js';
 import { DEFAULTS } from './config/schema.js';
 import { freshWorkflowBundle, WORKFLOWS_PATH } from './workflow-bundle.js';
 import { reapOrphanTools } from './tools/process.js';
+import type { HttpClient } from './tools/http.js';
 import { reclaimDeadAttempts, recordAttempts, reportAttempts } from './activity-attempts.js';
 
 export { WORKFLOWS_PATH };
@@ -32,6 +33,8 @@ export interface WorkerConfig {
   cwd?: string;
   /** override activities (tests hand in fast ones); default: the real ones */
   activities?: Activities;
+  /** the real activities' HTTP client (`run` asks its plan through it: one set of rate limits) */
+  http?: HttpClient;
   /** how often tools left running by dead workers of this machine are killed (default 15 s) */
   reapEveryMs?: number;
   /** start (or keep) this host's janitor workflow */
@@ -62,7 +65,7 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
     if (a.failed) process.stderr.write(`fetchquant: handed back ${a.activityType} attempt ${a.attempt} of ${a.workflowId} (worker ${a.workerPid} is gone)\n`);
   }
   const activities =
-    cfg.activities ?? (await import('./activities/index.js')).createActivities({ hostId: cfg.hostId, cwd: cfg.cwd ?? process.cwd(), client: cfg.client });
+    cfg.activities ?? (await import('./activities/index.js')).createActivities({ hostId: cfg.hostId, cwd: cfg.cwd ?? process.cwd(), client: cfg.client, ...(cfg.http ? { http: cfg.http } : {}) });
   const common: Partial<WorkerOptions> = {
     connection: cfg.connection,
     namespace: cfg.namespace,

@@ -124,8 +124,14 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
         const events = await historyOf(client, wf.workflowId, wf.runId);
         const audit = auditListed(wf, events);
         const last = (name: string) => [...audit.activities].reverse().find((a) => a.activity === name);
-        const verify = [...audit.activities].reverse().find((a) => a.activity === 'verifyReads' && a.outcome === 'completed');
         const quant = last('quant');
+        // The reads are verified when the last step before quant that checks them completes: verifyReads in
+        // older workflows and whenever the in-step check failed; since VERIFIED_IN_STEP, the download (ENA) or
+        // the conversion (SRA) that checked what it wrote.
+        const quantAt = ms(quant?.scheduledAt) ?? Number.POSITIVE_INFINITY;
+        const verify = [...audit.activities]
+          .reverse()
+          .find((a) => ['verifyReads', 'convertSra', 'download'].includes(a.activity) && a.outcome === 'completed' && (ms(a.endedAt) ?? Infinity) <= quantAt);
         // `publish` (finalize + delete in one step) in current workflows, `deleteReads` in older ones.
         const del = [...audit.activities].reverse().find((a) => (a.activity === 'publish' || a.activity === 'deleteReads') && a.outcome === 'completed');
         const downloads = audit.activities.filter((a) => a.activity === 'download');

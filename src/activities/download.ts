@@ -331,7 +331,7 @@ async function fetchFile(
             await reject(`more than the expected ${f.bytes} bytes`, res.body);
           }
           try {
-            // md5, and for .gz the inflater: it runs on the thread pool while the socket delivers the next bytes.
+            // md5, and for .gz the inflater, on a check thread (src/tools/check-thread.ts) while the socket delivers the next bytes.
             await check.update(buf);
           } catch (err) {
             if (!(err instanceof FileCheckError)) throw err;

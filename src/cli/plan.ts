@@ -78,13 +78,20 @@ export async function cmdPlan(values: Values, options: BatchOptions, out: (l: st
   return report.problems.length ? EXIT.samplesFailed : EXIT.ok;
 }
 
-/** `run`'s first step: the runs asked at their first source that has them, a short summary to stderr; `whileAsking` runs once the asking has begun. */
-export async function planSummary(options: BatchOptions, err: (l: string) => void, whileAsking?: () => void): Promise<void> {
-  const species = await planInput(options, { checkTools: true });
-  const asking = planBatch({ species, options, http: new HttpClient(), askAll: false });
-  // The configs are valid: what comes next may start loading while the archives answer.
-  whileAsking?.();
-  const report = await asking;
-  for (const l of planLines(report, options, false).slice(0, 40)) err(l);
-  if (report.problems.length > 37) err(`… ${report.problems.length} problems in all: \`fetchquant plan\` lists every one`);
+/**
+ * `run`'s plan summary: each run asked at its first source that has it, through `http` (the worker's client,
+ * so the asks share its per-archive rate limits and source pacing). `run` prints it while the batch already
+ * runs: it was the start-up pause (11 s for B1's 100 runs, 20 of them SRA-only at NCBI's 3 requests/s; minutes
+ * for thousands of runs, on every restart), and the samples ask their sources themselves anyway. Never throws:
+ * a plan that cannot be made is one line, the batch goes on.
+ */
+export async function planSummaryLines(species: PlanSpecies[], options: BatchOptions, http: HttpClient): Promise<string[]> {
+  try {
+    const report = await planBatch({ species, options, http, askAll: false });
+    const lines = planLines(report, options, false).slice(0, 40);
+    if (report.problems.length > 37) lines.push(`… ${report.problems.length} problems in all: \`fetchquant plan\` lists every one`);
+    return lines;
+  } catch (err) {
+    return [`plan: the runs could not be asked at their sources (${(err as Error).message}); the batch runs regardless`];
+  }
 }

@@ -24,12 +24,16 @@ import { join } from 'node:path';
 import { cliLogger, logFileName } from '../log.js';
 import { SA } from '../search-attributes.js';
 import { EnvironmentError } from '../failures.js';
+import { HttpClient } from '../tools/http.js';
+import type { PlanSpecies } from '../plan/plan.js';
 
 export interface RunHooks {
   /** printed once the batch is running (demo prints its mirror here) */
   onStarted?: (info: { workflowId: string; uiLink: string | null }) => void;
   /** print one line per sample at the end (the demo does) */
   listSamples?: boolean;
+  /** the batch's runs, to ask at their sources and summarise while the batch runs (src/cli/plan.ts) */
+  plan?: PlanSpecies[];
   out?: (line: string) => void;
 }
 
@@ -85,11 +89,13 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
   try {
     if (session.server) out(`Temporal dev server ${session.server.started ? 'started' : 'attached'} at ${session.target.address} (state ${session.server.dbFile})`);
     const native = await connectNative(session.target);
+    const http = new HttpClient();
     worker = await startWorker({
       connection: native,
       client: session.client,
       namespace: session.target.namespace,
       hostId,
+      http,
       janitor: { readsDirs: [], healthCheckIntervalSec: options.healthCheckIntervalSec, autoCleanupThresholdGb: options.autoCleanupThresholdGb },
     });
     const handle = await startBatchWorkflow(session, options);
@@ -97,6 +103,16 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     const uiLink = session.uiUrl ? webUiWorkflowUrl(session.uiUrl, session.target.namespace, workflowId) : null;
     out(`batch ${workflowId} running${uiLink ? ` — Web UI: ${uiLink}` : ''}`);
     hooks.onStarted?.({ workflowId, uiLink });
+    // The plan summary comes while the batch runs (a terminal keeps it above the redrawn progress).
+    const planShown: ScreenHeader = { lines: [], drawn: false };
+    let planDone = false;
+    if (hooks.plan) {
+      void (await import('./plan.js')).planSummaryLines(hooks.plan, options, http).then((lines) => {
+        planShown.lines.push(...lines);
+        planDone = true;
+        if (!tty) for (const l of lines) out(l);
+      });
+    }
     let result: BatchResult;
     // Neither a server that cannot come back nor a worker that stopped may leave `run` waiting forever.
     const workerStopped = new Promise<never>((_, reject) => {
@@ -108,7 +124,9 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     });
     const serverLost = supervisor ? supervisor.failed.catch((err: Error) => Promise.reject(new EnvironmentError(`${err.message}\nthe batch is kept in that file — run the same command again to resume`))) : null;
     try {
-      result = await Promise.race([watchUntilDone(handle, out, Math.min(options.monitorIntervalSec, 10), !supervisor, problems), workerStopped, ...(serverLost ? [serverLost] : [])]);
+      result = await Promise.race([watchUntilDone(handle, out, Math.min(options.monitorIntervalSec, 10), !supervisor, problems, planShown), workerStopped, ...(serverLost ? [serverLost] : [])]);
+      if (hooks.plan && !planDone) out('plan: the archives were still being asked when the batch ended; `fetchquant plan` shows the whole summary');
+      else if (tty && !planShown.drawn) for (const l of planShown.lines) out(l);
     } catch (err) {
       // Cancelled or terminated from elsewhere (`fetchquant cancel`, the Web UI): say so, not a stack trace.
       if (err instanceof WorkflowFailedError) {
@@ -175,9 +193,22 @@ async function howItEnded(handle: WorkflowHandle): Promise<string> {
 /**
  * Progress until the batch ends. `sayOutages`: print a line when the server stops answering (not for a
  * supervised one, which says so itself). `problems`: lines (retries, failures) that a terminal's redrawn
- * screen shows under the bars, the last 10 of them.
+ * screen shows under the bars, the last 10 of them; `header`: lines it shows above them (the plan summary).
  */
-export async function watchUntilDone(handle: WorkflowHandle, out: (l: string) => void, everySec: number, sayOutages = true, problems: string[] = []): Promise<BatchResult> {
+/** Lines a terminal's redrawn screen shows above the progress, and whether a redraw has shown them. */
+export interface ScreenHeader {
+  lines: string[];
+  drawn: boolean;
+}
+
+export async function watchUntilDone(
+  handle: WorkflowHandle,
+  out: (l: string) => void,
+  everySec: number,
+  sayOutages = true,
+  problems: string[] = [],
+  header: ScreenHeader = { lines: [], drawn: false },
+): Promise<BatchResult> {
   const tty = Boolean(process.stdout.isTTY);
   let prev: BatchProgress | null = null;
   let prevAt = Date.now();
@@ -202,7 +233,9 @@ export async function watchUntilDone(handle: WorkflowHandle, out: (l: string) =>
       const now = Date.now();
       const text = renderProgress(cur, rates(prev, cur, (now - prevAt) / 1000), tty);
       const recent = problems.length ? `\n\n${problems.slice(-10).join('\n')}` : '';
-      if (tty) process.stdout.write(`\x1b[2J\x1b[H${text}${recent}\n`);
+      const top = header.lines.length ? `${header.lines.join('\n')}\n\n` : '';
+      if (tty) process.stdout.write(`\x1b[2J\x1b[H${top}${text}${recent}\n`);
+      if (tty && top) header.drawn = true;
       else if (text !== lastPlain) out(text);
       lastPlain = text;
       prev = cur;

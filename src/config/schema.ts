@@ -109,7 +109,7 @@ export const CLI_OPTIONS = {
   faults: path({ default: null, arg: 'FILE', show: 'none', help: 'mirror fault plan (JSON, for tests)', commands: ['demo'] }),
   every: num({ default: 2, min: 0.1, max: 3600, arg: 'SEC', help: 'refresh period', commands: ['watch'] }),
   json: toggle({ help: 'JSON instead of text', commands: ['history', 'plan'] }),
-  skipPlan: toggle({ help: 'start without resolving the runs at the archives first (the plan summary)', commands: ['run'] }),
+  skipPlan: toggle({ help: 'leave out the plan summary (the runs asked at their sources while the batch runs)', commands: ['run'] }),
   execute: toggle({ help: 'remove what is listed (needs a reachable server)', commands: ['cleanup'] }),
   outDir: path({ default: null, show: '<output-dir>/reports', help: 'where the report goes', commands: ['report'] }),
   retentionDays: int({ default: 30, min: 1, max: 3650, help: 'closed-workflow retention (days)', commands: ['setup'] }),

@@ -98,9 +98,11 @@ class Check {
 
   /** Hash and inflate (or count) one chunk, which zlib may keep until it resolves: when zlib has taken all of it. */
   async feed(chunk: Uint8Array): Promise<void> {
-    if (this.failed || this.stop.signal.aborted) return;
+    if (this.stop.signal.aborted) return;
+    // md5 goes on after a failure: it is of every byte fed, and may be the clearer story.
     this.hash.update(chunk);
     this.fed += chunk.length;
+    if (this.failed) return;
     if (this.gunzip) {
       // The callback runs once zlib has consumed the whole chunk; a failed stream ends `ended`.
       await Promise.race([new Promise<void>((resolve) => this.gunzip!.write(chunk, () => resolve())), this.ended, this.stopped]);

@@ -107,10 +107,13 @@ describe('two batches on one host, one state dir', () => {
     expect([rb.exitCode, runB.output()]).toEqual([0, expect.stringMatching(/2 done, 0 skipped, 0 failed of 2/)]);
     expect([ra.exitCode, runA.output()]).toEqual([0, expect.stringMatching(/3 done, 0 skipped, 0 failed of 3/)]);
     expect([...vanished]).toEqual([]);
-    // `run` resolved every run at its sources before starting (the plan summary, src/cli/plan.ts)
+    // `run` resolved every run at its sources (the plan summary, src/cli/plan.ts)
     expect(runA.output()).toMatch(/^plan: 3 run\(s\), 0 already done, 3 to fetch; 3 can be had now, 0 cannot$/m);
     expect(runB.output()).toMatch(/^plan: 2 run\(s\), 0 already done, 2 to fetch; 2 can be had now, 0 cannot$/m);
     expect(runA.output()).toMatch(/^disk \(.+: 3 run\(s\), .*: ok$/m);
+    // Start-up does not wait on the archives: the batch runs first, the plan summary comes while it runs.
+    expect(runA.output().search(/^batch \S+ running/m)).toBeGreaterThanOrEqual(0);
+    expect(runA.output().search(/^batch \S+ running/m)).toBeLessThan(runA.output().search(/^plan: /m));
 
     // A fetched every byte once: nothing it had was deleted and downloaded again.
     const fileBytes = eachRun(a).reduce((s, { r }) => s + r.fastq.reduce((x, f) => x + f.bytes, 0), 0);

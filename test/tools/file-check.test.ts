@@ -57,6 +57,15 @@ describe('FileCheck (on its thread)', () => {
     expect((err as FileCheckError).check).toBe('gzip');
     expect(err.message).toMatch(/gzip test failed after \d+ compressed bytes/);
 
+    // The caller stops at the first throw; whatever it fed is hashed, also after the thread saw the bad byte:
+    // a whole file whose gzip fails but whose md5 matches the archive's is the archive's own bad copy.
+    const all = new FileCheck('gz');
+    let thrown: unknown = null;
+    for (let at = 0; at < bad.length; at += 4096) await all.update(bad.subarray(at, at + 4096)).catch((e: unknown) => (thrown ??= e));
+    expect(thrown).toBeInstanceOf(FileCheckError);
+    expect(await all.digest()).toBe(md5(bad));
+    all.destroy();
+
     const cut = new FileCheck('gz');
     const whole = fastq(10, 2);
     await feed(cut, gzipSync(whole.subarray(0, whole.lastIndexOf('\n+\n'))), [100]); // the last record's + and quality lines gone
