@@ -190,17 +190,17 @@ async function howItEnded(handle: WorkflowHandle): Promise<string> {
   return `last event ${last.eventId} is ${String(last.eventType)}`;
 }
 
-/**
- * Progress until the batch ends. `sayOutages`: print a line when the server stops answering (not for a
- * supervised one, which says so itself). `problems`: lines (retries, failures) that a terminal's redrawn
- * screen shows under the bars, the last 10 of them; `header`: lines it shows above them (the plan summary).
- */
 /** Lines a terminal's redrawn screen shows above the progress, and whether a redraw has shown them. */
 export interface ScreenHeader {
   lines: string[];
   drawn: boolean;
 }
 
+/**
+ * Progress until the batch ends. `sayOutages`: print a line when the server stops answering (not for a
+ * supervised one, which says so itself). `problems`: lines (retries, failures) that a terminal's redrawn
+ * screen shows under the bars, the last 10 of them; `header`: lines it shows above them (the plan summary).
+ */
 export async function watchUntilDone(
   handle: WorkflowHandle,
   out: (l: string) => void,
@@ -234,9 +234,10 @@ export async function watchUntilDone(
       const text = renderProgress(cur, rates(prev, cur, (now - prevAt) / 1000), tty);
       const recent = problems.length ? `\n\n${problems.slice(-10).join('\n')}` : '';
       const top = header.lines.length ? `${header.lines.join('\n')}\n\n` : '';
-      if (tty) process.stdout.write(`\x1b[2J\x1b[H${top}${text}${recent}\n`);
-      if (tty && top) header.drawn = true;
-      else if (text !== lastPlain) out(text);
+      if (tty) {
+        process.stdout.write(`\x1b[2J\x1b[H${top}${text}${recent}\n`);
+        if (top) header.drawn = true;
+      } else if (text !== lastPlain) out(text);
       lastPlain = text;
       prev = cur;
       prevAt = now;
