@@ -127,7 +127,7 @@ export function threadClass(tid: number, comm: string, pid: number, platform: Se
   if (platform.has(tid)) return 'V8 platform threads (concurrent GC, JIT)';
   if (pool.has(tid)) return 'libuv thread pool (fs, zlib, crypto)';
   if (comm.startsWith('tokio')) return 'Temporal core SDK (Rust)';
-  if (comm === 'node') return 'worker threads (workflow code)';
+  if (comm === 'node') return 'worker threads (workflow code; file checks since b6d58c7)';
   return `other threads (${comm})`;
 }
 
