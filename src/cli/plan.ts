@@ -81,7 +81,7 @@ export async function cmdPlan(values: Values, options: BatchOptions, out: (l: st
 /**
  * `run`'s plan summary: each run asked at its first source that has it, through `http` (the worker's client,
  * so the asks share its per-archive rate limits and source pacing). `run` prints it while the batch already
- * runs: it was the start-up pause (11 s for B1's 100 runs, 20 of them SRA-only at NCBI's 3 requests/s; minutes
+ * runs: it was the start-up pause (7.75 s for B1's 100 runs, 20 of them SRA-only at NCBI's 3 requests/s; minutes
  * for thousands of runs, on every restart), and the samples ask their sources themselves anyway. Never throws:
  * a plan that cannot be made is one line, the batch goes on.
  */
