@@ -10,17 +10,15 @@
  *
  * The bytes come through a SharedArrayBuffer of SLOTS slots the main side fills (no allocation there per
  * chunk); each message names a slot, which is free again when the chunk has been hashed and inflated (the
- * 'ack'), so the main side reads no further ahead than SLOTS chunks. Plain Node only: no import of the
+ * 'ack'), so the main side reads no further ahead than SLOTS chunks. It imports only ./fastq-bytes.ts of the
  * product's modules, so the thread starts in milliseconds.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import { createGunzip, type Gunzip } from 'node:zlib';
+import { INFLATE_CHUNK, NL, newlines } from './fastq-bytes.js';
 
-/** zlib's output chunk: 256 KiB halves inflate CPU against Node's 16 KiB default (docs/benchmarks.md). */
-const INFLATE_CHUNK = 1 << 18;
-const NL = 0x0a;
 /** Read size when the thread reads a file prefix itself (a resumed download). */
 const FILE_READ = 1 << 20;
 
@@ -90,9 +88,7 @@ class Check {
 
   private count(c: Buffer): void {
     if (c.length === 0) return;
-    let n = 0;
-    for (let i = c.indexOf(NL); i !== -1; i = c.indexOf(NL, i + 1)) n++;
-    this.lines += n;
+    this.lines += newlines(c);
     this.last = c[c.length - 1] as number;
   }
 

@@ -11,18 +11,11 @@ import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { FromThread, ToThread } from './check-thread.js';
+import { INFLATE_CHUNK, NL, newlines } from './fastq-bytes.js';
 import { cachedHostCores } from '../cores.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../failures.js';
 
-const NL = 0x0a;
-
-/**
- * zlib's output chunk. Node's default (16 KiB) means one thread-pool round trip and one 'data' event per
- * 16 KiB of FASTQ: 256 KiB halves the CPU of inflating a 150 MB .fastq.gz here (3.9 -> 1.9 CPU-s,
- * docs/benchmarks.md "download path").
- */
-export const INFLATE_CHUNK = 1 << 18;
 
 export interface CountOptions {
   signal?: AbortSignal;
@@ -49,7 +42,7 @@ export async function countFastqGz(path: string, opts: CountOptions = {}): Promi
       for await (const chunk of source) {
         if (chunk.length === 0) continue;
         any = true;
-        for (let i = chunk.indexOf(NL); i !== -1; i = chunk.indexOf(NL, i + 1)) lines++;
+        lines += newlines(chunk);
         last = chunk[chunk.length - 1] as number;
       }
     });
@@ -122,12 +115,6 @@ export async function countFastqPlain(path: string, signal?: AbortSignal): Promi
   return Math.ceil((lines + (last !== NL ? 1 : 0)) / 4);
 }
 
-/** Newlines in a chunk (memchr-backed indexOf: one native call per line). */
-function newlines(c: Buffer): number {
-  let n = 0;
-  for (let i = c.indexOf(NL); i !== -1; i = c.indexOf(NL, i + 1)) n++;
-  return n;
-}
 
 /** What kind of reads a file name says it holds: gzipped FASTQ, plain FASTQ, or something else (.sra). */
 export function readsKind(name: string): 'gz' | 'plain' | null {
@@ -263,15 +250,15 @@ export class FileCheck {
       onProgress?.(n);
     };
     try {
-      await this.settle(['file', path, bytes]);
+      this.thread.post({ t: 'file', id: this.id, path, bytes });
+      await this.settle();
     } finally {
       this.fileProgress = null;
     }
   }
 
   /** Wait until the thread has taken every byte fed so far; throws its error, if any (a resumed prefix). */
-  async settle(file?: ['file', string, number]): Promise<void> {
-    if (file) this.thread.post({ t: 'file', id: this.id, path: file[1], bytes: file[2] });
+  async settle(): Promise<void> {
     await this.ask({ t: 'settle', id: this.id }, 'settled');
     if (this.failure) throw this.failure;
   }

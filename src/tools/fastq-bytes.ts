@@ -1,0 +1,21 @@
+/**
+ * FASTQ at the byte level, shared by the main side (./fastq.ts) and the check threads (./check-thread.ts).
+ * No imports: a check thread loads this and nothing of the product's module graph.
+ */
+
+export const NL = 0x0a;
+
+/**
+ * zlib's output chunk. Node's default (16 KiB) means one thread-pool round trip and one 'data' event per
+ * 16 KiB of FASTQ: 256 KiB halves the CPU of inflating a 150 MB .fastq.gz here (3.9 -> 1.9 CPU-s,
+ * docs/benchmarks.md "download path").
+ */
+export const INFLATE_CHUNK = 1 << 18;
+
+/** Newlines in a chunk (memchr-backed indexOf: one native call per line). */
+export function newlines(c: Uint8Array): number {
+  const b = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.length);
+  let n = 0;
+  for (let i = b.indexOf(NL); i !== -1; i = b.indexOf(NL, i + 1)) n++;
+  return n;
+}
