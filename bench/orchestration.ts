@@ -48,12 +48,29 @@ export interface OrchestrationFigures {
    * issue 15 item 3, with the tools' work taken out.
    */
   cpuMsPerSample?: { worker: number; server: number | null };
+  /** workflow tasks of the species and batch runs that timed out / failed: each one meant a whole replay */
+  longLivedTasks?: { timedOut: number; failed: number };
+  /** samples done when the worker was replaced (restartAt), else null */
+  restartedAfter?: number | null;
 }
 
-async function historyLengths(client: Client, query: string): Promise<{ id: string; events: number }[]> {
-  const out: { id: string; events: number }[] = [];
-  for await (const wf of client.workflow.list({ query })) out.push({ id: wf.workflowId, events: wf.historyLength ?? 0 });
+async function historyLengths(client: Client, query: string): Promise<{ id: string; runId: string; events: number }[]> {
+  const out: { id: string; runId: string; events: number }[] = [];
+  for await (const wf of client.workflow.list({ query })) out.push({ id: wf.workflowId, runId: wf.runId, events: wf.historyLength ?? 0 });
   return out;
+}
+
+/** Workflow tasks of these runs that timed out or failed (UnhandledCommand, say): each one cost a whole replay. */
+async function failedTasks(client: Client, runs: { id: string; runId: string }[]): Promise<{ timedOut: number; failed: number }> {
+  let timedOut = 0;
+  let failed = 0;
+  for (const r of runs) {
+    for (const e of (await client.workflow.getHandle(r.id, r.runId).fetchHistory()).events ?? []) {
+      if (e.workflowTaskTimedOutEventAttributes) timedOut++;
+      if (e.workflowTaskFailedEventAttributes) failed++;
+    }
+  }
+  return { timedOut, failed };
 }
 
 /** A namespace of the cluster for B3 alone: its worker must not take the tasks of other batches there. */
@@ -67,6 +84,13 @@ export async function measureOrchestration(o: {
   log?: (line: string) => void;
   /** an existing server (its namespace gets the search attributes); default: a fresh embedded dev server */
   target?: { address: string; namespace: string; label: string };
+  /**
+   * Replace the worker once this fraction of the samples is done: the new one has an empty cache and
+   * replays every open workflow at once (species, batch, pacer and samples), as after a crash.
+   */
+  restartAt?: number;
+  /** fail when no sample finishes for this long (a livelocked batch ends the run instead of hanging it) */
+  stallSec?: number;
 }): Promise<OrchestrationFigures> {
   try {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -102,7 +126,9 @@ export async function measureOrchestration(o: {
   // Species of different sizes so one finishes first and its slots move.
   const world = { species: Array.from({ length: o.species }, (_, i) => ({ id: `sp${i}`, runs: i === 0 ? (o.firstRuns ?? Math.max(1, Math.round(o.runs / 4))) : o.runs })), downloadMs: 0, quantMs: 0 };
   const log = newLog();
-  const worker = await startWorker({ connection: native, client, namespace, hostId: 'bench', activities: createFastActivities(world, 'bench', log), janitor: false });
+  const newWorker = () => startWorker({ connection: native, client, namespace, hostId: 'bench', activities: createFastActivities(world, 'bench', log), janitor: false });
+  let worker = await newWorker();
+  let restartedAfter: number | null = null;
   try {
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
@@ -113,11 +139,32 @@ export async function measureOrchestration(o: {
       args: [{ totalThreads: o.threads, checkIntervalSec: 30, monitorIntervalSec: 5, retryInitialSec: 0.1, hostLostTimeoutSec: 60 }],
     });
     const total = world.species.reduce((n, s) => n + s.runs, 0);
+    const doneCount = () => log.events.filter((e) => e.kind === 'delete').length;
+    let lastDone = 0;
+    let lastMoveAt = Date.now();
+    let lastLogAt = Date.now();
+    let restarting = false;
+    let stalled: (err: Error) => void = () => undefined;
+    const stall = new Promise<never>((_, reject) => (stalled = reject));
     const progress = setInterval(() => {
-      const done = log.events.filter((e) => e.kind === 'delete').length;
-      o.log?.(`${done}/${total} samples after ${Math.round((Date.now() - t0) / 1000)} s`);
-    }, 60_000);
-    const result = (await h.result().finally(() => clearInterval(progress))) as BatchResult;
+      const done = doneCount();
+      if (done !== lastDone) [lastDone, lastMoveAt] = [done, Date.now()];
+      if (Date.now() - lastLogAt >= 60_000) {
+        lastLogAt = Date.now();
+        o.log?.(`${done}/${total} samples after ${Math.round((Date.now() - t0) / 1000)} s`);
+      }
+      if (o.stallSec && Date.now() - lastMoveAt > o.stallSec * 1000) stalled(new Error(`no sample finished for ${o.stallSec} s (${done}/${total} done): the batch is stuck`));
+      if (o.restartAt !== undefined && restartedAfter === null && !restarting && done >= o.restartAt * total) {
+        restarting = true;
+        void (async () => {
+          await worker.shutdown();
+          worker = await newWorker();
+          restartedAfter = done;
+          o.log?.(`worker replaced after ${done} samples: every open workflow replays`);
+        })().catch((err: unknown) => stalled(err as Error));
+      }
+    }, 1000);
+    const result = (await Promise.race([h.result(), stall]).finally(() => clearInterval(progress))) as BatchResult;
     const makespanSec = (Date.now() - t0) / 1000;
     const samples = result.totals.done;
     const cpu1 = process.cpuUsage(cpu0);
@@ -130,12 +177,16 @@ export async function measureOrchestration(o: {
     const sampleLens = await historyLengths(client, `${ofBatch} AND WorkflowType = 'sampleWorkflow'`);
     const speciesRuns: Record<string, number> = {};
     let largestSpeciesRunEvents = 0;
+    const longLived: { id: string; runId: string }[] = [];
     for (const s of world.species) {
       const runs = await historyLengths(client, `WorkflowId = '${speciesWorkflowId(batchId, s.id)}'`);
       speciesRuns[s.id] = runs.length;
+      longLived.push(...runs);
       for (const r of runs) largestSpeciesRunEvents = Math.max(largestSpeciesRunEvents, r.events);
     }
     const all = await historyLengths(client, `${ofBatch} AND WorkflowType != 'sampleWorkflow'`);
+    longLived.push(...(await historyLengths(client, `WorkflowId = '${batchWorkflowId(batchId)}'`)));
+    const longLivedTasks = await failedTasks(client, longLived);
     const historiesOver10240 = [...all, ...sampleLens].filter((x) => x.events > 10_240).length;
     // Exactly once: every run of the world published (finalize) once.
     const published = new Map<string, number>();
@@ -171,6 +222,8 @@ export async function measureOrchestration(o: {
       duplicatedRuns,
       reallocationDelayMs: delays,
       cpuMsPerSample,
+      longLivedTasks,
+      restartedAfter,
     };
   } finally {
     await worker.shutdown();

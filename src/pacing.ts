@@ -9,6 +9,10 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import { PACER_WORKFLOW_ID, TASK_QUEUE } from './ids.js';
 import { httpObservers, systemClock, type HttpEvent, type RequestGate } from './tools/http.js';
 import { pacerMessages, type PaceLimits, type PaceSource, type PermitOutcome, type SourcePace } from './workflows/messages.js';
+import { longLivedTaskTimeoutSec } from './workflows/options.js';
+
+/** The pacer's workflow task timeout: as for a batch of 8 species (30 s). */
+const PACER_TASK_TIMEOUT_MS = longLivedTaskTimeoutSec(8) * 1000;
 
 /**
  * Ceilings per source. Concurrency: ENA and NCBI document no cap on parallel downloads; 32 (above the default
@@ -72,7 +76,15 @@ export class PacerClient {
   /** The pacer runs once per namespace; whoever needs it first starts it. */
   async ensureStarted(): Promise<void> {
     await this.o.client.workflow
-      .start('sourcePacerWorkflow', { taskQueue: TASK_QUEUE, workflowId: PACER_WORKFLOW_ID, args: [{}], workflowIdConflictPolicy: 'USE_EXISTING' })
+      .start('sourcePacerWorkflow', {
+        taskQueue: TASK_QUEUE,
+        workflowId: PACER_WORKFLOW_ID,
+        args: [{}],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        // replayed beside the batches' species after a restart (workflows/options.ts); one species' worth
+        // of slack above the floor, as it does not know how many batches share it
+        workflowTaskTimeout: PACER_TASK_TIMEOUT_MS,
+      })
       .catch((err: unknown) => {
         if (!/already/i.test((err as Error)?.message ?? '')) throw err;
       });

@@ -14,6 +14,7 @@ import { superviseEmbeddedServer, type ServerSupervisor } from '../server/embedd
 import type { BatchOptions } from '../config/schema.js';
 import { startWorker, defaultHostId, type RunningWorker } from '../worker.js';
 import type { BatchResult } from '../workflows/batch.js';
+import { longLivedTaskTimeoutSec } from '../workflows/options.js';
 import type { BatchProgress } from '../workflows/messages.js';
 import { batchProgressQuery } from '../workflows/messages.js';
 import { EXIT } from './args.js';
@@ -98,7 +99,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
       http,
       janitor: { readsDirs: [], healthCheckIntervalSec: options.healthCheckIntervalSec, autoCleanupThresholdGb: options.autoCleanupThresholdGb },
     });
-    const handle = await startBatchWorkflow(session, options);
+    const handle = await startBatchWorkflow(session, options, hooks.plan?.length);
     const workflowId = handle.workflowId;
     const uiLink = session.uiUrl ? webUiWorkflowUrl(session.uiUrl, session.target.namespace, workflowId) : null;
     out(`batch ${workflowId} running${uiLink ? ` — Web UI: ${uiLink}` : ''}`);
@@ -281,11 +282,14 @@ export async function waitForBatchQuiet(session: Session, batchId: string, timeo
 }
 
 /** Start the batch, or attach to it when the same id is already running (a crash, a second terminal). */
-export async function startBatchWorkflow(session: Session, options: BatchOptions): Promise<WorkflowHandleWithFirstExecutionRunId> {
+export async function startBatchWorkflow(session: Session, options: BatchOptions, species?: number): Promise<WorkflowHandleWithFirstExecutionRunId> {
   return session.client.workflow.start('batchWorkflow', {
     taskQueue: TASK_QUEUE,
     workflowId: batchWorkflowId(options.batchId!),
     args: [options],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    // replayed beside its species after a restart (workflows/options.ts); 8 species' worth when the
+    // number is not known yet (--skip-plan, `start`)
+    workflowTaskTimeout: longLivedTaskTimeoutSec(species ?? 8) * 1000,
   });
 }

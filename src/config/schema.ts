@@ -6,6 +6,7 @@
  */
 
 import { COMMAND_NAMES, flagOf, HTTP_URL as HTTP_URL_RE, int, MAX_SECONDS, list, num, oneOf, path, pattern, seconds, text, toggle, url, type Command, type Opt } from './option-kinds.js';
+import { LONG_LIVED_MAX_EVENTS } from '../workflows/options.js';
 
 export { COMMAND_NAMES, flagOf, HTTP_URL, MAX_SECONDS, shownDefault, type Command, type Opt } from './option-kinds.js';
 
@@ -92,8 +93,9 @@ export const BATCH_OPTIONS = {
   // docs/park.md: outages and runs not yet synchronised between archives last hours to days
   parkWaitSec: seconds({ default: 6 * 3600, min: 0, help: 'a run no source can serve now (outage, 5xx beyond retries, not yet at the allowed source) waits this long on a durable timer, then is tried again; 0: never park, such a run fails at once' }),
   parkDeadlineSec: seconds({ default: 3 * 86400, min: 0.5, help: 'a run still parked this long after it was first parked fails (reported as parked past its deadline, with the reason)' }),
-  // Temporal terminates a workflow whose history passes 51,200 events
-  maxHistoryEvents: int({ default: 8000, min: 200, max: 50_000, help: 'a species workflow continues-as-new past this many history events' }),
+  // Temporal terminates a workflow whose history passes 51,200 events; a long history is also a long replay
+  // (src/workflows/options.ts, LONG_LIVED_MAX_EVENTS)
+  maxHistoryEvents: int({ default: LONG_LIVED_MAX_EVENTS, min: 200, max: 50_000, help: 'the batch and each species continue-as-new past this many history events (a shorter history replays faster after a restart)' }),
 } satisfies Record<string, Opt>;
 
 /**

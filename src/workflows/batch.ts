@@ -7,7 +7,6 @@
 import {
   ApplicationFailure,
   condition,
-  continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
   log,
@@ -18,6 +17,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
   allHandlersFinished,
+  makeContinueAsNewFunc,
   patched,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
@@ -39,7 +39,7 @@ import {
   type SpeciesProgress,
   type SpeciesReport,
 } from './messages.js';
-import { bookkeepingActivityOptions } from './options.js';
+import { bookkeepingActivityOptions, longLivedTaskTimeoutSec } from './options.js';
 import { targetClosed } from './signal.js';
 import { speciesWorkflow, type SpeciesOptions } from './species.js';
 
@@ -58,6 +58,11 @@ export const RECONCILE_ON_SECOND_SIGHT = 'reconcile-on-second-sight';
  * and answers with the allocation the loop then makes; it used to allocate itself, overlapping the loop.
  */
 export const LOOP_REALLOCATES = 'loop-reallocates';
+/**
+ * Patch: maxHistoryEvents defaults to LONG_LIVED_MAX_EVENTS (500; it was 8,000) for a batch whose input does
+ * not name it (workflows/options.ts: a long history is a long replay).
+ */
+export const SHORT_HISTORIES = 'short-histories';
 
 interface SpeciesEntry {
   plan: SpeciesPlan;
@@ -112,6 +117,8 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     if (problems.length) {
       throw ApplicationFailure.create({ type: FailureType.InvalidInput, nonRetryable: true, message: problems.map(formatProblem).join('\n'), details: [problems] });
     }
+    // A batch started by an older release without the option took its default then: keep it on replay.
+    if (input?.maxHistoryEvents === undefined && !patched(SHORT_HISTORIES)) options.maxHistoryEvents = 8000;
     state = {
       batchId: options.batchId ?? batchIdFromWorkflowId(workflowInfo().workflowId),
       options,
@@ -229,6 +236,9 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
     try {
       await startChild(speciesWorkflow, {
         ...abandonedChild(speciesWorkflowId(state.batchId, e.plan.speciesId), `${e.plan.name}: ${e.plan.totalRuns} runs`),
+        // long enough for a restarted worker to replay every long-lived workflow of the batch at once
+        // (options.ts); its runs after continue-as-new inherit it (the server copies it)
+        workflowTaskTimeout: longLivedTaskTimeoutSec(state.species.length) * 1000,
         args: [{ batchId: state.batchId, batchWorkflowId: workflowInfo().workflowId, plan: e.plan, threads, options: speciesOptions }],
       });
     } catch (err) {
@@ -296,7 +306,9 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
       if (state.species.every((e) => e.report.finished || e.report.status === 'failed')) break;
       if (workflowInfo().historyLength > o.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
         await condition(allHandlersFinished);
-        return await continueAsNew<typeof batchWorkflow>(input, state);
+        // a batch started without it (Temporal CLI) gets the long-lived task timeout from its next run on
+        const next = makeContinueAsNewFunc<typeof batchWorkflow>({ workflowTaskTimeout: Math.max(workflowInfo().taskTimeoutMs, longLivedTaskTimeoutSec(state.species.length) * 1000) });
+        return await next(input, state);
       }
       await condition(() => dirty, Math.round(Math.min(o.checkIntervalSec, o.monitorIntervalSec) * 1000));
     }

@@ -63,3 +63,28 @@ export function hostActivityOptions(taskQueue: string, o: SampleOptions): Activi
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };
 }
+
+/**
+ * Continue-as-new threshold (history events) of the long-lived workflows: species, batch and the source
+ * pacer. Their histories are replayed whole whenever the worker's cache loses them: a restarted worker, and
+ * *every* workflow task the server refuses with UnhandledCommand, which is what a continue-as-new meets
+ * while samples keep signalling (sdk-core `handle_wft_reporting_errs` evicts the run on that answer). A
+ * replay costs about 0.9 ms per event here (2 cores, idle) and 2.9 ms per event in CI's loaded 10,000-sample
+ * run, where species histories of ~4,550 events took 13 s to replay, longer than the 10 s task timeout:
+ * every retry replayed again and timed out again, for ever (docs/architecture.md, "Replay budget").
+ */
+export const LONG_LIVED_MAX_EVENTS = 500;
+
+/** Replay budget per long-lived workflow: LONG_LIVED_MAX_EVENTS events at the loaded rate, with margin. */
+const REPLAY_BUDGET_SEC = 3;
+
+/**
+ * Workflow task timeout of the long-lived workflows of a batch of `species` species. A restarted worker
+ * replays all of them at once, interleaved on its one workflow thread, so each one's first task takes about
+ * the sum of their replays: species + the batch + the pacer. Temporal's default (10 s) is kept as the floor
+ * and its cap (120 s, the server's MaxWorkflowTaskStartToCloseTimeout) as the ceiling. Only tasks that were
+ * running on a killed worker wait this long; samples keep the default.
+ */
+export function longLivedTaskTimeoutSec(species: number): number {
+  return Math.min(120, Math.max(10, (Math.max(0, species) + 2) * REPLAY_BUDGET_SEC));
+}

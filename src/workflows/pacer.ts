@@ -15,7 +15,8 @@
  * twentieth of its ceiling per clean release: slow to recover, quick to back off, like TCP.
  * The pacer continues-as-new (carrying leases and pace) before its history grows long.
  */
-import { allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { LONG_LIVED_MAX_EVENTS } from './options.js';
 import { pacerMessages, type PaceSource, type PermitAnswer, type SourcePace } from './messages.js';
 
 export interface PacerLease {
@@ -99,9 +100,14 @@ function fresh(limits: { maxConcurrency: number; maxRatePerSec: number }): PaceS
   };
 }
 
+/** Patch: the pacer continues-as-new past LONG_LIVED_MAX_EVENTS events (it was 5,000). */
+export const PACER_SHORT_HISTORY = 'pacer-short-history';
+
 export async function sourcePacerWorkflow(input: PacerInput = {}): Promise<void> {
   const state: PacerState = input.state ?? { sources: {}, leases: [], nextLease: 1 };
-  const maxEvents = input.maxHistoryEvents ?? 5000;
+  // A shorter history is a cheaper whole replay (options.ts); a pacer started by an older release keeps
+  // its threshold until it continues as new.
+  const maxEvents = input.maxHistoryEvents ?? (patched(PACER_SHORT_HISTORY) ? LONG_LIVED_MAX_EVENTS : 5000);
   let draining = false;
   /** bumped on every change, so waiting acquires re-check */
   let version = 0;

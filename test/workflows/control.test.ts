@@ -14,8 +14,10 @@ import { batchProgressQuery, pauseSignal, resumeSignal, setTotalThreadsUpdate } 
 import { eventually, testTemporal, type TestTemporal } from '../helpers/temporal.js';
 import { createFastActivities, newLog, type FastWorld } from '../helpers/fast-activities.js';
 import { maybeRecord, patchMarkers } from '../helpers/histories.js';
+import { LONG_LIVED_MAX_EVENTS, longLivedTaskTimeoutSec } from '../../src/workflows/options.js';
 
-const FAST = { checkIntervalSec: 2, monitorIntervalSec: 0.2, retryInitialSec: 0.05, hostLostTimeoutSec: 3, diskWaitSec: 0.1, stallTimeoutSec: 5 };
+// One run per batch (maxHistoryEvents above what they write): these tests read and record the batch's history.
+const FAST = { checkIntervalSec: 2, monitorIntervalSec: 0.2, retryInitialSec: 0.05, hostLostTimeoutSec: 3, diskWaitSec: 0.1, stallTimeoutSec: 5, maxHistoryEvents: 8000 };
 
 async function withWorld(t: TestTemporal, world: FastWorld, hostId = 'host-a', extra: Partial<Parameters<typeof startWorker>[0]> = {}) {
   const log = newLog();
@@ -132,6 +134,44 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
     }
     expect(runs).toBeGreaterThan(1);
     expect(maxEvents).toBeLessThan(600);
+    await worker.shutdown();
+  });
+
+  it('by default the batch and its species keep short histories, with the long-lived task timeout in every run', async () => {
+    // workflows/options.ts: a history is replayed whole after every UnhandledCommand and every restart; at
+    // the old threshold (8,000, so the server's suggestion at ~4,100) CI's 10,000-sample run livelocked in
+    // replays longer than the 10 s task timeout. No maxHistoryEvents in the input: the default applies.
+    const { log, worker } = await withWorld(t, { species: [{ id: 'short_a', runs: 100 }, { id: 'short_b', runs: 100 }], downloadMs: 5, quantMs: 5 });
+    workers.push(worker);
+    const { maxHistoryEvents: _, ...defaults } = FAST;
+    const h = await t.client.workflow.start('batchWorkflow', { taskQueue: 'fetchquant', workflowId: batchWorkflowId('short'), args: [{ ...defaults, totalThreads: 8 }] });
+    const r = (await h.result()) as BatchResult;
+    expect(r.totals).toEqual({ total: 200, done: 200, skipped: 0, failed: 0 });
+    expect(new Set(log.events.filter((e) => e.kind === 'finalize').map((e) => e.run)).size).toBe(200);
+    const timeoutMs = longLivedTaskTimeoutSec(2) * 1000;
+    const runsOf = async (workflowId: string) => {
+      const out: { events: number; taskTimeoutMs: number; first: boolean }[] = [];
+      for await (const wf of t.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+        const history = await t.client.workflow.getHandle(workflowId, wf.runId).fetchHistory();
+        const started = history.events![0]!.workflowExecutionStartedEventAttributes!;
+        const d = started.workflowTaskTimeout!;
+        out.push({ events: history.events!.length, taskTimeoutMs: Number(d.seconds ?? 0) * 1000 + Math.round((d.nanos ?? 0) / 1e6), first: !started.continuedExecutionRunId });
+      }
+      return out;
+    };
+    for (const sp of ['short_a', 'short_b']) {
+      const runs = await runsOf(speciesWorkflowId('short', sp));
+      expect(runs.length).toBeGreaterThan(1); // 100 samples are ~700 events: it continued as new
+      // every run, the continued ones too (the server copies the timeout into them)
+      expect(runs.map((x) => x.taskTimeoutMs)).toEqual(runs.map(() => timeoutMs));
+      // the check runs once per loop turn, and a refused continue-as-new (UnhandledCommand) adds a few
+      expect(Math.max(...runs.map((x) => x.events))).toBeLessThan(LONG_LIVED_MAX_EVENTS + 150);
+    }
+    const batchRuns = await runsOf(batchWorkflowId('short'));
+    expect(batchRuns.length).toBeGreaterThan(1);
+    expect(Math.max(...batchRuns.map((x) => x.events))).toBeLessThan(LONG_LIVED_MAX_EVENTS + 150);
+    // started without a task timeout (as from the Temporal CLI): its continued runs get the long one
+    for (const b of batchRuns) if (!b.first) expect(b.taskTimeoutMs).toBe(timeoutMs);
     await worker.shutdown();
   });
 
