@@ -3,7 +3,7 @@
  * fast in-memory activities so only Temporal + our workflows are measured, on the embedded dev server, or
  * on a server given by address (temporal-server on PostgreSQL from scripts/cluster.sh: `npm run bench`
  * measures both side by side when the cluster runs).
- * Usage: node dist/bench/orchestration.js [--species 2 --runs 2000 --threads 24 --out bench/results/b3.json]
+ * Usage: node dist/bench/orchestration.js [--species 2 --runs 2000 --threads 24 --max-history-events N --restart-at 0.5 --out F]
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -91,6 +91,8 @@ export async function measureOrchestration(o: {
   restartAt?: number;
   /** fail when no sample finishes for this long (a livelocked batch ends the run instead of hanging it) */
   stallSec?: number;
+  /** the batch option (default: the batch's own default) */
+  maxHistoryEvents?: number;
 }): Promise<OrchestrationFigures> {
   try {
     Runtime.install({ logger: new DefaultLogger('ERROR') });
@@ -136,7 +138,7 @@ export async function measureOrchestration(o: {
     const h = await client.workflow.start('batchWorkflow', {
       taskQueue: 'fetchquant',
       workflowId: batchWorkflowId(batchId),
-      args: [{ totalThreads: o.threads, checkIntervalSec: 30, monitorIntervalSec: 5, retryInitialSec: 0.1, hostLostTimeoutSec: 60 }],
+      args: [{ totalThreads: o.threads, checkIntervalSec: 30, monitorIntervalSec: 5, retryInitialSec: 0.1, hostLostTimeoutSec: 60, ...(o.maxHistoryEvents ? { maxHistoryEvents: o.maxHistoryEvents } : {}) }],
     });
     const total = world.species.reduce((n, s) => n + s.runs, 0);
     const doneCount = () => log.events.filter((e) => e.kind === 'delete').length;
@@ -236,8 +238,15 @@ export async function measureOrchestration(o: {
 
 const isMain = process.argv[1]?.endsWith('orchestration.js');
 if (isMain) {
-  const { values } = parseArgs({ options: { species: { type: 'string' }, runs: { type: 'string' }, 'first-runs': { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' } } });
-  const figures = await measureOrchestration({ species: Number(values.species ?? 2), runs: Number(values.runs ?? 2000), firstRuns: values['first-runs'] ? Number(values['first-runs']) : undefined, threads: Number(values.threads ?? 24) });
+  const { values } = parseArgs({ options: { species: { type: 'string' }, runs: { type: 'string' }, 'first-runs': { type: 'string' }, threads: { type: 'string' }, out: { type: 'string' }, 'max-history-events': { type: 'string' }, 'restart-at': { type: 'string' } } });
+  const figures = await measureOrchestration({
+    species: Number(values.species ?? 2),
+    runs: Number(values.runs ?? 2000),
+    firstRuns: values['first-runs'] ? Number(values['first-runs']) : undefined,
+    threads: Number(values.threads ?? 24),
+    ...(values['max-history-events'] ? { maxHistoryEvents: Number(values['max-history-events']) } : {}),
+    ...(values['restart-at'] ? { restartAt: Number(values['restart-at']) } : {}),
+  });
   const text = JSON.stringify(figures, null, 2);
   process.stdout.write(`${text}\n`);
   if (values.out) {

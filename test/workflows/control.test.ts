@@ -164,12 +164,12 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
       expect(runs.length).toBeGreaterThan(1); // 100 samples are ~700 events: it continued as new
       // every run, the continued ones too (the server copies the timeout into them)
       expect(runs.map((x) => x.taskTimeoutMs)).toEqual(runs.map(() => timeoutMs));
-      // the check runs once per loop turn, and a refused continue-as-new (UnhandledCommand) adds a few
-      expect(Math.max(...runs.map((x) => x.events))).toBeLessThan(LONG_LIVED_MAX_EVENTS + 150);
+      // the check runs once per loop turn, and each continue-as-new refused (UnhandledCommand) adds a few: 605 at most in a 10,000-sample run
+      expect(Math.max(...runs.map((x) => x.events))).toBeLessThan(LONG_LIVED_MAX_EVENTS + 300);
     }
     const batchRuns = await runsOf(batchWorkflowId('short'));
     expect(batchRuns.length).toBeGreaterThan(1);
-    expect(Math.max(...batchRuns.map((x) => x.events))).toBeLessThan(LONG_LIVED_MAX_EVENTS + 150);
+    expect(Math.max(...batchRuns.map((x) => x.events))).toBeLessThan(LONG_LIVED_MAX_EVENTS + 300);
     // started without a task timeout (as from the Temporal CLI): its continued runs get the long one
     for (const b of batchRuns) if (!b.first) expect(b.taskTimeoutMs).toBe(timeoutMs);
     await worker.shutdown();
