@@ -69,13 +69,14 @@ export function hostActivityOptions(taskQueue: string, o: SampleOptions): Activi
  * pacer. Their histories are replayed whole whenever the worker's cache loses them: a restarted worker, and
  * *every* workflow task the server refuses with UnhandledCommand, which is what a continue-as-new meets
  * while samples keep signalling (sdk-core `handle_wft_reporting_errs` evicts the run on that answer). A
- * replay costs about 0.9 ms per event here (2 cores, idle) and 2.9 ms per event in CI's loaded 10,000-sample
- * run, where species histories of ~4,550 events took 13 s to replay, longer than the 10 s task timeout:
- * every retry replayed again and timed out again, for ever (docs/architecture.md, "Replay budget").
+ * replay costs about 0.9 ms per event here (2 cores, idle). In CI's 10,000-sample run species of ~4,550
+ * events took 13 s per task (each replay alone, or interleaved with the other species': CI's log does not
+ * say), longer than the 10 s task timeout: every retry replayed again and timed out again, for ever
+ * (docs/architecture.md, "Replay budget").
  */
 export const LONG_LIVED_MAX_EVENTS = 500;
 
-/** Replay budget per long-lived workflow: LONG_LIVED_MAX_EVENTS events at the loaded rate, with margin. */
+/** Replay budget per long-lived workflow: LONG_LIVED_MAX_EVENTS events take ~0.45 s idle; ~6x margin for load. */
 const REPLAY_BUDGET_SEC = 3;
 
 /**

@@ -238,9 +238,12 @@ describe('temporal-server on PostgreSQL: three CLI hosts, one lost, the server k
   }, 120_000);
 
   it('`temporal workflow list --query` finds the workflows by every search attribute', async () => {
+    // A run that continued as new is the same execution carried on (the batch and species do past
+    // maxHistoryEvents): leave those out, so an id listed twice means it really ran twice.
     const list = async (query: string): Promise<string[]> => {
-      const r = await execa(TEMPORAL, ['workflow', 'list', '--address', address, '--namespace', namespace, '--query', query, '-o', 'json'], { reject: false });
-      expect([query, r.exitCode, r.stderr]).toEqual([query, 0, '']);
+      const q = `(${query}) AND ExecutionStatus != 'ContinuedAsNew'`;
+      const r = await execa(TEMPORAL, ['workflow', 'list', '--address', address, '--namespace', namespace, '--query', q, '-o', 'json'], { reject: false });
+      expect([q, r.exitCode, r.stderr]).toEqual([q, 0, '']);
       const rows = JSON.parse(r.stdout || '[]') as { execution: { workflowId: string } }[];
       return rows.map((x) => x.execution.workflowId).sort();
     };
