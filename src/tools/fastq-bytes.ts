@@ -19,3 +19,14 @@ export function newlines(c: Uint8Array): number {
   for (let i = b.indexOf(NL); i !== -1; i = b.indexOf(NL, i + 1)) n++;
   return n;
 }
+
+/**
+ * The whole-record rule of a FASTQ: not empty (`bytes` read), and its lines, a trailing partial line
+ * counted (`last` is the last byte, NL when none was read), a whole number of 4-line records.
+ */
+export function wholeRecords(lines: number, last: number, bytes: number): { records: number } | { problem: string } {
+  if (bytes === 0) return { problem: 'file is empty' };
+  const n = lines + (last !== NL ? 1 : 0);
+  if (n % 4 !== 0) return { problem: `${n} lines is not a whole number of FASTQ records (4 lines each); the file is cut short` };
+  return { records: n / 4 };
+}

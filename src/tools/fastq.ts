@@ -11,11 +11,10 @@ import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { FromThread, ToThread } from './check-thread.js';
-import { INFLATE_CHUNK, NL, newlines } from './fastq-bytes.js';
+import { INFLATE_CHUNK, NL, newlines, wholeRecords } from './fastq-bytes.js';
 import { cachedHostCores } from '../cores.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../failures.js';
-
 
 export interface CountOptions {
   signal?: AbortSignal;
@@ -30,7 +29,6 @@ export async function countFastqGz(path: string, opts: CountOptions = {}): Promi
   let lines = 0;
   let last = NL;
   let compressed = 0;
-  let any = false;
   const input = createReadStream(path, { highWaterMark: 1 << 20, signal: opts.signal });
   input.on('data', (c) => {
     compressed += c.length;
@@ -41,7 +39,6 @@ export async function countFastqGz(path: string, opts: CountOptions = {}): Promi
     await pipeline(input, gunzip, async (source: AsyncIterable<Buffer>) => {
       for await (const chunk of source) {
         if (chunk.length === 0) continue;
-        any = true;
         lines += newlines(chunk);
         last = chunk[chunk.length - 1] as number;
       }
@@ -53,12 +50,13 @@ export async function countFastqGz(path: string, opts: CountOptions = {}): Promi
     // Z_DATA_ERROR (crc, bad block), Z_BUF_ERROR / "unexpected end of file" (truncated), not gzip at all.
     throw truncated(`${basename(path)}: gzip integrity test failed after ${compressed} compressed bytes: ${e.message} (${path})`);
   }
-  if (compressed === 0) throw truncated(`${basename(path)}: file is empty (${path})`);
-  if (any && last !== NL) lines++;
-  if (lines % 4 !== 0) {
-    throw truncated(`${basename(path)}: ${lines} lines is not a whole number of FASTQ records (4 lines each); the file is cut short (${path})`);
-  }
-  return lines / 4;
+  return recordsOrTruncated(path, wholeRecords(lines, last, compressed));
+}
+
+/** The whole-record rule's answer for a file on disk; its problem as TruncatedReads naming the file. */
+function recordsOrTruncated(path: string, w: ReturnType<typeof wholeRecords>): number {
+  if ('problem' in w) throw truncated(`${basename(path)}: ${w.problem} (${path})`);
+  return w.records;
 }
 
 /**
@@ -114,7 +112,6 @@ export async function countFastqPlain(path: string, signal?: AbortSignal): Promi
   const { lines, last } = await plainLines(path, signal ? { signal } : {});
   return Math.ceil((lines + (last !== NL ? 1 : 0)) / 4);
 }
-
 
 /** What kind of reads a file name says it holds: gzipped FASTQ, plain FASTQ, or something else (.sra). */
 export function readsKind(name: string): 'gz' | 'plain' | null {
@@ -279,10 +276,9 @@ export class FileCheck {
     const md5 = this.md5;
     if (this.failure) throw this.failure;
     if (this.kind === null) return { md5, records: null };
-    if (done.fed === 0) throw new FileCheckError('records', 'file is empty');
-    const lines = done.lines + (done.fed > 0 && done.last !== NL ? 1 : 0);
-    if (lines % 4 !== 0) throw new FileCheckError('records', `${lines} lines is not a whole number of FASTQ records (4 lines each); the file is cut short`);
-    return { md5, records: lines / 4 };
+    const w = wholeRecords(done.lines, done.last, done.fed);
+    if ('problem' in w) throw new FileCheckError('records', w.problem);
+    return { md5, records: w.records };
   }
 
   /** Stop (the transfer failed): frees zlib's memory and the thread's work. */
@@ -464,8 +460,5 @@ export async function countFastq(path: string, opts: CountOptions = {}): Promise
     if (e.code === 'ENOENT') throw truncated(`${basename(path)}: file is missing (${path})`);
     throw truncated(`${basename(path)}: ${e.message} (${path})`);
   }
-  if (counted.bytes === 0) throw truncated(`${basename(path)}: file is empty (${path})`);
-  const lines = counted.lines + (counted.last !== NL ? 1 : 0);
-  if (lines % 4 !== 0) throw truncated(`${basename(path)}: ${lines} lines is not a whole number of FASTQ records (4 lines each); the file is cut short (${path})`);
-  return lines / 4;
+  return recordsOrTruncated(path, wholeRecords(counted.lines, counted.last, counted.bytes));
 }
