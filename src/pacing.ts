@@ -9,10 +9,7 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import { PACER_WORKFLOW_ID, TASK_QUEUE } from './ids.js';
 import { httpObservers, systemClock, type HttpEvent, type RequestGate } from './tools/http.js';
 import { pacerMessages, type PaceLimits, type PaceSource, type PermitOutcome, type SourcePace } from './workflows/messages.js';
-import { longLivedTaskTimeoutSec } from './workflows/options.js';
-
-/** The pacer's workflow task timeout: as for a batch of 8 species (30 s). */
-const PACER_TASK_TIMEOUT_MS = longLivedTaskTimeoutSec(8) * 1000;
+import { UNKNOWN_SPECIES_TASK_TIMEOUT_MS } from './workflows/options.js';
 
 /**
  * Ceilings per source. Concurrency: ENA and NCBI document no cap on parallel downloads; 32 (above the default
@@ -81,9 +78,8 @@ export class PacerClient {
         workflowId: PACER_WORKFLOW_ID,
         args: [{}],
         workflowIdConflictPolicy: 'USE_EXISTING',
-        // replayed beside the batches' species after a restart (workflows/options.ts); one species' worth
-        // of slack above the floor, as it does not know how many batches share it
-        workflowTaskTimeout: PACER_TASK_TIMEOUT_MS,
+        // replayed beside the batches' species after a restart (workflows/options.ts)
+        workflowTaskTimeout: UNKNOWN_SPECIES_TASK_TIMEOUT_MS,
       })
       .catch((err: unknown) => {
         if (!/already/i.test((err as Error)?.message ?? '')) throw err;

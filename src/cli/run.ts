@@ -14,7 +14,7 @@ import { superviseEmbeddedServer, type ServerSupervisor } from '../server/embedd
 import type { BatchOptions } from '../config/schema.js';
 import { startWorker, defaultHostId, type RunningWorker } from '../worker.js';
 import type { BatchResult } from '../workflows/batch.js';
-import { longLivedTaskTimeoutSec } from '../workflows/options.js';
+import { longLivedTaskTimeoutSec, UNKNOWN_SPECIES_TASK_TIMEOUT_MS } from '../workflows/options.js';
 import type { BatchProgress } from '../workflows/messages.js';
 import { batchProgressQuery } from '../workflows/messages.js';
 import { EXIT } from './args.js';
@@ -288,8 +288,7 @@ export async function startBatchWorkflow(session: Session, options: BatchOptions
     workflowId: batchWorkflowId(options.batchId!),
     args: [options],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-    // replayed beside its species after a restart (workflows/options.ts); 8 species' worth when the
-    // number is not known yet (--skip-plan, `start`)
-    workflowTaskTimeout: longLivedTaskTimeoutSec(species ?? 8) * 1000,
+    // replayed beside its species after a restart (workflows/options.ts)
+    workflowTaskTimeout: species === undefined ? UNKNOWN_SPECIES_TASK_TIMEOUT_MS : longLivedTaskTimeoutSec(species) * 1000,
   });
 }

@@ -89,3 +89,9 @@ const REPLAY_BUDGET_SEC = 3;
 export function longLivedTaskTimeoutSec(species: number): number {
   return Math.min(120, Math.max(10, (Math.max(0, species) + 2) * REPLAY_BUDGET_SEC));
 }
+
+/**
+ * The same where the number of species is not known: a batch started before it is planned (--skip-plan,
+ * `start`) and the pacer, which any number of batches share. As for 8 species: 30 s.
+ */
+export const UNKNOWN_SPECIES_TASK_TIMEOUT_MS = longLivedTaskTimeoutSec(8) * 1000;
