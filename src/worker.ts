@@ -3,6 +3,8 @@
  * own host queue `fetchquant@<hostId>` (file work), and keeps the host's disk janitor running.
  */
 import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import workerThreads from 'node:worker_threads';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Activities } from './activities/contract.js';
@@ -42,6 +44,8 @@ export interface WorkerConfig {
   /** also poll the shared queue (workflows + host-free activities); default true */
   shared?: boolean;
   shutdownGraceTimeMs?: number;
+  /** keep the SDK's per-promise stack capture for the Web UI's Stack Trace tab (--workflow-stack-traces); default off */
+  workflowStackTraces?: boolean;
 }
 
 export interface RunningWorker {
@@ -49,6 +53,33 @@ export interface RunningWorker {
   /** resolves when both workers stopped */
   done: Promise<void>;
   shutdown(): Promise<void>;
+}
+
+const NO_STACK_TRACES_THREAD = fileURLToPath(new URL('./worker/no-stack-traces.cjs', import.meta.url));
+const SDK_WORKFLOW_THREAD = /[\\/]@temporalio[\\/]worker[\\/]lib[\\/]workflow[\\/]workflow-worker-thread\.js$/;
+/** What the next workflow threads the SDK starts get: see setWorkflowStackTraces. */
+let stackTracesInNextThreads = true;
+let threadsWrapped = false;
+
+/**
+ * The SDK starts its workflow threads in Worker.create, as `new Worker(<its workflow-worker-thread.js>)` read
+ * off node:worker_threads at that moment. Without stack traces those threads (and only those) start at
+ * ./worker/no-stack-traces.cts, which refuses the SDK's promise hook and then loads the SDK's file. Not a
+ * --require in execArgv: an explicit execArgv drops the parent's flags, or fails on per-process ones.
+ */
+function setWorkflowStackTraces(on: boolean): void {
+  stackTracesInNextThreads = on;
+  if (threadsWrapped) return;
+  threadsWrapped = true;
+  const Original = workerThreads.Worker;
+  class WorkflowThreadAware extends Original {
+    constructor(filename: string | URL, options: workerThreads.WorkerOptions = {}) {
+      const swap = !stackTracesInNextThreads && typeof filename === 'string' && SDK_WORKFLOW_THREAD.test(filename);
+      if (swap) super(NO_STACK_TRACES_THREAD, { ...options, argv: [filename, ...(options.argv ?? [])] });
+      else super(filename, options);
+    }
+  }
+  workerThreads.Worker = WorkflowThreadAware;
 }
 
 function reapAndSay(): void {
@@ -82,6 +113,7 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
   };
   const workers: Worker[] = [];
   if (cfg.shared !== false) {
+    setWorkflowStackTraces(cfg.workflowStackTraces ?? false);
     workers.push(
       await Worker.create({
         ...common,

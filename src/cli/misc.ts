@@ -85,6 +85,7 @@ export async function cmdWorker(values: Record<string, unknown>, out: Out): Prom
     namespace: session.target.namespace,
     hostId,
     janitor: { readsDirs: [] },
+    workflowStackTraces: Boolean(values['workflow-stack-traces']),
   });
   // A worker has no output dir of its own: its SDK log lives in this machine's state dir.
   const logger = cliLogger();

@@ -98,6 +98,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
       hostId,
       http,
       janitor: { readsDirs: [], healthCheckIntervalSec: options.healthCheckIntervalSec, autoCleanupThresholdGb: options.autoCleanupThresholdGb },
+      workflowStackTraces: Boolean(values['workflow-stack-traces']),
     });
     const handle = await startBatchWorkflow(session, options, hooks.plan?.length);
     const workflowId = handle.workflowId;

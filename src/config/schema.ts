@@ -111,6 +111,8 @@ export const CLI_OPTIONS = {
   faults: path({ default: null, arg: 'FILE', show: 'none', help: 'mirror fault plan (JSON, for tests)', commands: ['demo'] }),
   every: num({ default: 2, min: 0.1, max: 3600, arg: 'SEC', help: 'refresh period', commands: ['watch'] }),
   json: toggle({ help: 'JSON instead of text', commands: ['history', 'plan'] }),
+  // Off by default: the SDK's stack capture for every workflow promise costs CPU (src/worker/no-stack-traces.cts).
+  workflowStackTraces: toggle({ help: "collect workflow stack traces for the Web UI's Stack Trace tab (costs worker CPU)", commands: ['run', 'demo', 'worker'] }),
   skipPlan: toggle({ help: 'leave out the plan summary (the runs asked at their sources while the batch runs)', commands: ['run'] }),
   execute: toggle({ help: 'remove what is listed (needs a reachable server)', commands: ['cleanup'] }),
   outDir: path({ default: null, show: '<output-dir>/reports', help: 'where the report goes', commands: ['report'] }),
