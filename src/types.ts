@@ -184,7 +184,16 @@ export interface QuantResult {
   command: string[];
   /** temporary directory holding abundance + run_info, renamed into place by finalize */
   tmpDir: string;
+  /**
+   * Set when the quant step also published (its input carried `publish`): provenance written, the dir
+   * renamed into place, the reads deleted. `earlier`: an attempt before this one had published already
+   * (figures above read back from the provenance on disk). Unset: the workflow publishes (older histories).
+   */
+  published?: { dir: string; removedBytes: number; earlier?: true };
 }
+
+/** What the sample knows of the provenance before quant; the quant step adds quant, tools and finishedAt. */
+export type ProvenanceDraft = Omit<Provenance, 'quant' | 'tools' | 'finishedAt'>;
 
 export interface DiskGrant {
   granted: boolean;

@@ -16,6 +16,7 @@ import type {
   JanitorReport,
   Layout,
   Provenance,
+  ProvenanceDraft,
   QuantResult,
   ReadSet,
   RunMeta,
@@ -81,7 +82,11 @@ export interface Activities {
    * unpaired reads that were not fetched (pairs must not exceed spots).
    */
   verifyReads(input: { run: string; files: string[]; layout: Layout; expectedReads: number | null; unpairedReads?: number | null }): Promise<ReadSet>;
-  /** kallisto quant into a temp dir under quantDir, under the host's quant limit; verifies run_info. */
+  /**
+   * kallisto quant into a temp dir under quantDir, under the host's quant limit; verifies run_info. With
+   * `publish`, then also what `publish` does (provenance from the draft, rename, reads deleted), in the same
+   * round trip; an attempt that finds the run published by an earlier one returns that (src/activities/sample-steps.ts).
+   */
   quant(input: {
     run: string;
     indexPath: string;
@@ -93,6 +98,7 @@ export interface Activities {
     kallistoThreads: number | null;
     quantThreads: number | null;
     timeoutSec: number;
+    publish?: { provenance: ProvenanceDraft; runDir: string; keepReads?: boolean };
   }): Promise<QuantResult>;
   /** Writes the provenance file into tmpDir and renames tmpDir to <quantDir>/<RUN> atomically. */
   finalize(input: { run: string; quantDir: string; tmpDir: string; provenance: Provenance }): Promise<{ dir: string }>;

@@ -16,7 +16,7 @@ import { createDownloadActivities } from './download.js';
 import { describeWorkflows, listInFlightRuns } from './in-flight.js';
 import { KnownDirs } from './known-dirs.js';
 import { createIndexActivities } from './index-build.js';
-import { createQuantActivities } from './quant.js';
+import { createQuantActivities, readPublishedQuant } from './quant.js';
 import { createReadActivities } from './reads.js';
 import { createSampleSteps } from './sample-steps.js';
 import { createSourceActivities } from './source.js';
@@ -73,7 +73,7 @@ export function createActivities(deps: ActivityDeps): Activities {
   // Every step that touches a run dir first takes its lease (src/run-lease.ts): while this worker lives, no
   // janitor on the machine, of any batch, treats the dir as an orphan. A retry on a restarted worker takes
   // the lease of the dead one over.
-  const steps = createSampleSteps({ ...source, ...index, ...quant, checkDone: disk.checkDone, reserveDisk });
+  const steps = createSampleSteps({ ...source, ...index, ...quant, checkDone: disk.checkDone, reserveDisk, publishedQuant: readPublishedQuant });
   const lease = (dir: string | undefined) => {
     if (dir) takeLease(dir, deps.hostId);
   };
@@ -126,13 +126,14 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
     ...index,
     ...quant,
-    async quant(input) {
-      if (input.reads.files[0]?.startsWith('/')) lease(dirname(input.reads.files[0]));
-      return quant.quant(input);
-    },
     ...disk,
     reserveDisk,
     ...steps,
+    async quant(input) {
+      if (input.reads.files[0]?.startsWith('/')) lease(dirname(input.reads.files[0]));
+      if (input.publish) lease(input.publish.runDir);
+      return steps.quant(input);
+    },
     async publish(input) {
       lease(input.runDir);
       return steps.publish(input);

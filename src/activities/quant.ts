@@ -95,6 +95,20 @@ export class QuantSlots {
   }
 }
 
+/** The quant figures in a published run's provenance (<quantDir>/<RUN>/<RUN>_fetchquant.json), else null. */
+export async function readPublishedQuant({ quantDir, run }: { quantDir: string; run: string }): Promise<Omit<QuantResult, 'tmpDir'> | null> {
+  checkRun(run);
+  checkDir(run, 'quantDir', quantDir);
+  const text = await readFile(provenancePath(quantDir, run), 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const q = (JSON.parse(text) as { quant?: Omit<QuantResult, 'tmpDir'> }).quant;
+    return q && typeof q.nProcessed === 'number' && typeof q.kallistoVersion === 'string' ? q : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface QuantDeps {
   quantSlots?: QuantSlots;
   /** deleteReads releases the run's reservation here (the ledger the disk activities admit with). */

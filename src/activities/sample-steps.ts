@@ -1,15 +1,26 @@
 /**
- * The sample's short host steps folded into two round trips (each Temporal activity costs a scheduled,
- * started and completed event plus a workflow task): `prepareSample` = checkDone -> resolveSource ->
- * ensureIndex -> one reserveDisk, and `publish` = finalize -> deleteReads. Each part is safe to repeat, so
- * a retry of the whole step is too. Built from the single-step activities, for the real and the fast set.
+ * The sample's folded host steps (fewer round trips, fewer history events): `prepareSample` = checkDone ->
+ * resolveSource -> ensureIndex -> one reserveDisk; `publish` = finalize -> deleteReads; and `quant` with a
+ * `publish` part = quant -> finalize -> deleteReads, so a clean sample's last host step is its quant. Each
+ * part is safe to repeat, so a retry of the whole step is too. Built from the single-step activities, for the
+ * real and the fast set.
  */
 import type { Activities } from './contract.js';
 import { activityHooks, withHeartbeat } from './heartbeat.js';
+import { runQuantTmpDir } from '../ids.js';
+import type { ProvenanceDraft, QuantResult } from '../types.js';
 
-type Parts = Pick<Activities, 'checkDone' | 'resolveSource' | 'ensureIndex' | 'reserveDisk' | 'finalize' | 'deleteReads'>;
+type Parts = Pick<Activities, 'checkDone' | 'resolveSource' | 'ensureIndex' | 'reserveDisk' | 'quant' | 'finalize' | 'deleteReads'> & {
+  /** the quant figures of a run published already (its provenance on disk), else null */
+  publishedQuant(input: { quantDir: string; run: string }): Promise<Omit<QuantResult, 'tmpDir'> | null>;
+};
 
-export function createSampleSteps(parts: Parts): Pick<Activities, 'prepareSample' | 'publish'> {
+export function createSampleSteps(parts: Parts): Pick<Activities, 'prepareSample' | 'publish' | 'quant'> {
+  const publish: Activities['publish'] = async ({ run, quantDir, tmpDir, provenance, runDir, keepReads }) => {
+    const { dir } = await parts.finalize({ run, quantDir, tmpDir, provenance });
+    const { removedBytes } = await parts.deleteReads({ run, runDir, ...(keepReads ? { keep: true } : {}) });
+    return { dir, removedBytes };
+  };
   return {
     async prepareSample({ run, options, quantDir, readsDir, indexPath, fastaPaths }) {
       // Archive answers and a first-time index build can take a while: keep the heartbeat going.
@@ -21,10 +32,30 @@ export function createSampleSteps(parts: Parts): Pick<Activities, 'prepareSample
         return { done: false as const, plan, grant };
       });
     },
-    async publish({ run, quantDir, tmpDir, provenance, runDir, keepReads }) {
-      const { dir } = await parts.finalize({ run, quantDir, tmpDir, provenance });
-      const { removedBytes } = await parts.deleteReads({ run, runDir, ...(keepReads ? { keep: true } : {}) });
-      return { dir, removedBytes };
+    publish,
+    async quant(input) {
+      const { publish: pub, ...quantInput } = input;
+      if (!pub) return parts.quant(quantInput);
+      const { run, quantDir } = input;
+      // A sample reaches quant only when prepareSample found the run not done: done now means an earlier
+      // attempt of this step published it (its worker died before reporting). Its reads may be gone.
+      if (await parts.checkDone({ quantDir, run })) {
+        const figures = await parts.publishedQuant({ quantDir, run });
+        const tmpDir = runQuantTmpDir(quantDir, run);
+        if (figures) {
+          const { dir, removedBytes } = await publish({ run, quantDir, tmpDir, provenance: published(pub.provenance, figures), runDir: pub.runDir, ...(pub.keepReads ? { keepReads: true } : {}) });
+          return { ...figures, tmpDir, published: { dir, removedBytes, earlier: true } };
+        }
+      }
+      const q = await parts.quant(quantInput);
+      const { tmpDir, ...figures } = q;
+      const { dir, removedBytes } = await publish({ run, quantDir, tmpDir, provenance: published(pub.provenance, figures), runDir: pub.runDir, ...(pub.keepReads ? { keepReads: true } : {}) });
+      return { ...q, published: { dir, removedBytes } };
     },
   };
+}
+
+/** The provenance file's content: the sample's draft with what quant found (src/types.ts Provenance). */
+function published(draft: ProvenanceDraft, quant: Omit<QuantResult, 'tmpDir' | 'published'>) {
+  return { ...draft, quant, tools: { kallisto: quant.kallistoVersion }, finishedAt: new Date().toISOString() };
 }

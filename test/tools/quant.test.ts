@@ -5,12 +5,14 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { createIndexActivities } from '../../src/activities/index-build.js';
+import { createActivities } from '../../src/activities/index.js';
+import { KnownDirs } from '../../src/activities/known-dirs.js';
 import { createQuantActivities } from '../../src/activities/quant.js';
 import { createReadActivities } from '../../src/activities/reads.js';
 import { makeTranscriptome, simulateReads } from '../../src/mirror/fixtures.js';
 import { gzipFile } from '../../src/tools/fastq.js';
 import { kallistoQuant } from '../../src/tools/kallisto.js';
-import type { ReadSet } from '../../src/types.js';
+import type { Provenance, ProvenanceDraft, ReadSet } from '../../src/types.js';
 import { act, cleanTempDirs, failureOf, quiet, tempDir } from './util.js';
 
 const READS = 2000;
@@ -83,6 +85,35 @@ describe('verifyReads + quant (real kallisto)', () => {
     writeFileSync(files[1]!, text.slice(0, -3).join('\n'));
     const f = await failureOf(act(quiet(), reads.verifyReads, { run, files, layout: 'paired', expectedReads: 800 }));
     expect([f.type, f.message]).toEqual(['TruncatedReads', expect.stringMatching(/SRR7100005_2.fastq: \d+ lines is not a whole number of FASTQ records/)]);
+  });
+
+  it('quant with publish (the real activity set): outputs in place, reads gone; a retry after it answers from the provenance, no kallisto', async () => {
+    const run = 'SRR7100009';
+    const sim = await simulate(run, false);
+    const files = sim.fastqGz.map((f) => f.path);
+    const rs = await act(quiet(), reads.verifyReads, { run, files, layout: 'single', expectedReads: READS });
+    const acts = createActivities({ hostId: 'quant-test', cwd: root, pacer: null, knownDirs: new KnownDirs(join(root, 'state', 'reads-dirs.json')) });
+    const runDir = join(root, 'fastq', 'getfastq', run);
+    const provenance: ProvenanceDraft = {
+      run, species: 'Synthetica alpha', source: { source: 'ena', run, layout: 'single', files: [], expectedReads: READS, reserveBytes: 1 },
+      files: [], reads: READS, host: 'quant-test', stages: [], restarts: 0, workflowId: 'w', runId: 'r',
+    };
+    const input = { ...quantInput(run, rs), publish: { provenance, runDir } };
+    const q = await act(quiet(), acts.quant, input);
+    const dir = join(root, 'quant', run);
+    expect(q.published).toEqual({ dir, removedBytes: expect.any(Number) });
+    expect(q.published!.removedBytes).toBeGreaterThan(0);
+    expect(readdirSync(dir).sort()).toEqual([`${run}_abundance.tsv`, `${run}_fetchquant.json`, `${run}_run_info.json`]);
+    expect(existsSync(runDir)).toBe(false);
+    expect(existsSync(q.tmpDir)).toBe(false);
+    const prov = JSON.parse(readFileSync(join(dir, `${run}_fetchquant.json`), 'utf8')) as Provenance;
+    expect(prov).toMatchObject({ run, reads: READS, quant: { nProcessed: READS, kallistoVersion: '0.48.0' }, tools: { kallisto: '0.48.0' } });
+    // As if the worker died after publishing, before reporting: the retry finds the run done, its reads gone.
+    const again = await act(quiet(), acts.quant, input);
+    expect(again.published).toEqual({ dir, removedBytes: 0, earlier: true });
+    expect(again.nProcessed).toBe(READS);
+    expect(again.command).toEqual(q.command);
+    expect(readFileSync(join(dir, `${run}_fetchquant.json`), 'utf8')).toBe(JSON.stringify(prov, null, 2) + '\n');
   });
 
   it('a retried quant clears the previous attempt\'s leftovers', async () => {

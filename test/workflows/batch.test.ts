@@ -80,7 +80,7 @@ describe('batchWorkflow on a real dev server (fast activities)', () => {
     const memo = (await t.client.workflow.getHandle(`fetchquant/b1/beta_two/${runName(1, 0)}`).describe()).memo as Record<string, unknown>;
     expect(memo.outcome).toMatchObject({ state: 'done', bytes: 100 });
     expect(memo.files).toEqual([{ name: `${runName(1, 0)}.fastq.gz`, bytes: 100, md5: 'x' }]);
-    expect((memo.stages as { stage: string }[]).map((s) => s.stage)).toEqual(['queued', 'downloading', 'quantifying', 'deleting', 'done']);
+    expect((memo.stages as { stage: string }[]).map((s) => s.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
     expect((memo.stages as { attempt?: number }[])[1]!.attempt).toBe(1);
     await maybeRecord(t.client, 'fetchquant/b1', 'batch-3-species');
     await maybeRecord(t.client, 'fetchquant/b1/beta_two', 'species-beta');

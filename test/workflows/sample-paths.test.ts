@@ -84,7 +84,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
         return base.deleteReads(input);
       },
     };
-    worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'paths-host', janitor: false, activities: { ...parts, ...createSampleSteps(parts) } });
+    worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'paths-host', janitor: false, activities: { ...parts, ...createSampleSteps({ ...parts, publishedQuant: async () => null }) } });
   });
   afterAll(async () => {
     await worker?.shutdown();
@@ -134,7 +134,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     // amalgkit quant's -l/-s from the run's nominal length, not the config's 200/20
     expect(data('quant')).toEqual([{ l: 250, s: 25 }]);
     const memo = (await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).describe()).memo as { stages: { stage: string }[] };
-    expect(memo.stages.map((s) => s.stage)).toEqual(['queued', 'waiting-for-disk', 'downloading', 'downloading', 'converting', 'downloading', 'converting', 'quantifying', 'deleting', 'done']);
+    expect(memo.stages.map((s) => s.stage)).toEqual(['queued', 'waiting-for-disk', 'downloading', 'downloading', 'converting', 'downloading', 'converting', 'quantifying', 'done']);
     await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v3-sample-bad-copy-fallback');
   }, 60_000);
 
@@ -160,6 +160,24 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     const activities = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
     expect(activities).not.toContain('verifyReads');
     await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v5-sample-verified-in-step');
+  }, 60_000);
+
+  it('a clean sample publishes in its quant step: no publish round trip, 7 history events fewer', async () => {
+    const run = 'SRR1400006';
+    const out = await sample(run, undefined, ['ena']);
+    expect([out.state, out.source]).toEqual(['done', 'ena']);
+    // quant, then (same step) finalize and deleteReads
+    expect(of(run)).toEqual(['resolveSource', 'reserveDisk', 'download', 'quant', 'deleteReads']);
+    const history = await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).fetchHistory();
+    const events = history.events ?? [];
+    const activities = events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    expect(activities).toEqual(['prepareSample', 'download', 'quant']);
+    // The last stage the sample's search attribute showed before done is quantifying (no 'deleting').
+    const { stages } = (await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).describe()).memo as { stages: { stage: string }[] };
+    expect(stages.map((s) => s.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
+    // 52 events before (test/replay/histories/v5-sample-verified-in-step.json: quant, then publish)
+    expect(events.length).toBe(45);
+    await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v6-sample-quant-publishes');
   }, 60_000);
 
   it('after a bad copy at a source the pacer spilled to first, asks the source it skipped', async () => {
