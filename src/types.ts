@@ -114,6 +114,12 @@ export interface SampleInput {
   fragmentSd: number;
   options: SampleOptions;
   amalgkit?: AmalgkitRunSettings;
+  /**
+   * Which sample code paths its species asks for (src/workflows/sample.ts SAMPLE_PATHS): from 1 on, every
+   * patch settled by then is taken without a patched() call, so the history carries none of their markers.
+   * Absent in samples started by older releases: those ask patched() as they always did.
+   */
+  paths?: number;
 }
 
 /** One remote file of a run, as the source describes it. */

@@ -57,24 +57,30 @@ export interface RunningWorker {
 
 const NO_STACK_TRACES_THREAD = fileURLToPath(new URL('./worker/no-stack-traces.cjs', import.meta.url));
 const SDK_WORKFLOW_THREAD = /[\\/]@temporalio[\\/]worker[\\/]lib[\\/]workflow[\\/]workflow-worker-thread\.js$/;
-/** What the next workflow threads the SDK starts get: see setWorkflowStackTraces. */
-let stackTracesInNextThreads = true;
-let threadsWrapped = false;
+/** Marks the wrapper and holds its switch: on the Worker class itself, the one object every copy of this module shares. */
+const THREADS_STATE = Symbol.for('fetchquant.workflowThreads');
+type ThreadsState = { stackTraces: boolean };
+type MarkedWorker = typeof workerThreads.Worker & { [THREADS_STATE]?: ThreadsState };
 
 /**
  * The SDK starts its workflow threads in Worker.create, as `new Worker(<its workflow-worker-thread.js>)` read
  * off node:worker_threads at that moment. Without stack traces those threads (and only those) start at
  * ./worker/no-stack-traces.cts, which refuses the SDK's promise hook and then loads the SDK's file. Not a
  * --require in execArgv: an explicit execArgv drops the parent's flags, or fails on per-process ones.
+ * Wrapped once per process, even when this module is loaded more than once (jest loads it per test file).
  */
 function setWorkflowStackTraces(on: boolean): void {
-  stackTracesInNextThreads = on;
-  if (threadsWrapped) return;
-  threadsWrapped = true;
+  const current = (workerThreads.Worker as MarkedWorker)[THREADS_STATE];
+  if (current) {
+    current.stackTraces = on;
+    return;
+  }
+  const state: ThreadsState = { stackTraces: on };
   const Original = workerThreads.Worker;
   class WorkflowThreadAware extends Original {
+    static readonly [THREADS_STATE] = state;
     constructor(filename: string | URL, options: workerThreads.WorkerOptions = {}) {
-      const swap = !stackTracesInNextThreads && typeof filename === 'string' && SDK_WORKFLOW_THREAD.test(filename);
+      const swap = !state.stackTraces && typeof filename === 'string' && SDK_WORKFLOW_THREAD.test(filename);
       if (swap) super(NO_STACK_TRACES_THREAD, { ...options, argv: [filename, ...(options.argv ?? [])] });
       else super(filename, options);
     }

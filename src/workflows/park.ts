@@ -6,8 +6,8 @@
  * --park-deadline after it was first parked fails as ParkedPastDeadline, naming the last reason, so a batch
  * whose only runs left are parked ends when their deadlines pass.
  *
- * Guarded by patched(PARK_UNAVAILABLE), asked only when a sample would park, so a clean sample's history
- * gets no marker; samples of batches started before parking existed carry no parkWaitSec and fail as before.
+ * Guarded by patched(PARK_UNAVAILABLE) (settled without asking for samples of SAMPLE_PATHS, src/workflows/sample.ts),
+ * asked only when a sample would park, so a clean sample's history gets no marker; samples of batches started before parking existed carry no parkWaitSec and fail as before.
  */
 import { ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
 import { isParkable, PARKED_PAST_DEADLINE } from '../failures.js';
@@ -39,6 +39,8 @@ export class Parking {
   constructor(
     private readonly run: string,
     private readonly options: Pick<SampleOptions, 'parkWaitSec' | 'parkDeadlineSec'>,
+    /** patched(), or true without asking for samples whose input settles the patch (src/workflows/sample.ts SAMPLE_PATHS) */
+    private readonly has: (patchId: string) => boolean = patched,
   ) {
     setHandler(resumeParkedSignal, () => {
       this.wake = true;
@@ -56,7 +58,7 @@ export class Parking {
     if (waitSec === undefined || waitSec === 0) return null;
     const { reason, type } = hooks.describe(err);
     if (!isParkable(type)) return null;
-    if (!patched(PARK_UNAVAILABLE)) return null;
+    if (!this.has(PARK_UNAVAILABLE)) return null;
     const now = Date.now();
     this.since ??= now;
     const deadline = this.since + (this.options.parkDeadlineSec ?? waitSec) * 1000;

@@ -18,6 +18,8 @@
  *   sample-lost-then-failed, v1-sample-run-not-found).
  * VERIFIED_IN_STEP (new): the download or conversion checks the reads it wrote and returns them verified, so a
  * clean sample needs no verifyReads round trip; histories without its marker still ask verifyReads.
+ * SAMPLE_PATHS (new): samples started by species of this release take all of these paths (and PARK_UNAVAILABLE)
+ * without a patched() call, so their histories carry no patch markers; samples started before ask as they did.
  * AMALGKIT_RUN_SETTINGS and FALLBACK_ON_BAD_COPY are deprecated (deprecatePatch): every recorded history that
  * reaches them (v3-sample-bad-copy-fallback, v3-sample-no-good-copy) was recorded with the patch, so only
  * the new path is left; the call stays so their markers keep their place.
@@ -65,6 +67,16 @@ export const AMALGKIT_RUN_SETTINGS = 'amalgkit-run-settings';
 export const FALLBACK_ON_BAD_COPY = 'fallback-on-bad-copy';
 /** The download (or the .sra's conversion) checks the reads it wrote: verifyReads runs only when that check fails. */
 export const VERIFIED_IN_STEP = 'verified-in-step';
+
+/**
+ * A sample whose input says `paths: SAMPLE_PATHS` (or more) takes every patch below, and PARK_UNAVAILABLE,
+ * without asking patched() or deprecatePatch(): each such call writes a marker and a TemporalChangeVersion
+ * search-attribute upsert (2 events, a visibility write) into every new history, 6 to 8 of a clean sample's
+ * events. Deterministic: a workflow's input never changes. Species of this release set it
+ * (src/workflows/species.ts); samples started before ask patched() as they did. A patch added later is asked
+ * with patched() until SAMPLE_PATHS is raised to settle it too.
+ */
+export const SAMPLE_PATHS = 1;
 
 /** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
 function isBadCopy(type: string | undefined): boolean {
@@ -195,6 +207,8 @@ class SampleRun {
   private readonly shared: ActivityInterfaceFor<Activities>;
   private readonly local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds' });
   private readonly identity: { key: (typeof SA)[keyof typeof SA]; value: string }[];
+  /** the input's `paths` settles every patch of this file (SAMPLE_PATHS): no patched() calls */
+  private readonly settled: boolean;
   /** patched FOLD_HOST_STEPS (see the header) */
   private readonly folded: boolean;
   /** patched COUNT_WORK_FAILURES: the sample retries its steps itself (see runStep) */
@@ -226,19 +240,25 @@ class SampleRun {
       { key: SA.Species, value: input.speciesId },
       { key: SA.RunAccession, value: this.run.run },
     ];
-    this.folded = patched(FOLD_HOST_STEPS);
-    this.ownRetries = patched(COUNT_WORK_FAILURES);
-    this.verifiedInStep = patched(VERIFIED_IN_STEP);
+    this.settled = (input.paths ?? 0) >= SAMPLE_PATHS;
+    this.folded = this.has(FOLD_HOST_STEPS);
+    this.ownRetries = this.has(COUNT_WORK_FAILURES);
+    this.verifiedInStep = this.has(VERIFIED_IN_STEP);
     // Folded: the first claim comes first and all five search attributes go in one upsert (claimHost).
     if (!this.folded) upsertSearchAttributes(this.identity);
     this.enter('queued', {}, !this.folded);
-    if (input.amalgkit) deprecatePatch(AMALGKIT_RUN_SETTINGS);
+    if (input.amalgkit && !this.settled) deprecatePatch(AMALGKIT_RUN_SETTINGS);
     this.ak = input.amalgkit;
     if (this.ak) {
       const probe = this.ak.sraProbeServices;
       this.options = { ...this.options, sources: this.ak.sources, sraServices: this.ak.sraServices, ...(probe ? { sraProbeServices: probe } : {}) };
     }
-    this.parking = new Parking(this.run.run, this.options);
+    this.parking = new Parking(this.run.run, this.options, (id) => this.has(id));
+  }
+
+  /** A patch's path: taken when the input settles it (SAMPLE_PATHS), else as patched() says. */
+  private has(patchId: string): boolean {
+    return this.settled || patched(patchId);
   }
 
   /** The host is whichever worker runs this workflow task: it is alive now, which is all a claim needs. */
@@ -390,7 +410,7 @@ class SampleRun {
     const rest = sourcesLeft(options.sources, [...badCopies.map((b) => b.source), from.source]);
     if (isHostLost(err) || isCancellation(err) || !isBadCopy(bad.type)) throw err;
     // Asked only here, so a clean sample's history gets no marker.
-    deprecatePatch(FALLBACK_ON_BAD_COPY);
+    if (!this.settled) deprecatePatch(FALLBACK_ON_BAD_COPY);
     badCopies.push({ source: from.source, reason: bad.reason });
     const said = badCopies.map((b) => `${b.source}: ${b.reason}`).join('; ');
     if (rest.length === 0) {
@@ -560,7 +580,7 @@ class SampleRun {
     log.warn('sample failed', { run: run.run, step, error: reason, [HUMAN_LINE]: failedLine(run.run, step, reason, type) });
     // Reads of a failed sample are useless and occupy the disk floor: remove them (best effort).
     await at.host.deleteReads({ run: run.run, runDir: at.runDir, quantDir: input.quantDir }).catch(() => undefined);
-    const loud = patched(FAIL_LOUD);
+    const loud = this.has(FAIL_LOUD);
     // The species frees the slot on sampleFinished as well; readsVerified would claim reads that never were.
     if (!loud) await this.releaseSlot(0);
     const outcome: SampleOutcome = { run: run.run, speciesId: input.speciesId, state: 'failed', reason, failureType: type, host: at.hostId, source: at.plan?.source, bytes: at.bytesFetched };

@@ -39,7 +39,7 @@ import {
 } from './messages.js';
 import { bookkeepingActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
-import { sampleWorkflow } from './sample.js';
+import { SAMPLE_PATHS, sampleWorkflow } from './sample.js';
 
 export interface SpeciesOptions extends SampleOptions {
   monitorIntervalSec: number;
@@ -274,6 +274,8 @@ async function startSample(input: SpeciesInput, run: RunMeta, downloading: Set<s
           options: pickSampleOptions(options),
           // plans of older releases have none: their samples' input stays as it was
           ...(plan.amalgkit ? { amalgkit: plan.amalgkit } : {}),
+          // data only (a child's input is not part of the species' determinism): samples of this release
+          paths: SAMPLE_PATHS,
         },
       ],
     });

@@ -94,7 +94,9 @@ describe('fetchquant history and report (real demo batch)', () => {
     expect(r.stdout).toMatch(new RegExp(`fetchquant/.*/${done}\\s+COMPLETED\\s+stage=done\\s+host=${HOST}`));
     // claimHost is a local activity (a marker, not listed); the short host steps are folded into prepareSample and publish;
     // the download checks the reads it wrote, so a clean sample has no verifyReads (VERIFIED_IN_STEP)
-    for (const act of ['prepareSample', 'download', 'quant', 'publish']) {
+    // ... and the quant step publishes: no publish round trip
+    expect(r.stdout).not.toMatch(/\bpublish\b/);
+    for (const act of ['prepareSample', 'download', 'quant']) {
       expect(r.stdout).toMatch(new RegExp(`${act}\\s+attempt 1\\s+host ${HOST}\\s+completed`));
     }
     expect(r.stdout).not.toMatch(/verifyReads/);

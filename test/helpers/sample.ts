@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { DEFAULTS } from '../../src/config/schema.js';
 import type { AmalgkitRunSettings, RunMeta, SampleInput, SampleOptions, SampleOutcome } from '../../src/types.js';
+import { SAMPLE_PATHS } from '../../src/workflows/sample.js';
 
 /**
  * The sample's outcome: its result, or for a failed sample (which ends its workflow Failed, patch
@@ -21,7 +22,15 @@ export async function sampleOutcome(client: Client, workflowId: string, input: S
  * One run of species 'sp' (virtual paths, for fast activities) in batch `batchId`, with fast retries and waits
  * (options override them), as workflow `fetchquant/<batchId>/sp/<run>`: its outcome.
  */
-export function runVirtualSample(client: Client, batchId: string, run: RunMeta, options: Partial<SampleOptions>, amalgkit?: AmalgkitRunSettings): Promise<SampleOutcome> {
+export function runVirtualSample(
+  client: Client,
+  batchId: string,
+  run: RunMeta,
+  options: Partial<SampleOptions>,
+  amalgkit?: AmalgkitRunSettings,
+  /** what else the species would put in; `{ paths: undefined }`: a sample started by a species of an older release */
+  extra: Partial<SampleInput> = {},
+): Promise<SampleOutcome> {
   const input: SampleInput = {
     batchId,
     speciesId: 'sp',
@@ -36,6 +45,8 @@ export function runVirtualSample(client: Client, batchId: string, run: RunMeta, 
     fragmentSd: 20,
     options: { ...DEFAULTS, retryInitialSec: 0.05, stallTimeoutSec: 1, hostLostTimeoutSec: 60, diskWaitSec: 0.1, ...options },
     ...(amalgkit ? { amalgkit } : {}),
+    paths: SAMPLE_PATHS,
+    ...extra,
   };
   return sampleOutcome(client, `fetchquant/${batchId}/sp/${run.run}`, input);
 }
