@@ -30,8 +30,8 @@ export interface CliWorker {
 }
 
 /** `fetchquant worker --host-id <id>` against the test server; resolves once it polls. */
-export async function startCliWorker(hostId: string, env: Record<string, string>, timeoutMs = 60_000): Promise<CliWorker> {
-  const proc = execa('node', [CLI, 'worker', '--host-id', hostId], { env, reject: false, all: true });
+export async function startCliWorker(hostId: string, env: Record<string, string>, timeoutMs = 60_000, args: string[] = []): Promise<CliWorker> {
+  const proc = execa('node', [CLI, 'worker', '--host-id', hostId, ...args], { env, reject: false, all: true });
   let text = '';
   proc.all!.on('data', (d: Buffer) => (text += d.toString()));
   await new Promise<void>((resolve, reject) => {

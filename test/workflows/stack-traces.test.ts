@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { Worker as NodeWorker } from 'node:worker_threads';
 import { createActivities } from '../../src/activities/index.js';
 import { KnownDirs } from '../../src/activities/known-dirs.js';
+import { janitorWorkflowId } from '../../src/ids.js';
 import { startWorker } from '../../src/worker.js';
+import { killHard, startCliWorker } from '../helpers/e2e.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
 
 describe('workflow stack traces', () => {
@@ -59,6 +61,22 @@ describe('workflow stack traces', () => {
   it('are collected with workflowStackTraces (--workflow-stack-traces): the query names the workflow function', async () => {
     expect(await stackTraceAnswer(true, 'st-on')).toMatch(/janitorWorkflow/);
   });
+
+  it('`fetchquant worker` answers "not enabled"; `fetchquant worker --workflow-stack-traces` answers with the stack', async () => {
+    const env = { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace };
+    const ask = async (hostId: string, args: string[]) => {
+      // each worker starts its host's janitor workflow, and is the only worker while it is asked
+      const w = await startCliWorker(hostId, env, 60_000, args);
+      try {
+        return await t.client.workflow.getHandle(janitorWorkflowId(hostId)).query<string>('__stack_trace').catch((err: Error) => `refused: ${err.message}`);
+      } finally {
+        await killHard(w);
+        await t.client.workflow.getHandle(janitorWorkflowId(hostId)).terminate('test over').catch(() => undefined);
+      }
+    };
+    expect(await ask('st-cli-off', [])).toMatch(/^refused: .*Workflow stack traces are not enabled on this worker/);
+    expect(await ask('st-cli-on', ['--workflow-stack-traces'])).toMatch(/janitorWorkflow/);
+  }, 120_000);
 
   it('leave every other thread as it was (its file, its flags)', async () => {
     const w = new NodeWorker("require('node:worker_threads').parentPort.postMessage(process.argv.slice(2))", { eval: true });
