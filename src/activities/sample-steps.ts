@@ -8,7 +8,8 @@
 import type { Activities } from './contract.js';
 import { activityHooks, withHeartbeat } from './heartbeat.js';
 import { runQuantTmpDir } from '../ids.js';
-import type { ProvenanceDraft, QuantResult } from '../types.js';
+import { completeProvenance } from '../provenance.js';
+import type { QuantResult } from '../types.js';
 
 type Parts = Pick<Activities, 'checkDone' | 'resolveSource' | 'ensureIndex' | 'reserveDisk' | 'quant' | 'finalize' | 'deleteReads'> & {
   /** the quant figures of a run published already (its provenance on disk), else null */
@@ -38,24 +39,14 @@ export function createSampleSteps(parts: Parts): Pick<Activities, 'prepareSample
       if (!pub) return parts.quant(quantInput);
       const { run, quantDir } = input;
       // A sample reaches quant only when prepareSample found the run not done: done now means an earlier
-      // attempt of this step published it (its worker died before reporting). Its reads may be gone.
-      if (await parts.checkDone({ quantDir, run })) {
-        const figures = await parts.publishedQuant({ quantDir, run });
-        const tmpDir = runQuantTmpDir(quantDir, run);
-        if (figures) {
-          const { dir, removedBytes } = await publish({ run, quantDir, tmpDir, provenance: published(pub.provenance, figures), runDir: pub.runDir, ...(pub.keepReads ? { keepReads: true } : {}) });
-          return { ...figures, tmpDir, published: { dir, removedBytes, earlier: true } };
-        }
-      }
-      const q = await parts.quant(quantInput);
+      // attempt of this step published it (its worker died before reporting). Its reads may be gone: no
+      // kallisto then, the figures come from its provenance, and publishing again changes nothing but the reads.
+      const earlier = (await parts.checkDone({ quantDir, run })) ? await parts.publishedQuant({ quantDir, run }) : null;
+      const q = earlier ? { ...earlier, tmpDir: runQuantTmpDir(quantDir, run) } : await parts.quant(quantInput);
       const { tmpDir, ...figures } = q;
-      const { dir, removedBytes } = await publish({ run, quantDir, tmpDir, provenance: published(pub.provenance, figures), runDir: pub.runDir, ...(pub.keepReads ? { keepReads: true } : {}) });
-      return { ...q, published: { dir, removedBytes } };
+      const provenance = completeProvenance(pub.provenance, figures, new Date().toISOString());
+      const { dir, removedBytes } = await publish({ run, quantDir, tmpDir, provenance, runDir: pub.runDir, keepReads: pub.keepReads });
+      return { ...q, published: { dir, removedBytes, ...(earlier ? { earlier: true as const } : {}) } };
     },
   };
-}
-
-/** The provenance file's content: the sample's draft with what quant found (src/types.ts Provenance). */
-function published(draft: ProvenanceDraft, quant: Omit<QuantResult, 'tmpDir' | 'published'>) {
-  return { ...draft, quant, tools: { kallisto: quant.kallistoVersion }, finishedAt: new Date().toISOString() };
 }

@@ -50,6 +50,7 @@ import { causeChain, DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '.
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import { expectedReadsOf, readsCheckOf } from '../reads-check.js';
+import { completeProvenance } from '../provenance.js';
 import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, ProvenanceDraft, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
 import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, sampleParkedSignal, stageQuery, type ParkedRun, type SampleStatus } from './messages.js';
@@ -510,7 +511,7 @@ class SampleRun {
     }
     const { tmpDir, ...quantRecord } = quant;
     this.enter('deleting');
-    const provenance: Provenance = { ...this.provenanceDraft(at, reads), quant: quantRecord, tools: { kallisto: quant.kallistoVersion }, finishedAt: new Date().toISOString() };
+    const provenance = completeProvenance(this.provenanceDraft(at, reads), quantRecord, new Date().toISOString());
     if (this.folded) {
       await this.runStep({ ...this.hostOptions(at.hostId), summary: `publish ${run.run} (provenance + rename), delete its reads` }, (o) =>
         at.host.publish.executeWithOptions(o, [{ run: run.run, quantDir: input.quantDir, tmpDir, provenance, runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}) }]),

@@ -40,6 +40,9 @@ export function runName(speciesIndex: number, i: number): string {
   return `SRR${String(1_000_000 + speciesIndex * 100_000 + i)}`;
 }
 
+/** What every fast quant finds (and a published run's provenance says). */
+const FAST_QUANT = { nProcessed: 10, nPseudoaligned: 9, pPseudoaligned: 90, kallistoVersion: '0.48.0', command: ['kallisto'] };
+
 export function createFastActivities(world: FastWorld, hostId: string, log: FastLog): Activities {
   // Like the real activities: heartbeat while working, since cancellation arrives only through heartbeats.
   const wait = (ms: number) => {
@@ -154,7 +157,7 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
     async quant({ run }) {
       note('quant-start', run);
       await wait(world.quantMs ?? 20);
-      return { nProcessed: 10, nPseudoaligned: 9, pPseudoaligned: 90, kallistoVersion: '0.48.0', command: ['kallisto'], tmpDir: `/virtual/.${run}.tmp` };
+      return { ...FAST_QUANT, tmpDir: `/virtual/.${run}.tmp` };
     },
     async finalize({ run, quantDir }) {
       note('finalize', run);
@@ -176,7 +179,7 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
   };
   // The folded sample steps are composed exactly as the real ones are.
   const publishedQuant = async ({ run }: { run: string }) =>
-    world.doneRuns?.has(run) ? { nProcessed: 10, nPseudoaligned: 9, pPseudoaligned: 90, kallistoVersion: '0.48.0', command: ['kallisto'] } : null;
+    world.doneRuns?.has(run) ? FAST_QUANT : null;
   return { ...base, ...createSampleSteps({ ...base, publishedQuant }) };
 }
 
