@@ -18,7 +18,8 @@
  *  4. A check record per file (src/tools/fastq.ts) carries the count to verifyReads; each file is renamed
  *     into the run dir (the rename publishes it whole), then the attempt's dir and, last, the .sra are deleted.
  * So final outputs beside a missing .sra are always complete, and an attempt that finds the .sra gone but
- * the outputs present (a crash after step 4) returns them instead of failing.
+ * the outputs present (a crash after step 4) returns them instead of failing, with the unpaired count that
+ * the first mate's record keeps (without it a 3-file run's whole reads failed the spot count as truncated).
  */
 import { readdir, rename, rm, mkdir, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +30,7 @@ import { FailureType } from '../failures.js';
 import { classifySplit, fasterqDump } from '../tools/fasterq-dump.js';
 import { Context } from '@temporalio/activity';
 import { cachedHostCores, decideQuantThreads } from '../cores.js';
-import { countFastq, countFastqPlain, gzipFile, writeCheckRecord } from '../tools/fastq.js';
+import { countFastq, countFastqPlain, gzipFile, readCheckRecord, writeCheckRecord } from '../tools/fastq.js';
 import { verifiedInStep } from './reads.js';
 import { toToolFailure } from '../tools/process.js';
 import { vdbValidate } from '../tools/vdb-validate.js';
@@ -57,10 +58,15 @@ const exists = (p: string) => stat(p).then(() => true, () => false);
 const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
 
 /** Outputs of a previous attempt that completed (plain or gzipped, the .sra already gone), or null. */
-async function finishedOutputs(run: string, runDir: string): Promise<{ files: string[]; layout: Layout } | null> {
+async function finishedOutputs(run: string, runDir: string): Promise<{ files: string[]; layout: Layout; unpairedReads?: number } | null> {
   for (const ext of ['.fastq', '.fastq.gz']) {
     const paired = [join(runDir, `${run}_1${ext}`), join(runDir, `${run}_2${ext}`)];
-    if ((await exists(paired[0]!)) && (await exists(paired[1]!))) return { files: paired, layout: 'paired' };
+    if ((await exists(paired[0]!)) && (await exists(paired[1]!))) {
+      // The unpaired count lives only in the first mate's record: without it the run's spots (pairs plus
+      // unpaired) would not match and reads that are whole would be called truncated.
+      const unpaired = (await readCheckRecord(paired[0]!))?.unpaired;
+      return { files: paired, layout: 'paired', ...(Number.isInteger(unpaired) && unpaired! >= 0 ? { unpairedReads: unpaired } : {}) };
+    }
   }
   for (const ext of ['.fastq', '.fastq.gz']) {
     const single = join(runDir, `${run}${ext}`);
@@ -117,7 +123,11 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
 
     if (!(await exists(sraPath))) {
       const done = await finishedOutputs(run, runDir);
-      if (done) return done;
+      if (done) {
+        // An attempt killed after it deleted the .sra leaves its own dir behind.
+        await Promise.all((await readdir(runDir)).filter(isAttemptDir).map((n) => rm(join(runDir, n), { recursive: true, force: true })));
+        return done;
+      }
       throw ApplicationFailure.create({
         type: FailureType.ChecksumMismatch,
         message: `run ${run}: ${sraPath} is missing (removed after a failed validation?) and no converted reads are there; download it again`,
@@ -176,7 +186,9 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
       }
       const files = made.map((p) => join(runDir, basename(p)));
       // The record first (it names the final file, stat-ing this one: a rename keeps inode and mtime), then the rename.
-      await Promise.all(files.map((f, i) => writeCheckRecord(f, { records: counts[i]!, md5: null, by: 'convert' }, made[i])));
+      await Promise.all(
+        files.map((f, i) => writeCheckRecord(f, { records: counts[i]!, md5: null, by: 'convert', ...(i === 0 && unpairedReads !== undefined ? { unpaired: unpairedReads } : {}) }, made[i])),
+      );
       for (const [i, f] of files.entries()) await rename(made[i]!, f);
       // The .sra goes last: until here a crash leaves it for the retry to convert again.
       await rm(sraPath, { force: true });

@@ -422,14 +422,30 @@ export interface CheckRecord {
   dev: number;
   ino: number;
   mtimeMs: number;
+  /**
+   * On a converted paired run's first mate: the unpaired reads fasterq-dump --split-3 wrote to RUN.fastq
+   * (counted, not kept). A retry that finds the finished outputs after the .sra is gone reads it back: the
+   * run's spots are pairs plus these (src/activities/convert.ts).
+   */
+  unpaired?: number;
 }
 
 export const checkRecordPath = (path: string): string => join(dirname(path), `.${basename(path)}.checked`);
 
 /** Write the record for `path` as it is now on disk (its final name: the record follows renames only by name). */
-export async function writeCheckRecord(path: string, r: { records: number | null; md5: string | null; by: string }, statPath = path): Promise<void> {
+export async function writeCheckRecord(path: string, r: { records: number | null; md5: string | null; by: string; unpaired?: number }, statPath = path): Promise<void> {
   const st = await stat(statPath);
-  const rec: CheckRecord = { name: basename(path), bytes: st.size, records: r.records, md5: r.md5, by: r.by, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs };
+  const rec: CheckRecord = {
+    name: basename(path),
+    bytes: st.size,
+    records: r.records,
+    md5: r.md5,
+    by: r.by,
+    dev: st.dev,
+    ino: st.ino,
+    mtimeMs: st.mtimeMs,
+    ...(r.unpaired !== undefined ? { unpaired: r.unpaired } : {}),
+  };
   const out = checkRecordPath(path);
   await writeFile(`${out}.tmp`, JSON.stringify(rec));
   await rename(`${out}.tmp`, out);
