@@ -29,6 +29,7 @@ import { freePort, startEmbeddedServer } from '../src/server/embedded.js';
 import { describeMachine, type Machine } from './machine.js';
 import { prepareB5, B5_FULL, type B5Spec } from './b5/dataset.js';
 import { cpuOf, parseTimesLine, pollTree, type TreeCpu } from './b5/cpu.js';
+import { counterDelta, scrapeCounters, workflowCensus } from './b5/server-metrics.js';
 import { runBaseline } from './real/baseline.js';
 import { makeScenario, neededBytes, type Scenario } from './real/workload.js';
 
@@ -132,7 +133,7 @@ export function threadClass(tid: number, comm: string, pid: number, platform: Se
 }
 
 /** One fetchquant batch through the real CLI, with the probe preloaded and its tree polled. */
-async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { enaPortalUrl: string; sraLocateUrl: string; enaFileScheme: string }; address: string; namespace: string; serverPid: number; mirrorPid: number; flags: string[]; batchId: string; work: string }): Promise<SideFigures> {
+async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { enaPortalUrl: string; sraLocateUrl: string; enaFileScheme: string }; address: string; namespace: string; serverPid: number; metricsPort: number; mirrorPid: number; flags: string[]; batchId: string; work: string }): Promise<SideFigures> {
   const probeOut = join(o.work, `${o.batchId}.probe.json`);
   // FQ_B5_NODE_ARGS: extra node flags for the fetchquant side only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // (NODE_OPTIONS refuses --cpu-prof, and would profile the mirror and the bench too).
@@ -152,6 +153,7 @@ async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { e
   const env = { ...process.env, TEMPORAL_ADDRESS: o.address, TEMPORAL_NAMESPACE: o.namespace, FETCHQUANT_HOST_ID: 'bench-b5', FETCHQUANT_STATE_DIR: join(o.work, 'state'), FQ_B5_PROBE_OUT: probeOut };
   const logFile = join(o.scenario.dir, 'fetchquant.log');
   const logStream = createWriteStream(logFile);
+  const counters0 = await scrapeCounters(o.metricsPort);
   const server0 = cpuOf(o.serverPid) ?? 0;
   const mirror0 = cpuOf(o.mirrorPid) ?? 0;
   const t0 = Date.now();
@@ -171,6 +173,8 @@ async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { e
   await new Promise<void>((r) => logStream.end(() => r()));
   const serverSec = (cpuOf(o.serverPid) ?? server0) - server0;
   const mirrorSec = (cpuOf(o.mirrorPid) ?? mirror0) - mirror0;
+  const serverRequests = counterDelta(counters0, await scrapeCounters(o.metricsPort));
+  const census = await workflowCensus(o.address, o.namespace, new Date(t0 - 1000)).catch((err: unknown) => ({ error: { [(err as Error).message]: 1 } }));
   const probe = existsSync(probeOut)
     ? (JSON.parse(readFileSync(probeOut, 'utf8')) as Probe)
     : null;
@@ -218,6 +222,9 @@ async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { e
       maxRssMB: probe ? Math.round(probe.maxRssMB) : null,
       processes: Object.fromEntries(Object.entries(tree.children).map(([k, v]) => [k, v.processes])),
       threadsByName: Object.fromEntries(Object.entries(threadsByName).map(([k, v]) => [k, r2(v)])),
+      // what the server was asked while this side ran (bench/b5/server-metrics.ts)
+      serverRequests: Object.fromEntries(serverRequests),
+      workflowCensus: census,
       log: logFile,
     },
   };
@@ -270,7 +277,7 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
   const fqCommit = o.fetchquantCommit ?? gitCommit(o.fetchquantDir);
   machine.note = [machine.note, `B5 ${o.label}`, `${cores} cores usable`].filter(Boolean).join(' · ');
   const work = mkdtempSync(join(tmpdir(), 'fq-b5-'));
-  const server = await startEmbeddedServer({ stateDir: join(work, 'temporal'), port: await freePort(), headless: true });
+  const server = await startEmbeddedServer({ stateDir: join(work, 'temporal'), port: await freePort(), metricsPort: await freePort(), headless: true });
   o.log(`B5: ${runs.length} runs, ${(fastqBytes / 1e9).toFixed(2)} GB FASTQ (${(download / 1e9).toFixed(2)} GB to fetch), ${data.transcripts} transcripts; ${cores} cores; fetchquant ${o.fetchquantDir} ${flags.join(' ')}; baseline xargs -P ${o.totalThreads} -t ${plan.kallistoThreads}`);
   const nets: NetFigures[] = [];
   try {
@@ -280,7 +287,7 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
         const before = load();
         const name = cap > 0 ? `${cap}MBps` : 'uncapped';
         o.log(`B5 ${name}: fetchquant (load ${before})`);
-        const fq = await runFetchquantSide({ cli, scenario: await makeScenario(dataset, join(work, `fq-${name}`)), urls: mirror.urls, address: server.address, namespace: server.namespace, serverPid: server.pid, mirrorPid: mirror.pid, flags, batchId: `b5-${name}-${Date.now().toString(36)}`, work });
+        const fq = await runFetchquantSide({ cli, scenario: await makeScenario(dataset, join(work, `fq-${name}`)), urls: mirror.urls, address: server.address, namespace: server.namespace, serverPid: server.pid, metricsPort: server.restartOptions?.metricsPort ?? 0, mirrorPid: mirror.pid, flags, batchId: `b5-${name}-${Date.now().toString(36)}`, work });
         o.log(`  ${fq.makespanSec} s, exit ${fq.exitCode}, ${fq.cpuTotalSec} CPU-s`);
         if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `fq-${name}`, 'out'), { recursive: true, force: true });
         o.log(`B5 ${name}: baseline xargs -P ${o.totalThreads} (load ${load()})`);
@@ -360,6 +367,27 @@ export function renderB5(r: B5Results): string {
     out.push(`| **total (without the mirror)** | **${cell(n.fetchquant.cpuTotalSec)}** | **${cell(n.baseline.cpuTotalSec)}** |`);
     out.push(`| per sample: fetchquant process + Temporal server | ${r2(((n.fetchquant.cpuTotalSec - Object.entries(n.fetchquant.cpu).filter(([k]) => k.startsWith('tool')).reduce((s, [, v]) => s + v, 0)) / w.runs))} s | – |`);
     out.push('', `The Temporal server idle (during the baseline): ${n.baseline.notes.temporalServerIdleCpuPerSec ?? '–'} CPU-s per second of wall time. fetchquant start-up (CLI start → batch running): ${n.fetchquant.notes.startupSec ?? '–'} s; GC pauses ${n.fetchquant.notes.gcPauses ?? '–'}; event-loop utilisation ${n.fetchquant.notes.eventLoopUtilization ?? '–'}; max RSS ${n.fetchquant.notes.maxRssMB ?? '–'} MB; kallisto CPU in the baseline ${n.kallistoCpuSec} s.`, '');
+    const reqs = Object.entries((n.fetchquant.notes.serverRequests ?? {}) as Record<string, number>);
+    if (reqs.length > 0) {
+      const per = (v: number) => r2(v / w.runs);
+      const rpc = reqs.filter(([k]) => k.startsWith('service_requests ')).slice(0, 10);
+      const db = reqs.filter(([k]) => k.startsWith('persistence_requests ')).slice(0, 10);
+      const sum = (xs: Array<[string, number]>) => xs.reduce((t, [, v]) => t + v, 0);
+      out.push(
+        `Temporal server requests per sample while fetchquant ran: ${per(sum(reqs.filter(([k]) => k.startsWith('service_requests '))))} RPCs (most: ${rpc.map(([k, v]) => `${k.split(' ')[1]} ${per(v)}`).join(', ')}); ` +
+          `${per(sum(reqs.filter(([k]) => k.startsWith('persistence_requests '))))} persistence requests (most: ${db.map(([k, v]) => `${k.split(' ')[1]} ${per(v)}`).join(', ')}).`,
+        '',
+      );
+    }
+    const census = (n.fetchquant.notes.workflowCensus ?? {}) as Record<string, Record<string, number>>;
+    if (Object.keys(census).length > 0) {
+      out.push(
+        `Workflow tasks by workflow type (runs, events, workflow tasks completed): ${Object.entries(census)
+          .map(([t, c]) => `${t} ${c.runs ?? 0} / ${c.events ?? 0} / ${c.workflow_task_completed ?? 0}`)
+          .join('; ')}.`,
+        '',
+      );
+    }
   }
   out.push('Raw figures: the `.json` beside this file. Method: docs/benchmarks.md (B5).', '');
   return out.join('\n');

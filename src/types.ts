@@ -157,7 +157,13 @@ export interface SourcePlan {
 export interface LocalFile {
   path: string;
   bytes: number;
+  /** of the file at path; when inflatedFrom is set, of that file (the archive's .gz as received) */
   md5: string;
+  /**
+   * A download kept plain (src/activities/download.ts): path holds the inflated bytes of the archive's
+   * file `name` (`bytes` long, md5 above), written as it arrived and counted; the .gz itself is not kept.
+   */
+  inflatedFrom?: { name: string; bytes: number };
 }
 
 export interface DownloadResult {

@@ -70,7 +70,8 @@ export interface Activities {
   /** Download every file of the plan into runDir, verified by size and md5; resumes from bytes on disk. */
   /** minFreeGb: the disk floor the transfer keeps while it writes (stops with DiskFloor, bytes kept); none if absent */
   /** verify: also check the reads as verifyReads would, and return them as `verified` when they pass (FASTQ plans) */
-  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number; verify?: boolean }): Promise<DownloadResult>;
+  /** plainReads: a .fastq.gz may be kept inflated (RUN_1.fastq) when the disk has room; absent: kept as fetched */
+  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number; verify?: boolean; plainReads?: boolean }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + one counting pass (+ gzip only when the disk needs it); removes the .sra. Returns FASTQ paths (.fastq or .fastq.gz). */
   /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
   /** verify: also check the reads against the source's count as verifyReads would; `verified` when they pass */

@@ -13,9 +13,17 @@
  *   .part: resuming them is futile. A gzip error stops the transfer at the chunk that shows it.
  * - The transfer reads with node:http and writes in batches of ~1 MiB or 200 ms (one writev each): fetch's web
  *   streams and a write per 64 KiB chunk cost 3-5x curl's CPU (bench/download-cpu.ts, docs/benchmarks.md).
+ * - Kept plain (input plainReads, reads deleted after quant): the gzip test inflates every byte anyway, so the
+ *   check thread also writes what it inflates to `<RUN_1.fastq>.<attempt>.part`, and kallisto reads plain
+ *   FASTQ instead of inflating the same bytes again (~8 CPU-s per GB of FASTQ in B5). Only while the disk
+ *   has room: this worker's reservation for the run must exist and free space less the other runs'
+ *   reservations must stay above the floor with PLAIN_GUESS x the .gz; the reservation grows by that much.
+ *   The .gz is still written (a resume needs its bytes; md5 is of them); when it passes, the plain file gets
+ *   the check record (records, and inflatedFrom: the .gz's name, bytes and md5), is renamed into place, and
+ *   the .gz is deleted. Near the floor mid-transfer the plain copy is dropped and the .gz kept, as before.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -26,9 +34,9 @@ import { HttpClient } from '../tools/http.js';
 import { readsCheckOf } from '../reads-check.js';
 import type { DownloadResult, LocalFile, RemoteFile } from '../types.js';
 import type { Activities } from './contract.js';
-import { freeBytesOf } from './disk.js';
+import { freeBytesOf, type DiskLedger } from './disk.js';
 import { canDownsample, downloadFirstBases } from './downsample.js';
-import { claimPart, dropPart, partStillOwn, publishPart, releasePart } from './part-file.js';
+import { claimPart, dropPart, freshPart, partStillOwn, publishPart, releasePart } from './part-file.js';
 import { verifiedInStep } from './reads.js';
 
 /** Names come from remote data: nothing that could leave the run dir or hide as a dot-dot. */
@@ -81,6 +89,25 @@ function looksLikeHtml(chunk: Uint8Array): boolean {
 
 class Stall extends Error {}
 
+/**
+ * What a .fastq.gz is assumed to inflate to when deciding whether its plain copy fits, per byte of .gz:
+ * Illumina FASTQ inflates ~3-5x (B5's simulated reads 2.6x). A larger one is still safe: free space is
+ * measured on every MiB written, and the plain copy is dropped before the floor.
+ */
+export const PLAIN_GUESS = 4;
+
+/** Info to the activity's log (the worker's log file); nothing outside an activity (unit use). */
+function logInfo(message: string): void {
+  try {
+    Context.current().log.info(message);
+  } catch {
+    /* not in an activity */
+  }
+}
+
+/** `RUN_1.fastq.gz` -> `RUN_1.fastq`: where a .gz kept plain lives. */
+const plainNameOf = (final: string) => final.replace(/\.gz$/, '');
+
 /** The disk floor (--min-free-gb) a transfer keeps, checked as it writes (issue 13: not only at admission). */
 interface Floor {
   bytes: number;
@@ -125,7 +152,17 @@ async function writeAll(fh: FileHandle, bufs: Uint8Array[]): Promise<void> {
 
 async function fetchFile(
   f: RemoteFile,
-  ctx: { run: string; runDir: string; http: HttpClient; stallMs: number; cancel?: AbortSignal; progress: Progress; floor?: Floor },
+  ctx: {
+    run: string;
+    runDir: string;
+    http: HttpClient;
+    stallMs: number;
+    cancel?: AbortSignal;
+    progress: Progress;
+    floor?: Floor;
+    /** may this .gz be kept plain? (asked once per transfer; see the header) */
+    plainRoom?: (f: RemoteFile) => Promise<boolean>;
+  },
 ): Promise<FileOutcome> {
   const final = join(ctx.runDir, f.name);
   const where = `run ${ctx.run}: ${f.name} from ${f.url}`;
@@ -134,6 +171,23 @@ async function fetchFile(
   ctx.progress.offset = 0;
   const progress = (n: number) => (ctx.progress.offset = n);
   const feedOpts = { ...(ctx.cancel ? { signal: ctx.cancel } : {}), onProgress: progress };
+
+  if (kind === 'gz') {
+    // Kept plain by an earlier attempt: its record names the .gz it was inflated from, as checked.
+    const plainFinal = plainNameOf(final);
+    const rec = await readCheckRecord(plainFinal);
+    const from = rec?.inflatedFrom;
+    if (rec && from && rec.records !== null && from.name === f.name && (f.md5 === null || from.md5 === f.md5) && (f.bytes === null || from.bytes === f.bytes)) {
+      await freshPart(final); // the .gz bytes of the attempt that published it, if it died before deleting them
+      await rm(final, { force: true });
+      return { local: { path: plainFinal, bytes: rec.bytes, md5: from.md5, inflatedFrom: { name: from.name, bytes: from.bytes } }, fetched: 0, kept: from.bytes };
+    }
+    if (rec || (await sizeOf(plainFinal)) !== null) {
+      // Not what this plan lists (another copy's, or someone's file): never reused.
+      await rm(plainFinal, { force: true });
+      await rm(checkRecordPath(plainFinal), { force: true });
+    }
+  }
 
   const finalSize = await sizeOf(final);
   if (finalSize !== null) {
@@ -161,15 +215,30 @@ async function fetchFile(
   }
 
   const { part, offset: start } = await claimPart(final, f.bytes);
+  /** this attempt's plain copy while it is being written (null: kept as fetched) */
+  let plain: { final: string; temp: string } | null = null;
   try {
+    if (kind === 'gz' && ctx.plainRoom && (await ctx.plainRoom(f))) plain = { final: plainNameOf(final), temp: await freshPart(plainNameOf(final)) };
     return await transfer(start);
   } finally {
     releasePart(part);
+    // Published (renamed away) or not wanted: either way this attempt's name for it goes.
+    if (plain) await rm(plain.temp, { force: true });
+  }
+
+  /** Near the floor: the plain copy goes, the .gz stays (the transfer goes on as if it had never been asked). */
+  async function dropPlain(check: FileCheck, why: string): Promise<void> {
+    if (!plain) return;
+    await check.dropPlain().catch(() => undefined);
+    await rm(plain.temp, { force: true });
+    logInfo(`download ${ctx.run}: ${f.name} kept as fetched, not plain: ${why}`);
+    plain = null;
   }
 
   async function transfer(from: number): Promise<FileOutcome> {
     let offset = from;
-    let check = new FileCheck(kind);
+    const newCheck = () => new FileCheck(kind, plain?.temp);
+    let check = newCheck();
     // Every way out stops the thread's work for this file (a no-op once finish() has run).
     try {
       try {
@@ -180,7 +249,7 @@ async function fetchFile(
         // The bytes kept by an earlier attempt are not gzip: resuming them is futile, start over.
         await truncate(part.own, 0);
         offset = 0;
-        check = new FileCheck(kind);
+        check = newCheck();
       }
       let kept = offset;
       let fetched = 0;
@@ -215,6 +284,20 @@ async function fetchFile(
         if (!(await partStillOwn(part))) {
           throw ApplicationFailure.create({ type: WORKER_LOST, message: `${where}: a newer attempt of this download took over its partial file; this attempt stops` });
         }
+        if (plain && got.plain && 'bytes' in got.plain && got.records !== null) {
+          // The plain copy holds exactly the bytes just counted and tested. Record, rename, then the .gz goes:
+          // a crash in between leaves a plain file whose record a retry takes (see the top of fetchFile).
+          await writeCheckRecord(plain.final, { records: got.records, md5: null, by: 'download', inflatedFrom: { name: f.name, bytes: offset, md5: got.md5 } }, plain.temp);
+          try {
+            await rename(plain.temp, plain.final);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+            throw ApplicationFailure.create({ type: WORKER_LOST, message: `${where}: a newer attempt of this download took over its plain copy; this attempt stops` });
+          }
+          await dropPart(part);
+          return { local: { path: plain.final, bytes: got.plain.bytes, md5: got.md5, inflatedFrom: { name: f.name, bytes: offset } }, fetched, kept };
+        }
+        if (plain && got.plain && 'lost' in got.plain) logInfo(`download ${ctx.run}: ${f.name} kept as fetched, not plain: ${got.plain.lost}`);
         // The record goes first: a crash before the rename leaves a whole .part, checked again next attempt.
         await writeCheckRecord(final, { records: got.records, md5: got.md5, by: 'download' }, part.own);
         await publishPart(part, final);
@@ -265,7 +348,7 @@ async function fetchFile(
         offset = 0;
         kept = 0;
         check.destroy();
-        check = new FileCheck(kind);
+        check = newCheck();
       } else if (res.status === 206 && rangeStart(res.headers.get('content-range')) !== offset) {
         await reject(`asked for bytes=${offset}- but got Content-Range ${res.headers.get('content-range')}`, res.body);
       }
@@ -290,7 +373,12 @@ async function fetchFile(
       const flush = async (): Promise<boolean> => {
         if (batchBytes === 0) return true;
         if (ctx.floor) {
-          const free = await ctx.floor.free(ctx.runDir);
+          let free = await ctx.floor.free(ctx.runDir);
+          // The plain copy grows ~PLAIN_GUESS bytes per byte written here: it goes first, before the floor.
+          if (plain && free - batchBytes * (1 + PLAIN_GUESS) < ctx.floor.bytes) {
+            await dropPlain(check, `${ctx.runDir} has ${free} bytes free, near the --min-free-gb ${ctx.floor.gb} floor`);
+            free = await ctx.floor.free(ctx.runDir);
+          }
           if (free - batchBytes < ctx.floor.bytes) {
             floorStop = floorFailure(where, ctx.runDir, free, ctx.floor, offset);
             return false;
@@ -375,7 +463,7 @@ async function fetchFile(
   }
 }
 
-export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEveryMs?: number; freeBytes?: (dir: string) => Promise<number> }): Pick<Activities, 'download'> {
+export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEveryMs?: number; freeBytes?: (dir: string) => Promise<number>; ledger?: DiskLedger }): Pick<Activities, 'download'> {
   const http = deps.http ?? new HttpClient();
   const everyMs = deps.heartbeatEveryMs ?? 1000;
   return {
@@ -388,7 +476,26 @@ export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEve
       return verified ? { ...r, verified } : r;
     },
   };
-  async function fetchPlan({ plan, runDir, stallTimeoutSec, minFreeGb, maxBp }: Parameters<Activities['download']>[0]): Promise<DownloadResult> {
+  /**
+   * Whether f may be kept plain: this worker admitted the run (its reservation is in the ledger) and free space
+   * less the other runs' reservations stays above the run's floor with PLAIN_GUESS x f's bytes more; if so the
+   * reservation grows by that much, so later admissions count it. No reservation (a worker restarted since
+   * admission, a test without a ledger): kept as fetched, the conservative way.
+   */
+  async function plainRoom(run: string, runDir: string, f: RemoteFile): Promise<boolean> {
+    const r = deps.ledger?.reservation(run);
+    if (!deps.ledger || !r || f.bytes === null) return false;
+    const need = f.bytes * PLAIN_GUESS;
+    const free = await (deps.freeBytes ?? freeBytesOf)(runDir);
+    if (free - deps.ledger.reservedExcept(run) - need < r.minFreeGb * 1e9) {
+      logInfo(`download ${run}: ${f.name} kept as fetched, not plain: ${free} bytes free less ${deps.ledger.reservedExcept(run)} reserved by other runs leaves no room for ~${need} plain bytes above the --min-free-gb ${r.minFreeGb} floor`);
+      return false;
+    }
+    deps.ledger.reserve(run, r.dir, r.bytes + need, r.minFreeGb, free);
+    return true;
+  }
+
+  async function fetchPlan({ plan, runDir, stallTimeoutSec, minFreeGb, maxBp, plainReads }: Parameters<Activities['download']>[0]): Promise<DownloadResult> {
     const floor: Floor | undefined = minFreeGb === undefined ? undefined : { gb: minFreeGb, bytes: Math.round(minFreeGb * 1e9), free: deps.freeBytes ?? freeBytesOf };
     checkDownloadTarget(plan.run, runDir, plan.files);
     const context = Context.current();
@@ -410,7 +517,16 @@ export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEve
         return await downloadFirstBases(plan, runDir, maxBp, { http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress });
       }
       for (const f of plan.files) {
-        const out = await fetchFile(f, { run: plan.run, runDir, http, stallMs: stallTimeoutSec * 1000, cancel: context.cancellationSignal, progress, floor });
+        const out = await fetchFile(f, {
+          run: plan.run,
+          runDir,
+          http,
+          stallMs: stallTimeoutSec * 1000,
+          cancel: context.cancellationSignal,
+          progress,
+          floor,
+          ...(plainReads ? { plainRoom: (rf: RemoteFile) => plainRoom(plan.run, runDir, rf) } : {}),
+        });
         files.push(out.local);
         bytesFetched += out.fetched;
         resumedFromBytes += out.kept;

@@ -67,7 +67,7 @@ export function createActivities(deps: ActivityDeps): Activities {
   const source = createSourceActivities({ http, ...(pacer ? { order: (s: Source[]) => pacer.order(s) as Promise<Source[]> } : {}) });
   const index = createIndexActivities();
   const quant = createQuantActivities({ ledger });
-  const download = createDownloadActivities({ http });
+  const download = createDownloadActivities({ http, ledger });
   const reads = createReadActivities();
   const convert = createConvertActivities({ ledger });
   // Every step that touches a run dir first takes its lease (src/run-lease.ts): while this worker lives, no

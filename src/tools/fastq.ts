@@ -125,6 +125,8 @@ export interface CheckResult {
   md5: string;
   /** null for a file that is not FASTQ (.sra) */
   records: number | null;
+  /** a check opened with plainPath: the inflated copy written whole (bytes), or why it stopped */
+  plain?: { bytes: number } | { lost: string };
 }
 
 /**
@@ -152,10 +154,19 @@ export class FileCheck {
   /** bytes the thread has read itself (feedFile), for the caller's progress */
   private fileProgress: ((n: number) => void) | null = null;
 
-  constructor(readonly kind: 'gz' | 'plain' | null) {
+  /** plainPath (a .gz check only): the thread also writes the inflated bytes there (./check-thread.ts) */
+  constructor(
+    readonly kind: 'gz' | 'plain' | null,
+    plainPath?: string,
+  ) {
     this.thread = checkThread();
     this.ring = takeRing();
-    this.id = this.thread.open(this, kind, this.ring);
+    this.id = this.thread.open(this, kind, this.ring, plainPath);
+  }
+
+  /** Stop the inflated copy (the caller deletes its file); the checks go on. */
+  async dropPlain(): Promise<void> {
+    await this.ask({ t: 'dropPlain', id: this.id }, 'plainDropped');
   }
 
   /** From the thread (CheckThread routes by id). */
@@ -278,7 +289,7 @@ export class FileCheck {
     if (this.kind === null) return { md5, records: null };
     const w = wholeRecords(done.lines, done.last, done.fed);
     if ('problem' in w) throw new FileCheckError('records', w.problem);
-    return { md5, records: w.records };
+    return { md5, records: w.records, ...(done.plain ? { plain: done.plain } : {}) };
   }
 
   /** Stop (the transfer failed): frees zlib's memory and the thread's work. */
@@ -343,10 +354,10 @@ class CheckThread {
     return this.open_.size;
   }
 
-  open(c: FileCheck, kind: 'gz' | 'plain' | null, ring: Ring): number {
+  open(c: FileCheck, kind: 'gz' | 'plain' | null, ring: Ring, plainPath?: string): number {
     const id = this.nextId++;
     this.open_.set(id, c);
-    this.post({ t: 'open', id, kind, ring: ring.shared, slotBytes: SLOT_BYTES });
+    this.post({ t: 'open', id, kind, ring: ring.shared, slotBytes: SLOT_BYTES, ...(plainPath !== undefined ? { plainPath } : {}) });
     return id;
   }
 
@@ -428,12 +439,18 @@ export interface CheckRecord {
    * run's spots are pairs plus these (src/activities/convert.ts).
    */
   unpaired?: number;
+  /** a download kept plain: the archive's .gz file these bytes were inflated from, as checked (name, bytes, md5) */
+  inflatedFrom?: { name: string; bytes: number; md5: string };
 }
 
 export const checkRecordPath = (path: string): string => join(dirname(path), `.${basename(path)}.checked`);
 
 /** Write the record for `path` as it is now on disk (its final name: the record follows renames only by name). */
-export async function writeCheckRecord(path: string, r: { records: number | null; md5: string | null; by: string; unpaired?: number }, statPath = path): Promise<void> {
+export async function writeCheckRecord(
+  path: string,
+  r: { records: number | null; md5: string | null; by: string; unpaired?: number; inflatedFrom?: CheckRecord['inflatedFrom'] },
+  statPath = path,
+): Promise<void> {
   const st = await stat(statPath);
   const rec: CheckRecord = {
     name: basename(path),
@@ -445,6 +462,7 @@ export async function writeCheckRecord(path: string, r: { records: number | null
     ino: st.ino,
     mtimeMs: st.mtimeMs,
     ...(r.unpaired !== undefined ? { unpaired: r.unpaired } : {}),
+    ...(r.inflatedFrom ? { inflatedFrom: r.inflatedFrom } : {}),
   };
   const out = checkRecordPath(path);
   await writeFile(`${out}.tmp`, JSON.stringify(rec));

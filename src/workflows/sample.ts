@@ -360,6 +360,9 @@ class SampleRun {
           ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}),
           ...(this.ownRetries ? { minFreeGb: options.minFreeGb } : {}),
           ...(this.verifiedInStep ? { verify: true } : {}),
+          // Reads kept after quant stay as the archive sends them; reads deleted after quant may be kept plain
+          // while they wait (kallisto then inflates nothing). An activity argument: no patch needed.
+          ...(ak?.keepReads ? {} : { plainReads: true }),
         },
       ]),
     );
@@ -671,7 +674,7 @@ class SampleRun {
       outcome,
       restarts: status.restarts,
       ...(this.ownRetries ? { lostAttempts: this.lostAttempts } : {}),
-      files: this.files.map((f) => ({ name: f.path.slice(f.path.lastIndexOf('/') + 1), bytes: f.bytes, md5: f.md5 })),
+      files: this.files.map((f) => ({ name: f.path.slice(f.path.lastIndexOf('/') + 1), bytes: f.bytes, md5: f.md5, ...(f.inflatedFrom ? { inflatedFrom: f.inflatedFrom } : {}) })),
       stages: status.history.map((h) => ({ stage: h.stage, host: h.host, attempt: h.attempt, startedAt: h.startedAt, endedAt: h.endedAt, error: h.error })),
     });
     // Signalled by workflow id, so it reaches the species even after it continued-as-new. Awaited, never sent

@@ -12,6 +12,8 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { CancelledFailure } from '@temporalio/common';
 import { createReadActivities } from '../../src/activities/reads.js';
+import { DiskLedger } from '../../src/activities/disk.js';
+import { PLAIN_GUESS } from '../../src/activities/download.js';
 import { readCheckRecord } from '../../src/tools/fastq.js';
 import { HttpClient, RateLimiter, type Clock } from '../../src/tools/http.js';
 import type { SourcePlan } from '../../src/types.js';
@@ -218,6 +220,97 @@ describe('download', () => {
     const rel = await failureOf(download(fastHttp(), singlePlan, 'reads/../x'));
     expect(rel.type).toBe('InvalidInput');
     expect(w.mirror.stats().requests).toBe(0);
+  });
+});
+
+describe('kept plain (plainReads: the check thread writes what it inflates; kallisto inflates nothing)', () => {
+  const plainFinal = () => join(runDir, `${w.single.run}.fastq`);
+  const source = () => w.single.fastq[0]!;
+  /** this worker admitted the run, as reserveDisk leaves it; a disk with `free` bytes */
+  function admitted(free = 1e12, minFreeGb = 1): { ledger: DiskLedger; plain: { ledger: DiskLedger; freeBytes: () => Promise<number>; minFreeGb: number } } {
+    const ledger = new DiskLedger();
+    expect(ledger.reserve(w.single.run, runDir, size(), minFreeGb, free).granted).toBe(true);
+    return { ledger, plain: { ledger, freeBytes: async () => free, minFreeGb } };
+  }
+  async function expectPlain(): Promise<void> {
+    expect((await readFile(plainFinal())).equals(gunzipSync(await readFile(source().path)))).toBe(true);
+    expect((await readdir(runDir)).sort()).toEqual([`.${w.single.run}.fastq.checked`, `${w.single.run}.fastq`]);
+    expect(await readCheckRecord(plainFinal())).toMatchObject({ records: w.single.reads, md5: null, by: 'download', inflatedFrom: { name: `${w.single.run}.fastq.gz`, bytes: size(), md5: source().md5 } });
+  }
+
+  it('keeps the inflated bytes, counted and with the .gz md5 checked; the reservation grows; a second call takes them without a request; verifyReads reads nothing again', async () => {
+    const { ledger, plain } = admitted();
+    const r = await download(fastHttp(), singlePlan, runDir, { plain, verify: true });
+    const plainBytes = (await stat(plainFinal())).size;
+    expect(r).toMatchObject({
+      files: [{ path: plainFinal(), bytes: plainBytes, md5: source().md5, inflatedFrom: { name: `${w.single.run}.fastq.gz`, bytes: size() } }],
+      bytesFetched: size(),
+      verified: { layout: 'single', files: [plainFinal()], reads: w.single.reads },
+    });
+    await expectPlain();
+    expect(ledger.reservation(w.single.run)!.bytes).toBe(size() * (1 + PLAIN_GUESS));
+    w.mirror.resetStats();
+    const again = await download(fastHttp(), singlePlan, runDir, { plain });
+    expect(again).toEqual({ files: r.files, bytesFetched: 0, resumedFromBytes: size() });
+    expect(w.mirror.stats().requests).toBe(0);
+    await expectPlain();
+  });
+
+  it('without a reservation on this worker, or without room above the floor, the .gz is kept as fetched', async () => {
+    const noLedger = await download(fastHttp(), singlePlan, runDir, { plain: { ledger: new DiskLedger() } });
+    expect(noLedger.files[0]!.path).toBe(final());
+    await expectComplete();
+    await rm(runDir, { recursive: true, force: true });
+    // room for the .gz above a 1 GB floor, not for ~PLAIN_GUESS x more
+    const { plain } = admitted(1e9 + size() * 2, 1);
+    const tight = await download(fastHttp(), singlePlan, runDir, { plain });
+    expect(tight.files[0]).toEqual({ path: final(), bytes: size(), md5: source().md5 });
+    await expectComplete();
+  });
+
+  it('after a reset mid-body the resume re-inflates the kept prefix into a fresh plain copy and fetches only the rest', async () => {
+    const { plain } = admitted();
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'reset', afterBytes: Math.floor(size() / 2), times: 1 }] });
+    expect((await failureOf(download(fastHttp(), singlePlan, runDir, { plain }))).type).toBe('NetworkError');
+    const kept = (await sizeOnDisk(part()))!;
+    expect(kept).toBeGreaterThan(0);
+    // the failed attempt's plain copy is gone: only the .gz bytes are kept to resume
+    expect((await readdir(runDir)).filter((n) => n.startsWith(`${w.single.run}.fastq.`) && !n.startsWith(`${w.single.run}.fastq.gz`))).toEqual([]);
+    w.mirror.resetStats();
+    const r = await download(fastHttp(), singlePlan, runDir, { plain });
+    expect(r).toMatchObject({ resumedFromBytes: kept, bytesFetched: size() - kept });
+    expect(w.mirror.stats().bytesServed).toBe(size() - kept);
+    await expectPlain();
+  });
+
+  it('near the floor mid-transfer the plain copy is dropped and the .gz kept, without failing the transfer', async () => {
+    const ledger = new DiskLedger();
+    ledger.reserve(w.single.run, runDir, size(), 1, 1e12);
+    let calls = 0;
+    // room at the decision, then just above the floor for the .gz alone
+    const freeBytes = async () => (++calls === 1 ? 1e12 : 1e9 + 2 * size());
+    const r = await download(fastHttp(), singlePlan, runDir, { plain: { ledger, freeBytes, minFreeGb: 1 } });
+    expect(r.files[0]).toEqual({ path: final(), bytes: size(), md5: source().md5 });
+    await expectComplete();
+  });
+
+  it('a plain copy published by an attempt killed before it deleted the .gz bytes is taken, and those bytes go', async () => {
+    const { plain } = admitted();
+    await download(fastHttp(), singlePlan, runDir, { plain });
+    await copyFile(source().path, part());
+    w.mirror.resetStats();
+    const r = await download(fastHttp(), singlePlan, runDir, { plain });
+    expect(r.files[0]!.path).toBe(plainFinal());
+    expect(w.mirror.stats().requests).toBe(0);
+    await expectPlain();
+  });
+
+  it('wrong bytes (md5 mismatch) leave neither the .gz nor a plain copy', async () => {
+    const { plain } = admitted();
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'wrong-bytes', times: 1 }] });
+    const err = await failureOf(download(fastHttp(), singlePlan, runDir, { plain }));
+    expect(err.type).toBe('ChecksumMismatch');
+    expect(await readdir(runDir)).toEqual([]);
   });
 });
 

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { MockActivityEnvironment } from '@temporalio/testing';
 import { createDownloadActivities } from '../../src/activities/download.js';
 import { createSourceActivities } from '../../src/activities/source.js';
+import type { DiskLedger } from '../../src/activities/disk.js';
 import { DEFAULTS } from '../../src/config/schema.js';
 import type { Dataset, SyntheticRun } from '../../src/mirror/fixtures.js';
 import type { Mirror } from '../../src/mirror/server.js';
@@ -69,10 +70,23 @@ export async function download(
   http: HttpClient,
   plan: SourcePlan,
   runDir: string,
-  opts: { stallTimeoutSec?: number; env?: MockActivityEnvironment; verify?: boolean } = {},
+  opts: {
+    stallTimeoutSec?: number;
+    env?: MockActivityEnvironment;
+    verify?: boolean;
+    /** plainReads with this worker's ledger (and disk): a .gz may be kept plain */
+    plain?: { ledger: DiskLedger; freeBytes?: (dir: string) => Promise<number>; minFreeGb?: number };
+  } = {},
 ): Promise<DownloadResult> {
-  const { download: dl } = createDownloadActivities({ http, heartbeatEveryMs: 20 });
-  return (opts.env ?? quietEnv()).run(dl, { plan, runDir, stallTimeoutSec: opts.stallTimeoutSec ?? 30, ...(opts.verify ? { verify: true } : {}) });
+  const p = opts.plain;
+  const { download: dl } = createDownloadActivities({ http, heartbeatEveryMs: 20, ...(p ? { ledger: p.ledger, ...(p.freeBytes ? { freeBytes: p.freeBytes } : {}) } : {}) });
+  return (opts.env ?? quietEnv()).run(dl, {
+    plan,
+    runDir,
+    stallTimeoutSec: opts.stallTimeoutSec ?? 30,
+    ...(opts.verify ? { verify: true } : {}),
+    ...(p ? { plainReads: true, ...(p.minFreeGb !== undefined ? { minFreeGb: p.minFreeGb } : {}) } : {}),
+  });
 }
 
 export async function sameBytes(a: string, b: string): Promise<boolean> {
