@@ -79,11 +79,13 @@ function crashSuite(v: Variant): void {
       const done = (sp: SyntheticSpecies, r: SyntheticRun) => existsSync(provenanceOf(world.dataset, sp, r.run));
 
       /** a .sra converts into these and is deleted after them */
-      const converted = (f: Tracked) => f.local.endsWith('.sra') && [`${f.run}.fastq.gz`, `${f.run}_1.fastq.gz`].some((n) => existsSync(join(f.local, '..', n)));
-      /** bytes of a file on disk: whole once renamed (or converted, or its sample done), else its .part */
+      const converted = (f: Tracked) => f.local.endsWith('.sra') && [`${f.run}.fastq.gz`, `${f.run}_1.fastq.gz`, `${f.run}.fastq`, `${f.run}_1.fastq`].some((n) => existsSync(join(f.local, '..', n)));
+      /** a .fastq.gz kept plain: the inflated file is in place (its check record is written before the rename) */
+      const keptPlain = (f: Tracked) => f.local.endsWith('.fastq.gz') && existsSync(f.local.replace(/\.gz$/, ''));
+      /** bytes of a file on disk: whole once renamed (or kept plain, or converted, or its sample done), else its .part */
       const onDisk = (f: Tracked) => {
         const e = runs.find((x) => x.r.run === f.run)!;
-        if (done(e.sp, e.r) || sizeOf(f.local) === f.bytes || converted(f)) return f.bytes;
+        if (done(e.sp, e.r) || sizeOf(f.local) === f.bytes || keptPlain(f) || converted(f)) return f.bytes;
         return sizeOf(`${f.local}.part`) ?? 0;
       };
       /** mirror bytes per file minus bytes on disk: what was sent and lost so far */
