@@ -16,6 +16,7 @@
  * The pacer continues-as-new (carrying leases and pace) before its history grows long.
  */
 import { allHandlersFinished, condition, continueAsNew, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { Ticker } from './tick.js';
 import { LONG_LIVED_MAX_EVENTS } from './options.js';
 import { pacerMessages, type PaceSource, type PermitAnswer, type SourcePace } from './messages.js';
 
@@ -302,11 +303,12 @@ export async function sourcePacerWorkflow(input: PacerInput = {}): Promise<void>
   });
 
   // Idle between events; wake now and then so expired leases free their permits even with nobody asking.
+  const ticker = new Ticker(60_000);
   for (;;) {
     const info = workflowInfo();
     if (info.historyLength > maxEvents || info.continueAsNewSuggested) break;
     const seen = version;
-    await condition(() => version !== seen, 60_000);
+    await ticker.wait(() => version !== seen);
     expire();
   }
   draining = true;

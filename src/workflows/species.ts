@@ -26,6 +26,7 @@ import { sampleWorkflowId, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { RunMeta, SampleOptions, SampleOutcome, SpeciesPlan } from '../types.js';
 import { abandonedChild, cancelChildren } from './children.js';
+import { Ticker } from './tick.js';
 import {
   readsVerifiedSignal,
   sampleFinishedSignal,
@@ -206,6 +207,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
       }
     }
 
+    const ticker = new Ticker(Math.round(options.monitorIntervalSec * 1000));
     for (;;) {
       dirty = false;
       const toStart: RunMeta[] = [];
@@ -236,7 +238,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
         s.continuedAsNew++;
         return await continueAsNew<typeof speciesWorkflow>({ ...input, threads, state: s });
       }
-      await condition(() => dirty, Math.round(options.monitorIntervalSec * 1000));
+      await ticker.wait(() => dirty);
     }
     status = s.failed > 0 && s.done === 0 && s.skipped === 0 ? 'failed' : 'done';
     await report(true);

@@ -3,7 +3,8 @@ import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { batchWorkflowId } from '../../src/ids.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
-import { maybeRecord } from '../helpers/histories.js';
+import { maybeRecord, patchMarkers } from '../helpers/histories.js';
+import { TICK_TIMER } from '../../src/workflows/tick.js';
 import { createFastActivities, newLog, runName, type FastLog, type FastWorld } from '../helpers/fast-activities.js';
 
 const FAST = { checkIntervalSec: 1, monitorIntervalSec: 0.2, retryInitialSec: 0.05, hostLostTimeoutSec: 5, diskWaitSec: 0.1, stallTimeoutSec: 5 };
@@ -82,6 +83,18 @@ describe('batchWorkflow on a real dev server (fast activities)', () => {
     expect(memo.files).toEqual([{ name: `${runName(1, 0)}.fastq.gz`, bytes: 100, md5: 'x' }]);
     expect((memo.stages as { stage: string }[]).map((s) => s.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
     expect((memo.stages as { attempt?: number }[])[1]!.attempt).toBe(1);
+    // allocations run as local activities (ALLOCATE_LOCALLY): markers, no activity task, no second workflow task
+    const batchHistory = await handle.fetchHistory();
+    const scheduled = (batchHistory.events ?? []).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name] : []));
+    expect(scheduled).not.toContain('allocate');
+    const localAllocations = (batchHistory.events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length;
+    expect(localAllocations).toBeGreaterThan(1);
+    // one tick timer per period (TICK_TIMER), never a timer started and cancelled per wake-up
+    for (const id of ['fetchquant/b1', 'fetchquant/b1/beta_two']) {
+      const h = id === 'fetchquant/b1' ? batchHistory : await t.client.workflow.getHandle(id).fetchHistory();
+      expect(patchMarkers(h)).toContain(TICK_TIMER);
+      expect((h.events ?? []).filter((e) => e.timerCanceledEventAttributes).length).toBe(0);
+    }
     await maybeRecord(t.client, 'fetchquant/b1', 'batch-3-species');
     await maybeRecord(t.client, 'fetchquant/b1/beta_two', 'species-beta');
     await maybeRecord(t.client, 'fetchquant/b1/gamma_three', 'species-index-failed');

@@ -13,6 +13,8 @@ import { HttpClient } from '../../src/tools/http.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { acquirePermitUpdate, paceQuery, releasePermitSignal, type PaceLimits, type PaceSource, type SourcePace } from '../../src/workflows/messages.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
+import { maybeRecord, patchMarkers } from '../helpers/histories.js';
+import { TICK_TIMER } from '../../src/workflows/tick.js';
 import { createActivities } from '../../src/activities/index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -55,6 +57,12 @@ describe('sourcePacerWorkflow', () => {
     expect(most).toBe(2);
     const p = await pace('sra');
     expect(p).toMatchObject({ limit: 2, maxLimit: 2, inFlight: 0, granted: 6 });
+    // its idle loop waits on one 60 s tick (TICK_TIMER), not on a 60 s timer started per update or signal
+    const history = await t.client.workflow.getHandle(PACER_WORKFLOW_ID).fetchHistory();
+    expect(patchMarkers(history)).toContain(TICK_TIMER);
+    const idleTimers = (history.events ?? []).filter((e) => e.timerStartedEventAttributes && Number(e.timerStartedEventAttributes.startToFireTimeout?.seconds ?? 0) === 60);
+    expect(idleTimers.length).toBe(1);
+    await maybeRecord(t.client, PACER_WORKFLOW_ID, 'v7-pacer-tick');
   });
 
   it('a 429 with Retry-After pauses the source for every host and halves its concurrency; clean downloads raise it again', async () => {
