@@ -30,6 +30,8 @@ export interface Reservation {
 
 export class DiskLedger {
   private readonly byRun = new Map<string, Reservation>();
+  /** what grow() added to each run's reservation, by key: a retried step adds its share once */
+  private readonly grownBy = new Map<string, Set<string>>();
 
   /**
    * Grants iff free - reservedExcept(run) - bytes >= minFreeGb. A run already holding a reservation is
@@ -42,11 +44,26 @@ export class DiskLedger {
     if (this.byRun.has(run)) {
       // The latest plan's size is the truth (a retry may have switched source, e.g. ENA -> SRA's 3x).
       this.byRun.set(run, { dir, bytes: neededBytes, minFreeGb });
+      this.grownBy.delete(run);
       return { granted: true, freeBytes, reservedBytes, neededBytes };
     }
     const granted = freeBytes - reservedBytes - neededBytes >= minFreeGb * GB;
     if (granted) this.byRun.set(run, { dir, bytes: neededBytes, minFreeGb });
     return { granted, freeBytes, reservedBytes, neededBytes };
+  }
+
+  /**
+   * Adds `bytes` to the run's reservation for `key` (e.g. a file kept plain), once per key until the run is
+   * reserved or released again: an attempt retried on this worker does not add its share twice.
+   */
+  grow(run: string, key: string, bytes: number): void {
+    const r = this.byRun.get(run);
+    if (!r) return;
+    const keys = this.grownBy.get(run) ?? new Set<string>();
+    if (keys.has(key)) return;
+    keys.add(key);
+    this.grownBy.set(run, keys);
+    r.bytes += Math.max(0, bytes);
   }
 
   /** What the run holds now, if this worker admitted it. */
@@ -56,6 +73,7 @@ export class DiskLedger {
 
   release(run: string): void {
     this.byRun.delete(run);
+    this.grownBy.delete(run);
   }
 
   reservedExcept(run: string): number {

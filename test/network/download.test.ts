@@ -251,6 +251,7 @@ describe('kept plain (plainReads: the check thread writes what it inflates; kall
     expect(ledger.reservation(w.single.run)!.bytes).toBe(size() * (1 + PLAIN_GUESS));
     w.mirror.resetStats();
     const again = await download(fastHttp(), singlePlan, runDir, { plain });
+    expect(ledger.reservation(w.single.run)!.bytes).toBe(size() * (1 + PLAIN_GUESS));
     expect(again).toEqual({ files: r.files, bytesFetched: 0, resumedFromBytes: size() });
     expect(w.mirror.stats().requests).toBe(0);
     await expectPlain();
@@ -269,7 +270,7 @@ describe('kept plain (plainReads: the check thread writes what it inflates; kall
   });
 
   it('after a reset mid-body the resume re-inflates the kept prefix into a fresh plain copy and fetches only the rest', async () => {
-    const { plain } = admitted();
+    const { ledger, plain } = admitted();
     w.mirror.setFaults({ [w.single.run]: [{ kind: 'reset', afterBytes: Math.floor(size() / 2), times: 1 }] });
     expect((await failureOf(download(fastHttp(), singlePlan, runDir, { plain }))).type).toBe('NetworkError');
     const kept = (await sizeOnDisk(part()))!;
@@ -281,6 +282,8 @@ describe('kept plain (plainReads: the check thread writes what it inflates; kall
     expect(r).toMatchObject({ resumedFromBytes: kept, bytesFetched: size() - kept });
     expect(w.mirror.stats().bytesServed).toBe(size() - kept);
     await expectPlain();
+    // both attempts asked for room; the plain copy's share was added once
+    expect(ledger.reservation(w.single.run)!.bytes).toBe(size() * (1 + PLAIN_GUESS));
   });
 
   it('near the floor mid-transfer the plain copy is dropped and the .gz kept, without failing the transfer', async () => {

@@ -11,6 +11,24 @@ afterAll(cleanTempDirs);
 const GB = 1e9;
 
 describe('DiskLedger', () => {
+  it('grow adds a share once per key, and a new reservation or a release forgets the shares', () => {
+    const l = new DiskLedger();
+    l.grow('SRR1', 'plain a', 50); // no reservation: nothing to grow
+    expect(l.reservation('SRR1')).toBeUndefined();
+    l.reserve('SRR1', '/d', 100, 1, 1e12);
+    l.grow('SRR1', 'plain a', 50);
+    l.grow('SRR1', 'plain a', 50);
+    l.grow('SRR1', 'plain b', 30);
+    expect(l.reservation('SRR1')!.bytes).toBe(180);
+    l.reserve('SRR1', '/d', 100, 1, 1e12); // a retried admission: the plan's size again
+    l.grow('SRR1', 'plain a', 50);
+    expect(l.reservation('SRR1')!.bytes).toBe(150);
+    l.release('SRR1');
+    l.reserve('SRR1', '/d', 100, 1, 1e12);
+    l.grow('SRR1', 'plain a', 50);
+    expect(l.reservation('SRR1')!.bytes).toBe(150);
+  });
+
   it('grants iff free - reserved(others) - bytes >= minFreeGb, idempotently per run', () => {
     const l = new DiskLedger();
     expect(l.reserve('SRR1000001', '/d', 50 * GB, 10, 100 * GB)).toEqual({ granted: true, freeBytes: 100 * GB, reservedBytes: 0, neededBytes: 50 * GB });
