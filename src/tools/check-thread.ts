@@ -127,9 +127,14 @@ class Check {
   /** Stops the inflated copy (its file is the main side's to delete). */
   closePlain(why: string): void {
     if (this.plainFd === null) return;
+    this.plainLost ??= why;
+    this.closeFd();
+  }
+
+  private closeFd(): void {
     const fd = this.plainFd;
     this.plainFd = null;
-    this.plainLost ??= why;
+    if (fd === null) return;
     try {
       closeSync(fd);
     } catch {
@@ -142,9 +147,12 @@ class Check {
     if (this.plainFd === null) return this.plainLost === null ? undefined : { lost: this.plainLost };
     const fd = this.plainFd;
     const synced = await new Promise<Error | null>((r) => fdatasync(fd, (e) => r(e)));
-    if (synced) this.closePlain(`fdatasync of the inflated reads failed: ${synced.message}`);
-    else this.closePlain('closed');
-    return synced ? { lost: this.plainLost! } : { bytes: this.plainBytes };
+    if (synced) {
+      this.closePlain(`fdatasync of the inflated reads failed: ${synced.message}`);
+      return { lost: this.plainLost! };
+    }
+    this.closeFd();
+    return { bytes: this.plainBytes };
   }
 
   /** Hash and inflate (or count) one chunk, which zlib may keep until it resolves: when zlib has taken all of it. */
