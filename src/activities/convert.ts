@@ -28,7 +28,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import { classifySplit, fasterqDump } from '../tools/fasterq-dump.js';
-import { Context } from '@temporalio/activity';
 import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { countFastq, countFastqPlain, gzipFile, readCheckRecord, writeCheckRecord } from '../tools/fastq.js';
 import { verifiedInStep } from './reads.js';
@@ -37,22 +36,17 @@ import { vdbValidate } from '../tools/vdb-validate.js';
 import type { Layout } from '../types.js';
 import type { Activities } from './contract.js';
 import { freeBytesOf, type DiskLedger } from './disk.js';
-import { activityHooks, withHeartbeat } from './heartbeat.js';
+import { activityHooks, logInfo, withHeartbeat } from './heartbeat.js';
 
 const GB = 1e9;
-
-/** Info to the activity's log (the worker's log file); nothing outside an activity (unit use). */
-function logInfo(message: string): void {
-  try {
-    Context.current().log.info(message);
-  } catch {
-    /* not in an activity */
-  }
-}
 
 /** This attempt's own working dir in the run dir: see step 2 above. */
 export const CONVERT_DIR_PREFIX = '.convert-';
 const isAttemptDir = (n: string) => n.startsWith(CONVERT_DIR_PREFIX) || n === 'tmp'; // 'tmp': the shared temp dir of older releases
+/** Every attempt's dir in the run dir (their tools, if still running, fail on the missing dir). */
+async function removeAttemptDirs(runDir: string): Promise<void> {
+  await Promise.all((await readdir(runDir)).filter(isAttemptDir).map((n) => rm(join(runDir, n), { recursive: true, force: true })));
+}
 
 const exists = (p: string) => stat(p).then(() => true, () => false);
 const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
@@ -125,7 +119,7 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
       const done = await finishedOutputs(run, runDir);
       if (done) {
         // An attempt killed after it deleted the .sra leaves its own dir behind.
-        await Promise.all((await readdir(runDir)).filter(isAttemptDir).map((n) => rm(join(runDir, n), { recursive: true, force: true })));
+        await removeAttemptDirs(runDir);
         return done;
       }
       throw ApplicationFailure.create({
@@ -147,7 +141,7 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
         });
       }
       // Older attempts' dirs (their tools, if still running, fail on the missing dir), then this attempt's own.
-      await Promise.all((await readdir(runDir)).filter(isAttemptDir).map((n) => rm(join(runDir, n), { recursive: true, force: true })));
+      await removeAttemptDirs(runDir);
       const work = join(runDir, `${CONVERT_DIR_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
       await mkdir(join(work, 'tmp'), { recursive: true });
       try {

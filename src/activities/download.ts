@@ -37,6 +37,7 @@ import type { Activities } from './contract.js';
 import { freeBytesOf, type DiskLedger } from './disk.js';
 import { canDownsample, downloadFirstBases } from './downsample.js';
 import { claimPart, dropPart, freshPart, partStillOwn, publishPart, releasePart } from './part-file.js';
+import { logInfo } from './heartbeat.js';
 import { verifiedInStep } from './reads.js';
 
 /** Names come from remote data: nothing that could leave the run dir or hide as a dot-dot. */
@@ -95,15 +96,6 @@ class Stall extends Error {}
  * measured on every MiB written, and the plain copy is dropped before the floor.
  */
 export const PLAIN_GUESS = 4;
-
-/** Info to the activity's log (the worker's log file); nothing outside an activity (unit use). */
-function logInfo(message: string): void {
-  try {
-    Context.current().log.info(message);
-  } catch {
-    /* not in an activity */
-  }
-}
 
 /** `RUN_1.fastq.gz` -> `RUN_1.fastq`: where a .gz kept plain lives. */
 const plainNameOf = (final: string) => final.replace(/\.gz$/, '');

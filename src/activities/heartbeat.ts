@@ -38,3 +38,12 @@ export async function withHeartbeat<T>(hooks: ActivityHooks, fn: () => Promise<T
     clearInterval(t);
   }
 }
+
+/** Info to the activity's log (the worker's log file); nothing outside an activity (unit use). */
+export function logInfo(message: string): void {
+  try {
+    Context.current().log.info(message);
+  } catch {
+    /* not in an activity */
+  }
+}
