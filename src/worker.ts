@@ -46,6 +46,8 @@ export interface WorkerConfig {
   shutdownGraceTimeMs?: number;
   /** keep the SDK's per-promise stack capture for the Web UI's Stack Trace tab (--workflow-stack-traces); default off */
   workflowStackTraces?: boolean;
+  /** told the name of each start-up step as it ends (`run` logs where its start-up time went) */
+  onPhase?: (name: string) => void;
 }
 
 export interface RunningWorker {
@@ -96,13 +98,16 @@ function reapAndSay(): void {
 
 export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
   // Tools a crashed worker of this machine left running would write into what the retries clear and refill.
+  const phase = cfg.onPhase ?? (() => undefined);
   reapAndSay();
   // Their activity attempts go back to the server now, not after the heartbeat timeout.
   for (const a of await reclaimDeadAttempts(cfg.client, cfg.namespace)) {
     if (a.failed) process.stderr.write(`fetchquant: handed back ${a.activityType} attempt ${a.attempt} of ${a.workflowId} (worker ${a.workerPid} is gone)\n`);
   }
+  phase('dead attempts reclaimed');
   const activities =
     cfg.activities ?? (await import('./activities/index.js')).createActivities({ hostId: cfg.hostId, cwd: cfg.cwd ?? process.cwd(), client: cfg.client, ...(cfg.http ? { http: cfg.http } : {}) });
+  phase('activities loaded');
   const common: Partial<WorkerOptions> = {
     connection: cfg.connection,
     namespace: cfg.namespace,
@@ -130,6 +135,7 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
         interceptors: { activity: [reportAttempts(cfg.hostId, cfg.client)] },
       } as WorkerOptions),
     );
+    phase('workflow worker created');
   }
   workers.push(
     await Worker.create({ ...common, taskQueue: hostQueue(cfg.hostId), activities, interceptors: { activity: [recordAttempts(cfg.hostId), reportAttempts(cfg.hostId, cfg.client)] } } as WorkerOptions),
@@ -162,6 +168,7 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
         workflowIdConflictPolicy: 'USE_EXISTING',
       })
       .catch(() => undefined);
+    phase('janitor started');
   }
   let stopping: Promise<void> | null = null;
   return {

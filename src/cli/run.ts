@@ -48,7 +48,12 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     logger.open(logFileName(join(options.outputDir, 'logs'), 'fetchquant-run'));
     logger.terminal = (l) => (tty ? problems.push(l) : out(l));
   }
+  // Where start-up time goes, in the log file (issue 15: no start-up pause the user waits on).
+  const phases: string[] = [];
+  const phase = (name: string) => phases.push(`${name} ${(performance.now() / 1000).toFixed(2)} s`);
+  phase('cli loaded');
   const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded', { searchAttributes: true, out });
+  phase('server session');
   // Interrupted while the server started: stop what this run started, nothing else began.
   if (interruptedCode() !== null) {
     out('\ninterrupted during start-up; the batch is kept — run the same command again to resume');
@@ -90,6 +95,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
   try {
     if (session.server) out(`Temporal dev server ${session.server.started ? 'started' : 'attached'} at ${session.target.address} (state ${session.server.dbFile})`);
     const native = await connectNative(session.target);
+    phase('native connection');
     const http = new HttpClient();
     worker = await startWorker({
       connection: native,
@@ -99,8 +105,13 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
       http,
       janitor: { readsDirs: [], healthCheckIntervalSec: options.healthCheckIntervalSec, autoCleanupThresholdGb: options.autoCleanupThresholdGb },
       workflowStackTraces: Boolean(values['workflow-stack-traces']),
+      onPhase: phase,
     });
+    phase('worker running');
     const handle = await startBatchWorkflow(session, options, hooks.plan?.length);
+    phase('batch started');
+    const cpu = process.cpuUsage();
+    logger?.info(`start-up (since the process started): ${phases.join(', ')}; CPU so far ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s`);
     const workflowId = handle.workflowId;
     const uiLink = session.uiUrl ? webUiWorkflowUrl(session.uiUrl, session.target.namespace, workflowId) : null;
     out(`batch ${workflowId} running${uiLink ? ` — Web UI: ${uiLink}` : ''}`);
