@@ -85,6 +85,9 @@ describe('fetchquant history and report (real demo batch)', () => {
     expect(text).toMatch(/\[WARN\] Activity failed \{[\s\S]*?activityType: 'download'[\s\S]*?ApplicationFailure: GET http/);
     expect(text).toMatch(/No workflows registered, not polling for workflow tasks/);
     expect(text).toContain(`FAILED  ${failing}  download`);
+    // where start-up time went, in order, with the CPU spent before the batch started
+    const startup = text.split('\n').find((l) => l.includes('start-up (since the process started)'));
+    expect(startup).toMatch(/cli loaded [\d.]+ s, server session [\d.]+ s, native connection [\d.]+ s, dead attempts reclaimed [\d.]+ s, activities loaded [\d.]+ s, workflow worker created.* [\d.]+ s, host worker created [\d.]+ s, janitor started [\d.]+ s, worker running [\d.]+ s, batch started [\d.]+ s; CPU so far [\d.]+ s$/);
   });
 
   it('history of a completed sample lists its activities with host and attempt', async () => {
