@@ -123,6 +123,34 @@ interface Probe {
 }
 
 /** The class of a thread of the CLI (probe.cjs tells Node's unnamed threads apart by when they started). */
+/**
+ * Idle and steal seconds of the cores this bench runs on (/proc/stat's cpuN lines, USER_HZ 100): idle time
+ * while a side runs is time nothing of it could use; steal is time the hypervisor gave another guest. Both
+ * tell a slow side that waited apart from one that worked (B5 is compared run against run).
+ */
+export function coreTimes(cores: number, stat = (() => { try { return readFileSync('/proc/stat', 'utf8'); } catch { return ''; } })()): { idleSec: number; stealSec: number; busySec: number } | null {
+  let idle = 0;
+  let steal = 0;
+  let busy = 0;
+  let seen = 0;
+  for (const line of stat.split('\n')) {
+    const m = /^cpu(\d+) (.*)$/.exec(line);
+    if (!m || Number(m[1]) >= cores) continue;
+    const [user = 0, nice = 0, system = 0, idl = 0, iowait = 0, irq = 0, softirq = 0, st = 0] = m[2]!.trim().split(/\s+/).map(Number);
+    idle += idl + iowait;
+    steal += st;
+    busy += user + nice + system + irq + softirq;
+    seen++;
+  }
+  return seen === 0 ? null : { idleSec: idle / 100, stealSec: steal / 100, busySec: busy / 100 };
+}
+
+function coreTimesSince(cores: number, before: ReturnType<typeof coreTimes>): Record<string, number> | null {
+  const after = coreTimes(cores);
+  if (!before || !after) return null;
+  return { idleSec: r2(after.idleSec - before.idleSec), stealSec: r2(after.stealSec - before.stealSec), busySec: r2(after.busySec - before.busySec) };
+}
+
 export function threadClass(tid: number, comm: string, pid: number, platform: Set<number>, pool: Set<number>): string {
   if (tid === pid) return 'main thread';
   if (platform.has(tid)) return 'V8 platform threads (concurrent GC, JIT)';
@@ -287,11 +315,15 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
         const before = load();
         const name = cap > 0 ? `${cap}MBps` : 'uncapped';
         o.log(`B5 ${name}: fetchquant (load ${before})`);
+        const fqCores = coreTimes(cores);
         const fq = await runFetchquantSide({ cli, scenario: await makeScenario(dataset, join(work, `fq-${name}`)), urls: mirror.urls, address: server.address, namespace: server.namespace, serverPid: server.pid, metricsPort: server.restartOptions?.metricsPort ?? 0, mirrorPid: mirror.pid, flags, batchId: `b5-${name}-${Date.now().toString(36)}`, work });
+        fq.notes.cores = coreTimesSince(cores, fqCores);
         o.log(`  ${fq.makespanSec} s, exit ${fq.exitCode}, ${fq.cpuTotalSec} CPU-s`);
         if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `fq-${name}`, 'out'), { recursive: true, force: true });
         o.log(`B5 ${name}: baseline xargs -P ${o.totalThreads} (load ${load()})`);
+        const blCores = coreTimes(cores);
         const bl = await runBaselineSide({ scenario: await makeScenario(dataset, join(work, `bl-${name}`)), dataset, baseUrl: mirror.urls.baseUrl, threads: o.totalThreads, kallistoThreads: plan.kallistoThreads, mirrorPid: mirror.pid, serverPid: server.pid, work, name });
+        bl.notes.cores = coreTimesSince(cores, blCores);
         o.log(`  ${bl.makespanSec} s, exit ${bl.exitCode}, ${bl.cpuTotalSec} CPU-s`);
         const transferSec = cap > 0 ? download / (cap * 1e6) : 0;
         const kallistoBound = bl.kallistoCpuSec / cores;
@@ -367,6 +399,10 @@ export function renderB5(r: B5Results): string {
     out.push(`| **total (without the mirror)** | **${cell(n.fetchquant.cpuTotalSec)}** | **${cell(n.baseline.cpuTotalSec)}** |`);
     out.push(`| per sample: fetchquant process + Temporal server | ${r2(((n.fetchquant.cpuTotalSec - Object.entries(n.fetchquant.cpu).filter(([k]) => k.startsWith('tool')).reduce((s, [, v]) => s + v, 0)) / w.runs))} s | – |`);
     out.push('', `The Temporal server idle (during the baseline): ${n.baseline.notes.temporalServerIdleCpuPerSec ?? '–'} CPU-s per second of wall time. fetchquant start-up (CLI start → batch running): ${n.fetchquant.notes.startupSec ?? '–'} s; GC pauses ${n.fetchquant.notes.gcPauses ?? '–'}; event-loop utilisation ${n.fetchquant.notes.eventLoopUtilization ?? '–'}; max RSS ${n.fetchquant.notes.maxRssMB ?? '–'} MB; kallisto CPU in the baseline ${n.kallistoCpuSec} s.`, '');
+    const coresOf = (side: SideFigures) => side.notes.cores as { idleSec: number; stealSec: number } | null | undefined;
+    const fqC = coresOf(n.fetchquant);
+    const blC = coresOf(n.baseline);
+    if (fqC && blC) out.push(`The cores used, while each side ran: idle ${fqC.idleSec} s (fetchquant) and ${blC.idleSec} s (baseline), stolen by the hypervisor ${fqC.stealSec} s and ${blC.stealSec} s.`, '');
     const reqs = Object.entries((n.fetchquant.notes.serverRequests ?? {}) as Record<string, number>);
     if (reqs.length > 0) {
       const per = (v: number) => r2(v / w.runs);

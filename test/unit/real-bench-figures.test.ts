@@ -1,7 +1,8 @@
 /**
- * The arithmetic behind bench/results/real.json (bench/real/figures.ts): a wrong percentile, overlap or
+ * The arithmetic behind bench/results/real.json (bench/real/figures.ts) and B5's idle/steal accounting: a wrong percentile, overlap or
  * gap would silently mislead every benchmark reading, so it is pinned here on hand-made timelines.
  */
+import { coreTimes } from '../../bench/b5.js';
 import { describe, expect, it } from '@jest/globals';
 import { linkFigures, maxOverlap, percentile, reactionFigures, union, utilisation } from '../../bench/real/figures.js';
 import type { BatchTimes, SignalAt } from '../../bench/real/histories.js';
@@ -52,5 +53,21 @@ describe('bench figures', () => {
     expect(r.lastSlotFreedToSetThreadsMs).toEqual({ big: 250, other: 260 });
     expect(r.smallSpeciesLastSlotFreedSec).toBe(2);
     expect(r.smallSpeciesClosedSec).toBe(2.5);
+  });
+});
+
+describe('B5: idle and steal of the cores used (bench/b5.ts coreTimes)', () => {
+  const stat = [
+    'cpu  300 0 100 900 50 0 10 7 0 0',
+    'cpu0 100 0 40 400 20 0 5 3 0 0',
+    'cpu1 200 0 60 500 30 0 5 4 0 0',
+    'intr 12345',
+  ].join('\n');
+  it('sums the per-core lines of the cores in use, in seconds of USER_HZ 100', () => {
+    expect(coreTimes(1, stat)).toEqual({ idleSec: 4.2, stealSec: 0.03, busySec: 1.45 });
+    expect(coreTimes(2, stat)).toEqual({ idleSec: 9.5, stealSec: 0.07, busySec: 4.1 });
+  });
+  it('says nothing when /proc/stat has no per-core lines', () => {
+    expect(coreTimes(2, 'intr 1\n')).toBeNull();
   });
 });
