@@ -97,8 +97,8 @@ function reapAndSay(): void {
 }
 
 export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
-  // Tools a crashed worker of this machine left running would write into what the retries clear and refill.
   const phase = cfg.onPhase ?? (() => undefined);
+  // Tools a crashed worker of this machine left running would write into what the retries clear and refill.
   reapAndSay();
   // Their activity attempts go back to the server now, not after the heartbeat timeout.
   for (const a of await reclaimDeadAttempts(cfg.client, cfg.namespace)) {
