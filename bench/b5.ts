@@ -122,7 +122,6 @@ interface Probe {
   threads: { tid: number; comm: string; cpuSec: number }[];
 }
 
-/** The class of a thread of the CLI (probe.cjs tells Node's unnamed threads apart by when they started). */
 /**
  * Idle and steal seconds of the cores this bench runs on (/proc/stat's cpuN lines, USER_HZ 100): idle time
  * while a side runs is time nothing of it could use; steal is time the hypervisor gave another guest. Both
@@ -151,6 +150,7 @@ function coreTimesSince(cores: number, before: ReturnType<typeof coreTimes>): Re
   return { idleSec: r2(after.idleSec - before.idleSec), stealSec: r2(after.stealSec - before.stealSec), busySec: r2(after.busySec - before.busySec) };
 }
 
+/** The class of a thread of the CLI (probe.cjs tells Node's unnamed threads apart by when they started). */
 export function threadClass(tid: number, comm: string, pid: number, platform: Set<number>, pool: Set<number>): string {
   if (tid === pid) return 'main thread';
   if (platform.has(tid)) return 'V8 platform threads (concurrent GC, JIT)';
