@@ -480,8 +480,9 @@ export function createDownloadActivities(deps: { http?: HttpClient; heartbeatEve
     const need = f.bytes * PLAIN_GUESS;
     const free = await (deps.freeBytes ?? freeBytesOf)(runDir).catch(() => null);
     if (free === null) return false;
-    if (free - deps.ledger.reservedExcept(run) - need < r.minFreeGb * 1e9) {
-      logInfo(`download ${run}: ${f.name} kept as fetched, not plain: ${free} bytes free less ${deps.ledger.reservedExcept(run)} reserved by other runs leaves no room for ~${need} plain bytes above the --min-free-gb ${r.minFreeGb} floor`);
+    const others = deps.ledger.reservedExcept(run);
+    if (free - others - need < r.minFreeGb * 1e9) {
+      logInfo(`download ${run}: ${f.name} kept as fetched, not plain: ${free} bytes free less ${others} reserved by other runs leaves no room for ~${need} plain bytes above the --min-free-gb ${r.minFreeGb} floor`);
       return false;
     }
     deps.ledger.grow(run, `plain ${f.name}`, need);
