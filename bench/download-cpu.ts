@@ -1,8 +1,12 @@
 /**
  * Download-path CPU (issue 15 item 3): one large .fastq.gz from the loopback mirror, uncapped, fetched by
  * curl and by the download activity, CPU-seconds each (user + system of the whole process: main thread,
- * libuv's pool, GC). The activity runs in a child process so the mirror's CPU is not counted; its figure
- * is process.cpuUsage() around the activity call only (module loading excluded).
+ * libuv's pool, GC, and the processes it waited for: igzip, src/tools/inflate.ts). The activity runs in a
+ * child process so the mirror's CPU is not counted; its figure is process.cpuUsage() around the activity call
+ * only (module loading excluded), plus its children's CPU over the same span (/proc/self/stat). The current
+ * tree is measured three ways: the .gz kept as fetched (inflated by zlib for the checks only), and kept plain
+ * (the inflated copy written too, as the sample asks when the disk has room) inflated by zlib
+ * (FETCHQUANT_INFLATE=zlib) and by igzip.
  *
  *   node dist/bench/download-cpu.js [--mb 150] [--reps 3]
  *
@@ -24,6 +28,7 @@ import { createDownloadActivities } from '../src/activities/download.js';
 import { createReadActivities } from '../src/activities/reads.js';
 import { DEFAULTS } from '../src/config/schema.js';
 import { HttpClient } from '../src/tools/http.js';
+import { DiskLedger } from '../src/activities/disk.js';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { DownloadResult, SampleOptions, SourcePlan } from '../src/types.js';
 
@@ -82,10 +87,12 @@ function timed(cmd: string): Promise<{ cpu: number; wall: number }> {
 }
 
 interface ChildResult {
-  /** the download activity: CPU (user + sys), wall */
+  /** the download activity: CPU (user + sys, the process's own and its children's), wall */
   cpu: number;
   user: number;
   sys: number;
+  /** of cpu: the processes it started (igzip) */
+  children: number;
   wall: number;
   /** then verifyReads on its files (the gate before quant) */
   verifyCpu: number;
@@ -96,19 +103,34 @@ interface ChildResult {
  * `impl`: a compiled tree whose src/activities/{download,reads}.js to use ('' = this one), so the code of
  * an older commit can be measured side by side on the same machine and load.
  */
+/** CPU-s of this process's children that have ended and been waited for (/proc/self/stat cutime + cstime). */
+function childrenCpu(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 16 and 17 of proc(5), counted from 1; f[0] is field 3
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
 async function child(planPath: string, runDir: string, impl: string): Promise<void> {
   const { readFile } = await import('node:fs/promises');
   const plan = JSON.parse(await readFile(planPath, 'utf8')) as SourcePlan;
   const dl = impl ? ((await import(join(impl, 'src/activities/download.js'))) as { createDownloadActivities: typeof createDownloadActivities }).createDownloadActivities : createDownloadActivities;
   const rd = impl ? ((await import(join(impl, 'src/activities/reads.js'))) as { createReadActivities: typeof createReadActivities }).createReadActivities : createReadActivities;
-  const { download } = dl({ http: new HttpClient({ requestsPerSec: 1000 }), heartbeatEveryMs: 1000 });
+  // Kept plain needs the run admitted by this worker (its reservation in the ledger), as reserveDisk leaves it.
+  const ledger = new DiskLedger();
+  ledger.reserve(plan.run, runDir, plan.files[0]!.bytes ?? 0, 0, 1e15);
+  const { download } = dl({ http: new HttpClient({ requestsPerSec: 1000 }), heartbeatEveryMs: 1000, ledger });
   const env = new MockActivityEnvironment();
   const c0 = process.cpuUsage();
+  const k0 = childrenCpu();
   const t0 = performance.now();
   // BENCH_MIN_FREE_GB=none: no disk floor, so no statfs while writing (to measure what the floor check costs)
   const floor = process.env.BENCH_MIN_FREE_GB === 'none' ? {} : { minFreeGb: Number(process.env.BENCH_MIN_FREE_GB ?? 1) };
-  const r: DownloadResult = await env.run(download, { plan, runDir, stallTimeoutSec: 60, ...floor });
+  // BENCH_PLAIN=1: kept plain as the sample asks when the disk has room (the inflated copy is written; igzip's case)
+  const plainReads = process.env.BENCH_PLAIN === '1' ? { plainReads: true } : {};
+  const r: DownloadResult = await env.run(download, { plan, runDir, stallTimeoutSec: 60, ...floor, ...plainReads });
   const c = process.cpuUsage(c0);
+  const kids = childrenCpu() - k0;
   const wall = (performance.now() - t0) / 1000;
   let verifyCpu = 0;
   if (plan.files[0]!.name.endsWith('.fastq.gz')) {
@@ -117,12 +139,12 @@ async function child(planPath: string, runDir: string, impl: string): Promise<vo
     const v = process.cpuUsage(v0);
     verifyCpu = (v.user + v.system) / 1e6;
   }
-  process.stdout.write(`${JSON.stringify({ cpu: (c.user + c.system) / 1e6, user: c.user / 1e6, sys: c.system / 1e6, wall, verifyCpu })}\n`);
+  process.stdout.write(`${JSON.stringify({ cpu: (c.user + c.system) / 1e6 + kids, user: c.user / 1e6, sys: c.system / 1e6, children: kids, wall, verifyCpu })}\n`);
 }
 
-function runChild(planPath: string, runDir: string, impl = ''): Promise<ChildResult> {
+function runChild(planPath: string, runDir: string, impl = '', env: Record<string, string> = {}): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', planPath, runDir, impl], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', planPath, runDir, impl], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     let out = '';
     p.stdout.on('data', (d) => (out += String(d)));
     p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`child exit ${code}`))));
@@ -184,14 +206,20 @@ async function main(): Promise<void> {
         const cm = await timed(`curl -s '${url}' | tee '${out}' | md5sum >/dev/null && gzip -t '${out}'`);
         await rm(out, { force: true });
         const cells = [`rep ${i + 1}`, `curl ${fmt(c.cpu)} (${fmt(c.wall)} s)`, `curl|tee|md5sum + gzip -t ${fmt(cm.cpu)}`];
-        for (const [label, impl] of [['before', before], ['after', '']] as const) {
+        const sides: [string, string, Record<string, string>][] = [
+          ['before', before, {}],
+          ['kept .gz (zlib)', '', {}],
+          ['kept plain, zlib', '', { FETCHQUANT_INFLATE: 'zlib', BENCH_PLAIN: '1' }],
+          ['kept plain, igzip', '', { BENCH_PLAIN: '1' }],
+        ];
+        for (const [label, impl, env] of sides) {
           if (label === 'before' && !before) continue;
-          const dir = join(root, `dl-${label}-${i}`);
-          const raw = await runChild(rawPlanPath, join(dir, 'raw', 'getfastq', run.run), impl);
-          const full = await runChild(planPath, join(dir, 'full', 'getfastq', run.run), impl);
+          const dir = join(root, `dl-${label.replace(/\W+/g, '-')}-${i}`);
+          const raw = await runChild(rawPlanPath, join(dir, 'raw', 'getfastq', run.run), impl, env);
+          const full = await runChild(planPath, join(dir, 'full', 'getfastq', run.run), impl, env);
           await rm(dir, { recursive: true, force: true });
           cells.push(
-            `${label}: transfer+md5 ${fmt(raw.cpu)} (x${fmt(raw.cpu / c.cpu)} curl; less md5 x${fmt((raw.cpu - md5Cpu) / c.cpu)}) | .fastq.gz download ${fmt(full.cpu)} + verifyReads ${fmt(full.verifyCpu)} = ${fmt(full.cpu + full.verifyCpu)} (x${fmt((full.cpu + full.verifyCpu) / cm.cpu)} curl+checks, ${fmt(full.wall)} s)`,
+            `${label}: transfer+md5 ${fmt(raw.cpu)} (x${fmt(raw.cpu / c.cpu)} curl; less md5 x${fmt((raw.cpu - md5Cpu) / c.cpu)}) | .fastq.gz download ${fmt(full.cpu)} (children ${fmt(full.children)}) + verifyReads ${fmt(full.verifyCpu)} = ${fmt(full.cpu + full.verifyCpu)} (x${fmt((full.cpu + full.verifyCpu) / cm.cpu)} curl+checks, ${fmt(full.wall)} s)`,
           );
         }
         const line = `${cells.join(' | ')} | load ${loadavg()[0]!.toFixed(2)}`;

@@ -34,10 +34,12 @@ if [ -z "$temporal_bin" ]; then
   temporal_bin="$root/.tools/bin/temporal"
 fi
 
-# 3. kallisto and sra-toolkit from Debian; chromium renders `fetchquant report` pictures in the tests.
+# 3. kallisto and sra-toolkit from Debian; isal's igzip inflates downloads at a third of zlib's CPU (optional at
+#    run time: zlib otherwise, src/tools/inflate.ts; the tests use both); chromium renders `fetchquant report` pictures in the tests.
 missing=()
 command -v kallisto >/dev/null 2>&1 || missing+=(kallisto)
 for t in fasterq-dump vdb-validate latf-load kar; do command -v $t >/dev/null 2>&1 || { missing+=(sra-toolkit); break; }; done
+command -v igzip >/dev/null 2>&1 || missing+=(isal)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ -z "$sudo_cmd" ] || sudo -n true 2>/dev/null; then
@@ -69,6 +71,7 @@ fi
 say "node      $(node --version)"
 say "temporal  $("$temporal_bin" --version 2>&1 | head -1)  ($temporal_bin)"
 say "kallisto  $(kallisto version 2>&1 | head -1)"
+say "igzip     $(igzip --version 2>&1 | head -1)"
 say "chromium  $(chromium --version 2>/dev/null | head -1)"
 say "fasterq-dump $(fasterq-dump --version 2>&1 | grep -o '[0-9][0-9.]*' | head -1), vdb-validate $(command -v vdb-validate)"
 say "amalgkit  $amalgkit_line"

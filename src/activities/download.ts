@@ -29,7 +29,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { DISK_FLOOR, FailureType, WORKER_LOST } from '../failures.js';
-import { feedFromDisk, FileCheck, FileCheckError, readCheckRecord, readsKind, writeCheckRecord, checkRecordPath, type CheckResult } from '../tools/fastq.js';
+import { countFastqGz, feedFromDisk, FileCheck, FileCheckError, readCheckRecord, readsKind, writeCheckRecord, checkRecordPath, type CheckResult } from '../tools/fastq.js';
 import { HttpClient } from '../tools/http.js';
 import { readsCheckOf } from '../reads-check.js';
 import type { DownloadResult, LocalFile, RemoteFile } from '../types.js';
@@ -229,7 +229,9 @@ async function fetchFile(
 
   async function transfer(from: number): Promise<FileOutcome> {
     let offset = from;
-    const newCheck = () => new FileCheck(kind, plain?.temp);
+    // A resumed prefix is judged before the transfer goes on (settle), which only zlib can do mid-stream
+    // (src/tools/fastq.ts FileCheck): resumes inflate with zlib, fresh transfers with igzip where installed.
+    const newCheck = () => new FileCheck(kind, plain?.temp, offset > 0 ? 'zlib' : 'igzip');
     let check = newCheck();
     // Every way out stops the thread's work for this file (a no-op once finish() has run).
     try {
@@ -271,6 +273,18 @@ async function fetchFile(
         if (f.md5 !== null && got.md5 !== f.md5) {
           await dropPart(part);
           throw fail(FailureType.ChecksumMismatch, `${where}: md5 ${got.md5}, expected ${f.md5} (${offset} bytes); partial file deleted`);
+        }
+        if (kind === 'gz' && got.records === null) {
+          // igzip wrote the plain copy itself, and the count and gzip test stopped with the copy (dropped near the
+          // floor, src/tools/check-thread.ts): both done here, once, from the whole .gz, before it gets its record.
+          try {
+            got = { ...got, records: await countFastqGz(part.own, feedOpts) };
+          } catch (err) {
+            if (!(err instanceof ApplicationFailure) || err.type !== FailureType.TruncatedReads) throw err;
+            await dropPart(part);
+            // as above: corrupt gzip is wrong bytes, a cut record the archive's short file
+            throw fail(/gzip integrity test failed/.test(err.message) ? FailureType.ChecksumMismatch : FailureType.TruncatedReads, `${where}: ${err.message}; partial file deleted`);
+          }
         }
         // A newer attempt took this one's file away (./part-file.ts): this attempt is over, and not by a fault of the work.
         if (!(await partStillOwn(part))) {

@@ -1,6 +1,6 @@
 /**
  * The thread side of FileCheck (./fastq.ts): md5, gzip test and FASTQ line count of the bytes a transfer
- * receives, run on a worker thread.
+ * receives, run on a worker thread. The inflater is igzip or zlib (./inflate.ts).
  *
  * Why a thread (issue 15, docs/benchmarks.md B5): inflating a GB of FASTQ hands the JavaScript side a GB of
  * zlib output buffers. V8 starts a full mark-compact of the heap that owns them whenever tens of MB of such
@@ -22,15 +22,15 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fdatasync, openSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
-import { createGunzip, type Gunzip } from 'node:zlib';
 import { INFLATE_CHUNK, NL, newlines } from './fastq-bytes.js';
+import { newInflater, type Inflater } from './inflate.js';
 
 /** Read size when the thread reads a file prefix itself (a resumed download). */
 const FILE_READ = 1 << 20;
 
 /** Main side to thread. */
 export type ToThread =
-  | { t: 'open'; id: number; kind: 'gz' | 'plain' | null; ring: SharedArrayBuffer; slotBytes: number; plainPath?: string }
+  | { t: 'open'; id: number; kind: 'gz' | 'plain' | null; ring: SharedArrayBuffer; slotBytes: number; plainPath?: string; igzip: string | null }
   | { t: 'data'; id: number; slot: number; len: number }
   | { t: 'file'; id: number; path: string; bytes: number }
   | { t: 'settle'; id: number }
@@ -46,14 +46,16 @@ export type FromThread =
   | { t: 'failed'; id: number; check: 'gzip' | 'records' | 'io'; message: string; code?: string }
   | { t: 'settled'; id: number }
   | { t: 'digest'; id: number; md5: string }
-  | { t: 'done'; id: number; md5: string; lines: number; last: number; fed: number; plain?: { bytes: number } | { lost: string } }
+  | { t: 'done'; id: number; md5: string; lines: number; last: number; fed: number; plain?: { bytes: number } | { lost: string }; uncounted?: string }
   | { t: 'plainDropped'; id: number }
   | { t: 'closed'; id: number };
 
 class Check {
   private readonly hash: Hash = createHash('md5');
-  private readonly gunzip: Gunzip | null;
-  private readonly ended: Promise<void> | null;
+  /** igzip or zlib (./inflate.ts); null for a check that inflates nothing, or no longer (uncounted) */
+  private inflater: Inflater | null;
+  /** why the inflating stopped before the end with no fault of the bytes (igzip's plain copy dropped or lost) */
+  uncounted: string | null = null;
   lines = 0;
   last = NL;
   fed = 0;
@@ -66,7 +68,7 @@ class Check {
   plainBytes = 0;
   /** why the inflated copy stopped (a write error, or dropPlain: the disk needs the room) */
   plainLost: string | null = null;
-  /** destroy(): a prefix read in progress stops, and nothing waits on zlib any more */
+  /** destroy(): a prefix read in progress stops, and nothing waits on the inflater any more */
   readonly stop = new AbortController();
   private readonly stopped = new Promise<void>((r) => this.stop.signal.addEventListener('abort', () => r(), { once: true }));
 
@@ -75,7 +77,8 @@ class Check {
     readonly kind: 'gz' | 'plain' | null,
     readonly ring: Uint8Array,
     readonly slotBytes: number,
-    plainPath?: string,
+    plainPath: string | undefined,
+    igzip: string | null,
   ) {
     if (plainPath !== undefined && kind === 'gz') {
       try {
@@ -84,21 +87,24 @@ class Check {
         this.plainLost = `cannot write ${plainPath}: ${(err as Error).message}`;
       }
     }
-    if (kind !== 'gz') {
-      this.gunzip = null;
-      this.ended = null;
-      return;
-    }
-    const g = createGunzip({ chunkSize: INFLATE_CHUNK });
-    g.on('data', (c: Buffer) => this.count(c));
-    this.ended = new Promise<void>((resolve) => {
-      g.once('end', () => resolve());
-      g.once('error', (e) => {
-        this.fail('gzip', `gzip test failed after ${this.fed} compressed bytes: ${e.message}`);
-        resolve();
-      });
-    });
-    this.gunzip = g;
+    this.inflater =
+      kind === 'gz'
+        ? newInflater(
+            {
+              data: (c) => this.count(c),
+              fail: (why) => this.fail('gzip', `gzip test failed after ${this.fed} compressed bytes: ${why}`),
+              lost: (why) => this.closePlain(why),
+            },
+            igzip,
+            this.plainFd !== null && plainPath !== undefined ? { fd: this.plainFd, path: plainPath } : null,
+            INFLATE_CHUNK,
+          )
+        : null;
+  }
+
+  /** igzip writes the plain copy itself (./inflate.ts); zlib's bytes are written here. */
+  private get inflaterWrites(): boolean {
+    return this.inflater?.kind === 'igzip';
   }
 
   fail(check: 'gzip' | 'records' | 'io', message: string, code?: string): void {
@@ -111,7 +117,8 @@ class Check {
     if (c.length === 0) return;
     this.lines += newlines(c);
     this.last = c[c.length - 1] as number;
-    if (this.plainFd !== null) this.writePlain(c);
+    if (this.inflaterWrites) this.plainBytes += c.length;
+    else if (this.plainFd !== null) this.writePlain(c);
   }
 
   /** Synchronous: this thread does nothing else meanwhile, and the page cache takes a MiB in well under a ms. */
@@ -124,8 +131,17 @@ class Check {
     }
   }
 
-  /** Stops the inflated copy (its file is the main side's to delete). */
+  /**
+   * Stops the inflated copy (its file is the main side's to delete). When igzip writes it, the inflating stops
+   * too: igzip's output cannot be turned elsewhere mid-stream, so the count and the gzip test are given up
+   * (uncounted) and the file is counted again from the .gz once it is whole (src/activities/reads.ts).
+   */
   closePlain(why: string): void {
+    if (this.inflaterWrites) {
+      this.inflater!.destroy();
+      this.inflater = null;
+      this.uncounted = `the inflated copy stopped (${why}); to be counted from the .gz`;
+    }
     if (this.plainFd === null) return;
     this.plainLost ??= why;
     this.closeFd();
@@ -155,24 +171,24 @@ class Check {
     return { bytes: this.plainBytes };
   }
 
-  /** Hash and inflate (or count) one chunk, which zlib may keep until it resolves: when zlib has taken all of it. */
+  /** Hash and inflate (or count) one chunk, which the inflater may keep until it resolves: when it has taken all of it. */
   async feed(chunk: Uint8Array): Promise<void> {
     if (this.stop.signal.aborted) return;
     // md5 goes on after a failure: it is of every byte fed, and may be the clearer story.
     this.hash.update(chunk);
     this.fed += chunk.length;
     if (this.failed) return;
-    if (this.gunzip) {
-      // The callback runs once zlib has consumed the whole chunk; a failed stream ends `ended`.
-      await Promise.race([new Promise<void>((resolve) => this.gunzip!.write(chunk, () => resolve())), this.ended, this.stopped]);
+    if (this.inflater) {
+      // A failed stream ends `ended`.
+      await Promise.race([this.inflater.write(chunk), this.inflater.ended, this.stopped]);
     } else if (this.kind === 'plain') {
       this.count(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     }
   }
 
   async settle(): Promise<void> {
-    const g = this.gunzip;
-    if (g && !this.failed && !this.stop.signal.aborted) await Promise.race([new Promise<void>((r) => g.flush(() => r())), this.ended, this.stopped]);
+    const g = this.inflater;
+    if (g && !this.failed && !this.stop.signal.aborted) await Promise.race([g.flush(), g.ended, this.stopped]);
   }
 
   digest(): string {
@@ -180,15 +196,12 @@ class Check {
   }
 
   async end(): Promise<void> {
-    if (this.gunzip && !this.stop.signal.aborted) {
-      this.gunzip.end();
-      await Promise.race([this.ended, this.stopped]);
-    }
+    if (this.inflater && !this.stop.signal.aborted) await Promise.race([this.inflater.end(), this.stopped]);
   }
 
   destroy(): void {
     this.stop.abort();
-    this.gunzip?.destroy();
+    this.inflater?.destroy();
     this.closePlain('the check was stopped');
   }
 }
@@ -203,7 +216,7 @@ async function feedFile(c: Check, path: string, bytes: number): Promise<void> {
   try {
     let at = 0;
     while (at < bytes && !c.failed && !c.stop.signal.aborted) {
-      // zlib may keep a chunk until it has inflated it: a new buffer each read (this heap is small).
+      // The inflater may keep a chunk until it has taken it: a new buffer each read (this heap is small).
       const buf = Buffer.allocUnsafe(Math.min(FILE_READ, bytes - at));
       const { bytesRead } = await fh.read(buf, 0, buf.length, at);
       if (bytesRead === 0) break;
@@ -221,7 +234,7 @@ async function handle(m: ToThread): Promise<void> {
   if (!c) return;
   switch (m.t) {
     case 'data': {
-      // Copied out of the ring so the slot is free as soon as zlib is done with this chunk's bytes here.
+      // Copied out of the ring so the slot is free as soon as the inflater has taken this chunk's bytes.
       const chunk = Buffer.from(c.ring.subarray(m.slot * c.slotBytes, m.slot * c.slotBytes + m.len));
       await c.feed(chunk);
       post({ t: 'ack', id: c.id, slot: m.slot });
@@ -249,7 +262,7 @@ async function handle(m: ToThread): Promise<void> {
     case 'end': {
       await c.end();
       const plain = await c.finishPlain();
-      post({ t: 'done', id: c.id, md5: c.digest(), lines: c.lines, last: c.last, fed: c.fed, ...(plain ? { plain } : {}) });
+      post({ t: 'done', id: c.id, md5: c.digest(), lines: c.lines, last: c.last, fed: c.fed, ...(plain ? { plain } : {}), ...(c.uncounted ? { uncounted: c.uncounted } : {}) });
       checks.delete(c.id);
       post({ t: 'closed', id: c.id });
       return;
@@ -264,7 +277,7 @@ async function handle(m: ToThread): Promise<void> {
 
 port.on('message', (m: ToThread) => {
   if (m.t === 'open') {
-    checks.set(m.id, new Check(m.id, m.kind, new Uint8Array(m.ring), m.slotBytes, m.plainPath));
+    checks.set(m.id, new Check(m.id, m.kind, new Uint8Array(m.ring), m.slotBytes, m.plainPath, m.igzip));
     return;
   }
   const c = checks.get(m.id);

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { createGunzip, createGzip } from 'node:zlib';
 import type { FromThread, ToThread } from './check-thread.js';
 import { INFLATE_CHUNK, NL, newlines, wholeRecords } from './fastq-bytes.js';
+import { igzipPath } from './inflate.js';
 import { cachedHostCores } from '../cores.js';
 import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../failures.js';
@@ -123,7 +124,7 @@ export function readsKind(name: string): 'gz' | 'plain' | null {
 /** The outcome of a FileCheck: md5 of the bytes, and FASTQ records when the file holds reads. */
 export interface CheckResult {
   md5: string;
-  /** null for a file that is not FASTQ (.sra) */
+  /** null for a file that is not FASTQ (.sra), or a .gz whose count was given up (its plain copy, which igzip wrote, stopped: ./check-thread.ts) */
   records: number | null;
   /** a check opened with plainPath: the inflated copy written whole (bytes), or why it stopped */
   plain?: { bytes: number } | { lost: string };
@@ -154,14 +155,19 @@ export class FileCheck {
   /** bytes the thread has read itself (feedFile), for the caller's progress */
   private fileProgress: ((n: number) => void) | null = null;
 
-  /** plainPath (a .gz check only): the thread also writes the inflated bytes there (./check-thread.ts) */
+  /**
+   * plainPath (a .gz check only): the thread also writes the inflated bytes there (./check-thread.ts).
+   * inflate: igzip (when installed, ./inflate.ts) or zlib. Only zlib judges a prefix at settle(): igzip has no
+   * flush, so its verdict on bytes already fed may come with a later update() or finish().
+   */
   constructor(
     readonly kind: 'gz' | 'plain' | null,
     plainPath?: string,
+    inflate: 'igzip' | 'zlib' = 'igzip',
   ) {
     this.thread = checkThread();
     this.ring = takeRing();
-    this.id = this.thread.open(this, kind, this.ring, plainPath);
+    this.id = this.thread.open(this, kind, this.ring, plainPath, kind === 'gz' && inflate === 'igzip' ? igzipPath() : null);
   }
 
   /** Stop the inflated copy (the caller deletes its file); the checks go on. */
@@ -265,7 +271,7 @@ export class FileCheck {
     }
   }
 
-  /** Wait until the thread has taken every byte fed so far; throws its error, if any (a resumed prefix). */
+  /** Wait until the thread has taken every byte fed so far; throws its error, if any (a resumed prefix; zlib judges all of it, igzip what it has seen). */
   async settle(): Promise<void> {
     await this.ask({ t: 'settle', id: this.id }, 'settled');
     if (this.failure) throw this.failure;
@@ -286,7 +292,8 @@ export class FileCheck {
     this.md5 ??= done.md5;
     const md5 = this.md5;
     if (this.failure) throw this.failure;
-    if (this.kind === null) return { md5, records: null };
+    // Not FASTQ (.sra); or the inflating was given up with igzip's plain copy: counted from the .gz later.
+    if (this.kind === null || done.uncounted) return { md5, records: null, ...(done.plain ? { plain: done.plain } : {}) };
     const w = wholeRecords(done.lines, done.last, done.fed);
     if ('problem' in w) throw new FileCheckError('records', w.problem);
     return { md5, records: w.records, ...(done.plain ? { plain: done.plain } : {}) };
@@ -354,10 +361,10 @@ class CheckThread {
     return this.open_.size;
   }
 
-  open(c: FileCheck, kind: 'gz' | 'plain' | null, ring: Ring, plainPath?: string): number {
+  open(c: FileCheck, kind: 'gz' | 'plain' | null, ring: Ring, plainPath: string | undefined, igzip: string | null): number {
     const id = this.nextId++;
     this.open_.set(id, c);
-    this.post({ t: 'open', id, kind, ring: ring.shared, slotBytes: SLOT_BYTES, ...(plainPath !== undefined ? { plainPath } : {}) });
+    this.post({ t: 'open', id, kind, ring: ring.shared, slotBytes: SLOT_BYTES, igzip, ...(plainPath !== undefined ? { plainPath } : {}) });
     return id;
   }
 
@@ -425,7 +432,7 @@ export async function feedFromDisk(path: string, bytes: number, check: FileCheck
 export interface CheckRecord {
   name: string;
   bytes: number;
-  /** null for a file that is not FASTQ (.sra) */
+  /** null for a file that is not FASTQ (.sra), or a .gz whose count was given up (its plain copy, which igzip wrote, stopped: ./check-thread.ts) */
   records: number | null;
   md5: string | null;
   /** how the count was made: 'download' (inflated as it arrived), 'convert' (fasterq-dump output), 'downsample' */

@@ -1,0 +1,229 @@
+/**
+ * The inflater of a check thread (./check-thread.ts): ISA-L's `igzip -dc` (Debian package isal) when it is on
+ * PATH, else node's zlib. Only node: imports, like everything a check thread loads.
+ *
+ * Why igzip (issue 15, docs/benchmarks.md "Inflating"): the gzip test inflates every byte an ENA download
+ * brings, and in B5 that was the largest share of fetchquant's own CPU (libuv's pool, ~4 CPU-s per 1.7 GB
+ * of FASTQ). igzip inflates the same stream in under a third of zlib's CPU here (`bench/inflate.ts`),
+ * pipes included. It runs as a child process fed through a pipe: the bytes go in as they arrive and the
+ * inflated bytes come out to be counted (and written plain) as before.
+ *
+ * What each one calls bad (both: a flipped byte, a wrong CRC or length, a stream cut short, not gzip at all):
+ * zlib also fails on bytes after the last gzip member that are not another member; igzip ignores them, as
+ * zlib's own gzread does, so kallisto would read the same reads. The md5 of an ENA file covers them either way.
+ * igzip reads its input ~1 MiB at a time, so its verdict on bad bytes comes up to that much later than zlib's
+ * (a bad transfer stops a little later), and at the end of the stream at the latest; it has no flush
+ * (FileCheck.settle, src/tools/fastq.ts). FETCHQUANT_INFLATE=zlib forces zlib (tests, and A/B runs of the benchmark).
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { createGunzip, type Gunzip } from 'node:zlib';
+
+/** What an inflater tells its check. */
+export interface InflaterEvents {
+  /** inflated bytes, in order; the buffer is the inflater's until the call returns */
+  data(c: Buffer): void;
+  /** the stream is bad: why, in words; called at most once */
+  fail(reason: string): void;
+  /** igzip stopped for a reason of its own (could not run, could not write, killed): nothing is known of the bytes */
+  lost(reason: string): void;
+}
+
+export interface Inflater {
+  /** Resolves when the inflater has taken the chunk (it may still be inflating it). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** zlib: every byte written so far inflated and handed to data(). igzip: written to its pipe (it has no flush). */
+  flush(): Promise<void>;
+  /** No more input: resolves once every inflated byte has been handed to data() and the stream judged. */
+  end(): Promise<void>;
+  /** Resolves (never rejects) once the inflater failed or ended. */
+  readonly ended: Promise<void>;
+  destroy(): void;
+  /** igzip writes the plain file itself; zlib leaves that to data()'s receiver */
+  readonly kind: 'igzip' | 'zlib';
+}
+
+let found: string | null | undefined;
+/** igzip's path, or null: not on PATH, or FETCHQUANT_INFLATE=zlib. Looked up once per process (the main side's). */
+export function igzipPath(): string | null {
+  if (process.env.FETCHQUANT_INFLATE === 'zlib') return null;
+  if (found !== undefined) return found;
+  found = null;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, 'igzip'), constants.X_OK);
+      found = join(dir, 'igzip');
+      break;
+    } catch {
+      /* not here */
+    }
+  }
+  return found;
+}
+
+/** Read-back size of igzip's output (its own writes are 1 MiB). */
+const READ_BACK = 1 << 20;
+
+/**
+ * igzip at that path when the inflated bytes go to a file (plain: its open fd and path), else zlib with that
+ * output chunk. igzip's inflater writes the file itself; zlib's hands every byte to data() only.
+ */
+export function newInflater(on: InflaterEvents, igzip: string | null, plain: { fd: number; path: string } | null, zlibChunk: number): Inflater {
+  return igzip && plain ? new IgzipInflater(igzip, plain.fd, plain.path, on) : new ZlibInflater(on, zlibChunk);
+}
+
+class ZlibInflater implements Inflater {
+  readonly kind = 'zlib';
+  private readonly g: Gunzip;
+  readonly ended: Promise<void>;
+
+  constructor(on: InflaterEvents, chunkSize: number) {
+    const g = createGunzip({ chunkSize });
+    g.on('data', (c: Buffer) => on.data(c));
+    this.ended = new Promise<void>((resolve) => {
+      g.once('end', () => resolve());
+      g.once('error', (e) => {
+        on.fail(e.message);
+        resolve();
+      });
+    });
+    this.g = g;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    // The callback runs once zlib has consumed the whole chunk.
+    return new Promise<void>((resolve) => this.g.write(chunk, () => resolve()));
+  }
+
+  flush(): Promise<void> {
+    return new Promise<void>((r) => this.g.flush(() => r()));
+  }
+
+  async end(): Promise<void> {
+    this.g.end();
+    await this.ended;
+  }
+
+  destroy(): void {
+    this.g.destroy();
+  }
+}
+
+/**
+ * igzip's complaints (isa-l 2.30, programs/igzip_cli.c), in the words zlib would use, with igzip's own after.
+ * Its messages name the input file, "(null)" for a pipe.
+ */
+export function igzipReason(code: number | null, signal: NodeJS.Signals | null, stderr: string): string {
+  const said = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => l.replace(/^igzip: /, '').replace(/ (for )?file \(null\)$/, '').replace(/ \(null\)/, ''))
+    .join('; ');
+  const how = signal ? `igzip killed by ${signal}` : `igzip exit ${code}`;
+  if (/does not contain a complete gzip file/.test(stderr)) return `unexpected end of file (${how}: ${said})`;
+  if (/invalid gzip header/.test(stderr)) return `incorrect header check (${how}: ${said})`;
+  if (/encountered while decompressing|while decompressing extra concatenated/.test(stderr)) return `invalid compressed data or CRC (${how}: ${said})`;
+  return said ? `${how}: ${said}` : how;
+}
+
+/**
+ * igzip writing the inflated bytes straight to the plain copy's file (outFd), which is read back from the page
+ * cache to count them (data()) after each write and at the end. Not a pipe: a pipe's 64 KiB buffer makes
+ * igzip and its reader trade the CPU every 64 KiB, and that cost (bench/download-cpu.ts, docs/benchmarks.md)
+ * ate most of what igzip saves; only a plain copy's bytes have somewhere to go without one.
+ */
+class IgzipInflater implements Inflater {
+  readonly kind = 'igzip';
+  private readonly child: ChildProcessWithoutNullStreams;
+  private stderr = '';
+  private stopped = false;
+  /** the plain file, opened again for reading; and how far it has been counted */
+  private readonly readFd: number;
+  private readAt = 0;
+  private readonly buf = Buffer.allocUnsafe(READ_BACK);
+  readonly ended: Promise<void>;
+
+  constructor(
+    path: string,
+    outFd: number,
+    outPath: string,
+    private readonly on: InflaterEvents,
+  ) {
+    this.readFd = openSync(outPath, 'r');
+    const child = spawn(path, ['-dc'], { stdio: ['pipe', outFd, 'pipe'] }) as unknown as ChildProcessWithoutNullStreams;
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (s: string) => {
+      if (this.stderr.length < 4096) this.stderr += s;
+    });
+    // EPIPE once igzip has stopped on bad bytes: its exit says why.
+    child.stdin.on('error', () => undefined);
+    this.ended = new Promise<void>((resolve) => {
+      child.once('error', (e) => {
+        if (!this.stopped) on.lost(`igzip could not run: ${e.message}`);
+        resolve();
+      });
+      child.once('close', (code, signal) => {
+        if (!this.stopped) {
+          // Every byte igzip wrote is in the file now: count the rest.
+          this.readBack();
+          // Exit 1: the bytes (programs/igzip_cli.c of isa-l: decompress_file); 252/253 (exit(-4)/exit(-3)):
+          // it could not write its output or read its input; a signal: killed from outside.
+          if (code === 1) on.fail(igzipReason(code, signal, this.stderr));
+          else if (code !== 0) on.lost(igzipReason(code, signal, this.stderr));
+        }
+        resolve();
+      });
+    });
+    this.child = child;
+  }
+
+  /** Counts what igzip has written since the last call (the page cache hands it back without a disk read). */
+  readBack(): void {
+    if (this.stopped) return;
+    for (;;) {
+      const n = readSync(this.readFd, this.buf, 0, this.buf.length, this.readAt);
+      if (n === 0) return;
+      this.readAt += n;
+      this.on.data(this.buf.subarray(0, n));
+    }
+  }
+
+  /** Bytes igzip has written and data() has been handed. */
+  get written(): number {
+    return this.readAt;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    // The callback runs once the chunk is in the pipe (or the pipe is gone: `ended` tells the rest).
+    await new Promise<void>((resolve) => this.child.stdin.write(chunk, () => resolve()));
+    this.readBack();
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async end(): Promise<void> {
+    this.child.stdin.end();
+    await this.ended;
+    this.closeRead();
+  }
+
+  destroy(): void {
+    this.stopped = true;
+    this.child.stdin.destroy();
+    this.child.kill('SIGKILL');
+    this.closeRead();
+  }
+
+  private closeRead(): void {
+    try {
+      closeSync(this.readFd);
+    } catch {
+      /* closed already */
+    }
+  }
+}
