@@ -430,13 +430,19 @@ export function renderB5(r: B5Results): string {
 }
 
 /** README's B5 lines (between `<!-- b5:begin -->` and `<!-- b5:end -->`), one per results file. */
+/** "AMD EPYC 7B13" -> "AMD EPYC", "Intel(R) Xeon(R) Processor" -> "Intel Xeon": rows of different machines told apart. */
+export function cpuShort(model: string): string {
+  const words = model.replace(/\((R|TM)\)/g, '').split(/\s+/).filter(Boolean);
+  return words.slice(0, 2).join(' ') || 'unknown CPU';
+}
+
 export function renderReadmeB5(all: B5Results[]): string {
   const lines = ['| B5 run | network | fetchquant | `xargs -P` | bound | fq / xargs | fq / bound | CPU-s per GB of FASTQ (fq / xargs) |', '|---|---|---|---|---|---|---|---|'];
   for (const r of all) {
     const gb = r.workload.fastqBytes / 1e9;
     for (const n of r.nets) {
       lines.push(
-        `| ${r.label}: ${r.machine.date.slice(0, 16).replace('T', ' ')} UTC, fetchquant ${r.fetchquant.commit}, ${r.cores} of ${r.machine.cores} cores, load ${n.loadAvg1m.before} | ${n.capMBps > 0 ? `${n.capMBps} MB/s` : 'uncapped'} | ${n.fetchquant.makespanSec} s | ${n.baseline.makespanSec} s | ${n.boundSec} s | **${n.fetchquantOverBaseline}** | **${n.fetchquantOverBound}** | ${r2(n.fetchquant.cpuTotalSec / gb)} / ${r2(n.baseline.cpuTotalSec / gb)} |`,
+        `| ${r.label}: ${r.machine.date.slice(0, 16).replace('T', ' ')} UTC, fetchquant ${r.fetchquant.commit}, ${r.cores} of ${r.machine.cores} cores (${cpuShort(r.machine.cpu)}), load ${n.loadAvg1m.before} | ${n.capMBps > 0 ? `${n.capMBps} MB/s` : 'uncapped'} | ${n.fetchquant.makespanSec} s | ${n.baseline.makespanSec} s | ${n.boundSec} s | **${n.fetchquantOverBaseline}** | **${n.fetchquantOverBound}** | ${r2(n.fetchquant.cpuTotalSec / gb)} / ${r2(n.baseline.cpuTotalSec / gb)} |`,
       );
     }
   }

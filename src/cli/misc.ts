@@ -12,6 +12,7 @@ import { EXIT, serverPorts } from './args.js';
 import { embeddedStateDir, openSession } from './context.js';
 import { nextInterrupt } from './signals.js';
 import { EnvironmentError } from '../failures.js';
+import { inflaterInUse } from '../tools/inflate.js';
 
 type Out = (l: string) => void;
 
@@ -90,6 +91,7 @@ export async function cmdWorker(values: Record<string, unknown>, out: Out): Prom
   // A worker has no output dir of its own: its SDK log lives in this machine's state dir.
   const logger = cliLogger();
   logger?.open(logFileName(join(stateRoot(), 'logs'), `fetchquant-worker-${hostId}`));
+  logger?.info(inflaterInUse());
   out(`worker ${hostId} polling fetchquant and fetchquant@${hostId} on ${session.target.address} (namespace ${session.target.namespace}); Ctrl-C to stop`);
   if (logger?.path) out(`log: ${logger.path}`);
   await Promise.race([waitForSignal(), worker.done]);

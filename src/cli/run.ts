@@ -26,6 +26,7 @@ import { cliLogger, logFileName } from '../log.js';
 import { SA } from '../search-attributes.js';
 import { EnvironmentError } from '../failures.js';
 import { HttpClient } from '../tools/http.js';
+import { inflaterInUse } from '../tools/inflate.js';
 import type { PlanSpecies } from '../plan/plan.js';
 
 export interface RunHooks {
@@ -112,6 +113,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     phase('batch started');
     const cpu = process.cpuUsage();
     logger?.info(`start-up (since the process started): ${phases.join(', ')}; CPU so far ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s`);
+    logger?.info(inflaterInUse());
     const workflowId = handle.workflowId;
     const uiLink = session.uiUrl ? webUiWorkflowUrl(session.uiUrl, session.target.namespace, workflowId) : null;
     out(`batch ${workflowId} running${uiLink ? ` — Web UI: ${uiLink}` : ''}`);

@@ -1,19 +1,25 @@
 /**
- * The inflater of a check thread (./check-thread.ts): ISA-L's `igzip -dc` (Debian package isal) when it is on
- * PATH, else node's zlib. Only node: imports, like everything a check thread loads.
+ * The inflater of a check thread (./check-thread.ts): ISA-L's `igzip -dc` (Debian package isal) for a download
+ * kept plain, node's zlib otherwise. Only node: imports, like everything a check thread loads.
  *
- * Why igzip (issue 15, docs/benchmarks.md "Inflating"): the gzip test inflates every byte an ENA download
- * brings, and in B5 that was the largest share of fetchquant's own CPU (libuv's pool, ~4 CPU-s per 1.7 GB
- * of FASTQ). igzip inflates the same stream in under a third of zlib's CPU here (`bench/inflate.ts`),
- * pipes included. It runs as a child process fed through a pipe: the bytes go in as they arrive and the
- * inflated bytes come out to be counted (and written plain) as before.
+ * Why igzip (issue 15, docs/benchmarks.md "Inflating with igzip"): the gzip test inflates every byte an ENA
+ * download brings, and a download kept plain also writes every inflated byte. With zlib the check thread did
+ * both, in 256 KiB pieces; igzip inflates at about a third of zlib's CPU and writes the plain copy itself in
+ * 1 MiB writes, which the thread reads back from the page cache to count. bench/download-cpu.ts, one 150 MB
+ * .fastq.gz (0.9 GB of FASTQ) kept plain: 4.4-4.7 CPU-s with zlib, 2.3-3.2 with igzip (its own CPU included).
+ * Through a pipe instead (igzip's stdout read by the thread) it saved next to nothing: the socket's small
+ * buffer makes both sides trade the CPU every 64 KiB. So a .gz kept as fetched (nowhere to write the inflated
+ * bytes) keeps zlib, and so does a resumed download, whose kept prefix must be judged before the transfer
+ * goes on (igzip has no flush).
  *
- * What each one calls bad (both: a flipped byte, a wrong CRC or length, a stream cut short, not gzip at all):
- * zlib also fails on bytes after the last gzip member that are not another member; igzip ignores them, as
- * zlib's own gzread does, so kallisto would read the same reads. The md5 of an ENA file covers them either way.
- * igzip reads its input ~1 MiB at a time, so its verdict on bad bytes comes up to that much later than zlib's
- * (a bad transfer stops a little later), and at the end of the stream at the latest; it has no flush
- * (FileCheck.settle, src/tools/fastq.ts). FETCHQUANT_INFLATE=zlib forces zlib (tests, and A/B runs of the benchmark).
+ * What each calls bad (both: a flipped byte, a wrong CRC or length, a stream cut short, not gzip at all; isa-l
+ * programs/igzip_cli.c, docs/archives-and-tools.md "isal"): zlib also fails on bytes after the last gzip member
+ * that are not another member; igzip ignores them, as zlib's own gzread does, so kallisto reads the same reads,
+ * and an ENA file's md5 covers them either way. igzip reads 1 MiB at a time, so its verdict on bad bytes comes
+ * up to that much later than zlib's, and at the end of the stream at the latest. Exit 1 is the bytes; any other
+ * failure of igzip (could not run, write or read; killed) says nothing of them: the copy and the count stop
+ * (lost) and the download counts the whole .gz once more with zlib (src/activities/download.ts).
+ * FETCHQUANT_INFLATE=zlib turns igzip off (tests, and A/B runs of the benchmarks).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
@@ -61,6 +67,15 @@ export function igzipPath(): string | null {
     }
   }
   return found;
+}
+
+/** For the run log: what inflates downloads kept plain on this host. */
+export function inflaterInUse(): string {
+  const igzip = igzipPath();
+  if (igzip) return `downloads kept plain are inflated by ${igzip}`;
+  return process.env.FETCHQUANT_INFLATE === 'zlib'
+    ? "downloads are inflated by node's zlib (FETCHQUANT_INFLATE=zlib)"
+    : "downloads are inflated by node's zlib: no igzip on PATH (Debian package isal; about three times zlib's speed)";
 }
 
 /** Read-back size of igzip's output (its own writes are 1 MiB). */

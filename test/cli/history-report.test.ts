@@ -88,6 +88,8 @@ describe('fetchquant history and report (real demo batch)', () => {
     // where start-up time went, in order, with the CPU spent before the batch started
     const startup = text.split('\n').find((l) => l.includes('start-up (since the process started)'));
     expect(startup).toMatch(/cli loaded [\d.]+ s, server session [\d.]+ s, native connection [\d.]+ s, dead attempts reclaimed [\d.]+ s, activities loaded [\d.]+ s, workflow worker created.* [\d.]+ s, host worker created [\d.]+ s, janitor started [\d.]+ s, worker running [\d.]+ s, batch started [\d.]+ s; CPU so far [\d.]+ s$/);
+    // and what inflates the downloads (npm run setup installs igzip)
+    expect(text).toMatch(/downloads kept plain are inflated by \/\S+\/igzip/);
   });
 
   it('history of a completed sample lists its activities with host and attempt', async () => {

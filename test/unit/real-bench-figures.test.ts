@@ -2,7 +2,7 @@
  * The arithmetic behind bench/results/real.json (bench/real/figures.ts) and B5's idle/steal accounting: a wrong percentile, overlap or
  * gap would silently mislead every benchmark reading, so it is pinned here on hand-made timelines.
  */
-import { coreTimes } from '../../bench/b5.js';
+import { coreTimes, cpuShort } from '../../bench/b5.js';
 import { describe, expect, it } from '@jest/globals';
 import { linkFigures, maxOverlap, percentile, reactionFigures, union, utilisation } from '../../bench/real/figures.js';
 import type { BatchTimes, SignalAt } from '../../bench/real/histories.js';
@@ -69,5 +69,14 @@ describe('B5: idle and steal of the cores used (bench/b5.ts coreTimes)', () => {
   });
   it('says nothing when /proc/stat has no per-core lines', () => {
     expect(coreTimes(2, 'intr 1\n')).toBeNull();
+  });
+});
+
+describe("B5's README rows name the CPU (bench/b5.ts cpuShort): runs on different machines are told apart", () => {
+  it('keeps the vendor and family, as the machine lines of bench/results hold them', () => {
+    expect(cpuShort('AMD EPYC')).toBe('AMD EPYC');
+    expect(cpuShort('Intel(R) Xeon(R) Processor')).toBe('Intel Xeon');
+    expect(cpuShort('AMD EPYC 7B13 64-Core Processor')).toBe('AMD EPYC');
+    expect(cpuShort('')).toBe('unknown CPU');
   });
 });
