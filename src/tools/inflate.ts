@@ -158,6 +158,7 @@ class IgzipInflater implements Inflater {
   /** the plain file, opened again for reading; and how far it has been counted */
   private readonly readFd: number;
   private readAt = 0;
+  private readClosed = false;
   private readonly buf = Buffer.allocUnsafe(READ_BACK);
   readonly ended: Promise<void>;
 
@@ -197,7 +198,7 @@ class IgzipInflater implements Inflater {
 
   /** Counts what igzip has written since the last call (the page cache hands it back without a disk read). */
   readBack(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.readClosed) return;
     for (;;) {
       const n = readSync(this.readFd, this.buf, 0, this.buf.length, this.readAt);
       if (n === 0) return;
@@ -234,11 +235,17 @@ class IgzipInflater implements Inflater {
     this.closeRead();
   }
 
+  /**
+   * Once only: end() and destroy() may both come (a check stopped while it ends), and a second close of the
+   * same number could close a file this thread opened since under that number.
+   */
   private closeRead(): void {
+    if (this.readClosed) return;
+    this.readClosed = true;
     try {
       closeSync(this.readFd);
     } catch {
-      /* closed already */
+      /* closed either way */
     }
   }
 }

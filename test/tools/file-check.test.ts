@@ -3,11 +3,11 @@
 // stopped check must stop its thread's work instead of leaving a caller waiting. Each with both inflaters
 // (src/tools/inflate.ts): igzip (npm run setup installs it) and node's zlib.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { feedFromDisk, FileCheck, FileCheckError } from '../../src/tools/fastq.js';
-import { igzipPath, igzipReason } from '../../src/tools/inflate.js';
+import { igzipPath, igzipReason, newInflater } from '../../src/tools/inflate.js';
 import { cleanTempDirs, errorOf, tempDir } from './util.js';
 
 afterAll(cleanTempDirs);
@@ -51,6 +51,20 @@ it("igzip's complaints read as zlib's, with igzip's own words after", () => {
   expect(igzipReason(1, null, 'igzip: Error invalid gzip header found for file (null)\n')).toBe('incorrect header check (igzip exit 1: Error invalid gzip header found)');
   expect(igzipReason(1, null, 'igzip: Error while decompressing extra concatenatedgzip files on (null)\n')).toMatch(/^invalid compressed data or CRC \(igzip exit 1: /);
   expect(igzipReason(null, 'SIGSEGV', '')).toBe('igzip killed by SIGSEGV');
+});
+
+it('igzip stopped twice (a check stopped as it ends) closes its read-back file once: a second close would hit the file opened since under that number', () => {
+  const dir = tempDir();
+  const out = join(dir, 'out.fastq');
+  const fd = openSync(out, 'w');
+  const inflater = newInflater({ data: () => undefined, fail: () => undefined, lost: () => undefined }, igzipPath(), { fd, path: out }, 1 << 18);
+  expect(inflater.kind).toBe('igzip');
+  inflater.destroy();
+  const other = openSync(join(dir, 'other'), 'w'); // the lowest free number: the one the read-back file had
+  inflater.destroy();
+  expect(() => writeSync(other, 'still open')).not.toThrow();
+  closeSync(other);
+  closeSync(fd);
 });
 
 describe.each(INFLATERS)('FileCheck (on its thread), inflating with %s', (inflate) => {
