@@ -35,6 +35,8 @@ export interface EmbeddedServerOptions {
   owner?: 'run' | 'server';
   /** SQLite pragmas for the state file; default {@link DEFAULT_SQLITE_PRAGMAS} */
   sqlitePragmas?: Record<string, string>;
+  /** how a port not given is picked; default {@link freePort} (tests hand out a busy one) */
+  pickPort?: () => Promise<number>;
 }
 
 /**
@@ -232,9 +234,11 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   if (!temporal) throw new EnvironmentError(`no Temporal CLI found: ${TEMPORAL_INSTALL_HINT}`);
 
   // Ports are checked free, then bound by the server a moment later: another process may take one in
-  // between (parallel runs, tests). Unless the caller pinned the ports, such a start is tried again on
-  // fresh ones; a pinned port (a restart after a crash keeps its address) fails with the server's log.
-  const pinned = Boolean(opts.port || opts.uiPort || opts.httpPort || opts.metricsPort);
+  // between (parallel runs, tests). A start that fails on a port we picked is tried again on fresh ones; one
+  // that fails on a port the caller gave (`--port`, or a restart after a crash keeping its addresses) fails
+  // with the server's log. The log names the port: "listen tcp 127.0.0.1:35013: bind: address already in use".
+  const pinned = new Set([opts.port, opts.uiPort, opts.httpPort, opts.metricsPort].filter((p): p is number => Boolean(p)));
+  const pick = opts.pickPort ?? freePort;
   let port = 0;
   let uiPort = 0;
   let httpPort = 0;
@@ -242,10 +246,10 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
   let pid = 0;
   let address = '';
   for (let attempt = 1; ; attempt++) {
-    port = opts.port || (attempt === 1 && (await portFree(7233)) ? 7233 : await freePort());
-    uiPort = opts.headless ? 0 : opts.uiPort || (attempt === 1 && (await portFree(port + 1000)) ? port + 1000 : await freePort());
-    httpPort = opts.httpPort || (await freePort());
-    metricsPort = opts.metricsPort || (await freePort());
+    port = opts.port || (attempt === 1 && (await portFree(7233)) ? 7233 : await pick());
+    uiPort = opts.headless ? 0 : opts.uiPort || (attempt === 1 && (await portFree(port + 1000)) ? port + 1000 : await pick());
+    httpPort = opts.httpPort || (await pick());
+    metricsPort = opts.metricsPort || (await pick());
     const args = [
       'server', 'start-dev',
       '--db-filename', dbFile,
@@ -279,7 +283,9 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
     } catch (err) {
       await stopper(pid)();
       const fresh = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(logStart) : '';
-      if (!pinned && attempt < 3 && /address already in use/i.test(fresh)) continue;
+      const busy = /address already in use/i.test(fresh) ? [...fresh.matchAll(/listen tcp [^\s]*:(\d+): bind: address already in use/gi)].map((m) => Number(m[1])) : null;
+      // busy: the ports the log names (none named: only a start with no port given is tried again)
+      if (busy && attempt < 3 && (busy.length ? busy.every((p) => !pinned.has(p)) : pinned.size === 0)) continue;
       const known = await explainStartFailure(fresh, dbFile, opts.stateDir);
       if (known) throw new EnvironmentError(`${known}\n(server log: ${logFile})`);
       throw new EnvironmentError(`${(err as Error).message}\n--- ${logFile} ---\n${fresh.slice(-2000)}`);

@@ -134,7 +134,8 @@ class Check {
   /**
    * Stops the inflated copy (its file is the main side's to delete). When igzip writes it, the inflating stops
    * too: igzip's output cannot be turned elsewhere mid-stream, so the count and the gzip test are given up
-   * (uncounted) and the file is counted again from the .gz once it is whole (src/activities/reads.ts).
+   * (uncounted) and the download counts the whole .gz once more before it writes its record
+   * (src/activities/download.ts).
    */
   closePlain(why: string): void {
     if (this.inflaterWrites) {

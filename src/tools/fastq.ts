@@ -124,7 +124,7 @@ export function readsKind(name: string): 'gz' | 'plain' | null {
 /** The outcome of a FileCheck: md5 of the bytes, and FASTQ records when the file holds reads. */
 export interface CheckResult {
   md5: string;
-  /** null for a file that is not FASTQ (.sra), or a .gz whose count was given up (its plain copy, which igzip wrote, stopped: ./check-thread.ts) */
+  /** null for a file that is not FASTQ (.sra), or a .gz whose count was given up (its plain copy, which igzip wrote, stopped: ./check-thread.ts; src/activities/download.ts counts it then) */
   records: number | null;
   /** a check opened with plainPath: the inflated copy written whole (bytes), or why it stopped */
   plain?: { bytes: number } | { lost: string };
@@ -292,7 +292,7 @@ export class FileCheck {
     this.md5 ??= done.md5;
     const md5 = this.md5;
     if (this.failure) throw this.failure;
-    // Not FASTQ (.sra); or the inflating was given up with igzip's plain copy: counted from the .gz later.
+    // Not FASTQ (.sra); or the inflating was given up with igzip's plain copy (the download counts the .gz).
     if (this.kind === null || done.uncounted) return { md5, records: null, ...(done.plain ? { plain: done.plain } : {}) };
     const w = wholeRecords(done.lines, done.last, done.fed);
     if ('problem' in w) throw new FileCheckError('records', w.problem);
@@ -432,7 +432,7 @@ export async function feedFromDisk(path: string, bytes: number, check: FileCheck
 export interface CheckRecord {
   name: string;
   bytes: number;
-  /** null for a file that is not FASTQ (.sra), or a .gz whose count was given up (its plain copy, which igzip wrote, stopped: ./check-thread.ts) */
+  /** null for a file that is not FASTQ (.sra) */
   records: number | null;
   md5: string | null;
   /** how the count was made: 'download' (inflated as it arrived), 'convert' (fasterq-dump output), 'downsample' */

@@ -23,7 +23,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { createGunzip, type Gunzip } from 'node:zlib';
 
 /** What an inflater tells its check. */
@@ -57,7 +57,8 @@ export function igzipPath(): string | null {
   if (found !== undefined) return found;
   found = null;
   for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (!dir) continue;
+    // A relative entry would run whatever igzip the worker's current directory holds.
+    if (!isAbsolute(dir)) continue;
     try {
       accessSync(join(dir, 'igzip'), constants.X_OK);
       found = join(dir, 'igzip');

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { createServer, type AddressInfo } from 'node:net';
 import { freePort, startEmbeddedServer } from '../../src/server/embedded.js';
 import { CLI } from '../helpers/e2e.js';
 
@@ -83,6 +84,27 @@ describe('fetchquant server: every port chosen by flag', () => {
       expect((await fetch(`http://127.0.0.1:${again.httpPort}/api/v1/namespaces/default`)).status).toBe(200);
     } finally {
       await second.stop();
+    }
+  }, 180_000);
+
+  it('a port it picked that is taken by the time the server binds it is picked again; a port the caller gave is not', async () => {
+    // (server-crash.test failed once on this: --port given, the HTTP UI's port picked and taken before the bind)
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const busy = (blocker.address() as AddressInfo).port;
+    try {
+      let handed = 0;
+      const pickPort = async () => (handed++ === 0 ? busy : freePort());
+      const s = await startEmbeddedServer({ stateDir: join(root, 'busy-picked'), port: await freePort(), headless: true, pickPort });
+      try {
+        expect(handed).toBeGreaterThan(2); // the busy one, then a second round
+        expect(s.restartOptions.httpPort).not.toBe(busy);
+      } finally {
+        await s.stop();
+      }
+      await expect(startEmbeddedServer({ stateDir: join(root, 'busy-given'), headless: true, httpPort: busy })).rejects.toThrow(new RegExp(`127.0.0.1:${busy}: bind: address already in use`));
+    } finally {
+      blocker.close();
     }
   }, 180_000);
 });
