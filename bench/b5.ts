@@ -429,13 +429,13 @@ export function renderB5(r: B5Results): string {
   return out.join('\n');
 }
 
-/** README's B5 lines (between `<!-- b5:begin -->` and `<!-- b5:end -->`), one per results file. */
 /** "AMD EPYC 7B13" -> "AMD EPYC", "Intel(R) Xeon(R) Processor" -> "Intel Xeon": rows of different machines told apart. */
 export function cpuShort(model: string): string {
   const words = model.replace(/\((R|TM)\)/g, '').split(/\s+/).filter(Boolean);
   return words.slice(0, 2).join(' ') || 'unknown CPU';
 }
 
+/** README's B5 lines (between `<!-- b5:begin -->` and `<!-- b5:end -->`), one per results file. */
 export function renderReadmeB5(all: B5Results[]): string {
   const lines = ['| B5 run | network | fetchquant | `xargs -P` | bound | fq / xargs | fq / bound | CPU-s per GB of FASTQ (fq / xargs) |', '|---|---|---|---|---|---|---|---|'];
   for (const r of all) {

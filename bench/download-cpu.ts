@@ -29,6 +29,7 @@ import { createReadActivities } from '../src/activities/reads.js';
 import { DEFAULTS } from '../src/config/schema.js';
 import { HttpClient } from '../src/tools/http.js';
 import { DiskLedger } from '../src/activities/disk.js';
+import { readStat } from './b5/cpu.js';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { DownloadResult, SampleOptions, SourcePlan } from '../src/types.js';
 
@@ -98,19 +99,14 @@ interface ChildResult {
   verifyCpu: number;
 }
 
+/** CPU-s of this process's children that have ended and been waited for (igzip). */
+const childrenCpu = (): number => readStat('/proc/self/stat')?.childrenCpuSec ?? 0;
+
 /**
  * Child mode: run the download activity once, then verifyReads on what it wrote; print the CPU of each.
  * `impl`: a compiled tree whose src/activities/{download,reads}.js to use ('' = this one), so the code of
  * an older commit can be measured side by side on the same machine and load.
  */
-/** CPU-s of this process's children that have ended and been waited for (/proc/self/stat cutime + cstime). */
-function childrenCpu(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields 16 and 17 of proc(5), counted from 1; f[0] is field 3
-  return (Number(f[13]) + Number(f[14])) / 100;
-}
-
 async function child(planPath: string, runDir: string, impl: string): Promise<void> {
   const { readFile } = await import('node:fs/promises');
   const plan = JSON.parse(await readFile(planPath, 'utf8')) as SourcePlan;

@@ -13,6 +13,8 @@ export interface ProcStat {
   ppid: number;
   /** user + system, seconds */
   cpuSec: number;
+  /** user + system of its children that have ended and been waited for (cutime + cstime), seconds */
+  childrenCpuSec: number;
   startTicks: number;
 }
 
@@ -27,7 +29,7 @@ export function readStat(path: string): ProcStat | null {
   const open = s.indexOf('(');
   const close = s.lastIndexOf(')');
   const f = s.slice(close + 2).split(' ');
-  return { comm: s.slice(open + 1, close), ppid: Number(f[1]), cpuSec: (Number(f[11]) + Number(f[12])) / TICK, startTicks: Number(f[19]) };
+  return { comm: s.slice(open + 1, close), ppid: Number(f[1]), cpuSec: (Number(f[11]) + Number(f[12])) / TICK, childrenCpuSec: (Number(f[13]) + Number(f[14])) / TICK, startTicks: Number(f[19]) };
 }
 
 /** CPU seconds of a live process (all its threads), or null. */

@@ -208,11 +208,6 @@ class IgzipInflater implements Inflater {
     }
   }
 
-  /** Bytes igzip has written and data() has been handed. */
-  get written(): number {
-    return this.readAt;
-  }
-
   async write(chunk: Uint8Array): Promise<void> {
     // The callback runs once the chunk is in the pipe (or the pipe is gone: `ended` tells the rest).
     await new Promise<void>((resolve) => this.child.stdin.write(chunk, () => resolve()));
