@@ -161,9 +161,23 @@ function chaosSuite(v: Variant): void {
       let workerKills = 0;
       let serverKills = 0;
       const serverEvery = Math.max(1, Math.floor(v.workerKills / Math.max(1, v.serverKills)));
-      const tick = () => new Promise((r) => setTimeout(r, v.killEveryMs[0] + rng.int(v.killEveryMs[1] - v.killEveryMs[0])));
+      // The next kill comes after a random wait, or sooner once the batch has done its share of samples for
+      // that kill: kill i comes by the time i/(kills+2) of the samples are done, so every kill lands before the
+      // batch ends however fast this machine runs it (session 13's CI: a faster download path let 200 samples
+      // finish after 18 of 20 timed kills). A worker just started gets a moment to pick up work first.
+      const doneCount = () => runs.filter(({ r }) => done(r.run)).length;
+      const tick = async (): Promise<void> => {
+        const waitMs = v.killEveryMs[0] + rng.int(v.killEveryMs[1] - v.killEveryMs[0]);
+        const share = Math.floor(((workerKills + 1) * runs.length) / (v.workerKills + 2));
+        const from = Date.now();
+        for (;;) {
+          await Promise.race([new Promise((r) => setTimeout(r, 250)), result.catch(() => undefined)]);
+          const waited = Date.now() - from;
+          if (finished || waited >= waitMs || (waited >= 2000 && doneCount() >= share)) return;
+        }
+      };
       while (!finished && (workerKills < v.workerKills || serverKills < v.serverKills)) {
-        await Promise.race([tick(), result.catch(() => undefined)]);
+        await tick();
         if (finished) break;
         if (mounted && rng.next() < 0.3) {
           // another process fills the reads disk below the floor for a few seconds
