@@ -176,6 +176,13 @@ export interface DownloadResult {
   resumedFromBytes: number;
   /** the reads, checked as verifyReads checks them, when the workflow asked for it and they passed */
   verified?: ReadSet;
+  /** the step told the species the reads are verified (readsVerified), as the input's `tell` asked */
+  told?: true;
+}
+
+/** Where a sample's step tells its species what it did (src/activities/sample-steps.ts). */
+export interface Tell {
+  speciesWorkflowId: string;
 }
 
 /** Verified reads, ready for quant. */
@@ -200,8 +207,9 @@ export interface QuantResult {
    * Set when the quant step also published (its input carried `publish`): provenance written, the dir
    * renamed into place, the reads deleted. `earlier`: an attempt before this one had published already
    * (figures above read back from the provenance on disk). Unset: the workflow publishes (older histories).
+   * `told`: the step signalled the species sampleFinished, as its input's `publish.tell` asked.
    */
-  published?: { dir: string; removedBytes: number; earlier?: true };
+  published?: { dir: string; removedBytes: number; earlier?: true; told?: true };
 }
 
 /** What the sample knows of the provenance before quant; the quant step adds quant, tools and finishedAt. */

@@ -22,7 +22,9 @@ import type {
   RunMeta,
   RunPage,
   SampleOptions,
+  SampleOutcome,
   SourcePlan,
+  Tell,
 } from '../types.js';
 
 export interface SpeciesDemand {
@@ -71,11 +73,11 @@ export interface Activities {
   /** minFreeGb: the disk floor the transfer keeps while it writes (stops with DiskFloor, bytes kept); none if absent */
   /** verify: also check the reads as verifyReads would, and return them as `verified` when they pass (FASTQ plans) */
   /** plainReads: a .fastq.gz may be kept inflated (RUN_1.fastq) when the disk has room; absent: kept as fetched */
-  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number; verify?: boolean; plainReads?: boolean }): Promise<DownloadResult>;
+  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number; verify?: boolean; plainReads?: boolean; tell?: Tell }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + one counting pass (+ gzip only when the disk needs it); removes the .sra. Returns FASTQ paths (.fastq or .fastq.gz). */
   /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
   /** verify: also check the reads against the source's count as verifyReads would; `verified` when they pass */
-  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number; verify?: { expectedReads: number | null } }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number; verified?: ReadSet }>;
+  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number; verify?: { expectedReads: number | null }; tell?: Tell }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number; verified?: ReadSet; told?: true }>;
   /**
    * gzip test, mate counts equal, counts against expectedReads (spots) when known. Throws TruncatedReads.
    * unpairedReads: absent = the run has exactly these files (pairs/reads must equal spots); a number = that
@@ -99,7 +101,8 @@ export interface Activities {
     kallistoThreads: number | null;
     quantThreads: number | null;
     timeoutSec: number;
-    publish?: { provenance: ProvenanceDraft; runDir: string; keepReads?: boolean };
+    /** `tell`: once published, signal the species sampleFinished(outcome) from here (src/activities/sample-steps.ts) */
+    publish?: { provenance: ProvenanceDraft; runDir: string; keepReads?: boolean; tell?: Tell & { outcome: SampleOutcome } };
   }): Promise<QuantResult>;
   /** Writes the provenance file into tmpDir and renames tmpDir to <quantDir>/<RUN> atomically. */
   finalize(input: { run: string; quantDir: string; tmpDir: string; provenance: Provenance }): Promise<{ dir: string }>;

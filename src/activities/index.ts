@@ -18,7 +18,7 @@ import { KnownDirs } from './known-dirs.js';
 import { createIndexActivities } from './index-build.js';
 import { createQuantActivities, readPublishedQuant } from './quant.js';
 import { createReadActivities } from './reads.js';
-import { createSampleSteps } from './sample-steps.js';
+import { createSampleSteps, tellSpecies, tellVerified } from './sample-steps.js';
 import { createSourceActivities } from './source.js';
 import { HttpClient, rateDefaults } from '../tools/http.js';
 import { PacerClient, paceDefaults } from '../pacing.js';
@@ -70,12 +70,45 @@ export function createActivities(deps: ActivityDeps): Activities {
   const download = createDownloadActivities({ http, ledger });
   const reads = createReadActivities();
   const convert = createConvertActivities({ ledger });
+  // Steps that finish a sample's part signal its species themselves (src/activities/sample-steps.ts).
+  const tell = tellSpecies(deps.client);
+  const steps = createSampleSteps({ ...source, ...index, ...quant, checkDone: disk.checkDone, reserveDisk, publishedQuant: readPublishedQuant }, tell);
   // Every step that touches a run dir first takes its lease (src/run-lease.ts): while this worker lives, no
   // janitor on the machine, of any batch, treats the dir as an orphan. A retry on a restarted worker takes
   // the lease of the dead one over.
-  const steps = createSampleSteps({ ...source, ...index, ...quant, checkDone: disk.checkDone, reserveDisk, publishedQuant: readPublishedQuant });
   const lease = (dir: string | undefined) => {
     if (dir) takeLease(dir, deps.hostId);
+  };
+  /** the download's own work: the run dir's lease, a permit of the source pacer, then the transfer */
+  const fetchReads: Activities['download'] = async (input) => {
+    if (input.runDir.startsWith('/')) {
+      await mkdir(input.runDir, { recursive: true });
+      lease(input.runDir);
+    }
+    if (!pacer) return download.download(input);
+    // One permit of the plan's source per download, waited for here (heartbeating: the wait may be long).
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat({ file: '', offset: 0, waitingForPermit: true }), 1000);
+    let waited = false;
+    try {
+      return await pacer.withPermit(
+        input.plan.source,
+        () => {
+          clearInterval(beat);
+          return download.download(input);
+        },
+        {
+          signal: ctx.cancellationSignal,
+          label: input.plan.run,
+          waiting: (why) => {
+            if (!waited) ctx.log.info(`download ${input.plan.run}: waiting for a ${input.plan.source} permit: ${why}`);
+            waited = true;
+          },
+        },
+      );
+    } finally {
+      clearInterval(beat);
+    }
   };
   return {
     ...createDiscoverActivities({ cwd: deps.cwd, searchRunsByTaxon: (o) => searchRunsByTaxon({ ...o, http }), expandProject: (o) => expandProject({ ...o, http }) }),
@@ -87,34 +120,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
     ...source,
     async download(input) {
-      if (input.runDir.startsWith('/')) {
-        await mkdir(input.runDir, { recursive: true });
-        lease(input.runDir);
-      }
-      if (!pacer) return download.download(input);
-      // One permit of the plan's source per download, waited for here (heartbeating: the wait may be long).
-      const ctx = Context.current();
-      const beat = setInterval(() => ctx.heartbeat({ file: '', offset: 0, waitingForPermit: true }), 1000);
-      let waited = false;
-      try {
-        return await pacer.withPermit(
-          input.plan.source,
-          () => {
-            clearInterval(beat);
-            return download.download(input);
-          },
-          {
-            signal: ctx.cancellationSignal,
-            label: input.plan.run,
-            waiting: (why) => {
-              if (!waited) ctx.log.info(`download ${input.plan.run}: waiting for a ${input.plan.source} permit: ${why}`);
-              waited = true;
-            },
-          },
-        );
-      } finally {
-        clearInterval(beat);
-      }
+      return tellVerified(tell, input, input.plan.run, await fetchReads(input));
     },
     async verifyReads(input) {
       if (input.files[0]?.startsWith('/')) lease(dirname(input.files[0]));
@@ -122,7 +128,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
     async convertSra(input) {
       if (input.runDir.startsWith('/')) lease(input.runDir);
-      return convert.convertSra(input);
+      return tellVerified(tell, input, input.run, await convert.convertSra(input));
     },
     ...index,
     ...quant,

@@ -4,19 +4,57 @@
  * `publish` part = quant -> finalize -> deleteReads, so a clean sample's last host step is its quant. Each
  * part is safe to repeat, so a retry of the whole step is too. Built from the single-step activities, for the
  * real and the fast set.
+ *
+ * Told by the step: a download (or conversion) that verified its reads, and a quant step that published, signal
+ * the sample's species themselves (readsVerified, sampleFinished) when the sample asks (`tell`), and say so in
+ * their result (`told`). The sample then sends neither signal: each one it sends costs its history two events
+ * and a workflow task of its own when the server reports the signal delivered (src/workflows/sample.ts).
+ * Both signals are safe to repeat (a retried step sends again): the species counts a run once.
  */
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
 import type { Activities } from './contract.js';
 import { activityHooks, withHeartbeat } from './heartbeat.js';
 import { runQuantTmpDir } from '../ids.js';
 import { completeProvenance } from '../provenance.js';
-import type { QuantResult } from '../types.js';
+import type { QuantResult, ReadSet, SampleOutcome, Tell } from '../types.js';
+import { readsVerifiedSignal, sampleFinishedSignal } from '../workflows/messages.js';
+
+/**
+ * Signals the species from a step. True: sent. False (the species has closed, or the server did not answer):
+ * not sent, and the sample sends it itself as before, with its own handling of a closed species.
+ */
+export type TellSpecies = { readsVerified(to: Tell, run: string, reads: number): Promise<boolean>; sampleFinished(to: Tell, outcome: SampleOutcome): Promise<boolean> };
+
+/** Through `client`, else the worker's own (the activity context's). */
+export function tellSpecies(client?: Client): TellSpecies {
+  const send = async (to: Tell, what: string, signal: (c: Client) => Promise<void>): Promise<boolean> => {
+    try {
+      await signal(client ?? Context.current().client);
+      return true;
+    } catch (err) {
+      Context.current().log.info(`${what}: not sent from the step, the sample sends it (${(err as Error)?.message ?? String(err)})`, { speciesWorkflowId: to.speciesWorkflowId });
+      return false;
+    }
+  };
+  return {
+    readsVerified: (to, run, reads) => send(to, `readsVerified ${run}`, (c) => c.workflow.getHandle(to.speciesWorkflowId).signal(readsVerifiedSignal, run, reads)),
+    sampleFinished: (to, o) => send(to, `sampleFinished ${o.run}`, (c) => c.workflow.getHandle(to.speciesWorkflowId).signal(sampleFinishedSignal, o)),
+  };
+}
+
+/** A download or conversion whose reads passed the check where they were written: tell the species (readsVerified). */
+export async function tellVerified<R extends { verified?: ReadSet; told?: true }>(tell: TellSpecies, input: { tell?: Tell }, run: string, r: R): Promise<R> {
+  if (!input.tell || !r.verified) return r;
+  return (await tell.readsVerified(input.tell, run, r.verified.reads)) ? { ...r, told: true } : r;
+}
 
 type Parts = Pick<Activities, 'checkDone' | 'resolveSource' | 'ensureIndex' | 'reserveDisk' | 'quant' | 'finalize' | 'deleteReads'> & {
   /** the quant figures of a run published already (its provenance on disk), else null */
   publishedQuant(input: { quantDir: string; run: string }): Promise<Omit<QuantResult, 'tmpDir'> | null>;
 };
 
-export function createSampleSteps(parts: Parts): Pick<Activities, 'prepareSample' | 'publish' | 'quant'> {
+export function createSampleSteps(parts: Parts, tell: TellSpecies = tellSpecies()): Pick<Activities, 'prepareSample' | 'publish' | 'quant'> {
   const publish: Activities['publish'] = async ({ run, quantDir, tmpDir, provenance, runDir, keepReads }) => {
     const { dir } = await parts.finalize({ run, quantDir, tmpDir, provenance });
     const { removedBytes } = await parts.deleteReads({ run, runDir, ...(keepReads ? { keep: true } : {}) });
@@ -46,7 +84,8 @@ export function createSampleSteps(parts: Parts): Pick<Activities, 'prepareSample
       const { tmpDir, ...figures } = q;
       const provenance = completeProvenance(pub.provenance, figures, new Date().toISOString());
       const { dir, removedBytes } = await publish({ run, quantDir, tmpDir, provenance, runDir: pub.runDir, keepReads: pub.keepReads });
-      return { ...q, published: { dir, removedBytes, ...(earlier ? { earlier: true as const } : {}) } };
+      const told = pub.tell ? await tell.sampleFinished(pub.tell, pub.tell.outcome) : false;
+      return { ...q, published: { dir, removedBytes, ...(earlier ? { earlier: true as const } : {}), ...(told ? { told: true as const } : {}) } };
     },
   };
 }

@@ -359,7 +359,8 @@ class SampleRun {
           stallTimeoutSec: options.stallTimeoutSec,
           ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}),
           ...(this.ownRetries ? { minFreeGb: options.minFreeGb } : {}),
-          ...(this.verifiedInStep ? { verify: true } : {}),
+          // Verified where written: the step tells the species itself (readsVerified) and says `told`.
+          ...(this.verifiedInStep ? { verify: true, tell: { speciesWorkflowId: this.input.speciesWorkflowId } } : {}),
           // Reads kept after quant stay as the archive sends them; reads deleted after quant may be kept plain
           // while they wait (kallisto then inflates nothing). An activity argument: no patch needed.
           ...(ak?.keepReads ? {} : { plainReads: true }),
@@ -367,6 +368,7 @@ class SampleRun {
       ]),
     );
     this.files = dl.files;
+    if (dl.verified && dl.told) this.slotReleased = true;
     at.bytesFetched += dl.bytesFetched;
     at.downsampled = dl.downsampled;
     return dl;
@@ -386,7 +388,7 @@ class SampleRun {
     let verified = dl.verified;
     if (plan.source === 'sra') {
       this.enter('converting', { attempt });
-      const verify = this.verifiedInStep ? { verify: { expectedReads: expectedReadsOf(plan, dl.downsampled) } } : {};
+      const verify = this.verifiedInStep ? { verify: { expectedReads: expectedReadsOf(plan, dl.downsampled) }, tell: { speciesWorkflowId: this.input.speciesWorkflowId } } : {};
       const conv = await this.runStep({ ...this.hostOptions(at.hostId), retry: checkRetry, summary: `vdb-validate + fasterq-dump ${run.run}` }, (o) =>
         at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec, ...verify }]),
       );
@@ -394,6 +396,7 @@ class SampleRun {
       layout = conv.layout;
       unpairedReads = conv.unpairedReads;
       verified = conv.verified;
+      if (conv.verified && conv.told) this.slotReleased = true;
     }
     // Checked already by the step that wrote them: no verifyReads round trip. Otherwise (not asked, or the
     // check failed) verifyReads checks them and fails with the reason, as before VERIFIED_IN_STEP.
@@ -453,7 +456,10 @@ class SampleRun {
     // Folded: the quant step also publishes (provenance, rename, reads deleted): one round trip and 7 history
     // events fewer per sample. Data only, no new command: a quant result without `published` (an older
     // worker, or a history recorded before) is followed by the publish step as before.
-    const publish = this.folded ? { publish: { provenance: this.provenanceDraft(at, reads), runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}) } } : {};
+    // It also tells the species (sampleFinished) once published, and says `told`: the sample then completes
+    // without a signal of its own. Data too: a result without `told` is followed by the sample's signal.
+    const tell = { speciesWorkflowId: input.speciesWorkflowId, outcome: this.doneOutcome(at) };
+    const publish = this.folded ? { publish: { provenance: this.provenanceDraft(at, reads), runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}), tell } } : {};
     const summary = `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)${this.folded ? ', publish, delete its reads' : ''}`;
     const quanting = this.runStep({ ...this.hostOptions(at.hostId), summary }, (o) =>
       at.host.quant.executeWithOptions(o, [
@@ -507,10 +513,9 @@ class SampleRun {
    */
   async publish(at: OnHost, reads: ReadSet, quant: QuantResult): Promise<SampleOutcome> {
     const { run, input, ak } = this;
-    const plan = at.plan!;
     if (quant.published) {
       this.enter('done');
-      return this.finish({ run: run.run, speciesId: input.speciesId, state: 'done', host: at.hostId, source: plan.source, bytes: at.bytesFetched });
+      return this.finish(this.doneOutcome(at), Boolean(quant.published.told));
     }
     const { tmpDir, ...quantRecord } = quant;
     this.enter('deleting');
@@ -524,7 +529,11 @@ class SampleRun {
       await at.host.deleteReads({ run: run.run, runDir: at.runDir, ...(ak?.keepReads ? { keep: true } : {}) });
     }
     this.enter('done');
-    return this.finish({ run: run.run, speciesId: input.speciesId, state: 'done', host: at.hostId, source: plan.source, bytes: at.bytesFetched });
+    return this.finish(this.doneOutcome(at));
+  }
+
+  private doneOutcome(at: OnHost): SampleOutcome {
+    return { run: this.run.run, speciesId: this.input.speciesId, state: 'done', host: at.hostId, source: at.plan!.source, bytes: at.bytesFetched };
   }
 
   /** Cancelled batch: leave no partial files behind, then let the cancellation through. */
@@ -665,7 +674,8 @@ class SampleRun {
     }
   }
 
-  private async finish(outcome: SampleOutcome): Promise<SampleOutcome> {
+  /** `told`: the quant step has signalled the species sampleFinished already */
+  private async finish(outcome: SampleOutcome, told = false): Promise<SampleOutcome> {
     const { status } = this;
     const last = status.history[status.history.length - 1];
     if (last && !last.endedAt) last.endedAt = new Date().toISOString();
@@ -679,6 +689,7 @@ class SampleRun {
     });
     // Signalled by workflow id, so it reaches the species even after it continued-as-new. Awaited, never sent
     // in the workflow task that completes the sample: the server would drop it (docs/architecture.md §4).
+    if (told) return outcome;
     try {
       await CancellationScope.nonCancellable(() => this.species.signal(sampleFinishedSignal, outcome));
     } catch (err) {

@@ -9,7 +9,7 @@ import { Context } from '@temporalio/activity';
 import { allocate } from '../../src/allocate.js';
 import { describeWorkflows } from '../../src/activities/in-flight.js';
 import type { Activities } from '../../src/activities/contract.js';
-import { createSampleSteps } from '../../src/activities/sample-steps.js';
+import { createSampleSteps, tellSpecies, tellVerified } from '../../src/activities/sample-steps.js';
 import { FailureType, WORKER_LOST } from '../../src/failures.js';
 import type { BatchPlan, RunMeta, SpeciesPlan } from '../../src/types.js';
 
@@ -177,10 +177,12 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
       return world.client ? describeWorkflows(world.client, workflowIds) : {};
     },
   };
-  // The folded sample steps are composed exactly as the real ones are.
+  // The folded sample steps, and the signals steps send their species, are composed exactly as the real ones are.
   const publishedQuant = async ({ run }: { run: string }) =>
     world.doneRuns?.has(run) ? FAST_QUANT : null;
-  return { ...base, ...createSampleSteps({ ...base, publishedQuant }) };
+  const tell = tellSpecies(world.client);
+  const download: Activities['download'] = async (input) => tellVerified(tell, input, input.plan.run, await base.download(input));
+  return { ...base, download, ...createSampleSteps({ ...base, publishedQuant }, tell) };
 }
 
 export function newLog(): FastLog {

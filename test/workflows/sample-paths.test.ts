@@ -5,7 +5,7 @@
  * copy fails the sample naming both. Their histories are recorded fixtures (v3-sample-*) for the replay test.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { createSampleSteps } from '../../src/activities/sample-steps.js';
 import type { Activities } from '../../src/activities/contract.js';
 import { FailureType } from '../../src/failures.js';
@@ -183,6 +183,34 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     // 39 or fewer now (how many workflow tasks the species' absent-target answers take varies)
     expect(events.length).toBeLessThanOrEqual(39);
     await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v6-sample-quant-publishes');
+  }, 60_000);
+
+  it('a clean sample whose species is there is told about by its steps: no signal of its own, 4 workflow tasks, 29 events', async () => {
+    const run = 'SRR1400007';
+    // The species, stood in for by a workflow no worker runs: it stays open and its history keeps every signal.
+    const species = await t.client.workflow.start('speciesStandIn', { taskQueue: 'fetchquant-test-nobody', workflowId: 'fetchquant/told/sp', args: [] });
+    try {
+      const out = await runVirtualSample(t.client, 'told', { run, nominalLength: 250 }, { sources: ['ena'], maxRetries: 1 });
+      expect([out.state, out.source]).toEqual(['done', 'ena']);
+      const events = (await t.client.workflow.getHandle(`fetchquant/told/sp/${run}`).fetchHistory()).events ?? [];
+      // The download that verified its reads sent readsVerified, the quant step that published sent sampleFinished.
+      expect(events.filter((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes)).toEqual([]);
+      expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(4);
+      // 39 before (test/replay/histories/v6-sample-quant-publishes.json): two signals (4 events) and their two
+      // workflow tasks (6 events) fewer
+      expect(events.length).toBeLessThanOrEqual(29);
+      const received = ((await species.fetchHistory()).events ?? [])
+        .map((e) => e.workflowExecutionSignaledEventAttributes)
+        .filter((a) => a !== null && a !== undefined)
+        .map((a) => [a.signalName, ...(a.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p))]);
+      expect(received).toEqual([
+        ['readsVerified', run, 10],
+        ['sampleFinished', out],
+      ]);
+      await maybeRecord(t.client, `fetchquant/told/sp/${run}`, 'v8-sample-told-by-steps');
+    } finally {
+      await species.terminate('test over');
+    }
   }, 60_000);
 
   it('after a bad copy at a source the pacer spilled to first, asks the source it skipped', async () => {
