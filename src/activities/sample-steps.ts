@@ -30,7 +30,8 @@ export type TellSpecies = { readsVerified(to: Tell, run: string, reads: number):
 export function tellSpecies(client?: Client): TellSpecies {
   const send = async (to: Tell, what: string, signal: (c: Client) => Promise<void>): Promise<boolean> => {
     try {
-      await signal(client ?? Context.current().client);
+      // Heartbeating: while the server is away the client retries, and the step must not time out meanwhile.
+      await withHeartbeat(activityHooks(), () => signal(client ?? Context.current().client));
       return true;
     } catch (err) {
       Context.current().log.info(`${what}: not sent from the step, the sample sends it (${(err as Error)?.message ?? String(err)})`, { speciesWorkflowId: to.speciesWorkflowId });

@@ -22,8 +22,8 @@ describe('fetchquant history and report (real demo batch)', () => {
   let retried: string;
   let failing: string;
   let demo: { exitCode?: number; stdout: string; stderr: string };
-  const cli = (args: string[], env: Record<string, string> = {}) =>
-    execa(process.execPath, [CLI, ...args], { env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace, FETCHQUANT_HOST_ID: HOST, ...env }, reject: false, timeout: 110_000 });
+  const cli = (args: string[], env: Record<string, string> = {}, timeout = 110_000) =>
+    execa(process.execPath, [CLI, ...args], { env: { TEMPORAL_ADDRESS: t.address, TEMPORAL_NAMESPACE: t.namespace, FETCHQUANT_HOST_ID: HOST, ...env }, reject: false, timeout });
 
   beforeAll(async () => {
     t = await testTemporal('cli-history');
@@ -37,7 +37,8 @@ describe('fetchquant history and report (real demo batch)', () => {
     // so Temporal retries it, and the second attempt gets through.
     const faults = { [retried]: [{ kind: 'status', status: 503, times: 5 }], [failing]: [{ kind: 'status', status: 500 }] };
     writeFileSync(join(dir, 'faults.json'), JSON.stringify(faults));
-    demo = await cli(['demo', '--dir', dir, '--max-retries', '1'], { FETCHQUANT_DEMO_FAULTS: join(dir, 'faults.json') });
+    // 100 s, inside the hook's 115 s: a demo that hangs ends here, and the tests below show what it printed
+    demo = await cli(['demo', '--dir', dir, '--max-retries', '1'], { FETCHQUANT_DEMO_FAULTS: join(dir, 'faults.json') }, 100_000);
   }, 115_000);
   afterAll(async () => {
     await t?.close();
