@@ -10,6 +10,11 @@
  * Every file step runs on the claimed host's queue; if that host disappears the sample starts over elsewhere.
  * A failure ends the sample (failed), a cancellation removes its files.
  *
+ * The species hears of a clean sample from its steps: the download or conversion that verified the reads
+ * signals readsVerified, the quant step that published signals sampleFinished, and each says `told` in its
+ * result (src/activities/sample-steps.ts). Without `told` (older workers, recorded histories, a species the
+ * step could not reach) the sample signals itself, as it always does on every other path.
+ *
  * Older paths kept because recorded histories (test/replay/histories) still take them:
  * - FOLD_HOST_STEPS: before it, claimHost was a normal activity and admit/publish were six activities
  *   (v1-sample-*).
