@@ -47,7 +47,23 @@ export interface PacerClientOptions {
   leaseSec?: number;
   /** most API tokens asked for per round trip */
   tokenBatch?: number;
+  /**
+   * How long an update keeps being retried while the server answers that it failed (default
+   * UPDATE_RETRY_MS). Time, not a count: what it waits out is a pacer task stuck on a killed worker.
+   */
+  updateRetryMs?: number;
+  /** longest pause between two tries of an update (default 2 s) */
+  updateBackoffMaxMs?: number;
 }
+
+/**
+ * Default of PacerClientOptions.updateRetryMs. A worker killed while it held the pacer's workflow task leaves
+ * the pacer unanswered until that task times out (UNKNOWN_SPECIES_TASK_TIMEOUT_MS, 30 s) and a worker
+ * replays it; meanwhile every update fails ("Workflow Update failed"). 21 tries with backoff lasted ~35 s,
+ * and the crash test's kills made it give up under load: the download, then its sample, failed for it.
+ * Six task timeouts' worth; the activity heartbeats meanwhile and its cancellation still stops the wait.
+ */
+export const UPDATE_RETRY_MS = 6 * UNKNOWN_SPECIES_TASK_TIMEOUT_MS;
 
 /** A granted API token must be spent this soon (see token()). */
 export const TOKEN_TTL_MS = 100;
@@ -55,6 +71,8 @@ export const TOKEN_TTL_MS = 100;
 export class PacerClient {
   private readonly leaseSec: number;
   private readonly batch: number;
+  private readonly updateRetryMs: number;
+  private readonly updateBackoffMaxMs: number;
   /** API tokens held per source, each usable until its expiry (ms): stale tokens would allow a burst */
   private readonly tokens: Record<PaceSource, number[]> = { ena: [], sra: [] };
   private readonly fetching: Partial<Record<PaceSource, Promise<void>>> = {};
@@ -64,6 +82,8 @@ export class PacerClient {
   constructor(private readonly o: PacerClientOptions) {
     this.leaseSec = o.leaseSec ?? 120;
     this.batch = o.tokenBatch ?? 8;
+    this.updateRetryMs = o.updateRetryMs ?? UPDATE_RETRY_MS;
+    this.updateBackoffMaxMs = o.updateBackoffMaxMs ?? 2000;
   }
 
   private handle() {
@@ -88,6 +108,7 @@ export class PacerClient {
 
   /** An update to the pacer, starting it if it is not there and retrying while it continues-as-new. */
   private async update<R>(call: () => Promise<R>, signal?: AbortSignal): Promise<R> {
+    const since = Date.now();
     for (let i = 0; ; i++) {
       if (signal?.aborted) throw signal.reason;
       try {
@@ -98,8 +119,8 @@ export class PacerClient {
         if (signal?.aborted) throw signal.reason;
         const msg = (err as Error)?.message ?? '';
         if (err instanceof WorkflowNotFoundError || /not found/i.test(msg)) await this.ensureStarted();
-        else if (!/completed|continued|closed|Update/i.test(msg) || i > 20) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(i, 4))));
+        else if (!/completed|continued|closed|Update/i.test(msg) || Date.now() - since > this.updateRetryMs) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(this.updateBackoffMaxMs, 100 * 2 ** Math.min(i, 4))));
       }
     }
   }
