@@ -28,9 +28,13 @@ export function activityHooks(): ActivityHooks {
   }
 }
 
-/** Runs fn while heartbeating every `ms` (the SDK throttles what actually reaches the server). */
-export async function withHeartbeat<T>(hooks: ActivityHooks, fn: () => Promise<T>, ms = 1000): Promise<T> {
-  hooks.heartbeat();
+/**
+ * Runs fn while heartbeating every `ms` (the SDK throttles what actually reaches the server). `now`: beat once
+ * at the start too. An activity's first heartbeat goes to the server at once (a write there), so a short call
+ * that only needs cover should it hang passes `now: false`.
+ */
+export async function withHeartbeat<T>(hooks: ActivityHooks, fn: () => Promise<T>, ms = 1000, now = true): Promise<T> {
+  if (now) hooks.heartbeat();
   const t = setInterval(() => hooks.heartbeat(), ms);
   try {
     return await fn();

@@ -14,7 +14,7 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Activities } from './contract.js';
-import { activityHooks, withHeartbeat } from './heartbeat.js';
+import { activityHooks, logInfo, withHeartbeat } from './heartbeat.js';
 import { runQuantTmpDir } from '../ids.js';
 import { completeProvenance } from '../provenance.js';
 import type { QuantResult, ReadSet, SampleOutcome, Tell } from '../types.js';
@@ -30,11 +30,12 @@ export type TellSpecies = { readsVerified(to: Tell, run: string, reads: number):
 export function tellSpecies(client?: Client): TellSpecies {
   const send = async (to: Tell, what: string, signal: (c: Client) => Promise<void>): Promise<boolean> => {
     try {
-      // Heartbeating: while the server is away the client retries, and the step must not time out meanwhile.
-      await withHeartbeat(activityHooks(), () => signal(client ?? Context.current().client));
+      // Heartbeating should the call hang (the client retries while the server is away), so the step does not
+      // time out meanwhile; not at once: a signal takes milliseconds, and a first heartbeat is a server write.
+      await withHeartbeat(activityHooks(), () => signal(client ?? Context.current().client), 1000, false);
       return true;
     } catch (err) {
-      Context.current().log.info(`${what}: not sent from the step, the sample sends it (${(err as Error)?.message ?? String(err)})`, { speciesWorkflowId: to.speciesWorkflowId });
+      logInfo(`${what} to ${to.speciesWorkflowId}: not sent from the step, the sample sends it (${(err as Error)?.message ?? String(err)})`);
       return false;
     }
   };

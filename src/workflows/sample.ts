@@ -373,7 +373,7 @@ class SampleRun {
       ]),
     );
     this.files = dl.files;
-    if (dl.verified && dl.told) this.slotReleased = true;
+    if (dl.told) this.slotReleased = true;
     at.bytesFetched += dl.bytesFetched;
     at.downsampled = dl.downsampled;
     return dl;
@@ -401,7 +401,7 @@ class SampleRun {
       layout = conv.layout;
       unpairedReads = conv.unpairedReads;
       verified = conv.verified;
-      if (conv.verified && conv.told) this.slotReleased = true;
+      if (conv.told) this.slotReleased = true;
     }
     // Checked already by the step that wrote them: no verifyReads round trip. Otherwise (not asked, or the
     // check failed) verifyReads checks them and fails with the reason, as before VERIFIED_IN_STEP.
@@ -463,8 +463,9 @@ class SampleRun {
     // worker, or a history recorded before) is followed by the publish step as before.
     // It also tells the species (sampleFinished) once published, and says `told`: the sample then completes
     // without a signal of its own. Data too: a result without `told` is followed by the sample's signal.
-    const tell = { speciesWorkflowId: input.speciesWorkflowId, outcome: this.doneOutcome(at) };
-    const publish = this.folded ? { publish: { provenance: this.provenanceDraft(at, reads), runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}), tell } } : {};
+    const publish = this.folded
+      ? { publish: { provenance: this.provenanceDraft(at, reads), runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}), tell: { speciesWorkflowId: input.speciesWorkflowId, outcome: this.doneOutcome(at) } } }
+      : {};
     const summary = `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)${this.folded ? ', publish, delete its reads' : ''}`;
     const quanting = this.runStep({ ...this.hostOptions(at.hostId), summary }, (o) =>
       at.host.quant.executeWithOptions(o, [
