@@ -107,7 +107,7 @@ export async function measureOrchestration(o: {
     ({ address, namespace } = o.target);
   } else {
     stateDir = mkdtempSync(join(tmpdir(), 'fq-bench-'));
-    server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true, ...(process.env.FQ_BENCH_PRAGMAS ? { sqlitePragmas: JSON.parse(process.env.FQ_BENCH_PRAGMAS) } : {}) });
+    server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true, ...(process.env.FQ_BENCH_PRAGMAS ? { sqlitePragmas: JSON.parse(process.env.FQ_BENCH_PRAGMAS) } : {}), ...(process.env.FQ_BENCH_DYNCONFIG ? { dynamicConfig: JSON.parse(process.env.FQ_BENCH_DYNCONFIG) } : {}) });
     ({ address, namespace } = server);
   }
   const connection = await Connection.connect({ address });

@@ -32,7 +32,7 @@ export interface FastWorld {
 
 export interface FastLog {
   events: { t: number; kind: string; run?: string; host?: string; data?: unknown }[];
-  allocations: { t: number; alloc: Record<string, number>; total: number }[];
+  allocations: { t: number; alloc: Record<string, number>; total: number; remaining: Record<string, number> }[];
   active: { downloads: Map<string, number>; maxDownloads: number };
 }
 
@@ -101,7 +101,7 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
     },
     async allocate({ totalThreads, species }) {
       const alloc = allocate(totalThreads, species);
-      log.allocations.push({ t: Date.now(), alloc, total: totalThreads });
+      log.allocations.push({ t: Date.now(), alloc, total: totalThreads, remaining: Object.fromEntries(species.map((s) => [s.speciesId, s.remaining])) });
       return alloc;
     },
     async preflightDisk() {

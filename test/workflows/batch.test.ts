@@ -65,8 +65,13 @@ describe('batchWorkflow on a real dev server (fast activities)', () => {
     expect(log.active.maxDownloads).toBeLessThanOrEqual(4);
     // every allocation respects the budget and the species' remaining runs
     for (const a of log.allocations) expect(Object.values(a.alloc).reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(a.total);
-    // once alpha finished, beta got all 4 slots
-    expect(log.allocations.some((a) => a.alloc.beta_two === 4 && a.alloc.alpha_one === undefined)).toBe(true);
+    // once alpha had nothing left to download, beta got every slot it could use: all 4 while it had 4 runs
+    // to go. (Asserting 4 once alpha had *finished* failed in CI: alpha's quant and report can take longer
+    // than beta's last downloads, and an allotment never exceeds the runs a species has left.)
+    const alphaOut = log.allocations.filter((a) => (a.alloc.alpha_one ?? 0) === 0 && (a.remaining.alpha_one ?? 0) === 0 && a.remaining.beta_two !== undefined);
+    expect(alphaOut.length).toBeGreaterThan(0);
+    for (const a of alphaOut) expect(a.alloc.beta_two).toBe(Math.min(4, a.remaining.beta_two!));
+    expect(alphaOut.some((a) => a.alloc.beta_two === 4)).toBe(true);
     // quant started for every done sample, and reads were deleted after finalize
     for (let i = 0; i < 3; i++) {
       const run = runName(0, i);
