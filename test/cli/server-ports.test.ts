@@ -5,12 +5,13 @@
  * comes back on all four.
  */
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { createServer, type AddressInfo } from 'node:net';
-import { freePort, startEmbeddedServer } from '../../src/server/embedded.js';
+import { Connection } from '@temporalio/client';
+import { freePort, ONE_PARTITION_MARK, startEmbeddedServer } from '../../src/server/embedded.js';
 import { CLI } from '../helpers/e2e.js';
 
 describe('fetchquant server: every port chosen by flag', () => {
@@ -105,6 +106,41 @@ describe('fetchquant server: every port chosen by flag', () => {
       await expect(startEmbeddedServer({ stateDir: join(root, 'busy-given'), headless: true, httpPort: busy })).rejects.toThrow(new RegExp(`127.0.0.1:${busy}: bind: address already in use`));
     } finally {
       blocker.close();
+    }
+  }, 180_000);
+
+  // The dev server's task queues have one partition (src/server/embedded.ts partitionConfig): 4 before, where
+  // a one-process server only forwarded polls and tasks between them. A state file from before keeps reading
+  // four, so tasks an older release left in partitions 1-3 are still polled.
+  it('task queues of one partition on a state file it created; one write and four read partitions on an older one', async () => {
+    const stateDir = join(root, 'partitions');
+    const argsOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const writePartitions = async (address: string) => {
+      const connection = await Connection.connect({ address });
+      try {
+        const r = await connection.workflowService.listTaskQueuePartitions({ namespace: 'default', taskQueue: { name: 'fetchquant' } });
+        return [r.workflowTaskQueuePartitions?.length, r.activityTaskQueuePartitions?.length];
+      } finally {
+        await connection.close();
+      }
+    };
+    const fresh = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
+    try {
+      expect(existsSync(join(stateDir, ONE_PARTITION_MARK))).toBe(true);
+      expect(argsOf(fresh.pid)).toEqual(expect.arrayContaining(['matching.numTaskqueueWritePartitions=1', 'matching.numTaskqueueReadPartitions=1']));
+      expect(await writePartitions(fresh.address)).toEqual([1, 1]);
+    } finally {
+      await fresh.stop();
+    }
+    // the same state file without the mark: as if an older release had created it
+    rmSync(join(stateDir, ONE_PARTITION_MARK));
+    const older = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
+    try {
+      expect(existsSync(join(stateDir, ONE_PARTITION_MARK))).toBe(false);
+      expect(argsOf(older.pid)).toEqual(expect.arrayContaining(['matching.numTaskqueueWritePartitions=1', 'matching.numTaskqueueReadPartitions=4']));
+      expect(await writePartitions(older.address)).toEqual([1, 1]);
+    } finally {
+      await older.stop();
     }
   }, 180_000);
 });
