@@ -49,7 +49,7 @@ export interface OrchestrationFigures {
    */
   cpuMsPerSample?: { worker: number; server: number | null };
   /** workflow tasks of the species and batch runs that timed out / failed: each one meant a whole replay */
-  longLivedTasks?: { timedOut: number; failed: number };
+  longLivedTasks?: { timedOut: number; failed: number; causes?: Record<string, number> };
   /** samples done when the worker was replaced (restartAt), else null */
   restartedAfter?: number | null;
 }
@@ -61,16 +61,22 @@ async function historyLengths(client: Client, query: string): Promise<{ id: stri
 }
 
 /** Workflow tasks of these runs that timed out or failed (UnhandledCommand, say): each one cost a whole replay. */
-async function failedTasks(client: Client, runs: { id: string; runId: string }[]): Promise<{ timedOut: number; failed: number }> {
+async function failedTasks(client: Client, runs: { id: string; runId: string }[]): Promise<{ timedOut: number; failed: number; causes: Record<string, number> }> {
   let timedOut = 0;
   let failed = 0;
+  const causes: Record<string, number> = {};
   for (const r of runs) {
     for (const e of (await client.workflow.getHandle(r.id, r.runId).fetchHistory()).events ?? []) {
       if (e.workflowTaskTimedOutEventAttributes) timedOut++;
-      if (e.workflowTaskFailedEventAttributes) failed++;
+      const f = e.workflowTaskFailedEventAttributes;
+      if (f) {
+        failed++;
+        const kind = `${r.id.split('/').length > 2 ? 'species' : 'batch'}: ${f.cause ?? '?'} ${(f.failure?.message ?? '').slice(0, 80)}`;
+        causes[kind] = (causes[kind] ?? 0) + 1;
+      }
     }
   }
-  return { timedOut, failed };
+  return { timedOut, failed, causes };
 }
 
 /** A namespace of the cluster for B3 alone: its worker must not take the tasks of other batches there. */

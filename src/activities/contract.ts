@@ -48,7 +48,8 @@ export interface Activities {
   /** Returns the host id of the worker that picked this task up (a local activity: the workflow's own worker). */
   claimHost(): Promise<{ hostId: string }>;
   /** Check or build a kallisto index once (never concurrently on one host). Throws IndexError. */
-  ensureIndex(input: { indexPath: string; fastaPaths: string[]; timeoutSec: number }): Promise<{ indexPath: string; built: boolean }>;
+  /** onlyIfBuilt: build nothing; `missing` when there is no index yet (a local activity must not build for minutes) */
+  ensureIndex(input: { indexPath: string; fastaPaths: string[]; timeoutSec: number; onlyIfBuilt?: boolean }): Promise<{ indexPath: string; built: boolean; missing?: true }>;
 
   // ---- host queue ----
   /**
@@ -62,7 +63,13 @@ export interface Activities {
     readsDir: string;
     indexPath: string;
     fastaPaths: string[];
-  }): Promise<{ done: true } | { done: false; plan: SourcePlan; grant: DiskGrant }>;
+    /**
+     * Run as a local activity, in the workflow task that claimed the host (src/workflows/sample.ts
+     * PREPARE_LOCALLY_PATHS): with no index on this host yet it stops at once (`deferred`) and the sample asks
+     * the host activity, which builds it while heartbeating.
+     */
+    quick?: boolean;
+  }): Promise<{ done: true } | { done: false; plan: SourcePlan; grant: DiskGrant } | { done: false; deferred: 'index' }>;
   /** finalize then deleteReads, in one round trip: the sample is published and its reads are gone. */
   publish(input: { run: string; quantDir: string; tmpDir: string; provenance: Provenance; runDir: string; keepReads?: boolean }): Promise<{ dir: string; removedBytes: number }>;
   /** True iff abundance and provenance files of the run exist. */

@@ -21,6 +21,8 @@ export interface ActivityHooks {
 export function activityHooks(): ActivityHooks {
   try {
     const ctx = Context.current();
+    // A local activity has no heartbeat (the server never hears of it): nothing to send.
+    if (ctx.info.isLocal) return { signal: ctx.cancellationSignal, heartbeat: () => undefined, idleBeatMs: 1000 };
     const timeout = ctx.info.heartbeatTimeoutMs;
     return { signal: ctx.cancellationSignal, heartbeat: (d?: unknown) => ctx.heartbeat(d), idleBeatMs: timeout ? Math.max(1000, timeout / 2) : 1000 };
   } catch {

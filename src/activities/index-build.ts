@@ -116,12 +116,13 @@ export async function ensureIndexOnce(
 export function createIndexActivities(): Pick<Activities, 'ensureIndex'> {
   const inProcess = new Map<string, Promise<{ indexPath: string; built: boolean }>>();
   return {
-    async ensureIndex({ indexPath, fastaPaths, timeoutSec }) {
+    async ensureIndex({ indexPath, fastaPaths, timeoutSec, onlyIfBuilt }) {
       if (!isAbsolute(indexPath) || indexPath.split('/').includes('..')) {
         throw indexError(`index path must be absolute without '..' (got ${JSON.stringify(indexPath)})`);
       }
       // Fast path: every sample calls this; a stat is all it should cost once the index exists.
       if (await nonEmptyFile(indexPath)) return { indexPath, built: false };
+      if (onlyIfBuilt) return { indexPath, built: false, missing: true };
       const hooks = activityHooks();
       let p = inProcess.get(indexPath);
       const mine = !p;

@@ -63,12 +63,14 @@ export function createSampleSteps(parts: Parts, tell: TellSpecies = tellSpecies(
     return { dir, removedBytes };
   };
   return {
-    async prepareSample({ run, options, quantDir, readsDir, indexPath, fastaPaths }) {
+    async prepareSample({ run, options, quantDir, readsDir, indexPath, fastaPaths, quick }) {
       // Archive answers and a first-time index build can take a while: keep the heartbeat going.
       return withHeartbeat(activityHooks(), async () => {
         if (await parts.checkDone({ quantDir, run: run.run })) return { done: true as const };
+        // Quick (a local activity): no index build here, and no archive asked before the index is known to be there.
+        if (quick && (await parts.ensureIndex({ indexPath, fastaPaths, timeoutSec: options.processTimeoutSec, onlyIfBuilt: true })).missing) return { done: false as const, deferred: 'index' as const };
         const plan = await parts.resolveSource({ run, options });
-        await parts.ensureIndex({ indexPath, fastaPaths, timeoutSec: options.processTimeoutSec });
+        if (!quick) await parts.ensureIndex({ indexPath, fastaPaths, timeoutSec: options.processTimeoutSec });
         const grant = await parts.reserveDisk({ run: run.run, dir: readsDir, bytes: plan.reserveBytes, minFreeGb: options.minFreeGb });
         return { done: false as const, plan, grant };
       });

@@ -161,6 +161,19 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
         }
         stages.push({ stage, host: null, start: at });
       }
+    } else if (e.markerRecordedEventAttributes?.markerName === 'core_local_activity') {
+      // A local activity (prepareSample of samples of paths 2 on): its type in the marker's data, its result beside.
+      const d = e.markerRecordedEventAttributes.details ?? {};
+      type Stamp = { seconds?: number | string; nanos?: number } | null | undefined;
+      const m = decode<{ activity_type?: string; activity_id?: string; attempt?: number; original_schedule_time?: Stamp; complete_time?: Stamp }>(d.data?.payloads?.[0]);
+      if (m?.activity_type !== 'prepareSample') continue;
+      const iso = (t: Stamp) => (t?.seconds !== undefined ? new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString() : at);
+      const prep = decode<{ done: boolean; plan?: SourcePlan; grant?: DiskGrant; deferred?: string }>(d.result?.payloads?.[0]);
+      const host = hostAt[hostAt.length - 1]?.host;
+      const [from, to] = [iso(m.original_schedule_time), iso(m.complete_time)];
+      byScheduled.set(`local-${e.eventId}`, { activity: 'prepareSample (local)', activityId: m.activity_id, scheduledAt: from, startedAt: from, endedAt: to, attempt: m.attempt ?? 1, outcome: prep ? 'completed' : 'failed', host, attempts: [] });
+      if (prep?.grant) disk.push({ at, host: host ?? null, ...prep.grant });
+      if (prep?.plan) source = prep.plan.source;
     } else if (e.activityTaskScheduledEventAttributes) {
       const a = e.activityTaskScheduledEventAttributes;
       byScheduled.set(String(e.eventId), { activity: a.activityType?.name ?? '?', activityId: a.activityId ?? undefined, scheduledAt: at, attempt: 1, outcome: 'running', host: a.taskQueue?.name?.split('@')[1], attempts: [] });

@@ -48,7 +48,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
-import type { ActivityInterfaceFor, ActivityOptions, ExternalWorkflowHandle, RetryPolicy } from '@temporalio/workflow';
+import type { ActivityInterfaceFor, ActivityOptions, ExternalWorkflowHandle, LocalActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities/contract.js';
 import { archivesOf, type Source, type SourceName } from '../config/schema.js';
 import { causeChain, DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
@@ -83,6 +83,17 @@ export const VERIFIED_IN_STEP = 'verified-in-step';
  * with patched() until SAMPLE_PATHS is raised to settle it too.
  */
 export const SAMPLE_PATHS = 1;
+
+/**
+ * From `paths: 2` on, prepareSample runs as a local activity in the workflow task that claimed the host: the
+ * worker running that task is the host (claimHost), so the step runs where it would have anyway, with no
+ * activity task and no workflow task of its own (a clean sample: 3 workflow tasks and 24 events, not 4 and
+ * 29). With no index on the host yet it returns `deferred` at once and the host activity builds it, while
+ * heartbeating. Samples of `paths: 1` (species of the release before) ask the host activity as they did.
+ */
+export const PREPARE_LOCALLY_PATHS = 2;
+/** What species of this release give their samples. */
+export const LATEST_SAMPLE_PATHS = PREPARE_LOCALLY_PATHS;
 
 /** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
 function isBadCopy(type: string | undefined): boolean {
@@ -221,6 +232,8 @@ class SampleRun {
   private readonly ownRetries: boolean;
   /** patched VERIFIED_IN_STEP: download/convertSra check the reads; verifyReads only when that check fails */
   private readonly verifiedInStep: boolean;
+  /** PREPARE_LOCALLY_PATHS: prepareSample as a local activity */
+  private readonly prepareLocally: boolean;
   /** what the species' amalgkit config asks of this run (docs/amalgkit.md); samples of older plans have none */
   private readonly ak: AmalgkitRunSettings | undefined;
   private lostAttempts = 0;
@@ -250,6 +263,7 @@ class SampleRun {
     this.folded = this.has(FOLD_HOST_STEPS);
     this.ownRetries = this.has(COUNT_WORK_FAILURES);
     this.verifiedInStep = this.has(VERIFIED_IN_STEP);
+    this.prepareLocally = this.folded && (input.paths ?? 0) >= PREPARE_LOCALLY_PATHS;
     // Folded: the first claim comes first and all five search attributes go in one upsert (claimHost).
     if (!this.folded) upsertSearchAttributes(this.identity);
     this.enter('queued', {}, !this.folded);
@@ -282,10 +296,12 @@ class SampleRun {
   async admit(at: OnHost): Promise<boolean> {
     const { run, options, input } = this;
     if (!this.folded) return this.admitUnfolded(at);
-    const prep = await this.runStep({ ...this.hostOptions(at.hostId), summary: `done? resolve ${run.run} at ${options.sources.join(', ')}, index, reserve disk` }, (o) =>
-      at.host.prepareSample.executeWithOptions(o, [{ run, options, quantDir: input.quantDir, readsDir: input.readsDir, indexPath: input.indexPath, fastaPaths: input.fastaPaths }]),
-    );
+    const args = { run, options, quantDir: input.quantDir, readsDir: input.readsDir, indexPath: input.indexPath, fastaPaths: input.fastaPaths };
+    const summary = `done? resolve ${run.run} at ${options.sources.join(', ')}, index, reserve disk`;
+    const quick = this.prepareLocally ? await this.runStep(this.localPrepareOptions(), (o) => this.local.prepareSample.executeWithOptions(o as LocalActivityOptions, [{ ...args, quick: true }])) : null;
+    const prep = quick && !('deferred' in quick) ? quick : await this.runStep({ ...this.hostOptions(at.hostId), summary }, (o) => at.host.prepareSample.executeWithOptions(o, [args]));
     if (prep.done) return false;
+    if ('deferred' in prep) throw ApplicationFailure.nonRetryable(`${run.run}: prepareSample deferred without the quick flag`, 'InternalError');
     at.plan = prep.plan;
     at.firstGrant = prep.grant;
     return true;
@@ -654,6 +670,16 @@ class SampleRun {
         await sleep(backoffMs(policy, failures));
       }
     }
+  }
+
+  /**
+   * prepareSample in the claiming workflow task: an archive's answer can take a while behind the source pacer,
+   * and a local activity past the workflow task timeout keeps the task alive with a heartbeat of its own (3
+   * events each), so the time it gets is bounded; the sample retries it as it retries any step (runStep).
+   */
+  private localPrepareOptions(): ActivityOptions {
+    const { retry } = this.hostOptions('');
+    return { startToCloseTimeout: '2 minutes', retry };
   }
 
   private hostOptions(hostId: string): ActivityOptions {

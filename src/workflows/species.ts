@@ -40,7 +40,7 @@ import {
 } from './messages.js';
 import { bookkeepingActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
-import { SAMPLE_PATHS, sampleWorkflow } from './sample.js';
+import { LATEST_SAMPLE_PATHS, sampleWorkflow } from './sample.js';
 
 export interface SpeciesOptions extends SampleOptions {
   monitorIntervalSec: number;
@@ -277,7 +277,7 @@ async function startSample(input: SpeciesInput, run: RunMeta, downloading: Set<s
           // plans of older releases have none: their samples' input stays as it was
           ...(plan.amalgkit ? { amalgkit: plan.amalgkit } : {}),
           // data only (a child's input is not part of the species' determinism): samples of this release
-          paths: SAMPLE_PATHS,
+          paths: LATEST_SAMPLE_PATHS,
         },
       ],
     });

@@ -11,7 +11,7 @@ import type { Activities } from '../../src/activities/contract.js';
 import { FailureType } from '../../src/failures.js';
 import type { AmalgkitRunSettings, SampleInput, SampleOptions, SourcePlan } from '../../src/types.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
-import { VERIFIED_IN_STEP } from '../../src/workflows/sample.js';
+import { PREPARE_LOCALLY_PATHS, VERIFIED_IN_STEP } from '../../src/workflows/sample.js';
 import { createFastActivities, newLog } from '../helpers/fast-activities.js';
 import { maybeRecord, patchMarkers } from '../helpers/histories.js';
 import { runVirtualSample } from '../helpers/sample.js';
@@ -82,6 +82,12 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       async deleteReads(input) {
         calls.push({ step: 'deleteReads', run: input.run, data: input.keep ?? false });
         return base.deleteReads(input);
+      },
+      // an index path naming 'unbuilt' is not on this host until a step that may build it asks
+      async ensureIndex(input) {
+        calls.push({ step: 'ensureIndex', run: input.indexPath, data: input.onlyIfBuilt ?? false });
+        if (input.indexPath.includes('unbuilt') && input.onlyIfBuilt) return { indexPath: input.indexPath, built: false, missing: true };
+        return base.ensureIndex(input);
       },
     };
     worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'paths-host', janitor: false, activities: { ...parts, ...createSampleSteps({ ...parts, publishedQuant: async () => null }) } });
@@ -215,6 +221,40 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     } finally {
       await species.terminate('test over');
     }
+  }, 60_000);
+
+  it('a sample of paths 2 prepares in the workflow task that claimed its host: 3 workflow tasks, 24 events, download and quant its only activity tasks', async () => {
+    const run = 'SRR1400008';
+    const species = await t.client.workflow.start('speciesStandIn', { taskQueue: 'fetchquant-test-nobody', workflowId: 'fetchquant/local/sp', args: [] });
+    try {
+      const out = await runVirtualSample(t.client, 'local', { run, nominalLength: 250 }, { sources: ['ena'], maxRetries: 1 }, undefined, { paths: PREPARE_LOCALLY_PATHS });
+      expect([out.state, out.source]).toEqual(['done', 'ena']);
+      const handle = t.client.workflow.getHandle(`fetchquant/local/sp/${run}`);
+      const events = (await handle.fetchHistory()).events ?? [];
+      const scheduled = events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+      expect(scheduled).toEqual(['download', 'quant']);
+      expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(2); // claimHost, prepareSample
+      expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(3);
+      // 29 before (test/replay/histories/v8-sample-told-by-steps.json): the activity task (3 events) and its workflow
+      // task (3) fewer, one marker more (the 'downloading' upsert moves into the first workflow task)
+      expect(events.length).toBeLessThanOrEqual(24);
+      const { stages } = (await handle.describe()).memo as { stages: { stage: string }[] };
+      expect(stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
+      await maybeRecord(t.client, `fetchquant/local/sp/${run}`, 'v9-sample-prepared-locally');
+    } finally {
+      await species.terminate('test over');
+    }
+  }, 60_000);
+
+  it('paths 2 with no index on the host yet: the local step defers before asking any archive, and the host activity builds the index', async () => {
+    const run = 'SRR1400009';
+    const indexPath = '/virtual/unbuilt/sp.idx';
+    const out = await sample(run, undefined, ['ena'], { paths: PREPARE_LOCALLY_PATHS, indexPath });
+    expect([out.state, out.source]).toEqual(['done', 'ena']);
+    const steps = calls.filter((c) => c.run === run || c.run === indexPath).map((c) => `${c.step}${c.step === 'ensureIndex' ? (c.data ? ' (only if built)' : ' (may build)') : ''}`);
+    expect(steps).toEqual(['ensureIndex (only if built)', 'resolveSource', 'ensureIndex (may build)', 'reserveDisk', 'download', 'quant', 'deleteReads']);
+    const events = (await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).fetchHistory()).events ?? [];
+    expect(events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean)).toEqual(['prepareSample', 'download', 'quant']);
   }, 60_000);
 
   it('after a bad copy at a source the pacer spilled to first, asks the source it skipped', async () => {
