@@ -61,8 +61,14 @@ export const DEFAULT_SQLITE_PRAGMAS: Readonly<Record<string, string>> = { journa
 export const ONE_PARTITION_MARK = 'one-partition';
 export function partitionConfig(stateDir: string, dbExisted: boolean): Record<string, number> {
   const mark = join(stateDir, ONE_PARTITION_MARK);
-  if (!dbExisted) writeFileSync(mark, 'this state file was created with one partition per task queue (src/server/embedded.ts)\n');
-  const one = existsSync(mark);
+  if (!dbExisted) {
+    try {
+      writeFileSync(mark, 'this state file was created with one partition per task queue (src/server/embedded.ts)\n');
+    } catch {
+      // A full disk: the server's own start says so. Unmarked, the next start reads four partitions, which is safe.
+    }
+  }
+  const one = !dbExisted || existsSync(mark);
   return { 'matching.numTaskqueueWritePartitions': 1, 'matching.numTaskqueueReadPartitions': one ? 1 : 4 };
 }
 

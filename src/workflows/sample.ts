@@ -59,7 +59,7 @@ import { completeProvenance } from '../provenance.js';
 import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, ProvenanceDraft, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
 import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, sampleParkedSignal, stageQuery, type ParkedRun, type SampleStatus } from './messages.js';
-import { hostActivityOptions, readCheckRetry, sharedActivityOptions } from './options.js';
+import { hostActivityOptions, readCheckRetry, retryPolicy, sharedActivityOptions } from './options.js';
 import { targetClosed } from './signal.js';
 import { Parking, type ParkDecision } from './park.js';
 
@@ -678,8 +678,7 @@ class SampleRun {
    * events each), so the time it gets is bounded; the sample retries it as it retries any step (runStep).
    */
   private localPrepareOptions(): ActivityOptions {
-    const { retry } = this.hostOptions('');
-    return { startToCloseTimeout: '2 minutes', retry };
+    return { startToCloseTimeout: '2 minutes', retry: retryPolicy(this.options) };
   }
 
   private hostOptions(hostId: string): ActivityOptions {
