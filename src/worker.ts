@@ -134,9 +134,9 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
         activities,
         maxCachedWorkflows: 2000,
         // A sample's first workflow task runs its prepareSample as a local activity (src/workflows/sample.ts),
-        // and the task holds its slot until that step ends; the step may wait for the source pacer, whose own
-        // workflow task needs a slot too. The SDK's default of 40 could be held by 40 preparing samples of a
-        // batch with 40+ threads; slots cost nothing while unused.
+        // and the task may hold its slot until that step ends (not verified in the SDK's source); the step may
+        // wait for the source pacer, whose own workflow task needs a slot too. The SDK's default of 40 could be
+        // held by 40 preparing samples of a batch with 40+ threads; slots cost nothing while unused.
         maxConcurrentWorkflowTaskExecutions: 500,
         interceptors: { activity: [reportAttempts(cfg.hostId, cfg.client)] },
       } as WorkerOptions),
