@@ -146,6 +146,12 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
   let source: string | undefined;
   let bytes = 0;
   const reports: AttemptReport[] = [];
+  /** prepareSample's result, from its activity or its local activity's marker: the disk grant and the source */
+  type Prepared = { done: boolean; plan?: SourcePlan; grant?: DiskGrant; deferred?: string };
+  const notePrepared = (prep: Prepared | undefined, at: string, host: string | undefined) => {
+    if (prep?.grant) disk.push({ at, host: host ?? null, ...prep.grant });
+    if (prep?.plan) source = prep.plan.source;
+  };
   for (const [idx, e] of events.entries()) {
     const at = ts(e.eventTime) ?? now;
     if (e.upsertWorkflowSearchAttributesEventAttributes) {
@@ -168,12 +174,11 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
       const m = decode<{ activity_type?: string; activity_id?: string; attempt?: number; original_schedule_time?: Stamp; complete_time?: Stamp }>(d.data?.payloads?.[0]);
       if (m?.activity_type !== 'prepareSample') continue;
       const iso = (t: Stamp) => (t?.seconds !== undefined ? new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString() : at);
-      const prep = decode<{ done: boolean; plan?: SourcePlan; grant?: DiskGrant; deferred?: string }>(d.result?.payloads?.[0]);
+      const prep = decode<Prepared>(d.result?.payloads?.[0]);
       const host = hostAt[hostAt.length - 1]?.host;
       const [from, to] = [iso(m.original_schedule_time), iso(m.complete_time)];
       byScheduled.set(`local-${e.eventId}`, { activity: 'prepareSample (local)', activityId: m.activity_id, scheduledAt: from, startedAt: from, endedAt: to, attempt: m.attempt ?? 1, outcome: prep ? 'completed' : 'failed', host, attempts: [] });
-      if (prep?.grant) disk.push({ at, host: host ?? null, ...prep.grant });
-      if (prep?.plan) source = prep.plan.source;
+      notePrepared(prep, at, host);
     } else if (e.activityTaskScheduledEventAttributes) {
       const a = e.activityTaskScheduledEventAttributes;
       byScheduled.set(String(e.eventId), { activity: a.activityType?.name ?? '?', activityId: a.activityId ?? undefined, scheduledAt: at, attempt: 1, outcome: 'running', host: a.taskQueue?.name?.split('@')[1], attempts: [] });
@@ -195,9 +200,7 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
       if (x.activity === 'reserveDisk' && result) disk.push({ at, host: x.host ?? null, ...(result as DiskGrant) });
       if (x.activity === 'resolveSource' && result) source = (result as SourcePlan).source;
       // the folded first step (checkDone + resolveSource + ensureIndex + reserveDisk) carries both
-      const prep = x.activity === 'prepareSample' ? (result as { done: boolean; plan?: SourcePlan; grant?: DiskGrant } | undefined) : undefined;
-      if (prep?.grant) disk.push({ at, host: x.host ?? null, ...prep.grant });
-      if (prep?.plan) source = prep.plan.source;
+      if (x.activity === 'prepareSample') notePrepared(result as Prepared | undefined, at, x.host);
       if (x.activity === 'download' && result) bytes += (result as DownloadResult).bytesFetched ?? 0;
     } else if (e.activityTaskFailedEventAttributes) {
       const a = e.activityTaskFailedEventAttributes;

@@ -51,7 +51,8 @@ export const DEFAULT_SQLITE_PRAGMAS: Readonly<Record<string, string>> = { journa
  * Task queues of one partition. The server's default is 4 (go.temporal.io/server common/dynamicconfig
  * shared_constants.go, GlobalDefaultNumTaskQueuePartitions), for spreading a queue over matching hosts; the
  * dev server is one process, where partitions only forward polls and tasks to the root partition.
- * B3 (2,000 in-memory samples, docs/benchmarks.md): server CPU per sample 5-8 % lower, samples/s 3-5 % higher.
+ * B3 (2,000 in-memory samples; bench/results/experiments/README.md, session 15): server CPU per sample 5-8 %
+ * lower, samples/s 3-5 % higher.
  *
  * Lowering the read partitions of a queue with tasks in partitions 1-3 strands them (nothing polls there,
  * and a workflow task has no schedule-to-start timeout). So a state file created before this setting, which

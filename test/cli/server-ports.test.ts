@@ -124,23 +124,20 @@ describe('fetchquant server: every port chosen by flag', () => {
         await connection.close();
       }
     };
-    const fresh = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
-    try {
-      expect(existsSync(join(stateDir, ONE_PARTITION_MARK))).toBe(true);
-      expect(argsOf(fresh.pid)).toEqual(expect.arrayContaining(['matching.numTaskqueueWritePartitions=1', 'matching.numTaskqueueReadPartitions=1']));
-      expect(await writePartitions(fresh.address)).toEqual([1, 1]);
-    } finally {
-      await fresh.stop();
-    }
+    /** starts a server on stateDir and checks the mark, the partitions it was given and what it lists */
+    const check = async (marked: boolean, readPartitions: number) => {
+      const s = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
+      try {
+        expect(existsSync(join(stateDir, ONE_PARTITION_MARK))).toBe(marked);
+        expect(argsOf(s.pid)).toEqual(expect.arrayContaining(['matching.numTaskqueueWritePartitions=1', `matching.numTaskqueueReadPartitions=${readPartitions}`]));
+        expect(await writePartitions(s.address)).toEqual([1, 1]);
+      } finally {
+        await s.stop();
+      }
+    };
+    await check(true, 1);
     // the same state file without the mark: as if an older release had created it
     rmSync(join(stateDir, ONE_PARTITION_MARK));
-    const older = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true });
-    try {
-      expect(existsSync(join(stateDir, ONE_PARTITION_MARK))).toBe(false);
-      expect(argsOf(older.pid)).toEqual(expect.arrayContaining(['matching.numTaskqueueWritePartitions=1', 'matching.numTaskqueueReadPartitions=4']));
-      expect(await writePartitions(older.address)).toEqual([1, 1]);
-    } finally {
-      await older.stop();
-    }
+    await check(false, 4);
   }, 180_000);
 });
