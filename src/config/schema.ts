@@ -10,22 +10,8 @@ import { LONG_LIVED_MAX_EVENTS } from '../workflows/options.js';
 
 export { COMMAND_NAMES, flagOf, HTTP_URL, MAX_SECONDS, shownDefault, type Command, type Opt } from './option-kinds.js';
 
-export type Source = 'ena' | 'sra';
-/** What --sources may name: the two archives, or SRA's copies by where they are (amalgkit's --aws/--gcp/--ncbi). */
-export type SourceName = Source | 'aws' | 'gcp' | 'ncbi';
-export const SOURCE_NAMES = ['ena', 'sra', 'aws', 'gcp', 'ncbi'] as const;
-/** The locator service of each SRA copy name (Data Locator `service`: s3, gs, anything else is NCBI's own). */
-export const SERVICE_OF: Readonly<Record<'aws' | 'gcp' | 'ncbi', string>> = { aws: 's3', gcp: 'gs', ncbi: 'ncbi' };
-
-/** The archives a --sources list asks, in order, once each (aws, gcp and ncbi are SRA's). */
-export function archivesOf(names: readonly string[]): Source[] {
-  const out: Source[] = [];
-  for (const n of names) {
-    const a: Source = n === 'ena' ? 'ena' : 'sra';
-    if (!out.includes(a)) out.push(a);
-  }
-  return out;
-}
+export { archivesOf, SERVICE_OF, SOURCE_NAMES, type Source, type SourceName } from './sources.js';
+import { SOURCE_NAMES, type SourceName } from './sources.js';
 
 /**
  * Batch ids become part of workflow ids, visibility queries and one directory name (the run snapshots under

@@ -23,7 +23,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/contract.js';
-import { formatProblem, resolveBatchOptions, type BatchOptions } from '../config/schema.js';
+import type { BatchOptions } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import { batchIdFromWorkflowId, speciesWorkflowId, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
@@ -121,6 +121,10 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
   if (carried) {
     state = carried;
   } else {
+    // The schema (with zod) is imported here, by the one run that validates input, not at the top: every
+    // module imported at the top is evaluated again for each workflow the worker creates, samples too, and
+    // this one was ~85 % of that (docs/architecture.md §4). Eager: no chunk to load, only a later evaluation.
+    const { formatProblem, resolveBatchOptions } = await import(/* webpackMode: "eager" */ '../config/schema.js');
     const { options, problems } = resolveBatchOptions(input ?? {}, 'batch input');
     if (problems.length) {
       throw ApplicationFailure.create({ type: FailureType.InvalidInput, nonRetryable: true, message: problems.map(formatProblem).join('\n'), details: [problems] });

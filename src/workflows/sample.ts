@@ -50,7 +50,7 @@ import {
 import { TimeoutType } from '@temporalio/common';
 import type { ActivityInterfaceFor, ActivityOptions, ExternalWorkflowHandle, LocalActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities/contract.js';
-import { archivesOf, type Source, type SourceName } from '../config/schema.js';
+import { archivesOf, type Source, type SourceName } from '../config/sources.js';
 import { causeChain, DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
