@@ -4,7 +4,7 @@
  * workflow code. And `npm run build` (which `npm test` runs first) leaves a fresh one.
  */
 import { describe, expect, it } from '@jest/globals';
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freshWorkflowBundle, WORKFLOW_BUNDLE_PATH } from '../../src/workflow-bundle.js';
@@ -40,5 +40,28 @@ describe('workflow bundle', () => {
 
   it('npm run build left a fresh bundle, so workers skip webpack at start', () => {
     expect(freshWorkflowBundle()).toBe(WORKFLOW_BUNDLE_PATH);
+  });
+
+  it('creating a workflow evaluates no zod: only the batch imports the option schema, lazily', () => {
+    // docs/architecture.md §4 "What a workflow imports": the SDK evaluates every module the workflows import
+    // at their top once per workflow it creates. The modules reachable from the workflows' entry through
+    // static requires (webpack's `__webpack_require__` outside an `import()`) must not include zod.
+    const code = readFileSync(WORKFLOW_BUNDLE_PATH, 'utf8');
+    const starts = [...code.matchAll(/^\/\*\*\*\/ "([^"]+)"$/gm)].map((m) => ({ id: m[1]!, at: m.index }));
+    expect(starts.length).toBeGreaterThan(50);
+    const body = new Map(starts.map((s, i) => [s.id, code.slice(s.at, starts[i + 1]?.at ?? code.length)]));
+    const requires = (src: string, lazy: boolean) =>
+      [...src.matchAll(/(import\(\) eager \*\/\)\.then\(\(\) => \()?__webpack_require__\(\/\*! [^*]* \*\/ "([^"]+)"\)/g)]
+        .filter((m) => Boolean(m[1]) === lazy)
+        .map((m) => m[2]!);
+    const entry = './dist/src/workflows/index.js';
+    expect(body.has(entry)).toBe(true);
+    const reached = new Set([entry]);
+    for (const id of reached) for (const r of requires(body.get(id) ?? '', false)) reached.add(r);
+    const workflowModules = [...reached].filter((id) => id.startsWith('./dist/src/'));
+    expect(workflowModules).toEqual(expect.arrayContaining(['./dist/src/workflows/sample.js', './dist/src/workflows/species.js', './dist/src/config/sources.js']));
+    expect([...reached].filter((id) => id.includes('zod') || id.includes('/config/schema') || id.includes('option-kinds'))).toEqual([]);
+    // and the batch still validates raw input with the schema, imported when it does
+    expect(requires(body.get('./dist/src/workflows/batch.js')!, true)).toEqual(['./dist/src/config/schema.js']);
   });
 });
