@@ -100,13 +100,18 @@ export async function expectEverySampleDoneOnce(client: Client, d: Dataset, batc
     expect([r.run, prov.files.map((f) => f.md5)]).toEqual([r.run, r.sraOnly ? [r.sra.md5] : r.fastq.map((f) => f.md5)]);
     provs.set(r.run, prov);
 
-    const executions: { runId: string; status: string }[] = [];
-    for await (const wf of client.workflow.list({ query: `RunAccession = '${r.run}' AND WorkflowType = 'sampleWorkflow'` })) {
-      executions.push({ runId: wf.runId, status: wf.status.name });
-    }
-    expect([r.run, executions]).toEqual([r.run, [{ runId: prov.runId, status: 'COMPLETED' }]]);
+    // A sample's outputs are published, and its species told, by its quant step; the workflow completes in the
+    // task after it (after a server restart, a while later: a full run here listed one as RUNNING). `fetchquant run` waits
+    // for that (waitForBatchQuiet); so does this check, on the result, before it counts the executions.
     const outcome = (await client.workflow.getHandle(prov.workflowId, prov.runId).result()) as SampleOutcome;
     expect([r.run, outcome.state]).toEqual([r.run, 'done']);
+    const executions: { runId: string; status: string }[] = [];
+    for await (const wf of client.workflow.list({ query: `RunAccession = '${r.run}' AND WorkflowType = 'sampleWorkflow'` })) {
+      // visibility finds the executions; their status comes from the history service (visibility is written behind it)
+      const d = await client.workflow.getHandle(wf.workflowId, wf.runId).describe();
+      executions.push({ runId: wf.runId, status: d.status.name });
+    }
+    expect([r.run, executions]).toEqual([r.run, [{ runId: prov.runId, status: 'COMPLETED' }]]);
   }
   for (const sp of d.species) {
     const getfastq = join(readsDirOf(d, sp), 'getfastq');
