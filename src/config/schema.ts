@@ -7,11 +7,11 @@
 
 import { COMMAND_NAMES, flagOf, HTTP_URL as HTTP_URL_RE, int, MAX_SECONDS, list, num, oneOf, path, pattern, seconds, text, toggle, url, type Command, type Opt } from './option-kinds.js';
 import { LONG_LIVED_MAX_EVENTS } from '../workflows/options.js';
+import { SOURCE_NAMES, type SourceName } from './sources.js';
 
 export { COMMAND_NAMES, flagOf, HTTP_URL, MAX_SECONDS, shownDefault, type Command, type Opt } from './option-kinds.js';
 
 export { archivesOf, SERVICE_OF, SOURCE_NAMES, type Source, type SourceName } from './sources.js';
-import { SOURCE_NAMES, type SourceName } from './sources.js';
 
 /**
  * Batch ids become part of workflow ids, visibility queries and one directory name (the run snapshots under

@@ -21,4 +21,3 @@ export function archivesOf(names: readonly string[]): Source[] {
   }
   return out;
 }
-
