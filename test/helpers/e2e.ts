@@ -101,8 +101,9 @@ export async function expectEverySampleDoneOnce(client: Client, d: Dataset, batc
     provs.set(r.run, prov);
 
     // A sample's outputs are published, and its species told, by its quant step; the workflow completes in the
-    // task after it (after a server restart, a while later: a full run here listed one as RUNNING). `fetchquant run` waits
-    // for that (waitForBatchQuiet); so does this check, on the result, before it counts the executions.
+    // task after it (after a server restart, a while later: a full run here listed one as RUNNING).
+    // `fetchquant run` waits for that (waitForBatchQuiet); so does this check, on the result, before it counts
+    // the executions.
     const outcome = (await client.workflow.getHandle(prov.workflowId, prov.runId).result()) as SampleOutcome;
     expect([r.run, outcome.state]).toEqual([r.run, 'done']);
     const executions: { runId: string; status: string }[] = [];
