@@ -235,8 +235,9 @@ async function handle(m: ToThread): Promise<void> {
   if (!c) return;
   switch (m.t) {
     case 'data': {
-      // Copied out of the ring so the slot is free as soon as the inflater has taken this chunk's bytes.
-      const chunk = Buffer.from(c.ring.subarray(m.slot * c.slotBytes, m.slot * c.slotBytes + m.len));
+      // A view of the slot, not a copy: feed() resolves once the hash and the inflater have taken every byte
+      // (zlib has consumed it, or the pipe to igzip has), and only then is the slot acknowledged for reuse.
+      const chunk = Buffer.from(c.ring.buffer, c.ring.byteOffset + m.slot * c.slotBytes, m.len);
       await c.feed(chunk);
       post({ t: 'ack', id: c.id, slot: m.slot });
       return;

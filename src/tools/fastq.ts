@@ -137,7 +137,9 @@ export interface CheckResult {
  *
  * The work runs on a worker thread (./check-thread.ts says why: the garbage collector). update() copies the
  * chunk into one of the check's SLOTS shared slots and returns; it waits only when all slots are still being
- * worked on, so the caller reads no further ahead than the thread can follow.
+ * worked on, so the caller reads no further ahead than the thread can follow. Chunks fill a slot before it is
+ * handed over (one message each way per MiB, not per socket read: a loopback download arrives in ~80 KiB
+ * reads); whatever sits in a partly filled slot goes before any other request to the thread.
  */
 export class FileCheck {
   private readonly thread: CheckThread;
@@ -145,6 +147,8 @@ export class FileCheck {
   private readonly ring: Ring;
   private next = 0;
   private inFlight = 0;
+  /** bytes copied into slot `next` and not yet handed to the thread */
+  private filled = 0;
   private fed = 0;
   private failure: Error | null = null;
   private closed = false;
@@ -216,6 +220,7 @@ export class FileCheck {
 
   private async ask<T extends FromThread['t']>(m: ToThread, t: T): Promise<Extract<FromThread, { t: T }>> {
     this.answer = null;
+    this.handOver();
     this.thread.post(m);
     await this.until(() => this.answer?.t === t);
     return this.answer as unknown as Extract<FromThread, { t: T }>;
@@ -238,17 +243,27 @@ export class FileCheck {
    */
   async update(buf: Uint8Array): Promise<void> {
     for (let at = 0; at < buf.length; ) {
-      await this.until(() => this.inFlight < SLOTS);
-      const len = Math.min(SLOT_BYTES, buf.length - at);
-      const slot = this.next;
-      this.next = (this.next + 1) % SLOTS;
-      this.ring.bytes.set(buf.subarray(at, at + len), slot * SLOT_BYTES);
-      this.inFlight++;
-      this.thread.post({ t: 'data', id: this.id, slot, len });
+      // Slots are acknowledged in order: while fewer than SLOTS are out, slot `next` is free.
+      if (this.filled === 0) await this.until(() => this.inFlight < SLOTS);
+      const len = Math.min(SLOT_BYTES - this.filled, buf.length - at);
+      this.ring.bytes.set(buf.subarray(at, at + len), this.next * SLOT_BYTES + this.filled);
+      this.filled += len;
       at += len;
       this.fed += len;
+      if (this.filled === SLOT_BYTES) this.handOver();
     }
     if (this.failure) throw this.failure;
+  }
+
+  /** The partly filled slot, if any, to the thread: before anything else is asked of it, so bytes stay in order. */
+  private handOver(): void {
+    if (this.filled === 0) return;
+    const slot = this.next;
+    const len = this.filled;
+    this.next = (this.next + 1) % SLOTS;
+    this.filled = 0;
+    this.inFlight++;
+    this.thread.post({ t: 'data', id: this.id, slot, len });
   }
 
   /**
@@ -264,6 +279,7 @@ export class FileCheck {
       onProgress?.(n);
     };
     try {
+      this.handOver();
       this.thread.post({ t: 'file', id: this.id, path, bytes });
       await this.settle();
     } finally {
