@@ -35,15 +35,29 @@ function checkDir(run: string, what: string, dir: string): void {
 }
 
 /**
- * Per-process quant limit (--quant-threads): at most `limit` kallisto runs at once, first come first served.
- * The limit comes with each request, so a batch with another value needs no worker restart.
+ * Per-process quant limit (--quant-threads): at most `limit` kallisto runs at once. The limit comes with each
+ * request, so a batch with another value needs no worker restart.
+ *
+ * Who waits gets a slot largest first (`weight`: the reads to quantify), as in longest-processing-time-first
+ * scheduling: downloads outrun kallisto, so verified runs queue here, and taking the largest first leaves small
+ * ones for the end, where a core would otherwise idle beside the last long kallisto (B5's 12 runs on 2 cores
+ * ended with one kallisto alone for ~2 s). Equal weights go first come first served, and a waiter older than
+ * AGE_MS goes before any weight, so a small run is never held back for long by a stream of larger ones.
  */
 export class QuantSlots {
   private running = 0;
-  private readonly waiters: { limit: number; grant: () => void }[] = [];
+  private readonly waiters: { limit: number; weight: number; since: number; grant: () => void }[] = [];
 
-  /** Resolves with a release function once a slot is free; rejects with the signal's reason if cancelled first. */
-  async acquire(limit: number, signal: AbortSignal, onWait: () => void, everyMs = 1000): Promise<() => void> {
+  /** A waiter that has waited this long is served before any larger one (oldest first). */
+  static readonly AGE_MS = 10 * 60_000;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /**
+   * Resolves with a release function once a slot is free; rejects with the signal's reason if cancelled first.
+   * `weight`: how much work this run is (larger waits less; see the class).
+   */
+  async acquire(limit: number, signal: AbortSignal, onWait: () => void, everyMs = 1000, weight = 0): Promise<() => void> {
     if (signal.aborted) throw signal.reason;
     if (this.waiters.length === 0 && this.running < Math.max(1, limit)) {
       this.running++;
@@ -52,6 +66,8 @@ export class QuantSlots {
         const beat = setInterval(onWait, everyMs);
         const me = {
           limit,
+          weight,
+          since: this.now(),
           grant: () => {
             clearInterval(beat);
             signal.removeEventListener('abort', onAbort);
@@ -78,11 +94,26 @@ export class QuantSlots {
     };
   }
 
-  // The slot passes to the first waiter directly (running is counted for it before it wakes).
+  /** The waiter served next: the oldest one past AGE_MS, else the heaviest (the earliest among equals). */
+  private nextWaiter(): number {
+    const old = this.now() - QuantSlots.AGE_MS;
+    let best = 0;
+    for (let i = 1; i < this.waiters.length; i++) {
+      const w = this.waiters[i]!;
+      const b = this.waiters[best]!;
+      if (b.since <= old) break; // waiters are in arrival order: none later is older
+      if (w.since <= old || w.weight > b.weight) best = i;
+    }
+    return best;
+  }
+
+  // The slot passes to the chosen waiter directly (running is counted for it before it wakes).
   private pump(): void {
-    while (this.waiters.length > 0 && this.running < Math.max(1, this.waiters[0]!.limit)) {
+    while (this.waiters.length > 0) {
+      const i = this.nextWaiter();
+      if (this.running >= Math.max(1, this.waiters[i]!.limit)) return;
       this.running++;
-      this.waiters.shift()!.grant();
+      this.waiters.splice(i, 1)[0]!.grant();
     }
   }
 
@@ -140,7 +171,9 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
         fragmentSd: input.fragmentSd,
       };
       const args = quantArgs(q);
-      const release = await slots.acquire(plan.quantThreads, hooks.signal, () => hooks.heartbeat({ waitingForQuantSlot: true }), hooks.idleBeatMs);
+      // kallisto's work grows with the reads it reads: a pair is two (the weight that orders waiters, above)
+      const weight = reads.reads * (reads.layout === 'paired' ? 2 : 1);
+      const release = await slots.acquire(plan.quantThreads, hooks.signal, () => hooks.heartbeat({ waitingForQuantSlot: true }), hooks.idleBeatMs, weight);
       try {
         // Leftovers of an attempt killed mid-run would otherwise mix with this one's outputs.
         await rm(outDir, { recursive: true, force: true });

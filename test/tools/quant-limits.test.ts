@@ -67,7 +67,7 @@ describe('kallisto under a timeout and cancellation', () => {
 });
 
 describe('quant slots', () => {
-  it('QuantSlots: at most `limit` at once, first come first served, a cancelled waiter leaves the queue', async () => {
+  it('QuantSlots: at most `limit` at once, equal waiters first come first served, a cancelled waiter leaves the queue', async () => {
     const slots = new QuantSlots();
     const never = new AbortController().signal;
     const order: string[] = [];
@@ -91,6 +91,37 @@ describe('quant slots', () => {
     r3();
     r5();
     expect(slots.inUse).toBe(0);
+  });
+
+  it('QuantSlots: waiters are served largest first (equal ones in arrival order), and one that has waited past AGE_MS before any', async () => {
+    let now = 0;
+    const slots = new QuantSlots(() => now);
+    const never = new AbortController().signal;
+    const order: string[] = [];
+    const wait = (name: string, weight: number) => slots.acquire(1, never, () => undefined, 1000, weight).then((r) => (order.push(name), r));
+    let release = await slots.acquire(1, never, () => undefined, 1000, 5);
+    const small = wait('small', 1_000);
+    now += 1;
+    const big = wait('big', 9_000);
+    const mid = wait('mid', 4_000);
+    const big2 = wait('big, later', 9_000);
+    for (const next of [big, big2, mid, small]) {
+      release();
+      release = await next;
+    }
+    expect(order).toEqual(['big', 'big, later', 'mid', 'small']);
+
+    // A small run waiting past AGE_MS goes before a larger one that came later.
+    const tiny = wait('tiny', 10);
+    now += QuantSlots.AGE_MS;
+    const huge = wait('huge', 1e9);
+    release();
+    release = await tiny;
+    release();
+    release = await huge;
+    release();
+    expect(order.slice(4)).toEqual(['tiny', 'huge']);
+    expect([slots.inUse, slots.waiting]).toEqual([0, 0]);
   });
 
   it('a quant waits (heartbeating every half heartbeat timeout) while the host\'s quant limit is taken, then runs', async () => {
