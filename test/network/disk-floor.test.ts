@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,7 +151,12 @@ describe('the disk floor holds during a download (real small filesystem)', () =>
     const filler = join(disk, 'filler.bin');
     try {
       const p = dl(plan('SRR1300102', true), runDir, (2 * MiB) / 1e9);
-      await new Promise((r) => setTimeout(r, 300));
+      // The disk fills once the transfer has written something (a fixed 300 ms was not always enough on a
+      // loaded machine: the filler won before the first write and nothing was kept).
+      const part = join(runDir, 'SRR1300102.fastq.gz.part');
+      const written = () => (existsSync(part) ? statSync(part).size : 0);
+      for (let i = 0; i < 500 && written() === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(written()).toBeGreaterThan(0);
       try {
         writeFileSync(filler, Buffer.alloc(30 * MiB)); // ENOSPC once the disk is full: the filler keeps what it wrote
       } catch {
