@@ -1,6 +1,7 @@
 import { afterAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
 import { WorkflowUpdateStage } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,7 +96,12 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
     const r = (await h.result()) as BatchResult;
     expect(r.totals).toEqual({ total: 120, done: 120, skipped: 0, failed: 0 });
     const history = await h.fetchHistory();
-    expect(history.events?.filter((e) => e.workflowTaskFailedEventAttributes).length).toBe(0);
+    // No workflow task failed but for UnhandledCommand: the server refuses a task that completes the batch while
+    // an event it has not seen arrived (a child's completion, a signal) and the next task completes it; that race
+    // is Temporal's normal behaviour (test/replay/histories/batch-live-control.json has one) and CI hit it once.
+    const UNHANDLED_COMMAND = proto.temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND;
+    const failedTasks = (history.events ?? []).flatMap((e) => (e.workflowTaskFailedEventAttributes ? [e.workflowTaskFailedEventAttributes] : []));
+    expect(failedTasks.filter((f) => f.cause !== UNHANDLED_COMMAND).map((f) => `${f.cause}: ${f.failure?.message}`)).toEqual([]);
     // One owner: the loop alone reallocates, so no reallocation ever started while another was in flight
     // (that is when 'serialize-reallocate' is asked; batch-update-race.json, from two owners, has it).
     expect(patchMarkers(history)).toContain(LOOP_REALLOCATES);
