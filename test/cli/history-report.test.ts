@@ -3,7 +3,7 @@
  * downloads long enough that Temporal retries the activity (attempt 2 succeeds) and another run's for good.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -39,6 +39,12 @@ describe('fetchquant history and report (real demo batch)', () => {
     writeFileSync(join(dir, 'faults.json'), JSON.stringify(faults));
     // 100 s, inside the hook's 115 s: a demo that hangs ends here, and the tests below show what it printed
     demo = await cli(['demo', '--dir', dir, '--max-retries', '1'], { FETCHQUANT_DEMO_FAULTS: join(dir, 'faults.json') }, 100_000);
+    if (demo.exitCode !== 1) {
+      // The directory goes in afterAll: say what the run logged (a full suite once saw the demo stopped at 100 s
+      // with the retried run's second download unfinished; alone it takes ~25 s).
+      const logs = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => /fetchquant-run[^/]*\.log$/.test(f));
+      for (const f of logs) process.stderr.write(`demo exit ${demo.exitCode}; the last of ${f}:\n${readFileSync(join(dir, f), 'utf8').split('\n').slice(-80).join('\n')}\n`);
+    }
   }, 115_000);
   afterAll(async () => {
     await t?.close();
