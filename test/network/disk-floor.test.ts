@@ -21,6 +21,7 @@ import { HttpClient } from '../../src/tools/http.js';
 import type { DownloadResult, SourcePlan } from '../../src/types.js';
 import { failureOf, quietEnv } from './fixture.js';
 import { CLI } from '../helpers/e2e.js';
+import { eventually } from '../tools/util.js';
 
 const MiB = 1 << 20;
 /**
@@ -155,8 +156,7 @@ describe('the disk floor holds during a download (real small filesystem)', () =>
       // loaded machine: the filler won before the first write and nothing was kept).
       const part = join(runDir, 'SRR1300102.fastq.gz.part');
       const written = () => (existsSync(part) ? statSync(part).size : 0);
-      for (let i = 0; i < 500 && written() === 0; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(written()).toBeGreaterThan(0);
+      expect(await eventually(() => written() > 0)).toBe(true);
       try {
         writeFileSync(filler, Buffer.alloc(30 * MiB)); // ENOSPC once the disk is full: the filler keeps what it wrote
       } catch {
