@@ -116,7 +116,9 @@ export interface SampleInput {
   amalgkit?: AmalgkitRunSettings;
   /**
    * Which sample code paths its species asks for (src/workflows/sample.ts SAMPLE_PATHS): from 1 on, every
-   * patch settled by then is taken without a patched() call, so the history carries none of their markers.
+   * patch settled by then is taken without a patched() call, so the history carries none of their markers;
+   * from 2 on prepareSample runs as a local activity (PREPARE_LOCALLY_PATHS); from 3 on the first claim's
+   * search attributes go with the first stage in one upsert (ONE_FIRST_UPSERT_PATHS).
    * Absent in samples started by older releases: those ask patched() as they always did.
    */
   paths?: number;

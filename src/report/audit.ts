@@ -159,6 +159,9 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
       const host = decode<string>(f.WorkerHost);
       if (typeof host === 'string') hostAt.push({ idx, host });
       const stage = decode<SampleStage>(f.SampleStage);
+      // Samples of paths 3 on (src/workflows/sample.ts ONE_FIRST_UPSERT_PATHS) send the first claim with the
+      // first stage they enter: the sample was queued from its start until then.
+      if (typeof stage === 'string' && stages.length === 0 && stage !== 'queued' && f.RunAccession) stages.push({ stage: 'queued', host: null, start: ts(events[0]?.eventTime) ?? at });
       if (typeof stage === 'string') {
         const last = stages[stages.length - 1];
         if (last && !last.end) {
@@ -172,6 +175,12 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
       const d = e.markerRecordedEventAttributes.details ?? {};
       type Stamp = { seconds?: number | string; nanos?: number } | null | undefined;
       const m = decode<{ activity_type?: string; activity_id?: string; attempt?: number; original_schedule_time?: Stamp; complete_time?: Stamp }>(d.data?.payloads?.[0]);
+      if (m?.activity_type === 'claimHost') {
+        // the host from the claim itself: its search attribute may come later in the same workflow task (paths 3)
+        const claimed = decode<{ hostId?: string }>(d.result?.payloads?.[0])?.hostId;
+        if (typeof claimed === 'string') hostAt.push({ idx, host: claimed });
+        continue;
+      }
       if (m?.activity_type !== 'prepareSample') continue;
       const iso = (t: Stamp) => (t?.seconds !== undefined ? new Date(Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6)).toISOString() : at);
       const prep = decode<Prepared>(d.result?.payloads?.[0]);

@@ -92,8 +92,18 @@ export const SAMPLE_PATHS = 1;
  * heartbeating. Samples of `paths: 1` (species of the release before) ask the host activity as they did.
  */
 export const PREPARE_LOCALLY_PATHS = 2;
+/**
+ * From `paths: 3` on, the first claim's search attributes (batch, species, run, host) wait for the stage that
+ * the same workflow task enters next, and go with it in one upsert. The server turns every
+ * UpsertWorkflowSearchAttributes event into a visibility task (one write of the visibility record); the first
+ * workflow task of a clean sample had two (claimHost's, then 'downloading' after the local prepareSample), both
+ * in one transaction, so the Web UI never showed the first. Now one (a clean sample: 23 events, 6 visibility
+ * writes, not 24 and 7). When prepareSample does not answer in that task (deferred to the host activity, failed)
+ * they go at once, as before.
+ */
+export const ONE_FIRST_UPSERT_PATHS = 3;
 /** What species of this release give their samples. */
-export const LATEST_SAMPLE_PATHS = PREPARE_LOCALLY_PATHS;
+export const LATEST_SAMPLE_PATHS = ONE_FIRST_UPSERT_PATHS;
 
 /** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
 function isBadCopy(type: string | undefined): boolean {
@@ -238,6 +248,8 @@ class SampleRun {
   private readonly ak: AmalgkitRunSettings | undefined;
   private lostAttempts = 0;
   private firstClaim = true;
+  /** ONE_FIRST_UPSERT_PATHS: the first claim's search attributes, until the next stage takes them along */
+  private pendingSearchAttributes: { key: (typeof SA)[keyof typeof SA]; value: string }[] | null = null;
   private slotReleased = false;
   /** the verified files of the current host attempt (memo + provenance) */
   private files: LocalFile[] = [];
@@ -285,8 +297,11 @@ class SampleRun {
   async claimHost(): Promise<OnHost> {
     const { hostId } = this.folded ? await this.local.claimHost() : await this.shared.claimHost();
     this.status.host = hostId;
-    if (this.folded && this.firstClaim) upsertSearchAttributes([...this.identity, { key: SA.SampleStage, value: 'queued' }, { key: SA.WorkerHost, value: hostId }]);
-    else upsertSearchAttributes([{ key: SA.WorkerHost, value: hostId }]);
+    if (this.folded && this.firstClaim) {
+      const all = [...this.identity, { key: SA.SampleStage, value: 'queued' }, { key: SA.WorkerHost, value: hostId }];
+      if (this.prepareLocally && (this.input.paths ?? 0) >= ONE_FIRST_UPSERT_PATHS) this.pendingSearchAttributes = all;
+      else upsertSearchAttributes(all);
+    } else upsertSearchAttributes([{ key: SA.WorkerHost, value: hostId }]);
     this.firstClaim = false;
     this.files = [];
     return { hostId, host: proxyActivities<Activities>(this.hostOptions(hostId)), runDir: runReadsDir(this.input.readsDir, this.run.run), bytesFetched: 0, downsampled: undefined };
@@ -298,7 +313,14 @@ class SampleRun {
     if (!this.folded) return this.admitUnfolded(at);
     const args = { run, options, quantDir: input.quantDir, readsDir: input.readsDir, indexPath: input.indexPath, fastaPaths: input.fastaPaths };
     const summary = `done? resolve ${run.run} at ${options.sources.join(', ')}, index, reserve disk`;
-    const quick = this.prepareLocally ? await this.runStep(this.localPrepareOptions(), (o) => this.local.prepareSample.executeWithOptions(o as LocalActivityOptions, [{ ...args, quick: true }])) : null;
+    let quick: Awaited<ReturnType<Activities['prepareSample']>> | null = null;
+    try {
+      quick = this.prepareLocally ? await this.runStep(this.localPrepareOptions(), (o) => this.local.prepareSample.executeWithOptions(o as LocalActivityOptions, [{ ...args, quick: true }])) : null;
+    } finally {
+      // Answered here: the stage entered next (downloading, waiting-for-disk, skipped) takes the first claim's
+      // search attributes along, with no await in between. Otherwise they go now.
+      if (!quick || 'deferred' in quick) this.flushSearchAttributes();
+    }
     const prep = quick && !('deferred' in quick) ? quick : await this.runStep({ ...this.hostOptions(at.hostId), summary }, (o) => at.host.prepareSample.executeWithOptions(o, [args]));
     if (prep.done) return false;
     if ('deferred' in prep) throw ApplicationFailure.nonRetryable(`${run.run}: prepareSample deferred without the quick flag`, 'InternalError');
@@ -692,7 +714,17 @@ class SampleRun {
     if (last && !last.endedAt) last.endedAt = now;
     status.stage = stage;
     status.history.push({ stage, host: status.host, startedAt: now, ...extra });
-    if (upsert) upsertSearchAttributes([{ key: SA.SampleStage, value: stage }]);
+    if (!upsert) return;
+    const pending = this.pendingSearchAttributes;
+    this.pendingSearchAttributes = null;
+    upsertSearchAttributes([...(pending ?? []).filter((a) => a.key !== SA.SampleStage), { key: SA.SampleStage, value: stage }]);
+  }
+
+  /** ONE_FIRST_UPSERT_PATHS: the first claim's search attributes, if still held, go now on their own. */
+  private flushSearchAttributes(): void {
+    const pending = this.pendingSearchAttributes;
+    this.pendingSearchAttributes = null;
+    if (pending) upsertSearchAttributes(pending);
   }
 
   private async releaseSlot(reads: number): Promise<void> {

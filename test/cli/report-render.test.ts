@@ -100,6 +100,14 @@ describe('report rendering', () => {
     expect(lost.stages.map((s) => `${s.stage}@${s.host}`)).toEqual(['queued@host-1', 'downloading@host-1', 'queued@host-2', 'downloading@host-2', 'quantifying@host-2', 'deleting@host-2', 'done@host-2']);
   });
 
+  it('a sample of paths 3 (claim and first stage in one upsert): queued from its start, on the host its claim named', () => {
+    const a = recorded('v10-sample-one-first-upsert');
+    expect(a.stages.map((s) => `${s.stage}@${s.host}`)).toEqual(['queued@paths-host', 'downloading@paths-host', 'quantifying@paths-host', 'done@paths-host']);
+    expect(a.stages[0]!.start <= a.stages[1]!.start).toBe(true);
+    expect(a.activities.find((x) => x.activity === 'prepareSample (local)')).toMatchObject({ host: 'paths-host', outcome: 'completed' });
+    expect(a.source).toBe('ena');
+  });
+
   it('reads every attempt of a step Temporal retried from the workers\' attemptFailed signals (recorded history)', () => {
     const a = recorded('v2-sample-failed-attempts');
     const dl = a.activities.find((x) => x.activity === 'download')!;

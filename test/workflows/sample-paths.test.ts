@@ -11,7 +11,7 @@ import type { Activities } from '../../src/activities/contract.js';
 import { FailureType } from '../../src/failures.js';
 import type { AmalgkitRunSettings, SampleInput, SampleOptions, SourcePlan } from '../../src/types.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
-import { PREPARE_LOCALLY_PATHS, VERIFIED_IN_STEP } from '../../src/workflows/sample.js';
+import { ONE_FIRST_UPSERT_PATHS, PREPARE_LOCALLY_PATHS, VERIFIED_IN_STEP } from '../../src/workflows/sample.js';
 import { createFastActivities, newLog } from '../helpers/fast-activities.js';
 import { maybeRecord, patchMarkers } from '../helpers/histories.js';
 import { runVirtualSample } from '../helpers/sample.js';
@@ -244,6 +244,47 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     } finally {
       await species.terminate('test over');
     }
+  }, 60_000);
+
+  /** Each UpsertWorkflowSearchAttributes event of a history (each one visibility task on the server): the keys it set. */
+  const upserts = (events: { upsertWorkflowSearchAttributesEventAttributes?: { searchAttributes?: { indexedFields?: Record<string, unknown> | null } | null } | null }[]) =>
+    events.map((e) => e.upsertWorkflowSearchAttributesEventAttributes).filter((a) => a !== null && a !== undefined).map((a) => Object.keys(a.searchAttributes?.indexedFields ?? {}).sort());
+
+  it('a sample of paths 3 sends the first claim and the first stage in one upsert: 23 events, three upserts, all five search attributes', async () => {
+    const run = 'SRR1400010';
+    const species = await t.client.workflow.start('speciesStandIn', { taskQueue: 'fetchquant-test-nobody', workflowId: 'fetchquant/upsert/sp', args: [] });
+    try {
+      const out = await runVirtualSample(t.client, 'upsert', { run, nominalLength: 250 }, { sources: ['ena'], maxRetries: 1 }, undefined, { paths: ONE_FIRST_UPSERT_PATHS });
+      expect([out.state, out.source]).toEqual(['done', 'ena']);
+      const handle = t.client.workflow.getHandle(`fetchquant/upsert/sp/${run}`);
+      const events = (await handle.fetchHistory()).events ?? [];
+      // 24 and four upserts before (test/replay/histories/v9-sample-prepared-locally.json): claimHost's and
+      // 'downloading' were two upserts in the first workflow task
+      expect(upserts(events)).toEqual([['BatchId', 'RunAccession', 'SampleStage', 'Species', 'WorkerHost'], ['SampleStage'], ['SampleStage']]);
+      expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(3);
+      expect(events.length).toBeLessThanOrEqual(23);
+      const described = await handle.describe();
+      expect(described.searchAttributes).toMatchObject({ SampleStage: ['done'], RunAccession: [run], WorkerHost: ['paths-host'], Species: ['sp'] });
+      const { stages } = described.memo as { stages: { stage: string }[] };
+      expect(stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
+      await maybeRecord(t.client, `fetchquant/upsert/sp/${run}`, 'v10-sample-one-first-upsert');
+    } finally {
+      await species.terminate('test over');
+    }
+  }, 60_000);
+
+  it('paths 3 with no index on the host yet: the first claim is visible (stage queued, host) before the host activity builds the index', async () => {
+    const run = 'SRR1400011';
+    const out = await sample(run, undefined, ['ena'], { paths: ONE_FIRST_UPSERT_PATHS, indexPath: '/virtual/unbuilt-3/sp.idx' });
+    expect([out.state, out.source]).toEqual(['done', 'ena']);
+    const events = (await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).fetchHistory()).events ?? [];
+    const firstUpsert = events.findIndex((e) => e.upsertWorkflowSearchAttributesEventAttributes);
+    const prepare = events.findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareSample');
+    expect(prepare).toBeGreaterThan(firstUpsert);
+    expect(firstUpsert).toBeGreaterThan(-1);
+    const first = events[firstUpsert]!.upsertWorkflowSearchAttributesEventAttributes!.searchAttributes!.indexedFields!;
+    expect(Object.keys(first).sort()).toEqual(['BatchId', 'RunAccession', 'SampleStage', 'Species', 'WorkerHost']);
+    expect(defaultPayloadConverter.fromPayload(first.SampleStage!)).toBe('queued');
   }, 60_000);
 
   it('paths 2 with no index on the host yet: the local step defers before asking any archive, and the host activity builds the index', async () => {
