@@ -59,24 +59,6 @@ export const DEFAULT_SQLITE_PRAGMAS: Readonly<Record<string, string>> = { journa
  * may hold such tasks, gets one write partition and keeps reading four until it is started afresh; a file
  * this code creates is marked (ONE_PARTITION_MARK) and reads one.
  */
-/**
- * The Go garbage collector's settings for the server process, unless the environment sets its own. Go's default
- * (GOGC=100) collects whenever the heap has doubled: B3 (2,000 in-memory samples, `GODEBUG=gctrace=1`) counted
- * 118 collections and 12.5 CPU-s of GC, ~6 ms of the server's ~55 ms per sample, over a live heap of ~100 MB.
- * GOGC=400 lets it grow fivefold first: 25 collections, 3.1 CPU-s; the server's peak RSS 345 -> 667 MB
- * (bench/results/experiments/README.md, session 18). GOMEMLIMIT keeps that growth from scaling with a larger
- * live heap: near 1 GiB the collector runs as often as it must (Go's soft memory limit; runtime/debug
- * SetMemoryLimit), and fetchquant's kallisto runs, not the server, get the host's memory.
- */
-export const SERVER_GO_ENV: Readonly<Record<string, string>> = { GOGC: '400', GOMEMLIMIT: '1GiB' };
-
-/** The server's environment: ours, with SERVER_GO_ENV where the user set neither GOGC nor GOMEMLIMIT. */
-export function serverEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  // One set or the other, both the user's: a GOMEMLIMIT alone (GOGC default) is a choice too.
-  if (env.GOGC !== undefined || env.GOMEMLIMIT !== undefined) return env;
-  return { ...env, ...SERVER_GO_ENV };
-}
-
 export const ONE_PARTITION_MARK = 'one-partition';
 export function partitionConfig(stateDir: string, dbExisted: boolean): Record<string, number> {
   const mark = join(stateDir, ONE_PARTITION_MARK);
@@ -315,7 +297,7 @@ export async function startEmbeddedServer(opts: EmbeddedServerOptions): Promise<
     const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
     const log = openSync(logFile, 'a');
     // Detached: Ctrl-C in the terminal must reach us first so we can stop the worker before the server.
-    const child = spawn(temporal, args, { detached: true, stdio: ['ignore', log, log], env: serverEnv() });
+    const child = spawn(temporal, args, { detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
     child.unref();
     if (child.pid === undefined) throw new EnvironmentError(`could not start ${temporal}`);

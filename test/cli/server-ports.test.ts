@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { createServer, type AddressInfo } from 'node:net';
 import { Connection } from '@temporalio/client';
-import { freePort, ONE_PARTITION_MARK, serverEnv, startEmbeddedServer } from '../../src/server/embedded.js';
+import { freePort, ONE_PARTITION_MARK, startEmbeddedServer } from '../../src/server/embedded.js';
 import { CLI } from '../helpers/e2e.js';
 
 describe('fetchquant server: every port chosen by flag', () => {
@@ -140,19 +140,4 @@ describe('fetchquant server: every port chosen by flag', () => {
     rmSync(join(stateDir, ONE_PARTITION_MARK));
     await check(false, 4);
   }, 180_000);
-
-  // The server's Go collector (src/server/embedded.ts SERVER_GO_ENV): GOGC=400 under a 1 GiB soft limit, unless the
-  // user's environment says otherwise.
-  it('the server process runs with GOGC=400 and GOMEMLIMIT=1GiB; a GOGC or GOMEMLIMIT of the user is left alone', async () => {
-    const envOf = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-    const s = await startEmbeddedServer({ stateDir: join(root, 'gogc'), port: await freePort(), headless: true });
-    try {
-      expect(envOf(s.pid)).toEqual(expect.arrayContaining(['GOGC=400', 'GOMEMLIMIT=1GiB']));
-    } finally {
-      await s.stop();
-    }
-    expect(serverEnv({ PATH: '/bin', GOGC: 'off' })).toEqual({ PATH: '/bin', GOGC: 'off' });
-    expect(serverEnv({ GOMEMLIMIT: '300MiB' })).toEqual({ GOMEMLIMIT: '300MiB' });
-    expect(serverEnv({ PATH: '/bin' })).toEqual({ PATH: '/bin', GOGC: '400', GOMEMLIMIT: '1GiB' });
-  }, 120_000);
 });
