@@ -301,7 +301,13 @@ class SampleRun {
       const all = [...this.identity, { key: SA.SampleStage, value: 'queued' }, { key: SA.WorkerHost, value: hostId }];
       if (this.prepareLocally && (this.input.paths ?? 0) >= ONE_FIRST_UPSERT_PATHS) this.pendingSearchAttributes = all;
       else upsertSearchAttributes(all);
-    } else upsertSearchAttributes([{ key: SA.WorkerHost, value: hostId }]);
+    } else {
+      // A first claim still held (nothing leaves it so today: admit() sends it or a stage takes it along) goes
+      // with this one, under the host claimed now.
+      const held = (this.pendingSearchAttributes ?? []).filter((a) => a.key !== SA.WorkerHost);
+      this.pendingSearchAttributes = null;
+      upsertSearchAttributes([...held, { key: SA.WorkerHost, value: hostId }]);
+    }
     this.firstClaim = false;
     this.files = [];
     return { hostId, host: proxyActivities<Activities>(this.hostOptions(hostId)), runDir: runReadsDir(this.input.readsDir, this.run.run), bytesFetched: 0, downsampled: undefined };
@@ -383,6 +389,8 @@ class SampleRun {
   private async waitForDisk(at: OnHost): Promise<void> {
     for (let waited = 0; ; waited++) {
       const reserve = { run: this.run.run, dir: this.input.readsDir, bytes: at.plan!.reserveBytes, minFreeGb: this.options.minFreeGb };
+      // No grant from prepareSample (its contract always gives one): the first claim must not wait out an activity.
+      if (!at.firstGrant) this.flushSearchAttributes();
       const grant = at.firstGrant ?? (await this.runStep(this.hostOptions(at.hostId), (o) => at.host.reserveDisk.executeWithOptions(o, [reserve])));
       at.firstGrant = undefined;
       if (grant.granted) return;
