@@ -105,6 +105,9 @@ export const ONE_FIRST_UPSERT_PATHS = 3;
 /** What species of this release give their samples. */
 export const LATEST_SAMPLE_PATHS = ONE_FIRST_UPSERT_PATHS;
 
+/** One of fetchquant's search attributes and its value, as upserted. */
+type SearchAttribute = { key: (typeof SA)[keyof typeof SA]; value: string };
+
 /** Failures that mean "this source's bytes are bad", as opposed to the run, the host or a tool. */
 function isBadCopy(type: string | undefined): boolean {
   return type === FailureType.ChecksumMismatch || type === FailureType.TruncatedReads;
@@ -233,7 +236,7 @@ class SampleRun {
   private readonly species: ExternalWorkflowHandle;
   private readonly shared: ActivityInterfaceFor<Activities>;
   private readonly local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds' });
-  private readonly identity: { key: (typeof SA)[keyof typeof SA]; value: string }[];
+  private readonly identity: SearchAttribute[];
   /** the input's `paths` settles every patch of this file (SAMPLE_PATHS): no patched() calls */
   private readonly settled: boolean;
   /** patched FOLD_HOST_STEPS (see the header) */
@@ -249,7 +252,7 @@ class SampleRun {
   private lostAttempts = 0;
   private firstClaim = true;
   /** ONE_FIRST_UPSERT_PATHS: the first claim's search attributes, until the next stage takes them along */
-  private pendingSearchAttributes: { key: (typeof SA)[keyof typeof SA]; value: string }[] | null = null;
+  private pendingSearchAttributes: SearchAttribute[] | null = null;
   private slotReleased = false;
   /** the verified files of the current host attempt (memo + provenance) */
   private files: LocalFile[] = [];
@@ -304,9 +307,7 @@ class SampleRun {
     } else {
       // A first claim still held (nothing leaves it so today: admit() sends it or a stage takes it along) goes
       // with this one, under the host claimed now.
-      const held = (this.pendingSearchAttributes ?? []).filter((a) => a.key !== SA.WorkerHost);
-      this.pendingSearchAttributes = null;
-      upsertSearchAttributes([...held, { key: SA.WorkerHost, value: hostId }]);
+      upsertSearchAttributes([...this.takeHeld(SA.WorkerHost), { key: SA.WorkerHost, value: hostId }]);
     }
     this.firstClaim = false;
     this.files = [];
@@ -722,17 +723,20 @@ class SampleRun {
     if (last && !last.endedAt) last.endedAt = now;
     status.stage = stage;
     status.history.push({ stage, host: status.host, startedAt: now, ...extra });
-    if (!upsert) return;
-    const pending = this.pendingSearchAttributes;
-    this.pendingSearchAttributes = null;
-    upsertSearchAttributes([...(pending ?? []).filter((a) => a.key !== SA.SampleStage), { key: SA.SampleStage, value: stage }]);
+    if (upsert) upsertSearchAttributes([...this.takeHeld(SA.SampleStage), { key: SA.SampleStage, value: stage }]);
   }
 
-  /** ONE_FIRST_UPSERT_PATHS: the first claim's search attributes, if still held, go now on their own. */
-  private flushSearchAttributes(): void {
-    const pending = this.pendingSearchAttributes;
+  /** ONE_FIRST_UPSERT_PATHS: the first claim's search attributes still held, less `replaced` (the caller's value goes instead); held no longer. */
+  private takeHeld(replaced?: SearchAttribute['key']): SearchAttribute[] {
+    const held = this.pendingSearchAttributes ?? [];
     this.pendingSearchAttributes = null;
-    if (pending) upsertSearchAttributes(pending);
+    return replaced ? held.filter((a) => a.key !== replaced) : held;
+  }
+
+  /** The first claim's search attributes, if still held, go now on their own. */
+  private flushSearchAttributes(): void {
+    const held = this.takeHeld();
+    if (held.length > 0) upsertSearchAttributes(held);
   }
 
   private async releaseSlot(reads: number): Promise<void> {
