@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { createSampleSteps } from '../../src/activities/sample-steps.js';
 import type { Activities } from '../../src/activities/contract.js';
 import { FailureType } from '../../src/failures.js';
@@ -195,11 +196,22 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     await maybeRecord(t.client, `fetchquant/paths/sp/${run}`, 'v6-sample-quant-publishes');
   }, 60_000);
 
+  /**
+   * Runs fn beside a stand-in for the species `fetchquant/<batch>/sp`: a workflow no worker runs, so it stays open
+   * and its history keeps every signal the sample's steps send it. Terminated afterwards.
+   */
+  async function besideSpecies(batch: string, fn: (species: WorkflowHandle) => Promise<void>): Promise<void> {
+    const species = await t.client.workflow.start('speciesStandIn', { taskQueue: 'fetchquant-test-nobody', workflowId: `fetchquant/${batch}/sp`, args: [] });
+    try {
+      await fn(species);
+    } finally {
+      await species.terminate('test over');
+    }
+  }
+
   it('a clean sample whose species is there is told about by its steps: no signal of its own, 4 workflow tasks, 29 events', async () => {
     const run = 'SRR1400007';
-    // The species, stood in for by a workflow no worker runs: it stays open and its history keeps every signal.
-    const species = await t.client.workflow.start('speciesStandIn', { taskQueue: 'fetchquant-test-nobody', workflowId: 'fetchquant/told/sp', args: [] });
-    try {
+    await besideSpecies('told', async (species) => {
       const out = await runVirtualSample(t.client, 'told', { run, nominalLength: 250 }, { sources: ['ena'], maxRetries: 1 });
       expect([out.state, out.source]).toEqual(['done', 'ena']);
       const events = (await t.client.workflow.getHandle(`fetchquant/told/sp/${run}`).fetchHistory()).events ?? [];
@@ -218,15 +230,12 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
         ['sampleFinished', out],
       ]);
       await maybeRecord(t.client, `fetchquant/told/sp/${run}`, 'v8-sample-told-by-steps');
-    } finally {
-      await species.terminate('test over');
-    }
+    });
   }, 60_000);
 
   it('a sample of paths 2 prepares in the workflow task that claimed its host: 3 workflow tasks, 24 events, download and quant its only activity tasks', async () => {
     const run = 'SRR1400008';
-    const species = await t.client.workflow.start('speciesStandIn', { taskQueue: 'fetchquant-test-nobody', workflowId: 'fetchquant/local/sp', args: [] });
-    try {
+    await besideSpecies('local', async () => {
       const out = await runVirtualSample(t.client, 'local', { run, nominalLength: 250 }, { sources: ['ena'], maxRetries: 1 }, undefined, { paths: PREPARE_LOCALLY_PATHS });
       expect([out.state, out.source]).toEqual(['done', 'ena']);
       const handle = t.client.workflow.getHandle(`fetchquant/local/sp/${run}`);
@@ -241,9 +250,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       const { stages } = (await handle.describe()).memo as { stages: { stage: string }[] };
       expect(stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
       await maybeRecord(t.client, `fetchquant/local/sp/${run}`, 'v9-sample-prepared-locally');
-    } finally {
-      await species.terminate('test over');
-    }
+    });
   }, 60_000);
 
   /** Each UpsertWorkflowSearchAttributes event of a history (each one visibility task on the server): the keys it set. */
@@ -252,8 +259,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
 
   it('a sample of paths 3 sends the first claim and the first stage in one upsert: 23 events, three upserts, all five search attributes', async () => {
     const run = 'SRR1400010';
-    const species = await t.client.workflow.start('speciesStandIn', { taskQueue: 'fetchquant-test-nobody', workflowId: 'fetchquant/upsert/sp', args: [] });
-    try {
+    await besideSpecies('upsert', async () => {
       const out = await runVirtualSample(t.client, 'upsert', { run, nominalLength: 250 }, { sources: ['ena'], maxRetries: 1 }, undefined, { paths: ONE_FIRST_UPSERT_PATHS });
       expect([out.state, out.source]).toEqual(['done', 'ena']);
       const handle = t.client.workflow.getHandle(`fetchquant/upsert/sp/${run}`);
@@ -268,9 +274,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       const { stages } = described.memo as { stages: { stage: string }[] };
       expect(stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
       await maybeRecord(t.client, `fetchquant/upsert/sp/${run}`, 'v10-sample-one-first-upsert');
-    } finally {
-      await species.terminate('test over');
-    }
+    });
   }, 60_000);
 
   it('paths 3 with no index on the host yet: the first claim is visible (stage queued, host) before the host activity builds the index', async () => {
