@@ -20,6 +20,7 @@ import { createFastActivities, newLog } from '../test/helpers/fast-activities.js
 import { slotMoves, tailSlotsFreed } from './real/figures.js';
 import { readSpeciesSignals } from './real/histories.js';
 import { cpuOf } from './b5/cpu.js';
+import { counterDelta, scrapeCounters } from './b5/server-metrics.js';
 
 export interface OrchestrationFigures {
   /** which server: 'dev server (SQLite)' or 'temporal-server + PostgreSQL' */
@@ -48,6 +49,8 @@ export interface OrchestrationFigures {
    * issue 15 item 3, with the tools' work taken out.
    */
   cpuMsPerSample?: { worker: number; server: number | null };
+  /** the embedded server's `service_requests` and `persistence_requests` counters per sample, largest first */
+  serverRequestsPerSample?: Record<string, number>;
   /** workflow tasks of the species and batch runs that timed out / failed: each one meant a whole replay */
   longLivedTasks?: { timedOut: number; failed: number; causes?: Record<string, number> };
   /** samples done when the worker was replaced (restartAt), else null */
@@ -113,7 +116,7 @@ export async function measureOrchestration(o: {
     ({ address, namespace } = o.target);
   } else {
     stateDir = mkdtempSync(join(tmpdir(), 'fq-bench-'));
-    server = await startEmbeddedServer({ stateDir, port: await freePort(), headless: true, ...(process.env.FQ_BENCH_PRAGMAS ? { sqlitePragmas: JSON.parse(process.env.FQ_BENCH_PRAGMAS) } : {}), ...(process.env.FQ_BENCH_DYNCONFIG ? { dynamicConfig: JSON.parse(process.env.FQ_BENCH_DYNCONFIG) } : {}) });
+    server = await startEmbeddedServer({ stateDir, port: await freePort(), metricsPort: await freePort(), headless: true, ...(process.env.FQ_BENCH_PRAGMAS ? { sqlitePragmas: JSON.parse(process.env.FQ_BENCH_PRAGMAS) } : {}), ...(process.env.FQ_BENCH_DYNCONFIG ? { dynamicConfig: JSON.parse(process.env.FQ_BENCH_DYNCONFIG) } : {}) });
     ({ address, namespace } = server);
   }
   const connection = await Connection.connect({ address });
@@ -141,6 +144,8 @@ export async function measureOrchestration(o: {
     const t0 = Date.now();
     const cpu0 = process.cpuUsage();
     const server0 = server ? cpuOf(server.pid) : null;
+    const metricsPort = server?.restartOptions.metricsPort ?? 0;
+    const counters0 = metricsPort ? await scrapeCounters(metricsPort) : null;
     const h = await client.workflow.start('batchWorkflow', {
       taskQueue: 'fetchquant',
       workflowId: batchWorkflowId(batchId),
@@ -177,6 +182,10 @@ export async function measureOrchestration(o: {
     const samples = result.totals.done;
     const cpu1 = process.cpuUsage(cpu0);
     const server1 = server && server0 !== null ? cpuOf(server.pid) : null;
+    const requests = metricsPort ? counterDelta(counters0, await scrapeCounters(metricsPort)) : [];
+    const perSample = (n: number) => Math.round((n / Math.max(1, samples)) * 100) / 100;
+    // What the server was asked per sample (RPCs and SQLite requests, largest first): where its CPU goes.
+    const serverRequestsPerSample = Object.fromEntries(requests.slice(0, 40).map(([k, v]) => [k, perSample(v)]));
     const cpuMsPerSample = {
       worker: Math.round(((cpu1.user + cpu1.system) / 1000 / Math.max(1, samples)) * 10) / 10,
       server: server1 !== null && server0 !== null ? Math.round((((server1 - server0) * 1000) / Math.max(1, samples)) * 10) / 10 : null,
@@ -230,6 +239,7 @@ export async function measureOrchestration(o: {
       duplicatedRuns,
       reallocationDelayMs: delays,
       cpuMsPerSample,
+      ...(requests.length ? { serverRequestsPerSample } : {}),
       longLivedTasks,
       restartedAfter,
     };
