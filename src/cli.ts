@@ -37,7 +37,8 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
       return EXIT.ok;
     }
     // SDK logs go to a file (named at the end); the terminal gets progress, problems and the summary.
-    if (['run', 'demo', 'worker'].includes(cmd)) await (await import('./log.js')).installCliLogging();
+    // `run` installs it once its input is checked (below), while the server starts.
+    if (['demo', 'worker'].includes(cmd)) await (await import('./log.js')).installCliLogging();
     switch (cmd) {
       case 'run': {
         const { batchOptionsFromFlags } = await import('./cli/args.js');
@@ -47,12 +48,26 @@ async function command(cmd: string | undefined, rest: string[]): Promise<number>
         let plan: PlanSpecies[] | null = null;
         if (values['skip-plan']) await validateConfigs(options);
         else plan = await (await import('./cli/plan.js')).planInput(options, { checkTools: true });
+        performance.mark('input checked');
         // Ctrl-C while the configs were read: nothing was started, stop here.
         const stopped = (await import('./cli/signals.js')).interruptedCode();
         if (stopped !== null) return stopped;
-        const { runBatch } = await import('./cli/run.js');
+        // Start-up (issue 15): the embedded server boots (or the configured one is reached) while the SDK's
+        // worker modules load and its runtime starts, instead of one after the other (docs/architecture.md).
+        const { openSession, closeSession } = await import('./cli/context.js');
+        const session = openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded', { searchAttributes: true, out });
+        session.catch(() => undefined); // runBatch awaits it and reports its failure
+        let runBatch: typeof import('./cli/run.js').runBatch;
+        try {
+          await (await import('./log.js')).installCliLogging();
+          performance.mark('logging installed');
+          ({ runBatch } = await import('./cli/run.js'));
+        } catch (err) {
+          await closeSession(session);
+          throw err;
+        }
         // The plan summary (every run asked at its sources) is printed while the batch already runs.
-        return await runBatch(values, options, plan ? { plan } : {});
+        return await runBatch(values, options, { ...(plan ? { plan } : {}), session });
       }
       case 'demo':
         return await (await import('./cli/demo.js')).cmdDemo(values, out);

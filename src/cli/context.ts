@@ -97,3 +97,11 @@ export async function openSession(values: Record<string, unknown>, mode: 'start-
     },
   };
 }
+
+/** Undoes a session opened for a command that then failed to start: its client closed, a server it started stopped. */
+export async function closeSession(opening: Promise<Session>): Promise<void> {
+  const session = await opening.catch(() => null);
+  if (!session) return;
+  await session.close();
+  if (session.server?.owned) await session.server.stop();
+}

@@ -37,6 +37,8 @@ export interface RunHooks {
   /** the batch's runs, to ask at their sources and summarise while the batch runs (src/cli/plan.ts) */
   plan?: PlanSpecies[];
   out?: (line: string) => void;
+  /** the session, opened already (src/cli.ts); default: opened here */
+  session?: Promise<Session>;
 }
 
 export async function runBatch(values: Record<string, unknown>, options: BatchOptions, hooks: RunHooks = {}): Promise<number> {
@@ -50,10 +52,11 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     logger.terminal = (l) => (tty ? problems.push(l) : out(l));
   }
   // Where start-up time goes, in the log file (issue 15: no start-up pause the user waits on).
-  const phases: string[] = [];
+  const phases: string[] = performance.getEntriesByType('mark').map((m) => `${m.name} ${(m.startTime / 1000).toFixed(2)} s`);
   const phase = (name: string) => phases.push(`${name} ${(performance.now() / 1000).toFixed(2)} s`);
   phase('cli loaded');
-  const session = await openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded', { searchAttributes: true, out });
+  // `run` opened it already (src/cli.ts: the server starts while the worker's modules load); the demo has not.
+  const session = await (hooks.session ?? openSession({ ...values, 'output-dir': options.outputDir }, 'start-embedded', { searchAttributes: true, out }));
   phase('server session');
   // Interrupted while the server started: stop what this run started, nothing else began.
   if (interruptedCode() !== null) {
