@@ -54,6 +54,12 @@ export interface PacerClientOptions {
   updateRetryMs?: number;
   /** longest pause between two tries of an update (default 2 s) */
   updateBackoffMaxMs?: number;
+  /**
+   * Aborted when this process's worker begins to shut down. The pacer runs on this task queue, and a draining
+   * worker processes no new workflow task, so an update asked then is never answered: a local activity
+   * waiting on one held Ctrl-C up to its timeout (2 minutes measured). From then on no update waits.
+   */
+  stopping?: AbortSignal;
 }
 
 /**
@@ -64,6 +70,9 @@ export interface PacerClientOptions {
  * Six task timeouts' worth; the activity heartbeats meanwhile and its cancellation still stops the wait.
  */
 export const UPDATE_RETRY_MS = 6 * UNKNOWN_SPECIES_TASK_TIMEOUT_MS;
+
+/** How long order() waits for the pacer's answer before it keeps the configured order. */
+export const ORDER_QUERY_MS = 3000;
 
 /** A granted API token must be spent this soon (see token()). */
 export const TOKEN_TTL_MS = 100;
@@ -107,8 +116,9 @@ export class PacerClient {
   }
 
   /** An update to the pacer, starting it if it is not there and retrying while it continues-as-new. */
-  private async update<R>(call: () => Promise<R>, signal?: AbortSignal): Promise<R> {
+  private async update<R>(call: () => Promise<R>, asked?: AbortSignal): Promise<R> {
     const since = Date.now();
+    const signal = asked && this.o.stopping ? AbortSignal.any([asked, this.o.stopping]) : (asked ?? this.o.stopping);
     for (let i = 0; ; i++) {
       if (signal?.aborted) throw signal.reason;
       try {
@@ -219,7 +229,10 @@ export class PacerClient {
     if (sources.length < 2) return sources;
     let pace: SourcePace[];
     try {
-      pace = await this.handle().query(pacerMessages.pace);
+      // A hint, not worth a wait: a query is answered by a workflow task of the pacer, which nobody runs while
+      // this worker drains (it held Ctrl-C ~30 s) or while a killed worker holds the pacer's task.
+      const enough = AbortSignal.timeout(ORDER_QUERY_MS);
+      pace = await abortable(this.handle().query(pacerMessages.pace), this.o.stopping ? AbortSignal.any([enough, this.o.stopping]) : enough);
     } catch {
       return sources;
     }

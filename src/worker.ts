@@ -105,8 +105,11 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
     if (a.failed) process.stderr.write(`fetchquant: handed back ${a.activityType} attempt ${a.attempt} of ${a.workflowId} (worker ${a.workerPid} is gone)\n`);
   }
   phase('dead attempts reclaimed');
+  // Aborted as shutdown begins: nothing of ours may wait on a workflow this draining worker no longer runs.
+  const stopAsking = new AbortController();
   const activities =
-    cfg.activities ?? (await import('./activities/index.js')).createActivities({ hostId: cfg.hostId, cwd: cfg.cwd ?? process.cwd(), client: cfg.client, ...(cfg.http ? { http: cfg.http } : {}) });
+    cfg.activities ??
+    (await import('./activities/index.js')).createActivities({ hostId: cfg.hostId, cwd: cfg.cwd ?? process.cwd(), client: cfg.client, stopping: stopAsking.signal, ...(cfg.http ? { http: cfg.http } : {}) });
   phase('activities loaded');
   const common: Partial<WorkerOptions> = {
     connection: cfg.connection,
@@ -184,6 +187,7 @@ export async function startWorker(cfg: WorkerConfig): Promise<RunningWorker> {
     done,
     shutdown() {
       stopping ??= (async () => {
+        stopAsking.abort(new Error('the worker is shutting down'));
         for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
         await done.catch(() => undefined);
       })();

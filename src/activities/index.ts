@@ -40,13 +40,15 @@ export interface ActivityDeps {
    * null: none (each process paces itself only)
    */
   pacer?: PacerClient | null;
+  /** aborted when the worker begins to shut down (PacerClientOptions.stopping) */
+  stopping?: AbortSignal;
 }
 
 /** The pacer of these deps: given, or made on the client (FETCHQUANT_PACER=off turns it off). */
 export function pacerOf(deps: ActivityDeps): PacerClient | null {
   if (deps.pacer !== undefined) return deps.pacer;
   if (!deps.client || process.env.FETCHQUANT_PACER === 'off') return null;
-  return new PacerClient({ client: deps.client, holder: deps.hostId, limits: paceDefaults(process.env, rateDefaults()) });
+  return new PacerClient({ client: deps.client, holder: deps.hostId, limits: paceDefaults(process.env, rateDefaults()), ...(deps.stopping ? { stopping: deps.stopping } : {}) });
 }
 
 export function createActivities(deps: ActivityDeps): Activities {

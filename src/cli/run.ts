@@ -126,6 +126,8 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     let planDone = false;
     if (hooks.plan) {
       void (await import('./plan.js')).planSummaryLines(hooks.plan, options, http).then((lines) => {
+        // Interrupted: its asks were cut short with the worker ("the worker is shutting down"), not an answer.
+        if (interrupted) return;
         planShown.lines.push(...lines);
         planDone = true;
         if (!tty) for (const l of lines) out(l);

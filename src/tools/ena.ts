@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import type { Layout, RemoteFile, RunMeta } from '../types.js';
-import { HttpClient } from './http.js';
+import { excerpt, HttpClient } from './http.js';
 
 /**
  * Only the fields fetchquant reads. ENA rejects a whole request with 400 when one field name is unknown
@@ -176,7 +176,7 @@ export function enaRejected(status: number, body: string, url: string, fields: r
 export function interpretFilereport(status: number, body: string, run: string, url: string, format: 'tsv' | 'json' = 'tsv'): FilereportAnswer {
   if (status === 204) return { found: false, answer: `HTTP 204 (no content) from ${url}` };
   if (status === 400) throw enaRejected(status, body, url);
-  if (status !== 200) return { found: false, answer: `HTTP ${status} from ${url}: ${body.slice(0, 200).trim()}` };
+  if (status !== 200) return { found: false, answer: `HTTP ${status} from ${url}: ${excerpt(body)}` };
   let rows: EnaRow[];
   try {
     rows = format === 'json' ? parseJson(body) : parseTsv(body);
@@ -230,7 +230,7 @@ export async function searchRunsByTaxon(opts: { portalUrl: string; taxonId: numb
   if (status === 204) return [];
   if (status === 400) throw enaRejected(status, body, url, SEARCH_FIELDS);
   if (status !== 200) {
-    throw ApplicationFailure.create({ type: FailureType.ServerError, message: `ENA search for taxon ${opts.taxonId}: HTTP ${status} from ${url}: ${body.slice(0, 200).trim()}`, nonRetryable: false });
+    throw ApplicationFailure.create({ type: FailureType.ServerError, message: `ENA search for taxon ${opts.taxonId}: HTTP ${status} from ${url}: ${excerpt(body)}`, nonRetryable: false });
   }
   return parseSearch(body);
 }

@@ -401,3 +401,9 @@ export function describeNetworkError(err: unknown): string {
   const cause = wrapped?.message ?? wrapped?.code;
   return cause ? `${e?.message ?? 'error'}: ${cause}` : (e?.message ?? String(err));
 }
+
+/** An archive's answer quoted in one line of a message: whitespace collapsed (an HTML error page spans dozens), at most `max` characters. */
+export function excerpt(body: string, max = 200): string {
+  const flat = body.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+}

@@ -19,7 +19,7 @@ import { PROJECT_ACCESSION, projectAccessionProblem, RUN_ACCESSION } from '../co
 import { FailureType } from '../failures.js';
 import type { RunMeta } from '../types.js';
 import { BULK_LIBRARY_SOURCE, enaRejected, layoutOf, parseTsv } from './ena.js';
-import type { HttpClient } from './http.js';
+import { excerpt, type HttpClient } from './http.js';
 
 export { PROJECT_ACCESSION, projectAccessionProblem };
 
@@ -124,12 +124,12 @@ export async function expandProject(opts: { accession: string; portalUrl: string
   if (accession.startsWith('GSE')) {
     const sUrl = gdsSearchUrl(opts.eutilsUrl, accession);
     const s = await http.getText(sUrl, { rateClass: 'sra' });
-    if (s.status !== 200) throw fail(`GEO search for ${accession}: HTTP ${s.status} from ${sUrl}: ${s.body.slice(0, 200).trim()}`, s.status >= 500 || s.status === 429);
+    if (s.status !== 200) throw fail(`GEO search for ${accession}: HTTP ${s.status} from ${sUrl}: ${excerpt(s.body)}`, s.status >= 500 || s.status === 429);
     const uid = parseGdsSearch(s.body, accession);
     if (!uid) throw fail(`GEO does not know the series ${accession} (${sUrl} lists no GDS record)`, false);
     const dUrl = gdsSummaryUrl(opts.eutilsUrl, uid);
     const d = await http.getText(dUrl, { rateClass: 'sra' });
-    if (d.status !== 200) throw fail(`GEO record of ${accession}: HTTP ${d.status} from ${dUrl}: ${d.body.slice(0, 200).trim()}`, d.status >= 500 || d.status === 429);
+    if (d.status !== 200) throw fail(`GEO record of ${accession}: HTTP ${d.status} from ${dUrl}: ${excerpt(d.body)}`, d.status >= 500 || d.status === 429);
     const link = parseGdsSummary(d.body, uid);
     if (!link) throw fail(`GEO series ${accession} links to no BioProject or SRA study (${dUrl}): it has no sequencing runs to fetch (a microarray series?)`, false);
     target = link.accession;
@@ -138,7 +138,7 @@ export async function expandProject(opts: { accession: string; portalUrl: string
   const url = projectFilereportUrl(opts.portalUrl, target);
   const r = await http.getText(url, { rateClass: 'ena' });
   if (r.status === 400) throw enaRejected(r.status, r.body, url, PROJECT_FIELDS);
-  if (r.status !== 200 && r.status !== 204) throw fail(`ENA filereport of ${target}: HTTP ${r.status} from ${url}: ${r.body.slice(0, 200).trim()}`, true);
+  if (r.status !== 200 && r.status !== 204) throw fail(`ENA filereport of ${target}: HTTP ${r.status} from ${url}: ${excerpt(r.body)}`, true);
   const rows = r.status === 204 ? [] : parseProjectRows(r.body);
   if (rows.length === 0) {
     throw fail(`ENA lists no runs for ${target}${resolvedAs ? ` (of ${accession})` : ''} (${r.status === 204 ? 'HTTP 204, no content' : 'header-only answer'} from ${url}): unknown, not public yet, or without reads`, false);

@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
 import type { RemoteFile } from '../types.js';
-import type { HttpClient } from './http.js';
+import { excerpt, type HttpClient } from './http.js';
 
 export function locateUrl(locateBase: string, run: string): string {
   const q = new URLSearchParams({ acc: run, filetype: 'run' });
@@ -169,7 +169,7 @@ export async function locateRun(opts: { locateUrl: string; run: string; http: Ht
   try {
     a = parseLocate(body, opts.run, opts.services);
   } catch (err) {
-    if (status !== 200) return { found: false, answer: `HTTP ${status} from ${url}: ${body.slice(0, 200).trim()}` };
+    if (status !== 200) return { found: false, answer: `HTTP ${status} from ${url}: ${excerpt(body)}` };
     // A proxy's error page in place of JSON is a transient server problem, not an unknown run.
     throw ApplicationFailure.create({ type: FailureType.ServerError, message: `${(err as Error).message} (from ${url})`, nonRetryable: false });
   }

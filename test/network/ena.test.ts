@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { chooseFastqFiles, FILEREPORT_FIELDS, filereportUrl, mateOf, parseJson, parseTsv, searchUrl, withScheme } from '../../src/tools/ena.js';
+import { chooseFastqFiles, FILEREPORT_FIELDS, filereportUrl, interpretFilereport, mateOf, parseJson, parseTsv, searchUrl, withScheme } from '../../src/tools/ena.js';
 
 const RUN = 'SRR13055520';
 const dir = `ftp.sra.ebi.ac.uk/vol1/fastq/SRR130/020/${RUN}`;
@@ -88,5 +88,13 @@ describe('chooseFastqFiles', () => {
   it('leaves bytes and md5 null when the row does not give valid ones', () => {
     const c = chooseFastqFiles({ fastq_ftp: `${dir}/${RUN}.fastq.gz`, fastq_md5: 'nothex', fastq_bytes: '' }, RUN, 'https');
     expect(c?.files[0]).toMatchObject({ bytes: null, md5: null });
+  });
+
+  it('quotes an error page in one line of the problem it names (an HTML 404 page printed a dozen lines per run)', () => {
+    const page = '<!DOCTYPE HTML>\n<html lang="en">\n    <head>\n        <title>Error response</title>\n    </head>\n    <body>\n        <h1>Error response</h1>\n        <p>Error code: 404</p>\n' + 'x'.repeat(400);
+    const a = interpretFilereport(404, page, 'SRR9500001', 'http://127.0.0.1:1/ena/filereport');
+    expect(a).toMatchObject({ found: false, answer: expect.stringMatching(/^HTTP 404 from http:\/\/127\.0\.0\.1:1\/ena\/filereport: <!DOCTYPE HTML> <html lang="en"> <head> <title>Error response<\/title>/) });
+    expect((a as { answer: string }).answer).not.toContain('\n');
+    expect((a as { answer: string }).answer.length).toBeLessThan(300);
   });
 });

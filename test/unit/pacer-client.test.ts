@@ -4,9 +4,9 @@
  * Update failed" until that task times out. The crash test met an outage longer than the 21 tries the client
  * used to allow, and samples failed for it. A fake client stands in for the server; the tries are spaced 1 ms.
  */
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import { ServiceError, type Client } from '@temporalio/client';
-import { PacerClient, UPDATE_RETRY_MS } from '../../src/pacing.js';
+import { ORDER_QUERY_MS, PacerClient, UPDATE_RETRY_MS } from '../../src/pacing.js';
 import { UNKNOWN_SPECIES_TASK_TIMEOUT_MS } from '../../src/workflows/options.js';
 
 /** A server whose pacer fails the first `failures` updates, then grants a permit. */
@@ -50,5 +50,54 @@ describe('PacerClient waits out a pacer that cannot answer', () => {
 
   it('by default outlasts several pacer task timeouts', () => {
     expect(UPDATE_RETRY_MS).toBeGreaterThanOrEqual(4 * UNKNOWN_SPECIES_TASK_TIMEOUT_MS);
+  });
+});
+
+/** A pacer that never answers: what a draining worker's own pacer is (nobody runs its workflow tasks). */
+function silentServer() {
+  const never = new Promise<never>(() => undefined);
+  const asked = { updates: 0, queries: 0 };
+  const client = {
+    workflow: {
+      getHandle: () => ({
+        executeUpdate: () => (asked.updates++, never),
+        query: () => (asked.queries++, never),
+        signal: async () => undefined,
+      }),
+      start: async () => undefined,
+    },
+  } as unknown as Client;
+  return { client, asked };
+}
+
+describe('PacerClient gives way when its worker shuts down', () => {
+  it('a token wait pending at shutdown rejects with the shutdown at once (it held Ctrl-C until the local activity timed out: 2 minutes)', async () => {
+    const server = silentServer();
+    const stopping = new AbortController();
+    const pacer = new PacerClient({ client: server.client, holder: 'h', limits, stopping: stopping.signal });
+    const waiting = pacer.token('ena');
+    const settled = jest.fn();
+    waiting.then(settled, settled);
+    await new Promise((r) => setTimeout(r, 50));
+    expect([server.asked.updates, settled.mock.calls.length]).toEqual([1, 0]);
+    stopping.abort(new Error('the worker is shutting down'));
+    await expect(waiting).rejects.toThrow('the worker is shutting down');
+    // and nothing asked afterwards waits either
+    await expect(pacer.withPermit('sra', async () => 'downloaded')).rejects.toThrow('the worker is shutting down');
+  });
+
+  it('the source order, a hint, keeps the configured order rather than wait on a pacer that cannot answer', async () => {
+    const server = silentServer();
+    const stopping = new AbortController();
+    const pacer = new PacerClient({ client: server.client, holder: 'h', limits, stopping: stopping.signal });
+    const order = pacer.order(['sra', 'ena']);
+    await new Promise((r) => setTimeout(r, 50));
+    stopping.abort(new Error('the worker is shutting down'));
+    await expect(order).resolves.toEqual(['sra', 'ena']);
+    expect(server.asked.queries).toBe(1);
+  });
+
+  it('without a shutdown, that wait on the order is bounded too', () => {
+    expect(ORDER_QUERY_MS).toBeLessThanOrEqual(5000);
   });
 });
