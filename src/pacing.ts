@@ -115,10 +115,16 @@ export class PacerClient {
       });
   }
 
+  /** `signal`, or also the worker's shutdown (PacerClientOptions.stopping) when there is one. */
+  private orStopping(signal?: AbortSignal): AbortSignal | undefined {
+    if (!this.o.stopping) return signal;
+    return signal ? AbortSignal.any([signal, this.o.stopping]) : this.o.stopping;
+  }
+
   /** An update to the pacer, starting it if it is not there and retrying while it continues-as-new. */
   private async update<R>(call: () => Promise<R>, asked?: AbortSignal): Promise<R> {
     const since = Date.now();
-    const signal = asked && this.o.stopping ? AbortSignal.any([asked, this.o.stopping]) : (asked ?? this.o.stopping);
+    const signal = this.orStopping(asked);
     for (let i = 0; ; i++) {
       if (signal?.aborted) throw signal.reason;
       try {
@@ -231,8 +237,7 @@ export class PacerClient {
     try {
       // A hint, not worth a wait: a query is answered by a workflow task of the pacer, which nobody runs while
       // this worker drains (it held Ctrl-C ~30 s) or while a killed worker holds the pacer's task.
-      const enough = AbortSignal.timeout(ORDER_QUERY_MS);
-      pace = await abortable(this.handle().query(pacerMessages.pace), this.o.stopping ? AbortSignal.any([enough, this.o.stopping]) : enough);
+      pace = await abortable(this.handle().query(pacerMessages.pace), this.orStopping(AbortSignal.timeout(ORDER_QUERY_MS)));
     } catch {
       return sources;
     }

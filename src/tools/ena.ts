@@ -164,7 +164,7 @@ export type FilereportAnswer = { found: true; row: EnaRow } | { found: false; an
  * accepts. Asking SRA instead would hide it for every run, so it fails loudly and is never retried.
  */
 export function enaRejected(status: number, body: string, url: string, fields: readonly string[] = FILEREPORT_FIELDS): ApplicationFailure {
-  const said = body.trim().replace(/\s+/g, ' ').slice(0, 300) || '(empty body)';
+  const said = excerpt(body, 300) || '(empty body)';
   return ApplicationFailure.create({
     type: FailureType.InvalidInput,
     nonRetryable: true,

@@ -402,8 +402,7 @@ export function describeNetworkError(err: unknown): string {
   return cause ? `${e?.message ?? 'error'}: ${cause}` : (e?.message ?? String(err));
 }
 
-/** An archive's answer quoted in one line of a message: whitespace collapsed (an HTML error page spans dozens), at most `max` characters. */
+/** An archive's answer quoted in one line of a message: whitespace collapsed (an HTML error page spans dozens), its first `max` characters. */
 export function excerpt(body: string, max = 200): string {
-  const flat = body.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+  return body.trim().replace(/\s+/g, ' ').slice(0, max);
 }
