@@ -180,7 +180,40 @@ export interface DownloadResult {
   verified?: ReadSet;
   /** the step told the species the reads are verified (readsVerified), as the input's `tell` asked */
   told?: true;
+  /** what the step did after verifying, when its input asked for `quantAfter` (src/activities/sample-steps.ts) */
+  chained?: ChainedQuant;
 }
+
+/**
+ * Asked of a download or conversion by samples of `paths: 4` (src/workflows/sample.ts CHAIN_QUANT_PATHS): once
+ * its reads are verified and the species told, the same step runs the quant step (quant + publish), so a clean
+ * sample has no activity task and no workflow task between its reads and its quant. What the sample cannot know
+ * before the reads exist (the reads, their layout, the files, the stage times) the step fills in.
+ */
+export interface QuantAfter {
+  /** the quant step's input but its reads and kallisto's -l/-s */
+  quant: {
+    run: string;
+    indexPath: string;
+    quantDir: string;
+    kallistoThreads: number | null;
+    quantThreads: number | null;
+    timeoutSec: number;
+    /** as the quant step's `publish`; the step completes the draft's reads, files, stages and downsampling */
+    publish: { provenance: ProvenanceDraft; runDir: string; keepReads?: boolean; tell?: Tell & { outcome: SampleOutcome } };
+  };
+  /** kallisto's -l/-s for each layout the verified reads may turn out to have */
+  fragment: Record<Layout, { length: number; sd: number }>;
+  /** steps.getfastq.max_bp (the provenance's downsampling record), and the bytes fetched before this step */
+  maxBp?: number;
+  bytesFetchedBefore?: number;
+}
+
+/**
+ * The quant part of a step asked for `quantAfter`: its result (published), or why it failed (the reads stay
+ * verified on disk, and the sample quantifies them in a step of its own). verifiedAt: when quant could begin.
+ */
+export type ChainedQuant = { verifiedAt: string; quant: QuantResult } | { verifiedAt: string; error: { message: string; type?: string; nonRetryable?: boolean } };
 
 /** Where a sample's step tells its species what it did (src/activities/sample-steps.ts). */
 export interface Tell {

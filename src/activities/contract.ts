@@ -16,7 +16,9 @@ import type {
   JanitorReport,
   Layout,
   Provenance,
+  ChainedQuant,
   ProvenanceDraft,
+  QuantAfter,
   QuantResult,
   ReadSet,
   RunMeta,
@@ -26,6 +28,19 @@ import type {
   SourcePlan,
   Tell,
 } from '../types.js';
+
+/** What convertSra returns. */
+export interface ConvertResult {
+  files: string[];
+  layout: Layout;
+  unpairedReads?: number;
+  verified?: ReadSet;
+  told?: true;
+  chained?: ChainedQuant;
+}
+
+/** The quant step's input. */
+export type QuantInput = Parameters<Activities['quant']>[0];
 
 export interface SpeciesDemand {
   speciesId: string;
@@ -80,11 +95,13 @@ export interface Activities {
   /** minFreeGb: the disk floor the transfer keeps while it writes (stops with DiskFloor, bytes kept); none if absent */
   /** verify: also check the reads as verifyReads would, and return them as `verified` when they pass (FASTQ plans) */
   /** plainReads: a .fastq.gz may be kept inflated (RUN_1.fastq) when the disk has room; absent: kept as fetched */
-  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number; verify?: boolean; plainReads?: boolean; tell?: Tell }): Promise<DownloadResult>;
+  /** quantAfter (needs verify and tell): once verified and the species told, the quant step too (`chained`) */
+  download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number; verify?: boolean; plainReads?: boolean; tell?: Tell; quantAfter?: QuantAfter }): Promise<DownloadResult>;
   /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + one counting pass (+ gzip only when the disk needs it); removes the .sra. Returns FASTQ paths (.fastq or .fastq.gz). */
   /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
   /** verify: also check the reads against the source's count as verifyReads would; `verified` when they pass */
-  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number; verify?: { expectedReads: number | null }; tell?: Tell }): Promise<{ files: string[]; layout: Layout; unpairedReads?: number; verified?: ReadSet; told?: true }>;
+  /** quantAfter: as download's */
+  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number; verify?: { expectedReads: number | null }; tell?: Tell; quantAfter?: QuantAfter }): Promise<ConvertResult>;
   /**
    * gzip test, mate counts equal, counts against expectedReads (spots) when known. Throws TruncatedReads.
    * unpairedReads: absent = the run has exactly these files (pairs/reads must equal spots); a number = that

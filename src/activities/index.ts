@@ -18,7 +18,7 @@ import { KnownDirs } from './known-dirs.js';
 import { createIndexActivities } from './index-build.js';
 import { createQuantActivities, readPublishedQuant } from './quant.js';
 import { createReadActivities } from './reads.js';
-import { createSampleSteps, tellSpecies, tellVerified } from './sample-steps.js';
+import { createSampleSteps, quantAfter, tellSpecies, tellVerified } from './sample-steps.js';
 import { createSourceActivities } from './source.js';
 import { HttpClient, rateDefaults } from '../tools/http.js';
 import { PacerClient, paceDefaults } from '../pacing.js';
@@ -112,6 +112,11 @@ export function createActivities(deps: ActivityDeps): Activities {
       clearInterval(beat);
     }
   };
+  const quantStep: Activities['quant'] = async (input) => {
+    if (input.reads.files[0]?.startsWith('/')) lease(dirname(input.reads.files[0]));
+    if (input.publish) lease(input.publish.runDir);
+    return steps.quant(input);
+  };
   return {
     ...createDiscoverActivities({ cwd: deps.cwd, searchRunsByTaxon: (o) => searchRunsByTaxon({ ...o, http }), expandProject: (o) => expandProject({ ...o, http }) }),
     async allocate({ totalThreads, species }) {
@@ -122,7 +127,8 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
     ...source,
     async download(input) {
-      return tellVerified(tell, input, input.plan.run, await fetchReads(input));
+      const r = await tellVerified(tell, input, input.plan.run, await fetchReads(input));
+      return quantAfter(quantStep, input, r, { files: r.files, downsampled: r.downsampled, bytesFetched: r.bytesFetched });
     },
     async verifyReads(input) {
       if (input.files[0]?.startsWith('/')) lease(dirname(input.files[0]));
@@ -130,18 +136,14 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
     async convertSra(input) {
       if (input.runDir.startsWith('/')) lease(input.runDir);
-      return tellVerified(tell, input, input.run, await convert.convertSra(input));
+      return quantAfter(quantStep, input, await tellVerified(tell, input, input.run, await convert.convertSra(input)));
     },
     ...index,
     ...quant,
     ...disk,
     reserveDisk,
     ...steps,
-    async quant(input) {
-      if (input.reads.files[0]?.startsWith('/')) lease(dirname(input.reads.files[0]));
-      if (input.publish) lease(input.publish.runDir);
-      return steps.quant(input);
-    },
+    quant: quantStep,
     async publish(input) {
       lease(input.runDir);
       return steps.publish(input);

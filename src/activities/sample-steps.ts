@@ -13,11 +13,13 @@
  */
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Activities } from './contract.js';
 import { activityHooks, logInfo, withHeartbeat } from './heartbeat.js';
+import { WORKER_LOST } from '../failures.js';
 import { runQuantTmpDir } from '../ids.js';
-import { completeProvenance } from '../provenance.js';
-import type { QuantResult, ReadSet, SampleOutcome, Tell } from '../types.js';
+import { completeProvenance, downsamplingRecord } from '../provenance.js';
+import type { ChainedQuant, DownloadResult, LocalFile, ProvenanceDraft, QuantAfter, QuantResult, ReadSet, SampleOutcome, StageRecord, Tell } from '../types.js';
 import { readsVerifiedSignal, sampleFinishedSignal } from '../workflows/messages.js';
 
 /**
@@ -49,6 +51,61 @@ export function tellSpecies(client?: Client): TellSpecies {
 export async function tellVerified<R extends { verified?: ReadSet; told?: true }>(tell: TellSpecies, input: { tell?: Tell }, run: string, r: R): Promise<R> {
   if (!input.tell || !r.verified) return r;
   return (await tell.readsVerified(input.tell, run, r.verified.reads)) ? { ...r, told: true } : r;
+}
+
+/** The activity's cancellation signal, when there is an activity context (tests call steps without one). */
+function cancelled(): boolean {
+  try {
+    return Context.current().cancellationSignal.aborted;
+  } catch {
+    return false;
+  }
+}
+
+/** The draft's stages with the open one ended at `at`, and quantifying begun then (as the sample would record them). */
+function quantifyingFrom(stages: StageRecord[], host: string, at: string): StageRecord[] {
+  const closed = stages.map((s, i) => (i === stages.length - 1 && !s.endedAt ? { ...s, endedAt: at } : { ...s }));
+  return [...closed, { stage: 'quantifying', host, startedAt: at }];
+}
+
+/**
+ * The quant step run by the download or conversion that verified the reads and told the species, when the sample
+ * asked (`quantAfter`: samples of `paths: 4`, src/workflows/sample.ts CHAIN_QUANT_PATHS): no activity task and no
+ * workflow task of the sample between the reads and kallisto. The step fills in the draft what only it knows (the
+ * reads, the files it wrote, the stage times, the downsampling record). Only after `told`: a species not told
+ * would hold the download slot until quant ended. A quant failure does not fail the step: the reads are verified
+ * and on disk, so the result says why (`chained.error`) and the sample quantifies them in a step of its own,
+ * under its retry policy. A cancellation, or an attempt lost with its worker, is let through: the step stops.
+ */
+export async function quantAfter<R extends { verified?: ReadSet; told?: true }>(
+  quant: Activities['quant'],
+  input: { quantAfter?: QuantAfter },
+  r: R,
+  facts: { files?: LocalFile[]; downsampled?: DownloadResult['downsampled']; bytesFetched?: number } = {},
+): Promise<R & { chained?: ChainedQuant }> {
+  const after = input.quantAfter;
+  if (!after || !r.verified || !r.told) return r;
+  const verifiedAt = new Date().toISOString();
+  const reads = r.verified;
+  const draft = after.quant.publish.provenance;
+  const provenance: ProvenanceDraft = {
+    ...draft,
+    reads: reads.reads,
+    ...(reads.unpairedReads !== undefined ? { unpairedReads: reads.unpairedReads } : {}),
+    ...(facts.files ? { files: facts.files } : {}),
+    stages: quantifyingFrom(draft.stages, draft.host, verifiedAt),
+    ...(after.maxBp ? { downsampling: downsamplingRecord(after.maxBp, facts.downsampled, draft.source, (after.bytesFetchedBefore ?? 0) + (facts.bytesFetched ?? 0)) } : {}),
+  };
+  const fragment = after.fragment[reads.layout];
+  try {
+    const q = await quant({ ...after.quant, reads, fragmentLength: fragment.length, fragmentSd: fragment.sd, publish: { ...after.quant.publish, provenance } });
+    return { ...r, chained: { verifiedAt, quant: q } };
+  } catch (err) {
+    if (err instanceof CancelledFailure || cancelled() || (err instanceof ApplicationFailure && err.type === WORKER_LOST)) throw err;
+    const app = err instanceof ApplicationFailure ? err : null;
+    logInfo(`quant ${after.quant.run} after its reads were verified failed; the sample quantifies them in a step of its own: ${(err as Error)?.message ?? String(err)}`);
+    return { ...r, chained: { verifiedAt, error: { message: (err as Error)?.message ?? String(err), ...(app?.type ? { type: app.type } : {}), ...(app?.nonRetryable ? { nonRetryable: true } : {}) } } };
+  }
 }
 
 type Parts = Pick<Activities, 'checkDone' | 'resolveSource' | 'ensureIndex' | 'reserveDisk' | 'quant' | 'finalize' | 'deleteReads'> & {

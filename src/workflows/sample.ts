@@ -51,12 +51,12 @@ import { TimeoutType } from '@temporalio/common';
 import type { ActivityInterfaceFor, ActivityOptions, ExternalWorkflowHandle, LocalActivityOptions, RetryPolicy } from '@temporalio/workflow';
 import type { Activities } from '../activities/contract.js';
 import { archivesOf, type Source, type SourceName } from '../config/sources.js';
-import { causeChain, DISK_FLOOR, FailureType, isRetryable, WORKER_LOST } from '../failures.js';
+import { causeChain, DISK_FLOOR, FailureType, isRetryable, NON_RETRYABLE, WORKER_LOST } from '../failures.js';
 import { amalgkitFragment, hostQueue, runReadsDir, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import { expectedReadsOf, readsCheckOf } from '../reads-check.js';
-import { completeProvenance } from '../provenance.js';
-import type { AmalgkitRunSettings, DiskGrant, DownloadResult, LocalFile, Provenance, ProvenanceDraft, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
+import { completeProvenance, downsamplingRecord } from '../provenance.js';
+import type { AmalgkitRunSettings, ChainedQuant, DiskGrant, DownloadResult, Layout, LocalFile, ProvenanceDraft, QuantAfter, QuantResult, ReadSet, SampleInput, SampleOptions, SampleOutcome, SampleStage, SourcePlan, StageRecord } from '../types.js';
 import { HUMAN_LINE, failedLine, retryLine } from '../human.js';
 import { attemptFailedSignal, readsVerifiedSignal, sampleFinishedSignal, sampleParkedSignal, stageQuery, type ParkedRun, type SampleStatus } from './messages.js';
 import { hostActivityOptions, readCheckRetry, retryPolicy, sharedActivityOptions } from './options.js';
@@ -102,8 +102,19 @@ export const PREPARE_LOCALLY_PATHS = 2;
  * they go at once, as before.
  */
 export const ONE_FIRST_UPSERT_PATHS = 3;
+/**
+ * From `paths: 4` on, the download (or the .sra's conversion) that verified the reads and told the species runs
+ * the quant step too (quant + publish, `quantAfter`, src/activities/sample-steps.ts): no activity task, no
+ * workflow task and no 'quantifying' upsert between the reads and kallisto. A clean sample: 2 workflow tasks
+ * and 16 events, not 3 and 23, and two visibility writes, not three. The stage history (memo, provenance) still
+ * records quantifying, from the moment the step verified the reads; the SampleStage search attribute goes
+ * from downloading (converting for an .sra) to done. A quant that fails there leaves verified reads: the sample
+ * quantifies them in a step of its own, that failure counted as the step's first. A worker of an older release
+ * ignores quantAfter and the sample quantifies as before.
+ */
+export const CHAIN_QUANT_PATHS = 4;
 /** What species of this release give their samples. */
-export const LATEST_SAMPLE_PATHS = ONE_FIRST_UPSERT_PATHS;
+export const LATEST_SAMPLE_PATHS = CHAIN_QUANT_PATHS;
 
 /** One of fetchquant's search attributes and its value, as upserted. */
 type SearchAttribute = { key: (typeof SA)[keyof typeof SA]; value: string };
@@ -120,27 +131,6 @@ function isBadCopy(type: string | undefined): boolean {
  */
 function sourcesLeft(names: readonly SourceName[], bad: readonly Source[]): SourceName[] {
   return names.filter((n) => !bad.includes(archivesOf([n])[0]!));
-}
-
-/** What the provenance says about steps.getfastq.max_bp (docs/amalgkit.md). */
-function downsamplingRecord(maxBp: number, d: DownloadResult['downsampled'], plan: SourcePlan, bytesFetched: number): NonNullable<Provenance['downsampling']> {
-  if (d) {
-    return {
-      maxBp,
-      downsampled: true,
-      reads: d.reads,
-      bases: d.bases,
-      bytesFetched,
-      integrity:
-        "the archive's md5 covers whole files and cannot be checked on a prefix; checked instead: every record whole (4 lines, @/+, sequence and quality of equal length), mates in step, the received bytes decompress as gzip, the written files pass the gzip test and read count, kallisto processed every read",
-    };
-  }
-  return {
-    maxBp,
-    downsampled: false,
-    bytesFetched,
-    integrity: plan.source === 'sra' ? 'not applied: an SRA file is fetched whole; all its reads were quantified' : 'the run holds fewer bases than max_bp: fetched whole, md5 checked',
-  };
 }
 
 /**
@@ -203,6 +193,8 @@ interface OnHost {
   firstGrant?: DiskGrant;
   bytesFetched: number;
   downsampled: DownloadResult['downsampled'];
+  /** CHAIN_QUANT_PATHS: what the step that verified the reads did with them (quant published, or its failure) */
+  chained?: ChainedQuant;
 }
 
 export async function sampleWorkflow(input: SampleInput): Promise<SampleOutcome> {
@@ -247,6 +239,8 @@ class SampleRun {
   private readonly verifiedInStep: boolean;
   /** PREPARE_LOCALLY_PATHS: prepareSample as a local activity */
   private readonly prepareLocally: boolean;
+  /** CHAIN_QUANT_PATHS: the step that verifies the reads quantifies them too */
+  private readonly chainQuant: boolean;
   /** what the species' amalgkit config asks of this run (docs/amalgkit.md); samples of older plans have none */
   private readonly ak: AmalgkitRunSettings | undefined;
   private lostAttempts = 0;
@@ -279,6 +273,7 @@ class SampleRun {
     this.ownRetries = this.has(COUNT_WORK_FAILURES);
     this.verifiedInStep = this.has(VERIFIED_IN_STEP);
     this.prepareLocally = this.folded && (input.paths ?? 0) >= PREPARE_LOCALLY_PATHS;
+    this.chainQuant = this.prepareLocally && this.verifiedInStep && this.ownRetries && (input.paths ?? 0) >= CHAIN_QUANT_PATHS;
     // Folded: the first claim comes first and all five search attributes go in one upsert (claimHost).
     if (!this.folded) upsertSearchAttributes(this.identity);
     this.enter('queued', {}, !this.folded);
@@ -403,7 +398,10 @@ class SampleRun {
   private async download(at: OnHost): Promise<DownloadResult> {
     const { ak, options } = this;
     const plan = at.plan!;
-    const dl = await this.runStep({ ...this.hostOptions(at.hostId), summary: `${plan.source} ${plan.files.map((f) => f.name).join(' + ')}` }, (o) =>
+    // CHAIN_QUANT_PATHS: a FASTQ download that verifies its reads quantifies them too (an .sra's conversion does).
+    const chain = this.chainQuant && plan.source !== 'sra' ? { quantAfter: this.quantAfter(at, at.bytesFetched) } : {};
+    const fetched = `${plan.source} ${plan.files.map((f) => f.name).join(' + ')}`;
+    const dl = await this.runStep({ ...this.hostOptions(at.hostId, chain.quantAfter ? 2 : 1), summary: chain.quantAfter ? `${fetched}, then kallisto quant, publish, delete its reads` : fetched }, (o) =>
       at.host.download.executeWithOptions(o, [
         {
           plan,
@@ -416,10 +414,12 @@ class SampleRun {
           // Reads kept after quant stay as the archive sends them; reads deleted after quant may be kept plain
           // while they wait (kallisto then inflates nothing). An activity argument: no patch needed.
           ...(ak?.keepReads ? {} : { plainReads: true }),
+          ...chain,
         },
       ]),
     );
     this.files = dl.files;
+    at.chained = dl.chained;
     if (dl.told) this.slotReleased = true;
     at.bytesFetched += dl.bytesFetched;
     at.downsampled = dl.downsampled;
@@ -441,9 +441,12 @@ class SampleRun {
     if (plan.source === 'sra') {
       this.enter('converting', { attempt });
       const verify = this.verifiedInStep ? { verify: { expectedReads: expectedReadsOf(plan, dl.downsampled) }, tell: { speciesWorkflowId: this.input.speciesWorkflowId } } : {};
-      const conv = await this.runStep({ ...this.hostOptions(at.hostId), retry: checkRetry, summary: `vdb-validate + fasterq-dump ${run.run}` }, (o) =>
-        at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec, ...verify }]),
+      const chain = this.chainQuant ? { quantAfter: this.quantAfter(at, at.bytesFetched) } : {};
+      const summary = `vdb-validate + fasterq-dump ${run.run}${chain.quantAfter ? ', then kallisto quant, publish, delete its reads' : ''}`;
+      const conv = await this.runStep({ ...this.hostOptions(at.hostId, chain.quantAfter ? 2 : 1), retry: checkRetry, summary }, (o) =>
+        at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec, ...verify, ...chain }]),
       );
+      at.chained = conv.chained;
       fastq = conv.files;
       layout = conv.layout;
       unpairedReads = conv.unpairedReads;
@@ -500,11 +503,28 @@ class SampleRun {
   /** Free the species' download slot, then kallisto quant. */
   async quantify(at: OnHost, reads: ReadSet): Promise<QuantResult> {
     const { run, input, ak, options } = this;
+    // CHAIN_QUANT_PATHS: quantified (and published) by the step that verified the reads, or it says why not.
+    const chained = at.chained;
+    at.chained = undefined;
+    if (chained && 'quant' in chained) {
+      this.enter('quantifying', {}, false, chained.verifiedAt);
+      return chained.quant;
+    }
+    let failedBefore = 0;
+    if (chained) {
+      const e = chained.error;
+      this.enter('quantifying');
+      // As runStep would judge the step's first failure: final, or the step's first retry.
+      const final = Boolean(e.nonRetryable) || NON_RETRYABLE.includes(e.type as FailureType) || options.maxRetries < 1;
+      if (final) throw ApplicationFailure.create({ type: e.type ?? FailureType.ToolFailed, message: e.message, nonRetryable: true });
+      failedBefore = 1;
+      log.warn('quant failed in the step that verified the reads; retrying as its own step', { run: run.run, [HUMAN_LINE]: retryLine(run.run, 'quant', 1, options.maxRetries + 1, at.hostId, e.message) });
+    }
     // Folded: the slot signal and the quant go out in the same workflow task, so quant does not wait a
     // round trip for the species to acknowledge the freed slot.
     const slotSignal = this.folded ? this.releaseSlot(reads.reads) : undefined;
     if (!this.folded) await this.releaseSlot(reads.reads);
-    this.enter('quantifying');
+    if (!chained) this.enter('quantifying');
     // Folded: the quant step also publishes (provenance, rename, reads deleted): one round trip and 7 history
     // events fewer per sample. Data only, no new command: a quant result without `published` (an older
     // worker, or a history recorded before) is followed by the publish step as before.
@@ -514,29 +534,58 @@ class SampleRun {
       ? { publish: { provenance: this.provenanceDraft(at, reads), runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}), tell: { speciesWorkflowId: input.speciesWorkflowId, outcome: this.doneOutcome(at) } } }
       : {};
     const summary = `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)${this.folded ? ', publish, delete its reads' : ''}`;
-    const quanting = this.runStep({ ...this.hostOptions(at.hostId), summary }, (o) =>
-      at.host.quant.executeWithOptions(o, [
-        {
-          ...publish,
-          run: run.run,
-          indexPath: input.indexPath,
-          reads,
-          quantDir: input.quantDir,
-          // amalgkit quant's -l/-s unless the config gives fetchquant.fragment_length
-          ...(ak && !ak.fragmentFromConfig
-            ? { fragmentLength: amalgkitFragment(run.nominalLength).length, fragmentSd: amalgkitFragment(run.nominalLength).sd }
-            : {
-                fragmentLength: run.nominalLength && reads.layout === 'single' && !ak ? run.nominalLength : input.fragmentLength,
-                fragmentSd: input.fragmentSd,
-              }),
-          kallistoThreads: options.kallistoThreads,
-          quantThreads: options.quantThreads,
-          timeoutSec: options.processTimeoutSec,
-        },
-      ]),
+    const fragment = this.fragmentFor(reads.layout);
+    const quanting = this.runStep(
+      { ...this.hostOptions(at.hostId), summary },
+      (o) =>
+        at.host.quant.executeWithOptions(o, [
+          {
+            ...publish,
+            run: run.run,
+            indexPath: input.indexPath,
+            reads,
+            quantDir: input.quantDir,
+            fragmentLength: fragment.length,
+            fragmentSd: fragment.sd,
+            kallistoThreads: options.kallistoThreads,
+            quantThreads: options.quantThreads,
+            timeoutSec: options.processTimeoutSec,
+          },
+        ]),
+      failedBefore,
     );
     const [, quant] = await Promise.all([slotSignal, quanting]);
     return quant;
+  }
+
+  /** kallisto's -l/-s for reads of this layout: amalgkit quant's unless the config gives fetchquant.fragment_length. */
+  private fragmentFor(layout: Layout): { length: number; sd: number } {
+    const { run, input, ak } = this;
+    if (ak && !ak.fragmentFromConfig) return amalgkitFragment(run.nominalLength);
+    return { length: run.nominalLength && layout === 'single' && !ak ? run.nominalLength : input.fragmentLength, sd: input.fragmentSd };
+  }
+
+  /**
+   * CHAIN_QUANT_PATHS: what the step that will verify the reads needs to quantify and publish them. The reads,
+   * their files and the stage times are the step's to fill in (src/activities/sample-steps.ts quantAfter).
+   */
+  private quantAfter(at: OnHost, bytesFetchedBefore: number): QuantAfter {
+    const { run, input, ak, options } = this;
+    const draft = this.provenanceDraft(at, { layout: at.plan!.layout, files: [], reads: 0 });
+    delete draft.downsampling;
+    return {
+      quant: {
+        run: run.run,
+        indexPath: input.indexPath,
+        quantDir: input.quantDir,
+        kallistoThreads: options.kallistoThreads,
+        quantThreads: options.quantThreads,
+        timeoutSec: options.processTimeoutSec,
+        publish: { provenance: draft, runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}), tell: { speciesWorkflowId: input.speciesWorkflowId, outcome: this.doneOutcome(at) } },
+      },
+      fragment: { single: this.fragmentFor('single'), paired: this.fragmentFor('paired') },
+      ...(ak?.maxBp ? { maxBp: ak.maxBp, bytesFetchedBefore } : {}),
+    };
   }
 
   /** What the provenance file says, but for what quant finds (src/types.ts Provenance). */
@@ -660,12 +709,14 @@ class SampleRun {
    * lost to the worker are retried without counting, a download stopped at the disk floor waits for disk,
    * everything else as the policy says. Before it: the server retries.
    */
-  private async runStep<R>(opts: ActivityOptions, call: (o: ActivityOptions) => Promise<R>): Promise<R> {
+  private async runStep<R>(opts: ActivityOptions, call: (o: ActivityOptions) => Promise<R>, failedBefore = 0): Promise<R> {
     if (!this.ownRetries) return call(opts);
     const { run, status } = this;
     const policy = opts.retry ?? {};
     const once: ActivityOptions = { ...opts, retry: { maximumAttempts: 1 } };
-    for (let failures = 0; ; ) {
+    // failed already elsewhere (a quant in the step that verified the reads): its back-off first
+    if (failedBefore > 0) await sleep(backoffMs(policy, failedBefore));
+    for (let failures = failedBefore; ; ) {
       try {
         return await call(once);
       } catch (err) {
@@ -712,13 +763,16 @@ class SampleRun {
     return { startToCloseTimeout: '2 minutes', retry: retryPolicy(this.options) };
   }
 
-  private hostOptions(hostId: string): ActivityOptions {
-    return hostActivityOptions(hostQueue(hostId), this.options);
+  /** `steps`: how many tool steps the activity runs in turn (a step that also quantifies: 2), each within the process timeout */
+  private hostOptions(hostId: string, steps = 1): ActivityOptions {
+    const o = hostActivityOptions(hostQueue(hostId), this.options);
+    return steps > 1 ? { ...o, startToCloseTimeout: Math.round((this.options.processTimeoutSec * steps + 60) * 1000) } : o;
   }
 
-  private enter(stage: SampleStage, extra: Partial<StageRecord> = {}, upsert = true): void {
+  /** `at`: when the stage began, if not now (a step's own clock: CHAIN_QUANT_PATHS) */
+  private enter(stage: SampleStage, extra: Partial<StageRecord> = {}, upsert = true, at?: string): void {
     const { status } = this;
-    const now = new Date().toISOString();
+    const now = at ?? new Date().toISOString();
     const last = status.history[status.history.length - 1];
     if (last && !last.endedAt) last.endedAt = now;
     status.stage = stage;

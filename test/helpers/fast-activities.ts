@@ -9,7 +9,7 @@ import { Context } from '@temporalio/activity';
 import { allocate } from '../../src/allocate.js';
 import { describeWorkflows } from '../../src/activities/in-flight.js';
 import type { Activities } from '../../src/activities/contract.js';
-import { createSampleSteps, tellSpecies, tellVerified } from '../../src/activities/sample-steps.js';
+import { createSampleSteps, quantAfter, tellSpecies, tellVerified, type TellSpecies } from '../../src/activities/sample-steps.js';
 import { FailureType, WORKER_LOST } from '../../src/failures.js';
 import type { BatchPlan, RunMeta, SpeciesPlan } from '../../src/types.js';
 
@@ -43,7 +43,29 @@ export function runName(speciesIndex: number, i: number): string {
 /** What every fast quant finds (and a published run's provenance says). */
 const FAST_QUANT = { nProcessed: 10, nPseudoaligned: 9, pPseudoaligned: 90, kallistoVersion: '0.48.0', command: ['kallisto'] };
 
+/** The single steps of a fast host: what src/activities/index.ts composes from the real modules. */
+export type FastParts = Omit<Activities, 'prepareSample' | 'publish'> & { publishedQuant(input: { quantDir: string; run: string }): Promise<typeof FAST_QUANT | null> };
+
 export function createFastActivities(world: FastWorld, hostId: string, log: FastLog): Activities {
+  return composeSteps(createFastParts(world, hostId, log), tellSpecies(world.client));
+}
+
+/**
+ * The folded sample steps, and the signals and the quant that steps run after verifying their reads, composed
+ * from single steps exactly as src/activities/index.ts composes the real ones (less the run-dir leases).
+ */
+export function composeSteps(parts: FastParts, tell: TellSpecies = tellSpecies()): Activities {
+  const { publishedQuant, ...single } = parts;
+  const steps = createSampleSteps({ ...single, publishedQuant }, tell);
+  const download: Activities['download'] = async (input) => {
+    const r = await tellVerified(tell, input, input.plan.run, await single.download(input));
+    return quantAfter(steps.quant, input, r, { files: r.files, downsampled: r.downsampled, bytesFetched: r.bytesFetched });
+  };
+  const convertSra: Activities['convertSra'] = async (input) => quantAfter(steps.quant, input, await tellVerified(tell, input, input.run, await single.convertSra(input)));
+  return { ...single, download, convertSra, ...steps };
+}
+
+export function createFastParts(world: FastWorld, hostId: string, log: FastLog): FastParts {
   // Like the real activities: heartbeat while working, since cancellation arrives only through heartbeats.
   const wait = (ms: number) => {
     const ctx = Context.current();
@@ -177,12 +199,7 @@ export function createFastActivities(world: FastWorld, hostId: string, log: Fast
       return world.client ? describeWorkflows(world.client, workflowIds) : {};
     },
   };
-  // The folded sample steps, and the signals steps send their species, are composed exactly as the real ones are.
-  const publishedQuant = async ({ run }: { run: string }) =>
-    world.doneRuns?.has(run) ? FAST_QUANT : null;
-  const tell = tellSpecies(world.client);
-  const download: Activities['download'] = async (input) => tellVerified(tell, input, input.plan.run, await base.download(input));
-  return { ...base, download, ...createSampleSteps({ ...base, publishedQuant }, tell) };
+  return { ...base, publishedQuant: async ({ run }) => (world.doneRuns?.has(run) ? FAST_QUANT : null) };
 }
 
 export function newLog(): FastLog {

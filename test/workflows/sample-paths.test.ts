@@ -7,13 +7,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import type { WorkflowHandle } from '@temporalio/client';
-import { createSampleSteps } from '../../src/activities/sample-steps.js';
 import type { Activities } from '../../src/activities/contract.js';
 import { FailureType } from '../../src/failures.js';
-import type { AmalgkitRunSettings, SampleInput, SampleOptions, SourcePlan } from '../../src/types.js';
+import type { AmalgkitRunSettings, Provenance, SampleInput, SampleOptions, SourcePlan } from '../../src/types.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
-import { ONE_FIRST_UPSERT_PATHS, PREPARE_LOCALLY_PATHS, VERIFIED_IN_STEP } from '../../src/workflows/sample.js';
-import { createFastActivities, newLog } from '../helpers/fast-activities.js';
+import { CHAIN_QUANT_PATHS, ONE_FIRST_UPSERT_PATHS, PREPARE_LOCALLY_PATHS, VERIFIED_IN_STEP } from '../../src/workflows/sample.js';
+import { composeSteps, createFastParts, newLog } from '../helpers/fast-activities.js';
 import { maybeRecord, patchMarkers } from '../helpers/histories.js';
 import { runVirtualSample } from '../helpers/sample.js';
 import { testTemporal, type TestTemporal } from '../helpers/temporal.js';
@@ -31,10 +30,16 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
   const spilled = new Set<string>();
   /** runs whose disk reservation is refused this many more times */
   const noRoom = new Map<string, number>();
+  /** runs whose quant fails this many more times, with this failure */
+  const quantFails = new Map<string, { left: number; type: string; nonRetryable?: boolean }>();
+  /** runs whose conversion checks its reads (as the real convertSra does when asked) */
+  const convertVerifies = new Set<string>();
+  /** the provenance each run was published with */
+  const provenances = new Map<string, Provenance>();
 
   beforeAll(async () => {
     t = await testTemporal('wf-paths');
-    const base = createFastActivities({ species: [{ id: 'sp', runs: 1 }] }, 'paths-host', newLog());
+    const base = createFastParts({ species: [{ id: 'sp', runs: 1 }] }, 'paths-host', newLog());
     const parts: Omit<Activities, 'prepareSample' | 'publish'> = {
       ...base,
       async resolveSource({ run, options }) {
@@ -63,9 +68,10 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
         }
         return base.download(input);
       },
-      async convertSra({ run, sraPath }) {
+      async convertSra({ run, sraPath, verify }) {
         calls.push({ step: 'convertSra', run, data: sraPath });
-        return { files: [`/virtual/${run}.fastq`], layout: 'single' };
+        const files = [`/virtual/${run}.fastq`];
+        return { files, layout: 'single', ...(verify && convertVerifies.has(run) ? { verified: { layout: 'single' as const, files, reads: 10 } } : {}) };
       },
       async verifyReads(input) {
         const left = badReads.get(input.run) ?? 0;
@@ -78,7 +84,16 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       },
       async quant(input) {
         calls.push({ step: 'quant', run: input.run, data: { l: input.fragmentLength, s: input.fragmentSd } });
+        const fails = quantFails.get(input.run);
+        if (fails && fails.left > 0) {
+          fails.left--;
+          throw ApplicationFailure.create({ type: fails.type, message: `${input.run}: kallisto quant exited 1`, nonRetryable: fails.nonRetryable ?? false });
+        }
         return base.quant(input);
+      },
+      async finalize(input) {
+        provenances.set(input.run, input.provenance);
+        return base.finalize(input);
       },
       async deleteReads(input) {
         calls.push({ step: 'deleteReads', run: input.run, data: input.keep ?? false });
@@ -91,7 +106,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
         return base.ensureIndex(input);
       },
     };
-    worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'paths-host', janitor: false, activities: { ...parts, ...createSampleSteps({ ...parts, publishedQuant: async () => null }) } });
+    worker = await startWorker({ connection: t.native, client: t.client, namespace: t.namespace, hostId: 'paths-host', janitor: false, activities: composeSteps({ ...parts, publishedQuant: async () => null }) });
   });
   afterAll(async () => {
     await worker?.shutdown();
@@ -274,6 +289,95 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       const { stages } = described.memo as { stages: { stage: string }[] };
       expect(stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
       await maybeRecord(t.client, `fetchquant/upsert/sp/${run}`, 'v10-sample-one-first-upsert');
+    });
+  }, 60_000);
+
+  it('a sample of paths 4 quantifies in the download that verified its reads: 2 workflow tasks, 16 events, two upserts; memo and provenance still record quantifying', async () => {
+    const run = 'SRR1400012';
+    await besideSpecies('chain', async (species) => {
+      const out = await runVirtualSample(t.client, 'chain', { run, nominalLength: 250 }, { sources: ['ena'], maxRetries: 1 }, undefined, { paths: CHAIN_QUANT_PATHS });
+      expect([out.state, out.source]).toEqual(['done', 'ena']);
+      expect(of(run)).toEqual(['resolveSource', 'reserveDisk', 'download', 'quant', 'deleteReads']);
+      const handle = t.client.workflow.getHandle(`fetchquant/chain/sp/${run}`);
+      const events = (await handle.fetchHistory()).events ?? [];
+      const scheduled = events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+      expect(scheduled).toEqual(['download']);
+      expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(2);
+      // 23 before (test/replay/histories/v10-sample-one-first-upsert.json): the quant's activity task (3 events), its
+      // workflow task (3) and the 'quantifying' upsert (1) fewer
+      expect(events.length).toBeLessThanOrEqual(16);
+      expect(upserts(events)).toEqual([['BatchId', 'RunAccession', 'SampleStage', 'Species', 'WorkerHost'], ['SampleStage']]);
+      const described = await handle.describe();
+      expect(described.searchAttributes).toMatchObject({ SampleStage: ['done'], RunAccession: [run] });
+      const { stages } = described.memo as { stages: { stage: string; startedAt: string; endedAt?: string }[] };
+      expect(stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
+      // quantifying began when the step had verified the reads, and the download ended then
+      expect(stages[1]!.endedAt).toBe(stages[2]!.startedAt);
+      expect(Date.parse(stages[2]!.startedAt)).toBeGreaterThanOrEqual(Date.parse(stages[1]!.startedAt));
+      const prov = provenances.get(run)!;
+      expect(prov.stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'quantifying']);
+      expect(prov.stages[2]!.startedAt).toBe(stages[2]!.startedAt);
+      expect(prov).toMatchObject({ reads: 10, host: 'paths-host', files: [{ path: `/virtual/${run}.fastq.gz` }] });
+      // the species heard both from the step, as before
+      const received = ((await species.fetchHistory()).events ?? []).map((e) => e.workflowExecutionSignaledEventAttributes?.signalName).filter(Boolean);
+      expect(received).toEqual(['readsVerified', 'sampleFinished']);
+      await maybeRecord(t.client, `fetchquant/chain/sp/${run}`, 'v11-sample-quant-chained');
+    });
+  }, 60_000);
+
+  it('paths 4, SRA: the conversion that verified the reads quantifies them (3 workflow tasks), stages downloading, converting, quantifying', async () => {
+    const run = 'SRR1400013';
+    spilled.add(run);
+    convertVerifies.add(run);
+    await besideSpecies('chainsra', async () => {
+      const out = await runVirtualSample(t.client, 'chainsra', { run, nominalLength: 250 }, { sources: ['ena', 'sra'], maxRetries: 1 }, undefined, { paths: CHAIN_QUANT_PATHS });
+      expect([out.state, out.source]).toEqual(['done', 'sra']);
+      expect(of(run)).toEqual(['resolveSource', 'reserveDisk', 'download', 'convertSra', 'quant', 'deleteReads']);
+      const handle = t.client.workflow.getHandle(`fetchquant/chainsra/sp/${run}`);
+      const events = (await handle.fetchHistory()).events ?? [];
+      expect(events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean)).toEqual(['download', 'convertSra']);
+      expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(3);
+      const { stages } = (await handle.describe()).memo as { stages: { stage: string }[] };
+      expect(stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'converting', 'quantifying', 'done']);
+      expect(provenances.get(run)!.stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'converting', 'quantifying']);
+      await maybeRecord(t.client, `fetchquant/chainsra/sp/${run}`, 'v11-sample-sra-quant-chained');
+    });
+  }, 60_000);
+
+  it('paths 4: a quant that fails in the download step leaves verified reads; the sample quantifies them in a step of its own, that failure counted', async () => {
+    const run = 'SRR1400014';
+    quantFails.set(run, { left: 1, type: FailureType.ToolFailed });
+    await besideSpecies('chainfail', async () => {
+      const out = await runVirtualSample(t.client, 'chainfail', { run, nominalLength: 250 }, { sources: ['ena'], maxRetries: 1 }, undefined, { paths: CHAIN_QUANT_PATHS });
+      expect([out.state, out.source]).toEqual(['done', 'ena']);
+      // one download: the reads are not fetched again
+      expect(of(run)).toEqual(['resolveSource', 'reserveDisk', 'download', 'quant', 'quant', 'deleteReads']);
+      const handle = t.client.workflow.getHandle(`fetchquant/chainfail/sp/${run}`);
+      const events = (await handle.fetchHistory()).events ?? [];
+      expect(events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean)).toEqual(['download', 'quant']);
+      const { stages } = (await handle.describe()).memo as { stages: { stage: string }[] };
+      expect(stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'quantifying', 'done']);
+    });
+    // --max-retries 1: the failure in the download step was the quant's first attempt, its own step the last
+    const runOut = 'SRR1400015';
+    quantFails.set(runOut, { left: 2, type: FailureType.ToolFailed });
+    await besideSpecies('chainfail2', async () => {
+      const out = await runVirtualSample(t.client, 'chainfail2', { run: runOut, nominalLength: 250 }, { sources: ['ena'], maxRetries: 1 }, undefined, { paths: CHAIN_QUANT_PATHS });
+      expect([out.state, out.failureType]).toEqual(['failed', FailureType.ToolFailed]);
+      expect(of(runOut)).toEqual(['resolveSource', 'reserveDisk', 'download', 'quant', 'quant', 'deleteReads']);
+    });
+  }, 60_000);
+
+  it('paths 4: a quant failure no retry can fix (IndexError) fails the sample at once, naming quant', async () => {
+    const run = 'SRR1400016';
+    quantFails.set(run, { left: 5, type: FailureType.IndexError, nonRetryable: true });
+    await besideSpecies('chainidx', async () => {
+      const out = await runVirtualSample(t.client, 'chainidx', { run, nominalLength: 250 }, { sources: ['ena'], maxRetries: 3 }, undefined, { paths: CHAIN_QUANT_PATHS });
+      expect([out.state, out.failureType]).toEqual(['failed', FailureType.IndexError]);
+      expect(out.reason).toMatch(/kallisto quant exited 1/);
+      expect(of(run)).toEqual(['resolveSource', 'reserveDisk', 'download', 'quant', 'deleteReads']);
+      const events = (await t.client.workflow.getHandle(`fetchquant/chainidx/sp/${run}`).fetchHistory()).events ?? [];
+      expect(events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean)).toEqual(['download', 'deleteReads']);
     });
   }, 60_000);
 
