@@ -204,8 +204,9 @@ export interface QuantAfter {
   };
   /** kallisto's -l/-s for each layout the verified reads may turn out to have */
   fragment: Record<Layout, { length: number; sd: number }>;
-  /** steps.getfastq.max_bp (the provenance's downsampling record), and the bytes fetched before this step */
+  /** steps.getfastq.max_bp (the provenance's downsampling record) */
   maxBp?: number;
+  /** bytes the sample fetched before this step (the outcome told to the species counts this step's too) */
   bytesFetchedBefore?: number;
 }
 

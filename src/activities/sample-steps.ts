@@ -97,8 +97,12 @@ export async function quantAfter<R extends { verified?: ReadSet; told?: true }>(
     ...(after.maxBp ? { downsampling: downsamplingRecord(after.maxBp, facts.downsampled, draft.source, (after.bytesFetchedBefore ?? 0) + (facts.bytesFetched ?? 0)) } : {}),
   };
   const fragment = after.fragment[reads.layout];
+  const bytes = (after.bytesFetchedBefore ?? 0) + (facts.bytesFetched ?? 0);
+  const told = after.quant.publish.tell;
+  // the outcome the species is told: with the bytes this step fetched, which the sample learns only from its result
+  const publish = { ...after.quant.publish, provenance, ...(told ? { tell: { ...told, outcome: { ...told.outcome, bytes } } } : {}) };
   try {
-    const q = await quant({ ...after.quant, reads, fragmentLength: fragment.length, fragmentSd: fragment.sd, publish: { ...after.quant.publish, provenance } });
+    const q = await quant({ ...after.quant, reads, fragmentLength: fragment.length, fragmentSd: fragment.sd, publish });
     return { ...r, chained: { verifiedAt, quant: q } };
   } catch (err) {
     if (err instanceof CancelledFailure || cancelled() || (err instanceof ApplicationFailure && err.type === WORKER_LOST)) throw err;

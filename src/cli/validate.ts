@@ -22,16 +22,14 @@ const TOOLS: [string, string[]][] = [
 export async function checkTools(): Promise<void> {
   const missing: string[] = [];
   const pkgs = new Set<string>();
-  for (const [cmd, args] of TOOLS) {
-    try {
-      await execa(cmd, args, { timeout: 20_000 });
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOENT') continue;
-      // INSTALL_HINT (tools/process.ts) is the one place that knows which Debian package has which tool.
-      const pkg = INSTALL_HINT[cmd]!.split(' ').pop()!;
-      missing.push(`${cmd} (Debian package ${pkg})`);
-      pkgs.add(pkg);
-    }
+  // All at once (start-up, issue 15), each reported in TOOLS' order.
+  const found = await Promise.all(TOOLS.map(([cmd, args]) => execa(cmd, args, { timeout: 20_000 }).then(() => true, (err: { code?: string }) => err.code !== 'ENOENT')));
+  for (const [i, [cmd]] of TOOLS.entries()) {
+    if (found[i]) continue;
+    // INSTALL_HINT (tools/process.ts) is the one place that knows which Debian package has which tool.
+    const pkg = INSTALL_HINT[cmd]!.split(' ').pop()!;
+    missing.push(`${cmd} (Debian package ${pkg})`);
+    pkgs.add(pkg);
   }
   if (missing.length) {
     throw new EnvironmentError(`missing tools: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${[...pkgs].join(' ')}   (or run npm run setup)`);
@@ -39,8 +37,11 @@ export async function checkTools(): Promise<void> {
 }
 
 export async function validateConfigs(options: BatchOptions, cwd = process.cwd(), onRuns?: DiscoverDeps['onRuns']): Promise<BatchPlan> {
-  await checkTools();
-  return discoverDry(options, cwd, onRuns);
+  // Both at once; a missing tool is reported first, as when they ran in turn.
+  const [tools, plan] = await Promise.allSettled([checkTools(), discoverDry(options, cwd, onRuns)]);
+  if (tools.status === 'rejected') throw tools.reason;
+  if (plan.status === 'rejected') throw plan.reason;
+  return plan.value;
 }
 
 /** Discovery without writing anything: notes to stderr, every problem at once (exit 2), flags named as typed. */

@@ -6,7 +6,7 @@
 import { defaultPayloadConverter, type TypedSearchAttributes } from '@temporalio/common';
 import { SA } from '../search-attributes.js';
 import type { temporal } from '@temporalio/proto';
-import type { DiskGrant, SampleOutcome, SampleStage, SourcePlan, DownloadResult } from '../types.js';
+import type { ChainedQuant, DiskGrant, SampleOutcome, SampleStage, SourcePlan, DownloadResult } from '../types.js';
 import { attemptFailedSignal, type AttemptReport } from '../workflows/messages.js';
 
 type Event = temporal.api.history.v1.IHistoryEvent;
@@ -211,6 +211,19 @@ export function parseSampleHistory(events: Event[], meta: WorkflowMeta, now = ne
       // the folded first step (checkDone + resolveSource + ensureIndex + reserveDisk) carries both
       if (x.activity === 'prepareSample') notePrepared(result as Prepared | undefined, at, x.host);
       if (x.activity === 'download' && result) bytes += (result as DownloadResult).bytesFetched ?? 0;
+      // Samples of paths 4 (src/workflows/sample.ts CHAIN_QUANT_PATHS) quantify inside the step that verified the
+      // reads, with no stage upsert: quantifying began when the step says it verified them.
+      const chained = (x.activity === 'download' || x.activity === 'convertSra') && result ? (result as { chained?: ChainedQuant }).chained : undefined;
+      if (chained && 'quant' in chained) {
+        const open = stages[stages.length - 1];
+        if (open && !open.end) {
+          open.end = chained.verifiedAt;
+          stageEndIdx[stages.length - 1] = idx;
+        }
+        stages.push({ stage: 'quantifying', host: null, start: chained.verifiedAt });
+        // ...and the quant it ran is listed as a step of its own, from then until the step completed
+        byScheduled.set(`chained-${e.eventId}`, { activity: `quant (in ${x.activity})`, scheduledAt: chained.verifiedAt, startedAt: chained.verifiedAt, endedAt: at, attempt: 1, outcome: 'completed', host: x.host, attempts: [] });
+      }
     } else if (e.activityTaskFailedEventAttributes) {
       const a = e.activityTaskFailedEventAttributes;
       const x = byScheduled.get(String(a.scheduledEventId));

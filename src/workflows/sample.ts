@@ -584,7 +584,8 @@ class SampleRun {
         publish: { provenance: draft, runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}), tell: { speciesWorkflowId: input.speciesWorkflowId, outcome: this.doneOutcome(at) } },
       },
       fragment: { single: this.fragmentFor('single'), paired: this.fragmentFor('paired') },
-      ...(ak?.maxBp ? { maxBp: ak.maxBp, bytesFetchedBefore } : {}),
+      bytesFetchedBefore,
+      ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}),
     };
   }
 

@@ -108,8 +108,9 @@ describe('fetchquant history and report (real demo batch)', () => {
     // the download checks the reads it wrote, so a clean sample has no verifyReads (VERIFIED_IN_STEP)
     // ... and the quant step publishes: no publish round trip
     expect(r.stdout).not.toMatch(/\bpublish\b/);
-    // prepareSample runs as a local activity (src/workflows/sample.ts PREPARE_LOCALLY_PATHS): the history has its marker
-    for (const act of ['prepareSample \\(local\\)', 'download', 'quant']) {
+    // prepareSample runs as a local activity (src/workflows/sample.ts PREPARE_LOCALLY_PATHS): the history has its marker;
+    // the download quantifies the reads it verified (CHAIN_QUANT_PATHS), listed as its own line
+    for (const act of ['prepareSample \\(local\\)', 'download', 'quant \\(in download\\)']) {
       expect(r.stdout).toMatch(new RegExp(`${act}\\s+attempt 1\\s+host ${HOST}\\s+completed`));
     }
     expect(r.stdout).not.toMatch(/verifyReads/);

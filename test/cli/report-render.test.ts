@@ -108,6 +108,24 @@ describe('report rendering', () => {
     expect(a.source).toBe('ena');
   });
 
+  it('a sample of paths 4 (quant in the step that verified the reads): quantifying from the moment the step verified them', () => {
+    for (const [name, expected] of [
+      ['v11-sample-quant-chained', ['queued', 'downloading', 'quantifying', 'done']],
+      ['v11-sample-sra-quant-chained', ['queued', 'downloading', 'converting', 'quantifying', 'done']],
+    ] as const) {
+      const a = recorded(name);
+      expect(a.stages.map((s) => `${s.stage}@${s.host}`)).toEqual(expected.map((s) => `${s}@paths-host`));
+      const q = a.stages.findIndex((s) => s.stage === 'quantifying');
+      // the stage before ended when quantifying began, within the verifying step's span
+      expect(a.stages[q - 1]!.end).toBe(a.stages[q]!.start);
+      const step = a.activities.at(-2)!;
+      expect(a.activities.at(-1)).toMatchObject({ activity: `quant (in ${step.activity})`, outcome: 'completed', host: 'paths-host', startedAt: a.stages[q]!.start, endedAt: step.endedAt });
+      expect(a.stages[q]!.start >= step.startedAt!).toBe(true);
+      expect(a.stages[q]!.start <= step.endedAt!).toBe(true);
+      expect(a.stages[q]!.end! >= a.stages[q]!.start).toBe(true);
+    }
+  });
+
   it('reads every attempt of a step Temporal retried from the workers\' attemptFailed signals (recorded history)', () => {
     const a = recorded('v2-sample-failed-attempts');
     const dl = a.activities.find((x) => x.activity === 'download')!;

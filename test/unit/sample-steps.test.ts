@@ -133,8 +133,13 @@ describe('the quant after a verifying step (quantAfter)', () => {
       return steps.quant(input);
     };
     const before = Date.now();
-    const r = await quantAfter(quant, { quantAfter: after({ maxBp: 1000, bytesFetchedBefore: 5 }) }, { verified, told: true as const }, { files, downsampled: { maxBp: 1000, reads: 7, bases: 700 }, bytesFetched: 20 });
+    const a = after({ maxBp: 1000, bytesFetchedBefore: 5 });
+    const outcome = { run: 'SRR0000001', speciesId: 'sp', state: 'done' as const, host: 'h', source: 'ena' as const, bytes: 5 };
+    a.quant.publish.tell = { speciesWorkflowId: 'fetchquant/b/sp', outcome };
+    const r = await quantAfter(quant, { quantAfter: a }, { verified, told: true as const }, { files, downsampled: { maxBp: 1000, reads: 7, bases: 700 }, bytesFetched: 20 });
     expect(asked).toMatchObject({ reads: verified, fragmentLength: 200, fragmentSd: 20 });
+    // the species is told the bytes of the whole sample: those before the step and the step's own
+    expect(asked!.publish!.tell!.outcome).toEqual({ ...outcome, bytes: 25 });
     expect(r.chained && 'quant' in r.chained && r.chained.quant.published?.dir).toBe('/q/SRR0000001');
     const at = r.chained!.verifiedAt;
     expect(Date.parse(at)).toBeGreaterThanOrEqual(before - 1);

@@ -318,9 +318,16 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       expect(prov.stages.map((x) => x.stage)).toEqual(['queued', 'downloading', 'quantifying']);
       expect(prov.stages[2]!.startedAt).toBe(stages[2]!.startedAt);
       expect(prov).toMatchObject({ reads: 10, host: 'paths-host', files: [{ path: `/virtual/${run}.fastq.gz` }] });
-      // the species heard both from the step, as before
-      const received = ((await species.fetchHistory()).events ?? []).map((e) => e.workflowExecutionSignaledEventAttributes?.signalName).filter(Boolean);
-      expect(received).toEqual(['readsVerified', 'sampleFinished']);
+      // the species heard both from the step, as before, with the outcome the sample ended with (bytes included)
+      const received = ((await species.fetchHistory()).events ?? [])
+        .map((e) => e.workflowExecutionSignaledEventAttributes)
+        .filter((a) => a !== null && a !== undefined)
+        .map((a) => [a.signalName, ...(a.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p))]);
+      expect(out.bytes).toBe(100);
+      expect(received).toEqual([
+        ['readsVerified', run, 10],
+        ['sampleFinished', out],
+      ]);
       await maybeRecord(t.client, `fetchquant/chain/sp/${run}`, 'v11-sample-quant-chained');
     });
   }, 60_000);
