@@ -125,7 +125,7 @@ export async function runBatch(values: Record<string, unknown>, options: BatchOp
     const planShown: ScreenHeader = { lines: [], drawn: false };
     let planDone = false;
     if (hooks.plan) {
-      void (await import('./plan.js')).planSummaryLines(hooks.plan, options, http).then((lines) => {
+      void (await import('./plan.js')).planSummaryLines(hooks.plan, options, http.askedBy('plan')).then((lines) => {
         // Interrupted: its asks were cut short with the worker ("the worker is shutting down"), not an answer.
         if (interrupted) return;
         planShown.lines.push(...lines);

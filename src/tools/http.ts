@@ -78,6 +78,26 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('aborted', 'AbortError');
 }
 
+/** p, or the signal's reason as soon as it aborts (p itself goes on). */
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
 /**
  * Token bucket shared by every request of the process. Waiters are served in arrival order (a chain of
  * promises), so a burst of activities cannot starve one another.
@@ -181,7 +201,14 @@ export interface HttpClientOptions {
   headersTimeoutMs?: number;
   userAgent?: string;
   clock?: Clock;
+  /** how long an archive's answer asked by one side (the plan, the work) may serve the other once (default 5 min; 0: never) */
+  shareAnswersMs?: number;
 }
+
+/** Who asks an archive's API: `run`'s plan summary, or the batch's own steps (src/tools/http.ts getText). */
+export type AskedBy = 'plan' | 'work';
+
+type TextAnswer = { status: number; body: string; contentType: string };
 
 export interface RequestOptions {
   headers?: Record<string, string>;
@@ -190,6 +217,8 @@ export interface RequestOptions {
   rateClass?: RateClass;
   /** time allowed until the response head arrives, for this request (a download passes its stall timeout) */
   headersTimeoutMs?: number;
+  /** getText of an archive's API: who asks (default work; see HttpClient.askedBy) */
+  askedBy?: AskedBy;
 }
 
 /** Parse Retry-After (delta seconds or an HTTP date) into milliseconds from now; null when absent/invalid. */
@@ -222,6 +251,11 @@ export class HttpClient {
   private readonly userAgent: string;
   private readonly clock: Clock;
   private readonly gates: Partial<Record<RateClass, RequestGate>> = {};
+  private readonly shareMs: number;
+  /** answers of the archives' APIs one side asked for, until the other side takes them (getText) */
+  private readonly shared = new Map<string, { by: AskedBy; at: number; answer: Promise<TextAnswer> }>();
+  /** when the plan last asked: the work's answers are kept for it only meanwhile (a worker alone keeps none) */
+  private planAskedAt = Number.NEGATIVE_INFINITY;
 
   /** Every request of this class also passes `gate` (e.g. the shared pacer's tokens for an archive's API). */
   setGate(cls: RateClass, gate: RequestGate | undefined): void {
@@ -235,6 +269,7 @@ export class HttpClient {
     const make = (c: RateClass) => opts.limiter ?? new RateLimiter(opts.requestsPerSec ?? rates[c], opts.burst, this.clock);
     this.limiters = opts.limiter ? { ena: opts.limiter, sra: opts.limiter, files: opts.limiter } : { ena: make('ena'), sra: make('sra'), files: make('files') };
     this.limiter = this.limiters.files;
+    this.shareMs = opts.shareAnswersMs ?? 5 * 60_000;
     this.retries = opts.retries ?? 4;
     this.baseMs = opts.backoffBaseMs ?? 1000;
     this.maxMs = opts.backoffMaxMs ?? 30_000;
@@ -313,8 +348,63 @@ export class HttpClient {
     });
   }
 
-  /** GET and read the whole body as text (API answers, never reads). */
-  async getText(url: string, opts: RequestOptions = {}): Promise<{ status: number; body: string; contentType: string }> {
+  /**
+   * This client as `who` asks the archives' APIs (getText): `run` gives its plan summary the worker's client
+   * as 'plan'. Everything else is the same client (limits, gates, the shared answers).
+   */
+  askedBy(who: AskedBy): HttpClient {
+    return new Proxy(this, {
+      get: (target, prop) => {
+        if (prop === 'getText') return (url: string, opts: RequestOptions = {}) => target.getText(url, { ...opts, askedBy: who });
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+  }
+
+  /**
+   * GET and read the whole body as text (API answers, never reads).
+   *
+   * An archive's API answer (rateClass ena or sra) asked by one side serves the other side once, for
+   * shareAnswersMs: `run` asks every run at its sources for the plan summary while the batch starts, and each
+   * sample asks its run again moments later. Both wait for the same tokens (NCBI's 3 requests/s, shared by
+   * every host through the source pacer), so the first samples waited behind the summary's questions (an
+   * SRA-only run of B5 started downloading 2 s after the others) and every run was asked twice. Now whoever
+   * asks second takes the first one's answer, or joins its request while it is on its way; a second question
+   * from the same side (a retry, a parked run asking again) goes to the archive. A failed or aborted request is
+   * not shared: the other side then asks itself.
+   */
+  async getText(url: string, opts: RequestOptions = {}): Promise<TextAnswer> {
+    if ((opts.rateClass !== 'ena' && opts.rateClass !== 'sra') || this.shareMs <= 0) return this.fetchText(url, opts);
+    const by = opts.askedBy ?? 'work';
+    const key = `${opts.rateClass} ${url}`;
+    const now = this.clock.now();
+    for (const [k, e] of this.shared) {
+      if (now - e.at <= this.shareMs && this.shared.size <= 10_000) break; // oldest first: the rest are newer
+      this.shared.delete(k);
+    }
+    const offered = this.shared.get(key);
+    if (offered && offered.by !== by) {
+      this.shared.delete(key);
+      try {
+        return await abortable(offered.answer, opts.signal);
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        return this.fetchText(url, opts);
+      }
+    }
+    if (by === 'plan') this.planAskedAt = now;
+    const answer = this.fetchText(url, opts);
+    if (by === 'work' && now - this.planAskedAt > this.shareMs) return answer;
+    const entry = { by, at: now, answer };
+    this.shared.set(key, entry);
+    answer.catch(() => {
+      if (this.shared.get(key) === entry) this.shared.delete(key);
+    });
+    return answer;
+  }
+
+  private async fetchText(url: string, opts: RequestOptions): Promise<TextAnswer> {
     const res = await this.get(url, opts);
     try {
       return { status: res.status, body: await res.text(), contentType: res.headers.get('content-type') ?? '' };

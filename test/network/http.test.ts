@@ -109,6 +109,56 @@ describe('HttpClient against a local server', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
+  it("an archive's answer asked by the plan serves the work once (and the other way round); same-side questions, other classes and failures go to the server", async () => {
+    const http = new HttpClient({ backoffBaseMs: 1, requestsPerSec: 1000 });
+    const plan = http.askedBy('plan');
+    const url = (p: string) => `${base}${p}`;
+    // the plan asks, then a sample: one request
+    expect(await plan.getText(url('/s1'), { rateClass: 'sra' })).toMatchObject({ status: 200, body: 'ok /s1' });
+    expect(await http.getText(url('/s1'), { rateClass: 'sra' })).toMatchObject({ status: 200, body: 'ok /s1' });
+    expect(hits['/s1']).toBe(1);
+    // once: the sample asking again (a retry, a parked run) reaches the server
+    await http.getText(url('/s1'), { rateClass: 'sra' });
+    expect(hits['/s1']).toBe(2);
+    // joined while on its way: both ask at once, one request
+    const [a, b] = await Promise.all([plan.getText(url('/s2'), { rateClass: 'ena' }), http.getText(url('/s2'), { rateClass: 'ena' })]);
+    expect([a.body, b.body, hits['/s2']]).toEqual(['ok /s2', 'ok /s2', 1]);
+    // a sample's answer serves the plan, while the plan is asking
+    await http.getText(url('/s3'), { rateClass: 'ena' });
+    await plan.getText(url('/s3'), { rateClass: 'ena' });
+    expect(hits['/s3']).toBe(1);
+    // the same side twice: two requests; downloads (files) never shared
+    await plan.getText(url('/s4'), { rateClass: 'ena' });
+    await plan.getText(url('/s4'), { rateClass: 'ena' });
+    await plan.getText(url('/s5'));
+    await http.getText(url('/s5'));
+    expect([hits['/s4'], hits['/s5']]).toEqual([2, 2]);
+    // a failed question is not shared: the other side asks itself (and gets the answer the archive gives now)
+    plans['/s6'] = { statuses: [503, 503] };
+    const failing = new HttpClient({ retries: 1, backoffBaseMs: 1, requestsPerSec: 1000 });
+    await expect(failing.askedBy('plan').getText(url('/s6'), { rateClass: 'sra' })).rejects.toThrow(/HTTP 503/);
+    expect(await failing.getText(url('/s6'), { rateClass: 'sra' })).toMatchObject({ status: 200 });
+    expect(hits['/s6']).toBe(3);
+  });
+
+  it('shared answers last shareAnswersMs; a worker with no plan keeps none', async () => {
+    let t = 0;
+    const clock = { now: () => t, sleep: async (ms: number) => void (t += ms) };
+    const http = new HttpClient({ clock, requestsPerSec: 1000, shareAnswersMs: 1000 });
+    await http.askedBy('plan').getText(`${base}/t1`, { rateClass: 'ena' });
+    t = 1500;
+    await http.getText(`${base}/t1`, { rateClass: 'ena' });
+    expect(hits['/t1']).toBe(2);
+    // the plan last asked 1.5 s ago (> 1 s): the work's answers are not kept for it
+    await http.getText(`${base}/t2`, { rateClass: 'ena' });
+    await http.askedBy('plan').getText(`${base}/t2`, { rateClass: 'ena' });
+    expect(hits['/t2']).toBe(2);
+    const off = new HttpClient({ requestsPerSec: 1000, shareAnswersMs: 0 });
+    await off.askedBy('plan').getText(`${base}/t3`, { rateClass: 'ena' });
+    await off.getText(`${base}/t3`, { rateClass: 'ena' });
+    expect(hits['/t3']).toBe(2);
+  });
+
   it('retries 5xx and returns the success', async () => {
     plans['/a'] = { statuses: [500, 503] };
     const http = new HttpClient({ backoffBaseMs: 5 });
