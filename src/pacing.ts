@@ -7,7 +7,7 @@
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { PACER_WORKFLOW_ID, TASK_QUEUE } from './ids.js';
-import { httpObservers, systemClock, type HttpEvent, type RequestGate } from './tools/http.js';
+import { abortable, httpObservers, systemClock, type HttpEvent, type RequestGate } from './tools/http.js';
 import { pacerMessages, type PaceLimits, type PaceSource, type PermitOutcome, type SourcePace } from './workflows/messages.js';
 import { UNKNOWN_SPECIES_TASK_TIMEOUT_MS } from './workflows/options.js';
 
@@ -256,22 +256,3 @@ export class PacerClient {
   }
 }
 
-/** p, or the signal's reason as soon as it aborts (p is left to settle on its own). */
-function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}

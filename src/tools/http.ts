@@ -78,8 +78,8 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('aborted', 'AbortError');
 }
 
-/** p, or the signal's reason as soon as it aborts (p itself goes on). */
-function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+/** p, or the signal's reason as soon as it aborts (p is left to settle on its own). */
+export function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (!signal) return p;
   if (signal.aborted) return Promise.reject(abortReason(signal));
   return new Promise<T>((resolve, reject) => {
