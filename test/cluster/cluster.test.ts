@@ -224,7 +224,8 @@ describe('temporal-server on PostgreSQL: three CLI hosts, one lost, the server k
     expect(r.stdout).toMatch(new RegExp(`^${id}\\s+COMPLETED\\s+stage=done\\s+host=${prov.host}\\s.*host restarts=${prov.restarts}$`, 'm'));
     expect(r.stdout).toMatch(new RegExp(`stages: queued@${victim} .*downloading@${victim} .*-> queued@${prov.host} .*-> done@${prov.host}$`, 'm'));
     expect(r.stdout).toMatch(new RegExp(`download\\s+attempt 1\\s+host ${victim}\\s+(timed out|cancelled)`));
-    expect(r.stdout).toMatch(new RegExp(`quant\\s+attempt \\d+\\s+host ${prov.host}\\s+completed`));
+    // samples of paths 4 quantify in the step that verified the reads: history lists it as `quant (in download)`
+    expect(r.stdout).toMatch(new RegExp(`quant( \\(in (download|convertSra)\\))?\\s+attempt \\d+\\s+host ${prov.host}\\s+completed`));
 
     const rep = await cli(['report', ...batchFlags()]);
     expect([rep.exitCode, rep.stderr]).toEqual([0, '']);
