@@ -383,6 +383,7 @@ export class HttpClient {
       if (now - e.at <= this.shareMs && this.shared.size <= 10_000) break; // oldest first: the rest are newer
       this.shared.delete(k);
     }
+    if (by === 'plan') this.planAskedAt = now;
     const offered = this.shared.get(key);
     if (offered && offered.by !== by) {
       this.shared.delete(key);
@@ -393,7 +394,6 @@ export class HttpClient {
         return this.fetchText(url, opts);
       }
     }
-    if (by === 'plan') this.planAskedAt = now;
     const answer = this.fetchText(url, opts);
     if (by === 'work' && now - this.planAskedAt > this.shareMs) return answer;
     const entry = { by, at: now, answer };
