@@ -39,9 +39,6 @@ export interface ConvertResult {
   chained?: ChainedQuant;
 }
 
-/** The quant step's input. */
-export type QuantInput = Parameters<Activities['quant']>[0];
-
 export interface SpeciesDemand {
   speciesId: string;
   /** runs of this species not yet downloaded and verified (queued + downloading) */

@@ -88,16 +88,16 @@ export async function quantAfter<R extends { verified?: ReadSet; told?: true }>(
   const verifiedAt = new Date().toISOString();
   const reads = r.verified;
   const draft = after.quant.publish.provenance;
+  const bytes = (after.bytesFetchedBefore ?? 0) + (facts.bytesFetched ?? 0);
   const provenance: ProvenanceDraft = {
     ...draft,
     reads: reads.reads,
     ...(reads.unpairedReads !== undefined ? { unpairedReads: reads.unpairedReads } : {}),
     ...(facts.files ? { files: facts.files } : {}),
     stages: quantifyingFrom(draft.stages, draft.host, verifiedAt),
-    ...(after.maxBp ? { downsampling: downsamplingRecord(after.maxBp, facts.downsampled, draft.source, (after.bytesFetchedBefore ?? 0) + (facts.bytesFetched ?? 0)) } : {}),
+    ...(after.maxBp ? { downsampling: downsamplingRecord(after.maxBp, facts.downsampled, draft.source, bytes) } : {}),
   };
   const fragment = after.fragment[reads.layout];
-  const bytes = (after.bytesFetchedBefore ?? 0) + (facts.bytesFetched ?? 0);
   const told = after.quant.publish.tell;
   // the outcome the species is told: with the bytes this step fetched, which the sample learns only from its result
   const publish = { ...after.quant.publish, provenance, ...(told ? { tell: { ...told, outcome: { ...told.outcome, bytes } } } : {}) };

@@ -399,7 +399,7 @@ class SampleRun {
     const { ak, options } = this;
     const plan = at.plan!;
     // CHAIN_QUANT_PATHS: a FASTQ download that verifies its reads quantifies them too (an .sra's conversion does).
-    const chain = this.chainQuant && plan.source !== 'sra' ? { quantAfter: this.quantAfter(at, at.bytesFetched) } : {};
+    const chain = this.chainQuant && plan.source !== 'sra' ? { quantAfter: this.quantAfter(at) } : {};
     const fetched = `${plan.source} ${plan.files.map((f) => f.name).join(' + ')}`;
     const dl = await this.runStep({ ...this.hostOptions(at.hostId, chain.quantAfter ? 2 : 1), summary: chain.quantAfter ? `${fetched}, then kallisto quant, publish, delete its reads` : fetched }, (o) =>
       at.host.download.executeWithOptions(o, [
@@ -441,7 +441,7 @@ class SampleRun {
     if (plan.source === 'sra') {
       this.enter('converting', { attempt });
       const verify = this.verifiedInStep ? { verify: { expectedReads: expectedReadsOf(plan, dl.downsampled) }, tell: { speciesWorkflowId: this.input.speciesWorkflowId } } : {};
-      const chain = this.chainQuant ? { quantAfter: this.quantAfter(at, at.bytesFetched) } : {};
+      const chain = this.chainQuant ? { quantAfter: this.quantAfter(at) } : {};
       const summary = `vdb-validate + fasterq-dump ${run.run}${chain.quantAfter ? ', then kallisto quant, publish, delete its reads' : ''}`;
       const conv = await this.runStep({ ...this.hostOptions(at.hostId, chain.quantAfter ? 2 : 1), retry: checkRetry, summary }, (o) =>
         at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec, ...verify, ...chain }]),
@@ -502,7 +502,7 @@ class SampleRun {
 
   /** Free the species' download slot, then kallisto quant. */
   async quantify(at: OnHost, reads: ReadSet): Promise<QuantResult> {
-    const { run, input, ak, options } = this;
+    const { run, options } = this;
     // CHAIN_QUANT_PATHS: quantified (and published) by the step that verified the reads, or it says why not.
     const chained = at.chained;
     at.chained = undefined;
@@ -530,27 +530,14 @@ class SampleRun {
     // worker, or a history recorded before) is followed by the publish step as before.
     // It also tells the species (sampleFinished) once published, and says `told`: the sample then completes
     // without a signal of its own. Data too: a result without `told` is followed by the sample's signal.
-    const publish = this.folded
-      ? { publish: { provenance: this.provenanceDraft(at, reads), runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}), tell: { speciesWorkflowId: input.speciesWorkflowId, outcome: this.doneOutcome(at) } } }
-      : {};
+    const publish = this.folded ? { publish: this.publishPart(at, this.provenanceDraft(at, reads)) } : {};
     const summary = `kallisto quant ${run.run} (${reads.layout}, ${reads.reads} reads)${this.folded ? ', publish, delete its reads' : ''}`;
     const fragment = this.fragmentFor(reads.layout);
     const quanting = this.runStep(
       { ...this.hostOptions(at.hostId), summary },
       (o) =>
         at.host.quant.executeWithOptions(o, [
-          {
-            ...publish,
-            run: run.run,
-            indexPath: input.indexPath,
-            reads,
-            quantDir: input.quantDir,
-            fragmentLength: fragment.length,
-            fragmentSd: fragment.sd,
-            kallistoThreads: options.kallistoThreads,
-            quantThreads: options.quantThreads,
-            timeoutSec: options.processTimeoutSec,
-          },
+          { ...publish, ...this.quantPart(), reads, fragmentLength: fragment.length, fragmentSd: fragment.sd },
         ]),
       failedBefore,
     );
@@ -569,24 +556,27 @@ class SampleRun {
    * CHAIN_QUANT_PATHS: what the step that will verify the reads needs to quantify and publish them. The reads,
    * their files and the stage times are the step's to fill in (src/activities/sample-steps.ts quantAfter).
    */
-  private quantAfter(at: OnHost, bytesFetchedBefore: number): QuantAfter {
-    const { run, input, ak, options } = this;
+  private quantAfter(at: OnHost): QuantAfter {
     const draft = this.provenanceDraft(at, { layout: at.plan!.layout, files: [], reads: 0 });
     delete draft.downsampling;
     return {
-      quant: {
-        run: run.run,
-        indexPath: input.indexPath,
-        quantDir: input.quantDir,
-        kallistoThreads: options.kallistoThreads,
-        quantThreads: options.quantThreads,
-        timeoutSec: options.processTimeoutSec,
-        publish: { provenance: draft, runDir: at.runDir, ...(ak?.keepReads ? { keepReads: true } : {}), tell: { speciesWorkflowId: input.speciesWorkflowId, outcome: this.doneOutcome(at) } },
-      },
+      quant: { ...this.quantPart(), publish: this.publishPart(at, draft) },
       fragment: { single: this.fragmentFor('single'), paired: this.fragmentFor('paired') },
-      bytesFetchedBefore,
-      ...(ak?.maxBp ? { maxBp: ak.maxBp } : {}),
+      // the bytes of the steps before this one (the step adds its own)
+      bytesFetchedBefore: at.bytesFetched,
+      ...(this.ak?.maxBp ? { maxBp: this.ak.maxBp } : {}),
     };
+  }
+
+  /** The quant step's input but the reads, kallisto's -l/-s and the publish part. */
+  private quantPart(): Omit<QuantAfter['quant'], 'publish'> {
+    const { run, input, options } = this;
+    return { run: run.run, indexPath: input.indexPath, quantDir: input.quantDir, kallistoThreads: options.kallistoThreads, quantThreads: options.quantThreads, timeoutSec: options.processTimeoutSec };
+  }
+
+  /** The quant step's `publish`: provenance, reads deleted (kept if the config says so), then the species told. */
+  private publishPart(at: OnHost, provenance: ProvenanceDraft): QuantAfter['quant']['publish'] {
+    return { provenance, runDir: at.runDir, ...(this.ak?.keepReads ? { keepReads: true } : {}), tell: { speciesWorkflowId: this.input.speciesWorkflowId, outcome: this.doneOutcome(at) } };
   }
 
   /** What the provenance file says, but for what quant finds (src/types.ts Provenance). */

@@ -224,6 +224,14 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
     }
   }
 
+  /** Every signal the stand-in species received: its name, then its arguments. */
+  async function signalsReceived(species: WorkflowHandle): Promise<unknown[][]> {
+    return ((await species.fetchHistory()).events ?? [])
+      .map((e) => e.workflowExecutionSignaledEventAttributes)
+      .filter((a) => a !== null && a !== undefined)
+      .map((a) => [a.signalName, ...(a.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p))]);
+  }
+
   it('a clean sample whose species is there is told about by its steps: no signal of its own, 4 workflow tasks, 29 events', async () => {
     const run = 'SRR1400007';
     await besideSpecies('told', async (species) => {
@@ -236,10 +244,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       // 39 before (test/replay/histories/v6-sample-quant-publishes.json): two signals (4 events) and their two
       // workflow tasks (6 events) fewer
       expect(events.length).toBeLessThanOrEqual(29);
-      const received = ((await species.fetchHistory()).events ?? [])
-        .map((e) => e.workflowExecutionSignaledEventAttributes)
-        .filter((a) => a !== null && a !== undefined)
-        .map((a) => [a.signalName, ...(a.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p))]);
+      const received = await signalsReceived(species);
       expect(received).toEqual([
         ['readsVerified', run, 10],
         ['sampleFinished', out],
@@ -319,10 +324,7 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       expect(prov.stages[2]!.startedAt).toBe(stages[2]!.startedAt);
       expect(prov).toMatchObject({ reads: 10, host: 'paths-host', files: [{ path: `/virtual/${run}.fastq.gz` }] });
       // the species heard both from the step, as before, with the outcome the sample ended with (bytes included)
-      const received = ((await species.fetchHistory()).events ?? [])
-        .map((e) => e.workflowExecutionSignaledEventAttributes)
-        .filter((a) => a !== null && a !== undefined)
-        .map((a) => [a.signalName, ...(a.input?.payloads ?? []).map((p) => defaultPayloadConverter.fromPayload(p))]);
+      const received = await signalsReceived(species);
       expect(out.bytes).toBe(100);
       expect(received).toEqual([
         ['readsVerified', run, 10],
