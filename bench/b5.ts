@@ -8,18 +8,20 @@
  * its tools by name, the Temporal server, the mirror (it stands in for the network; same cost both sides).
  *
  * Usage: npm run bench -- b5 [--runs 12] [--min-mb 100] [--max-mb 180] [--genes 13000] [--net uncapped,100]
- *        [--cores N] [--total-threads N] [--auto-threads] [--fetchquant-dir DIR] [--label NAME]
+ *        [--cores N] [--total-threads N] [--auto-threads] [--fetchquant-dir DIR] [--label NAME] [--repeat N]
  *   --cores N            run everything under `taskset -c 0..N-1` (B5 at 1 core: --cores 1)
  *   --fetchquant-dir DIR measure another built checkout's CLI (DIR/dist/src/cli.js), e.g. an older commit
  *                        (--fetchquant-commit names it when DIR is not a git checkout)
  *   --auto-threads       give fetchquant no --quant-threads/--kallisto-threads (its own choice from cores);
  *                        by default both sides get the values src/cores.ts decides for the cores here
+ *   --repeat N           N pairs per network, the side that goes first alternating; the pair of the median
+ *                        fetchquant / baseline is reported, with every pair's ratio beside it
  *   --prepare-only       generate (or find cached) the transcriptome, index and runs, measure nothing
  *   --readme             rewrite README's B5 table from bench/results/b5-*.json, measure nothing
  * Results: bench/results/b5[-<label>].{json,md}.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +50,8 @@ export interface B5Options {
   /** what --fetchquant-dir holds when it is not a git checkout (e.g. `git archive ba82d74`) */
   fetchquantCommit?: string;
   label: string;
+  /** pairs per network (fetchquant and the baseline, their order alternating); the median pair is reported */
+  repeat?: number;
   log: (l: string) => void;
 }
 
@@ -72,6 +76,52 @@ export interface NetFigures {
   fetchquantOverBound: number;
   baselineOverBound: number;
   loadAvg1m: { before: number; after: number };
+  /** with --repeat > 1: every pair in the order run; the figures above are the pair of the median ratio */
+  pairs?: PairFigures[];
+}
+
+export interface PairFigures {
+  first: 'fetchquant' | 'baseline';
+  fetchquantSec: number;
+  baselineSec: number;
+  fetchquantOverBaseline: number;
+  fetchquantOverBound: number;
+  fetchquantIdleSec: number | null;
+  baselineIdleSec: number | null;
+}
+
+/** Reads every file under dir once (symbolic links followed, each file once), so that no side pays for a cold cache. */
+export function warmPageCache(dir: string): { bytes: number; sec: number } {
+  const t0 = Date.now();
+  const seen = new Set<string>();
+  const buf = Buffer.allocUnsafe(8 << 20);
+  let bytes = 0;
+  const walk = (p: string) => {
+    const real = realpathSync(p);
+    if (seen.has(real)) return;
+    seen.add(real);
+    const st = statSync(real);
+    if (st.isDirectory()) {
+      for (const e of readdirSync(real)) walk(join(real, e));
+      return;
+    }
+    if (!st.isFile()) return;
+    const fd = openSync(real, 'r');
+    try {
+      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) bytes += n;
+    } finally {
+      closeSync(fd);
+    }
+  };
+  walk(dir);
+  return { bytes, sec: r2((Date.now() - t0) / 1000) };
+}
+
+/** The pair whose fetchquant / baseline is the median (of an even count the upper middle one: the less flattering). */
+export function medianPair<T extends { fetchquantOverBaseline: number }>(pairs: T[]): T {
+  if (pairs.length === 0) throw new Error('no pairs');
+  const sorted = [...pairs].sort((a, b) => a.fetchquantOverBaseline - b.fetchquantOverBaseline);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 export interface B5Results {
@@ -304,6 +354,11 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
   // read now: the checkout may move while the bench runs (the CLI already started runs what was built)
   const fqCommit = o.fetchquantCommit ?? gitCommit(o.fetchquantDir);
   machine.note = [machine.note, `B5 ${o.label}`, `${cores} cores usable`].filter(Boolean).join(' · ');
+  // Whichever side ran first used to read the runs and the index from disk and the other from the page cache:
+  // in session 21's first --repeat run the first fetchquant (always first before --repeat) took 33.7 s, the
+  // next ones 28.4 and 30.5 s. Both sides start from a warm cache now.
+  const warm = warmPageCache(dataset.root);
+  o.log(`B5: page cache warmed: ${(warm.bytes / 1e9).toFixed(2)} GB of runs, index and transcriptome read in ${warm.sec} s`);
   const work = mkdtempSync(join(tmpdir(), 'fq-b5-'));
   const server = await startEmbeddedServer({ stateDir: join(work, 'temporal'), port: await freePort(), metricsPort: await freePort(), headless: true });
   o.log(`B5: ${runs.length} runs, ${(fastqBytes / 1e9).toFixed(2)} GB FASTQ (${(download / 1e9).toFixed(2)} GB to fetch), ${data.transcripts} transcripts; ${cores} cores; fetchquant ${o.fetchquantDir} ${flags.join(' ')}; baseline xargs -P ${o.totalThreads} -t ${plan.kallistoThreads}`);
@@ -312,36 +367,79 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
     for (const cap of o.nets) {
       const mirror = await startMirrorProcess(dataset.root, cap);
       try {
-        const before = load();
         const name = cap > 0 ? `${cap}MBps` : 'uncapped';
-        o.log(`B5 ${name}: fetchquant (load ${before})`);
-        const fqCores = coreTimes(cores);
-        const fq = await runFetchquantSide({ cli, scenario: await makeScenario(dataset, join(work, `fq-${name}`)), urls: mirror.urls, address: server.address, namespace: server.namespace, serverPid: server.pid, metricsPort: server.restartOptions?.metricsPort ?? 0, mirrorPid: mirror.pid, flags, batchId: `b5-${name}-${Date.now().toString(36)}`, work });
-        fq.notes.cores = coreTimesSince(cores, fqCores);
-        o.log(`  ${fq.makespanSec} s, exit ${fq.exitCode}, ${fq.cpuTotalSec} CPU-s`);
-        if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `fq-${name}`, 'out'), { recursive: true, force: true });
-        o.log(`B5 ${name}: baseline xargs -P ${o.totalThreads} (load ${load()})`);
-        const blCores = coreTimes(cores);
-        const bl = await runBaselineSide({ scenario: await makeScenario(dataset, join(work, `bl-${name}`)), dataset, baseUrl: mirror.urls.baseUrl, threads: o.totalThreads, kallistoThreads: plan.kallistoThreads, mirrorPid: mirror.pid, serverPid: server.pid, work, name });
-        bl.notes.cores = coreTimesSince(cores, blCores);
-        o.log(`  ${bl.makespanSec} s, exit ${bl.exitCode}, ${bl.cpuTotalSec} CPU-s`);
-        const transferSec = cap > 0 ? download / (cap * 1e6) : 0;
-        const kallistoBound = bl.kallistoCpuSec / cores;
-        const boundSec = Math.max(kallistoBound, transferSec);
-        const { kallistoCpuSec, ...baseline } = bl;
-        nets.push({
-          capMBps: cap,
-          boundSec: r2(boundSec),
-          boundKind: transferSec > kallistoBound ? 'transfer' : 'kallisto CPU / cores',
-          kallistoCpuSec: r2(kallistoCpuSec),
-          transferSec: r2(transferSec),
-          fetchquant: fq,
-          baseline,
-          fetchquantOverBaseline: r2(fq.makespanSec / bl.makespanSec),
-          fetchquantOverBound: r2(fq.makespanSec / boundSec),
-          baselineOverBound: r2(bl.makespanSec / boundSec),
-          loadAvg1m: { before, after: load() },
-        });
+        const repeat = Math.max(1, o.repeat ?? 1);
+        const pairs: NetFigures[] = [];
+        // Pairs alternate which side goes first, so a machine that slows or speeds up over minutes (B5's
+        // noise, docs/benchmarks.md) weighs on both sides alike; the pair of the median ratio is reported.
+        for (let i = 0; i < repeat; i++) {
+          const tag = repeat > 1 ? `${name}-${i + 1}` : name;
+          const before = load();
+          const runFq = async () => {
+            o.log(`B5 ${tag}: fetchquant (load ${load()})`);
+            const fqCores = coreTimes(cores);
+            const fq = await runFetchquantSide({ cli, scenario: await makeScenario(dataset, join(work, `fq-${tag}`)), urls: mirror.urls, address: server.address, namespace: server.namespace, serverPid: server.pid, metricsPort: server.restartOptions?.metricsPort ?? 0, mirrorPid: mirror.pid, flags, batchId: `b5-${tag}-${Date.now().toString(36)}`, work });
+            fq.notes.cores = coreTimesSince(cores, fqCores);
+            o.log(`  ${fq.makespanSec} s, exit ${fq.exitCode}, ${fq.cpuTotalSec} CPU-s`);
+            if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `fq-${tag}`, 'out'), { recursive: true, force: true });
+            return fq;
+          };
+          const runBl = async () => {
+            o.log(`B5 ${tag}: baseline xargs -P ${o.totalThreads} (load ${load()})`);
+            const blCores = coreTimes(cores);
+            const bl = await runBaselineSide({ scenario: await makeScenario(dataset, join(work, `bl-${tag}`)), dataset, baseUrl: mirror.urls.baseUrl, threads: o.totalThreads, kallistoThreads: plan.kallistoThreads, mirrorPid: mirror.pid, serverPid: server.pid, work, name: tag });
+            bl.notes.cores = coreTimesSince(cores, blCores);
+            o.log(`  ${bl.makespanSec} s, exit ${bl.exitCode}, ${bl.cpuTotalSec} CPU-s`);
+            if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `bl-${tag}`), { recursive: true, force: true });
+            return bl;
+          };
+          const fqFirst = i % 2 === 0;
+          let fq: SideFigures;
+          let bl: Awaited<ReturnType<typeof runBl>>;
+          if (fqFirst) {
+            fq = await runFq();
+            bl = await runBl();
+          } else {
+            bl = await runBl();
+            fq = await runFq();
+          }
+          const transferSec = cap > 0 ? download / (cap * 1e6) : 0;
+          const kallistoBound = bl.kallistoCpuSec / cores;
+          const boundSec = Math.max(kallistoBound, transferSec);
+          const { kallistoCpuSec, ...baseline } = bl;
+          pairs.push({
+            capMBps: cap,
+            boundSec: r2(boundSec),
+            boundKind: transferSec > kallistoBound ? 'transfer' : 'kallisto CPU / cores',
+            kallistoCpuSec: r2(kallistoCpuSec),
+            transferSec: r2(transferSec),
+            fetchquant: { ...fq, notes: { ...fq.notes, first: fqFirst } },
+            baseline,
+            fetchquantOverBaseline: r2(fq.makespanSec / bl.makespanSec),
+            fetchquantOverBound: r2(fq.makespanSec / boundSec),
+            baselineOverBound: r2(bl.makespanSec / boundSec),
+            loadAvg1m: { before, after: load() },
+          });
+          o.log(`  pair ${i + 1}/${repeat}: fetchquant / baseline ${pairs[pairs.length - 1]!.fetchquantOverBaseline}`);
+        }
+        const chosen = medianPair(pairs);
+        const idle = (side: SideFigures) => (side.notes.cores as { idleSec: number } | null | undefined)?.idleSec ?? null;
+        nets.push(
+          repeat > 1
+            ? {
+                ...chosen,
+                pairs: pairs.map((p) => ({
+                  first: p.fetchquant.notes.first ? 'fetchquant' : 'baseline',
+                  fetchquantSec: p.fetchquant.makespanSec,
+                  baselineSec: p.baseline.makespanSec,
+                  fetchquantOverBaseline: p.fetchquantOverBaseline,
+                  fetchquantOverBound: p.fetchquantOverBound,
+                  fetchquantIdleSec: idle(p.fetchquant),
+                  baselineIdleSec: idle(p.baseline),
+                })),
+              }
+            : chosen,
+        );
       } finally {
         await mirror.stop();
       }
@@ -388,9 +486,18 @@ export function renderB5(r: B5Results): string {
   );
   out.push('| network | fetchquant | baseline | bound | fetchquant / baseline | fetchquant / bound | baseline / bound | load (before → after) |', '|---|---|---|---|---|---|---|---|');
   for (const n of r.nets) {
-    out.push(`| ${n.capMBps > 0 ? `${n.capMBps} MB/s` : 'uncapped'} | ${n.fetchquant.makespanSec} s | ${n.baseline.makespanSec} s | ${n.boundSec} s (${n.boundKind}) | **${n.fetchquantOverBaseline}** | **${n.fetchquantOverBound}** | ${n.baselineOverBound} | ${n.loadAvg1m.before} → ${n.loadAvg1m.after} |`);
+    out.push(`| ${n.capMBps > 0 ? `${n.capMBps} MB/s` : 'uncapped'}${n.pairs ? ` (median of ${n.pairs.length} pairs)` : ''} | ${n.fetchquant.makespanSec} s | ${n.baseline.makespanSec} s | ${n.boundSec} s (${n.boundKind}) | **${n.fetchquantOverBaseline}** | **${n.fetchquantOverBound}** | ${n.baselineOverBound} | ${n.loadAvg1m.before} → ${n.loadAvg1m.after} |`);
   }
   out.push('');
+  for (const n of r.nets) {
+    if (!n.pairs) continue;
+    out.push(
+      `Pairs, ${n.capMBps > 0 ? `${n.capMBps} MB/s` : 'uncapped'}, in the order run (fetchquant / baseline, makespans, idle core-seconds of each side): ` +
+        n.pairs.map((p) => `${p.fetchquantOverBaseline} (${p.first} first; ${p.fetchquantSec} s / ${p.baselineSec} s; idle ${p.fetchquantIdleSec ?? '–'} / ${p.baselineIdleSec ?? '–'})`).join(', ') +
+        `. The tables below are the median pair's.`,
+      '',
+    );
+  }
   for (const n of r.nets) {
     out.push(`## CPU seconds, ${n.capMBps > 0 ? `${n.capMBps} MB/s` : 'uncapped'} (per GB of FASTQ in brackets)`, '', '| where | fetchquant | baseline |', '|---|---|---|');
     const keys = [...new Set([...Object.keys(n.fetchquant.cpu), ...Object.keys(n.baseline.cpu)])];
@@ -442,7 +549,7 @@ export function renderReadmeB5(all: B5Results[]): string {
     const gb = r.workload.fastqBytes / 1e9;
     for (const n of r.nets) {
       lines.push(
-        `| ${r.label}: ${r.machine.date.slice(0, 16).replace('T', ' ')} UTC, fetchquant ${r.fetchquant.commit}, ${r.cores} of ${r.machine.cores} cores (${cpuShort(r.machine.cpu)}), load ${n.loadAvg1m.before} | ${n.capMBps > 0 ? `${n.capMBps} MB/s` : 'uncapped'} | ${n.fetchquant.makespanSec} s | ${n.baseline.makespanSec} s | ${n.boundSec} s | **${n.fetchquantOverBaseline}** | **${n.fetchquantOverBound}** | ${r2(n.fetchquant.cpuTotalSec / gb)} / ${r2(n.baseline.cpuTotalSec / gb)} |`,
+        `| ${r.label}: ${r.machine.date.slice(0, 16).replace('T', ' ')} UTC, fetchquant ${r.fetchquant.commit}, ${r.cores} of ${r.machine.cores} cores (${cpuShort(r.machine.cpu)}), ${n.pairs ? `median of ${n.pairs.length} pairs (${n.pairs.map((p) => p.fetchquantOverBaseline).join(', ')})` : `load ${n.loadAvg1m.before}`} | ${n.capMBps > 0 ? `${n.capMBps} MB/s` : 'uncapped'} | ${n.fetchquant.makespanSec} s | ${n.baseline.makespanSec} s | ${n.boundSec} s | **${n.fetchquantOverBaseline}** | **${n.fetchquantOverBound}** | ${r2(n.fetchquant.cpuTotalSec / gb)} / ${r2(n.baseline.cpuTotalSec / gb)} |`,
       );
     }
   }
@@ -472,7 +579,7 @@ export async function b5Main(argv: string[]): Promise<void> {
     options: {
       runs: { type: 'string' }, 'min-mb': { type: 'string' }, 'max-mb': { type: 'string' }, genes: { type: 'string' }, seed: { type: 'string' },
       net: { type: 'string' }, cores: { type: 'string' }, 'total-threads': { type: 'string' }, 'auto-threads': { type: 'boolean' },
-      'fetchquant-dir': { type: 'string' }, 'fetchquant-commit': { type: 'string' }, label: { type: 'string' }, 'out-dir': { type: 'string' }, 'prepare-only': { type: 'boolean' }, readme: { type: 'boolean' },
+      'fetchquant-dir': { type: 'string' }, 'fetchquant-commit': { type: 'string' }, label: { type: 'string' }, 'out-dir': { type: 'string' }, 'prepare-only': { type: 'boolean' }, readme: { type: 'boolean' }, repeat: { type: 'string' },
     },
   });
   const log = (l: string) => process.stderr.write(`bench: ${l}\n`);
@@ -503,6 +610,7 @@ export async function b5Main(argv: string[]): Promise<void> {
     fetchquantDir: values['fetchquant-dir'] ?? PKG,
     ...(values['fetchquant-commit'] ? { fetchquantCommit: values['fetchquant-commit'] } : {}),
     label,
+    repeat: num(values.repeat, 1),
     log,
   });
   mkdirSync(outDir, { recursive: true });

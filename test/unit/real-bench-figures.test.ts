@@ -2,7 +2,10 @@
  * The arithmetic behind bench/results/real.json (bench/real/figures.ts) and B5's idle/steal accounting: a wrong percentile, overlap or
  * gap would silently mislead every benchmark reading, so it is pinned here on hand-made timelines.
  */
-import { coreTimes, cpuShort } from '../../bench/b5.js';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { coreTimes, cpuShort, medianPair, warmPageCache } from '../../bench/b5.js';
 import { describe, expect, it } from '@jest/globals';
 import { linkFigures, maxOverlap, percentile, reactionFigures, union, utilisation } from '../../bench/real/figures.js';
 import type { BatchTimes, SignalAt } from '../../bench/real/histories.js';
@@ -78,5 +81,36 @@ describe("B5's README rows name the CPU (bench/b5.ts cpuShort): runs on differen
     expect(cpuShort('Intel(R) Xeon(R) Processor')).toBe('Intel Xeon');
     expect(cpuShort('AMD EPYC 7B13 64-Core Processor')).toBe('AMD EPYC');
     expect(cpuShort('')).toBe('unknown CPU');
+  });
+});
+
+describe('B5 --repeat reports the pair of the median ratio (bench/b5.ts medianPair)', () => {
+  const pair = (r: number, first: string) => ({ fetchquantOverBaseline: r, first });
+  it('takes the middle ratio, not the first or the best pair', () => {
+    expect(medianPair([pair(1.17, 'a'), pair(1.04, 'b'), pair(1.1, 'c')]).first).toBe('c');
+    expect(medianPair([pair(1.3, 'a')]).first).toBe('a');
+  });
+  it('of an even count, the upper middle one: the less flattering to fetchquant', () => {
+    expect(medianPair([pair(1.2, 'a'), pair(1.0, 'b'), pair(1.1, 'c'), pair(1.3, 'd')]).first).toBe('a');
+  });
+  it('refuses no pairs', () => {
+    expect(() => medianPair([])).toThrow('no pairs');
+  });
+});
+
+describe('B5 warms the page cache before either side runs (bench/b5.ts warmPageCache)', () => {
+  it('reads every file once, through symbolic links (the dataset links the index and transcriptome)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'fq-warm-'));
+    try {
+      mkdirSync(join(d, 'runs'));
+      mkdirSync(join(d, 'tx'));
+      writeFileSync(join(d, 'runs', 'a.fastq.gz'), Buffer.alloc(9 << 20, 1)); // more than one 8 MiB read
+      writeFileSync(join(d, 'tx', 'index.idx'), 'x'.repeat(1000));
+      symlinkSync(join(d, 'tx'), join(d, 'index'));
+      symlinkSync(join(d, 'runs', 'a.fastq.gz'), join(d, 'again.fastq.gz'));
+      expect(warmPageCache(d).bytes).toBe((9 << 20) + 1000);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
