@@ -123,6 +123,9 @@ export function maxQuantBacklog(samples: SampleTimes[]): number {
 }
 
 export interface ReactionFigures {
+  /** samples whose quant ran in the step that verified their reads (no round trip; not in the figures below) */
+  quantifiedInStep: number;
+  samples: number;
   verifyToQuantStartMs: ReturnType<typeof dist>;
   verifyToQuantScheduledMs: ReturnType<typeof dist>;
   quantScheduledToStartedMs: ReturnType<typeof dist>;
@@ -186,6 +189,8 @@ export function reactionFigures(t: BatchTimes, smallSpecies: string): ReactionFi
   const tailDelays = tail.map(moved).filter((x): x is number => x !== null);
   const closed = t.speciesClose.get(smallSpecies);
   return {
+    quantifiedInStep: t.samples.filter((s) => s.quantInStep).length,
+    samples: t.samples.length,
     verifyToQuantStartMs: dist(done.map((s) => s.quantStartedAt! - s.verifiedAt!)),
     verifyToQuantScheduledMs: dist(done.map((s) => s.quantScheduledAt! - s.verifiedAt!)),
     quantScheduledToStartedMs: dist(done.map((s) => s.quantStartedAt! - s.quantScheduledAt!)),

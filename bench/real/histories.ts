@@ -28,6 +28,8 @@ export interface SampleTimes {
   /** sample start -> reads verified: the time it held a download slot */
   slotHeld?: [number, number];
   verifiedAt?: number;
+  /** quantified inside the step that verified its reads (CHAIN_QUANT_PATHS): no quant start in the history */
+  quantInStep?: boolean;
   quantScheduledAt?: number;
   quantStartedAt?: number;
   quantEndedAt?: number;
@@ -104,6 +106,42 @@ async function historyOf(client: Client, workflowId: string, runId: string): Pro
   return h.events ?? [];
 }
 
+/** When a sample's reads were verified, quantified and deleted, from its audit (src/report/audit.ts). */
+export function stepTimes(audit: RunAudit): Pick<SampleTimes, 'verifiedAt' | 'quantInStep' | 'quantScheduledAt' | 'quantStartedAt' | 'quantEndedAt' | 'deletedAt' | 'quantAttempts' | 'downloadAttempts' | 'downloadTimeouts'> {
+  const last = (name: string) => [...audit.activities].reverse().find((a) => a.activity === name);
+  // Since CHAIN_QUANT_PATHS the step that verified the reads quantifies and publishes them itself: the audit
+  // lists that as `quant (in download)` / `quant (in convertSra)`, from the moment the step says it verified
+  // them to the step's end. A quant that failed there runs as a step of its own.
+  const ownQuant = last('quant');
+  const inStep = ownQuant ? undefined : [...audit.activities].reverse().find((a) => a.activity.startsWith('quant (in ') && a.outcome === 'completed');
+  const quant = ownQuant ?? inStep;
+  // The reads are verified when the last step before quant that checks them completes: verifyReads in
+  // older workflows and whenever the in-step check failed; since VERIFIED_IN_STEP, the download (ENA) or
+  // the conversion (SRA) that checked what it wrote; in the step that quantifies them, when it says so.
+  const quantAt = ms(quant?.scheduledAt) ?? Number.POSITIVE_INFINITY;
+  const verify = inStep
+    ? undefined
+    : [...audit.activities]
+        .reverse()
+        .find((a) => ['verifyReads', 'convertSra', 'download'].includes(a.activity) && a.outcome === 'completed' && (ms(a.endedAt) ?? Infinity) <= quantAt);
+  // `deleteReads` in the oldest workflows, then `publish` (finalize + delete); since the quant step publishes
+  // (and since it runs in the verifying step), the quant's end.
+  const del = [...audit.activities].reverse().find((a) => (a.activity === 'publish' || a.activity === 'deleteReads') && a.outcome === 'completed') ?? (quant?.outcome === 'completed' ? quant : undefined);
+  const downloads = audit.activities.filter((a) => a.activity === 'download');
+  return {
+    verifiedAt: inStep ? ms(inStep.scheduledAt) : ms(verify?.endedAt),
+    // in the step: no round trip, and when its quant slot was granted is not in the history
+    quantInStep: Boolean(inStep),
+    quantScheduledAt: inStep ? undefined : ms(quant?.scheduledAt),
+    quantStartedAt: inStep ? undefined : ms(quant?.startedAt),
+    quantEndedAt: ms(quant?.endedAt),
+    deletedAt: ms(del?.endedAt),
+    quantAttempts: quant?.attempt ?? 0,
+    downloadAttempts: downloads.reduce((n, a) => Math.max(n, a.attempt), 0),
+    downloadTimeouts: downloads.filter((a) => a.outcome === 'timed out').length,
+  };
+}
+
 export async function readBatchHistories(client: Client, batchId: string, batchWorkflowId: string, speciesIds: string[]): Promise<BatchTimes> {
   // Every run of the batch id (it may continue-as-new): the first start, the last close.
   const batchRuns = [];
@@ -123,20 +161,8 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
       metas.slice(i, i + 8).map(async (wf) => {
         const events = await historyOf(client, wf.workflowId, wf.runId);
         const audit = auditListed(wf, events);
-        const last = (name: string) => [...audit.activities].reverse().find((a) => a.activity === name);
-        const quant = last('quant');
-        // The reads are verified when the last step before quant that checks them completes: verifyReads in
-        // older workflows and whenever the in-step check failed; since VERIFIED_IN_STEP, the download (ENA) or
-        // the conversion (SRA) that checked what it wrote.
-        const quantAt = ms(quant?.scheduledAt) ?? Number.POSITIVE_INFINITY;
-        const verify = [...audit.activities]
-          .reverse()
-          .find((a) => ['verifyReads', 'convertSra', 'download'].includes(a.activity) && a.outcome === 'completed' && (ms(a.endedAt) ?? Infinity) <= quantAt);
-        // `publish` (finalize + delete in one step) in current workflows, `deleteReads` in older ones.
-        const del = [...audit.activities].reverse().find((a) => (a.activity === 'publish' || a.activity === 'deleteReads') && a.outcome === 'completed');
-        const downloads = audit.activities.filter((a) => a.activity === 'download');
+        const steps = stepTimes(audit);
         const start = wf.startTime.getTime();
-        const verifiedAt = ms(verify?.endedAt);
         const parts = wf.workflowId.split('/');
         samples.push({
           run: parts[parts.length - 1]!,
@@ -147,15 +173,8 @@ export async function readBatchHistories(client: Client, batchId: string, batchW
           close: wf.closeTime?.getTime(),
           executions: seen.get(wf.workflowId) ?? 1,
           downloading: audit.stages.filter((s) => s.stage === 'downloading').map((s) => [ms(s.start)!, ms(s.end) ?? ms(s.start)!]),
-          slotHeld: verifiedAt ? [start, verifiedAt] : undefined,
-          verifiedAt,
-          quantScheduledAt: ms(quant?.scheduledAt),
-          quantStartedAt: ms(quant?.startedAt),
-          quantEndedAt: ms(quant?.endedAt),
-          deletedAt: ms(del?.endedAt),
-          quantAttempts: quant?.attempt ?? 0,
-          downloadAttempts: downloads.reduce((n, a) => Math.max(n, a.attempt), 0),
-          downloadTimeouts: downloads.filter((a) => a.outcome === 'timed out').length,
+          slotHeld: steps.verifiedAt ? [start, steps.verifiedAt] : undefined,
+          ...steps,
           workflowTasks: workflowTaskTimes(events),
           audit,
         });

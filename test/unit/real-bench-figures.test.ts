@@ -2,13 +2,15 @@
  * The arithmetic behind bench/results/real.json (bench/real/figures.ts) and B5's idle/steal accounting: a wrong percentile, overlap or
  * gap would silently mislead every benchmark reading, so it is pinned here on hand-made timelines.
  */
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { coreTimes, cpuShort, medianPair, warmPageCache } from '../../bench/b5.js';
 import { describe, expect, it } from '@jest/globals';
 import { linkFigures, maxOverlap, percentile, reactionFigures, union, utilisation } from '../../bench/real/figures.js';
-import type { BatchTimes, SignalAt } from '../../bench/real/histories.js';
+import { stepTimes, type BatchTimes, type SignalAt } from '../../bench/real/histories.js';
+import { historyFromJSON } from '../helpers/histories.js';
+import { parseSampleHistory } from '../../src/report/audit.js';
 
 describe('bench figures', () => {
   it('nearest-rank percentiles', () => {
@@ -112,5 +114,46 @@ describe('B5 warms the page cache before either side runs (bench/b5.ts warmPageC
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
+  });
+});
+
+describe('B1/B2 read when reads were verified, quantified and deleted from each sample (bench/real/histories.ts stepTimes)', () => {
+  const HIST = join(process.cwd(), 'test', 'replay', 'histories');
+  const audit = (name: string) => {
+    const { workflowId, history } = JSON.parse(readFileSync(join(HIST, `${name}.json`), 'utf8'));
+    const events = historyFromJSON(history).events ?? [];
+    return parseSampleHistory(events, { workflowId, runId: name, status: 'COMPLETED', start: new Date(0).toISOString(), close: new Date(0).toISOString() });
+  };
+  it('an older sample with a publish step: reads gone when it ended', () => {
+    const a = audit('v5-sample-verified-in-step');
+    const publish = a.activities.filter((x) => x.activity === 'publish' || x.activity === 'deleteReads').at(-1)!;
+    expect(stepTimes(a).deletedAt).toBe(Date.parse(publish.endedAt!));
+  });
+  it('a sample that quantified in the step that verified its reads: verified when the step said so, reads gone when it ended', () => {
+    for (const name of ['v11-sample-quant-chained', 'v11-sample-sra-quant-chained']) {
+      const a = audit(name);
+      const step = a.activities.at(-2)!;
+      const inStep = a.activities.at(-1)!;
+      const t = stepTimes(a);
+      expect(t.quantInStep).toBe(true);
+      // not the step's end (which includes kallisto and the publish), nor the .sra's download before a conversion
+      expect(t.verifiedAt).toBe(Date.parse(inStep.scheduledAt!));
+      expect(t.verifiedAt!).toBeLessThan(Date.parse(step.endedAt!));
+      expect(t.verifiedAt!).toBeGreaterThanOrEqual(Date.parse(step.startedAt!));
+      expect(t.deletedAt).toBe(Date.parse(step.endedAt!));
+      // when its quant slot was granted is not recorded: no reaction time is made up for it
+      expect(t.quantStartedAt).toBeUndefined();
+    }
+  });
+  it('a sample with a quant step of its own, which publishes: verified when the download ended, quant started when its task started, reads gone when it ended', () => {
+    const a = audit('v10-sample-one-first-upsert');
+    const t = stepTimes(a);
+    const quant = a.activities.find((x) => x.activity === 'quant')!;
+    const download = a.activities.find((x) => x.activity === 'download')!;
+    expect(t.quantInStep).toBe(false);
+    expect(t.verifiedAt).toBe(Date.parse(download.endedAt!));
+    expect(t.quantStartedAt).toBe(Date.parse(quant.startedAt!));
+    expect(a.activities.map((x) => x.activity)).not.toContain('publish');
+    expect(t.deletedAt).toBe(Date.parse(quant.endedAt!));
   });
 });
