@@ -590,6 +590,9 @@ export async function b5Main(argv: string[]): Promise<void> {
     process.exit(r.status ?? 1);
   }
   const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+  if (values.repeat !== undefined && !(Number.isInteger(Number(values.repeat)) && Number(values.repeat) >= 1)) {
+    throw new Error(`--repeat must be a whole number of pairs, 1 or more; got '${values.repeat}'`);
+  }
   const spec: B5Spec = { ...B5_FULL, runs: num(values.runs, B5_FULL.runs), minMB: num(values['min-mb'], B5_FULL.minMB), maxMB: num(values['max-mb'], B5_FULL.maxMB), genes: num(values.genes, B5_FULL.genes), seed: num(values.seed, B5_FULL.seed) };
   const outDir = values['out-dir'] ?? join(PKG, 'bench', 'results');
   if (values.readme) {
