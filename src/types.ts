@@ -62,6 +62,8 @@ export interface RunMeta {
   layout?: Layout;
   nominalLength?: number;
   spots?: number;
+  /** total_bases of the run table, when it has one: the start order's size (not in the run snapshot) */
+  bases?: number;
 }
 
 export interface RunPage {

@@ -333,6 +333,24 @@ async function countDone(quantDir: string, runs: RunMeta[]): Promise<number> {
   return done;
 }
 
+/**
+ * The start order `--start-order largest` gives a species' runs (its run snapshot's order, which the species
+ * workflow starts from the top): largest first, so the longest quants start early and the batch does not end on
+ * one big run quantifying alone while the other cores idle (longest processing time first). The size is the run
+ * table's total_bases when every run has one, else total_spots x mates (2 for paired); runs without a size keep
+ * their order after the others, and equal sizes keep theirs. `moved`: the order differs from the given one.
+ */
+export function largestFirst(runs: readonly RunMeta[]): { runs: RunMeta[]; by: 'total_bases' | 'total_spots x mates'; moved: boolean } {
+  const byBases = runs.length > 0 && runs.every((r) => r.bases !== undefined);
+  const size = (r: RunMeta): number | undefined => (byBases ? r.bases : r.spots === undefined ? undefined : r.spots * (r.layout === 'paired' ? 2 : 1));
+  const keyed = runs.map((r, i) => ({ r, i, s: size(r) }));
+  keyed.sort((a, b) => {
+    if (a.s === undefined || b.s === undefined) return a.s === b.s ? a.i - b.i : a.s === undefined ? 1 : -1;
+    return b.s - a.s || a.i - b.i;
+  });
+  return { runs: keyed.map((k) => k.r), by: byBases ? 'total_bases' : 'total_spots x mates', moved: keyed.some((k, i) => k.i !== i) };
+}
+
 const SNAPSHOT_HEADER = ['run', 'layout', 'nominal_length', 'spots'];
 
 export function snapshotPath(outputDir: string, batchId: string, speciesId: string): string {
@@ -564,10 +582,13 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
 
   const species: SpeciesPlan[] = [];
   for (const { c, runs, fastaPaths } of resolved) {
-    deps.onRuns?.(c.speciesId, runs);
     const runListPath = snapshotPath(outputDir, batchId, c.speciesId);
+    const order = options.startOrder === 'table' ? null : largestFirst(runs);
+    if (order?.moved) notes.push(`${c.speciesId}: its ${runs.length} runs start largest first, by ${order.by} (--start-order table keeps the run table's order)`);
+    // in the order they start: `run`'s plan summary asks them in this order, so the first samples find answers
+    deps.onRuns?.(c.speciesId, order?.runs ?? runs);
     if (!deps.dryRun) {
-      await writeSnapshot(runListPath, runs);
+      await writeSnapshot(runListPath, order?.runs ?? runs);
       const moved = await moveOldLayout(c.quantOutDir, c.quantDir, runs);
       if (moved.length) notes.push(`${c.speciesId}: moved ${moved.length} finished result(s) from ${c.quantOutDir}/<RUN> to ${c.quantDir}/<RUN> (amalgkit's layout)`);
       if (runs.length && deps.amalgkitTables) {

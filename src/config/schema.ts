@@ -40,6 +40,13 @@ export const BATCH_OPTIONS = {
     commands: [...WHICH_BATCH, 'worker', 'history', 'cleanup', 'server'],
   }),
   totalThreads: int({ default: 24, min: 1, max: 10_000, help: 'concurrent download slots across all species' }),
+  // Longest processing time first: with ascending or random sizes the batch can end on one big run quantifying
+  // alone on one core while the others idle (docs/benchmarks.md B5). Only the start order: which runs are done
+  // does not change.
+  startOrder: oneOf(['largest', 'table'] as const, {
+    default: 'largest',
+    help: "which of a species' runs start first: the largest (run table total_bases, else total_spots x mates; runs of unknown size last) so no long quant ends the batch alone, or the run table's order",
+  }),
   maxSpecies: int({ default: null, min: 1, max: 1_000_000, show: 'all', help: 'keep the first N species' }),
   // An empty filter would select nothing and start a batch with no work: that is a typo, not a request.
   species: list({ default: null, show: 'all', help: 'keep only these species (names or ids, comma-separated)', message: 'must be a non-empty list of species names or ids' }),

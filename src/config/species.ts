@@ -419,7 +419,7 @@ export function parseRunTable(
     return { runs, excluded, problems, names };
   }
   // A column twice is ambiguous: which of the two is the run, or the layout?
-  const used = ['run', 'lib_layout', 'nominal_length', 'total_spots', 'exclusion', 'is_sampled'];
+  const used = ['run', 'lib_layout', 'nominal_length', 'total_spots', 'total_bases', 'exclusion', 'is_sampled'];
   const twice = used.filter((c) => header.indexOf(c) !== header.lastIndexOf(c));
   for (const c of twice) problems.push({ where: file, field: `column ${c}`, value: headerLine, message: `column "${c}" appears more than once in the header` });
   if (twice.length) return { runs, excluded, problems, names };
@@ -459,6 +459,10 @@ export function parseRunTable(
     const spots = readNumber(cell('total_spots'), true);
     if (spots === 'bad') bad('total_spots', 'must be a non-negative whole number');
     else if (spots !== null) meta.spots = spots;
+    // amalgkit metadata's total_bases (SRA's run statistics; pandas may write it as 1.2e+09): only orders starts
+    const bases = readNumber(cell('total_bases'), false);
+    if (bases === 'bad') bad('total_bases', 'must be a non-negative number');
+    else if (bases !== null) meta.bases = bases;
     if (problems.length === before) {
       runs.push(meta);
       const sci = cell('scientific_name');

@@ -74,11 +74,48 @@ describe('discoverBatch', () => {
     const s = plan.species[0];
     expect(plan.species).toHaveLength(1);
     expect(s?.runListPath).toBe(join(out, '.fetchquant', 'b1', 'apis_mellifera.runs.tsv'));
+    // largest first (--start-order largest): SRR000003's 5 spots before SRR000002, whose size is not known
     expect(readFileSync(s?.runListPath as string, 'utf8')).toBe(
-      'run\tlayout\tnominal_length\tspots\nSRR000001\tpaired\t300\t1000\nSRR000002\tsingle\t\t\nSRR000003\t\t\t5\n',
+      'run\tlayout\tnominal_length\tspots\nSRR000001\tpaired\t300\t1000\nSRR000003\t\t\t5\nSRR000002\tsingle\t\t\n',
     );
     expect(readdirSync(join(out, '.fetchquant', 'b1'))).toEqual(['apis_mellifera.runs.tsv']);
     expect(s).toMatchObject({ totalRuns: 3, doneRuns: 1, quantDir: quant, configPath: join(cwd, 'cfg', 'amalgkit_apis_mellifera.yaml') });
+  });
+
+  it('starts the largest runs first: by total_bases when every run has it, else total_spots x mates; --start-order table keeps the order', async () => {
+    // amalgkit metadata columns (total_bases as pandas writes a large float); SRR000002 has the most spots but
+    // the shortest reads, SRR000003 is paired: bases decide
+    const table =
+      'run\tlib_layout\ttotal_spots\ttotal_bases\n' +
+      'SRR000001\tsingle\t1000\t50000\n' +
+      'SRR000002\tsingle\t3000\t1.5e+05\n' +
+      'SRR000003\tpaired\t2000\t600000.0\n' +
+      'SRR000004\tsingle\t1000\t50000\n';
+    const { cwd, out } = setup({ 'cfg/amalgkit_apis_mellifera.yaml': 'species_list: [Apis_mellifera]\nsteps: {getfastq: {metadata: runs.tsv}}\n', 'runs.tsv': table });
+    const order = (path: string) => readFileSync(path, 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t')[0]);
+    const seen: string[][] = [];
+    const plan = await discoverBatch(opts({ configDir: 'cfg', outputDir: 'out' }), 'b1', cwd, { onRuns: (_id, runs) => void seen.push(runs.map((r) => r.run)) });
+    // equal sizes keep the table's order (SRR000001 before SRR000004)
+    expect(order(plan.species[0]!.runListPath)).toEqual(['SRR000003', 'SRR000002', 'SRR000001', 'SRR000004']);
+    expect(plan.notes).toContain("apis_mellifera: its 4 runs start largest first, by total_bases (--start-order table keeps the run table's order)");
+    // what `run`'s plan summary asks, in the order the runs start (src/cli/plan.ts)
+    expect(seen).toEqual([['SRR000003', 'SRR000002', 'SRR000001', 'SRR000004']]);
+    // the snapshot keeps its columns (bases only order the starts)
+    expect(readFileSync(plan.species[0]!.runListPath, 'utf8').split('\n')[0]).toBe('run\tlayout\tnominal_length\tspots');
+
+    // one run without total_bases: spots x mates for all (SRR000003 paired: 4000 > SRR000002's 3000)
+    writeFileSync(join(cwd, 'runs.tsv'), table.replace('SRR000002\tsingle\t3000\t1.5e+05', 'SRR000002\tsingle\t3000\tNaN'));
+    const bySpots = await discoverBatch(opts({ configDir: 'cfg', outputDir: 'out' }), 'b2', cwd);
+    expect(order(bySpots.species[0]!.runListPath)).toEqual(['SRR000003', 'SRR000002', 'SRR000001', 'SRR000004']);
+    expect(bySpots.notes).toContain("apis_mellifera: its 4 runs start largest first, by total_spots x mates (--start-order table keeps the run table's order)");
+    writeFileSync(join(cwd, 'runs.tsv'), table.replace('SRR000003\tpaired\t2000', 'SRR000003\tsingle\t2000').replace('SRR000002\tsingle\t3000\t1.5e+05', 'SRR000002\tsingle\t3000\t'));
+    const bySpots2 = await discoverBatch(opts({ configDir: 'cfg', outputDir: 'out' }), 'b3', cwd);
+    expect(order(bySpots2.species[0]!.runListPath)).toEqual(['SRR000002', 'SRR000003', 'SRR000001', 'SRR000004']);
+
+    const asTable = await discoverBatch(opts({ configDir: 'cfg', outputDir: 'out', startOrder: 'table' }), 'b4', cwd);
+    expect(order(asTable.species[0]!.runListPath)).toEqual(['SRR000001', 'SRR000002', 'SRR000003', 'SRR000004']);
+    expect(asTable.notes.filter((n) => n.includes('largest first'))).toEqual([]);
+    expect(out).toBe(join(cwd, 'out'));
   });
 
   it("moves results of the old layout (<steps.quant.out_dir>/<RUN>) into amalgkit's (<out_dir>/quant/<RUN>), with a line saying so", async () => {
