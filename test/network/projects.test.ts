@@ -71,7 +71,7 @@ describe('fetchquant.projects in a species config', () => {
   let original: string;
   beforeAll(async () => {
     original = await readFile(world.dataset.species[0]!.configPath, 'utf8');
-    options = { ...defaultBatchOptions(), configDir: world.dataset.configDir, outputDir: world.dataset.outputDir, enaPortalUrl: world.mirror.enaPortalUrl, eutilsUrl: world.mirror.eutilsUrl, species: ['projecta_prima'] };
+    options = { ...defaultBatchOptions(), configDir: world.dataset.configDir, outputDir: world.dataset.outputDir, enaPortalUrl: world.mirror.enaPortalUrl, eutilsUrl: world.mirror.eutilsUrl, species: ['projecta_prima'], startOrder: 'table' }; // the expansion's own order is under test
   });
   const withProjects = async (projects: unknown) => {
     const cfg = parse(original) as Record<string, unknown>;
