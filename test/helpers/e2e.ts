@@ -16,6 +16,7 @@ import { findTemporalCli } from '../../src/server/temporal-cli.js';
 import type { Provenance, SampleOutcome } from '../../src/types.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import type { BatchResult } from '../../src/workflows/batch.js';
+import { batchProgressQuery } from '../../src/workflows/messages.js';
 import { testTemporal, type TestTemporal } from './temporal.js';
 import { startMirrorWorld, type DatasetSpec, type MirrorWorld } from './world.js';
 
@@ -183,6 +184,33 @@ export function startMirrorBatch(
       },
     ],
   });
+}
+
+/**
+ * A batch's result, or after `withinMs` a failure saying where every open workflow of the batch stands (its
+ * type, and each pending activity with its attempt and last failure) instead of a bare jest timeout.
+ */
+export async function resultOrWhereItStands(client: Client, batchId: string, withinMs: number): Promise<BatchResult> {
+  const handle = client.workflow.getHandle(batchWorkflowId(batchId));
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), withinMs)));
+  try {
+    const first = await Promise.race([handle.result() as Promise<BatchResult>, late]);
+    if (first !== 'late') return first;
+  } finally {
+    clearTimeout(timer);
+  }
+  const lines: string[] = [];
+  for await (const w of client.workflow.list({ query: `ExecutionStatus = "Running" AND BatchId = "${batchId}"` })) {
+    const d = await client.workflow.getHandle(w.workflowId).describe();
+    const pending = (d.raw.pendingActivities ?? []).map((a) => `${a.activityType?.name} attempt ${a.attempt} ${a.state}${a.lastFailure?.message ? ` last failure: ${a.lastFailure.message}` : ''}`);
+    lines.push(`${w.workflowId} (${w.type}): ${pending.length ? pending.join('; ') : 'no pending activity'}`);
+  }
+  const progress = await handle.query(batchProgressQuery).then(
+    (p) => JSON.stringify(p.species.map((x) => ({ id: x.speciesId, status: x.status, done: x.done, failed: x.failed, downloading: x.downloading, processing: x.processing, parked: x.parked?.map((r) => r.run) }))),
+    (err: unknown) => `(no progress: ${String(err)})`,
+  );
+  throw new Error(`batch ${batchId} not finished after ${withinMs} ms; species ${progress}; open workflows:\n${lines.join('\n') || '(none listed)'}`);
 }
 
 /** What an end-to-end test runs against: its own namespace, a mirror-served dataset, its workers. */
