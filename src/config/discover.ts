@@ -351,6 +351,12 @@ export function largestFirst(runs: readonly RunMeta[]): { runs: RunMeta[]; by: '
   return { runs: keyed.map((k) => k.r), by: byBases ? 'total_bases' : 'total_spots x mates', moved: keyed.some((k, i) => k.i !== i) };
 }
 
+/** The one line a batch gets for its species whose runs start largest first (the first five named). */
+export function startOrderNote(species: readonly string[]): string {
+  const which = species.length <= 5 ? species.join(', ') : `${species.slice(0, 5).join(', ')} and ${species.length - 5} more`;
+  return `runs start largest first (by total_bases, else total_spots x mates; --start-order table keeps the run tables' order): ${which}`;
+}
+
 const SNAPSHOT_HEADER = ['run', 'layout', 'nominal_length', 'spots'];
 
 export function snapshotPath(outputDir: string, batchId: string, speciesId: string): string {
@@ -581,10 +587,12 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
   if (problems.length) throw new InvalidInputError(problems);
 
   const species: SpeciesPlan[] = [];
+  /** species whose runs start in another order than listed (one line for the batch, not one per species) */
+  const reordered: string[] = [];
   for (const { c, runs, fastaPaths } of resolved) {
     const runListPath = snapshotPath(outputDir, batchId, c.speciesId);
     const order = options.startOrder === 'table' ? null : largestFirst(runs);
-    if (order?.moved) notes.push(`${c.speciesId}: its ${runs.length} runs start largest first, by ${order.by} (--start-order table keeps the run table's order)`);
+    if (order?.moved) reordered.push(order.by === 'total_bases' ? c.speciesId : `${c.speciesId} (by total_spots x mates)`);
     // in the order they start: `run`'s plan summary asks them in this order, so the first samples find answers
     deps.onRuns?.(c.speciesId, order?.runs ?? runs);
     if (!deps.dryRun) {
@@ -636,5 +644,6 @@ export async function discoverBatch(options: BatchOptions, batchId: string, cwd:
       },
     });
   }
+  if (reordered.length) notes.push(startOrderNote(reordered));
   return { batchId, outputDir: resolve(cwd, options.outputDir), species, notes };
 }

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { discoverBatch } from '../../src/config/discover.js';
+import { discoverBatch, startOrderNote } from '../../src/config/discover.js';
 import { DEFAULTS, InvalidInputError, type BatchOptions } from '../../src/config/schema.js';
 import { abundancePath, provenancePath } from '../../src/ids.js';
 import { searchRunsByTaxon } from '../../src/tools/ena.js';
@@ -97,7 +97,7 @@ describe('discoverBatch', () => {
     const plan = await discoverBatch(opts({ configDir: 'cfg', outputDir: 'out' }), 'b1', cwd, { onRuns: (_id, runs) => void seen.push(runs.map((r) => r.run)) });
     // equal sizes keep the table's order (SRR000001 before SRR000004)
     expect(order(plan.species[0]!.runListPath)).toEqual(['SRR000003', 'SRR000002', 'SRR000001', 'SRR000004']);
-    expect(plan.notes).toContain("apis_mellifera: its 4 runs start largest first, by total_bases (--start-order table keeps the run table's order)");
+    expect(plan.notes).toContain("runs start largest first (by total_bases, else total_spots x mates; --start-order table keeps the run tables' order): apis_mellifera");
     // what `run`'s plan summary asks, in the order the runs start (src/cli/plan.ts)
     expect(seen).toEqual([['SRR000003', 'SRR000002', 'SRR000001', 'SRR000004']]);
     // the snapshot keeps its columns (bases only order the starts)
@@ -107,7 +107,7 @@ describe('discoverBatch', () => {
     writeFileSync(join(cwd, 'runs.tsv'), table.replace('SRR000002\tsingle\t3000\t1.5e+05', 'SRR000002\tsingle\t3000\tNaN'));
     const bySpots = await discoverBatch(opts({ configDir: 'cfg', outputDir: 'out' }), 'b2', cwd);
     expect(order(bySpots.species[0]!.runListPath)).toEqual(['SRR000003', 'SRR000002', 'SRR000001', 'SRR000004']);
-    expect(bySpots.notes).toContain("apis_mellifera: its 4 runs start largest first, by total_spots x mates (--start-order table keeps the run table's order)");
+    expect(bySpots.notes).toContain("runs start largest first (by total_bases, else total_spots x mates; --start-order table keeps the run tables' order): apis_mellifera (by total_spots x mates)");
     writeFileSync(join(cwd, 'runs.tsv'), table.replace('SRR000003\tpaired\t2000', 'SRR000003\tsingle\t2000').replace('SRR000002\tsingle\t3000\t1.5e+05', 'SRR000002\tsingle\t3000\t'));
     const bySpots2 = await discoverBatch(opts({ configDir: 'cfg', outputDir: 'out' }), 'b3', cwd);
     expect(order(bySpots2.species[0]!.runListPath)).toEqual(['SRR000002', 'SRR000003', 'SRR000001', 'SRR000004']);
@@ -116,6 +116,12 @@ describe('discoverBatch', () => {
     expect(order(asTable.species[0]!.runListPath)).toEqual(['SRR000001', 'SRR000002', 'SRR000003', 'SRR000004']);
     expect(asTable.notes.filter((n) => n.includes('largest first'))).toEqual([]);
     expect(out).toBe(join(cwd, 'out'));
+  });
+
+  it('says which species start largest first in one line, naming five at most', () => {
+    const ids = ['a', 'b (by total_spots x mates)', 'c', 'd', 'e', 'f', 'g'];
+    expect(startOrderNote(ids.slice(0, 5))).toBe("runs start largest first (by total_bases, else total_spots x mates; --start-order table keeps the run tables' order): a, b (by total_spots x mates), c, d, e");
+    expect(startOrderNote(ids)).toMatch(/: a, b \(by total_spots x mates\), c, d, e and 2 more$/);
   });
 
   it("moves results of the old layout (<steps.quant.out_dir>/<RUN>) into amalgkit's (<out_dir>/quant/<RUN>), with a line saying so", async () => {
