@@ -16,7 +16,9 @@ import { createDownloadActivities } from './download.js';
 import { describeWorkflows, listInFlightRuns } from './in-flight.js';
 import { KnownDirs } from './known-dirs.js';
 import { createIndexActivities } from './index-build.js';
-import { createQuantActivities, readPublishedQuant } from './quant.js';
+import { createQuantActivities, QuantSlots, readPublishedQuant } from './quant.js';
+import { StartGate } from './start-gate.js';
+import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { createReadActivities } from './reads.js';
 import { createSampleSteps, quantAfter, tellSpecies, tellVerified } from './sample-steps.js';
 import { createSourceActivities } from './source.js';
@@ -68,7 +70,10 @@ export function createActivities(deps: ActivityDeps): Activities {
   }
   const source = createSourceActivities({ http, ...(pacer ? { order: (s: Source[]) => pacer.order(s) as Promise<Source[]> } : {}) });
   const index = createIndexActivities();
-  const quant = createQuantActivities({ ledger });
+  const quantSlots = new QuantSlots();
+  const quant = createQuantActivities({ ledger, quantSlots });
+  // a host's first downloads one at a time until kallisto has work for every slot (./start-gate.ts)
+  const startGate = new StartGate(quantSlots, decideQuantThreads(cachedHostCores(), {}).quantThreads);
   const download = createDownloadActivities({ http, ledger });
   const reads = createReadActivities();
   const convert = createConvertActivities({ ledger });
@@ -81,15 +86,25 @@ export function createActivities(deps: ActivityDeps): Activities {
   const lease = (dir: string | undefined) => {
     if (dir) takeLease(dir, deps.hostId);
   };
-  /** the download's own work: the run dir's lease, a permit of the source pacer, then the transfer */
+  /** the download's own work: the run dir's lease, its turn at the host's start, a permit of the source pacer, then the transfer */
   const fetchReads: Activities['download'] = async (input) => {
     if (input.runDir.startsWith('/')) {
       await mkdir(input.runDir, { recursive: true });
       lease(input.runDir);
     }
+    const ctx = Context.current();
+    const after = input.quantAfter?.quant;
+    const limit = after ? decideQuantThreads(cachedHostCores(), after).quantThreads : null;
+    const turn = await startGate.enter(limit, ctx.cancellationSignal, () => ctx.heartbeat({ file: '', offset: 0, waitingForStart: true }));
+    try {
+      return await transfer(input, ctx);
+    } finally {
+      turn();
+    }
+  };
+  const transfer = async (input: Parameters<Activities['download']>[0], ctx: Context) => {
     if (!pacer) return download.download(input);
     // One permit of the plan's source per download, waited for here (heartbeating: the wait may be long).
-    const ctx = Context.current();
     const beat = setInterval(() => ctx.heartbeat({ file: '', offset: 0, waitingForPermit: true }), 1000);
     let waited = false;
     try {
@@ -136,7 +151,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
     async convertSra(input) {
       if (input.runDir.startsWith('/')) lease(input.runDir);
-      return quantAfter(quantStep, input, await tellVerified(tell, input, input.run, await convert.convertSra(input)));
+      return quantAfter(quantStep, input, await tellVerified(tell, input, input.run, await startGate.converting(() => convert.convertSra(input))));
     },
     ...index,
     ...quant,

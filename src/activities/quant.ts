@@ -51,7 +51,18 @@ export class QuantSlots {
   /** A waiter that has waited this long is served before any larger one (oldest first). */
   static readonly AGE_MS = 10 * 60_000;
 
+  private readonly listeners: (() => void)[] = [];
+
   constructor(private readonly now: () => number = Date.now) {}
+
+  /** Calls fn whenever a slot is taken or asked for (src/activities/start-gate.ts watches the cores' work). */
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  private changed(): void {
+    for (const fn of this.listeners) fn();
+  }
 
   /**
    * Resolves with a release function once a slot is free; rejects with the signal's reason if cancelled first.
@@ -61,6 +72,7 @@ export class QuantSlots {
     if (signal.aborted) throw signal.reason;
     if (this.waiters.length === 0 && this.running < Math.max(1, limit)) {
       this.running++;
+      this.changed();
     } else {
       await new Promise<void>((resolve, reject) => {
         const beat = setInterval(onWait, everyMs);
@@ -83,6 +95,7 @@ export class QuantSlots {
         onWait();
         signal.addEventListener('abort', onAbort, { once: true });
         this.waiters.push(me);
+        this.changed();
       });
     }
     let released = false;
@@ -91,6 +104,7 @@ export class QuantSlots {
       released = true;
       this.running--;
       this.pump();
+      this.changed();
     };
   }
 
