@@ -25,7 +25,8 @@ export type { Fault, FaultPlan, FaultTarget } from './faults.js';
 export interface MirrorStats {
   requests: number;
   bytesServed: number;
-  byPath: Record<string, { requests: number; bytes: number }>;
+  /** per path: requests, bytes sent, and the requests with a Range header (a resumed download) */
+  byPath: Record<string, { requests: number; bytes: number; ranges: number }>;
   rangeRequests: number;
   /** faults applied, per run ('*' for plan-wide ones) and kind */
   faultsFired: Record<string, Record<string, number>>;
@@ -117,7 +118,7 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
   });
 
   function ctxFor(path: string): SendContext {
-    const rec = (stats.byPath[path] ??= { requests: 0, bytes: 0 });
+    const rec = (stats.byPath[path] ??= { requests: 0, bytes: 0, ranges: 0 });
     rec.requests++;
     const s = stats;
     return { bucket, signal: stopping.signal, count: (n) => { s.bytesServed += n; rec.bytes += n; } };
@@ -236,7 +237,10 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     const fault = faults.take(target.run, target.kind);
     if (answerHeadFault(req, res, fault, ctx)) return;
     const size = target.file.bytes;
-    if (req.headers.range) stats.rangeRequests++;
+    if (req.headers.range) {
+      stats.rangeRequests++;
+      stats.byPath[path]!.ranges++;
+    }
     const range = fault?.kind === 'ignore-range' ? null : parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
       res.writeHead(416, { 'Content-Range': `bytes */${size}`, 'Content-Length': '0' });

@@ -79,12 +79,12 @@ describe('file hosting', () => {
     expect(md5(res.body)).toBe(single.sra.md5);
   });
 
-  it('counts requests and bytes per path', async () => {
+  it('counts requests, bytes and Range requests per path', async () => {
     await get(fileUrl(paired, mate1));
     await get(fileUrl(paired, mate1), { Range: 'bytes=100-' });
     const s = mirror.stats();
     const path = new URL(fileUrl(paired, mate1)).pathname;
-    expect(s.byPath[path]).toEqual({ requests: 2, bytes: mate1.bytes * 2 - 100 });
+    expect(s.byPath[path]).toEqual({ requests: 2, bytes: mate1.bytes * 2 - 100, ranges: 1 });
     expect({ requests: s.requests, bytes: s.bytesServed }).toEqual({ requests: 2, bytes: mate1.bytes * 2 - 100 });
   });
 });
