@@ -13,7 +13,7 @@
  * waiting for a slot, and SRA conversions, which also keep a core busy) a download begins its transfer only
  * when no other is transferring. The gate then opens for the rest of the process, and at the latest
  * WINDOW_MS after the first download came: a real archive caps each connection, so later downloads run side by
- * side as before, and the window bounds what a slow first transfer can hold the others back.
+ * side as before, and the window bounds how long a slow first transfer holds the others back.
  */
 import type { QuantSlots } from './quant.js';
 
