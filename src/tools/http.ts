@@ -81,7 +81,12 @@ function abortReason(signal: AbortSignal): unknown {
 /** p, or the signal's reason as soon as it aborts (p is left to settle on its own). */
 export function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   if (!signal) return p;
-  if (signal.aborted) return Promise.reject(abortReason(signal));
+  if (signal.aborted) {
+    // p is abandoned: its own rejection (a query cut when the client closes at shutdown) must not go unhandled,
+    // which ends the process with exit 1
+    p.catch(() => undefined);
+    return Promise.reject(abortReason(signal));
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(abortReason(signal));
     signal.addEventListener('abort', onAbort, { once: true });
