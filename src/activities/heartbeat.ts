@@ -53,3 +53,32 @@ export function logInfo(message: string): void {
     /* not in an activity */
   }
 }
+
+/**
+ * Joins `line` as a waiter made of `fields` and resolves when someone calls its `grant()`; meanwhile heartbeats
+ * (`onWait` at once, then every `everyMs`). On the signal's abort it leaves the line and rejects with the reason.
+ * The waiter is in the line when this returns (a promise's executor runs at once), so the caller may act on the
+ * longer line before awaiting. The queues of quant slots (./quant.ts) and of the start gate (./start-gate.ts).
+ */
+export function waitInLine<W extends { grant: () => void }>(line: W[], fields: Omit<W, 'grant'>, signal: AbortSignal, onWait: () => void, everyMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const beat = setInterval(onWait, everyMs);
+    const me = {
+      ...fields,
+      grant: () => {
+        clearInterval(beat);
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+    } as W;
+    const onAbort = () => {
+      clearInterval(beat);
+      const i = line.indexOf(me);
+      if (i >= 0) line.splice(i, 1);
+      reject(signal.reason);
+    };
+    onWait();
+    signal.addEventListener('abort', onAbort, { once: true });
+    line.push(me);
+  });
+}

@@ -19,7 +19,7 @@ import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { toolVersion, toToolFailure } from '../tools/process.js';
 import type { QuantResult } from '../types.js';
 import type { Activities } from './contract.js';
-import { activityHooks } from './heartbeat.js';
+import { activityHooks, waitInLine } from './heartbeat.js';
 import { bytesUnder, KEPT_READS_MARK, type DiskLedger } from './disk.js';
 
 const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
@@ -74,29 +74,9 @@ export class QuantSlots {
       this.running++;
       this.changed();
     } else {
-      await new Promise<void>((resolve, reject) => {
-        const beat = setInterval(onWait, everyMs);
-        const me = {
-          limit,
-          weight,
-          since: this.now(),
-          grant: () => {
-            clearInterval(beat);
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          },
-        };
-        const onAbort = () => {
-          clearInterval(beat);
-          const i = this.waiters.indexOf(me);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(signal.reason);
-        };
-        onWait();
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.waiters.push(me);
-        this.changed();
-      });
+      const waited = waitInLine(this.waiters, { limit, weight, since: this.now() }, signal, onWait, everyMs);
+      this.changed();
+      await waited;
     }
     let released = false;
     return () => {

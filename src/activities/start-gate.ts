@@ -15,6 +15,7 @@
  * WINDOW_MS after the first download came: a real archive caps each connection, so later downloads run side by
  * side as before, and the window bounds how long a slow first transfer holds the others back.
  */
+import { waitInLine } from './heartbeat.js';
 import type { QuantSlots } from './quant.js';
 
 /** How long after its first download a process may keep downloads one at a time. */
@@ -60,25 +61,7 @@ export class StartGate {
     if (this.mayPass()) this.transferring++;
     else {
       // the granter counts this transfer before it wakes, so no other passes in between
-      await new Promise<void>((resolve, reject) => {
-        const beat = setInterval(onWait, everyMs);
-        const me: Waiter = {
-          grant: () => {
-            clearInterval(beat);
-            signal.removeEventListener('abort', onAbort);
-            resolve();
-          },
-        };
-        const onAbort = () => {
-          clearInterval(beat);
-          const i = this.waiters.indexOf(me);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(signal.reason);
-        };
-        onWait();
-        signal.addEventListener('abort', onAbort, { once: true });
-        this.waiters.push(me);
-      });
+      await waitInLine(this.waiters, {}, signal, onWait, everyMs);
     }
     let released = false;
     return () => {
