@@ -30,7 +30,7 @@ import { SPECIES_DEFAULTS } from '../src/config/schema.js';
 import { freePort, startEmbeddedServer } from '../src/server/embedded.js';
 import { describeMachine, type Machine } from './machine.js';
 import { prepareB5, B5_FULL, type B5Spec } from './b5/dataset.js';
-import { cpuOf, parseTimesLine, pollTree, type TreeCpu } from './b5/cpu.js';
+import { countKallisto, cpuOf, idlePhases, parseTimesLine, pollTree, sampleIdle, type IdlePhases, type TreeCpu } from './b5/cpu.js';
 import { counterDelta, scrapeCounters, workflowCensus } from './b5/server-metrics.js';
 import { runBaseline } from './real/baseline.js';
 import { makeScenario, neededBytes, type Scenario } from './real/workload.js';
@@ -210,6 +210,16 @@ export function threadClass(tid: number, comm: string, pid: number, platform: Se
   return `other threads (${comm})`;
 }
 
+/**
+ * kallisto processes already running as a side starts: a bench killed mid-run can leave its baseline's behind,
+ * and they take the cores from every later side (seen in session 25). Said in the log and the report.
+ */
+function strayKallisto(log: (l: string) => void): number {
+  const n = countKallisto();
+  if (n > 0) log(`B5: WARNING: ${n} kallisto process(es) already running before this side started; its figures are not comparable (pkill -f "kallisto quant")`);
+  return n;
+}
+
 /** One fetchquant batch through the real CLI, with the probe preloaded and its tree polled. */
 async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { enaPortalUrl: string; sraLocateUrl: string; enaFileScheme: string }; address: string; namespace: string; serverPid: number; metricsPort: number; mirrorPid: number; flags: string[]; batchId: string; work: string }): Promise<SideFigures> {
   const probeOut = join(o.work, `${o.batchId}.probe.json`);
@@ -345,7 +355,9 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
   const runs = dataset.species.flatMap((s) => s.runs);
   const cores = availableParallelism();
   const plan = decideQuantThreads(cores, {});
-  const flags = ['--total-threads', String(o.totalThreads), ...(o.autoThreads ? [] : ['--quant-threads', String(plan.quantThreads), '--kallisto-threads', String(plan.kallistoThreads)])];
+  // FQ_B5_FLAGS: more fetchquant flags for an experiment (e.g. "--skip-plan"); the report names them.
+  const extra = (process.env.FQ_B5_FLAGS ?? '').split(/\s+/).filter(Boolean);
+  const flags = ['--total-threads', String(o.totalThreads), ...(o.autoThreads ? [] : ['--quant-threads', String(plan.quantThreads), '--kallisto-threads', String(plan.kallistoThreads)]), ...extra];
   const cli = join(resolve(o.fetchquantDir), 'dist', 'src', 'cli.js');
   if (!existsSync(cli)) throw new Error(`--fetchquant-dir ${o.fetchquantDir}: no ${cli} (build that checkout first: npm run build)`);
   const fastqBytes = Object.values(data.fastqBytes).reduce((n, x) => n + x, 0);
@@ -377,18 +389,26 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
           const before = load();
           const runFq = async () => {
             o.log(`B5 ${tag}: fetchquant (load ${load()})`);
+            const fqStray = strayKallisto(o.log);
             const fqCores = coreTimes(cores);
+            const fqIdle = sampleIdle(() => coreTimes(cores)?.idleSec ?? null);
             const fq = await runFetchquantSide({ cli, scenario: await makeScenario(dataset, join(work, `fq-${tag}`)), urls: mirror.urls, address: server.address, namespace: server.namespace, serverPid: server.pid, metricsPort: server.restartOptions?.metricsPort ?? 0, mirrorPid: mirror.pid, flags, batchId: `b5-${tag}-${Date.now().toString(36)}`, work });
             fq.notes.cores = coreTimesSince(cores, fqCores);
+            fq.notes.idlePhases = idlePhases(fqIdle.stop(), cores);
+            if (fqStray) fq.notes.kallistoAtStart = fqStray;
             o.log(`  ${fq.makespanSec} s, exit ${fq.exitCode}, ${fq.cpuTotalSec} CPU-s`);
             if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `fq-${tag}`, 'out'), { recursive: true, force: true });
             return fq;
           };
           const runBl = async () => {
             o.log(`B5 ${tag}: baseline xargs -P ${o.totalThreads} (load ${load()})`);
+            const blStray = strayKallisto(o.log);
             const blCores = coreTimes(cores);
+            const blIdle = sampleIdle(() => coreTimes(cores)?.idleSec ?? null);
             const bl = await runBaselineSide({ scenario: await makeScenario(dataset, join(work, `bl-${tag}`)), dataset, baseUrl: mirror.urls.baseUrl, threads: o.totalThreads, kallistoThreads: plan.kallistoThreads, mirrorPid: mirror.pid, serverPid: server.pid, work, name: tag });
             bl.notes.cores = coreTimesSince(cores, blCores);
+            bl.notes.idlePhases = idlePhases(blIdle.stop(), cores);
+            if (blStray) bl.notes.kallistoAtStart = blStray;
             o.log(`  ${bl.makespanSec} s, exit ${bl.exitCode}, ${bl.cpuTotalSec} CPU-s`);
             if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `bl-${tag}`), { recursive: true, force: true });
             return bl;
@@ -510,6 +530,13 @@ export function renderB5(r: B5Results): string {
     const fqC = coresOf(n.fetchquant);
     const blC = coresOf(n.baseline);
     if (fqC && blC) out.push(`The cores used, while each side ran: idle ${fqC.idleSec} s (fetchquant) and ${blC.idleSec} s (baseline), stolen by the hypervisor ${fqC.stealSec} s and ${blC.stealSec} s.`, '');
+    const phasesOf = (side: SideFigures) => side.notes.idlePhases as IdlePhases | undefined;
+    const fqP = phasesOf(n.fetchquant);
+    const blP = phasesOf(n.baseline);
+    const said = (p: IdlePhases) => `${p.startSec} before the first kallisto (at ${p.firstKallistoAt ?? '–'} s), ${p.middleSec} while kallisto could fill the cores, ${p.endSec} after the last moment it did (from ${p.endFrom ?? '–'} s)`;
+    const stray = [n.fetchquant, n.baseline].map((x) => (x.notes.kallistoAtStart as number | undefined) ?? 0);
+    if (stray.some((x) => x > 0)) out.push(`**Not comparable**: kallisto processes not of this bench were running as a side started (fetchquant ${stray[0]}, baseline ${stray[1]}).`, '');
+    if (fqP && blP) out.push(`Where the idle core-seconds fell (sampled every 0.1 s): fetchquant ${said(fqP)}; baseline ${said(blP)}.`, '');
     const reqs = Object.entries((n.fetchquant.notes.serverRequests ?? {}) as Record<string, number>);
     if (reqs.length > 0) {
       const per = (v: number) => r2(v / w.runs);

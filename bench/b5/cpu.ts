@@ -105,3 +105,94 @@ export function parseTimesLine(line: string): number {
   const m = [...line.matchAll(/(\d+)m([\d.]+)s/g)];
   return m.reduce((n, x) => n + Number(x[1]) * 60 + Number(x[2]), 0);
 }
+
+/** One reading of the idle sampler: seconds since the side started, the cores' idle seconds so far, kallisto processes running. */
+export interface IdleSample {
+  t: number;
+  idleSec: number;
+  kallisto: number;
+}
+
+export interface IdlePhases {
+  /** idle core-seconds until the first kallisto ran */
+  startSec: number;
+  /** from then until the last moment `cores` or more kallisto ran */
+  middleSec: number;
+  /** after that: fewer kallisto than cores, to the side's end */
+  endSec: number;
+  /** when the first kallisto was seen and when the end phase began, seconds since the side started */
+  firstKallistoAt: number | null;
+  endFrom: number | null;
+}
+
+/**
+ * Where a side's idle core-seconds fell (issue 15's start-up and tail): before the first kallisto, while
+ * kallisto could fill the cores, and after the last moment it did. Pure, over the sampler's readings; a
+ * reading's kallisto count stands until the next reading (at 0.1 s apart, a boundary is off by at most 0.2 core-s).
+ */
+export function idlePhases(samples: IdleSample[], cores: number): IdlePhases {
+  const out: IdlePhases = { startSec: 0, middleSec: 0, endSec: 0, firstKallistoAt: null, endFrom: null };
+  if (samples.length < 2) return out;
+  const first = samples.findIndex((s) => s.kallisto > 0);
+  let lastFull = -1;
+  for (let i = samples.length - 1; i >= 0; i--) {
+    if (samples[i]!.kallisto >= cores) {
+      lastFull = i;
+      break;
+    }
+  }
+  // No kallisto at all: everything is start-up. Never all cores: the end begins with the first kallisto.
+  const endFrom = first < 0 ? samples.length - 1 : Math.max(first, lastFull + 1);
+  const startTo = first < 0 ? samples.length - 1 : first;
+  const idleAt = (i: number) => samples[i]!.idleSec - samples[0]!.idleSec;
+  const last = samples.length - 1;
+  out.startSec = r2(idleAt(startTo));
+  out.middleSec = r2(idleAt(endFrom) - idleAt(startTo));
+  out.endSec = r2(idleAt(last) - idleAt(endFrom));
+  out.firstKallistoAt = first < 0 ? null : r2(samples[first]!.t);
+  out.endFrom = first < 0 ? null : r2(samples[endFrom]!.t);
+  return out;
+}
+
+function r2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** Processes named kallisto on the machine (B5's sides run one at a time, so these are the running side's). */
+export function countKallisto(): number {
+  let n = 0;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc');
+  } catch {
+    return 0;
+  }
+  for (const p of pids) {
+    if (p.charCodeAt(0) < 48 || p.charCodeAt(0) > 57) continue;
+    try {
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').trimEnd() === 'kallisto') n++;
+    } catch {
+      /* gone */
+    }
+  }
+  return n;
+}
+
+/** Samples idle core time (`idleOf`) and running kallisto every `everyMs` until stopped. */
+export function sampleIdle(idleOf: () => number | null, everyMs = 100): { stop(): IdleSample[] } {
+  const t0 = Date.now();
+  const samples: IdleSample[] = [];
+  const tick = () => {
+    const idle = idleOf();
+    if (idle !== null) samples.push({ t: (Date.now() - t0) / 1000, idleSec: idle, kallisto: countKallisto() });
+  };
+  tick();
+  const timer = setInterval(tick, everyMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      tick();
+      return samples;
+    },
+  };
+}

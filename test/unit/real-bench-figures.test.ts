@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { coreTimes, cpuShort, medianPair, warmPageCache } from '../../bench/b5.js';
+import { idlePhases, type IdleSample } from '../../bench/b5/cpu.js';
 import { describe, expect, it } from '@jest/globals';
 import { linkFigures, maxOverlap, percentile, reactionFigures, union, utilisation } from '../../bench/real/figures.js';
 import { stepTimes, type BatchTimes, type SignalAt } from '../../bench/real/histories.js';
@@ -74,6 +75,24 @@ describe('B5: idle and steal of the cores used (bench/b5.ts coreTimes)', () => {
   });
   it('says nothing when /proc/stat has no per-core lines', () => {
     expect(coreTimes(2, 'intr 1\n')).toBeNull();
+  });
+});
+
+describe('B5: where the idle core-seconds fell (bench/b5/cpu.ts idlePhases)', () => {
+  // t, idle so far, kallisto running: 2 cores; start-up idle, then two kallisto, then the last one alone
+  const s = (t: number, idleSec: number, kallisto: number): IdleSample => ({ t, idleSec, kallisto });
+  it('splits at the first kallisto and at the last moment the cores were all running it', () => {
+    const samples = [s(0, 10, 0), s(1, 11.5, 0), s(2, 12.2, 1), s(3, 12.2, 2), s(4, 12.3, 2), s(5, 13.3, 1), s(6, 14.3, 0)];
+    // a reading's count stands until the next reading: the second 4-5 is still the middle
+    expect(idlePhases(samples, 2)).toEqual({ startSec: 2.2, middleSec: 1.1, endSec: 1, firstKallistoAt: 2, endFrom: 5 });
+  });
+  it('more kallisto than cores (the baseline) counts as full; a side that never fills the cores is start and end only', () => {
+    expect(idlePhases([s(0, 0, 0), s(1, 0.2, 4), s(2, 0.2, 3), s(3, 0.9, 1), s(4, 1.5, 0)], 2)).toEqual({ startSec: 0.2, middleSec: 0.7, endSec: 0.6, firstKallistoAt: 1, endFrom: 3 });
+    expect(idlePhases([s(0, 0, 0), s(1, 0.5, 1), s(2, 1.5, 1), s(3, 2, 0)], 2)).toEqual({ startSec: 0.5, middleSec: 0, endSec: 1.5, firstKallistoAt: 1, endFrom: 1 });
+  });
+  it('no kallisto at all: every idle second is start-up; one reading says nothing', () => {
+    expect(idlePhases([s(0, 0, 0), s(1, 0.7, 0), s(2, 1.1, 0)], 2)).toEqual({ startSec: 1.1, middleSec: 0, endSec: 0, firstKallistoAt: null, endFrom: null });
+    expect(idlePhases([s(0, 3, 1)], 2)).toEqual({ startSec: 0, middleSec: 0, endSec: 0, firstKallistoAt: null, endFrom: null });
   });
 });
 
