@@ -158,7 +158,15 @@ function r2(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
-/** Processes named kallisto on the machine (B5's sides run one at a time, so these are the running side's). */
+/**
+ * A `kallisto quant` by its /proc comm and cmdline (NUL-separated argv): fetchquant also runs `kallisto version`
+ * (its tool check at start-up, its provenance beside each quant), which must not count as quantifying.
+ */
+export function isKallistoQuant(comm: string, cmdline: string): boolean {
+  return comm.trimEnd() === 'kallisto' && cmdline.split('\0')[1] === 'quant';
+}
+
+/** `kallisto quant` processes on the machine (B5's sides run one at a time, so these are the running side's). */
 export function countKallisto(): number {
   let n = 0;
   let pids: string[];
@@ -170,7 +178,8 @@ export function countKallisto(): number {
   for (const p of pids) {
     if (p.charCodeAt(0) < 48 || p.charCodeAt(0) > 57) continue;
     try {
-      if (readFileSync(`/proc/${p}/comm`, 'utf8').trimEnd() === 'kallisto') n++;
+      const comm = readFileSync(`/proc/${p}/comm`, 'utf8');
+      if (comm.startsWith('kallisto') && isKallistoQuant(comm, readFileSync(`/proc/${p}/cmdline`, 'utf8'))) n++;
     } catch {
       /* gone */
     }

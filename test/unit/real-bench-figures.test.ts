@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { coreTimes, cpuShort, medianPair, warmPageCache } from '../../bench/b5.js';
-import { idlePhases, type IdleSample } from '../../bench/b5/cpu.js';
+import { idlePhases, isKallistoQuant, type IdleSample } from '../../bench/b5/cpu.js';
 import { describe, expect, it } from '@jest/globals';
 import { linkFigures, maxOverlap, percentile, reactionFigures, union, utilisation } from '../../bench/real/figures.js';
 import { stepTimes, type BatchTimes, type SignalAt } from '../../bench/real/histories.js';
@@ -89,6 +89,11 @@ describe('B5: where the idle core-seconds fell (bench/b5/cpu.ts idlePhases)', ()
   it('more kallisto than cores (the baseline) counts as full; a side that never fills the cores is start and end only', () => {
     expect(idlePhases([s(0, 0, 0), s(1, 0.2, 4), s(2, 0.2, 3), s(3, 0.9, 1), s(4, 1.5, 0)], 2)).toEqual({ startSec: 0.2, middleSec: 0.7, endSec: 0.6, firstKallistoAt: 1, endFrom: 3 });
     expect(idlePhases([s(0, 0, 0), s(1, 0.5, 1), s(2, 1.5, 1), s(3, 2, 0)], 2)).toEqual({ startSec: 0.5, middleSec: 0, endSec: 1.5, firstKallistoAt: 1, endFrom: 1 });
+  });
+  it('counts kallisto quant, not the kallisto version fetchquant runs at start-up and beside each quant', () => {
+    expect(isKallistoQuant('kallisto\n', 'kallisto\0quant\0-i\0/x.idx\0')).toBe(true);
+    expect(isKallistoQuant('kallisto\n', 'kallisto\0version\0')).toBe(false);
+    expect(isKallistoQuant('bash\n', 'bash\0-c\0kallisto quant\0')).toBe(false);
   });
   it('no kallisto at all: every idle second is start-up; one reading says nothing', () => {
     expect(idlePhases([s(0, 0, 0), s(1, 0.7, 0), s(2, 1.1, 0)], 2)).toEqual({ startSec: 1.1, middleSec: 0, endSec: 0, firstKallistoAt: null, endFrom: null });
