@@ -30,7 +30,7 @@ import { SPECIES_DEFAULTS } from '../src/config/schema.js';
 import { freePort, startEmbeddedServer } from '../src/server/embedded.js';
 import { describeMachine, type Machine } from './machine.js';
 import { prepareB5, B5_FULL, type B5Spec } from './b5/dataset.js';
-import { countKallisto, cpuOf, idlePhases, parseTimesLine, pollTree, sampleIdle, type IdlePhases, type TreeCpu } from './b5/cpu.js';
+import { countKallisto, cpuOf, idlePhases, parseTimesLine, pollTree, r2, sampleIdle, type IdlePhases, type TreeCpu } from './b5/cpu.js';
 import { counterDelta, scrapeCounters, workflowCensus } from './b5/server-metrics.js';
 import { runBaseline } from './real/baseline.js';
 import { makeScenario, neededBytes, type Scenario } from './real/workload.js';
@@ -134,7 +134,6 @@ export interface B5Results {
   durationSec: number;
 }
 
-const r2 = (x: number) => Math.round(x * 100) / 100;
 const load = () => r2(loadavg()[0]!);
 
 function gitCommit(dir: string): string {
@@ -211,13 +210,19 @@ export function threadClass(tid: number, comm: string, pid: number, platform: Se
 }
 
 /**
- * kallisto processes already running as a side starts: a bench killed mid-run can leave its baseline's behind,
- * and they take the cores from every later side (seen in session 25). Said in the log and the report.
+ * What the cores did while one side ran, as its notes: idle and steal (`cores`), where the idle fell
+ * (`idlePhases`), and kallisto already running as it started (`kallistoAtStart`): a bench killed mid-run can
+ * leave its baseline's behind, and they take the cores from every later side (seen in session 25); said in the
+ * log at once and in the report.
  */
-function strayKallisto(log: (l: string) => void): number {
-  const n = countKallisto();
-  if (n > 0) log(`B5: WARNING: ${n} kallisto process(es) already running before this side started; its figures are not comparable (pkill -f "kallisto quant")`);
-  return n;
+function watchCores(cores: number, log: (l: string) => void): { stop(): Record<string, unknown> } {
+  const before = coreTimes(cores);
+  const sampler = sampleIdle(() => coreTimes(cores)?.idleSec ?? null);
+  const stray = sampler.first?.kallisto ?? countKallisto();
+  if (stray > 0) log(`B5: WARNING: ${stray} kallisto process(es) already running before this side started; its figures are not comparable (pkill -f "kallisto quant")`);
+  return {
+    stop: () => ({ cores: coreTimesSince(cores, before), idlePhases: idlePhases(sampler.stop(), cores), ...(stray > 0 ? { kallistoAtStart: stray } : {}) }),
+  };
 }
 
 /** One fetchquant batch through the real CLI, with the probe preloaded and its tree polled. */
@@ -389,26 +394,18 @@ export async function measureB5(o: B5Options): Promise<B5Results> {
           const before = load();
           const runFq = async () => {
             o.log(`B5 ${tag}: fetchquant (load ${load()})`);
-            const fqStray = strayKallisto(o.log);
-            const fqCores = coreTimes(cores);
-            const fqIdle = sampleIdle(() => coreTimes(cores)?.idleSec ?? null);
+            const watch = watchCores(cores, o.log);
             const fq = await runFetchquantSide({ cli, scenario: await makeScenario(dataset, join(work, `fq-${tag}`)), urls: mirror.urls, address: server.address, namespace: server.namespace, serverPid: server.pid, metricsPort: server.restartOptions?.metricsPort ?? 0, mirrorPid: mirror.pid, flags, batchId: `b5-${tag}-${Date.now().toString(36)}`, work });
-            fq.notes.cores = coreTimesSince(cores, fqCores);
-            fq.notes.idlePhases = idlePhases(fqIdle.stop(), cores);
-            if (fqStray) fq.notes.kallistoAtStart = fqStray;
+            Object.assign(fq.notes, watch.stop());
             o.log(`  ${fq.makespanSec} s, exit ${fq.exitCode}, ${fq.cpuTotalSec} CPU-s`);
             if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `fq-${tag}`, 'out'), { recursive: true, force: true });
             return fq;
           };
           const runBl = async () => {
             o.log(`B5 ${tag}: baseline xargs -P ${o.totalThreads} (load ${load()})`);
-            const blStray = strayKallisto(o.log);
-            const blCores = coreTimes(cores);
-            const blIdle = sampleIdle(() => coreTimes(cores)?.idleSec ?? null);
+            const watch = watchCores(cores, o.log);
             const bl = await runBaselineSide({ scenario: await makeScenario(dataset, join(work, `bl-${tag}`)), dataset, baseUrl: mirror.urls.baseUrl, threads: o.totalThreads, kallistoThreads: plan.kallistoThreads, mirrorPid: mirror.pid, serverPid: server.pid, work, name: tag });
-            bl.notes.cores = coreTimesSince(cores, blCores);
-            bl.notes.idlePhases = idlePhases(blIdle.stop(), cores);
-            if (blStray) bl.notes.kallistoAtStart = blStray;
+            Object.assign(bl.notes, watch.stop());
             o.log(`  ${bl.makespanSec} s, exit ${bl.exitCode}, ${bl.cpuTotalSec} CPU-s`);
             if (!process.env.FQ_BENCH_KEEP) rmSync(join(work, `bl-${tag}`), { recursive: true, force: true });
             return bl;

@@ -154,7 +154,8 @@ export function idlePhases(samples: IdleSample[], cores: number): IdlePhases {
   return out;
 }
 
-function r2(x: number): number {
+/** Rounded to hundredths, as B5 reports every figure. */
+export function r2(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
@@ -187,8 +188,8 @@ export function countKallisto(): number {
   return n;
 }
 
-/** Samples idle core time (`idleOf`) and running kallisto every `everyMs` until stopped. */
-export function sampleIdle(idleOf: () => number | null, everyMs = 100): { stop(): IdleSample[] } {
+/** Samples idle core time (`idleOf`) and running kallisto every `everyMs` until stopped; `first` is the reading taken at once. */
+export function sampleIdle(idleOf: () => number | null, everyMs = 100): { first: IdleSample | undefined; stop(): IdleSample[] } {
   const t0 = Date.now();
   const samples: IdleSample[] = [];
   const tick = () => {
@@ -198,6 +199,7 @@ export function sampleIdle(idleOf: () => number | null, everyMs = 100): { stop()
   tick();
   const timer = setInterval(tick, everyMs);
   return {
+    first: samples[0],
     stop() {
       clearInterval(timer);
       tick();
