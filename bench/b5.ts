@@ -30,7 +30,7 @@ import { SPECIES_DEFAULTS } from '../src/config/schema.js';
 import { freePort, startEmbeddedServer } from '../src/server/embedded.js';
 import { describeMachine, type Machine } from './machine.js';
 import { prepareB5, B5_FULL, type B5Spec } from './b5/dataset.js';
-import { countKallisto, cpuOf, idlePhases, parseTimesLine, pollTree, r2, sampleIdle, type IdlePhases, type TreeCpu } from './b5/cpu.js';
+import { countKallisto, cpuOf, idlePhases, ownCpuSec, parseTimesLine, pollTree, r2, sampleIdle, type IdlePhases, type TreeCpu } from './b5/cpu.js';
 import { counterDelta, scrapeCounters, workflowCensus } from './b5/server-metrics.js';
 import { runBaseline } from './real/baseline.js';
 import { makeScenario, neededBytes, type Scenario } from './real/workload.js';
@@ -521,6 +521,7 @@ export function renderB5(r: B5Results): string {
     const cell = (v: number | undefined) => (v === undefined ? '–' : `${v} (${r2(v / gb)})`);
     for (const k of keys) out.push(`| ${k} | ${cell(n.fetchquant.cpu[k])} | ${cell(n.baseline.cpu[k])} |`);
     out.push(`| **total (without the mirror)** | **${cell(n.fetchquant.cpuTotalSec)}** | **${cell(n.baseline.cpuTotalSec)}** |`);
+    out.push(`| each side's own: all but kallisto, fasterq-dump and the unplaced | ${cell(ownCpuSec(n.fetchquant.cpu, n.fetchquant.cpuTotalSec))} | ${cell(ownCpuSec(n.baseline.cpu, n.baseline.cpuTotalSec))} |`);
     out.push(`| per sample: fetchquant process + Temporal server | ${r2(((n.fetchquant.cpuTotalSec - Object.entries(n.fetchquant.cpu).filter(([k]) => k.startsWith('tool')).reduce((s, [, v]) => s + v, 0)) / w.runs))} s | – |`);
     out.push('', `The Temporal server idle (during the baseline): ${n.baseline.notes.temporalServerIdleCpuPerSec ?? '–'} CPU-s per second of wall time. fetchquant start-up (CLI start → batch running): ${n.fetchquant.notes.startupSec ?? '–'} s; GC pauses ${n.fetchquant.notes.gcPauses ?? '–'}; event-loop utilisation ${n.fetchquant.notes.eventLoopUtilization ?? '–'}; max RSS ${n.fetchquant.notes.maxRssMB ?? '–'} MB; kallisto CPU in the baseline ${n.kallistoCpuSec} s.`, '');
     const coresOf = (side: SideFigures) => side.notes.cores as { idleSec: number; stealSec: number } | null | undefined;

@@ -159,6 +159,23 @@ export function r2(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
+/** The work both sides do: the tools that turn the same reads into the same estimates. */
+const SHARED_WORK = ['tool: kallisto', 'tool: fasterq-dump'];
+/** CPU the poller could not place: on fetchquant's side mostly kallisto's last moments (issue 15, session 26). */
+const UNPLACED = 'tools: not seen by the poller (short-lived)';
+
+/**
+ * A side's own CPU-seconds: its total (without the mirror) less kallisto, fasterq-dump and what the poller could
+ * not place. For fetchquant: its process, igzip, vdb-validate and the Temporal server; for the baseline: curl,
+ * bash, xargs, rm. The figure to cut (B5 at 12 and 36 runs: ~9.5 CPU-s per GB of FASTQ against ~0.9).
+ */
+export function ownCpuSec(cpu: Record<string, number>, totalSec: number): number {
+  const shared = Object.entries(cpu)
+    .filter(([k]) => SHARED_WORK.includes(k) || k === UNPLACED)
+    .reduce((sum, [, v]) => sum + v, 0);
+  return r2(totalSec - shared);
+}
+
 /**
  * A `kallisto quant` by its /proc comm and cmdline (NUL-separated argv): fetchquant also runs `kallisto version`
  * (its tool check at start-up, its provenance beside each quant), which must not count as quantifying.

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { coreTimes, cpuShort, medianPair, warmPageCache } from '../../bench/b5.js';
-import { idlePhases, isKallistoQuant, type IdleSample } from '../../bench/b5/cpu.js';
+import { idlePhases, isKallistoQuant, ownCpuSec, type IdleSample } from '../../bench/b5/cpu.js';
 import { describe, expect, it } from '@jest/globals';
 import { linkFigures, maxOverlap, percentile, reactionFigures, union, utilisation } from '../../bench/real/figures.js';
 import { stepTimes, type BatchTimes, type SignalAt } from '../../bench/real/histories.js';
@@ -98,6 +98,24 @@ describe('B5: where the idle core-seconds fell (bench/b5/cpu.ts idlePhases)', ()
   it('no kallisto at all: every idle second is start-up; one reading says nothing', () => {
     expect(idlePhases([s(0, 0, 0), s(1, 0.7, 0), s(2, 1.1, 0)], 2)).toEqual({ startSec: 1.1, middleSec: 0, endSec: 0, firstKallistoAt: null, endFrom: null });
     expect(idlePhases([s(0, 3, 1)], 2)).toEqual({ startSec: 0, middleSec: 0, endSec: 0, firstKallistoAt: null, endFrom: null });
+  });
+});
+
+describe("B5: each side's own CPU (bench/b5/cpu.ts ownCpuSec)", () => {
+  it('is the total less kallisto, fasterq-dump and what the poller could not place (b5-2cores-36runs, median pair)', () => {
+    const fq = {
+      'fetchquant: main thread': 10.06,
+      'tool: igzip': 9.37,
+      'tool: fasterq-dump': 25.98,
+      'tool: kallisto': 180.03,
+      'tool: vdb-validate': 0.74,
+      'tools: not seen by the poller (short-lived)': 5.85,
+      'Temporal server': 9.37,
+      'mirror (the network)': 4.88,
+    };
+    expect(ownCpuSec(fq, 260.12)).toBe(48.26);
+    const baseline = { 'tool: curl': 2.92, 'tool: fasterq-dump': 23, 'tool: kallisto': 196.41, 'bash, xargs, date, rm': 1.63, 'mirror (the network)': 4.08 };
+    expect(ownCpuSec(baseline, 223.96)).toBe(4.55);
   });
 });
 
