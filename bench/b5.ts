@@ -30,7 +30,7 @@ import { SPECIES_DEFAULTS } from '../src/config/schema.js';
 import { freePort, startEmbeddedServer } from '../src/server/embedded.js';
 import { describeMachine, type Machine } from './machine.js';
 import { prepareB5, B5_FULL, type B5Spec } from './b5/dataset.js';
-import { countKallisto, cpuOf, idlePhases, ownCpuSec, parseTimesLine, pollTree, r2, sampleIdle, type IdlePhases, type TreeCpu } from './b5/cpu.js';
+import { countKallisto, cpuOf, idlePhases, ownCpuSec, parseTimesLine, pollTree, r2, sampleIdle, UNPLACED, type IdlePhases, type TreeCpu } from './b5/cpu.js';
 import { counterDelta, scrapeCounters, workflowCensus } from './b5/server-metrics.js';
 import { runBaseline } from './real/baseline.js';
 import { makeScenario, neededBytes, type Scenario } from './real/workload.js';
@@ -299,7 +299,7 @@ async function runFetchquantSide(o: { cli: string; scenario: Scenario; urls: { e
     cpu[`tool: ${name}`] = (cpu[`tool: ${name}`] ?? 0) + v.cpuSec;
     polledChildren += v.cpuSec;
   }
-  if (childrenExact !== null && childrenExact > polledChildren + 0.05) cpu['tools: not seen by the poller (short-lived)'] = childrenExact - polledChildren;
+  if (childrenExact !== null && childrenExact > polledChildren + 0.05) cpu[UNPLACED] = childrenExact - polledChildren;
   cpu['Temporal server'] = serverSec;
   cpu['mirror (the network)'] = mirrorSec;
   const total = self + (childrenExact ?? polledChildren) + serverSec;

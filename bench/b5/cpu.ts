@@ -161,8 +161,8 @@ export function r2(x: number): number {
 
 /** The work both sides do: the tools that turn the same reads into the same estimates. */
 const SHARED_WORK = ['tool: kallisto', 'tool: fasterq-dump'];
-/** CPU the poller could not place: on fetchquant's side mostly kallisto's last moments (issue 15, session 26). */
-const UNPLACED = 'tools: not seen by the poller (short-lived)';
+/** The row of CPU the poller could not place (bench/b5.ts writes it): on fetchquant's side mostly kallisto's last moments (issue 15, session 26). */
+export const UNPLACED = 'tools: not seen by the poller (short-lived)';
 
 /**
  * A side's own CPU-seconds: its total (without the mirror) less kallisto, fasterq-dump and what the poller could
