@@ -8,12 +8,13 @@
  * its tools by name, the Temporal server, the mirror (it stands in for the network; same cost both sides).
  *
  * Usage: npm run bench -- b5 [--runs 12] [--min-mb 100] [--max-mb 180] [--genes 13000] [--net uncapped,100]
- *        [--cores N] [--total-threads N] [--auto-threads] [--fetchquant-dir DIR] [--label NAME] [--repeat N]
+ *        [--cores N] [--total-threads N] [--given-threads] [--fetchquant-dir DIR] [--label NAME] [--repeat N]
  *   --cores N            run everything under `taskset -c 0..N-1` (B5 at 1 core: --cores 1)
  *   --fetchquant-dir DIR measure another built checkout's CLI (DIR/dist/src/cli.js), e.g. an older commit
  *                        (--fetchquant-commit names it when DIR is not a git checkout)
- *   --auto-threads       give fetchquant no --quant-threads/--kallisto-threads (its own choice from cores);
- *                        by default both sides get the values src/cores.ts decides for the cores here
+ *   --given-threads      give fetchquant --quant-threads/--kallisto-threads as src/cores.ts decides them for
+ *                        the cores here (a user who set them); by default it gets neither and decides itself,
+ *                        as a user who sets none (the default since session 27; --auto-threads said so before)
  *   --repeat N           N pairs per network, the side that goes first alternating; the pair of the median
  *                        fetchquant / baseline is reported, with every pair's ratio beside it
  *   --prepare-only       generate (or find cached) the transcriptome, index and runs, measure nothing
@@ -603,7 +604,7 @@ export async function b5Main(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       runs: { type: 'string' }, 'min-mb': { type: 'string' }, 'max-mb': { type: 'string' }, genes: { type: 'string' }, seed: { type: 'string' },
-      net: { type: 'string' }, cores: { type: 'string' }, 'total-threads': { type: 'string' }, 'auto-threads': { type: 'boolean' },
+      net: { type: 'string' }, cores: { type: 'string' }, 'total-threads': { type: 'string' }, 'auto-threads': { type: 'boolean' }, 'given-threads': { type: 'boolean' },
       'fetchquant-dir': { type: 'string' }, 'fetchquant-commit': { type: 'string' }, label: { type: 'string' }, 'out-dir': { type: 'string' }, 'prepare-only': { type: 'boolean' }, readme: { type: 'boolean' }, repeat: { type: 'string' },
     },
   });
@@ -634,7 +635,7 @@ export async function b5Main(argv: string[]): Promise<void> {
     spec,
     nets: (values.net ?? 'uncapped,100').split(',').map((s) => (s.trim() === 'uncapped' ? 0 : Number(s))),
     totalThreads: num(values['total-threads'], 2 * usable),
-    autoThreads: Boolean(values['auto-threads']),
+    autoThreads: !values['given-threads'],
     fetchquantDir: values['fetchquant-dir'] ?? PKG,
     ...(values['fetchquant-commit'] ? { fetchquantCommit: values['fetchquant-commit'] } : {}),
     label,

@@ -71,9 +71,10 @@ export function createActivities(deps: ActivityDeps): Activities {
   const source = createSourceActivities({ http, ...(pacer ? { order: (s: Source[]) => pacer.order(s) as Promise<Source[]> } : {}) });
   const index = createIndexActivities();
   const quantSlots = new QuantSlots();
-  const quant = createQuantActivities({ ledger, quantSlots });
   // a host's first downloads one at a time until kallisto has work for every slot (./start-gate.ts)
   const startGate = new StartGate(quantSlots, decideQuantThreads(cachedHostCores(), {}).quantThreads);
+  // the host's last quant for now takes every core (./quant.ts quantThreadsNow)
+  const quant = createQuantActivities({ ledger, quantSlots, feeding: () => startGate.busy });
   const download = createDownloadActivities({ http, ledger });
   const reads = createReadActivities();
   const convert = createConvertActivities({ ledger });

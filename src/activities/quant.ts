@@ -19,7 +19,7 @@ import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { toolVersion, toToolFailure } from '../tools/process.js';
 import type { QuantResult } from '../types.js';
 import type { Activities } from './contract.js';
-import { activityHooks, waitInLine } from './heartbeat.js';
+import { activityHooks, logInfo, waitInLine } from './heartbeat.js';
 import { bytesUnder, KEPT_READS_MARK, type DiskLedger } from './disk.js';
 
 const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
@@ -134,8 +134,26 @@ export async function readPublishedQuant({ quantDir, run }: { quantDir: string; 
   }
 }
 
+/**
+ * `-t` of a quant that just got its slot. When fetchquant chose the threads (the user set neither
+ * --kallisto-threads nor --quant-threads), a quant that starts with no other waiting for a slot and nothing
+ * more coming on this host (no transfer, conversion or start still under way: `feeding`) is the host's last
+ * for now: it takes every core, so it does not end alone on one while the others idle. B5 at GB-sized runs
+ * (docs/benchmarks.md "The last quant takes every core") ended with one kallisto -t 1 alone for 7-10 s.
+ * A later quant still gets its slot: kallisto's threads then share the cores for the overlap, which costs
+ * little beside a core left idle. A value the user gave is never widened.
+ */
+export function quantThreadsNow(o: { planned: number; userSet: boolean; waiting: number; feeding: boolean; cores: number }): number {
+  if (o.userSet || o.waiting > 0 || o.feeding) return o.planned;
+  return Math.max(o.planned, o.cores);
+}
+
 export interface QuantDeps {
   quantSlots?: QuantSlots;
+  /** true while this host transfers or converts reads, or its start is under way (more quants may come) */
+  feeding?: () => boolean;
+  /** this host's cores (default: src/cores.ts cachedHostCores) */
+  cores?: () => number;
   /** deleteReads releases the run's reservation here (the ledger the disk activities admit with). */
   ledger?: DiskLedger;
 }
@@ -168,6 +186,14 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
       // kallisto's work grows with the reads it reads: a pair is two (the weight that orders waiters, above)
       const weight = reads.reads * (reads.layout === 'paired' ? 2 : 1);
       const release = await slots.acquire(plan.quantThreads, hooks.signal, () => hooks.heartbeat({ waitingForQuantSlot: true }), hooks.idleBeatMs, weight);
+      const userSet = input.kallistoThreads != null || input.quantThreads != null;
+      // No feeding() (a worker built without a start gate, tests): more may come, so nothing is widened.
+      const threads = quantThreadsNow({ planned: q.threads, userSet, waiting: slots.waiting, feeding: deps.feeding?.() ?? true, cores: (deps.cores ?? cachedHostCores)() });
+      if (threads !== q.threads) {
+        logInfo(`kallisto ${run}: the host's last quant for now (no quant waiting, no download or conversion running): -t ${threads} instead of ${q.threads}, every core`);
+        q.threads = threads;
+        args.splice(0, args.length, ...quantArgs(q));
+      }
       try {
         // Leftovers of an attempt killed mid-run would otherwise mix with this one's outputs.
         await rm(outDir, { recursive: true, force: true });

@@ -83,6 +83,11 @@ export class StartGate {
     }
   }
 
+  /** More quants may come from this host: a transfer or a conversion runs or waits, or its start has not passed. */
+  get busy(): boolean {
+    return this.phase !== 'open' || this.transferring > 0 || this.convertingNow > 0 || this.waiters.length > 0;
+  }
+
   get isOpen(): boolean {
     return this.phase === 'open';
   }

@@ -7,7 +7,7 @@ import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { createIndexActivities } from '../../src/activities/index-build.js';
-import { createQuantActivities, QuantSlots } from '../../src/activities/quant.js';
+import { createQuantActivities, QuantSlots, quantThreadsNow } from '../../src/activities/quant.js';
 import { makeTranscriptome, simulateReads } from '../../src/mirror/fixtures.js';
 import type { ReadSet } from '../../src/types.js';
 import { act, cleanTempDirs, errorOf, eventually, failureOf, livePids, pidGone, quiet, tempDir } from './util.js';
@@ -63,6 +63,32 @@ describe('kallisto under a timeout and cancellation', () => {
     env.cancel();
     expect(await pending).toBeInstanceOf(CancelledFailure);
     expect(await eventually(() => pidGone(pid!))).toBe(true);
+  });
+});
+
+describe("the host's last quant takes every core", () => {
+  it('quantThreadsNow: widened only when fetchquant chose, nothing waits and nothing more is coming', () => {
+    const base = { planned: 1, userSet: false, waiting: 0, feeding: false, cores: 4 };
+    expect(quantThreadsNow(base)).toBe(4);
+    expect(quantThreadsNow({ ...base, userSet: true })).toBe(1);
+    expect(quantThreadsNow({ ...base, waiting: 1 })).toBe(1);
+    expect(quantThreadsNow({ ...base, feeding: true })).toBe(1);
+    // never narrower than planned (a host whose cores shrank under a running worker)
+    expect(quantThreadsNow({ ...base, planned: 4, cores: 2 })).toBe(4);
+  });
+
+  const threadsOf = (command: string[]) => command[command.indexOf('--threads') + 1];
+  const unset = (run: string, quantDir: string) => ({ ...input(run, good, quantDir), kallistoThreads: null, quantThreads: null });
+
+  it('kallisto runs with -t = the cores when it is the last, with what src/cores.ts plans while downloads go on, and as the user said always', async () => {
+    const last = await act(quiet(), createQuantActivities({ feeding: () => false, cores: () => 3 }).quant, unset('SRR7600001', tempDir()));
+    expect(threadsOf(last.command)).toBe('3');
+    const more = await act(quiet(), createQuantActivities({ feeding: () => true, cores: () => 3 }).quant, unset('SRR7600001', tempDir()));
+    expect(threadsOf(more.command)).toBe('1'); // floor(sqrt(3)) of this host (src/cores.ts), not 3
+    const given = await act(quiet(), createQuantActivities({ feeding: () => false, cores: () => 3 }).quant, input('SRR7600001', good, tempDir()));
+    expect(threadsOf(given.command)).toBe('1');
+    // the same counts either way: -t changes who does the work, not the result
+    expect([last.nProcessed, last.nPseudoaligned]).toEqual([more.nProcessed, more.nPseudoaligned]);
   });
 });
 

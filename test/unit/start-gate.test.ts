@@ -46,6 +46,28 @@ describe('StartGate', () => {
     for (const r of [await c, await d, e!]) r();
   });
 
+  it('busy (more quants may come) before the start has passed and while a transfer or a conversion runs; not after', async () => {
+    const slots = new QuantSlots();
+    const gate = new StartGate(slots, 1, 60_000);
+    expect(gate.busy).toBe(true); // nothing downloaded yet: the first downloads are still to come
+    const a = await gate.enter(1, never, () => undefined);
+    expect(gate.busy).toBe(true);
+    const q = await slots.acquire(1, never, () => undefined);
+    const b = await gate.enter(1, never, () => undefined); // every slot has work: b passes, the gate opens
+    expect(gate.isOpen).toBe(true);
+    expect(gate.busy).toBe(true);
+    a();
+    expect(gate.busy).toBe(true); // b still transfers
+    b();
+    expect(gate.busy).toBe(false);
+    let during: boolean | null = null;
+    await gate.converting(async () => {
+      during = gate.busy;
+    });
+    expect([during, gate.busy]).toEqual([true, false]);
+    q();
+  });
+
   it('a quant waiting for a slot and an SRA conversion count as work for the cores', async () => {
     const slots = new QuantSlots();
     const gate = new StartGate(slots, 2, 60_000);
