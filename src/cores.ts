@@ -8,6 +8,7 @@
  *   only --kallisto-threads: jobs = max(1, floor(C / -t))
  *   only --quant-threads:    -t = max(1, floor(C / jobs))
  *   both:                    as given (the user's values always win)
+ * Neither set, the host's last quant for now may still take every core (src/activities/quant.ts quantThreadsNow).
  * Few threads per job and several jobs beat one wide job: kallisto's index load and EM are single-threaded,
  * and while one job loads its index another's pseudoalignment keeps the cores busy; sqrt(C) threads bounds
  * the number of indexes in memory at once on big hosts. Download slots (--total-threads) are not counted:
