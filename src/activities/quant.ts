@@ -182,7 +182,8 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
         fragmentLength: input.fragmentLength,
         fragmentSd: input.fragmentSd,
       };
-      const args = quantArgs(q);
+      // built now, so bad input fails before waiting for a slot; built again if the slot's -t differs
+      let args = quantArgs(q);
       // kallisto's work grows with the reads it reads: a pair is two (the weight that orders waiters, above)
       const weight = reads.reads * (reads.layout === 'paired' ? 2 : 1);
       const release = await slots.acquire(plan.quantThreads, hooks.signal, () => hooks.heartbeat({ waitingForQuantSlot: true }), hooks.idleBeatMs, weight);
@@ -192,7 +193,7 @@ export function createQuantActivities(deps: QuantDeps): Pick<Activities, 'quant'
       if (threads !== q.threads) {
         logInfo(`kallisto ${run}: the host's last quant for now (no quant waiting, no download or conversion running): -t ${threads} instead of ${q.threads}, every core`);
         q.threads = threads;
-        args.splice(0, args.length, ...quantArgs(q));
+        args = quantArgs(q);
       }
       try {
         // Leftovers of an attempt killed mid-run would otherwise mix with this one's outputs.

@@ -83,9 +83,9 @@ export class StartGate {
     }
   }
 
-  /** More quants may come from this host: a transfer or a conversion runs or waits, or its start has not passed. */
+  /** More quants may come from this host: a transfer or a conversion runs, or its start has not passed (downloads wait in line only then). */
   get busy(): boolean {
-    return this.phase !== 'open' || this.transferring > 0 || this.convertingNow > 0 || this.waiters.length > 0;
+    return this.phase !== 'open' || this.transferring > 0 || this.convertingNow > 0;
   }
 
   get isOpen(): boolean {
