@@ -21,6 +21,8 @@
  *   The .gz is still written (a resume needs its bytes; md5 is of them); when it passes, the plain file gets
  *   the check record (records, and inflatedFrom: the .gz's name, bytes and md5), is renamed into place, and
  *   the .gz is deleted. Near the floor mid-transfer the plain copy is dropped and the .gz kept, as before.
+ * - Whatever is published is fsynced first, and synced as it is written (src/tools/background-sync.ts) so that
+ *   last sync has only the tail left; a .gz that is deleted once its plain copy is published is not synced at all.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, rename, rm, stat, truncate } from 'node:fs/promises';
@@ -30,6 +32,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { DISK_FLOOR, FailureType, WORKER_LOST } from '../failures.js';
 import { countFastqGz, feedFromDisk, FileCheck, FileCheckError, readCheckRecord, readsKind, writeCheckRecord, checkRecordPath, type CheckResult } from '../tools/fastq.js';
+import { BackgroundSync } from '../tools/background-sync.js';
 import { HttpClient } from '../tools/http.js';
 import { readsCheckOf } from '../reads-check.js';
 import type { DownloadResult, LocalFile, RemoteFile } from '../types.js';
@@ -123,6 +126,16 @@ function floorFailure(where: string, runDir: string, free: number, floor: Floor,
     type: DISK_FLOOR,
     message: `${where}: ${why}: ${runDir} has ${free} bytes free, --min-free-gb ${floor.gb} keeps ${floor.bytes}; ${kept} bytes kept to resume when there is room`,
   });
+}
+
+/** fsync of a file written earlier (or by an earlier attempt). */
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Write every byte of bufs at the end of the file: writev may write less than asked on a nearly full disk. */
@@ -247,6 +260,8 @@ async function fetchFile(
       }
       let kept = offset;
       let fetched = 0;
+      /** the .part is on disk as it is now (fsynced): only then may it be published */
+      let partSynced = false;
 
       const finish = async (): Promise<FileOutcome> => {
         if (f.bytes !== null && offset !== f.bytes) {
@@ -304,6 +319,8 @@ async function fetchFile(
           return { local: { path: plain.final, bytes: got.plain.bytes, md5: got.md5, inflatedFrom: { name: f.name, bytes: offset } }, fetched, kept };
         }
         if (plain && got.plain && 'lost' in got.plain) logInfo(`download ${ctx.run}: ${f.name} kept as fetched, not plain: ${got.plain.lost}`);
+        // Its bytes on disk before its name says "complete" (the transfer synced it unless a plain copy was wanted).
+        if (!partSynced) await syncFile(part.own);
         // The record goes first: a crash before the rename leaves a whole .part, checked again next attempt.
         await writeCheckRecord(final, { records: got.records, md5: got.md5, by: 'download' }, part.own);
         await publishPart(part, final);
@@ -375,6 +392,8 @@ async function fetchFile(
       let batch: Uint8Array[] = [];
       let batchBytes = 0;
       let flushedAt = Date.now();
+      /** writeback of the .part while it grows, when it is what will be published (no plain copy wanted) */
+      const partSync = new BackgroundSync(() => fh.datasync());
       /** received bytes, checked but not yet written */
       const flush = async (): Promise<boolean> => {
         if (batchBytes === 0) return true;
@@ -403,6 +422,7 @@ async function fetchFile(
         offset += batchBytes;
         fetched += batchBytes;
         ctx.progress.offset = offset;
+        if (!plain) partSync.wrote(offset);
         batch = [];
         batchBytes = 0;
         flushedAt = Date.now();
@@ -441,7 +461,14 @@ async function fetchFile(
           if ((batchBytes >= WRITE_BATCH || lastByteAt - flushedAt >= WRITE_EVERY_MS) && !(await flush())) break;
         }
         if (!floorStop) await flush();
-        await fh.sync(); // the rename below must never publish bytes still only in the page cache
+        const early = await partSync.settle();
+        if (early) throw early;
+        if (!plain) {
+          // The rename in finish() must never publish bytes still only in the page cache. With a plain copy
+          // under way this .gz is deleted once the copy is published: synced there only if it is published itself.
+          await fh.sync();
+          partSynced = true;
+        }
         if (floorStop) {
           res.body.destroy();
           stall.abort(new Stall());
@@ -458,7 +485,8 @@ async function fetchFile(
         throw fail(FailureType.NetworkError, `${where}: ${how} at byte ${offset}; ${offset} bytes kept to resume`);
       } finally {
         clearInterval(watchdog);
-        if (!ok) await fh.close().catch(() => undefined);
+        // a background sync holds the file open until it ends
+        if (!ok) await partSync.settle().then(() => fh.close()).catch(() => undefined);
       }
       await fh.close();
       if (floorStop) throw floorStop;

@@ -16,12 +16,14 @@
  * A check opened with a plainPath also writes what it inflates to that file (src/activities/download.ts
  * decides when): kallisto then reads plain FASTQ instead of inflating the same bytes a second time, which
  * cost it ~1 CPU-s per 120 MB of FASTQ in B5 (5.3 s on .gz, 4.3 s plain, one paired run). A write error,
- * or dropPlain (the disk needs the room), ends only the copy: the checks go on and 'done' says why.
+ * or dropPlain (the disk needs the room), ends only the copy: the checks go on and 'done' says why. The copy
+ * is synced as it grows (./background-sync.ts), so the fdatasync before it is renamed has only the tail left.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fdatasync, openSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
+import { BackgroundSync } from './background-sync.js';
 import { INFLATE_CHUNK, NL, newlines } from './fastq-bytes.js';
 import { newInflater, type Inflater } from './inflate.js';
 
@@ -65,6 +67,8 @@ class Check {
   tail: Promise<void> = Promise.resolve();
   /** the inflated bytes also go to this file (plainPath): the reads as kallisto reads them fastest */
   private plainFd: number | null = null;
+  /** fdatasync of the plain copy every few tens of MB while it grows */
+  private plainSync: BackgroundSync | null = null;
   plainBytes = 0;
   /** why the inflated copy stopped (a write error, or dropPlain: the disk needs the room) */
   plainLost: string | null = null;
@@ -82,7 +86,9 @@ class Check {
   ) {
     if (plainPath !== undefined && kind === 'gz') {
       try {
-        this.plainFd = openSync(plainPath, 'w');
+        const fd = openSync(plainPath, 'w');
+        this.plainFd = fd;
+        this.plainSync = new BackgroundSync(() => new Promise<void>((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res()))), syncPermits);
       } catch (err) {
         this.plainLost = `cannot write ${plainPath}: ${(err as Error).message}`;
       }
@@ -119,6 +125,7 @@ class Check {
     this.last = c[c.length - 1] as number;
     if (this.inflaterWrites) this.plainBytes += c.length;
     else if (this.plainFd !== null) this.writePlain(c);
+    if (this.plainFd !== null) this.plainSync?.wrote(this.plainBytes);
   }
 
   /** Synchronous: this thread does nothing else meanwhile, and the page cache takes a MiB in well under a ms. */
@@ -152,18 +159,23 @@ class Check {
     const fd = this.plainFd;
     this.plainFd = null;
     if (fd === null) return;
-    try {
-      closeSync(fd);
-    } catch {
-      /* closed either way */
-    }
+    const close = () => {
+      try {
+        closeSync(fd);
+      } catch {
+        /* closed either way */
+      }
+    };
+    // A background sync still holds the number: closed after it, so it cannot reach a file opened since under it.
+    if (this.plainSync?.running) void this.plainSync.settle().then(close);
+    else close();
   }
 
   /** After end(): the inflated copy on disk (fdatasync: it is renamed into place next), or why there is none. */
   async finishPlain(): Promise<{ bytes: number } | { lost: string } | undefined> {
     if (this.plainFd === null) return this.plainLost === null ? undefined : { lost: this.plainLost };
     const fd = this.plainFd;
-    const synced = await new Promise<Error | null>((r) => fdatasync(fd, (e) => r(e)));
+    const synced = (await this.plainSync?.settle()) ?? (await new Promise<Error | null>((r) => fdatasync(fd, (e) => r(e))));
     if (synced) {
       this.closePlain(`fdatasync of the inflated reads failed: ${synced.message}`);
       return { lost: this.plainLost! };
@@ -175,13 +187,18 @@ class Check {
   /** Hash and inflate (or count) one chunk, which the inflater may keep until it resolves: when it has taken all of it. */
   async feed(chunk: Uint8Array): Promise<void> {
     if (this.stop.signal.aborted) return;
+    // The inflater takes the chunk first and this thread hashes it while igzip's pipe (or zlib in the thread
+    // pool) works through it: hashing first left igzip idle for every chunk's md5 (docs/benchmarks.md,
+    // "Writeback during the transfer").
+    const inflater = this.failed ? null : this.inflater;
+    const taking = inflater?.write(chunk);
     // md5 goes on after a failure: it is of every byte fed, and may be the clearer story.
     this.hash.update(chunk);
     this.fed += chunk.length;
     if (this.failed) return;
-    if (this.inflater) {
+    if (inflater && taking) {
       // A failed stream ends `ended`.
-      await Promise.race([this.inflater.write(chunk), this.inflater.ended, this.stopped]);
+      await Promise.race([taking, inflater.ended, this.stopped]);
     } else if (this.kind === 'plain') {
       this.count(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     }
@@ -209,6 +226,8 @@ class Check {
 
 const checks = new Map<number, Check>();
 const port = parentPort!;
+/** The process's background-sync permits (./background-sync.ts), from the main side. */
+const syncPermits = (workerData as { syncPermits: SharedArrayBuffer }).syncPermits;
 const post = (m: FromThread) => port.postMessage(m);
 
 /** The first `bytes` of a file, read here (a resumed download's kept prefix), fed in order. */

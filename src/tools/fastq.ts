@@ -4,6 +4,7 @@
  * become TruncatedReads naming the file, so the sample downloads again instead of feeding kallisto a
  * file it would spin on forever or half-quantify with exit 0.
  */
+import { syncPermits } from './background-sync.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -359,7 +360,8 @@ class CheckThread {
   dead: Error | null = null;
 
   constructor() {
-    this.worker = new Worker(new URL('./check-thread.js', import.meta.url));
+    // the process's background-sync permits (./background-sync.ts), shared with the thread
+    this.worker = new Worker(new URL('./check-thread.js', import.meta.url), { workerData: { syncPermits: syncPermits() } });
     this.worker.unref();
     this.worker.on('message', (m: FromThread) => this.open_.get(m.id)?.receive(m));
     const die = (err: Error) => {

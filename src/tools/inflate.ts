@@ -210,8 +210,11 @@ class IgzipInflater implements Inflater {
 
   async write(chunk: Uint8Array): Promise<void> {
     // The callback runs once the chunk is in the pipe (or the pipe is gone: `ended` tells the rest).
-    await new Promise<void>((resolve) => this.child.stdin.write(chunk, () => resolve()));
+    const taken = new Promise<void>((resolve) => this.child.stdin.write(chunk, () => resolve()));
+    // What igzip wrote of the chunks before is counted while it works through this one: counting after the
+    // write left it idle meanwhile (the pipe holds a fraction of a MiB). The rest is counted at its exit.
     this.readBack();
+    await taken;
   }
 
   flush(): Promise<void> {
