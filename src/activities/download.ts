@@ -411,6 +411,8 @@ async function fetchFile(
         }
         try {
           await writeAll(fh, batch);
+          // Copied to the check thread and now written: the socket may read into their memory again.
+          for (const b of batch) res.body.release(b);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOSPC' || !ctx.floor) throw err;
           // The disk filled between two checks (another process): what is on disk is good, the rest is not.

@@ -5,7 +5,11 @@
  * through a Readable, which cost 3-6x curl's CPU per byte (docs/benchmarks.md, "Download path CPU"). Here the
  * kernel reads into 1 MiB buffers through net/tls `onread` (no allocation per read, no stream machinery):
  * the body comes out as views into those buffers, each handed out once and never written again, so a
- * consumer may keep them (batch them for one writev, hand them to zlib) without copying.
+ * consumer may keep them (batch them for one writev, hand them to zlib) without copying. A consumer that is
+ * done with a view may give it back (SocketBody.release): once every view of a buffer is back, the buffer
+ * serves the next reads of this process's connections instead of a fresh one. In B5 the fresh MiBs were
+ * what made the worker's main heap mark and compact every 200-400 ms while data came in (docs/benchmarks.md,
+ * "Read buffers used again").
  *
  * What it speaks: a request with `Connection: close` (one request per connection, the body ends at the
  * close at the latest), a status line and headers, and a body framed by Content-Length, by chunked
@@ -22,6 +26,20 @@ const BUFFER = 1 << 20;
 const MIN_ROOM = 64 * 1024;
 /** Longest response head accepted. */
 const MAX_HEAD = 64 * 1024;
+/** Read buffers given back whole (SocketBody.release), for the next reads of any connection of this process. */
+const spare: Buffer[] = [];
+const MAX_SPARE = 16;
+const counts = { allocated: 0, reused: 0 };
+function takeBuffer(): Buffer {
+  const b = spare.pop();
+  if (b) counts.reused++;
+  else counts.allocated++;
+  return b ?? Buffer.allocUnsafe(BUFFER);
+}
+/** Read buffers allocated and used again by this process so far, and spare now (tests, benchmarks). */
+export function readBufferCounts(): { allocated: number; reused: number; spare: number } {
+  return { ...counts, spare: spare.length };
+}
 
 export interface SocketGetOptions {
   headers: Record<string, string>;
@@ -53,7 +71,16 @@ function abortReason(signal: AbortSignal): unknown {
 export class SocketBody implements AsyncIterable<Buffer> {
   /** raw bytes received and not yet parsed: full buffers' tails, then the current buffer from `parsed` */
   private readonly tails: Buffer[] = [];
-  private cur = Buffer.allocUnsafe(BUFFER);
+  /**
+   * Per read buffer of this body: its views handed out and not given back, +1 while the body may still hand
+   * out more of it (it is `cur`, or its tail waits in `tails`). At 0 it is spare.
+   */
+  private readonly holds = new Map<ArrayBufferLike, number>();
+  /** buffers no longer read into whose tail waits in `tails`: their body hold ends once the tail is parsed */
+  private retired: ArrayBufferLike[] = [];
+  /** letGo() has run */
+  private letGone = false;
+  private cur = this.adopt(takeBuffer());
   private filled = 0;
   private parsed = 0;
   /** body pieces parsed and not yet handed out */
@@ -72,9 +99,15 @@ export class SocketBody implements AsyncIterable<Buffer> {
 
   /** For the onread option: where the next read goes (a fresh buffer once this one is nearly full). */
   nextBuffer = (): Buffer => {
+    // Let go already (the socket is closed; a read the kernel still hands over is not looked at): not into a
+    // buffer that may be serving another connection by now.
+    if (this.letGone) return Buffer.allocUnsafe(MIN_ROOM);
     if (BUFFER - this.filled < MIN_ROOM) {
-      if (this.parsed < this.filled) this.tails.push(this.cur.subarray(this.parsed, this.filled));
-      this.cur = Buffer.allocUnsafe(BUFFER);
+      if (this.parsed < this.filled) {
+        this.tails.push(this.cur.subarray(this.parsed, this.filled));
+        this.retired.push(this.cur.buffer);
+      } else this.unhold(this.cur.buffer);
+      this.cur = this.adopt(takeBuffer());
       this.filled = 0;
       this.parsed = 0;
     }
@@ -83,12 +116,49 @@ export class SocketBody implements AsyncIterable<Buffer> {
 
   /** For the onread option: `n` bytes landed at cur[filled]. False pauses the socket: a whole buffer waits. */
   onRead = (n: number): boolean => {
+    if (this.letGone) return false;
     this.filled += n;
     this.poke();
     const waiting = this.tails.length > 0 && BUFFER - this.filled < MIN_ROOM;
     if (waiting) this.paused = true;
     return !waiting;
   };
+
+  /**
+   * `view` (a body piece this body handed out) will not be used again by whoever had it: when every view of its
+   * buffer is back, the buffer is used for later reads. Call once per piece, and only for pieces of this body;
+   * pieces not given back are left to the garbage collector as before.
+   */
+  release(view: Uint8Array): void {
+    this.unhold(view.buffer);
+  }
+
+  private adopt(buf: Buffer): Buffer {
+    this.holds.set(buf.buffer, 1);
+    return buf;
+  }
+
+  private hold(view: Buffer): Buffer {
+    const n = this.holds.get(view.buffer);
+    if (n !== undefined) this.holds.set(view.buffer, n + 1);
+    return view;
+  }
+
+  private unhold(ab: ArrayBufferLike): void {
+    const n = this.holds.get(ab);
+    if (n === undefined) return;
+    if (n > 1) {
+      this.holds.set(ab, n - 1);
+      return;
+    }
+    this.holds.delete(ab);
+    if (spare.length < MAX_SPARE && ab.byteLength === BUFFER) spare.push(Buffer.from(ab as ArrayBuffer));
+  }
+
+  /** After the tails taken by takeRaw() were parsed or copied: the retired buffers they came from hold only their views now. */
+  private dropRetired(): void {
+    for (const ab of this.retired.splice(0)) this.unhold(ab);
+  }
 
   end(err?: unknown): void {
     if (err !== undefined && err !== null && this.failure === null) this.failure = err;
@@ -125,6 +195,7 @@ export class SocketBody implements AsyncIterable<Buffer> {
     for (;;) {
       const raw = this.takeRaw();
       if (raw.length > 0) acc = Buffer.concat([acc, ...raw]);
+      this.dropRetired();
       const end = acc.indexOf('\r\n\r\n');
       if (end >= 0) {
         const rest = acc.subarray(end + 4);
@@ -148,7 +219,10 @@ export class SocketBody implements AsyncIterable<Buffer> {
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
     try {
       for (;;) {
-        if (this.ready.length === 0 && !this.done) this.parse(this.takeRaw());
+        if (this.ready.length === 0 && !this.done) {
+          this.parse(this.takeRaw());
+          this.dropRetired();
+        }
         if (this.ready.length > 0) {
           yield this.ready.shift()!;
           continue;
@@ -169,6 +243,15 @@ export class SocketBody implements AsyncIterable<Buffer> {
   destroy(): void {
     this.done = true;
     this.socket.destroy();
+    this.letGo();
+  }
+
+  /** Once the socket is closed: nothing is read into this body's buffers any more, nor handed out of them. */
+  private letGo(): void {
+    if (this.letGone) return;
+    this.letGone = true;
+    this.dropRetired();
+    this.unhold(this.cur.buffer);
   }
 
   /** Body bytes out of raw bytes, by the framing; views into the raw buffers. */
@@ -176,10 +259,10 @@ export class SocketBody implements AsyncIterable<Buffer> {
     const f = this.framing!;
     for (const r of raw) {
       if (this.done) return;
-      if (f.kind === 'close') this.ready.push(r);
+      if (f.kind === 'close') this.ready.push(this.hold(r));
       else if (f.kind === 'length') {
         const take = Math.min(f.left, r.length);
-        if (take > 0) this.ready.push(r.subarray(0, take));
+        if (take > 0) this.ready.push(this.hold(r.subarray(0, take)));
         f.left -= take;
         if (f.left === 0) this.finished();
       } else this.unchunk(r);
@@ -189,6 +272,7 @@ export class SocketBody implements AsyncIterable<Buffer> {
   private finished(): void {
     this.done = true;
     this.socket.destroy();
+    this.letGo();
   }
 
   /** Chunked transfer coding (RFC 9112 §7.1): size line, data, CRLF … a 0 size, trailers, empty line. */
@@ -197,7 +281,7 @@ export class SocketBody implements AsyncIterable<Buffer> {
     while (i < r.length && !this.done) {
       if (this.state === 'data') {
         const take = Math.min(this.chunkLeft, r.length - i);
-        this.ready.push(r.subarray(i, i + take));
+        this.ready.push(this.hold(r.subarray(i, i + take)));
         i += take;
         this.chunkLeft -= take;
         if (this.chunkLeft === 0) this.state = 'data-crlf';
