@@ -4,13 +4,13 @@
  * become TruncatedReads naming the file, so the sample downloads again instead of feeding kallisto a
  * file it would spin on forever or half-quantify with exit 0.
  */
-import { syncPermits } from './background-sync.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
 import { createGunzip, createGzip } from 'node:zlib';
+import { syncPermits } from './background-sync.js';
 import type { FromThread, ToThread } from './check-thread.js';
 import { INFLATE_CHUNK, NL, newlines, wholeRecords } from './fastq-bytes.js';
 import { igzipPath } from './inflate.js';
