@@ -22,10 +22,14 @@
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fdatasync, openSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BackgroundSync } from './background-sync.js';
 import { INFLATE_CHUNK, NL, newlines } from './fastq-bytes.js';
 import { newInflater, type Inflater } from './inflate.js';
+
+/** fdatasync of the plain copy: in the background as it grows, and once more before it is renamed. */
+const datasync = promisify(fdatasync);
 
 /** Read size when the thread reads a file prefix itself (a resumed download). */
 const FILE_READ = 1 << 20;
@@ -88,7 +92,7 @@ class Check {
       try {
         const fd = openSync(plainPath, 'w');
         this.plainFd = fd;
-        this.plainSync = new BackgroundSync(() => new Promise<void>((res, rej) => fdatasync(fd, (e) => (e ? rej(e) : res()))), syncPermits);
+        this.plainSync = new BackgroundSync(() => datasync(fd), syncPermits);
       } catch (err) {
         this.plainLost = `cannot write ${plainPath}: ${(err as Error).message}`;
       }
@@ -175,7 +179,7 @@ class Check {
   async finishPlain(): Promise<{ bytes: number } | { lost: string } | undefined> {
     if (this.plainFd === null) return this.plainLost === null ? undefined : { lost: this.plainLost };
     const fd = this.plainFd;
-    const synced = (await this.plainSync?.settle()) ?? (await new Promise<Error | null>((r) => fdatasync(fd, (e) => r(e))));
+    const synced = (await this.plainSync?.settle()) ?? (await datasync(fd).then(() => null, (e: unknown) => e as Error));
     if (synced) {
       this.closePlain(`fdatasync of the inflated reads failed: ${synced.message}`);
       return { lost: this.plainLost! };
