@@ -94,11 +94,14 @@ export interface Activities {
   /** plainReads: a .fastq.gz may be kept inflated (RUN_1.fastq) when the disk has room; absent: kept as fetched */
   /** quantAfter (needs verify and tell): once verified and the species told, the quant step too (`chained`) */
   download(input: { plan: SourcePlan; runDir: string; stallTimeoutSec: number; maxBp?: number | null; minFreeGb?: number; verify?: boolean; plainReads?: boolean; tell?: Tell; quantAfter?: QuantAfter }): Promise<DownloadResult>;
-  /** vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + one counting pass (+ gzip only when the disk needs it); removes the .sra. Returns FASTQ paths (.fastq or .fastq.gz). */
+  /**
+   * vdb-validate + fasterq-dump --split-3 (temp dir in runDir) + one counting pass (+ gzip only when the disk needs it); removes the .sra. Returns FASTQ paths (.fastq or .fastq.gz).
+   * fastaReads: reads deleted after quant: FASTA (.fasta or .fasta.gz), no qualities (kallisto reads none); absent: FASTQ.
+   */
   /** unpairedReads: reads of a paired run that fasterq-dump --split-3 wrote to RUN.fastq (not quantified) */
   /** verify: also check the reads against the source's count as verifyReads would; `verified` when they pass */
   /** quantAfter: as download's */
-  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number; verify?: { expectedReads: number | null }; tell?: Tell; quantAfter?: QuantAfter }): Promise<ConvertResult>;
+  convertSra(input: { run: string; sraPath: string; runDir: string; threads: number | null; timeoutSec: number; fastaReads?: boolean; verify?: { expectedReads: number | null }; tell?: Tell; quantAfter?: QuantAfter }): Promise<ConvertResult>;
   /**
    * gzip test, mate counts equal, counts against expectedReads (spots) when known. Throws TruncatedReads.
    * unpairedReads: absent = the run has exactly these files (pairs/reads must equal spots); a number = that

@@ -1,6 +1,8 @@
 /**
  * convertSra: .sra -> <RUN>.fastq (single) or <RUN>_1/_2.fastq (paired), inside the run's dir; gzipped
- * (.fastq.gz) only when the disk needs the room. Order matters for retries and crashes:
+ * (.fastq.gz) only when the disk needs the room. Reads deleted after quant (`fastaReads`, the default unless a
+ * config keeps its reads) come out as FASTA instead (<RUN>.fasta, <RUN>_1/_2.fasta): no qualities, which
+ * kallisto never reads (src/tools/fasterq-dump.ts). Order matters for retries and crashes:
  *  1. vdb-validate first: fasterq-dump converts a damaged .sra with rc 0 and altered reads. A bad .sra is
  *     deleted so the next download fetches it again instead of resuming the damaged bytes.
  *  2. fasterq-dump --split-3 into a directory of this attempt's own, <runDir>/.convert-<pid>-<random>, temp
@@ -27,7 +29,7 @@ import { basename, isAbsolute, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { RUN_ACCESSION } from '../config/schema.js';
 import { FailureType } from '../failures.js';
-import { classifySplit, fasterqDump } from '../tools/fasterq-dump.js';
+import { classifySplit, fasterqDump, splitExt } from '../tools/fasterq-dump.js';
 import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { countFastq, countFastqPlain, gzipFile, readCheckRecord, writeCheckRecord } from '../tools/fastq.js';
 import { verifiedInStep } from './reads.js';
@@ -51,9 +53,12 @@ async function removeAttemptDirs(runDir: string): Promise<void> {
 const exists = (p: string) => stat(p).then(() => true, () => false);
 const invalid = (message: string) => ApplicationFailure.create({ type: FailureType.InvalidInput, message, nonRetryable: true });
 
+/** What a finished conversion leaves: FASTQ or FASTA (fastaReads), plain or gzipped. */
+const FINISHED_EXTS = ['.fastq', '.fastq.gz', '.fasta', '.fasta.gz'];
+
 /** Outputs of a previous attempt that completed (plain or gzipped, the .sra already gone), or null. */
 async function finishedOutputs(run: string, runDir: string): Promise<{ files: string[]; layout: Layout; unpairedReads?: number } | null> {
-  for (const ext of ['.fastq', '.fastq.gz']) {
+  for (const ext of FINISHED_EXTS) {
     const paired = [join(runDir, `${run}_1${ext}`), join(runDir, `${run}_2${ext}`)];
     if ((await exists(paired[0]!)) && (await exists(paired[1]!))) {
       // The unpaired count lives only in the first mate's record: without it the run's spots (pairs plus
@@ -62,7 +67,7 @@ async function finishedOutputs(run: string, runDir: string): Promise<{ files: st
       return { files: paired, layout: 'paired', ...(Number.isInteger(unpaired) && unpaired! >= 0 ? { unpairedReads: unpaired } : {}) };
     }
   }
-  for (const ext of ['.fastq', '.fastq.gz']) {
+  for (const ext of FINISHED_EXTS) {
     const single = join(runDir, `${run}${ext}`);
     if (await exists(single)) return { files: [single], layout: 'single' };
   }
@@ -108,7 +113,7 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
     },
   };
 
-  async function convert({ run, sraPath, runDir, threads, timeoutSec }: Parameters<Activities['convertSra']>[0]): Promise<Awaited<ReturnType<Activities['convertSra']>>> {
+  async function convert({ run, sraPath, runDir, threads, timeoutSec, fastaReads }: Parameters<Activities['convertSra']>[0]): Promise<Awaited<ReturnType<Activities['convertSra']>>> {
     if (!RUN_ACCESSION.test(run)) throw invalid(`invalid run accession ${JSON.stringify(run)}`);
     if (!isAbsolute(runDir) || runDir.split('/').includes('..')) throw invalid(`run ${run}: runDir must be absolute without '..' (got ${runDir})`);
     if (sraPath !== join(runDir, `${run}.sra`)) throw invalid(`run ${run}: expected the .sra at ${join(runDir, `${run}.sra`)}, got ${sraPath}`);
@@ -130,7 +135,7 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
 
     try {
       // Outputs beside a present .sra are from an older conversion (or an older download): never reuse them.
-      const stale = (await readdir(runDir)).filter((n) => (n.startsWith(run) || n.startsWith(`.${run}`)) && /\.fastq(\.gz)?(\.part|\.checked)?$/.test(n));
+      const stale = (await readdir(runDir)).filter((n) => (n.startsWith(run) || n.startsWith(`.${run}`)) && /\.(fastq|fasta)(\.gz)?(\.part|\.checked)?$/.test(n));
       await Promise.all(stale.map((n) => rm(join(runDir, n), { force: true })));
       const v = await vdbValidate(sraPath, tool);
       if (!v.consistent) {
@@ -154,17 +159,19 @@ export function createConvertActivities(deps: ConvertDeps = {}): Pick<Activities
     }
 
     async function convertIn(work: string): Promise<Awaited<ReturnType<Activities['convertSra']>>> {
-      await fasterqDump({ sraPath, outDir: work, tmpDir: join(work, 'tmp'), threads: threads ?? decideQuantThreads(cachedHostCores(), {}).kallistoThreads }, tool);
+      const fasta = fastaReads === true;
+      const ext = splitExt(fasta);
+      await fasterqDump({ sraPath, outDir: work, tmpDir: join(work, 'tmp'), threads: threads ?? decideQuantThreads(cachedHostCores(), {}).kallistoThreads, fasta }, tool);
 
-      const split = classifySplit(run, await readdir(work));
+      const split = classifySplit(run, await readdir(work), ext);
       if (!split) {
         throw ApplicationFailure.create({
           type: FailureType.ToolFailed,
-          message: `run ${run}: fasterq-dump --split-3 exited 0 but wrote neither ${run}.fastq nor ${run}_1.fastq + ${run}_2.fastq into ${work}`,
+          message: `run ${run}: fasterq-dump --split-3${fasta ? ' --fasta' : ''} exited 0 but wrote neither ${run}${ext} nor ${run}_1${ext} + ${run}_2${ext} into ${work}`,
         });
       }
       const plain = split.keep.map((n) => join(work, n));
-      // A paired run's unpaired spots land in RUN.fastq: counted (the run's spots include them), not kept.
+      // A paired run's unpaired spots land in RUN.fastq (RUN.fasta): counted (the run's spots include them), not kept.
       const unpairedReads = split.layout === 'paired' && split.discard.length > 0 ? await countFastqPlain(join(work, split.discard[0]!), hooks.signal) : undefined;
       // The one pass over the output: whole records counted (fasterq-dump exits 0 on a damaged .sra).
       const counts = await withHeartbeat(hooks, () => Promise.all(plain.map((p) => countFastq(p, { signal: hooks.signal }))));

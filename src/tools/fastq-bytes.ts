@@ -73,12 +73,13 @@ export function newlines(c: Uint8Array): number {
 }
 
 /**
- * The whole-record rule of a FASTQ: not empty (`bytes` read), and its lines, a trailing partial line
- * counted (`last` is the last byte, NL when none was read), a whole number of 4-line records.
+ * The whole-record rule of a FASTQ (4 lines a record) or of fasterq-dump's FASTA (`perRecord` 2: a defline and
+ * one unwrapped sequence line): not empty (`bytes` read), and its lines, a trailing partial line counted (`last`
+ * is the last byte, NL when none was read), a whole number of records.
  */
-export function wholeRecords(lines: number, last: number, bytes: number): { records: number } | { problem: string } {
+export function wholeRecords(lines: number, last: number, bytes: number, perRecord: 2 | 4 = 4): { records: number } | { problem: string } {
   if (bytes === 0) return { problem: 'file is empty' };
   const n = lines + (last !== NL ? 1 : 0);
-  if (n % 4 !== 0) return { problem: `${n} lines is not a whole number of FASTQ records (4 lines each); the file is cut short` };
-  return { records: n / 4 };
+  if (n % perRecord !== 0) return { problem: `${n} lines is not a whole number of ${perRecord === 4 ? 'FASTQ' : 'FASTA'} records (${perRecord} lines each); the file is cut short` };
+  return { records: n / perRecord };
 }

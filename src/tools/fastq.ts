@@ -52,7 +52,15 @@ export async function countFastqGz(path: string, opts: CountOptions = {}): Promi
     // Z_DATA_ERROR (crc, bad block), Z_BUF_ERROR / "unexpected end of file" (truncated), not gzip at all.
     throw truncated(`${basename(path)}: gzip integrity test failed after ${compressed} compressed bytes: ${e.message} (${path})`);
   }
-  return recordsOrTruncated(path, wholeRecords(lines, last, compressed));
+  return recordsOrTruncated(path, wholeRecords(lines, last, compressed, linesPerRecord(path)));
+}
+
+/**
+ * Lines per record of a reads file, by its name: 2 for fasterq-dump's FASTA (`.fasta`, `.fasta.gz`; see
+ * src/tools/fasterq-dump.ts), 4 for FASTQ.
+ */
+export function linesPerRecord(path: string): 2 | 4 {
+  return /\.fasta(\.gz)?$/.test(path) ? 2 : 4;
 }
 
 /** The whole-record rule's answer for a file on disk; its problem as TruncatedReads naming the file. */
@@ -109,16 +117,16 @@ async function plainLines(path: string, opts: CountOptions = {}): Promise<{ line
 /** The read size of plainLines: one thread-pool round trip per MiB. */
 const PLAIN_READ = 1 << 20;
 
-/** Records in a plain FASTQ (fasterq-dump's unpaired RUN.fastq); a trailing partial record counts as one. */
+/** Records in a plain FASTQ or FASTA (fasterq-dump's unpaired RUN.fastq / RUN.fasta); a trailing partial record counts as one. */
 export async function countFastqPlain(path: string, signal?: AbortSignal): Promise<number> {
   const { lines, last } = await plainLines(path, signal ? { signal } : {});
-  return Math.ceil((lines + (last !== NL ? 1 : 0)) / 4);
+  return Math.ceil((lines + (last !== NL ? 1 : 0)) / linesPerRecord(path));
 }
 
-/** What kind of reads a file name says it holds: gzipped FASTQ, plain FASTQ, or something else (.sra). */
+/** What kind of reads a file name says it holds: gzipped or plain (FASTQ, or fasterq-dump's FASTA), or something else (.sra). */
 export function readsKind(name: string): 'gz' | 'plain' | null {
-  if (/\.f(ast)?q\.gz$/.test(name)) return 'gz';
-  if (/\.f(ast)?q$/.test(name)) return 'plain';
+  if (/\.(f(ast)?q|fasta)\.gz$/.test(name)) return 'gz';
+  if (/\.(f(ast)?q|fasta)$/.test(name)) return 'plain';
   return null;
 }
 
@@ -519,5 +527,5 @@ export async function countFastq(path: string, opts: CountOptions = {}): Promise
     if (e.code === 'ENOENT') throw truncated(`${basename(path)}: file is missing (${path})`);
     throw truncated(`${basename(path)}: ${e.message} (${path})`);
   }
-  return recordsOrTruncated(path, wholeRecords(counted.lines, counted.last, counted.bytes));
+  return recordsOrTruncated(path, wholeRecords(counted.lines, counted.last, counted.bytes, linesPerRecord(path)));
 }

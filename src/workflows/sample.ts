@@ -444,7 +444,7 @@ class SampleRun {
       const chain = this.chainQuant ? { quantAfter: this.quantAfter(at) } : {};
       const summary = `vdb-validate + fasterq-dump ${run.run}${chain.quantAfter ? ', then kallisto quant, publish, delete its reads' : ''}`;
       const conv = await this.runStep({ ...this.hostOptions(at.hostId, chain.quantAfter ? 2 : 1), retry: checkRetry, summary }, (o) =>
-        at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec, ...verify, ...chain }]),
+        at.host.convertSra.executeWithOptions(o, [{ run: run.run, sraPath: dl.files[0]!.path, runDir: at.runDir, threads: options.kallistoThreads, timeoutSec: options.processTimeoutSec, ...(this.ak?.keepReads ? {} : { fastaReads: true }), ...verify, ...chain }]),
       );
       at.chained = conv.chained;
       fastq = conv.files;

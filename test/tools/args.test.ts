@@ -1,7 +1,7 @@
 // Pure parts of the tool modules: argument builders, output classification, run_info checks.
 import { describe, expect, it } from '@jest/globals';
 import { ApplicationFailure } from '@temporalio/common';
-import { classifySplit, fasterqDumpArgs } from '../../src/tools/fasterq-dump.js';
+import { classifySplit, fasterqDumpArgs, splitExt } from '../../src/tools/fasterq-dump.js';
 import { indexArgs, indexKmers, parseRunInfo, quantArgs, verifyRunInfo } from '../../src/tools/kallisto.js';
 import { formatCommand, parseVersion } from '../../src/tools/process.js';
 import { amalgkitFragment } from '../../src/ids.js';
@@ -82,6 +82,11 @@ describe('sra-toolkit', () => {
     expect(fasterqDumpArgs({ sraPath: '/d/SRR1.sra', outDir: '/d', tmpDir: '/d/tmp', threads: 4 })).toEqual([
       '/d/SRR1.sra', '--split-3', '-e', '4', '-O', '/d', '-t', '/d/tmp', '-f',
     ]);
+    // Reads deleted after quant: FASTA (no qualities), named .fasta
+    expect(fasterqDumpArgs({ sraPath: '/d/SRR1.sra', outDir: '/d', tmpDir: '/d/tmp', threads: 1, fasta: true })).toEqual([
+      '/d/SRR1.sra', '--split-3', '--fasta', '-e', '1', '-O', '/d', '-t', '/d/tmp', '-f',
+    ]);
+    expect([splitExt(true), splitExt(false), splitExt(undefined)]).toEqual(['.fasta', '.fastq', '.fastq']);
   });
 
   it('classifies --split-3 outputs by name: mates beat the unmated file, a lone mate is unusable', () => {
@@ -92,6 +97,12 @@ describe('sra-toolkit', () => {
     expect(classifySplit(run, ['SRR1000001.fastq', 'SRR1000001.sra'])).toEqual({ layout: 'single', keep: ['SRR1000001.fastq'], discard: [] });
     expect(classifySplit(run, ['SRR1000001_1.fastq'])).toBeNull();
     expect(classifySplit(run, ['SRR1000002.fastq'])).toBeNull();
+    // --fasta's names; FASTQ names are not taken for FASTA ones, nor the other way round
+    expect(classifySplit(run, ['SRR1000001_1.fasta', 'SRR1000001_2.fasta', 'SRR1000001.fasta'], '.fasta')).toEqual({
+      layout: 'paired', keep: ['SRR1000001_1.fasta', 'SRR1000001_2.fasta'], discard: ['SRR1000001.fasta'],
+    });
+    expect(classifySplit(run, ['SRR1000001.fastq'], '.fasta')).toBeNull();
+    expect(classifySplit(run, ['SRR1000001.fasta'])).toBeNull();
   });
 
   it('vdb-validate passes only rc 0 with "is consistent"', () => {

@@ -1,6 +1,7 @@
 // convertSra with the real sra-toolkit on .sra files made by latf-load + kar from simulated reads.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createConvertActivities } from '../../src/activities/convert.js';
 import { makeSra, makeTranscriptome, simulateReads } from '../../src/mirror/fixtures.js';
@@ -132,6 +133,67 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
     expect(ledger.reservation(run)?.bytes).toBe(plain);
     expect(logs.find((l) => l.includes('more than the 1000 bytes reserved'))).toMatch(/the disk has room, so the reservation grows/);
     expect(logs.some((l) => l.includes('gzipping'))).toBe(false);
+  });
+
+  it('reads deleted after quant (fastaReads) come out as FASTA: half the bytes, the same counts, the same kallisto results; cut or gzipped, still checked', async () => {
+    const run = 'SRR7300010';
+    const dir = join(root, 'src', run);
+    const sim = await simulateReads(seqs, { dir, run, reads: 300, readLength: 80, paired: true, fragmentLength: 220, seed: 101 });
+    const lone = await simulateReads(seqs, { dir: join(dir, 'u'), run, reads: 9, readLength: 80, paired: false, fragmentLength: 80, seed: 102, firstRead: 301 });
+    sras.set(run, (await makeSra(run, sim.fastqPlain, join(dir, `${run}.sra`), lone.fastqPlain[0])).path);
+    const convert = (fastaReads: boolean, free = 1e15, floorGb = 0) => {
+      const { runDir, sraPath, ledger } = admitted(run, 100e6, floorGb);
+      return { runDir, r: act(quiet(), createConvertActivities({ ledger, freeBytes: async () => free }).convertSra, { run, sraPath, runDir, threads: 1, timeoutSec: 120, ...(fastaReads ? { fastaReads } : {}), verify: { expectedReads: 309 } }) };
+    };
+    // FASTQ first, kept aside for the comparison (the next conversion finds them stale and removes them).
+    const fq = convert(false);
+    const asFastq = await fq.r;
+    const fastqDir = join(root, 'fastq-kept', run);
+    mkdirSync(fastqDir, { recursive: true });
+    const fastqs = asFastq.files.map((f) => {
+      const to = join(fastqDir, f.slice(f.lastIndexOf('/') + 1));
+      copyFileSync(f, to);
+      return to;
+    });
+    const { runDir, r: pending } = convert(true);
+    const r = await pending;
+    const files = [join(runDir, `${run}_1.fasta`), join(runDir, `${run}_2.fasta`)];
+    expect(r).toEqual({ layout: 'paired', files, unpairedReads: 9, verified: { layout: 'paired', files, reads: 300, unpairedReads: 9 } });
+    expect(readdirSync(runDir).sort()).toEqual(withRecords([`${run}_1.fasta`, `${run}_2.fasta`]));
+    const lines = readFileSync(files[0]!, 'latin1').split('\n');
+    expect(lines[0]).toMatch(new RegExp(`^>${run}\\.1 `));
+    expect(lines[1]).toMatch(/^[ACGTN]{80}$/);
+    expect(lines).toHaveLength(2 * 300 + 1);
+    // The same bases as the FASTQ's second lines, in the same order; about half the bytes.
+    const fqLines = readFileSync(fastqs[0]!, 'latin1').split('\n');
+    expect(lines.filter((_, i) => i % 2 === 1)).toEqual(fqLines.filter((_, i) => i % 4 === 1));
+    expect(statSync(files[0]!).size).toBeLessThan(0.6 * statSync(fastqs[0]!).size);
+    // kallisto 0.48 reads no qualities: the same abundance.tsv, byte for byte, and the same counts.
+    const idx = join(root, 'tx.idx');
+    if (!existsSync(idx)) expect(spawnSync('kallisto', ['index', '-i', idx, join(root, 'tx.fa')]).status).toBe(0);
+    const quant = (out: string, reads: string[]) => {
+      expect(spawnSync('kallisto', ['quant', '-t', '1', '-i', idx, '-o', out, ...reads]).status).toBe(0);
+      return { abundance: readFileSync(join(out, 'abundance.tsv'), 'utf8'), processed: (JSON.parse(readFileSync(join(out, 'run_info.json'), 'utf8')) as { n_processed: number }).n_processed };
+    };
+    const a = quant(join(root, 'kq-fasta'), files);
+    expect(a.processed).toBe(300);
+    expect(a).toEqual(quant(join(root, 'kq-fastq'), fastqs));
+    // A retry after the .sra is gone returns the finished FASTA, with the unpaired count from the first mate's record.
+    const again = await act(quiet(), convertSra, { run, sraPath: join(runDir, `${run}.sra`), runDir, threads: 1, timeoutSec: 120 });
+    expect(again).toEqual({ layout: 'paired', files, unpairedReads: 9 });
+    // A FASTA cut inside a record fails the gate (2 lines a record), as a cut FASTQ does.
+    const verify = () => act(quiet(), createReadActivities().verifyReads, { run, files, layout: 'paired', expectedReads: 309, unpairedReads: 9 });
+    expect(await verify()).toEqual({ layout: 'paired', files, reads: 300, unpairedReads: 9 });
+    writeFileSync(files[1]!, `${lines.slice(0, -2).join('\n')}\n`);
+    const f = await failureOf(verify());
+    expect(f.type).toBe('TruncatedReads');
+    expect(f.message).toMatch(/_2\.fasta: 599 lines is not a whole number of FASTA records \(2 lines each\)/);
+    // Below the floor the FASTA is gzipped, and counted as FASTA.
+    const low = convert(true, 0, 5);
+    const gz = await low.r;
+    expect(gz.files).toEqual([join(low.runDir, `${run}_1.fasta.gz`), join(low.runDir, `${run}_2.fasta.gz`)]);
+    expect(await Promise.all(gz.files.map((p) => countFastqGz(p)))).toEqual([300, 300]);
+    expect(await countFastqPlain(join(fastqDir, `${run}_1.fastq`))).toBe(300);
   });
 
   it('gzips only when the disk needs it, and the log says why (below the floor, whatever the reservation)', async () => {

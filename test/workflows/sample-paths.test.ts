@@ -68,8 +68,8 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
         }
         return base.download(input);
       },
-      async convertSra({ run, sraPath, verify }) {
-        calls.push({ step: 'convertSra', run, data: sraPath });
+      async convertSra({ run, sraPath, verify, fastaReads }) {
+        calls.push({ step: 'convertSra', run, data: { sraPath, fasta: fastaReads === true } });
         const files = [`/virtual/${run}.fastq`];
         return { files, layout: 'single', ...(verify && convertVerifies.has(run) ? { verified: { layout: 'single' as const, files, reads: 10 } } : {}) };
       },
@@ -153,6 +153,8 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       { source: 'sra', maxBp: 5_000_000 },
     ]);
     expect(data('deleteReads')).toEqual([false, false, true]);
+    // reads kept after quant stay FASTQ (with their qualities)
+    expect(data('convertSra').map((d) => (d as { fasta: boolean }).fasta)).toEqual([false, false]);
     // amalgkit quant's -l/-s from the run's nominal length, not the config's 200/20
     expect(data('quant')).toEqual([{ l: 250, s: 25 }]);
     const memo = (await t.client.workflow.getHandle(`fetchquant/paths/sp/${run}`).describe()).memo as { stages: { stage: string }[] };
@@ -342,6 +344,8 @@ describe("a sample's less travelled paths (real workflows, fast activities)", ()
       const out = await runVirtualSample(t.client, 'chainsra', { run, nominalLength: 250 }, { sources: ['ena', 'sra'], maxRetries: 1 }, undefined, { paths: CHAIN_QUANT_PATHS });
       expect([out.state, out.source]).toEqual(['done', 'sra']);
       expect(of(run)).toEqual(['resolveSource', 'reserveDisk', 'download', 'convertSra', 'quant', 'deleteReads']);
+      // reads deleted after quant: fasterq-dump writes FASTA (src/tools/fasterq-dump.ts)
+      expect(calls.filter((c) => c.run === run && c.step === 'convertSra').map((c) => (c.data as { fasta: boolean }).fasta)).toEqual([true]);
       const handle = t.client.workflow.getHandle(`fetchquant/chainsra/sp/${run}`);
       const events = (await handle.fetchHistory()).events ?? [];
       expect(events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean)).toEqual(['download', 'convertSra']);
