@@ -2,7 +2,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { ApplicationFailure } from '@temporalio/common';
 import { classifySplit, fasterqDumpArgs, splitExt } from '../../src/tools/fasterq-dump.js';
-import { indexArgs, indexKmers, parseRunInfo, quantArgs, verifyRunInfo } from '../../src/tools/kallisto.js';
+import { indexArgs, indexKmers, kallistoEnv, kallistoIndex, kallistoQuant, parseRunInfo, quantArgs, verifyRunInfo } from '../../src/tools/kallisto.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { formatCommand, parseVersion } from '../../src/tools/process.js';
 import { amalgkitFragment } from '../../src/ids.js';
 import { interpretValidate } from '../../src/tools/vdb-validate.js';
@@ -17,6 +20,33 @@ const typeOf = (fn: () => unknown): string | undefined => {
 };
 
 describe('kallisto arguments', () => {
+  it("kallisto's environment asks glibc for huge pages kept to the end, keeping the user's other tunables and any hugetlb they chose", () => {
+    const ours = 'glibc.malloc.hugetlb=1:glibc.malloc.trim_threshold=1073741824';
+    expect(kallistoEnv(undefined)).toEqual({ GLIBC_TUNABLES: ours });
+    expect(kallistoEnv('')).toEqual({ GLIBC_TUNABLES: ours });
+    expect(kallistoEnv('glibc.malloc.arena_max=2')).toEqual({ GLIBC_TUNABLES: `glibc.malloc.arena_max=2:${ours}` });
+    expect(kallistoEnv('glibc.malloc.trim_threshold=4096')).toEqual({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=4096:glibc.malloc.hugetlb=1' });
+    // a user's own choice (0 turns it off) is theirs: nothing added
+    expect(kallistoEnv('glibc.malloc.hugetlb=0')).toEqual({});
+    expect(kallistoEnv('glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2')).toEqual({});
+  });
+
+  it('kallisto quant and index are started with that environment', async () => {
+    // A stand-in kallisto first on PATH that writes down the GLIBC_TUNABLES it was started with.
+    const dir = mkdtempSync(join(tmpdir(), 'fq-kenv-'));
+    try {
+      writeFileSync(join(dir, 'kallisto'), `#!/bin/sh\nprintf '%s' "$GLIBC_TUNABLES" > "${dir}/seen.$1"\n`, { mode: 0o755 });
+      const env = { PATH: `${dir}:${process.env.PATH ?? ''}` };
+      await kallistoQuant({ index: '/i', outDir: '/o', reads: ['/r_1.fastq', '/r_2.fastq'], layout: 'paired', threads: 1, fragmentLength: 200, fragmentSd: 20 }, { timeoutSec: 30, env });
+      await kallistoIndex('/i', ['/t.fa'], { timeoutSec: 30, env });
+      const want = kallistoEnv().GLIBC_TUNABLES ?? process.env.GLIBC_TUNABLES;
+      expect(readFileSync(join(dir, 'seen.quant'), 'utf8')).toBe(want);
+      expect(readFileSync(join(dir, 'seen.index'), 'utf8')).toBe(want);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('index: -i then every FASTA', () => {
     expect(indexArgs('/i/A_b.idx', ['/f/a.fa', '/f/b.fa.gz'])).toEqual(['index', '-i', '/i/A_b.idx', '/f/a.fa', '/f/b.fa.gz']);
     expect(typeOf(() => indexArgs('/i/x.idx', []))).toMatch(/^InvalidInput:true:.*no FASTA/);
