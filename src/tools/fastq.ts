@@ -515,7 +515,7 @@ export async function readCheckRecord(path: string): Promise<CheckRecord | null>
   }
 }
 
-/** Records of a FASTQ, gzipped or plain by its name, read from disk (a file with no check record). */
+/** Records of a FASTQ (or fasterq-dump's FASTA: linesPerRecord), gzipped or plain by its name, read from disk (a file with no check record). */
 export async function countFastq(path: string, opts: CountOptions = {}): Promise<number> {
   if (readsKind(path) === 'gz') return countFastqGz(path, opts);
   let counted: { lines: number; last: number; bytes: number };

@@ -114,13 +114,18 @@ export function kallistoEnv(current: string | undefined = process.env.GLIBC_TUNA
   return { GLIBC_TUNABLES: [...(current ? [current] : []), ...ours].join(':') };
 }
 
+/** kallisto with kallistoEnv under the caller's env. */
+function runKallisto(args: string[], opts: RunToolOptions): Promise<ToolResult> {
+  return runTool(KALLISTO, args, { ...opts, env: { ...kallistoEnv(), ...opts.env } });
+}
+
 export function kallistoIndex(indexPath: string, fastas: string[], opts: RunToolOptions): Promise<ToolResult> {
-  return runTool(KALLISTO, indexArgs(indexPath, fastas), { ...opts, env: { ...kallistoEnv(), ...opts.env } });
+  return runKallisto(indexArgs(indexPath, fastas), opts);
 }
 
 /** Exit 1 is accepted here: kallisto uses it for "0 reads pseudoaligned", with run_info.json written. */
 export function kallistoQuant(q: QuantArgsInput, opts: RunToolOptions): Promise<ToolResult> {
-  return runTool(KALLISTO, quantArgs(q), { okExitCodes: [0, 1], ...opts, env: { ...kallistoEnv(), ...opts.env } });
+  return runKallisto(quantArgs(q), { okExitCodes: [0, 1], ...opts });
 }
 
 /**

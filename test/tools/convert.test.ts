@@ -31,6 +31,14 @@ async function sraFor(run: string, paired: boolean, reads: number): Promise<stri
   return sra.path;
 }
 
+/** A real paired .sra with `unpaired` spots of one read beside its `pairs` (a 3-file run at ENA), kept as sraFor's. */
+async function sraWithUnpaired(run: string, pairs: number, unpaired: number, seed: number): Promise<void> {
+  const dir = join(root, 'src', run);
+  const sim = await simulateReads(seqs, { dir, run, reads: pairs, readLength: 80, paired: true, fragmentLength: 220, seed });
+  const lone = await simulateReads(seqs, { dir: join(dir, 'u'), run, reads: unpaired, readLength: 80, paired: false, fragmentLength: 80, seed: seed + 1, firstRead: pairs + 1 });
+  sras.set(run, (await makeSra(run, sim.fastqPlain, join(dir, `${run}.sra`), lone.fastqPlain[0])).path);
+}
+
 function runDirWith(run: string): { runDir: string; sraPath: string } {
   const runDir = join(root, 'fastq', 'getfastq', run);
   mkdirSync(runDir, { recursive: true });
@@ -67,10 +75,7 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
 
   it('a paired .sra with unpaired spots (a 3-file run): mates kept, the unpaired reads counted, not kept', async () => {
     const run = 'SRR7300003';
-    const dir = join(root, 'src', run);
-    const sim = await simulateReads(seqs, { dir, run, reads: 200, readLength: 80, paired: true, fragmentLength: 220, seed: 31 });
-    const lone = await simulateReads(seqs, { dir: join(dir, 'u'), run, reads: 7, readLength: 80, paired: false, fragmentLength: 80, seed: 32, firstRead: 201 });
-    sras.set(run, (await makeSra(run, sim.fastqPlain, join(dir, `${run}.sra`), lone.fastqPlain[0])).path);
+    await sraWithUnpaired(run, 200, 7, 31);
     const { runDir, sraPath } = runDirWith(run);
     const r = await act(quiet(), convertSra, { run, sraPath, runDir, threads: 2, timeoutSec: 120 });
     expect(r).toEqual({ layout: 'paired', files: [join(runDir, `${run}_1.fastq.gz`), join(runDir, `${run}_2.fastq.gz`)], unpairedReads: 7 });
@@ -137,10 +142,7 @@ describe('convertSra (real vdb-validate + fasterq-dump)', () => {
 
   it('reads deleted after quant (fastaReads) come out as FASTA: half the bytes, the same counts, the same kallisto results; cut or gzipped, still checked', async () => {
     const run = 'SRR7300010';
-    const dir = join(root, 'src', run);
-    const sim = await simulateReads(seqs, { dir, run, reads: 300, readLength: 80, paired: true, fragmentLength: 220, seed: 101 });
-    const lone = await simulateReads(seqs, { dir: join(dir, 'u'), run, reads: 9, readLength: 80, paired: false, fragmentLength: 80, seed: 102, firstRead: 301 });
-    sras.set(run, (await makeSra(run, sim.fastqPlain, join(dir, `${run}.sra`), lone.fastqPlain[0])).path);
+    await sraWithUnpaired(run, 300, 9, 101);
     const convert = (fastaReads: boolean, free = 1e15, floorGb = 0) => {
       const { runDir, sraPath, ledger } = admitted(run, 100e6, floorGb);
       return { runDir, r: act(quiet(), createConvertActivities({ ledger, freeBytes: async () => free }).convertSra, { run, sraPath, runDir, threads: 1, timeoutSec: 120, ...(fastaReads ? { fastaReads } : {}), verify: { expectedReads: 309 } }) };
