@@ -112,6 +112,11 @@ export function createSourceActivities(deps: { http: HttpClient; order?: (source
           if (answer.plan.source !== configured[0] && sources[0] !== configured[0]) {
             answer.plan.notes = [...(answer.plan.notes ?? []), `${configured[0]} was saturated (source pacer): spilled to ${answer.plan.source}`];
           }
+          // A source that could not answer (down past the client's own retries) is why the reads come from this
+          // one: the provenance says so (a source that answered "not found" needs no note: the run is not there).
+          if (errors.length > 0) {
+            answer.plan.notes = [...(answer.plan.notes ?? []), `asked ${answer.plan.source} because ${errors.map((e) => e.message).join('; ')}`];
+          }
           return answer.plan;
         }
         if ('notFound' in answer) asked.push(`${source}: ${answer.notFound}`);

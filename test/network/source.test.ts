@@ -89,6 +89,16 @@ describe('resolveSource', () => {
     expect(err.message).toMatch(/HTTP 500/);
   });
 
+  it('asks SRA when ENA cannot answer, and the plan says why (the provenance shows it)', async () => {
+    w.mirror.setFaults({ [w.single.run]: [{ kind: 'status', status: 500, times: 100, target: 'ena-api' }] });
+    const plan = await resolve(fastHttp({ retries: 1 }), meta(w.single), w.options);
+    expect(plan).toMatchObject({ source: 'sra', run: w.single.run, files: [{ name: `${w.single.run}.sra`, md5: w.single.sra.md5 }] });
+    expect(plan.notes).toEqual([expect.stringMatching(new RegExp(`^asked sra because .*HTTP 500`))]);
+    // a run ENA does not hold gets no such note: "not found" is an answer
+    w.mirror.setFaults({});
+    expect((await resolve(fastHttp(), meta(w.sraOnly), w.options)).notes).toBeUndefined();
+  });
+
   it('rejects an invalid accession before any request', async () => {
     w.mirror.setFaults({});
     w.mirror.resetStats();
