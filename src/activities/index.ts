@@ -9,6 +9,7 @@ import { Context } from '@temporalio/activity';
 import { takeLease } from '../run-lease.js';
 import { allocate } from '../allocate.js';
 import type { Activities } from './contract.js';
+import type { QuantAfter } from '../types.js';
 import { createConvertActivities } from './convert.js';
 import { createDiscoverActivities } from './discover.js';
 import { createDiskActivities, DiskLedger } from './disk.js';
@@ -16,7 +17,7 @@ import { createDownloadActivities } from './download.js';
 import { describeWorkflows, listInFlightRuns } from './in-flight.js';
 import { KnownDirs } from './known-dirs.js';
 import { createIndexActivities } from './index-build.js';
-import { createQuantActivities, QuantSlots, readPublishedQuant } from './quant.js';
+import { createQuantActivities, QuantSlots, readPublishedQuant, readPublishedReads } from './quant.js';
 import { StartGate } from './start-gate.js';
 import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { createReadActivities } from './reads.js';
@@ -128,6 +129,19 @@ export function createActivities(deps: ActivityDeps): Activities {
       clearInterval(beat);
     }
   };
+  /**
+   * A step asked to quantify after it verifies (quantAfter) whose run is published already: an earlier attempt
+   * of this step got that far, then its worker died before reporting. Its reads are gone by design (the quant
+   * step deletes them), so fetching or converting them again would cost the whole run, or, for an .sra already
+   * converted and deleted, fail the sample. The earlier attempt told the species the reads were verified (quant
+   * runs only after that); the quant step answers from the provenance without kallisto, publishes again
+   * (nothing changes on disk) and tells the species the sample finished, in case the dead attempt had not.
+   */
+  const publishedBefore = async (input: { quantAfter?: QuantAfter; tell?: unknown }) => {
+    const after = input.quantAfter?.quant;
+    if (!after || !input.tell) return null;
+    return readPublishedReads({ quantDir: after.quantDir, run: after.run });
+  };
   const quantStep: Activities['quant'] = async (input) => {
     if (input.reads.files[0]?.startsWith('/')) lease(dirname(input.reads.files[0]));
     if (input.publish) lease(input.publish.runDir);
@@ -143,6 +157,8 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
     ...source,
     async download(input) {
+      const earlier = await publishedBefore(input);
+      if (earlier) return quantAfter(quantStep, input, { files: earlier.files, bytesFetched: 0, resumedFromBytes: 0, verified: earlier.verified, told: true as const });
       const r = await tellVerified(tell, input, input.plan.run, await fetchReads(input));
       return quantAfter(quantStep, input, r, { files: r.files, downsampled: r.downsampled, bytesFetched: r.bytesFetched });
     },
@@ -151,6 +167,8 @@ export function createActivities(deps: ActivityDeps): Activities {
       return reads.verifyReads(input);
     },
     async convertSra(input) {
+      const earlier = await publishedBefore(input);
+      if (earlier) return quantAfter(quantStep, input, { files: earlier.verified.files, layout: earlier.verified.layout, verified: earlier.verified, told: true as const });
       if (input.runDir.startsWith('/')) lease(input.runDir);
       return quantAfter(quantStep, input, await tellVerified(tell, input, input.run, await startGate.converting(() => convert.convertSra(input))));
     },

@@ -17,7 +17,7 @@ import { abundancePath, provenancePath, runQuantDir, runQuantTmpDir } from '../i
 import { kallistoQuant, parseRunInfo, quantArgs, verifyRunInfo, KALLISTO } from '../tools/kallisto.js';
 import { cachedHostCores, decideQuantThreads } from '../cores.js';
 import { toolVersion, toToolFailure } from '../tools/process.js';
-import type { QuantResult } from '../types.js';
+import type { LocalFile, Provenance, QuantResult, ReadSet } from '../types.js';
 import type { Activities } from './contract.js';
 import { activityHooks, logInfo, waitInLine } from './heartbeat.js';
 import { bytesUnder, KEPT_READS_MARK, type DiskLedger } from './disk.js';
@@ -117,6 +117,35 @@ export class QuantSlots {
 
   get waiting(): number {
     return this.waiters.length;
+  }
+}
+
+/**
+ * What a published run (abundance and provenance in place) was quantified from: the files its provenance
+ * records (the archive's, with md5: FASTQ from ENA, the .sra from SRA) and the reads kallisto read, named by
+ * its command line (the last one or two arguments; `--single` for single-end). Null when not published.
+ */
+export async function readPublishedReads({ quantDir, run }: { quantDir: string; run: string }): Promise<{ files: LocalFile[]; verified: ReadSet } | null> {
+  checkRun(run);
+  checkDir(run, 'quantDir', quantDir);
+  const isFile = (p: string) => stat(p).then((s) => s.isFile(), () => false);
+  if (!(await isFile(abundancePath(quantDir, run)))) return null;
+  const text = await readFile(provenancePath(quantDir, run), 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    const p = JSON.parse(text) as Partial<Provenance>;
+    const command = p.quant?.command;
+    if (p.run !== run || typeof p.reads !== 'number' || !Array.isArray(p.files) || !Array.isArray(command)) return null;
+    const layout = command.includes('--single') ? 'single' : 'paired';
+    const verified: ReadSet = {
+      layout,
+      files: command.slice(layout === 'single' ? -1 : -2),
+      reads: p.reads,
+      ...(typeof p.unpairedReads === 'number' ? { unpairedReads: p.unpairedReads } : {}),
+    };
+    return { files: p.files, verified };
+  } catch {
+    return null;
   }
 }
 

@@ -218,7 +218,7 @@ function chaosSuite(v: Variant): void {
       const sec = (Date.now() - started) / 1000;
       expect(r.failures).toEqual([]);
       expect(r.totals).toEqual({ total: runs.length, done: runs.length, skipped: 0, failed: 0 });
-      await expectEverySampleDoneOnce(client, dataset, 'chaos');
+      const provs = await expectEverySampleDoneOnce(client, dataset, 'chaos');
 
       // no tool left anywhere: neither the reaped orphans of the killed workers nor the last worker's
       await killHard(worker!);
@@ -243,6 +243,9 @@ function chaosSuite(v: Variant): void {
         extra,
         bytesInFlightAtKills: inFlight,
         batchSec: Number(sec.toFixed(1)),
+        // which files crossed the wire more than once (served / size), and runs taken from the other archive
+        servedTwice: Object.fromEntries(files.filter((f) => (stats.byPath[f.urlPath]?.bytes ?? 0) > f.bytes).map((f) => [f.urlPath, Number(((stats.byPath[f.urlPath]?.bytes ?? 0) / f.bytes).toFixed(2))])),
+        otherSource: Object.fromEntries(runs.filter(({ r }) => provs.get(r.run)!.source.source !== (r.sraOnly ? 'sra' : 'ena')).map(({ r }) => [r.run, provs.get(r.run)!.source.notes ?? []])),
       };
       console.log(`chaos figures: ${JSON.stringify(figures)}`);
       if (v.faultFraction === 0) {
