@@ -99,8 +99,9 @@ export async function expectEverySampleDoneOnce(client: Client, d: Dataset, batc
     expect([r.run, prov.run, prov.reads, prov.workflowId]).toEqual([r.run, r.run, r.reads, sampleWorkflowId(batchId, sp.speciesId, r.run)]);
     // The bytes quantified are the archive's, from the source the provenance names: ENA for a run it holds,
     // unless the plan says why not (the source pacer spilled it while ENA was saturated or backing off, ENA's
-    // API could not answer, or ENA's copy stayed bad: src/activities/source.ts, src/workflows/sample.ts). Spills are timing: a CI
-    // chaos run sent one of 200 ENA runs to SRA after kills and faults had ENA backing off.
+    // API could not answer, or ENA's copy stayed bad: src/activities/source.ts, src/workflows/sample.ts).
+    // Spills are timing: a CI chaos run sent one of 200 ENA runs to SRA after kills and faults had ENA
+    // backing off.
     const notes = prov.source.notes ?? [];
     if (r.sraOnly || prov.source.source === 'sra') {
       expect([r.run, prov.source.source, prov.files.map((f) => f.md5)]).toEqual([r.run, 'sra', [r.sra.md5]]);
