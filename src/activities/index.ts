@@ -139,7 +139,7 @@ export function createActivities(deps: ActivityDeps): Activities {
    */
   const publishedBefore = async (input: { quantAfter?: QuantAfter; tell?: unknown }) => {
     const after = input.quantAfter?.quant;
-    if (!after || !input.tell) return null;
+    if (!after || !input.tell || !(await disk.checkDone({ quantDir: after.quantDir, run: after.run }))) return null;
     return readPublishedReads({ quantDir: after.quantDir, run: after.run });
   };
   const quantStep: Activities['quant'] = async (input) => {

@@ -120,47 +120,42 @@ export class QuantSlots {
   }
 }
 
-/**
- * What a published run (abundance and provenance in place) was quantified from: the files its provenance
- * records (the archive's, with md5: FASTQ from ENA, the .sra from SRA) and the reads kallisto read, named by
- * its command line (the last one or two arguments; `--single` for single-end). Null when not published.
- */
-export async function readPublishedReads({ quantDir, run }: { quantDir: string; run: string }): Promise<{ files: LocalFile[]; verified: ReadSet } | null> {
+/** A run's provenance (<quantDir>/<RUN>/<RUN>_fetchquant.json) as written, or null (none, or not JSON). */
+async function readProvenance({ quantDir, run }: { quantDir: string; run: string }): Promise<Partial<Provenance> | null> {
   checkRun(run);
   checkDir(run, 'quantDir', quantDir);
-  const isFile = (p: string) => stat(p).then((s) => s.isFile(), () => false);
-  if (!(await isFile(abundancePath(quantDir, run)))) return null;
   const text = await readFile(provenancePath(quantDir, run), 'utf8').catch(() => null);
   if (text === null) return null;
   try {
-    const p = JSON.parse(text) as Partial<Provenance>;
-    const command = p.quant?.command;
-    if (p.run !== run || typeof p.reads !== 'number' || !Array.isArray(p.files) || !Array.isArray(command)) return null;
-    const layout = command.includes('--single') ? 'single' : 'paired';
-    const verified: ReadSet = {
-      layout,
-      files: command.slice(layout === 'single' ? -1 : -2),
-      reads: p.reads,
-      ...(typeof p.unpairedReads === 'number' ? { unpairedReads: p.unpairedReads } : {}),
-    };
-    return { files: p.files, verified };
+    return JSON.parse(text) as Partial<Provenance> | null;
   } catch {
     return null;
   }
 }
 
-/** The quant figures in a published run's provenance (<quantDir>/<RUN>/<RUN>_fetchquant.json), else null. */
-export async function readPublishedQuant({ quantDir, run }: { quantDir: string; run: string }): Promise<Omit<QuantResult, 'tmpDir'> | null> {
-  checkRun(run);
-  checkDir(run, 'quantDir', quantDir);
-  const text = await readFile(provenancePath(quantDir, run), 'utf8').catch(() => null);
-  if (text === null) return null;
-  try {
-    const q = (JSON.parse(text) as { quant?: Omit<QuantResult, 'tmpDir'> }).quant;
-    return q && typeof q.nProcessed === 'number' && typeof q.kallistoVersion === 'string' ? q : null;
-  } catch {
-    return null;
-  }
+/**
+ * What a run was quantified from, by its provenance (the caller knows it is published: checkDone): the files it
+ * records (the archive's, with md5: FASTQ from ENA, the .sra from SRA) and the reads kallisto read, named by its
+ * command line (the last one or two arguments; `--single` for single-end). Null when the provenance lacks them.
+ */
+export async function readPublishedReads(at: { quantDir: string; run: string }): Promise<{ files: LocalFile[]; verified: ReadSet } | null> {
+  const p = await readProvenance(at);
+  const command = p?.quant?.command;
+  if (!p || p.run !== at.run || typeof p.reads !== 'number' || !Array.isArray(p.files) || !Array.isArray(command)) return null;
+  const layout = command.includes('--single') ? 'single' : 'paired';
+  const verified: ReadSet = {
+    layout,
+    files: command.slice(layout === 'single' ? -1 : -2),
+    reads: p.reads,
+    ...(typeof p.unpairedReads === 'number' ? { unpairedReads: p.unpairedReads } : {}),
+  };
+  return { files: p.files, verified };
+}
+
+/** The quant figures in a published run's provenance, else null. */
+export async function readPublishedQuant(at: { quantDir: string; run: string }): Promise<Omit<QuantResult, 'tmpDir'> | null> {
+  const q = (await readProvenance(at))?.quant;
+  return q && typeof q.nProcessed === 'number' && typeof q.kallistoVersion === 'string' ? q : null;
 }
 
 /**
