@@ -28,7 +28,7 @@ import { FailureType } from '../failures.js';
 import { batchIdFromWorkflowId, speciesWorkflowId, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { SpeciesPlan } from '../types.js';
-import { abandonedChild, cancelChildren } from './children.js';
+import { AWAIT_CHILDREN_CLOSED, OpenChildren, abandonedChild, cancelChildren } from './children.js';
 import {
   batchProgressQuery,
   pauseSignal,
@@ -243,18 +243,20 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
       reallocating = false;
     }
   }
+  const openSpecies = new OpenChildren();
   async function startSpecies(e: SpeciesEntry, threads: number): Promise<void> {
     e.started = true;
     e.threads = threads;
     e.report = { ...e.report, status: 'indexing', threads };
     try {
-      await startChild(speciesWorkflow, {
+      const child = await startChild(speciesWorkflow, {
         ...abandonedChild(speciesWorkflowId(state.batchId, e.plan.speciesId), `${e.plan.name}: ${e.plan.totalRuns} runs`),
         // long enough for a restarted worker to replay every long-lived workflow of the batch at once
         // (options.ts); its runs after continue-as-new inherit it (the server copies it)
         workflowTaskTimeout: longLivedTaskTimeoutSec(state.species.length) * 1000,
         args: [{ batchId: state.batchId, batchWorkflowId: workflowInfo().workflowId, plan: e.plan, threads, options: speciesOptions }],
       });
+      openSpecies.track(child);
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       // Running from an earlier attempt of this batch: tell it its allotment.
@@ -328,6 +330,8 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
       await ticker.wait(() => dirty);
     }
     await condition(allHandlersFinished);
+    // every species has reported; each closes a moment later (species.ts lingers): wait for the closes
+    if (patched(AWAIT_CHILDREN_CLOSED)) await openSpecies.allClosed();
     const result = buildResult(state);
     await upsertMemo({ progress: summarize(state) });
     return result;

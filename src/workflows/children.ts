@@ -3,7 +3,7 @@
  * report back by signal to their parent's workflow id, so the parent may continue-as-new with children in
  * flight; and, abandoned, they do not follow the parent's cancellation by themselves.
  */
-import { CancellationScope, ParentClosePolicy, getExternalWorkflowHandle } from '@temporalio/workflow';
+import { CancellationScope, ParentClosePolicy, condition, getExternalWorkflowHandle, type ChildWorkflowHandle, type Workflow } from '@temporalio/workflow';
 import { TASK_QUEUE } from '../ids.js';
 
 /** The startChild options of an ABANDONed child on the fetchquant task queue (add its args). */
@@ -21,4 +21,31 @@ export function cancelChildren(workflowIds: string[]): Promise<void> {
   return CancellationScope.nonCancellable(async () => {
     await Promise.all(workflowIds.map((id) => getExternalWorkflowHandle(id).cancel().catch(() => undefined)));
   });
+}
+
+/**
+ * Patch (batch and species): a parent completes only once every child this run started has closed. A
+ * child's close is an event in its parent's history, and one that lands while the parent completes fails
+ * the parent's workflow task (UnhandledCommand: a failed event in a healthy batch's Web UI; CI saw it on
+ * a batch whose first species closed, 2 s after its final report, just as the last species reported).
+ */
+export const AWAIT_CHILDREN_CLOSED = 'await-children-closed';
+
+/**
+ * The children this run started that have not closed. Children of an earlier run (before continue-as-new)
+ * report their close to no one and are not counted; a child that failed or was terminated has closed.
+ */
+export class OpenChildren {
+  private open = 0;
+  track(handle: ChildWorkflowHandle<Workflow>): void {
+    this.open++;
+    const closed = () => {
+      this.open--;
+    };
+    void handle.result().then(closed, closed);
+  }
+  /** Resolves when every tracked child has closed. */
+  allClosed(): Promise<void> {
+    return condition(() => this.open === 0);
+  }
 }

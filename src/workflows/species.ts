@@ -25,7 +25,7 @@ import { rootCause } from '../failures.js';
 import { sampleWorkflowId, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { RunMeta, SampleOptions, SampleOutcome, SpeciesPlan } from '../types.js';
-import { abandonedChild, cancelChildren } from './children.js';
+import { AWAIT_CHILDREN_CLOSED, OpenChildren, abandonedChild, cancelChildren } from './children.js';
 import { Ticker } from './tick.js';
 import {
   readsVerifiedSignal,
@@ -188,6 +188,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
   };
 
   const children = () => [...downloading, ...processing];
+  const openSamples = new OpenChildren();
   try {
     if (!s.indexReady) {
       // Index before any download: a species without an index fails fast and downloads nothing.
@@ -224,7 +225,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
         if (!next) break;
         toStart.push(next);
       }
-      await Promise.all(toStart.map((r) => startSample(input, r, downloading)));
+      await Promise.all(toStart.map((r) => startSample(input, r, downloading, openSamples)));
 
       if (s.cursor === null && s.buffer.length === 0 && downloading.size === 0 && processing.size === 0) break;
       await report(false);
@@ -243,6 +244,8 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
     status = s.failed > 0 && s.done === 0 && s.skipped === 0 ? 'failed' : 'done';
     await report(true);
     if (patched(LINGER_AFTER_REPORT)) await sleep(LINGER_MS);
+    // every sample has said it finished; wait for their closes too (children.ts)
+    if (patched(AWAIT_CHILDREN_CLOSED)) await openSamples.allClosed();
     return { ...progress(), failures: s.failures, finished: true };
   } catch (err) {
     if (isCancellation(err)) {
@@ -253,12 +256,12 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
   }
 }
 
-async function startSample(input: SpeciesInput, run: RunMeta, downloading: Set<string>): Promise<void> {
+async function startSample(input: SpeciesInput, run: RunMeta, downloading: Set<string>, open: OpenChildren): Promise<void> {
   const { plan, options } = input;
   const workflowId = sampleWorkflowId(input.batchId, plan.speciesId, run.run);
   downloading.add(run.run);
   try {
-    await startChild(sampleWorkflow, {
+    const child = await startChild(sampleWorkflow, {
       ...abandonedChild(workflowId, `${plan.name} ${run.run}`),
       args: [
         {
@@ -281,6 +284,7 @@ async function startSample(input: SpeciesInput, run: RunMeta, downloading: Set<s
         },
       ],
     });
+    open.track(child);
   } catch (err) {
     // Already running (e.g. this species was restarted): it will report to this workflow id all the same.
     if (err instanceof WorkflowExecutionAlreadyStartedError) return;
