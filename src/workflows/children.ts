@@ -24,12 +24,13 @@ export function cancelChildren(workflowIds: string[]): Promise<void> {
 }
 
 /**
- * Patch (batch and species): a parent completes only once every child this run started has closed. A
- * child's close is an event in its parent's history, and one that lands while the parent completes fails
- * the parent's workflow task (UnhandledCommand: a failed event in a healthy batch's Web UI; CI saw it on
- * a batch whose first species closed, 2 s after its final report, just as the last species reported).
+ * Patch (batch and species): a parent closes quietly. Every event that lands in a workflow's history while
+ * it completes fails that workflow task (UnhandledCommand: a failed event in a healthy batch's Web UI; CI
+ * saw one in the batch). So the parent stops its Ticker (tick.ts) when its loop ends, before it reports or
+ * waits, and completes only once every child this run started has closed: a child's close is an event in
+ * its parent's history.
  */
-export const AWAIT_CHILDREN_CLOSED = 'await-children-closed';
+export const CLOSE_QUIETLY = 'close-quietly';
 
 /**
  * The children this run started that have not closed. Children of an earlier run (before continue-as-new)

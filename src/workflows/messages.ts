@@ -62,6 +62,11 @@ export const speciesReportSignal = defineSignal<[SpeciesReport]>('speciesReport'
 /** The batch's allotment of download slots for this species. */
 export const setThreadsSignal = defineSignal<[number]>('setThreads');
 export const speciesProgressQuery = defineQuery<SpeciesProgress>('progress');
+/**
+ * The batch has the species' final report and will send it nothing more: the species may close (it waits
+ * for this, docs/architecture.md, "A parent completes after its children have closed").
+ */
+export const reportReceivedSignal = defineSignal('reportReceived');
 /** A sample's reads are verified on disk: its download slot is free. */
 export const readsVerifiedSignal = defineSignal<[string, number]>('readsVerified');
 /** A sample ended (done, failed or skipped). Sent by id so it reaches the species' current run. */

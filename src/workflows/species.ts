@@ -25,13 +25,14 @@ import { rootCause } from '../failures.js';
 import { sampleWorkflowId, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { RunMeta, SampleOptions, SampleOutcome, SpeciesPlan } from '../types.js';
-import { AWAIT_CHILDREN_CLOSED, OpenChildren, abandonedChild, cancelChildren } from './children.js';
+import { CLOSE_QUIETLY, OpenChildren, abandonedChild, cancelChildren } from './children.js';
 import { Ticker } from './tick.js';
 import {
   readsVerifiedSignal,
   sampleFinishedSignal,
   sampleParkedSignal,
   type ParkedRun,
+  reportReceivedSignal,
   setThreadsSignal,
   speciesProgressQuery,
   speciesReportSignal,
@@ -73,6 +74,11 @@ export interface SpeciesInput {
   threads: number;
   options: SpeciesOptions;
   state?: SpeciesState;
+  /**
+   * The batch will signal reportReceived once it has the final report (batches since SPECIES_RECEIPTS,
+   * batch.ts): the species waits for that instead of lingering LINGER_MS. Absent in older inputs.
+   */
+  awaitsReceipt?: boolean;
 }
 
 /** Runs fetched per listRuns call: small enough for a payload, large enough to keep a window busy. */
@@ -82,10 +88,16 @@ const PAGE = 200;
  * Patch: after its final report a species waits LINGER_MS before completing. A setThreads the batch sent
  * before the report reached it would otherwise land while the species completes (a failed workflow task,
  * UnhandledCommand) or after (a failed signal in the batch): harmless, but a healthy batch should show no
- * failed event. Once the report is in, the batch sends nothing more.
+ * failed event. Once the report is in, the batch sends nothing more. A species started with `awaitsReceipt`
+ * waits instead for the batch's reportReceived, which comes after anything else the batch sent it.
  */
 export const LINGER_AFTER_REPORT = 'species-linger-after-report';
 const LINGER_MS = 2000;
+/**
+ * How long a species that awaits the batch's receipt waits for it at most: long enough for every worker to
+ * be down a while (the batch sends it when it runs again); a batch terminated from the Web UI sends none.
+ */
+const RECEIPT_WAIT_MS = 10 * 60 * 1000;
 
 export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesReport> {
   const { plan, options } = input;
@@ -137,6 +149,11 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
     threads = Math.max(0, Math.floor(n));
     dirty = true;
   });
+  let receiptReceived = false;
+  let batchClosed = false;
+  setHandler(reportReceivedSignal, () => {
+    receiptReceived = true;
+  });
   setHandler(readsVerifiedSignal, (run) => {
     if (downloading.delete(run)) processing.add(run);
     dirty = true;
@@ -184,9 +201,12 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
       await batch.signal(speciesReportSignal, r);
     } catch (err) {
       if (!targetClosed(err, input.batchWorkflowId)) throw err;
+      batchClosed = true;
     }
   };
 
+  /** the batch's reportReceived, or its close (the final report found it closed); RECEIPT_WAIT_MS at most */
+  const awaitReceipt = () => condition(() => receiptReceived || batchClosed, RECEIPT_WAIT_MS);
   const children = () => [...downloading, ...processing];
   const openSamples = new OpenChildren();
   try {
@@ -204,6 +224,7 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
         status = 'failed';
         reason = `index unavailable: ${(rootCause(err) as Error).message}`;
         await report(true);
+        if (input.awaitsReceipt) await awaitReceipt();
         return { ...progress(), failures: s.failures, finished: true };
       }
     }
@@ -227,7 +248,11 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
       }
       await Promise.all(toStart.map((r) => startSample(input, r, downloading, openSamples)));
 
-      if (s.cursor === null && s.buffer.length === 0 && downloading.size === 0 && processing.size === 0) break;
+      if (s.cursor === null && s.buffer.length === 0 && downloading.size === 0 && processing.size === 0) {
+        // cancelled in the task that sends the final report, so it cannot fire as the species completes
+        if (patched(CLOSE_QUIETLY)) ticker.stop();
+        break;
+      }
       await report(false);
 
       const info = workflowInfo();
@@ -243,9 +268,12 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
     }
     status = s.failed > 0 && s.done === 0 && s.skipped === 0 ? 'failed' : 'done';
     await report(true);
-    if (patched(LINGER_AFTER_REPORT)) await sleep(LINGER_MS);
+    if (patched(LINGER_AFTER_REPORT)) {
+      if (input.awaitsReceipt) await awaitReceipt();
+      else await sleep(LINGER_MS);
+    }
     // every sample has said it finished; wait for their closes too (children.ts)
-    if (patched(AWAIT_CHILDREN_CLOSED)) await openSamples.allClosed();
+    if (patched(CLOSE_QUIETLY)) await openSamples.allClosed();
     return { ...progress(), failures: s.failures, finished: true };
   } catch (err) {
     if (isCancellation(err)) {

@@ -9,12 +9,13 @@
  * Patch TICK_TIMER: a run that asks it (once, at its first wait) waits with a Ticker; older histories replay
  * their timer per wait.
  */
-import { condition, patched, sleep } from '@temporalio/workflow';
+import { CancellationScope, condition, patched, sleep } from '@temporalio/workflow';
 
 export const TICK_TIMER = 'tick-timer';
 
 export class Ticker {
   private timer: Promise<void> | null = null;
+  private scope: CancellationScope | null = null;
   private fired = false;
   /** patched(TICK_TIMER), asked at the first wait */
   private use: boolean | null = null;
@@ -35,10 +36,22 @@ export class Ticker {
         this.timer = null;
       };
       // A cancelled workflow rejects the sleep too: the wait below rejects for it, the tick just ends.
-      this.timer = sleep(this.ms).then(end, end);
+      const scope = new CancellationScope();
+      this.scope = scope;
+      this.timer = scope.run(() => sleep(this.ms)).then(end, end);
     }
     return condition(() => this.fired || fn()).then(() => {
       this.fired = false;
     });
+  }
+
+  /**
+   * Cancel the pending tick, if any: before the workflow completes, and in an earlier workflow task than
+   * the completion where it can. A tick that fires while the workflow completes fails that workflow task
+   * (UnhandledCommand: a failed event in a healthy batch's Web UI); a cancelled one cannot fire.
+   */
+  stop(): void {
+    this.scope?.cancel();
+    this.scope = null;
   }
 }

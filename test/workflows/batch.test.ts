@@ -94,11 +94,13 @@ describe('batchWorkflow on a real dev server (fast activities)', () => {
     expect(scheduled).not.toContain('allocate');
     const localAllocations = (batchHistory.events ?? []).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity').length;
     expect(localAllocations).toBeGreaterThan(1);
-    // one tick timer per period (TICK_TIMER), never a timer started and cancelled per wake-up
-    for (const id of ['fetchquant/b1', 'fetchquant/b1/beta_two']) {
+    // one tick timer per period (TICK_TIMER), never a timer started and cancelled per wake-up; at the end the
+    // pending tick is cancelled (CLOSE_QUIETLY), and a species' wait for the batch's reportReceived is cancelled
+    // when it comes: the batch may cancel one timer, a species two
+    for (const [id, ends] of [['fetchquant/b1', 1], ['fetchquant/b1/beta_two', 2]] as const) {
       const h = id === 'fetchquant/b1' ? batchHistory : await t.client.workflow.getHandle(id).fetchHistory();
       expect(patchMarkers(h)).toContain(TICK_TIMER);
-      expect((h.events ?? []).filter((e) => e.timerCanceledEventAttributes).length).toBe(0);
+      expect((h.events ?? []).filter((e) => e.timerCanceledEventAttributes).length).toBeLessThanOrEqual(ends);
     }
     await maybeRecord(t.client, 'fetchquant/b1', 'batch-3-species');
     await maybeRecord(t.client, 'fetchquant/b1/beta_two', 'species-beta');

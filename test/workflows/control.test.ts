@@ -98,7 +98,7 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
     const history = await h.fetchHistory();
     // No workflow task failed but for UnhandledCommand: the server refuses a task that completes the batch while
     // an event it has not seen arrived (a user's signal or update; a species' close, before the batch waited for
-    // them: AWAIT_CHILDREN_CLOSED, test/replay/histories/batch-live-control.json) and the next task completes it.
+    // them: CLOSE_QUIETLY, test/replay/histories/batch-live-control.json) and the next task completes it.
     const UNHANDLED_COMMAND = proto.temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND;
     const failedTasks = (history.events ?? []).flatMap((e) => (e.workflowTaskFailedEventAttributes ? [e.workflowTaskFailedEventAttributes] : []));
     expect(failedTasks.filter((f) => f.cause !== UNHANDLED_COMMAND).map((f) => `${f.cause}: ${f.failure?.message}`)).toEqual([]);
