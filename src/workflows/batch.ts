@@ -371,7 +371,7 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
       await ticker.wait(() => dirty);
     }
     await condition(allHandlersFinished);
-    // every species has reported; each closes a moment later (species.ts lingers): wait for the closes
+    // every species has reported and has its receipt; each closes once its samples have: wait for the closes
     if (patched(CLOSE_QUIETLY)) await openSpecies.allClosed();
     const result = buildResult(state);
     await upsertMemo({ progress: summarize(state) });

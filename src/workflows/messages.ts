@@ -64,7 +64,7 @@ export const setThreadsSignal = defineSignal<[number]>('setThreads');
 export const speciesProgressQuery = defineQuery<SpeciesProgress>('progress');
 /**
  * The batch has the species' final report and will send it nothing more: the species may close (it waits
- * for this, docs/architecture.md, "A parent completes after its children have closed").
+ * for this, docs/architecture.md, "A parent closes quietly").
  */
 export const reportReceivedSignal = defineSignal('reportReceived');
 /** A sample's reads are verified on disk: its download slot is free. */
