@@ -348,8 +348,10 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
         if (sweep && patched('sweep-checks-species-alive')) await reconcileClosedSpecies();
         await reallocate(sweep);
       }
-      // only when one is due: an await with nothing to send would still move later commands by a tick
-      if (state.species.some(receiptDue)) await sendReceipts();
+      // Only when one is due: an await with nothing to send would still move later commands by a tick. Again
+      // while one is: a final report can come in while receipts are on their way, and none can from here to
+      // the end-of-loop check below (no await there waits on the server).
+      while (state.species.some(receiptDue)) await sendReceipts();
       if (now - lastPublish >= o.monitorIntervalSec * 1000) {
         lastPublish = now;
         await upsertMemo({ progress: summarize(state) });
@@ -358,8 +360,6 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
       if (reallocationsAsked > reallocationsServed) continue;
       if (state.species.every((e) => e.report.finished || e.report.status === 'failed')) {
         if (patched(CLOSE_QUIETLY)) ticker.stop();
-        // a final report that came in while receipts were on their way has none yet
-        if (state.species.some(receiptDue)) await sendReceipts();
         break;
       }
       if (workflowInfo().historyLength > o.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
