@@ -20,6 +20,7 @@ import {
   allHandlersFinished,
   makeContinueAsNewFunc,
   patched,
+  sleep,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/contract.js';
@@ -43,7 +44,7 @@ import {
 } from './messages.js';
 import { bookkeepingActivityOptions, longLivedTaskTimeoutSec } from './options.js';
 import { targetClosed } from './signal.js';
-import { Ticker } from './tick.js';
+import { CONTINUE_BETWEEN_TICKS, Ticker } from './tick.js';
 import { speciesWorkflow, type SpeciesOptions } from './species.js';
 
 /** Patch: a reallocation requested while one is in flight waits for it, then runs (it used to return at once). */
@@ -362,7 +363,15 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
         if (patched(CLOSE_QUIETLY)) ticker.stop();
         break;
       }
-      if (workflowInfo().historyLength > o.maxHistoryEvents || workflowInfo().continueAsNewSuggested) {
+      const due = workflowInfo().historyLength > o.maxHistoryEvents || workflowInfo().continueAsNewSuggested;
+      if (due) {
+        // between ticks (tick.ts): the pending one is cancelled in this task, a moment's timer ends it, and
+        // the loop turns again (the state may have moved meanwhile) to continue with no tick left to fire
+        if (ticker.pending && patched(CONTINUE_BETWEEN_TICKS)) {
+          ticker.stop();
+          await sleep(1);
+          continue;
+        }
         await condition(allHandlersFinished);
         // a batch started without it (Temporal CLI) gets the long-lived task timeout from its next run on
         const next = makeContinueAsNewFunc<typeof batchWorkflow>({ workflowTaskTimeout: Math.max(workflowInfo().taskTimeoutMs, longLivedTaskTimeoutSec(state.species.length) * 1000) });

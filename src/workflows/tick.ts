@@ -13,6 +13,16 @@ import { CancellationScope, condition, patched, sleep } from '@temporalio/workfl
 
 export const TICK_TIMER = 'tick-timer';
 
+/**
+ * Patch (batch and species): continue as new between ticks. A tick that fires while the task that continues
+ * as new is in flight fails that task (UnhandledCommand), and the server aborts every update sent then: a
+ * user's `fetchquant threads` failed with "Unable to perform workflow execution update due to unexpected
+ * workflow task failure" (test/workflows/control.test.ts saw it). A loop due to continue while a tick is
+ * pending cancels it in one task and continues in a later one, woken by a 1-ms timer (a few events; waiting
+ * for the tick instead let a busy species grow by a whole period's events).
+ */
+export const CONTINUE_BETWEEN_TICKS = 'continue-between-ticks';
+
 export class Ticker {
   private timer: Promise<void> | null = null;
   private scope: CancellationScope | null = null;
@@ -43,6 +53,11 @@ export class Ticker {
     return condition(() => this.fired || fn()).then(() => {
       this.fired = false;
     });
+  }
+
+  /** A tick is pending: it can fire at any moment. */
+  get pending(): boolean {
+    return this.timer !== null;
   }
 
   /**

@@ -10,9 +10,10 @@ export { historyFromJSON };
 
 export const HISTORY_DIR = join(process.cwd(), 'test', 'replay', 'histories');
 
-export async function maybeRecord(client: Client, workflowId: string, name: string): Promise<void> {
+/** The latest run of workflowId, or the run given. */
+export async function maybeRecord(client: Client, workflowId: string, name: string, runId?: string): Promise<void> {
   if (!process.env.FQ_RECORD_HISTORIES) return;
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   mkdirSync(HISTORY_DIR, { recursive: true });
   // Temporal's canonical history JSON (what `temporal workflow show --output json` writes)
   writeFileSync(join(HISTORY_DIR, `${name}.json`), `{"workflowId":${JSON.stringify(workflowId)},"history":${historyToJSON(history)}}`);

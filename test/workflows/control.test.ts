@@ -154,31 +154,37 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
     // The batch's own events come from species reports (one per species per monitor interval at most) and
     // from the user: 200 fast samples gave it 378-394 events (under the 500 of the default) once samples got
     // faster, and CI failed. Operators' setTotalThreads updates (7, 8, 7, ...: each reallocates and signals
-    // both species, ~10 events) take it past 500 whatever the machine's speed; they stop once it has
-    // continued as new. Paced: a batch continues as new only between handlers, and back-to-back updates
-    // left it none (935 events).
-    let finished = false;
-    const result = h.result().finally(() => (finished = true));
+    // both species, ~10 events) take it past 500 whatever the machine's speed. The batch continues as new only
+    // at a loop turn with no ask pending, so the updates stop once its history is past the threshold (sent
+    // until it had continued, they left it no such turn: 935 events once, and on CI a batch that finished at
+    // 609 events in one run). Paused meanwhile, so it cannot finish before that turn whatever the speed.
     const batch = t.client.workflow.getHandle(batchWorkflowId('short'));
+    await batch.signal(pauseSignal);
+    const lengths: string[] = []; // what the loop saw, for the message if it fails
+    const historyLength = () => batch.describe().then((d) => (lengths.push(`${d.status.name}:${d.historyLength}`), d.historyLength));
     let updates = 0;
-    let continued = false;
-    for (let tries = 0; !finished && !continued && updates < 120 && tries < 300; tries++) {
-      if (await batch.executeUpdate(setTotalThreadsUpdate, { args: [updates % 2 ? 8 : 7] }).then(() => true, () => false)) updates++;
-      continued = await batch.describe().then((d) => d.runId !== h.firstExecutionRunId, () => false);
-      await new Promise((res) => setTimeout(res, 50));
+    const failedUpdates: string[] = [];
+    for (let tries = 0; (await historyLength()) <= LONG_LIVED_MAX_EVENTS && tries < 400; tries++) {
+      await batch.executeUpdate(setTotalThreadsUpdate, { args: [updates % 2 ? 8 : 7] }).then(
+        () => updates++,
+        (e: Error) => failedUpdates.push(`${e.name}: ${e.message}${e.cause ? ` (${(e.cause as Error).message})` : ''}`),
+      );
     }
-    expect(continued || finished).toBe(true);
-    const r = (await result) as BatchResult;
+    expect({ past: (await historyLength()) > LONG_LIVED_MAX_EVENTS, updates, failedUpdates, seen: lengths.slice(-4) }).toMatchObject({ past: true, failedUpdates: [] });
+    await eventually(async () => (await batch.describe()).runId !== h.firstExecutionRunId);
+    expect((await batch.query(batchProgressQuery)).paused).toBe(true); // carried into the new run
+    await batch.signal(resumeSignal);
+    const r = (await h.result()) as BatchResult;
     expect(r.totals).toEqual({ total: 200, done: 200, skipped: 0, failed: 0 });
     expect(new Set(log.events.filter((e) => e.kind === 'finalize').map((e) => e.run)).size).toBe(200);
     const timeoutMs = longLivedTaskTimeoutSec(2) * 1000;
     const runsOf = async (workflowId: string) => {
-      const out: { events: number; taskTimeoutMs: number; first: boolean }[] = [];
+      const out: { events: number; taskTimeoutMs: number; first: boolean; runId: string }[] = [];
       for await (const wf of t.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
         const history = await t.client.workflow.getHandle(workflowId, wf.runId).fetchHistory();
         const started = history.events![0]!.workflowExecutionStartedEventAttributes!;
         const d = started.workflowTaskTimeout!;
-        out.push({ events: history.events!.length, taskTimeoutMs: Number(d.seconds ?? 0) * 1000 + Math.round((d.nanos ?? 0) / 1e6), first: !started.continuedExecutionRunId });
+        out.push({ events: history.events!.length, taskTimeoutMs: Number(d.seconds ?? 0) * 1000 + Math.round((d.nanos ?? 0) / 1e6), first: !started.continuedExecutionRunId, runId: wf.runId });
       }
       return out;
     };
@@ -195,6 +201,10 @@ describe('live control, scale and hosts (real dev server, fast activities)', () 
     expect(Math.max(...batchRuns.map((x) => x.events))).toBeLessThan(LONG_LIVED_MAX_EVENTS + 300);
     // started without a task timeout (as from the Temporal CLI): its continued runs get the long one
     for (const b of batchRuns) if (!b.first) expect(b.taskTimeoutMs).toBe(timeoutMs);
+    // replay fixtures of runs that continued as new between ticks (CONTINUE_BETWEEN_TICKS)
+    await maybeRecord(t.client, batchWorkflowId('short'), 'v13-batch-continue-between-ticks', h.firstExecutionRunId);
+    const firstSpeciesRun = (await runsOf(speciesWorkflowId('short', 'short_a'))).find((x) => x.first);
+    await maybeRecord(t.client, speciesWorkflowId('short', 'short_a'), 'v13-species-continue-between-ticks', firstSpeciesRun?.runId);
     await worker.shutdown();
   });
 
