@@ -1,11 +1,14 @@
 /** Commands that steer or read a running batch: start, status, watch, threads, pause, resume, cancel. */
 import { resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { isGrpcServiceError, type WorkflowHandle } from '@temporalio/client';
 import { batchWorkflowId, defaultBatchId, webUiWorkflowUrl } from '../ids.js';
 import { CLI_OPTIONS, DEFAULTS } from '../config/schema.js';
 import { batchProgressQuery, paceQuery, pauseSignal, resumeParkedSignal, resumeSignal, setTotalThreadsUpdate, type BatchProgress, type SourcePace } from '../workflows/messages.js';
 import { PACER_WORKFLOW_ID } from '../ids.js';
 import { batchOptionsFromFlags, EXIT, UsageError } from './args.js';
 import { openSession } from './context.js';
+import { causeChain } from '../failures.js';
 import { rates, renderProgress } from './progress.js';
 import { startBatchWorkflow, summaryText, waitForBatchQuiet, watchUntilDone } from './run.js';
 
@@ -70,7 +73,7 @@ export async function cmdControl(kind: 'threads' | 'pause' | 'resume' | 'cancel'
     if (kind === 'threads') {
       const n = Number(positionals[0]);
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`threads: expected a whole number >= 1, got ${JSON.stringify(positionals[0] ?? null)}`);
-      const alloc = await handle.executeUpdate(setTotalThreadsUpdate, { args: [n] });
+      const alloc = await setTotalThreads(handle, n);
       out(`total threads ${n}: ${Object.entries(alloc).map(([k, v]) => `${k}=${v}`).join(' ') || '(no active species)'}`);
     } else if (kind === 'pause') {
       await handle.signal(pauseSignal);
@@ -88,6 +91,34 @@ export async function cmdControl(kind: 'threads' | 'pause' | 'resume' | 'cancel'
     return EXIT.ok;
   } finally {
     await session.close();
+  }
+}
+
+/** gRPC FAILED_PRECONDITION: the code of the server's WorkflowNotReady */
+const FAILED_PRECONDITION = 9;
+
+/**
+ * The update the server aborted unapplied because the workflow task it was delivered in failed: WorkflowNotReady
+ * "Unable to perform workflow execution update due to unexpected workflow task failure." (temporalio/temporal,
+ * service/history/workflow/update/errors_failures.go), a FAILED_PRECONDITION under the client's ServiceError.
+ * A batch's task fails so (UnhandledCommand) when an event lands as it continues as new or completes.
+ */
+export function updateAbortedByTaskFailure(err: unknown): boolean {
+  return causeChain(err).some((e) => isGrpcServiceError(e) && e.code === FAILED_PRECONDITION);
+}
+
+/**
+ * setTotalThreads, sent again (up to `attempts` times) when the server aborted it unapplied: setting a total
+ * is idempotent, and the workflow task that failed under it is retried at once by the server.
+ */
+export async function setTotalThreads(handle: Pick<WorkflowHandle, 'executeUpdate'>, n: number, attempts = 5, delayMs = 500): Promise<Record<string, number>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await handle.executeUpdate(setTotalThreadsUpdate, { args: [n] });
+    } catch (err) {
+      if (attempt >= attempts || !updateAbortedByTaskFailure(err)) throw err;
+      await delay(delayMs * attempt);
+    }
   }
 }
 
