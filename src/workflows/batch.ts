@@ -20,7 +20,6 @@ import {
   allHandlersFinished,
   makeContinueAsNewFunc,
   patched,
-  sleep,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/contract.js';
@@ -44,7 +43,7 @@ import {
 } from './messages.js';
 import { bookkeepingActivityOptions, longLivedTaskTimeoutSec } from './options.js';
 import { targetClosed } from './signal.js';
-import { CONTINUE_BETWEEN_TICKS, Ticker } from './tick.js';
+import { Ticker } from './tick.js';
 import { speciesWorkflow, type SpeciesOptions } from './species.js';
 
 /** Patch: a reallocation requested while one is in flight waits for it, then runs (it used to return at once). */
@@ -365,11 +364,10 @@ export async function batchWorkflow(input?: Partial<BatchOptions>, carried?: Bat
       }
       const due = workflowInfo().historyLength > o.maxHistoryEvents || workflowInfo().continueAsNewSuggested;
       if (due) {
-        // between ticks (tick.ts): the pending one is cancelled in this task, a moment's timer ends it, and
-        // the loop turns again (the state may have moved meanwhile) to continue with no tick left to fire
-        if (ticker.pending && patched(CONTINUE_BETWEEN_TICKS)) {
-          ticker.stop();
-          await sleep(1);
+        // with no tick pending (tick.ts): the pending one is cancelled, and the loop turns again first
+        const clearing = ticker.clearForContinue();
+        if (clearing) {
+          await clearing;
           continue;
         }
         await condition(allHandlersFinished);

@@ -26,7 +26,7 @@ import { sampleWorkflowId, TASK_QUEUE } from '../ids.js';
 import { SA } from '../search-attributes.js';
 import type { RunMeta, SampleOptions, SampleOutcome, SpeciesPlan } from '../types.js';
 import { CLOSE_QUIETLY, OpenChildren, abandonedChild, cancelChildren } from './children.js';
-import { CONTINUE_BETWEEN_TICKS, Ticker } from './tick.js';
+import { Ticker } from './tick.js';
 import {
   readsVerifiedSignal,
   sampleFinishedSignal,
@@ -258,11 +258,10 @@ export async function speciesWorkflow(input: SpeciesInput): Promise<SpeciesRepor
       const info = workflowInfo();
       const due = info.historyLength > options.maxHistoryEvents || info.continueAsNewSuggested;
       if (due) {
-        // between ticks (tick.ts): the pending one is cancelled in this task, a moment's timer ends it, and
-        // the loop turns again (the state may have moved meanwhile) to continue with no tick left to fire
-        if (ticker.pending && patched(CONTINUE_BETWEEN_TICKS)) {
-          ticker.stop();
-          await sleep(1);
+        // with no tick pending (tick.ts): the pending one is cancelled, and the loop turns again first
+        const clearing = ticker.clearForContinue();
+        if (clearing) {
+          await clearing;
           continue;
         }
         await condition(allHandlersFinished);

@@ -55,9 +55,16 @@ export class Ticker {
     });
   }
 
-  /** A tick is pending: it can fire at any moment. */
-  get pending(): boolean {
-    return this.timer !== null;
+  /**
+   * Before a continue-as-new (CONTINUE_BETWEEN_TICKS): with a tick pending, cancel it in this task and hand
+   * back a 1-ms sleep; the loop awaits it and turns again (its state may have moved), to continue in a later
+   * task with no tick left to fire. Null when nothing is pending, or for a run from before the patch. Not
+   * async: with nothing to cancel it adds no await, so the continue-as-new goes out in the same tick as before.
+   */
+  clearForContinue(): Promise<void> | null {
+    if (this.timer === null || !patched(CONTINUE_BETWEEN_TICKS)) return null;
+    this.stop();
+    return sleep(1);
   }
 
   /**

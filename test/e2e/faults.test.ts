@@ -169,10 +169,16 @@ describe('a batch with faults on a third of its runs (real worker, real tools, r
       expect(s.bytes).toBeGreaterThan(f.bytes * 0.9);
       expect(s.bytes).toBeLessThan(f.bytes * 1.4);
     }
-    // ...whereas a server that ignores Range makes the client start over (more than the whole file again)
+    // ...whereas a server that ignores Range makes the client start over: the short body, then the whole file
+    // again (a resume would total the file at most). The cut is half of mate 1 wherever it lands (on a run
+    // spilled to SRA, a smaller part of the .sra), and the mirror counts only the writes the socket accepted, so the short
+    // body counts for less than the cut: beside three other test files it counted 1.29 of the file once, against
+    // the 1.4 this used to ask.
     const ti = faulted(k.truncateIgnoreRange);
-    expect(stats.byPath[ti.path]!.bytes).toBeGreaterThan(ti.bytes * 1.4);
-    process.stdout.write(`bytes served / file size for resumed runs: ${JSON.stringify(served)}; restarted (ignore-range): ${(stats.byPath[ti.path]!.bytes / ti.bytes).toFixed(2)}; sources: ${JSON.stringify(sourceOf)}\n`);
+    const cut = Math.min(ti.bytes, Math.floor(k.truncateIgnoreRange.fastq[0]!.bytes / 2));
+    process.stdout.write(`bytes served / file size for resumed runs: ${JSON.stringify(served)}; restarted (ignore-range): ${(stats.byPath[ti.path]!.bytes / ti.bytes).toFixed(2)} (cut at ${(cut / ti.bytes).toFixed(2)}); sources: ${JSON.stringify(sourceOf)}\n`);
+    expect(stats.byPath[ti.path]!).toMatchObject({ requests: 2, ranges: 1 });
+    expect(stats.byPath[ti.path]!.bytes).toBeGreaterThan(ti.bytes + cut / 10);
 
     // ---- nothing left behind: no reads, no .part, no quant temp dirs ----
     for (const sp of world.dataset.species) {
