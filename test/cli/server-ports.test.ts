@@ -70,7 +70,9 @@ describe('fetchquant server: every port chosen by flag', () => {
 
   it('a restart after a crash (the supervisor starts restartOptions) comes back on the same four ports, chosen or not', async () => {
     const stateDir = join(root, 'restart');
-    const first = await startEmbeddedServer({ stateDir });
+    // gRPC port given, the other three picked. Not the default 7233: freed by the kill below, it went to another
+    // test's server (one with no port given takes 7233 when free) before the restart could bind it, in CI.
+    const first = await startEmbeddedServer({ stateDir, port: await freePort() });
     const again = first.restartOptions;
     expect([again.port, again.uiPort, again.httpPort, again.metricsPort].every((p) => typeof p === 'number' && p > 0)).toBe(true);
     process.kill(first.pid, 'SIGKILL');
