@@ -101,7 +101,8 @@ const FAILED_PRECONDITION = 9;
  * The update the server aborted unapplied because the workflow task it was delivered in failed: WorkflowNotReady
  * "Unable to perform workflow execution update due to unexpected workflow task failure." (temporalio/temporal,
  * service/history/workflow/update/errors_failures.go), a FAILED_PRECONDITION under the client's ServiceError.
- * A batch's task fails so (UnhandledCommand) when an event lands as it continues as new or completes.
+ * A batch's task fails so (UnhandledCommand) when an event lands as it continues as new or completes. Known
+ * by its code alone: an update refused with FAILED_PRECONDITION was not applied, so sending it again is safe.
  */
 export function updateAbortedByTaskFailure(err: unknown): boolean {
   return causeChain(err).some((e) => isGrpcServiceError(e) && e.code === FAILED_PRECONDITION);
