@@ -9,10 +9,9 @@ import { describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SyntheticRun, SyntheticSpecies } from '../../src/mirror/fixtures.js';
-import type { BatchResult } from '../../src/workflows/batch.js';
 import { eventually } from '../helpers/temporal.js';
 import { childrenOf, debugTrace, sizeOf, trackedFiles, type Tracked } from '../helpers/kills.js';
-import { eachRun, expectEverySampleDoneOnce, provenanceOf, quantDirOf, startMirrorBatch, useE2eWorld, walk, type CliWorker } from '../helpers/e2e.js';
+import { eachRun, expectEverySampleDoneOnce, provenanceOf, quantDirOf, resultOrWhereItStands, startMirrorBatch, useE2eWorld, walk, type CliWorker } from '../helpers/e2e.js';
 
 const LONG = Boolean(process.env.FETCHQUANT_LONG);
 const BATCH = 'crash';
@@ -73,6 +72,7 @@ function crashSuite(v: Variant): void {
     let worker: CliWorker | null = null;
 
     it('ends every sample done exactly once and refetches only the bytes in flight at the kills', async () => {
+      const testStart = Date.now();
       const files = trackedFiles(world.dataset);
       const runs = eachRun(world.dataset);
       const quantTmp = (sp: SyntheticSpecies, r: SyntheticRun) => join(quantDirOf(world.dataset, sp), `.${r.run}.tmp`);
@@ -130,7 +130,7 @@ function crashSuite(v: Variant): void {
       ];
 
       worker = await world.cliWorker('crash-host');
-      const handle = await startMirrorBatch(world.t.client, BATCH, world.dataset, world.mirror, {
+      await startMirrorBatch(world.t.client, BATCH, world.dataset, world.mirror, {
         totalThreads: 3,
         // An attempt lost with the killed worker is retried without using --max-retries (issue 13): with no
         // retries at all, every sample must still survive every kill.
@@ -190,7 +190,10 @@ function crashSuite(v: Variant): void {
       expect(kills.filter((k) => k.moment === 'mid-quant').length).toBe(v.quantKills);
       expect(kills.some((k) => k.moment === 'mid-quant' && k.kallistoRunning)).toBe(true);
 
-      const result = (await handle.result()) as BatchResult;
+      // where every workflow stands, and what the worker said, if the batch is not done before jest's timeout
+      const result = await resultOrWhereItStands(world.t.client, BATCH, Math.max(10_000, v.timeoutMs - (Date.now() - testStart) - 15_000)).catch((err: Error) => {
+        throw new Error(`${err.message}\nkills: ${JSON.stringify(kills)}\nworker said:\n${worker?.output().slice(-4000)}`);
+      });
       const elapsedSec = (Date.now() - started) / 1000;
       expect(result.failures).toEqual([]);
       expect(result.totals).toEqual({ total: runs.length, done: runs.length, skipped: 0, failed: 0 });
