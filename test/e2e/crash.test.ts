@@ -191,9 +191,8 @@ function crashSuite(v: Variant): void {
       expect(kills.some((k) => k.moment === 'mid-quant' && k.kallistoRunning)).toBe(true);
 
       // where every workflow stands, and what the worker said, if the batch is not done before jest's timeout
-      const result = await resultOrWhereItStands(world.t.client, BATCH, Math.max(10_000, v.timeoutMs - (Date.now() - testStart) - 15_000)).catch((err: Error) => {
-        throw new Error(`${err.message}\nkills: ${JSON.stringify(kills)}\nworker said:\n${worker?.output().slice(-4000)}`);
-      });
+      const within = Math.max(10_000, v.timeoutMs - (Date.now() - testStart) - 15_000);
+      const result = await resultOrWhereItStands(world.t.client, BATCH, within, () => `kills: ${JSON.stringify(kills)}\nworker said:\n${worker?.output().slice(-4000)}`);
       const elapsedSec = (Date.now() - started) / 1000;
       expect(result.failures).toEqual([]);
       expect(result.totals).toEqual({ total: runs.length, done: runs.length, skipped: 0, failed: 0 });

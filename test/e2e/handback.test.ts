@@ -54,9 +54,7 @@ describe('a worker restarted after kill -9 hands back the attempts it left', () 
     expect(readdirSync(attemptsDir()).filter((n) => n.startsWith(`${first.pid}-`))).toEqual([]);
 
     // ~15 s here; where every workflow stands if it is not done in 2 minutes (CI once met jest's timeout here)
-    const r = await resultOrWhereItStands(world.t.client, BATCH, 120_000).catch((err: Error) => {
-      throw new Error(`${err.message}\nrestarted worker said:\n${second.output().slice(-3000)}`);
-    });
+    const r = await resultOrWhereItStands(world.t.client, BATCH, 120_000, () => `restarted worker said:\n${second.output().slice(-3000)}`);
     expect(r.totals).toEqual({ total: 2, done: 2, skipped: 0, failed: 0 });
     await expectEverySampleDoneOnce(world.t.client, world.dataset, BATCH);
     // Each sample's download was retried after a WorkerLost failure, not after a heartbeat timeout.

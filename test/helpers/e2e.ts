@@ -198,9 +198,10 @@ export function startMirrorBatch(
 
 /**
  * A batch's result, or after `withinMs` a failure saying where every open workflow of the batch stands (its
- * type, and each pending activity with its attempt and last failure) instead of a bare jest timeout.
+ * type, and each pending activity with its attempt and last failure), then what `alsoSay` adds (a worker's
+ * output), instead of a bare jest timeout.
  */
-export async function resultOrWhereItStands(client: Client, batchId: string, withinMs: number): Promise<BatchResult> {
+export async function resultOrWhereItStands(client: Client, batchId: string, withinMs: number, alsoSay?: () => string): Promise<BatchResult> {
   const handle = client.workflow.getHandle(batchWorkflowId(batchId));
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), withinMs)));
@@ -220,7 +221,7 @@ export async function resultOrWhereItStands(client: Client, batchId: string, wit
     (p) => JSON.stringify(p.species.map((x) => ({ id: x.speciesId, status: x.status, done: x.done, failed: x.failed, downloading: x.downloading, processing: x.processing, parked: x.parked?.map((r) => r.run) }))),
     (err: unknown) => `(no progress: ${String(err)})`,
   );
-  throw new Error(`batch ${batchId} not finished after ${withinMs} ms; species ${progress}; open workflows:\n${lines.join('\n') || '(none listed)'}`);
+  throw new Error(`batch ${batchId} not finished after ${withinMs} ms; species ${progress}; open workflows:\n${lines.join('\n') || '(none listed)'}${alsoSay ? `\n${alsoSay()}` : ''}`);
 }
 
 /** What an end-to-end test runs against: its own namespace, a mirror-served dataset, its workers. */
